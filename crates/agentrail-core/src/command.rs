@@ -1,0 +1,305 @@
+//! Commands: what a signer asks the ledger to do, and the proof that the
+//! signer asked.
+//!
+//! A [`SignedCommand`] carries its own Ed25519 signature over
+//! `"agentrail command v1\n" ‖ JCS(command)`. The node may authenticate a
+//! command another way (an HTTP message signature over the request that
+//! carries it); either way the state machine only accepts an
+//! [`Authenticated`] command, whose signer has been checked.
+
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::amount::Amount;
+use crate::canonical::CanonicalError;
+use crate::did::Did;
+use crate::grant::SignedGrant;
+use crate::rejection::Rejection;
+use crate::signing::{
+    COMMAND_DOMAIN, DocumentError, SIGNED_DOCUMENT_BYTES_MAX, SignatureBytes, signing_bytes,
+};
+use crate::time::Timestamp;
+
+/// A request to change the ledger. Every variant names what it touches; the
+/// signer is carried beside it (see [`Authenticated`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Command {
+    /// A principal registers itself; signed by the principal.
+    RegisterPrincipal(RegisterPrincipal),
+    /// A principal grants an agent a mandate; signed by the principal.
+    RegisterAgent(RegisterGrant),
+    /// An agent grants a session key a narrower mandate; signed by the agent.
+    IssueSession(RegisterGrant),
+    /// Ends a grant and every grant below it; signed by its issuer or the
+    /// principal above it.
+    Revoke(Revoke),
+    /// Money enters the ledger; signed by the operator.
+    Deposit(Deposit),
+    /// Money leaves the ledger; signed by the principal owning the account.
+    Withdraw(Withdraw),
+    /// Pays another account, or waits for approval above a threshold.
+    Transfer(Transfer),
+    /// Reserves money for later release (escrow).
+    Hold(Hold),
+    /// Pays a reserved hold out to one or several payees by basis points.
+    Release(Release),
+    /// Returns a reserved hold to its account.
+    Void(Void),
+    /// The principal approves a payment waiting above a threshold.
+    Approve(Decision),
+    /// The principal declines a payment waiting above a threshold.
+    Decline(Decision),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterPrincipal {
+    pub principal: Did,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterGrant {
+    pub grant: SignedGrant,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revoke {
+    pub subject: Did,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deposit {
+    pub to: Did,
+    pub amount: Amount,
+    pub idempotency_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdraw {
+    pub from: Did,
+    pub amount: Amount,
+    pub idempotency_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    pub from: Did,
+    pub to: Did,
+    pub amount: Amount,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    pub idempotency_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hold {
+    /// Chosen by the client, unique in the ledger; also the idempotency key.
+    pub hold_id: String,
+    pub from: Did,
+    pub amount: Amount,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// When the hold voids itself; at most 90 days ahead, 90 days if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
+/// One payee's share of a release, in basis points of the hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Split {
+    pub to: Did,
+    pub bps: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    pub hold_id: String,
+    pub splits: Vec<Split>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Void {
+    pub hold_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub approval_id: u64,
+}
+
+/// A command whose signer has been authenticated. The only input
+/// [`crate::State::apply`] accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authenticated {
+    signer: Did,
+    command: Command,
+}
+
+impl Authenticated {
+    /// Wraps a command whose signer the caller has already authenticated by
+    /// other means.
+    ///
+    /// Callers MUST have verified a signature by `signer` that covers every
+    /// byte of `command` (for example an RFC 9421 HTTP message signature
+    /// over a request whose body is the command). Callers MUST NOT use this
+    /// to skip verification. Grant signatures inside the command are still
+    /// checked by the state machine.
+    pub fn assume_verified(signer: Did, command: Command) -> Authenticated {
+        Authenticated { signer, command }
+    }
+
+    pub fn signer(&self) -> &Did {
+        &self.signer
+    }
+
+    pub fn command(&self) -> &Command {
+        &self.command
+    }
+}
+
+/// A command with the signer's signature over its canonical bytes, exactly
+/// as it was signed.
+#[derive(Clone, Debug)]
+pub struct SignedCommand {
+    command: Command,
+    document: Value,
+    signing_bytes: Vec<u8>,
+    signer: Did,
+    signature: SignatureBytes,
+}
+
+impl SignedCommand {
+    /// Signs `command` with `key`; the signer is the key's did:key.
+    pub fn sign(command: Command, key: &SigningKey) -> Result<SignedCommand, CanonicalError> {
+        let document =
+            serde_json::to_value(&command).map_err(|e| CanonicalError::NotJson(e.to_string()))?;
+        let bytes = signing_bytes(COMMAND_DOMAIN, &document)?;
+        let signature = SignatureBytes::sign(key, &bytes);
+        Ok(SignedCommand {
+            command,
+            document,
+            signing_bytes: bytes,
+            signer: Did::from_verifying_key(&key.verifying_key()),
+            signature,
+        })
+    }
+
+    /// Reads a command document, its signer and signature; does not verify.
+    pub fn from_document(
+        document: Value,
+        signer: Did,
+        signature: SignatureBytes,
+    ) -> Result<SignedCommand, DocumentError> {
+        let bytes = signing_bytes(COMMAND_DOMAIN, &document)?;
+        if bytes.len() > SIGNED_DOCUMENT_BYTES_MAX {
+            return Err(DocumentError::TooLarge);
+        }
+        let command: Command = serde_json::from_value(document.clone())
+            .map_err(|e| DocumentError::Shape(e.to_string()))?;
+        Ok(SignedCommand {
+            command,
+            document,
+            signing_bytes: bytes,
+            signer,
+            signature,
+        })
+    }
+
+    /// Replaces the signature (for tests of forged commands).
+    pub fn with_signature(mut self, signature: SignatureBytes) -> SignedCommand {
+        self.signature = signature;
+        self
+    }
+
+    pub fn command(&self) -> &Command {
+        &self.command
+    }
+
+    pub fn signer(&self) -> &Did {
+        &self.signer
+    }
+
+    /// Checks the signature and yields the authenticated command.
+    pub fn verify(self) -> Result<Authenticated, Rejection> {
+        if self.signer.verify(&self.signing_bytes, &self.signature.0) {
+            Ok(Authenticated {
+                signer: self.signer,
+                command: self.command,
+            })
+        } else {
+            Err(Rejection::InvalidSignature)
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedCommandWire {
+    signer: Did,
+    command: Value,
+    signature: SignatureBytes,
+}
+
+impl Serialize for SignedCommand {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SignedCommandWire {
+            signer: self.signer,
+            command: self.document.clone(),
+            signature: self.signature,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SignedCommand {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<SignedCommand, D::Error> {
+        let wire = SignedCommandWire::deserialize(deserializer)?;
+        SignedCommand::from_document(wire.command, wire.signer, wire.signature)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_command_round_trips_and_detects_tampering() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let payee = Did::from_verifying_key(&SigningKey::from_bytes(&[4; 32]).verifying_key());
+        let command = Command::Transfer(Transfer {
+            from: Did::from_verifying_key(&key.verifying_key()),
+            to: payee,
+            amount: Amount::from_atomic(5),
+            memo: Some("coffee".into()),
+            category: None,
+            idempotency_key: "k1".into(),
+        });
+        let signed = SignedCommand::sign(command.clone(), &key).unwrap();
+        let json = serde_json::to_string(&signed).unwrap();
+        let back: SignedCommand = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.clone().verify().unwrap().command(), &command);
+
+        let tampered = json.replace("\"5\"", "\"6\"");
+        let tampered: SignedCommand = serde_json::from_str(&tampered).unwrap();
+        assert_eq!(tampered.verify(), Err(Rejection::InvalidSignature));
+
+        let unknown = json.replace("\"memo\"", "\"note\"");
+        assert!(serde_json::from_str::<SignedCommand>(&unknown).is_err());
+    }
+}

@@ -1,0 +1,43 @@
+//! Every bound the core enforces, in one place (TigerBeetle's
+//! `constants.zig` habit). Relations between bounds are checked at compile
+//! time below.
+
+/// Seconds in a UTC day; daily budgets reset at 00:00 UTC.
+pub const DAY_S: u64 = 86_400;
+/// Latest timestamp accepted anywhere (9999-12-31T23:59:59Z).
+pub const TIMESTAMP_MAX: u64 = 253_402_300_799;
+
+/// Longest validity window of an agent grant.
+pub const AGENT_GRANT_DURATION_MAX_S: u64 = 366 * DAY_S;
+/// Longest validity window of a session grant: sessions are short-lived.
+pub const SESSION_GRANT_DURATION_MAX_S: u64 = 31 * DAY_S;
+/// Live (unexpired, unrevoked) sessions one agent may hold at once.
+pub const SESSIONS_PER_AGENT_MAX: usize = 1_024;
+/// Agents one principal may register.
+pub const AGENTS_PER_PRINCIPAL_MAX: usize = 4_096;
+
+/// Entries in a grant's payee allow or deny list.
+pub const PAYEES_PER_LIST_MAX: usize = 64;
+/// Entries in a grant's category list.
+pub const CATEGORIES_PER_LIST_MAX: usize = 32;
+/// Bytes in a category name (`[a-z0-9_.-]`).
+pub const CATEGORY_BYTES_MAX: usize = 32;
+/// Bytes in a grant nonce (`[A-Za-z0-9_-]`).
+pub const NONCE_BYTES_MAX: usize = 64;
+/// Bytes in a client-chosen idempotency key or hold id (`[A-Za-z0-9_.:-]`).
+pub const KEY_BYTES_MAX: usize = 64;
+/// Bytes in a transfer memo (any UTF-8 text without control characters).
+pub const MEMO_BYTES_MAX: usize = 256;
+/// Payees in one hold release.
+pub const SPLIT_PARTS_MAX: usize = 32;
+
+/// How long a payment above an approval threshold waits for the principal.
+pub const APPROVAL_WINDOW_S: u64 = DAY_S;
+/// Longest a hold may stay reserved before it voids itself.
+pub const HOLD_DURATION_MAX_S: u64 = 90 * DAY_S;
+
+const _: () = assert!(SESSION_GRANT_DURATION_MAX_S <= AGENT_GRANT_DURATION_MAX_S);
+const _: () = assert!(CATEGORIES_PER_LIST_MAX <= PAYEES_PER_LIST_MAX);
+const _: () = assert!(SPLIT_PARTS_MAX <= PAYEES_PER_LIST_MAX);
+const _: () = assert!(TIMESTAMP_MAX < crate::canonical::JCS_INTEGER_MAX);
+const _: () = assert!(TIMESTAMP_MAX + AGENT_GRANT_DURATION_MAX_S + HOLD_DURATION_MAX_S < u64::MAX);

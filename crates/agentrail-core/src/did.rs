@@ -1,0 +1,225 @@
+//! Identities: Ed25519 public keys written as W3C `did:key` identifiers.
+//!
+//! `did:key:z6Mk…` is `did:key:` + `z` (multibase base58btc) + base58btc of
+//! the multicodec prefix `0xed 0x01` (ed25519-pub, varint) followed by the
+//! 32-byte public key.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+const DID_KEY_PREFIX: &str = "did:key:";
+const MULTIBASE_BASE58BTC: char = 'z';
+/// Multicodec `ed25519-pub` (0xed) as an unsigned varint.
+const MULTICODEC_ED25519_PUB: [u8; 2] = [0xed, 0x01];
+/// A did:key for an Ed25519 key is 56 characters; anything much longer is
+/// rejected before decoding.
+pub const DID_TEXT_BYTES_MAX: usize = 128;
+
+/// An identity: the Ed25519 public key behind a `did:key`.
+///
+/// Ordered and hashed by key bytes, so maps keyed by `Did` iterate
+/// deterministically.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Did([u8; 32]);
+
+/// Why a text is not an Ed25519 did:key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DidError {
+    #[error("identity is too long to be a did:key")]
+    TooLong,
+    #[error("identity must start with \"did:key:z\" (did:key, base58btc multibase)")]
+    NotDidKey,
+    #[error("identity is not valid base58btc")]
+    Base58,
+    #[error("identity is not an Ed25519 key (multicodec 0xed01 followed by 32 bytes)")]
+    NotEd25519,
+    #[error("identity's bytes are not a valid Ed25519 public key")]
+    InvalidKey,
+}
+
+impl Did {
+    /// The identity of a public key. Fails for byte strings that are not a
+    /// point on the curve.
+    pub fn from_public_key_bytes(bytes: [u8; 32]) -> Result<Did, DidError> {
+        VerifyingKey::from_bytes(&bytes).map_err(|_| DidError::InvalidKey)?;
+        Ok(Did(bytes))
+    }
+
+    pub fn from_verifying_key(key: &VerifyingKey) -> Did {
+        Did(key.to_bytes())
+    }
+
+    pub fn public_key_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn verifying_key(&self) -> VerifyingKey {
+        VerifyingKey::from_bytes(&self.0)
+            .expect("a Did is only constructed from a valid public key")
+    }
+
+    /// Strict Ed25519 verification (rejects small-order keys and
+    /// non-canonical signatures, so one message has one valid signature).
+    pub fn verify(&self, message: &[u8], signature: &Signature) -> bool {
+        self.verifying_key()
+            .verify_strict(message, signature)
+            .is_ok()
+    }
+}
+
+impl fmt::Display for Did {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut bytes = [0u8; 34];
+        bytes[..2].copy_from_slice(&MULTICODEC_ED25519_PUB);
+        bytes[2..].copy_from_slice(&self.0);
+        write!(
+            f,
+            "{DID_KEY_PREFIX}{MULTIBASE_BASE58BTC}{}",
+            bs58::encode(bytes).into_string()
+        )
+    }
+}
+
+impl fmt::Debug for Did {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Did({self})")
+    }
+}
+
+impl FromStr for Did {
+    type Err = DidError;
+    fn from_str(text: &str) -> Result<Did, DidError> {
+        if text.len() > DID_TEXT_BYTES_MAX {
+            return Err(DidError::TooLong);
+        }
+        let encoded = text
+            .strip_prefix(DID_KEY_PREFIX)
+            .and_then(|rest| rest.strip_prefix(MULTIBASE_BASE58BTC))
+            .ok_or(DidError::NotDidKey)?;
+        let mut bytes = [0u8; 40];
+        let length = bs58::decode(encoded)
+            .onto(&mut bytes[..])
+            .map_err(|error| match error {
+                bs58::decode::Error::BufferTooSmall => DidError::NotEd25519,
+                _ => DidError::Base58,
+            })?;
+        if length != 34 || bytes[..2] != MULTICODEC_ED25519_PUB {
+            return Err(DidError::NotEd25519);
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&bytes[2..34]);
+        Did::from_public_key_bytes(key)
+    }
+}
+
+impl Serialize for Did {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Did {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Did, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Did;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an Ed25519 did:key, e.g. \"did:key:z6Mk…\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Did, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    /// From w3c-ccg/did-method-key `test-vectors/ed25519-x25519.json`:
+    /// (seed, publicKeyBase58, did).
+    const VECTORS: [(&str, &str, &str); 5] = [
+        (
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "4zvwRjXUKGfvwnParsHAS3HuSVzV5cA4McphgmoCtajS",
+            "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp",
+        ),
+        (
+            "0000000000000000000000000000000000000000000000000000000000000001",
+            "6ASf5EcmmEHTgDJ4X4ZT5vT6iHVJBXPg5AN5YoTCpGWt",
+            "did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG",
+        ),
+        (
+            "0000000000000000000000000000000000000000000000000000000000000002",
+            "8pM1DN3RiT8vbom5u1sNryaNT1nyL8CTTW3b5PwWXRBH",
+            "did:key:z6MknGc3ocHs3zdPiJbnaaqDi58NGb4pk1Sp9WxWufuXSdxf",
+        ),
+        (
+            "0000000000000000000000000000000000000000000000000000000000000003",
+            "HPYVwAQmskwT1qEEeRzhoomyfyupJGASQQtCXSNG8XS2",
+            "did:key:z6MkvqoYXQfDDJRv8L4wKzxYeuKyVZBfi9Qo6Ro8MiLH3kDQ",
+        ),
+        (
+            "0000000000000000000000000000000000000000000000000000000000000004",
+            "J3qYF7YJMKCqQke47UQwiHizgFUXapHxRxKmxbkar89x",
+            "did:key:z6MkwW6aqMnjgrhJXFUko3NnZPGzVpkNzhYK7yEhnsibmLwL",
+        ),
+    ];
+
+    #[test]
+    fn published_did_key_vectors_round_trip() {
+        for (seed_hex, public_key_base58, did_text) in VECTORS {
+            let seed: [u8; 32] = hex::decode(seed_hex).unwrap().try_into().unwrap();
+            let signing_key = SigningKey::from_bytes(&seed);
+            let public_key = bs58::decode(public_key_base58).into_vec().unwrap();
+            assert_eq!(signing_key.verifying_key().as_bytes()[..], public_key[..]);
+
+            let did = Did::from_verifying_key(&signing_key.verifying_key());
+            assert_eq!(did.to_string(), did_text);
+            let parsed: Did = did_text.parse().unwrap();
+            assert_eq!(parsed, did);
+            assert_eq!(parsed.to_string(), did_text);
+        }
+    }
+
+    #[test]
+    fn rejections() {
+        let cases: [(&str, DidError); 6] = [
+            ("did:web:example.com", DidError::NotDidKey),
+            (
+                "did:key:6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp",
+                DidError::NotDidKey,
+            ),
+            ("did:key:z0OIl", DidError::Base58),
+            // A P-256 did:key (multicodec 0x1200) from the same test suite.
+            (
+                "did:key:zDnaerDaTF5BXEavCrfRZEk316dpbLsfPDZ3WJ5hRTPFU2169",
+                DidError::NotEd25519,
+            ),
+            ("did:key:zTjsVPtY", DidError::NotEd25519),
+            (
+                "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWpz6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWpz6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp",
+                DidError::TooLong,
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(text.parse::<Did>(), Err(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn verify_checks_the_signature() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let did = Did::from_verifying_key(&key.verifying_key());
+        let signature = ed25519_dalek::Signer::sign(&key, b"message");
+        assert!(did.verify(b"message", &signature));
+        assert!(!did.verify(b"massage", &signature));
+    }
+}

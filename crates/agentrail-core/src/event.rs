@@ -1,0 +1,100 @@
+//! Events: what an accepted command did. A command yields one or more
+//! events; replaying the same commands at the same times yields the same
+//! events.
+
+use serde::{Deserialize, Serialize};
+
+use crate::amount::Amount;
+use crate::did::Did;
+use crate::grant::GrantId;
+use crate::time::Timestamp;
+
+/// One payee's part of a released hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    pub to: Did,
+    pub amount: Amount,
+}
+
+/// Something the ledger did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    PrincipalRegistered {
+        principal: Did,
+    },
+    AgentRegistered {
+        agent: Did,
+        principal: Did,
+        grant_id: GrantId,
+    },
+    SessionIssued {
+        session: Did,
+        agent: Did,
+        grant_id: GrantId,
+    },
+    /// `subject`'s grant ended; `cascaded_from` names the revoked grant
+    /// above it when the revocation came from there.
+    GrantRevoked {
+        subject: Did,
+        revoked_by: Did,
+        cascaded_from: Option<Did>,
+    },
+    Deposited {
+        to: Did,
+        amount: Amount,
+    },
+    Withdrawn {
+        from: Did,
+        amount: Amount,
+    },
+    Transferred {
+        from: Did,
+        to: Did,
+        amount: Amount,
+        signer: Did,
+        memo: Option<String>,
+        category: Option<String>,
+    },
+    /// A payment above an approval threshold: its amount is held until the
+    /// principal approves or declines it, or `expires_at` passes.
+    PaymentPending {
+        approval_id: u64,
+        from: Did,
+        to: Did,
+        amount: Amount,
+        expires_at: Timestamp,
+    },
+    /// Followed by the `Transferred` event that pays it.
+    PaymentApproved {
+        approval_id: u64,
+    },
+    PaymentDeclined {
+        approval_id: u64,
+    },
+    PaymentExpired {
+        approval_id: u64,
+    },
+    HoldReserved {
+        hold_id: String,
+        from: Did,
+        amount: Amount,
+        expires_at: Timestamp,
+    },
+    HoldReleased {
+        hold_id: String,
+        parts: Vec<Part>,
+    },
+    HoldVoided {
+        hold_id: String,
+    },
+    HoldExpired {
+        hold_id: String,
+    },
+    /// The command repeated an idempotency key with identical content:
+    /// nothing was applied again, and this is the original outcome.
+    Duplicate {
+        original: Vec<Event>,
+    },
+}

@@ -1,0 +1,169 @@
+//! Why the ledger refused a command: one variant per reason, each with a
+//! stable machine code, the offending field and a message a person
+//! understands. A rejected command changes nothing but the clock.
+
+use crate::amount::Amount;
+use crate::did::Did;
+use crate::grant::{InvalidGrant, Limit};
+
+/// Which budget a spend would exceed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    Daily,
+    Total,
+}
+
+impl Budget {
+    fn as_str(self) -> &'static str {
+        match self {
+            Budget::Daily => "daily",
+            Budget::Total => "total",
+        }
+    }
+}
+
+/// A refused command. Codes are stable API: add variants, never rename codes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    #[error("the signature does not match the command and the signer's key")]
+    InvalidSignature,
+    #[error("{field} is invalid: {reason}")]
+    InvalidField {
+        field: &'static str,
+        reason: &'static str,
+    },
+    #[error("{0}")]
+    InvalidGrant(InvalidGrant),
+    #[error("the grant's signature is not its issuer's")]
+    InvalidGrantSignature,
+    #[error("{did} is not registered")]
+    UnknownIdentity { did: Did },
+    #[error("{did} has no account")]
+    UnknownAccount { did: Did },
+    #[error("{did} is already registered; an identity registers once")]
+    AlreadyRegistered { did: Did },
+    #[error("not allowed: {reason}")]
+    NotAuthorized { reason: &'static str },
+    #[error("only the ledger operator may deposit")]
+    NotOperator,
+    #[error("the grant of {subject} is not valid yet")]
+    GrantNotYetValid { subject: Did },
+    #[error("the grant of {subject} has expired")]
+    GrantExpired { subject: Did },
+    #[error("the grant of {subject} has been revoked")]
+    GrantRevoked { subject: Did },
+    #[error("the new grant widens its parent's {}: a grant may only narrow the one above it", limit.as_str())]
+    GrantWidens { limit: Limit },
+    #[error("{amount} is above the per-payment limit of {limit} set for {subject}")]
+    PerPaymentLimitExceeded {
+        subject: Did,
+        amount: Amount,
+        limit: Amount,
+    },
+    #[error("{amount} would exceed the {} budget of {subject}: {remaining} left", budget.as_str())]
+    BudgetExceeded {
+        subject: Did,
+        budget: Budget,
+        amount: Amount,
+        remaining: Amount,
+    },
+    #[error("{payee} is not among the payees the grant of {subject} allows")]
+    PayeeNotAllowed { subject: Did, payee: Did },
+    #[error("{payee} is on the deny list of the grant of {subject}")]
+    PayeeDenied { subject: Did, payee: Did },
+    #[error("the grant of {subject} does not allow this category")]
+    CategoryNotAllowed { subject: Did },
+    #[error("insufficient funds: {available} available, {required} required")]
+    InsufficientFunds { available: Amount, required: Amount },
+    #[error("the amount must be greater than zero")]
+    AmountZero,
+    #[error("the amount would overflow the ledger's arithmetic")]
+    AmountOverflow,
+    #[error("payer and payee are the same account")]
+    SameAccount,
+    #[error("idempotency key {key:?} was already used for a different command")]
+    IdempotencyConflict { key: String },
+    #[error("no hold with id {hold_id:?}")]
+    HoldNotFound { hold_id: String },
+    #[error("hold {hold_id:?} is no longer reserved")]
+    HoldNotActive { hold_id: String },
+    #[error("no pending payment with approval id {approval_id}")]
+    ApprovalNotFound { approval_id: u64 },
+    #[error("payment {approval_id} is no longer waiting for approval")]
+    ApprovalNotPending { approval_id: u64 },
+    #[error("invalid split: {reason}")]
+    InvalidSplit { reason: &'static str },
+    #[error("too many live sessions or agents under one identity")]
+    TooManyDelegations,
+}
+
+impl Rejection {
+    /// Stable machine code, e.g. `budget_exceeded`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::InvalidSignature => "invalid_signature",
+            Rejection::InvalidField { .. } => "invalid_field",
+            Rejection::InvalidGrant(_) => "invalid_grant",
+            Rejection::InvalidGrantSignature => "invalid_grant_signature",
+            Rejection::UnknownIdentity { .. } => "unknown_identity",
+            Rejection::UnknownAccount { .. } => "unknown_account",
+            Rejection::AlreadyRegistered { .. } => "already_registered",
+            Rejection::NotAuthorized { .. } => "not_authorized",
+            Rejection::NotOperator => "not_operator",
+            Rejection::GrantNotYetValid { .. } => "grant_not_yet_valid",
+            Rejection::GrantExpired { .. } => "grant_expired",
+            Rejection::GrantRevoked { .. } => "grant_revoked",
+            Rejection::GrantWidens { .. } => "grant_widens",
+            Rejection::PerPaymentLimitExceeded { .. } => "per_payment_limit_exceeded",
+            Rejection::BudgetExceeded { .. } => "budget_exceeded",
+            Rejection::PayeeNotAllowed { .. } => "payee_not_allowed",
+            Rejection::PayeeDenied { .. } => "payee_denied",
+            Rejection::CategoryNotAllowed { .. } => "category_not_allowed",
+            Rejection::InsufficientFunds { .. } => "insufficient_funds",
+            Rejection::AmountZero => "amount_zero",
+            Rejection::AmountOverflow => "amount_overflow",
+            Rejection::SameAccount => "same_account",
+            Rejection::IdempotencyConflict { .. } => "idempotency_conflict",
+            Rejection::HoldNotFound { .. } => "hold_not_found",
+            Rejection::HoldNotActive { .. } => "hold_not_active",
+            Rejection::ApprovalNotFound { .. } => "approval_not_found",
+            Rejection::ApprovalNotPending { .. } => "approval_not_pending",
+            Rejection::InvalidSplit { .. } => "invalid_split",
+            Rejection::TooManyDelegations => "too_many_delegations",
+        }
+    }
+
+    /// The request field the rejection is about, when there is one.
+    pub fn param(&self) -> Option<&'static str> {
+        match self {
+            Rejection::InvalidField { field, .. } => Some(field),
+            Rejection::InvalidGrant(invalid) => Some(invalid.field),
+            Rejection::GrantWidens { limit } => Some(limit.as_str()),
+            Rejection::PerPaymentLimitExceeded { .. }
+            | Rejection::BudgetExceeded { .. }
+            | Rejection::InsufficientFunds { .. }
+            | Rejection::AmountZero
+            | Rejection::AmountOverflow => Some("amount"),
+            Rejection::PayeeNotAllowed { .. } | Rejection::PayeeDenied { .. } => Some("to"),
+            Rejection::CategoryNotAllowed { .. } => Some("category"),
+            Rejection::IdempotencyConflict { .. } => Some("idempotency_key"),
+            Rejection::HoldNotFound { .. } | Rejection::HoldNotActive { .. } => Some("hold_id"),
+            Rejection::ApprovalNotFound { .. } | Rejection::ApprovalNotPending { .. } => {
+                Some("approval_id")
+            }
+            Rejection::InvalidSplit { .. } => Some("splits"),
+            Rejection::SameAccount => Some("to"),
+            _ => None,
+        }
+    }
+
+    /// The rejection a grant's payee or category verdict maps to.
+    pub(crate) fn from_limit(limit: Limit, subject: Did, payee: Option<Did>) -> Rejection {
+        match (limit, payee) {
+            (Limit::DeniedPayees, Some(payee)) => Rejection::PayeeDenied { subject, payee },
+            (Limit::AllowedPayees, Some(payee)) => Rejection::PayeeNotAllowed { subject, payee },
+            _ => Rejection::CategoryNotAllowed { subject },
+        }
+    }
+}

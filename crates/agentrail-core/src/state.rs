@@ -1,0 +1,1556 @@
+//! The ledger as a deterministic state machine:
+//! `State::apply(command, now) -> Result<Vec<Event>, Rejection>`.
+//!
+//! Every handler checks everything first and mutates only after the last
+//! check passed, so a rejected command leaves the ledger as it was (only the
+//! clock and the time-driven expirations of [`State::advance`] move).
+//! Money moves only through the few helpers at the bottom of this file, each
+//! of which keeps the running totals and asserts conservation.
+//!
+//! Protocol of a spend (transfer, hold):
+//!
+//! ```text
+//! signer ─▶ spending chain (session → agent, or agent, or principal)
+//!        ─▶ every grant in the chain: unrevoked, inside its window,
+//!           per-payment cap, payee lists, category, daily and total budget
+//!        ─▶ funds ─▶ charge budgets ─▶ move money (or wait for approval)
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::amount::{Amount, BPS_WHOLE};
+use crate::command::{
+    Authenticated, Command, Decision, Deposit, Hold, RegisterGrant, RegisterPrincipal, Release,
+    Revoke, Transfer, Void, Withdraw,
+};
+use crate::constants::{
+    AGENTS_PER_PRINCIPAL_MAX, APPROVAL_WINDOW_S, HOLD_DURATION_MAX_S, KEY_BYTES_MAX,
+    MEMO_BYTES_MAX, SESSIONS_PER_AGENT_MAX, SPLIT_PARTS_MAX,
+};
+use crate::did::Did;
+use crate::event::{Event, Part};
+use crate::grant::{
+    Exposure, ExposureBound, Inactive, InvalidGrant, Role, SignedGrant, Spent, is_category,
+};
+use crate::rejection::{Budget, Rejection};
+use crate::split::split_largest_remainder;
+use crate::time::Timestamp;
+
+/// What a new ledger starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Genesis {
+    /// The only identity that may deposit money into the ledger.
+    pub operator: Did,
+}
+
+/// An account's money.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Balance {
+    /// Free to spend.
+    pub available: Amount,
+    /// Reserved by holds and by payments waiting for approval.
+    pub held: Amount,
+}
+
+/// Ledger-wide sums, kept as the ledger moves and checked against the
+/// accounts by [`State::check_invariants`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub deposited: Amount,
+    pub withdrawn: Amount,
+    pub available: Amount,
+    pub held: Amount,
+}
+
+/// What kind of identity a did:key is registered as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityKind {
+    Principal,
+    Agent,
+    Session,
+}
+
+/// The state of an agent or session grant, for status pages and passports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GrantStatus {
+    pub grant: SignedGrant,
+    pub principal: Did,
+    pub revoked_at: Option<Timestamp>,
+    pub active: bool,
+    pub spent_today: Amount,
+    pub spent_total: Amount,
+    /// The most that can still leave through this grant and those above it.
+    pub exposure: Exposure,
+}
+
+/// Where a hold stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    Reserved,
+    Released,
+    Voided,
+    Expired,
+}
+
+/// Where a payment above an approval threshold stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Declined,
+    Expired,
+}
+
+/// A broken invariant: a bug in this crate, never a user error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("ledger invariant broken: {0}")]
+pub struct InvariantViolation(pub String);
+
+#[derive(Clone, Debug)]
+struct Account {
+    balance: Balance,
+    /// The principal that owns the account (itself, for a principal).
+    owner: Did,
+}
+
+/// An agent or a session: a grant and what has been spent through it.
+#[derive(Clone, Debug)]
+struct Delegate {
+    grant: SignedGrant,
+    principal: Did,
+    revoked_at: Option<Timestamp>,
+    spent_total: Amount,
+    spent_by_day: BTreeMap<u64, Amount>,
+    /// Sessions issued by this agent that may still be live (agents only).
+    sessions: Vec<Did>,
+}
+
+impl Delegate {
+    fn issuer(&self) -> Did {
+        self.grant.grant().issuer
+    }
+
+    fn spent(&self, day: u64) -> Spent {
+        Spent {
+            today: self.spent_by_day.get(&day).copied().unwrap_or_default(),
+            total: self.spent_total,
+        }
+    }
+
+    fn check_active(&self, subject: Did, now: Timestamp) -> Result<(), Rejection> {
+        if self.revoked_at.is_some() {
+            return Err(Rejection::GrantRevoked { subject });
+        }
+        self.grant
+            .grant()
+            .check_active(now)
+            .map_err(|inactive| match inactive {
+                Inactive::NotYetValid => Rejection::GrantNotYetValid { subject },
+                Inactive::Expired => Rejection::GrantExpired { subject },
+            })
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Identity {
+    Principal { agents: Vec<Did> },
+    Agent(Delegate),
+    Session(Delegate),
+}
+
+impl Identity {
+    fn kind(&self) -> IdentityKind {
+        match self {
+            Identity::Principal { .. } => IdentityKind::Principal,
+            Identity::Agent(_) => IdentityKind::Agent,
+            Identity::Session(_) => IdentityKind::Session,
+        }
+    }
+
+    fn delegate(&self) -> Option<&Delegate> {
+        match self {
+            Identity::Principal { .. } => None,
+            Identity::Agent(delegate) | Identity::Session(delegate) => Some(delegate),
+        }
+    }
+
+    fn delegate_mut(&mut self) -> Option<&mut Delegate> {
+        match self {
+            Identity::Principal { .. } => None,
+            Identity::Agent(delegate) | Identity::Session(delegate) => Some(delegate),
+        }
+    }
+}
+
+/// The budgets a spend was counted against: the grants of the spending
+/// chain (session and agent, or agent alone; none for a principal), on one
+/// UTC day. Refunding a charge restores exactly what it took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Charge {
+    delegates: Vec<Did>,
+    day: u64,
+    amount: Amount,
+}
+
+#[derive(Clone, Debug)]
+struct HoldRecord {
+    creator: Did,
+    request: Hold,
+    outcome: Vec<Event>,
+    charge: Charge,
+    expires_at: Timestamp,
+    /// Above an approval threshold of its chain: only the principal releases it.
+    needs_approval: bool,
+    status: HoldStatus,
+}
+
+#[derive(Clone, Debug)]
+struct ApprovalRecord {
+    signer: Did,
+    transfer: Transfer,
+    charge: Charge,
+    expires_at: Timestamp,
+    status: ApprovalStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Expiry {
+    Hold(String),
+    Approval(u64),
+}
+
+#[derive(Clone, Debug)]
+struct Remembered {
+    command: Command,
+    outcome: Vec<Event>,
+}
+
+/// What a spend needs once every check has passed.
+struct SpendPlan {
+    charge: Charge,
+    needs_approval: bool,
+}
+
+/// The whole ledger. Maps are ordered so that iteration, and therefore every
+/// outcome, is deterministic.
+#[derive(Clone, Debug)]
+pub struct State {
+    operator: Did,
+    clock: Timestamp,
+    identities: BTreeMap<Did, Identity>,
+    accounts: BTreeMap<Did, Account>,
+    holds: BTreeMap<String, HoldRecord>,
+    approvals: BTreeMap<u64, ApprovalRecord>,
+    /// Exactly the reserved holds and pending approvals, by expiry time.
+    expiries: BTreeSet<(Timestamp, Expiry)>,
+    idempotency: BTreeMap<(Did, String), Remembered>,
+    next_approval_id: u64,
+    totals: Totals,
+}
+
+impl State {
+    pub fn new(genesis: Genesis) -> State {
+        State {
+            operator: genesis.operator,
+            clock: Timestamp(0),
+            identities: BTreeMap::new(),
+            accounts: BTreeMap::new(),
+            holds: BTreeMap::new(),
+            approvals: BTreeMap::new(),
+            expiries: BTreeSet::new(),
+            idempotency: BTreeMap::new(),
+            next_approval_id: 1,
+            totals: Totals::default(),
+        }
+    }
+
+    /// Applies one authenticated command at `now`.
+    ///
+    /// First runs [`State::advance`] to `now`; on success the returned events
+    /// start with any expirations that fired. A rejection changes nothing
+    /// else. The clock never moves backwards: a `now` earlier than the latest
+    /// one seen is treated as the latest one.
+    pub fn apply(
+        &mut self,
+        command: &Authenticated,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Rejection> {
+        let mut events = self.advance(now);
+        let now = self.clock;
+        let signer = *command.signer();
+        let outcome = match command.command() {
+            Command::RegisterPrincipal(register) => self.register_principal(signer, register)?,
+            Command::RegisterAgent(register) => self.register_agent(signer, register, now)?,
+            Command::IssueSession(register) => self.issue_session(signer, register, now)?,
+            Command::Revoke(revoke) => self.revoke(signer, revoke, now)?,
+            Command::Deposit(deposit) => self.deposit(signer, deposit, command.command())?,
+            Command::Withdraw(withdraw) => self.withdraw(signer, withdraw, command.command())?,
+            Command::Transfer(transfer) => {
+                self.transfer(signer, transfer, command.command(), now)?
+            }
+            Command::Hold(hold) => self.hold(signer, hold, now)?,
+            Command::Release(release) => self.release(signer, release, now)?,
+            Command::Void(void) => self.void(signer, void, now)?,
+            Command::Approve(decision) => self.approve(signer, decision)?,
+            Command::Decline(decision) => self.decline(signer, decision)?,
+        };
+        assert!(
+            !outcome.is_empty(),
+            "an accepted command yields at least one event"
+        );
+        self.assert_totals();
+        events.extend(outcome);
+        Ok(events)
+    }
+
+    /// Moves the clock to `now` and fires every hold and approval expiry due
+    /// by then. Time alone decides these, so replaying the same commands at
+    /// the same times reaches the same state whether or not the caller
+    /// advanced the clock in between.
+    pub fn advance(&mut self, now: Timestamp) -> Vec<Event> {
+        self.clock = self.clock.max(now);
+        let mut events = Vec::new();
+        while let Some((expires_at, _)) = self.expiries.first() {
+            if *expires_at > self.clock {
+                break;
+            }
+            let (_, expiry) = self.expiries.pop_first().expect("first() was Some");
+            match expiry {
+                Expiry::Hold(hold_id) => {
+                    let record = self.holds.get_mut(&hold_id).expect("expiry names a hold");
+                    assert_eq!(
+                        record.status,
+                        HoldStatus::Reserved,
+                        "only reserved holds wait to expire"
+                    );
+                    record.status = HoldStatus::Expired;
+                    let (from, amount, charge) = (
+                        record.request.from,
+                        record.request.amount,
+                        record.charge.clone(),
+                    );
+                    self.refund(&charge);
+                    self.unreserve(&from, amount);
+                    events.push(Event::HoldExpired { hold_id });
+                }
+                Expiry::Approval(approval_id) => {
+                    let record = self
+                        .approvals
+                        .get_mut(&approval_id)
+                        .expect("expiry names an approval");
+                    assert_eq!(
+                        record.status,
+                        ApprovalStatus::Pending,
+                        "only pending payments expire"
+                    );
+                    record.status = ApprovalStatus::Expired;
+                    let (from, amount, charge) = (
+                        record.transfer.from,
+                        record.transfer.amount,
+                        record.charge.clone(),
+                    );
+                    self.refund(&charge);
+                    self.unreserve(&from, amount);
+                    events.push(Event::PaymentExpired { approval_id });
+                }
+            }
+        }
+        self.assert_totals();
+        events
+    }
+
+    // ----- reads ---------------------------------------------------------
+
+    pub fn operator(&self) -> Did {
+        self.operator
+    }
+
+    /// The latest time the ledger has seen.
+    pub fn clock(&self) -> Timestamp {
+        self.clock
+    }
+
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    pub fn balance(&self, did: &Did) -> Option<Balance> {
+        self.accounts.get(did).map(|account| account.balance)
+    }
+
+    /// Every account, in did:key byte order.
+    pub fn balances(&self) -> impl Iterator<Item = (&Did, Balance)> {
+        self.accounts
+            .iter()
+            .map(|(did, account)| (did, account.balance))
+    }
+
+    pub fn identity_kind(&self, did: &Did) -> Option<IdentityKind> {
+        self.identities.get(did).map(Identity::kind)
+    }
+
+    pub fn hold_status(&self, hold_id: &str) -> Option<HoldStatus> {
+        self.holds.get(hold_id).map(|hold| hold.status)
+    }
+
+    pub fn approval_status(&self, approval_id: u64) -> Option<ApprovalStatus> {
+        self.approvals
+            .get(&approval_id)
+            .map(|approval| approval.status)
+    }
+
+    /// The grant behind an agent or session, with spending and exposure at `now`.
+    pub fn grant_status(&self, subject: &Did, now: Timestamp) -> Option<GrantStatus> {
+        let delegate = self.identities.get(subject)?.delegate()?;
+        let spent = delegate.spent(now.utc_day());
+        Some(GrantStatus {
+            grant: delegate.grant.clone(),
+            principal: delegate.principal,
+            revoked_at: delegate.revoked_at,
+            active: delegate.check_active(*subject, now).is_ok(),
+            spent_today: spent.today,
+            spent_total: spent.total,
+            exposure: self.exposure(subject, now)?,
+        })
+    }
+
+    /// The most that can still leave through `subject`'s grant before it
+    /// expires, even with its key stolen: its own bound, or its agent's when
+    /// that is smaller. A revoked grant exposes nothing.
+    pub fn exposure(&self, subject: &Did, now: Timestamp) -> Option<Exposure> {
+        let delegate = self.identities.get(subject)?.delegate()?;
+        let inactive = Exposure {
+            amount: Amount::ZERO,
+            bound: ExposureBound::Inactive,
+        };
+        if delegate.revoked_at.is_some() {
+            return Some(inactive);
+        }
+        let own = delegate
+            .grant
+            .grant()
+            .exposure(now, delegate.spent(now.utc_day()));
+        let issuer = delegate.issuer();
+        match self.identities.get(&issuer) {
+            Some(Identity::Agent(_)) => {
+                let parent = self
+                    .exposure(&issuer, now)
+                    .expect("a session's agent is registered");
+                if parent.amount < own.amount {
+                    let bound = if parent.amount.is_zero() {
+                        ExposureBound::Inactive
+                    } else {
+                        ExposureBound::Parent
+                    };
+                    return Some(Exposure {
+                        amount: parent.amount,
+                        bound,
+                    });
+                }
+                Some(own)
+            }
+            _ => Some(own),
+        }
+    }
+
+    // ----- identities ----------------------------------------------------
+
+    fn register_principal(
+        &mut self,
+        signer: Did,
+        register: &RegisterPrincipal,
+    ) -> Result<Vec<Event>, Rejection> {
+        if register.principal != signer {
+            return Err(Rejection::NotAuthorized {
+                reason: "a principal registers itself",
+            });
+        }
+        self.check_unregistered(&signer)?;
+        self.identities
+            .insert(signer, Identity::Principal { agents: Vec::new() });
+        self.open_account(signer, signer);
+        Ok(vec![Event::PrincipalRegistered { principal: signer }])
+    }
+
+    fn register_agent(
+        &mut self,
+        signer: Did,
+        register: &RegisterGrant,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Rejection> {
+        let signed = &register.grant;
+        let grant = signed.grant();
+        check_grant_document(signer, signed, Role::Agent)?;
+        let agents = match self.identities.get(&signer) {
+            None => return Err(Rejection::UnknownIdentity { did: signer }),
+            Some(Identity::Principal { agents }) => agents,
+            Some(_) => {
+                return Err(Rejection::NotAuthorized {
+                    reason: "only a principal grants an agent mandate",
+                });
+            }
+        };
+        self.check_unregistered(&grant.subject)?;
+        if grant.check_active(now) == Err(Inactive::Expired) {
+            return Err(Rejection::GrantExpired {
+                subject: grant.subject,
+            });
+        }
+        if agents.len() >= AGENTS_PER_PRINCIPAL_MAX {
+            return Err(Rejection::TooManyDelegations);
+        }
+        if !signed.verify_signature() {
+            return Err(Rejection::InvalidGrantSignature);
+        }
+
+        let agent = grant.subject;
+        match self.identities.get_mut(&signer) {
+            Some(Identity::Principal { agents }) => agents.push(agent),
+            _ => unreachable!("checked above: the signer is a principal"),
+        }
+        self.identities
+            .insert(agent, Identity::Agent(new_delegate(signed.clone(), signer)));
+        self.open_account(agent, signer);
+        Ok(vec![Event::AgentRegistered {
+            agent,
+            principal: signer,
+            grant_id: signed.id(),
+        }])
+    }
+
+    fn issue_session(
+        &mut self,
+        signer: Did,
+        register: &RegisterGrant,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Rejection> {
+        let signed = &register.grant;
+        let grant = signed.grant();
+        check_grant_document(signer, signed, Role::Session)?;
+        let agent = match self.identities.get(&signer) {
+            None => return Err(Rejection::UnknownIdentity { did: signer }),
+            Some(Identity::Agent(agent)) => agent,
+            Some(_) => {
+                return Err(Rejection::NotAuthorized {
+                    reason: "only an agent issues session grants",
+                });
+            }
+        };
+        agent.check_active(signer, now)?;
+        self.check_unregistered(&grant.subject)?;
+        if grant.check_active(now) == Err(Inactive::Expired) {
+            return Err(Rejection::GrantExpired {
+                subject: grant.subject,
+            });
+        }
+        grant
+            .check_narrows(agent.grant.grant())
+            .map_err(|limit| Rejection::GrantWidens { limit })?;
+        let live_sessions: Vec<Did> = agent
+            .sessions
+            .iter()
+            .copied()
+            .filter(|session| self.delegate(session).check_active(*session, now).is_ok())
+            .collect();
+        if live_sessions.len() >= SESSIONS_PER_AGENT_MAX {
+            return Err(Rejection::TooManyDelegations);
+        }
+        if !signed.verify_signature() {
+            return Err(Rejection::InvalidGrantSignature);
+        }
+
+        let session = grant.subject;
+        let principal = agent.principal;
+        let agent = self.delegate_mut(&signer);
+        agent.sessions = live_sessions;
+        agent.sessions.push(session);
+        self.identities.insert(
+            session,
+            Identity::Session(new_delegate(signed.clone(), principal)),
+        );
+        Ok(vec![Event::SessionIssued {
+            session,
+            agent: signer,
+            grant_id: signed.id(),
+        }])
+    }
+
+    fn revoke(
+        &mut self,
+        signer: Did,
+        revoke: &Revoke,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Rejection> {
+        let subject = revoke.subject;
+        let delegate = match self.identities.get(&subject) {
+            None => return Err(Rejection::UnknownIdentity { did: subject }),
+            Some(identity) => identity.delegate().ok_or(Rejection::NotAuthorized {
+                reason: "a principal's own registration cannot be revoked",
+            })?,
+        };
+        if signer != delegate.issuer() && signer != delegate.principal {
+            return Err(Rejection::NotAuthorized {
+                reason: "only the grant's issuer or the principal above it may revoke it",
+            });
+        }
+        if delegate.revoked_at.is_some() {
+            return Err(Rejection::GrantRevoked { subject });
+        }
+
+        let sessions = delegate.sessions.clone();
+        self.delegate_mut(&subject).revoked_at = Some(now);
+        let mut events = vec![Event::GrantRevoked {
+            subject,
+            revoked_by: signer,
+            cascaded_from: None,
+        }];
+        for session in sessions {
+            let delegate = self.delegate_mut(&session);
+            if delegate.revoked_at.is_none() {
+                delegate.revoked_at = Some(now);
+                events.push(Event::GrantRevoked {
+                    subject: session,
+                    revoked_by: signer,
+                    cascaded_from: Some(subject),
+                });
+            }
+        }
+        Ok(events)
+    }
+
+    // ----- money in and out ----------------------------------------------
+
+    fn deposit(
+        &mut self,
+        signer: Did,
+        deposit: &Deposit,
+        command: &Command,
+    ) -> Result<Vec<Event>, Rejection> {
+        if signer != self.operator {
+            return Err(Rejection::NotOperator);
+        }
+        check_key("idempotency_key", &deposit.idempotency_key)?;
+        check_nonzero(deposit.amount)?;
+        if let Some(original) = self.recall(signer, &deposit.idempotency_key, command)? {
+            return Ok(original);
+        }
+        let account = self
+            .accounts
+            .get(&deposit.to)
+            .ok_or(Rejection::UnknownAccount { did: deposit.to })?;
+        let overflows = account
+            .balance
+            .available
+            .checked_add(deposit.amount)
+            .is_none()
+            || self.totals.deposited.checked_add(deposit.amount).is_none();
+        if overflows {
+            return Err(Rejection::AmountOverflow);
+        }
+
+        self.totals.deposited = self
+            .totals
+            .deposited
+            .checked_add(deposit.amount)
+            .expect("checked above");
+        self.credit(&deposit.to, deposit.amount);
+        let outcome = vec![Event::Deposited {
+            to: deposit.to,
+            amount: deposit.amount,
+        }];
+        self.remember(signer, &deposit.idempotency_key, command, &outcome);
+        Ok(outcome)
+    }
+
+    fn withdraw(
+        &mut self,
+        signer: Did,
+        withdraw: &Withdraw,
+        command: &Command,
+    ) -> Result<Vec<Event>, Rejection> {
+        check_key("idempotency_key", &withdraw.idempotency_key)?;
+        check_nonzero(withdraw.amount)?;
+        if let Some(original) = self.recall(signer, &withdraw.idempotency_key, command)? {
+            return Ok(original);
+        }
+        let account = self
+            .accounts
+            .get(&withdraw.from)
+            .ok_or(Rejection::UnknownAccount { did: withdraw.from })?;
+        let is_principal = matches!(
+            self.identities.get(&signer),
+            Some(Identity::Principal { .. })
+        );
+        if !is_principal || account.owner != signer {
+            return Err(Rejection::NotAuthorized {
+                reason: "only the principal that owns an account withdraws from it",
+            });
+        }
+        check_funds(account.balance, withdraw.amount)?;
+
+        self.debit(&withdraw.from, withdraw.amount);
+        self.totals.withdrawn = self
+            .totals
+            .withdrawn
+            .checked_add(withdraw.amount)
+            .expect("withdrawn ≤ deposited");
+        let outcome = vec![Event::Withdrawn {
+            from: withdraw.from,
+            amount: withdraw.amount,
+        }];
+        self.remember(signer, &withdraw.idempotency_key, command, &outcome);
+        Ok(outcome)
+    }
+
+    // ----- payments ------------------------------------------------------
+
+    fn transfer(
+        &mut self,
+        signer: Did,
+        transfer: &Transfer,
+        command: &Command,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Rejection> {
+        check_key("idempotency_key", &transfer.idempotency_key)?;
+        check_memo(transfer.memo.as_deref())?;
+        check_category_field(transfer.category.as_deref())?;
+        check_nonzero(transfer.amount)?;
+        if transfer.from == transfer.to {
+            return Err(Rejection::SameAccount);
+        }
+        if let Some(original) = self.recall(signer, &transfer.idempotency_key, command)? {
+            return Ok(original);
+        }
+        if !self.accounts.contains_key(&transfer.to) {
+            return Err(Rejection::UnknownAccount { did: transfer.to });
+        }
+        let plan = self.plan_spend(
+            signer,
+            &transfer.from,
+            transfer.amount,
+            Some(&transfer.to),
+            transfer.category.as_deref(),
+            now,
+        )?;
+
+        self.charge(&plan.charge);
+        let outcome = if plan.needs_approval {
+            let approval_id = self.next_approval_id;
+            self.next_approval_id += 1;
+            let expires_at = now
+                .checked_add_seconds(APPROVAL_WINDOW_S)
+                .expect("clock is bounded");
+            self.reserve(&transfer.from, transfer.amount);
+            self.approvals.insert(
+                approval_id,
+                ApprovalRecord {
+                    signer,
+                    transfer: transfer.clone(),
+                    charge: plan.charge,
+                    expires_at,
+                    status: ApprovalStatus::Pending,
+                },
+            );
+            self.expiries
+                .insert((expires_at, Expiry::Approval(approval_id)));
+            vec![Event::PaymentPending {
+                approval_id,
+                from: transfer.from,
+                to: transfer.to,
+                amount: transfer.amount,
+                expires_at,
+            }]
+        } else {
+            self.debit(&transfer.from, transfer.amount);
+            self.credit(&transfer.to, transfer.amount);
+            vec![transferred(signer, transfer)]
+        };
+        self.remember(signer, &transfer.idempotency_key, command, &outcome);
+        Ok(outcome)
+    }
+
+    fn approve(&mut self, signer: Did, decision: &Decision) -> Result<Vec<Event>, Rejection> {
+        let record = self.pending_approval(signer, decision.approval_id)?;
+        let (original_signer, transfer, expires_at) =
+            (record.signer, record.transfer.clone(), record.expires_at);
+
+        self.approvals
+            .get_mut(&decision.approval_id)
+            .expect("found above")
+            .status = ApprovalStatus::Approved;
+        let removed = self
+            .expiries
+            .remove(&(expires_at, Expiry::Approval(decision.approval_id)));
+        assert!(removed, "a pending approval waits in the expiry index");
+        self.take_held(&transfer.from, transfer.amount);
+        self.credit(&transfer.to, transfer.amount);
+        Ok(vec![
+            Event::PaymentApproved {
+                approval_id: decision.approval_id,
+            },
+            transferred(original_signer, &transfer),
+        ])
+    }
+
+    fn decline(&mut self, signer: Did, decision: &Decision) -> Result<Vec<Event>, Rejection> {
+        let record = self.pending_approval(signer, decision.approval_id)?;
+        let (from, amount, charge, expires_at) = (
+            record.transfer.from,
+            record.transfer.amount,
+            record.charge.clone(),
+            record.expires_at,
+        );
+
+        self.approvals
+            .get_mut(&decision.approval_id)
+            .expect("found above")
+            .status = ApprovalStatus::Declined;
+        let removed = self
+            .expiries
+            .remove(&(expires_at, Expiry::Approval(decision.approval_id)));
+        assert!(removed, "a pending approval waits in the expiry index");
+        self.refund(&charge);
+        self.unreserve(&from, amount);
+        Ok(vec![Event::PaymentDeclined {
+            approval_id: decision.approval_id,
+        }])
+    }
+
+    /// A pending approval that `signer` (the owning principal) may decide.
+    fn pending_approval(
+        &self,
+        signer: Did,
+        approval_id: u64,
+    ) -> Result<&ApprovalRecord, Rejection> {
+        let record = self
+            .approvals
+            .get(&approval_id)
+            .ok_or(Rejection::ApprovalNotFound { approval_id })?;
+        let owner = self
+            .accounts
+            .get(&record.transfer.from)
+            .expect("approvals spend from accounts")
+            .owner;
+        if signer != owner {
+            return Err(Rejection::NotAuthorized {
+                reason: "only the principal that owns the account decides an approval",
+            });
+        }
+        if record.status != ApprovalStatus::Pending {
+            return Err(Rejection::ApprovalNotPending { approval_id });
+        }
+        Ok(record)
+    }
+
+    // ----- holds (escrow) ------------------------------------------------
+
+    fn hold(&mut self, signer: Did, hold: &Hold, now: Timestamp) -> Result<Vec<Event>, Rejection> {
+        check_key("hold_id", &hold.hold_id)?;
+        check_category_field(hold.category.as_deref())?;
+        check_nonzero(hold.amount)?;
+        let expires_at_max = now
+            .checked_add_seconds(HOLD_DURATION_MAX_S)
+            .expect("clock is bounded");
+        let expires_at = hold.expires_at.unwrap_or(expires_at_max);
+        if expires_at <= now || expires_at > expires_at_max {
+            return Err(Rejection::InvalidField {
+                field: "expires_at",
+                reason: "must be in the future and at most 90 days ahead",
+            });
+        }
+        if let Some(existing) = self.holds.get(&hold.hold_id) {
+            if existing.creator == signer && existing.request == *hold {
+                return Ok(vec![Event::Duplicate {
+                    original: existing.outcome.clone(),
+                }]);
+            }
+            return Err(Rejection::IdempotencyConflict {
+                key: hold.hold_id.clone(),
+            });
+        }
+        let plan = self.plan_spend(
+            signer,
+            &hold.from,
+            hold.amount,
+            None,
+            hold.category.as_deref(),
+            now,
+        )?;
+
+        self.charge(&plan.charge);
+        self.reserve(&hold.from, hold.amount);
+        let outcome = vec![Event::HoldReserved {
+            hold_id: hold.hold_id.clone(),
+            from: hold.from,
+            amount: hold.amount,
+            expires_at,
+        }];
+        self.holds.insert(
+            hold.hold_id.clone(),
+            HoldRecord {
+                creator: signer,
+                request: hold.clone(),
+                outcome: outcome.clone(),
+                charge: plan.charge,
+                expires_at,
+                needs_approval: plan.needs_approval,
+                status: HoldStatus::Reserved,
+            },
+        );
+        self.expiries
+            .insert((expires_at, Expiry::Hold(hold.hold_id.clone())));
+        Ok(outcome)
+    }
+
+    fn release(
+        &mut self,
+        signer: Did,
+        release: &Release,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Rejection> {
+        let (record, authority) = self.reserved_hold(signer, &release.hold_id, now)?;
+        if record.needs_approval && !authority.is_empty() {
+            return Err(Rejection::NotAuthorized {
+                reason: "the hold is above an approval threshold: only the principal may release it",
+            });
+        }
+        check_splits(&release.splits)?;
+        for split in &release.splits {
+            if !self.accounts.contains_key(&split.to) {
+                return Err(Rejection::UnknownAccount { did: split.to });
+            }
+            for subject in &authority {
+                self.delegate(subject)
+                    .grant
+                    .grant()
+                    .limits
+                    .check_payee(&split.to)
+                    .map_err(|limit| Rejection::from_limit(limit, *subject, Some(split.to)))?;
+            }
+        }
+        let (from, amount, expires_at) = (
+            record.request.from,
+            record.request.amount,
+            record.expires_at,
+        );
+        let shares: Vec<u16> = release.splits.iter().map(|split| split.bps).collect();
+        let amounts = split_largest_remainder(amount, &shares);
+
+        self.settle_hold(&release.hold_id, expires_at, HoldStatus::Released);
+        self.take_held(&from, amount);
+        let mut parts = Vec::with_capacity(amounts.len());
+        for (split, part) in release.splits.iter().zip(amounts) {
+            self.credit(&split.to, part);
+            parts.push(Part {
+                to: split.to,
+                amount: part,
+            });
+        }
+        Ok(vec![Event::HoldReleased {
+            hold_id: release.hold_id.clone(),
+            parts,
+        }])
+    }
+
+    fn void(&mut self, signer: Did, void: &Void, now: Timestamp) -> Result<Vec<Event>, Rejection> {
+        let (record, _) = self.reserved_hold(signer, &void.hold_id, now)?;
+        let (from, amount, charge, expires_at) = (
+            record.request.from,
+            record.request.amount,
+            record.charge.clone(),
+            record.expires_at,
+        );
+
+        self.settle_hold(&void.hold_id, expires_at, HoldStatus::Voided);
+        self.refund(&charge);
+        self.unreserve(&from, amount);
+        Ok(vec![Event::HoldVoided {
+            hold_id: void.hold_id.clone(),
+        }])
+    }
+
+    /// A reserved hold that `signer` may settle, and the grants whose limits
+    /// bind the signer (empty for the owning principal). The creator, its
+    /// agent (for a session's hold) and the owning principal may settle it.
+    fn reserved_hold(
+        &self,
+        signer: Did,
+        hold_id: &str,
+        now: Timestamp,
+    ) -> Result<(&HoldRecord, Vec<Did>), Rejection> {
+        let record = self
+            .holds
+            .get(hold_id)
+            .ok_or_else(|| Rejection::HoldNotFound {
+                hold_id: hold_id.to_owned(),
+            })?;
+        let owner = self
+            .accounts
+            .get(&record.request.from)
+            .expect("holds reserve from accounts")
+            .owner;
+        let authority: Vec<Did> = if signer == owner {
+            Vec::new()
+        } else if let Some(position) = record.charge.delegates.iter().position(|d| *d == signer) {
+            record.charge.delegates[position..].to_vec()
+        } else {
+            return Err(Rejection::NotAuthorized {
+                reason: "only the hold's creator, its agent or its principal may settle it",
+            });
+        };
+        for subject in &authority {
+            self.delegate(subject).check_active(*subject, now)?;
+        }
+        if record.status != HoldStatus::Reserved {
+            return Err(Rejection::HoldNotActive {
+                hold_id: hold_id.to_owned(),
+            });
+        }
+        Ok((record, authority))
+    }
+
+    fn settle_hold(&mut self, hold_id: &str, expires_at: Timestamp, status: HoldStatus) {
+        let record = self.holds.get_mut(hold_id).expect("settled holds exist");
+        assert_eq!(
+            record.status,
+            HoldStatus::Reserved,
+            "only a reserved hold settles"
+        );
+        record.status = status;
+        let removed = self
+            .expiries
+            .remove(&(expires_at, Expiry::Hold(hold_id.to_owned())));
+        assert!(removed, "a reserved hold waits in the expiry index");
+    }
+
+    // ----- policy --------------------------------------------------------
+
+    /// Checks a spend of `amount` from `from` signed by `signer`: who may
+    /// spend from the account, then every grant of the spending chain from
+    /// the signer upwards, then funds.
+    fn plan_spend(
+        &self,
+        signer: Did,
+        from: &Did,
+        amount: Amount,
+        payee: Option<&Did>,
+        category: Option<&str>,
+        now: Timestamp,
+    ) -> Result<SpendPlan, Rejection> {
+        let account = self
+            .accounts
+            .get(from)
+            .ok_or(Rejection::UnknownAccount { did: *from })?;
+        let delegates = match self.identities.get(&signer) {
+            None => return Err(Rejection::UnknownIdentity { did: signer }),
+            Some(Identity::Principal { .. }) if account.owner == signer => Vec::new(),
+            Some(Identity::Principal { .. }) => {
+                return Err(Rejection::NotAuthorized {
+                    reason: "a principal spends only from its own account and its agents' accounts",
+                });
+            }
+            Some(Identity::Agent(_)) if *from == signer => vec![signer],
+            Some(Identity::Agent(_)) => {
+                return Err(Rejection::NotAuthorized {
+                    reason: "an agent spends only from its own account",
+                });
+            }
+            Some(Identity::Session(session)) if *from == session.issuer() => {
+                vec![signer, session.issuer()]
+            }
+            Some(Identity::Session(_)) => {
+                return Err(Rejection::NotAuthorized {
+                    reason: "a session spends only from its agent's account",
+                });
+            }
+        };
+        let day = now.utc_day();
+        let mut needs_approval = false;
+        for subject in &delegates {
+            let delegate = self.delegate(subject);
+            delegate.check_active(*subject, now)?;
+            let limits = &delegate.grant.grant().limits;
+            if amount > limits.max_per_payment {
+                return Err(Rejection::PerPaymentLimitExceeded {
+                    subject: *subject,
+                    amount,
+                    limit: limits.max_per_payment,
+                });
+            }
+            if let Some(payee) = payee {
+                limits
+                    .check_payee(payee)
+                    .map_err(|limit| Rejection::from_limit(limit, *subject, Some(*payee)))?;
+            }
+            limits
+                .check_category(category)
+                .map_err(|limit| Rejection::from_limit(limit, *subject, None))?;
+            let spent = delegate.spent(day);
+            let daily_left = limits.daily_budget.saturating_sub(spent.today);
+            if amount > daily_left {
+                return Err(Rejection::BudgetExceeded {
+                    subject: *subject,
+                    budget: Budget::Daily,
+                    amount,
+                    remaining: daily_left,
+                });
+            }
+            if let Some(total) = limits.total_budget {
+                let total_left = total.saturating_sub(spent.total);
+                if amount > total_left {
+                    return Err(Rejection::BudgetExceeded {
+                        subject: *subject,
+                        budget: Budget::Total,
+                        amount,
+                        remaining: total_left,
+                    });
+                }
+            }
+            needs_approval |= limits
+                .approval_threshold
+                .is_some_and(|threshold| amount > threshold);
+        }
+        check_funds(account.balance, amount)?;
+        Ok(SpendPlan {
+            charge: Charge {
+                delegates,
+                day,
+                amount,
+            },
+            needs_approval,
+        })
+    }
+
+    /// Counts a planned spend against every budget of its chain.
+    fn charge(&mut self, charge: &Charge) {
+        for subject in &charge.delegates {
+            let delegate = self.delegate_mut(subject);
+            let limits = delegate.grant.grant().limits.clone();
+            let today = delegate.spent_by_day.entry(charge.day).or_default();
+            *today = today
+                .checked_add(charge.amount)
+                .expect("bounded by the daily budget");
+            assert!(
+                *today <= limits.daily_budget,
+                "daily budget exceeded for {subject}"
+            );
+            delegate.spent_total = delegate
+                .spent_total
+                .checked_add(charge.amount)
+                .expect("bounded by deposits");
+            if let Some(total) = limits.total_budget {
+                assert!(
+                    delegate.spent_total <= total,
+                    "total budget exceeded for {subject}"
+                );
+            }
+        }
+    }
+
+    /// Gives back exactly what [`State::charge`] took.
+    fn refund(&mut self, charge: &Charge) {
+        for subject in &charge.delegates {
+            let delegate = self.delegate_mut(subject);
+            let day = delegate
+                .spent_by_day
+                .get_mut(&charge.day)
+                .expect("a refund follows its charge");
+            *day = day
+                .checked_sub(charge.amount)
+                .expect("a refund never exceeds its charge");
+            if day.is_zero() {
+                delegate.spent_by_day.remove(&charge.day);
+            }
+            delegate.spent_total = delegate
+                .spent_total
+                .checked_sub(charge.amount)
+                .expect("a refund never exceeds its charge");
+        }
+    }
+
+    // ----- idempotency ---------------------------------------------------
+
+    /// The original outcome when `signer` already used `key` for this exact
+    /// command; a conflict when it used it for another.
+    fn recall(
+        &self,
+        signer: Did,
+        key: &str,
+        command: &Command,
+    ) -> Result<Option<Vec<Event>>, Rejection> {
+        match self.idempotency.get(&(signer, key.to_owned())) {
+            None => Ok(None),
+            Some(remembered) if remembered.command == *command => {
+                Ok(Some(vec![Event::Duplicate {
+                    original: remembered.outcome.clone(),
+                }]))
+            }
+            Some(_) => Err(Rejection::IdempotencyConflict {
+                key: key.to_owned(),
+            }),
+        }
+    }
+
+    fn remember(&mut self, signer: Did, key: &str, command: &Command, outcome: &[Event]) {
+        let previous = self.idempotency.insert(
+            (signer, key.to_owned()),
+            Remembered {
+                command: command.clone(),
+                outcome: outcome.to_vec(),
+            },
+        );
+        assert!(previous.is_none(), "an idempotency key is remembered once");
+    }
+
+    // ----- identities and accounts ---------------------------------------
+
+    fn check_unregistered(&self, did: &Did) -> Result<(), Rejection> {
+        if self.identities.contains_key(did) {
+            return Err(Rejection::AlreadyRegistered { did: *did });
+        }
+        Ok(())
+    }
+
+    fn delegate(&self, subject: &Did) -> &Delegate {
+        self.identities
+            .get(subject)
+            .and_then(Identity::delegate)
+            .expect("the subject is a registered agent or session")
+    }
+
+    fn delegate_mut(&mut self, subject: &Did) -> &mut Delegate {
+        self.identities
+            .get_mut(subject)
+            .and_then(Identity::delegate_mut)
+            .expect("the subject is a registered agent or session")
+    }
+
+    fn open_account(&mut self, did: Did, owner: Did) {
+        let previous = self.accounts.insert(
+            did,
+            Account {
+                balance: Balance::default(),
+                owner,
+            },
+        );
+        assert!(previous.is_none(), "an account opens once");
+    }
+
+    fn account_mut(&mut self, did: &Did) -> &mut Account {
+        self.accounts
+            .get_mut(did)
+            .expect("money moves between existing accounts")
+    }
+
+    // ----- the only places money moves -----------------------------------
+
+    /// Adds to `to`'s available money. Cannot overflow: every balance is at
+    /// most the total deposited, which deposits keep below `Amount::MAX`.
+    fn credit(&mut self, to: &Did, amount: Amount) {
+        let account = self.account_mut(to);
+        account.balance.available = account
+            .balance
+            .available
+            .checked_add(amount)
+            .expect("balances ≤ deposits");
+        self.totals.available = self
+            .totals
+            .available
+            .checked_add(amount)
+            .expect("balances ≤ deposits");
+    }
+
+    fn debit(&mut self, from: &Did, amount: Amount) {
+        let account = self.account_mut(from);
+        account.balance.available = account
+            .balance
+            .available
+            .checked_sub(amount)
+            .expect("funds checked before debit");
+        self.totals.available = self
+            .totals
+            .available
+            .checked_sub(amount)
+            .expect("totals cover every account");
+    }
+
+    fn reserve(&mut self, from: &Did, amount: Amount) {
+        self.debit(from, amount);
+        let account = self.account_mut(from);
+        account.balance.held = account
+            .balance
+            .held
+            .checked_add(amount)
+            .expect("balances ≤ deposits");
+        self.totals.held = self
+            .totals
+            .held
+            .checked_add(amount)
+            .expect("balances ≤ deposits");
+    }
+
+    fn take_held(&mut self, from: &Did, amount: Amount) {
+        let account = self.account_mut(from);
+        account.balance.held = account
+            .balance
+            .held
+            .checked_sub(amount)
+            .expect("a hold takes only what it reserved");
+        self.totals.held = self
+            .totals
+            .held
+            .checked_sub(amount)
+            .expect("totals cover every account");
+    }
+
+    fn unreserve(&mut self, from: &Did, amount: Amount) {
+        self.take_held(from, amount);
+        self.credit(from, amount);
+    }
+
+    /// Conservation, in O(1): available + held == deposited − withdrawn.
+    fn assert_totals(&self) {
+        let in_ledger = self
+            .totals
+            .deposited
+            .checked_sub(self.totals.withdrawn)
+            .expect("withdrawn ≤ deposited");
+        let accounted = self
+            .totals
+            .available
+            .checked_add(self.totals.held)
+            .expect("balances ≤ deposits");
+        assert_eq!(accounted, in_ledger, "money was created or destroyed");
+    }
+
+    /// Checks every invariant against the full state, in O(n). For tests and
+    /// the simulator; [`State::apply`] asserts the O(1) ones on every call.
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let fail = |message: String| Err(InvariantViolation(message));
+        let mut available = 0u128;
+        let mut held = 0u128;
+        for account in self.accounts.values() {
+            available += account.balance.available.atomic();
+            held += account.balance.held.atomic();
+        }
+        if available != self.totals.available.atomic() || held != self.totals.held.atomic() {
+            return fail(format!(
+                "account sums {available}/{held} differ from totals {:?}",
+                self.totals
+            ));
+        }
+        if available + held != self.totals.deposited.atomic() - self.totals.withdrawn.atomic() {
+            return fail(format!(
+                "balances + holds != deposits − withdrawals: {:?}",
+                self.totals
+            ));
+        }
+        let mut reserved: BTreeMap<Did, u128> = BTreeMap::new();
+        for (expires_at, expiry) in &self.expiries {
+            let (from, amount) = match expiry {
+                Expiry::Hold(hold_id) => {
+                    let hold = &self.holds[hold_id];
+                    if hold.status != HoldStatus::Reserved || hold.expires_at != *expires_at {
+                        return fail(format!(
+                            "hold {hold_id} in the expiry index is {:?}",
+                            hold.status
+                        ));
+                    }
+                    (hold.request.from, hold.request.amount)
+                }
+                Expiry::Approval(approval_id) => {
+                    let approval = &self.approvals[approval_id];
+                    if approval.status != ApprovalStatus::Pending
+                        || approval.expires_at != *expires_at
+                    {
+                        return fail(format!(
+                            "approval {approval_id} in the expiry index is {:?}",
+                            approval.status
+                        ));
+                    }
+                    (approval.transfer.from, approval.transfer.amount)
+                }
+            };
+            *reserved.entry(from).or_default() += amount.atomic();
+        }
+        let reserved_holds = self
+            .holds
+            .values()
+            .filter(|hold| hold.status == HoldStatus::Reserved)
+            .count();
+        let pending = self
+            .approvals
+            .values()
+            .filter(|a| a.status == ApprovalStatus::Pending)
+            .count();
+        if reserved_holds + pending != self.expiries.len() {
+            return fail(
+                "a reserved hold or pending approval is missing from the expiry index".into(),
+            );
+        }
+        for (did, account) in &self.accounts {
+            let expected = reserved.get(did).copied().unwrap_or(0);
+            if account.balance.held.atomic() != expected {
+                return fail(format!(
+                    "{did} holds {} but its holds and approvals sum to {expected}",
+                    account.balance.held.atomic()
+                ));
+            }
+        }
+        for (did, identity) in &self.identities {
+            let Some(delegate) = identity.delegate() else {
+                continue;
+            };
+            let limits = &delegate.grant.grant().limits;
+            let mut sum = 0u128;
+            for (day, spent) in &delegate.spent_by_day {
+                if *spent > limits.daily_budget {
+                    return fail(format!(
+                        "{did} spent {spent} on day {day}, above its daily budget"
+                    ));
+                }
+                sum += spent.atomic();
+            }
+            if sum != delegate.spent_total.atomic() {
+                return fail(format!(
+                    "{did}'s daily spending does not add up to its total"
+                ));
+            }
+            if limits
+                .total_budget
+                .is_some_and(|total| delegate.spent_total > total)
+            {
+                return fail(format!("{did} spent above its total budget"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn new_delegate(grant: SignedGrant, principal: Did) -> Delegate {
+    Delegate {
+        grant,
+        principal,
+        revoked_at: None,
+        spent_total: Amount::ZERO,
+        spent_by_day: BTreeMap::new(),
+        sessions: Vec::new(),
+    }
+}
+
+fn transferred(signer: Did, transfer: &Transfer) -> Event {
+    Event::Transferred {
+        from: transfer.from,
+        to: transfer.to,
+        amount: transfer.amount,
+        signer,
+        memo: transfer.memo.clone(),
+        category: transfer.category.clone(),
+    }
+}
+
+/// Checks of a grant document that need no ledger state.
+fn check_grant_document(signer: Did, signed: &SignedGrant, role: Role) -> Result<(), Rejection> {
+    let grant = signed.grant();
+    if grant.issuer != signer {
+        return Err(Rejection::NotAuthorized {
+            reason: "a grant is submitted by its issuer",
+        });
+    }
+    if grant.role != role {
+        let reason = match role {
+            Role::Agent => "must be \"agent\" to register an agent",
+            Role::Session => "must be \"session\" to issue a session",
+        };
+        return Err(Rejection::InvalidGrant(InvalidGrant {
+            field: "role",
+            reason,
+        }));
+    }
+    grant.validate().map_err(Rejection::InvalidGrant)
+}
+
+fn check_funds(balance: Balance, amount: Amount) -> Result<(), Rejection> {
+    if balance.available < amount {
+        return Err(Rejection::InsufficientFunds {
+            available: balance.available,
+            required: amount,
+        });
+    }
+    Ok(())
+}
+
+fn check_nonzero(amount: Amount) -> Result<(), Rejection> {
+    if amount.is_zero() {
+        return Err(Rejection::AmountZero);
+    }
+    Ok(())
+}
+
+fn check_key(field: &'static str, key: &str) -> Result<(), Rejection> {
+    let valid = !key.is_empty()
+        && key.len() <= KEY_BYTES_MAX
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+    if !valid {
+        return Err(Rejection::InvalidField {
+            field,
+            reason: "must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', ':', '-'",
+        });
+    }
+    Ok(())
+}
+
+fn check_memo(memo: Option<&str>) -> Result<(), Rejection> {
+    match memo {
+        Some(memo) if memo.len() > MEMO_BYTES_MAX || memo.chars().any(char::is_control) => {
+            Err(Rejection::InvalidField {
+                field: "memo",
+                reason: "must be at most 256 bytes without control characters",
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_category_field(category: Option<&str>) -> Result<(), Rejection> {
+    match category {
+        Some(category) if !is_category(category) => Err(Rejection::InvalidField {
+            field: "category",
+            reason: "must be 1-32 characters of a-z, 0-9, '_', '.', '-'",
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_splits(splits: &[crate::command::Split]) -> Result<(), Rejection> {
+    if splits.is_empty() || splits.len() > SPLIT_PARTS_MAX {
+        return Err(Rejection::InvalidSplit {
+            reason: "a release names 1 to 32 payees",
+        });
+    }
+    if splits.iter().any(|split| split.bps == 0) {
+        return Err(Rejection::InvalidSplit {
+            reason: "every share must be above zero",
+        });
+    }
+    let sum: u32 = splits.iter().map(|split| u32::from(split.bps)).sum();
+    if sum != u32::from(BPS_WHOLE) {
+        return Err(Rejection::InvalidSplit {
+            reason: "shares must sum to 10000 basis points",
+        });
+    }
+    let payees: BTreeSet<Did> = splits.iter().map(|split| split.to).collect();
+    if payees.len() != splits.len() {
+        return Err(Rejection::InvalidSplit {
+            reason: "a payee appears twice",
+        });
+    }
+    Ok(())
+}
