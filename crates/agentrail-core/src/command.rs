@@ -234,6 +234,10 @@ impl SignedCommand {
         &self.signer
     }
 
+    pub fn signature(&self) -> &SignatureBytes {
+        &self.signature
+    }
+
     /// Checks the signature and yields the authenticated command.
     pub fn verify(self) -> Result<Authenticated, Rejection> {
         if self.signer.verify(&self.signing_bytes, &self.signature.0) {

@@ -1,0 +1,161 @@
+//! Building blocks for ledger tests: deterministic keys, grants and signed
+//! commands.
+
+use agentrail_core::command::{
+    Command, Decision, Deposit, Hold, RegisterGrant, RegisterPrincipal, Release, Revoke, Split,
+    Transfer, Void, Withdraw,
+};
+use agentrail_core::grant::{GRANT_VERSION, Grant, Limits, Role, SignedGrant};
+use agentrail_core::{Amount, Authenticated, Did, SignedCommand, Timestamp};
+use ed25519_dalek::SigningKey;
+
+/// 2026-01-01T00:00:00Z: the simulated epoch.
+pub const T0: Timestamp = Timestamp(1_767_225_600);
+
+/// `whole` dollars in atomic units.
+pub fn usd(whole: u128) -> Amount {
+    Amount::from_atomic(whole * 1_000_000)
+}
+
+/// A deterministic key from a label.
+pub fn key(label: &str) -> SigningKey {
+    let mut seed = [0u8; 32];
+    for (index, byte) in label.bytes().enumerate() {
+        seed[index % 32] = seed[index % 32].wrapping_mul(31).wrapping_add(byte);
+    }
+    seed[31] ^= label.len() as u8;
+    SigningKey::from_bytes(&seed)
+}
+
+pub fn did(key: &SigningKey) -> Did {
+    Did::from_verifying_key(&key.verifying_key())
+}
+
+/// Limits with only the two required caps.
+pub fn limits(max_per_payment: Amount, daily_budget: Amount) -> Limits {
+    Limits {
+        max_per_payment,
+        daily_budget,
+        total_budget: None,
+        allowed_payees: None,
+        denied_payees: Vec::new(),
+        allowed_categories: None,
+        approval_threshold: None,
+    }
+}
+
+/// A grant from `issuer` to `subject` valid for `[not_before, expires_at)`.
+pub fn grant(
+    issuer: &SigningKey,
+    subject: Did,
+    role: Role,
+    limits: Limits,
+    not_before: Timestamp,
+    expires_at: Timestamp,
+    nonce: &str,
+) -> SignedGrant {
+    Grant {
+        version: GRANT_VERSION,
+        issuer: did(issuer),
+        subject,
+        role,
+        limits,
+        not_before,
+        expires_at,
+        nonce: nonce.to_owned(),
+    }
+    .sign(issuer)
+    .expect("test grants are canonicalisable")
+}
+
+/// Signs and verifies a command: the normal path into the ledger.
+pub fn signed(key: &SigningKey, command: Command) -> Authenticated {
+    SignedCommand::sign(command, key)
+        .expect("test commands are canonicalisable")
+        .verify()
+        .expect("a fresh signature verifies")
+}
+
+pub fn register_principal(principal: Did) -> Command {
+    Command::RegisterPrincipal(RegisterPrincipal { principal })
+}
+
+pub fn register_agent(grant: SignedGrant) -> Command {
+    Command::RegisterAgent(RegisterGrant { grant })
+}
+
+pub fn issue_session(grant: SignedGrant) -> Command {
+    Command::IssueSession(RegisterGrant { grant })
+}
+
+pub fn revoke(subject: Did) -> Command {
+    Command::Revoke(Revoke { subject })
+}
+
+pub fn deposit(to: Did, amount: Amount, key: &str) -> Command {
+    Command::Deposit(Deposit {
+        to,
+        amount,
+        idempotency_key: key.to_owned(),
+    })
+}
+
+pub fn withdraw(from: Did, amount: Amount, key: &str) -> Command {
+    Command::Withdraw(Withdraw {
+        from,
+        amount,
+        idempotency_key: key.to_owned(),
+    })
+}
+
+pub fn transfer(from: Did, to: Did, amount: Amount, key: &str) -> Command {
+    transfer_in(from, to, amount, None, key)
+}
+
+pub fn transfer_in(
+    from: Did,
+    to: Did,
+    amount: Amount,
+    category: Option<&str>,
+    key: &str,
+) -> Command {
+    Command::Transfer(Transfer {
+        from,
+        to,
+        amount,
+        memo: None,
+        category: category.map(str::to_owned),
+        idempotency_key: key.to_owned(),
+    })
+}
+
+pub fn hold(hold_id: &str, from: Did, amount: Amount) -> Command {
+    Command::Hold(Hold {
+        hold_id: hold_id.to_owned(),
+        from,
+        amount,
+        category: None,
+        expires_at: None,
+    })
+}
+
+pub fn release(hold_id: &str, splits: &[(Did, u16)]) -> Command {
+    Command::Release(Release {
+        hold_id: hold_id.to_owned(),
+        splits: splits.iter().map(|&(to, bps)| Split { to, bps }).collect(),
+    })
+}
+
+pub fn void(hold_id: &str) -> Command {
+    Command::Void(Void {
+        hold_id: hold_id.to_owned(),
+    })
+}
+
+pub fn approve(approval_id: u64) -> Command {
+    Command::Approve(Decision { approval_id })
+}
+
+pub fn decline(approval_id: u64) -> Command {
+    Command::Decline(Decision { approval_id })
+}

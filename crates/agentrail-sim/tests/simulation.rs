@@ -1,0 +1,89 @@
+//! The seeded ledger simulation, run as a test.
+//!
+//! - `cargo test -p agentrail-sim --test simulation` runs seed 1 with
+//!   100,000 commands.
+//! - `AGENTRAIL_SIM_SEEDS=N` runs seeds 1..=N (long runs).
+//! - `AGENTRAIL_SIM_SEED=S` runs only seed `S` (reproduces a failure).
+//! - `AGENTRAIL_SIM_COMMANDS=C` sets the commands per seed.
+
+use agentrail_sim::{SimConfig, run};
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|value| {
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {value:?}"))
+    })
+}
+
+#[test]
+fn seeded_runs_keep_every_invariant() {
+    let commands = env_u64("AGENTRAIL_SIM_COMMANDS").unwrap_or(100_000);
+    let seeds: Vec<u64> = match env_u64("AGENTRAIL_SIM_SEED") {
+        Some(seed) => vec![seed],
+        None => (1..=env_u64("AGENTRAIL_SIM_SEEDS").unwrap_or(1)).collect(),
+    };
+    for seed in seeds {
+        let report =
+            run(SimConfig::new(seed, commands)).unwrap_or_else(|failure| panic!("{failure}"));
+        eprintln!("seed {seed}: {}", serde_json::to_string(&report).unwrap());
+        assert!(
+            report.identities >= 50,
+            "too few identities: {}",
+            report.identities
+        );
+        assert_eq!(report.in_ledger_atomic <= report.deposited_atomic, true);
+        if commands >= 100_000 {
+            // The run must really exercise the hostile paths, not only the
+            // happy one: every one of these refusals must have happened.
+            for code in [
+                "invalid_signature",
+                "not_operator",
+                "not_authorized",
+                "unknown_identity",
+                "grant_widens",
+                "grant_revoked",
+                "grant_expired",
+                "idempotency_conflict",
+                "per_payment_limit_exceeded",
+                "budget_exceeded",
+                "payee_not_allowed",
+                "payee_denied",
+                "category_not_allowed",
+                "invalid_split",
+                "hold_not_active",
+                "approval_not_pending",
+            ] {
+                assert!(
+                    report.rejected.contains_key(code),
+                    "seed {seed} never produced {code}: {:?}",
+                    report.rejected
+                );
+            }
+            assert!(
+                report.duplicates > 100,
+                "too few duplicates: {}",
+                report.duplicates
+            );
+            assert!(
+                report.expirations > 100,
+                "too few expirations: {}",
+                report.expirations
+            );
+            assert!(
+                report.accepted > commands / 3,
+                "too few accepted: {}",
+                report.accepted
+            );
+        }
+    }
+}
+
+#[test]
+fn a_seed_reproduces_its_run() {
+    let first = run(SimConfig::new(7, 3_000)).unwrap();
+    let second = run(SimConfig::new(7, 3_000)).unwrap();
+    assert_eq!(first, second);
+    let other = run(SimConfig::new(8, 3_000)).unwrap();
+    assert_ne!(first.digest, other.digest);
+}
