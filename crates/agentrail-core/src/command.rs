@@ -174,13 +174,22 @@ impl Authenticated {
 
 /// A command with the signer's signature over its canonical bytes, exactly
 /// as it was signed.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SignedCommand {
     command: Command,
     document: Value,
     signing_bytes: Vec<u8>,
     signer: Did,
     signature: SignatureBytes,
+}
+
+impl std::fmt::Debug for SignedCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedCommand")
+            .field("signer", &self.signer)
+            .field("command", &self.command)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SignedCommand {

@@ -436,13 +436,22 @@ impl Grant {
 /// The signature covers the JCS bytes of the document *as received*, so a
 /// client may write optional fields as absent or as `null` and still verify;
 /// unknown fields are rejected, so nothing signed goes unenforced.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SignedGrant {
     grant: Grant,
     document: Value,
     signing_bytes: Vec<u8>,
     signature: SignatureBytes,
     id: GrantId,
+}
+
+impl std::fmt::Debug for SignedGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedGrant")
+            .field("id", &self.id)
+            .field("grant", &self.grant)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PartialEq for SignedGrant {

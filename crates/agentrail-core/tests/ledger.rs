@@ -320,3 +320,27 @@ fn exposure_is_the_binding_limit_down_the_chain() {
         (usd(15), ExposureBound::Parent)
     );
 }
+
+#[test]
+fn the_total_budget_can_be_spent_to_its_last_unit_and_no_further() {
+    let mut w = World::new();
+    let (thrifty, principal) = (w.thrifty.did, w.principal.did);
+    w.ok(
+        &w.thrifty.key.clone(),
+        kit::transfer(thrifty, principal, usd(10), "a"),
+    );
+    w.now = Timestamp(w.now.0 + DAY_S);
+    w.ok(
+        &w.thrifty.key.clone(),
+        kit::transfer(thrifty, principal, usd(5), "b"),
+    );
+    let refused = w.apply(
+        &w.thrifty.key.clone(),
+        kit::transfer(thrifty, principal, Amount::from_atomic(1), "c"),
+    );
+    assert_eq!(refused.map_err(|r| r.code()), Err("budget_exceeded"));
+    assert_eq!(
+        w.state.exposure(&thrifty, w.now).unwrap().amount,
+        Amount::ZERO
+    );
+}
