@@ -845,3 +845,58 @@ mod tests {
         }
     }
 }
+
+/// The worked example of ARCHITECTURE.md ("Signed grants, byte for byte"):
+/// the document there must be exactly what this code signs.
+#[cfg(test)]
+mod worked_example {
+    use super::*;
+
+    pub(super) fn example() -> SignedGrant {
+        let principal_key = SigningKey::from_bytes(&[0; 32]);
+        let mut agent_seed = [0; 32];
+        agent_seed[31] = 1;
+        let agent = Did::from_verifying_key(&SigningKey::from_bytes(&agent_seed).verifying_key());
+        Grant {
+            version: GRANT_VERSION,
+            issuer: Did::from_verifying_key(&principal_key.verifying_key()),
+            subject: agent,
+            role: Role::Agent,
+            limits: Limits {
+                max_per_payment: Amount::from_atomic(2_000_000),
+                daily_budget: Amount::from_atomic(10_000_000),
+                total_budget: Some(Amount::from_atomic(50_000_000)),
+                allowed_payees: None,
+                denied_payees: Vec::new(),
+                allowed_categories: Some(vec!["compute".to_owned()]),
+                approval_threshold: Some(Amount::from_atomic(5_000_000)),
+            },
+            not_before: Timestamp(1_767_225_600),
+            expires_at: Timestamp(1_769_817_600),
+            nonce: "01HX4R7J2S".to_owned(),
+        }
+        .sign(&principal_key)
+        .unwrap()
+    }
+
+    #[test]
+    fn architecture_md_shows_the_exact_bytes() {
+        let signed = example();
+        let bytes = signed.signed_bytes();
+        let document = std::str::from_utf8(&bytes[GRANT_DOMAIN.len()..]).unwrap();
+        let signature = hex::encode(signed.signature().0.to_bytes());
+        let id = signed.id().to_string();
+        let architecture = include_str!("../../../ARCHITECTURE.md");
+        for (what, value) in [
+            ("canonical JSON", document),
+            ("signature", &signature),
+            ("grant id", &id),
+        ] {
+            assert!(
+                architecture.contains(value),
+                "ARCHITECTURE.md lacks the {what}:\n{value}"
+            );
+        }
+        assert!(signed.verify_signature());
+    }
+}

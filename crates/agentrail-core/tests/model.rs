@@ -179,7 +179,7 @@ fn amount() -> impl Strategy<Value = u128> {
         1 => Just(0u128),
         4 => prop::sample::select(vec![5u128, 8, 9, 10, 12, 15, 20, 25, 30, 40]).prop_map(|whole| whole * UNIT),
         4 => (1u128..=30).prop_map(|whole| whole * UNIT),
-        2 => (1u128..=30 * UNIT),
+        2 => 1u128..=30 * UNIT,
     ]
 }
 

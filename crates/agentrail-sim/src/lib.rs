@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod kit;
 pub mod rng;
 pub mod simulation;

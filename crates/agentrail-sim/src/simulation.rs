@@ -67,6 +67,8 @@ pub struct SimReport {
     pub rejected: BTreeMap<String, u64>,
     pub identities: usize,
     pub deposited_atomic: u128,
+    pub withdrawn_atomic: u128,
+    /// Available plus held over every account at the end.
     pub in_ledger_atomic: u128,
     /// FNV-1a over every outcome: equal digests, equal runs.
     pub digest: u64,
@@ -252,7 +254,12 @@ impl Simulation {
         self.report.identities = self.actors.len() + self.strangers.len() + 1;
         let totals = self.state.totals();
         self.report.deposited_atomic = totals.deposited.atomic();
-        self.report.in_ledger_atomic = totals.available.atomic() + totals.held.atomic();
+        self.report.withdrawn_atomic = totals.withdrawn.atomic();
+        self.report.in_ledger_atomic = self
+            .state
+            .balances()
+            .map(|(_, b)| b.available.atomic() + b.held.atomic())
+            .sum();
         Ok(())
     }
 

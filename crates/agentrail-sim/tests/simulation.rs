@@ -32,7 +32,12 @@ fn seeded_runs_keep_every_invariant() {
             "too few identities: {}",
             report.identities
         );
-        assert_eq!(report.in_ledger_atomic <= report.deposited_atomic, true);
+        assert_eq!(
+            report.in_ledger_atomic + report.withdrawn_atomic,
+            report.deposited_atomic,
+            "money was created or lost"
+        );
+        assert!(report.withdrawn_atomic > 0, "no withdrawal ever succeeded");
         if commands >= 100_000 {
             // The run must really exercise the hostile paths, not only the
             // happy one: every one of these refusals must have happened.
