@@ -17,7 +17,7 @@ use crate::did::Did;
 use crate::grant::SignedGrant;
 use crate::rejection::Rejection;
 use crate::signing::{
-    COMMAND_DOMAIN, DocumentError, SIGNED_DOCUMENT_BYTES_MAX, SignatureBytes, signing_bytes,
+    COMMAND_DOMAIN, DocumentError, SignatureBytes, decode_document, signing_bytes,
 };
 use crate::time::Timestamp;
 
@@ -214,12 +214,7 @@ impl SignedCommand {
         signer: Did,
         signature: SignatureBytes,
     ) -> Result<SignedCommand, DocumentError> {
-        let bytes = signing_bytes(COMMAND_DOMAIN, &document)?;
-        if bytes.len() > SIGNED_DOCUMENT_BYTES_MAX {
-            return Err(DocumentError::TooLarge);
-        }
-        let command: Command = serde_json::from_value(document.clone())
-            .map_err(|e| DocumentError::Shape(e.to_string()))?;
+        let (command, bytes) = decode_document::<Command>(COMMAND_DOMAIN, &document)?;
         Ok(SignedCommand {
             command,
             document,

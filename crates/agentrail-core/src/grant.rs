@@ -23,8 +23,7 @@ use crate::constants::{
 };
 use crate::did::Did;
 use crate::signing::{
-    DocumentError, DocumentId, GRANT_DOMAIN, SIGNED_DOCUMENT_BYTES_MAX, SignatureBytes,
-    signing_bytes,
+    DocumentError, DocumentId, GRANT_DOMAIN, SignatureBytes, decode_document, signing_bytes,
 };
 use crate::time::Timestamp;
 
@@ -467,12 +466,7 @@ impl SignedGrant {
         document: Value,
         signature: SignatureBytes,
     ) -> Result<SignedGrant, DocumentError> {
-        let bytes = signing_bytes(GRANT_DOMAIN, &document)?;
-        if bytes.len() > SIGNED_DOCUMENT_BYTES_MAX {
-            return Err(DocumentError::TooLarge);
-        }
-        let grant: Grant = serde_json::from_value(document.clone())
-            .map_err(|e| DocumentError::Shape(e.to_string()))?;
+        let (grant, bytes) = decode_document::<Grant>(GRANT_DOMAIN, &document)?;
         Ok(SignedGrant {
             id: GrantId::of(&bytes),
             grant,

@@ -20,6 +20,20 @@ pub const COMMAND_DOMAIN: &[u8] = b"agentrail command v1\n";
 /// Largest signed document (canonical bytes) accepted.
 pub const SIGNED_DOCUMENT_BYTES_MAX: usize = 16 * 1024;
 
+/// Reads a signed document: its typed form and the exact bytes its signer
+/// signed. Bounded in size before it is parsed into the typed form.
+pub(crate) fn decode_document<T: serde::de::DeserializeOwned>(
+    domain: &[u8],
+    document: &serde_json::Value,
+) -> Result<(T, Vec<u8>), DocumentError> {
+    let bytes = signing_bytes(domain, document)?;
+    if bytes.len() > SIGNED_DOCUMENT_BYTES_MAX {
+        return Err(DocumentError::TooLarge);
+    }
+    let typed = T::deserialize(document).map_err(|e| DocumentError::Shape(e.to_string()))?;
+    Ok((typed, bytes))
+}
+
 /// The bytes a signer signs: domain line ‖ JCS(document).
 pub fn signing_bytes(
     domain: &[u8],

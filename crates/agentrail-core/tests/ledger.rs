@@ -9,18 +9,7 @@ use agentrail_core::grant::ExposureBound;
 use agentrail_core::state::{ApprovalStatus, HoldStatus};
 use agentrail_core::{Amount, Command, Event, Timestamp};
 use agentrail_sim::kit::{self, usd};
-use support::World;
-
-fn compute(
-    w: &World,
-    from: agentrail_core::Did,
-    to: agentrail_core::Did,
-    amount: Amount,
-    key: &str,
-) -> Command {
-    let _ = w;
-    kit::transfer_in(from, to, amount, Some("compute"), key)
-}
+use support::{World, compute};
 
 #[test]
 fn a_session_pays_within_its_mandate_and_every_level_is_charged() {
@@ -28,7 +17,7 @@ fn a_session_pays_within_its_mandate_and_every_level_is_charged() {
     let (agent, principal) = (w.agent.did, w.principal.did);
     let events = w.ok(
         &w.session.key.clone(),
-        compute(&w, agent, principal, usd(5), "renewal"),
+        compute(agent, principal, usd(5), "renewal"),
     );
     assert!(
         matches!(events.as_slice(), [Event::Transferred { amount, signer, .. }] if *amount == usd(5) && *signer == w.session.did)
@@ -50,7 +39,7 @@ fn a_payment_above_the_threshold_waits_for_the_principal() {
     let (agent, principal) = (w.agent.did, w.principal.did);
     let events = w.ok(
         &w.agent.key.clone(),
-        compute(&w, agent, principal, usd(9), "big"),
+        compute(agent, principal, usd(9), "big"),
     );
     let [
         Event::PaymentPending {
@@ -87,7 +76,7 @@ fn an_undecided_payment_expires_and_gives_back_money_and_budget() {
     let agent = w.agent.did;
     w.ok(
         &w.agent.key.clone(),
-        compute(&w, agent, w.principal.did, usd(9), "big"),
+        compute(agent, w.principal.did, usd(9), "big"),
     );
     assert_eq!(
         w.state.grant_status(&agent, w.now).unwrap().spent_total,
@@ -143,7 +132,7 @@ fn revoking_an_agent_revokes_its_sessions_and_its_principal_keeps_the_money() {
 
     let refused = w.apply(
         &w.session.key.clone(),
-        compute(&w, agent, principal, usd(1), "after"),
+        compute(agent, principal, usd(1), "after"),
     );
     assert_eq!(refused.map_err(|r| r.code()), Err("grant_revoked"));
     assert_eq!(
@@ -254,12 +243,12 @@ fn the_same_key_with_the_same_content_returns_the_original_outcome() {
     let (agent, principal) = (w.agent.did, w.principal.did);
     let first = w.ok(
         &w.agent.key.clone(),
-        compute(&w, agent, principal, usd(2), "once"),
+        compute(agent, principal, usd(2), "once"),
     );
     w.now = Timestamp(w.now.0 + 3 * DAY_S);
     let second = w.ok(
         &w.agent.key.clone(),
-        compute(&w, agent, principal, usd(2), "once"),
+        compute(agent, principal, usd(2), "once"),
     );
     assert_eq!(second, vec![Event::Duplicate { original: first }]);
     assert_eq!(w.available(&agent), usd(98).atomic());
@@ -275,21 +264,12 @@ fn the_daily_budget_resets_at_utc_midnight() {
     let mut w = World::new();
     let (agent, principal) = (w.agent.did, w.principal.did);
     for key in ["a", "b", "c"] {
-        w.ok(
-            &w.agent.key.clone(),
-            compute(&w, agent, principal, usd(8), key),
-        );
+        w.ok(&w.agent.key.clone(), compute(agent, principal, usd(8), key));
     }
-    let refused = w.apply(
-        &w.agent.key.clone(),
-        compute(&w, agent, principal, usd(2), "d"),
-    );
+    let refused = w.apply(&w.agent.key.clone(), compute(agent, principal, usd(2), "d"));
     assert_eq!(refused.map_err(|r| r.code()), Err("budget_exceeded"));
     w.now = Timestamp((w.now.utc_day() + 1) * DAY_S);
-    w.ok(
-        &w.agent.key.clone(),
-        compute(&w, agent, principal, usd(2), "d"),
-    );
+    w.ok(&w.agent.key.clone(), compute(agent, principal, usd(2), "d"));
 }
 
 #[test]
@@ -311,7 +291,7 @@ fn exposure_is_the_binding_limit_down_the_chain() {
     let (from, to) = (w.agent.did, w.principal.did);
     for key in ["a", "b", "c"] {
         let amount = if key == "c" { usd(9) } else { usd(8) };
-        w.ok(&w.agent.key.clone(), compute(&w, from, to, amount, key));
+        w.ok(&w.agent.key.clone(), compute(from, to, amount, key));
     }
     w.ok(&w.principal.key.clone(), kit::approve(1));
     let session = w.state.exposure(&w.session.did, w.now).unwrap();

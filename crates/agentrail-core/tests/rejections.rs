@@ -7,7 +7,7 @@ use agentrail_core::command::{Hold, Transfer};
 use agentrail_core::grant::{Limits, Role, SignedGrant};
 use agentrail_core::{Amount, Authenticated, Command, Rejection, SignedCommand, Timestamp};
 use agentrail_sim::kit::{self, T0, usd};
-use support::{World, session_limits};
+use support::{World, compute, session_limits};
 
 type Build = fn(&mut World) -> Result<Authenticated, Rejection>;
 
@@ -18,17 +18,6 @@ struct Row {
     build: Build,
 }
 
-fn pay(
-    w: &World,
-    from: agentrail_core::Did,
-    to: agentrail_core::Did,
-    amount: Amount,
-    key: &str,
-) -> Command {
-    let _ = w;
-    kit::transfer_in(from, to, amount, Some("compute"), key)
-}
-
 fn rows() -> Vec<Row> {
     vec![
         Row {
@@ -36,7 +25,7 @@ fn rows() -> Vec<Row> {
             code: "invalid_signature",
             param: None,
             build: |w| {
-                let command = pay(w, w.agent.did, w.principal.did, usd(1), "forged");
+                let command = compute(w.agent.did, w.principal.did, usd(1), "forged");
                 let forged = *SignedCommand::sign(command.clone(), &w.stranger.key)
                     .unwrap()
                     .signature();
@@ -53,7 +42,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.agent.key,
-                    pay(w, w.agent.did, w.principal.did, usd(1), "has space"),
+                    compute(w.agent.did, w.principal.did, usd(1), "has space"),
                 ))
             },
         },
@@ -64,7 +53,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 let command = Command::Transfer(Transfer {
                     memo: Some("bell\u{7}".into()),
-                    ..transfer_of(pay(w, w.agent.did, w.principal.did, usd(1), "m"))
+                    ..transfer_of(compute(w.agent.did, w.principal.did, usd(1), "m"))
                 });
                 Ok(kit::signed(&w.agent.key, command))
             },
@@ -164,7 +153,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.stranger.key,
-                    pay(w, w.agent.did, w.principal.did, usd(1), "u"),
+                    compute(w.agent.did, w.principal.did, usd(1), "u"),
                 ))
             },
         },
@@ -175,7 +164,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.agent.key,
-                    pay(w, w.agent.did, w.stranger.did, usd(1), "u"),
+                    compute(w.agent.did, w.stranger.did, usd(1), "u"),
                 ))
             },
         },
@@ -197,7 +186,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.agent.key,
-                    pay(w, w.open_agent.did, w.principal.did, usd(1), "n"),
+                    compute(w.open_agent.did, w.principal.did, usd(1), "n"),
                 ))
             },
         },
@@ -219,7 +208,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 w.ok(
                     &w.agent.key.clone(),
-                    pay(w, w.agent.did, w.principal.did, usd(9), "big"),
+                    compute(w.agent.did, w.principal.did, usd(9), "big"),
                 );
                 Ok(kit::signed(&w.other_principal.key, kit::approve(1)))
             },
@@ -242,7 +231,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.future_session.key,
-                    pay(w, w.agent.did, w.principal.did, usd(1), "f"),
+                    compute(w.agent.did, w.principal.did, usd(1), "f"),
                 ))
             },
         },
@@ -253,7 +242,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.expired_session.key,
-                    pay(w, w.agent.did, w.principal.did, usd(1), "e"),
+                    compute(w.agent.did, w.principal.did, usd(1), "e"),
                 ))
             },
         },
@@ -264,7 +253,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.revoked_session.key,
-                    pay(w, w.agent.did, w.principal.did, usd(1), "r"),
+                    compute(w.agent.did, w.principal.did, usd(1), "r"),
                 ))
             },
         },
@@ -334,7 +323,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.session.key,
-                    pay(w, w.agent.did, w.principal.did, usd(6), "p"),
+                    compute(w.agent.did, w.principal.did, usd(6), "p"),
                 ))
             },
         },
@@ -346,12 +335,12 @@ fn rows() -> Vec<Row> {
                 for key in ["d1", "d2"] {
                     w.ok(
                         &w.session.key.clone(),
-                        pay(w, w.agent.did, w.principal.did, usd(5), key),
+                        compute(w.agent.did, w.principal.did, usd(5), key),
                     );
                 }
                 Ok(kit::signed(
                     &w.session.key,
-                    pay(w, w.agent.did, w.principal.did, usd(3), "d3"),
+                    compute(w.agent.did, w.principal.did, usd(3), "d3"),
                 ))
             },
         },
@@ -362,11 +351,11 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 w.ok(
                     &w.thrifty.key.clone(),
-                    pay(w, w.thrifty.did, w.principal.did, usd(10), "t1"),
+                    compute(w.thrifty.did, w.principal.did, usd(10), "t1"),
                 );
                 Ok(kit::signed(
                     &w.thrifty.key,
-                    pay(w, w.thrifty.did, w.principal.did, usd(6), "t2"),
+                    compute(w.thrifty.did, w.principal.did, usd(6), "t2"),
                 ))
             },
         },
@@ -377,7 +366,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.picky.key,
-                    pay(w, w.picky.did, w.agent.did, usd(1), "a"),
+                    compute(w.picky.did, w.agent.did, usd(1), "a"),
                 ))
             },
         },
@@ -388,7 +377,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.agent.key,
-                    pay(w, w.agent.did, w.denied.did, usd(1), "a"),
+                    compute(w.agent.did, w.denied.did, usd(1), "a"),
                 ))
             },
         },
@@ -421,7 +410,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.open_agent.key,
-                    pay(w, w.open_agent.did, w.principal.did, usd(1), "i"),
+                    compute(w.open_agent.did, w.principal.did, usd(1), "i"),
                 ))
             },
         },
@@ -432,7 +421,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.agent.key,
-                    pay(w, w.agent.did, w.principal.did, Amount::ZERO, "z"),
+                    compute(w.agent.did, w.principal.did, Amount::ZERO, "z"),
                 ))
             },
         },
@@ -454,7 +443,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.agent.key,
-                    pay(w, w.agent.did, w.agent.did, usd(1), "s"),
+                    compute(w.agent.did, w.agent.did, usd(1), "s"),
                 ))
             },
         },
@@ -465,11 +454,11 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 w.ok(
                     &w.agent.key.clone(),
-                    pay(w, w.agent.did, w.principal.did, usd(1), "k"),
+                    compute(w.agent.did, w.principal.did, usd(1), "k"),
                 );
                 Ok(kit::signed(
                     &w.agent.key,
-                    pay(w, w.agent.did, w.principal.did, usd(2), "k"),
+                    compute(w.agent.did, w.principal.did, usd(2), "k"),
                 ))
             },
         },
@@ -609,7 +598,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 w.ok(
                     &w.agent.key.clone(),
-                    pay(w, w.agent.did, w.principal.did, usd(9), "big"),
+                    compute(w.agent.did, w.principal.did, usd(9), "big"),
                 );
                 w.ok(&w.principal.key.clone(), kit::decline(1));
                 Ok(kit::signed(&w.principal.key, kit::approve(1)))

@@ -151,6 +151,31 @@ struct Actor {
     agents: Vec<usize>,
 }
 
+impl Actor {
+    fn new(
+        key: SigningKey,
+        kind: Kind,
+        issuer: Option<usize>,
+        principal: usize,
+        limits: Option<Limits>,
+        expires_at: Timestamp,
+    ) -> Actor {
+        let did = kit::did(&key);
+        Actor {
+            key,
+            did,
+            kind,
+            issuer,
+            principal,
+            limits,
+            expires_at,
+            revoked: false,
+            used_keys: Vec::new(),
+            agents: Vec::new(),
+        }
+    }
+}
+
 /// What the simulator expects of one step, checked against the outcome.
 enum Expect {
     /// Any outcome is fine as long as the invariants hold; accepted spends
@@ -291,18 +316,14 @@ impl Simulation {
             Ok(kit::signed(&key, kit::register_principal(did))),
             Expect::Anything,
         )?;
-        self.actors.push(Actor {
+        self.actors.push(Actor::new(
             key,
-            did,
-            kind: Kind::Principal,
-            issuer: None,
-            principal: index,
-            limits: None,
-            expires_at: Timestamp(u64::MAX),
-            revoked: false,
-            used_keys: Vec::new(),
-            agents: Vec::new(),
-        });
+            Kind::Principal,
+            None,
+            index,
+            None,
+            Timestamp(u64::MAX),
+        ));
         self.accounts.push(did);
         self.active.push(index);
         Ok(index)
@@ -331,18 +352,14 @@ impl Simulation {
             let index = self.actors.len();
             self.actors[principal].agents.push(index);
             self.active.push(index);
-            self.actors.push(Actor {
+            self.actors.push(Actor::new(
                 key,
-                did,
-                kind: Kind::Agent,
-                issuer: Some(principal),
+                Kind::Agent,
+                Some(principal),
                 principal,
-                limits: Some(limits),
+                Some(limits),
                 expires_at,
-                revoked: false,
-                used_keys: Vec::new(),
-                agents: Vec::new(),
-            });
+            ));
             self.accounts.push(did);
         }
         Ok(())
@@ -795,18 +812,14 @@ impl Simulation {
         let principal = self.actors[agent].principal;
         if !widening {
             // Tracked now; removed again in `submit` if the ledger refused it.
-            self.actors.push(Actor {
+            self.actors.push(Actor::new(
                 key,
-                did,
-                kind: Kind::Session,
-                issuer: Some(agent),
+                Kind::Session,
+                Some(agent),
                 principal,
-                limits: Some(limits),
+                Some(limits),
                 expires_at,
-                revoked: false,
-                used_keys: Vec::new(),
-                agents: Vec::new(),
-            });
+            ));
         }
         (self.sign(agent, kit::issue_session(grant)), expect)
     }

@@ -191,3 +191,8 @@ impl World {
         self.state.balance(did).unwrap_or_default().held.atomic()
     }
 }
+
+/// A transfer in the category every test grant allows.
+pub fn compute(from: Did, to: Did, amount: agentrail_core::Amount, key: &str) -> Command {
+    kit::transfer_in(from, to, amount, Some("compute"), key)
+}
