@@ -342,10 +342,10 @@ impl Model {
         if grant.denied.contains(&payee) {
             return Err("payee_denied");
         }
-        if let Some(allowed) = &grant.allowed {
-            if !allowed.contains(&payee) {
-                return Err("payee_not_allowed");
-            }
+        if let Some(allowed) = &grant.allowed
+            && !allowed.contains(&payee)
+        {
+            return Err("payee_not_allowed");
         }
         Ok(())
     }
@@ -379,10 +379,10 @@ impl Model {
             if let Some(payee) = payee {
                 self.payee_ok(subject, payee)?;
             }
-            if let Some(categories) = &grant.categories {
-                if !(compute && categories.contains(&"compute")) {
-                    return Err("category_not_allowed");
-                }
+            if let Some(categories) = &grant.categories
+                && !(compute && categories.contains(&"compute"))
+            {
+                return Err("category_not_allowed");
             }
             let today = self.spent_day.get(&(subject, day)).copied().unwrap_or(0);
             if today + amount > grant.daily {

@@ -930,10 +930,8 @@ impl Simulation {
     fn forget_refused_session(&mut self, command: &Authenticated) {
         if let Command::IssueSession(register) = command.command() {
             let subject = register.grant.grant().subject;
-            if let Some(last) = self.actors.last() {
-                if last.did == subject {
-                    self.actors.pop();
-                }
+            if self.actors.last().is_some_and(|last| last.did == subject) {
+                self.actors.pop();
             }
         }
     }

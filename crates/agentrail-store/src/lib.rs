@@ -1,0 +1,422 @@
+//! agentrail-store: the node's journal and snapshots, on redb.
+//!
+//! The journal is an append-only sequence of opaque entries numbered from 0
+//! (the node decides what an entry holds: the signed request as received,
+//! its time and its outcome). Entries are appended in **batches**: one redb
+//! write transaction, committed with [`redb::Durability::Immediate`], i.e.
+//! one fsync per batch (group commit). Snapshots are opaque bytes tagged with
+//! the number of entries they cover.
+//!
+//! # Durability contract
+//!
+//! - When [`Store::append_batch`] returns `Ok(first)`, every entry of the
+//!   batch is on stable storage, numbered `first..first + batch.len()`, and
+//!   survives a crash or a power cut. Callers answer clients only then.
+//! - A batch is atomic: after any crash it is wholly present or wholly
+//!   absent, never in part.
+//! - When `append_batch` returns an error, the batch's fate is unknown until
+//!   the store is reopened: redb applies a failed commit fully or not at all,
+//!   but it may already be durable. The store refuses further writes
+//!   ([`StoreError::NeedsReopen`]) until [`Store::open`] is called again and
+//!   [`Store::len`] tells what landed. Callers must not answer the batch's
+//!   clients with success or failure before that.
+//! - [`Store::save_snapshot`] is atomic and durable on return; a snapshot
+//!   never replaces the journal entries it covers (the journal is also the
+//!   transparency log and is never truncated).
+//! - Every read checks a SHA-256 checksum that binds each entry to its index
+//!   and each snapshot to its coverage, so a corrupt byte is an error, never
+//!   a wrong answer.
+//!
+//! # Failure analysis
+//!
+//! | failure | what happens | tested by |
+//! |---|---|---|
+//! | crash between write and fsync | unsynced writes may be lost, in any prefix; redb's commit is one header switch guarded by checksums, so the newest batch found is the last one whose commit reached the disk: every acknowledged batch, and possibly the unacknowledged one in flight, whole | `crash_at_every_point_keeps_every_acknowledged_batch` (power cut after a random number of writes, a random prefix of unsynced writes kept) |
+//! | torn write (a write half done) | the header or page checksum fails; redb falls back to the previous commit | same test: half of the crashes tear the next write at a random byte |
+//! | full disk | the write fails with an I/O error (`StorageFull`) reported as [`StoreError::Io`]; nothing acknowledged is touched; the store refuses writes until reopened, and works again once space is freed | `a_full_disk_refuses_the_batch_and_loses_nothing` |
+//! | corrupt tail (bytes changed after being written) | the integrity check on open (`set_check_integrity_on_open`) or the entry checksum reports [`StoreError::Corrupt`]; the store never serves a changed entry and never invents history: the operator restores the journal from a mirror of the log | `corrupt_bytes_are_reported_never_served` (200 random bit flips: each is caught or harmless, none panics) |
+//! | corrupt snapshot | snapshots live in their own database, a cache derived from the journal: a damaged snapshot file fails its integrity check at open and is replaced by an empty one (`Recovery::snapshots_discarded`), a snapshot record that fails its own checksum is skipped for an older one (`Recovery::skipped_snapshots`); recovery then replays more of the intact journal | `a_corrupt_snapshot_falls_back_to_an_older_one_or_to_replay` |
+//!
+//! Opening runs redb's integrity check over the whole file (every page
+//! checksum), which costs a full read of the database at start-up; that is
+//! the price of never trusting a file altered behind redb's back.
+
+#![forbid(unsafe_code)]
+
+pub mod fault;
+
+use std::path::Path;
+
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend,
+    TableDefinition,
+};
+use sha2::{Digest, Sha256};
+
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("journal_entries_v1");
+const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots_v1");
+
+/// Snapshots kept; older ones are deleted when a new one is saved.
+pub const SNAPSHOTS_KEPT: usize = 2;
+/// Largest entry accepted.
+pub const ENTRY_BYTES_MAX: usize = 1 << 20;
+/// Largest batch accepted.
+pub const BATCH_ENTRIES_MAX: usize = 8_192;
+/// Bytes of checksum in front of every stored entry and snapshot.
+const CHECKSUM_BYTES: usize = 16;
+
+/// What went wrong, classified by what the caller should do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The storage failed (full disk, I/O error). Nothing acknowledged is
+    /// lost; the store must be reopened before it writes again.
+    #[error("storage failed: {0}")]
+    Io(String),
+    /// A write failed earlier; reopen the store to learn what landed.
+    #[error("a write failed earlier; reopen the store to learn what is durable")]
+    NeedsReopen,
+    /// Stored bytes do not match their checksum, or the file is damaged.
+    #[error("the store is corrupt: {0}")]
+    Corrupt(String),
+    /// The caller asked for something outside the store's bounds.
+    #[error("invalid request: {0}")]
+    Invalid(&'static str),
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(error: redb::Error) -> StoreError {
+        match error {
+            redb::Error::Corrupted(message) => StoreError::Corrupt(message),
+            redb::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                StoreError::Corrupt(io.to_string())
+            }
+            other => StoreError::Io(other.to_string()),
+        }
+    }
+}
+
+fn err<E: Into<redb::Error>>(error: E) -> StoreError {
+    StoreError::from(error.into())
+}
+
+/// Opening can fail with a panic deep in redb on a damaged file when the
+/// integrity check is off; with it on, damage is `Corrupted` or an I/O error
+/// of kind `InvalidData`, both mapped to [`StoreError::Corrupt`].
+fn open_database(result: Result<Database, redb::DatabaseError>) -> Result<Database, StoreError> {
+    result.map_err(err)
+}
+
+/// A snapshot and the number of journal entries it covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub covers: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// Where recovery starts: the newest valid snapshot, if any, and what was
+/// skipped on the way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    pub snapshot: Option<Snapshot>,
+    /// Coverage of snapshots that failed their checksum.
+    pub skipped_snapshots: Vec<u64>,
+    /// The snapshot database was damaged at open and replaced by an empty one.
+    pub snapshots_discarded: bool,
+    /// Entries in the journal.
+    pub journal_len: u64,
+}
+
+/// The journal and snapshots of one node. One writer at a time (the node's
+/// single writer); reads may run concurrently.
+#[derive(Debug)]
+pub struct Store {
+    /// The journal: the source of truth, never truncated.
+    db: Database,
+    /// Snapshots, in their own database: they are a cache derived from the
+    /// journal, so a damaged snapshot file is discarded, never fatal.
+    snapshots: Database,
+    /// The snapshot database was found damaged at open and replaced.
+    snapshots_discarded: bool,
+    poisoned: std::sync::atomic::AtomicBool,
+}
+
+fn checksum(kind: &[u8], key: u64, payload: &[u8]) -> [u8; CHECKSUM_BYTES] {
+    let mut hasher = Sha256::new();
+    hasher.update(kind);
+    hasher.update(key.to_le_bytes());
+    hasher.update(payload);
+    let digest = hasher.finalize();
+    let mut out = [0u8; CHECKSUM_BYTES];
+    out.copy_from_slice(&digest[..CHECKSUM_BYTES]);
+    out
+}
+
+fn seal(kind: &[u8], key: u64, payload: &[u8]) -> Vec<u8> {
+    let mut sealed = Vec::with_capacity(CHECKSUM_BYTES + payload.len());
+    sealed.extend_from_slice(&checksum(kind, key, payload));
+    sealed.extend_from_slice(payload);
+    sealed
+}
+
+fn unseal<'a>(kind: &[u8], key: u64, sealed: &'a [u8]) -> Option<&'a [u8]> {
+    if sealed.len() < CHECKSUM_BYTES {
+        return None;
+    }
+    let (sum, payload) = sealed.split_at(CHECKSUM_BYTES);
+    (sum == checksum(kind, key, payload)).then_some(payload)
+}
+
+const ENTRY_KIND: &[u8] = b"entry";
+const SNAPSHOT_KIND: &[u8] = b"snapshot";
+
+impl Store {
+    /// Opens (or creates) the store in a directory: `journal.redb` and
+    /// `snapshots.redb`. A damaged snapshot file is moved aside to
+    /// `snapshots.redb.damaged` and replaced by an empty one.
+    pub fn open(directory: &Path) -> Result<Store, StoreError> {
+        let journal = open_database(
+            Database::builder()
+                .set_check_integrity_on_open(true)
+                .create(directory.join("journal.redb")),
+        )?;
+        let snapshot_path = directory.join("snapshots.redb");
+        let (snapshots, discarded) = match open_database(
+            Database::builder()
+                .set_check_integrity_on_open(true)
+                .create(&snapshot_path),
+        ) {
+            Ok(snapshots) => (snapshots, false),
+            Err(StoreError::Corrupt(_)) => {
+                std::fs::rename(&snapshot_path, directory.join("snapshots.redb.damaged"))
+                    .map_err(|e| StoreError::Io(e.to_string()))?;
+                (
+                    open_database(Database::builder().create(&snapshot_path))?,
+                    true,
+                )
+            }
+            Err(other) => return Err(other),
+        };
+        Store::init(journal, snapshots, discarded)
+    }
+
+    /// Opens (or creates) the store on redb storage backends (tests use
+    /// [`fault::FaultyDisk`]). `replacement` supplies an empty snapshot
+    /// backend if the snapshot one is damaged.
+    pub fn open_with_backends<J: StorageBackend, S: StorageBackend>(
+        journal: J,
+        snapshots: S,
+        replacement: impl FnOnce() -> S,
+    ) -> Result<Store, StoreError> {
+        let journal = open_database(
+            Database::builder()
+                .set_check_integrity_on_open(true)
+                .create_with_backend(journal),
+        )?;
+        let (snapshots, discarded) = match open_database(
+            Database::builder()
+                .set_check_integrity_on_open(true)
+                .create_with_backend(snapshots),
+        ) {
+            Ok(snapshots) => (snapshots, false),
+            Err(StoreError::Corrupt(_)) => (
+                open_database(Database::builder().create_with_backend(replacement()))?,
+                true,
+            ),
+            Err(other) => return Err(other),
+        };
+        Store::init(journal, snapshots, discarded)
+    }
+
+    fn init(
+        db: Database,
+        snapshots: Database,
+        snapshots_discarded: bool,
+    ) -> Result<Store, StoreError> {
+        for (database, table) in [(&db, ENTRIES), (&snapshots, SNAPSHOTS)] {
+            let mut txn = database.begin_write().map_err(err)?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| StoreError::Io(e.to_string()))?;
+            txn.open_table(table).map_err(err)?;
+            txn.commit().map_err(err)?;
+        }
+        Ok(Store {
+            db,
+            snapshots,
+            snapshots_discarded,
+            poisoned: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::NeedsReopen);
+        }
+        Ok(())
+    }
+
+    fn poison<T>(&self, error: StoreError) -> Result<T, StoreError> {
+        self.poisoned
+            .store(true, std::sync::atomic::Ordering::Release);
+        Err(error)
+    }
+
+    /// Entries in the journal.
+    pub fn len(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(ENTRIES).map_err(err)?;
+        table.len().map_err(err)
+    }
+
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Appends `entries` as one durable batch (one fsync) and returns the
+    /// index of the first. See the durability contract in the crate docs.
+    pub fn append_batch<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<u64, StoreError> {
+        self.check_writable()?;
+        if entries.is_empty() || entries.len() > BATCH_ENTRIES_MAX {
+            return Err(StoreError::Invalid("a batch holds 1 to 8192 entries"));
+        }
+        if entries
+            .iter()
+            .any(|entry| entry.as_ref().len() > ENTRY_BYTES_MAX)
+        {
+            return Err(StoreError::Invalid("an entry is larger than 1 MiB"));
+        }
+        match self.write_batch(entries) {
+            Ok(first) => Ok(first),
+            Err(error) => self.poison(error),
+        }
+    }
+
+    fn write_batch<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<u64, StoreError> {
+        let mut txn = self.db.begin_write().map_err(err)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        let first = {
+            let mut table = txn.open_table(ENTRIES).map_err(err)?;
+            let first = table.len().map_err(err)?;
+            for (offset, entry) in entries.iter().enumerate() {
+                let index = first + offset as u64;
+                table
+                    .insert(index, seal(ENTRY_KIND, index, entry.as_ref()).as_slice())
+                    .map_err(err)?;
+            }
+            first
+        };
+        txn.commit().map_err(err)?;
+        Ok(first)
+    }
+
+    /// Up to `limit` entries starting at `from`, checked against their
+    /// checksums.
+    pub fn read(&self, from: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(ENTRIES).map_err(err)?;
+        let mut out = Vec::new();
+        for item in table.range(from..).map_err(err)?.take(limit) {
+            let (key, value) = item.map_err(err)?;
+            let index = key.value();
+            if index != from + out.len() as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "journal entry {} is missing",
+                    from + out.len() as u64
+                )));
+            }
+            let payload = unseal(ENTRY_KIND, index, value.value()).ok_or_else(|| {
+                StoreError::Corrupt(format!("journal entry {index} fails its checksum"))
+            })?;
+            out.push(payload.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Saves a snapshot covering the first `covers` entries, atomically and
+    /// durably, and deletes all but the newest [`SNAPSHOTS_KEPT`].
+    pub fn save_snapshot(&self, covers: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.check_writable()?;
+        if covers > self.len()? {
+            return Err(StoreError::Invalid(
+                "a snapshot cannot cover entries the journal lacks",
+            ));
+        }
+        let result = (|| {
+            let mut txn = self.snapshots.begin_write().map_err(err)?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| StoreError::Io(e.to_string()))?;
+            {
+                let mut table = txn.open_table(SNAPSHOTS).map_err(err)?;
+                table
+                    .insert(covers, seal(SNAPSHOT_KIND, covers, bytes).as_slice())
+                    .map_err(err)?;
+                let keys: Vec<u64> = table
+                    .iter()
+                    .map_err(err)?
+                    .map(|item| item.map(|(key, _)| key.value()))
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?;
+                for old in keys.iter().rev().skip(SNAPSHOTS_KEPT) {
+                    table.remove(*old).map_err(err)?;
+                }
+            }
+            txn.commit().map_err(err)
+        })();
+        result.or_else(|error| self.poison(error))
+    }
+
+    /// The newest snapshot that passes its checksum, and the ones skipped.
+    pub fn recovery(&self) -> Result<Recovery, StoreError> {
+        let txn = self.snapshots.begin_read().map_err(err)?;
+        let table = txn.open_table(SNAPSHOTS).map_err(err)?;
+        let mut skipped_snapshots = Vec::new();
+        let mut snapshot = None;
+        for item in table.iter().map_err(err)?.rev() {
+            let (key, value) = item.map_err(err)?;
+            let covers = key.value();
+            match unseal(SNAPSHOT_KIND, covers, value.value()) {
+                Some(bytes) => {
+                    snapshot = Some(Snapshot {
+                        covers,
+                        bytes: bytes.to_vec(),
+                    });
+                    break;
+                }
+                None => skipped_snapshots.push(covers),
+            }
+        }
+        let journal_len = self.len()?;
+        if snapshot.as_ref().is_some_and(|s| s.covers > journal_len) {
+            return Err(StoreError::Corrupt(
+                "a snapshot covers more entries than the journal holds".into(),
+            ));
+        }
+        Ok(Recovery {
+            snapshot,
+            skipped_snapshots,
+            snapshots_discarded: self.snapshots_discarded,
+            journal_len,
+        })
+    }
+
+    /// Stores a snapshot record whose checksum does not match, as a
+    /// damaged or mis-written snapshot would look. For recovery tests.
+    #[doc(hidden)]
+    pub fn save_damaged_snapshot_for_tests(
+        &self,
+        covers: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut sealed = seal(SNAPSHOT_KIND, covers, bytes);
+        sealed[0] ^= 0xff;
+        let mut txn = self.snapshots.begin_write().map_err(err)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        txn.open_table(SNAPSHOTS)
+            .map_err(err)?
+            .insert(covers, sealed.as_slice())
+            .map_err(err)?;
+        txn.commit().map_err(err)
+    }
+}
