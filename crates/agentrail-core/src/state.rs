@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::amount::{Amount, BPS_WHOLE};
 use crate::command::{
@@ -46,7 +46,7 @@ pub struct Genesis {
 }
 
 /// An account's money.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balance {
     /// Free to spend.
     pub available: Amount,
@@ -56,7 +56,7 @@ pub struct Balance {
 
 /// Ledger-wide sums, kept as the ledger moves and checked against the
 /// accounts by [`State::check_invariants`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub deposited: Amount,
     pub withdrawn: Amount,
@@ -87,7 +87,7 @@ pub struct GrantStatus {
 }
 
 /// Where a hold stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HoldStatus {
     Reserved,
@@ -97,7 +97,7 @@ pub enum HoldStatus {
 }
 
 /// Where a payment above an approval threshold stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalStatus {
     Pending,
@@ -111,7 +111,7 @@ pub enum ApprovalStatus {
 #[error("ledger invariant broken: {0}")]
 pub struct InvariantViolation(pub String);
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Account {
     balance: Balance,
     /// The principal that owns the account (itself, for a principal).
@@ -119,7 +119,7 @@ struct Account {
 }
 
 /// An agent or a session: a grant and what has been spent through it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Delegate {
     grant: SignedGrant,
     principal: Did,
@@ -156,7 +156,7 @@ impl Delegate {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum Identity {
     Principal { agents: Vec<Did> },
     Agent(Delegate),
@@ -190,14 +190,14 @@ impl Identity {
 /// The budgets a spend was counted against: the grants of the spending
 /// chain (session and agent, or agent alone; none for a principal), on one
 /// UTC day. Refunding a charge restores exactly what it took.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Charge {
     delegates: Vec<Did>,
     day: u64,
     amount: Amount,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct HoldRecord {
     creator: Did,
     request: Hold,
@@ -209,7 +209,7 @@ struct HoldRecord {
     status: HoldStatus,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct ApprovalRecord {
     signer: Did,
     transfer: Transfer,
@@ -218,13 +218,13 @@ struct ApprovalRecord {
     status: ApprovalStatus,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 enum Expiry {
     Hold(String),
     Approval(u64),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Remembered {
     command: Command,
     outcome: Vec<Event>,
@@ -238,7 +238,7 @@ struct SpendPlan {
 
 /// The whole ledger. Maps are ordered so that iteration, and therefore every
 /// outcome, is deterministic.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct State {
     operator: Did,
     clock: Timestamp,
@@ -248,6 +248,7 @@ pub struct State {
     approvals: BTreeMap<u64, ApprovalRecord>,
     /// Exactly the reserved holds and pending approvals, by expiry time.
     expiries: BTreeSet<(Timestamp, Expiry)>,
+    #[serde(with = "pairs")]
     idempotency: BTreeMap<(Did, String), Remembered>,
     next_approval_id: u64,
     totals: Totals,
@@ -1431,6 +1432,82 @@ impl State {
             }
         }
         Ok(())
+    }
+}
+
+/// Maps whose keys are not strings, written as a list of `[key, value]`
+/// pairs so that JSON can carry them.
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        let pairs = Vec::<(K, V)>::deserialize(deserializer)?;
+        Ok(pairs.into_iter().collect())
+    }
+}
+
+/// The version of the snapshot format [`State::to_snapshot`] writes.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotEnvelope<S> {
+    version: u32,
+    state: S,
+}
+
+/// Why snapshot bytes cannot be loaded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    #[error("snapshot version {0} is not one this build reads")]
+    UnknownVersion(u32),
+    #[error("snapshot is malformed: {0}")]
+    Malformed(String),
+    #[error("snapshot breaks a ledger invariant: {0}")]
+    Invariant(#[from] InvariantViolation),
+}
+
+impl State {
+    /// The whole ledger as versioned bytes (JSON), for snapshots.
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(&SnapshotEnvelope {
+            version: SNAPSHOT_VERSION,
+            state: self,
+        })
+        .expect("the ledger state is representable as JSON")
+    }
+
+    /// Loads a snapshot written by [`State::to_snapshot`], checking every
+    /// invariant before trusting it (pair assertion: checked before writing,
+    /// checked again after reading).
+    pub fn from_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let version: Version =
+            serde_json::from_slice(bytes).map_err(|e| SnapshotError::Malformed(e.to_string()))?;
+        if version.version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::UnknownVersion(version.version));
+        }
+        let envelope: SnapshotEnvelope<State> =
+            serde_json::from_slice(bytes).map_err(|e| SnapshotError::Malformed(e.to_string()))?;
+        envelope.state.check_invariants()?;
+        Ok(envelope.state)
     }
 }
 

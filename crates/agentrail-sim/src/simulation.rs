@@ -211,6 +211,8 @@ struct Simulation {
     approvals: Vec<(u64, usize)>,
     outcomes: BTreeMap<(Did, String), (Command, Vec<Event>)>,
     journal: Vec<(Authenticated, Timestamp, Vec<Event>)>,
+    /// A snapshot taken halfway, and the journal length it covers.
+    snapshot: Option<(Vec<u8>, usize)>,
     next_id: u64,
     report: SimReport,
 }
@@ -241,6 +243,7 @@ impl Simulation {
             approvals: Vec::new(),
             outcomes: BTreeMap::new(),
             journal: Vec::new(),
+            snapshot: None,
             next_id: 0,
             report: SimReport {
                 seed: config.seed,
@@ -255,6 +258,9 @@ impl Simulation {
             self.step = step;
             if step % 10_000 == 0 {
                 progress(step);
+            }
+            if step == self.config.commands / 2 {
+                self.snapshot = Some((self.state.to_snapshot(), self.journal.len()));
             }
             self.advance_time();
             let (signed, expect) = self.next_command();
@@ -1138,13 +1144,27 @@ impl Simulation {
         Ok(())
     }
 
-    /// Replays every accepted command into a fresh ledger: the outcomes and
-    /// the final state must be identical.
+    /// Replays every accepted command into a fresh ledger, and the second
+    /// half into the snapshot taken halfway (recovery = snapshot + journal
+    /// tail): the outcomes and the final state must be identical.
     fn replay(&mut self) -> Result<(), String> {
-        let mut replayed = State::new(Genesis {
+        let from_genesis = State::new(Genesis {
             operator: kit::did(&self.operator),
         });
-        for (index, (command, at, events)) in self.journal.iter().enumerate() {
+        self.replay_from(from_genesis, 0)?;
+        if let Some((bytes, covers)) = self.snapshot.take() {
+            let restored =
+                State::from_snapshot(&bytes).map_err(|e| format!("snapshot did not load: {e}"))?;
+            if restored.to_snapshot() != bytes {
+                return Err("a snapshot did not round-trip byte for byte".to_owned());
+            }
+            self.replay_from(restored, covers)?;
+        }
+        Ok(())
+    }
+
+    fn replay_from(&mut self, mut replayed: State, start: usize) -> Result<(), String> {
+        for (index, (command, at, events)) in self.journal.iter().enumerate().skip(start) {
             replayed.advance(*at);
             let outcome = replayed
                 .apply(command, *at)
