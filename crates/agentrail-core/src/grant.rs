@@ -142,14 +142,14 @@ pub struct Spent {
 
 /// The most money that can still leave through a grant before it expires,
 /// even if its key is stolen, and which limit decides it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exposure {
     pub amount: Amount,
     pub bound: ExposureBound,
 }
 
 /// The limit that binds a grant's [`Exposure`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ExposureBound {
     /// The grant is expired or revoked: nothing can leave through it.

@@ -65,7 +65,7 @@ pub struct Totals {
 }
 
 /// What kind of identity a did:key is registered as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IdentityKind {
     Principal,
@@ -74,7 +74,7 @@ pub enum IdentityKind {
 }
 
 /// The state of an agent or session grant, for status pages and passports.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantStatus {
     pub grant: SignedGrant,
     pub principal: Did,

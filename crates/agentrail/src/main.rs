@@ -3,12 +3,16 @@
 
 #![forbid(unsafe_code)]
 
+mod ledger_cli;
+
 use std::process::ExitCode;
 
 use agentrail_sim::SimConfig;
 use agentrail_sim::bench::{BenchConfig, run_core_bench};
 use agentrail_sim::simulation::run_with_progress;
 use clap::{Parser, Subcommand};
+
+use crate::ledger_cli::LedgerCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,12 +27,32 @@ struct Cli {
     /// Log more (repeat for more detail).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// The node to talk to.
+    #[arg(long, global = true, env = "AGENTRAIL_NODE", default_value = agentrail_client::DEFAULT_NODE)]
+    node: String,
     #[command(subcommand)]
     command: Commands,
 }
 
 #[derive(Debug, Subcommand)]
 enum Commands {
+    /// Run a node: the ledger, its journal and the /v1 API.
+    Serve {
+        /// Dev mode: keep an operator key in the data directory and open a faucet.
+        #[arg(long)]
+        dev: bool,
+        /// Data directory (journal, snapshots, genesis).
+        #[arg(long, default_value = "agentrail-data")]
+        data: std::path::PathBuf,
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8402")]
+        listen: std::net::SocketAddr,
+        /// The operator of a new ledger outside dev mode.
+        #[arg(long)]
+        operator: Option<agentrail_core::Did>,
+    },
+    #[command(flatten)]
+    Ledger(LedgerCommand),
     /// Drive the ledger with seeded random commands (valid and hostile mixed)
     /// and check every invariant after every step.
     Simulate {
@@ -74,7 +98,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    match run(&cli) {
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -83,25 +107,53 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    match &cli.command {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Commands::Serve {
+            dev,
+            data,
+            listen,
+            operator,
+        } => {
+            let config = agentrail_node::NodeConfig {
+                data_dir: data,
+                listen,
+                dev,
+                operator,
+            };
+            runtime()?.block_on(async {
+                let ready = |address: std::net::SocketAddr| {
+                    // Scripts and tests read this line to find the port.
+                    println!("agentrail node listening on http://{address}");
+                };
+                agentrail_node::run(config, ready, shutdown_signal()).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Ledger(command) => {
+            runtime()?.block_on(ledger_cli::run(command, &cli.node, cli.json))
+        }
         Commands::Simulate {
             seed,
             seeds,
             commands,
-        } => simulate(cli.json, *seed, *seeds, *commands),
+        } => simulate(cli.json, seed, seeds, commands),
         Commands::Bench {
             target: BenchTarget::Core { transfers, rounds },
         } => {
             anyhow::ensure!(
-                *transfers > 0 && *rounds > 0,
+                transfers > 0 && rounds > 0,
                 "--transfers and --rounds must be above zero"
             );
-            let config = BenchConfig {
-                transfers: *transfers,
-                rounds: *rounds,
-            };
-            let report = run_core_bench(config, &mut |case| tracing::info!(case, "measuring"));
+            let report = run_core_bench(BenchConfig { transfers, rounds }, &mut |case| {
+                tracing::info!(case, "measuring")
+            });
             if cli.json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -120,6 +172,22 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
 }
 
 fn simulate(json: bool, first: u64, seeds: u64, commands: u64) -> anyhow::Result<ExitCode> {

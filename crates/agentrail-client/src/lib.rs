@@ -1,0 +1,188 @@
+//! agentrail-client: typed calls for the agentrail node API.
+//!
+//! Mutating calls are signed per RFC 9421 with the caller's Ed25519 key
+//! (see `agentrail_wire::httpsig`); each gets a fresh random nonce.
+
+#![forbid(unsafe_code)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use agentrail_core::state::GrantStatus;
+use agentrail_core::{Amount, Command, Did};
+use agentrail_wire::api::{
+    BalanceResponse, COMMANDS_PATH, CommandResponse, ErrorBody, ErrorDetail, FAUCET_PATH,
+    FaucetRequest, Health, HistoryPage, Passport,
+};
+use agentrail_wire::httpsig;
+use ed25519_dalek::SigningKey;
+use serde::de::DeserializeOwned;
+
+/// The node's default address.
+pub const DEFAULT_NODE: &str = "http://127.0.0.1:8402";
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The node refused the request; `error.code` is stable.
+    #[error("{} ({}): {}", error.code, status, error.message)]
+    Api { status: u16, error: ErrorDetail },
+    /// The node could not be reached, or the connection failed.
+    #[error("cannot reach the node: {0}")]
+    Transport(String),
+    /// The node answered something this client does not understand.
+    #[error("unexpected answer from the node: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The node's error code, when the node refused the request.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { error, .. } => Some(&error.code),
+            _ => None,
+        }
+    }
+}
+
+/// A connection to one node.
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// A fresh 128-bit random nonce, hex.
+pub fn random_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system provides randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh Ed25519 key from the operating system's randomness.
+pub fn generate_key() -> SigningKey {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).expect("the operating system provides randomness");
+    SigningKey::from_bytes(&seed)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Signs `command` with `key` and submits it.
+    pub async fn submit(
+        &self,
+        key: &SigningKey,
+        command: &Command,
+    ) -> Result<CommandResponse, ClientError> {
+        let body = serde_json::to_vec(command).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.post_signed(key, COMMANDS_PATH, body).await
+    }
+
+    /// Posts `body` to `path`, signed with `key` (created now, random nonce).
+    pub async fn post_signed<T: DeserializeOwned>(
+        &self,
+        key: &SigningKey,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T, ClientError> {
+        let headers = httpsig::sign(key, "POST", path, &body, unix_now(), &random_nonce());
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .header("content-digest", headers.content_digest)
+            .header("signature-input", headers.signature_input)
+            .header("signature", headers.signature)
+            .body(body);
+        self.send(request).await
+    }
+
+    /// Dev mode only: the node deposits `amount` to `to` from its operator key.
+    pub async fn faucet(&self, to: Did, amount: Amount) -> Result<CommandResponse, ClientError> {
+        let request = self
+            .http
+            .post(format!("{}{FAUCET_PATH}", self.base))
+            .json(&FaucetRequest { to, amount });
+        self.send(request).await
+    }
+
+    pub async fn balance(&self, did: &Did) -> Result<BalanceResponse, ClientError> {
+        self.get(&format!("/v1/accounts/{did}/balance")).await
+    }
+
+    /// History of `did`, newest first, entries before index `before`.
+    pub async fn history(
+        &self,
+        did: &Did,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, ClientError> {
+        let mut path = format!("/v1/accounts/{did}/history?limit={limit}");
+        if let Some(before) = before {
+            path.push_str(&format!("&before={before}"));
+        }
+        self.get(&path).await
+    }
+
+    pub async fn grant(&self, did: &Did) -> Result<GrantStatus, ClientError> {
+        self.get(&format!("/v1/grants/{did}")).await
+    }
+
+    pub async fn passport(&self, did: &Did) -> Result<Passport, ClientError> {
+        self.get(&format!("/v1/passports/{did}")).await
+    }
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.get("/v1/health").await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => Err(ClientError::Api {
+                status: status.as_u16(),
+                error: body.error,
+            }),
+            Err(_) => Err(ClientError::Decode(format!(
+                "status {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            ))),
+        }
+    }
+}

@@ -1,0 +1,566 @@
+//! The `/v1` HTTP API. The only place that turns errors into HTTP: a stable
+//! code, a message, the field, a 4xx status. Bad input never reaches a 500.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use agentrail_core::command::Deposit;
+use agentrail_core::state::IdentityKind;
+use agentrail_core::{Amount, Command, Did, Rejection, SignedCommand};
+use agentrail_wire::api::{
+    BODY_BYTES_MAX, BalanceResponse, COMMANDS_PATH, ErrorBody, ErrorDetail, FAUCET_PATH,
+    FaucetRequest, HISTORY_PAGE_MAX, Health, HistoryPage, Passport,
+};
+use agentrail_wire::entry::{EntryRequest, encode_body};
+use agentrail_wire::httpsig::{self, SIGNATURE_WINDOW_S, SignatureError, SignatureHeaders};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ed25519_dalek::SigningKey;
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+use crate::ledger::{Job, Ledger, Queue, QueueError, Refusal, unix_now};
+use crate::openapi;
+
+/// Largest single faucet deposit in dev mode: 1,000,000 USD.
+pub const FAUCET_AMOUNT_MAX: Amount = Amount::from_atomic(1_000_000 * 1_000_000);
+/// Nonces remembered (each for twice the signature window).
+pub const NONCES_MAX: usize = 1_000_000;
+
+/// An error as the API answers it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: String,
+    message: String,
+    param: Option<String>,
+    retry_after_s: Option<u32>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            param: None,
+            retry_after_s: None,
+        }
+    }
+
+    fn with_param(mut self, param: &str) -> ApiError {
+        self.param = Some(param.to_owned());
+        self
+    }
+
+    fn busy(code: &str, message: &str) -> ApiError {
+        ApiError {
+            retry_after_s: Some(1),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                param: self.param,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// The HTTP status of each ledger rejection.
+pub fn rejection_status(rejection: &Rejection) -> StatusCode {
+    match rejection.code() {
+        "invalid_signature" => StatusCode::UNAUTHORIZED,
+        "unknown_identity" | "unknown_account" | "hold_not_found" | "approval_not_found" => {
+            StatusCode::NOT_FOUND
+        }
+        "already_registered"
+        | "idempotency_conflict"
+        | "hold_not_active"
+        | "approval_not_pending"
+        | "insufficient_funds"
+        | "too_many_delegations" => StatusCode::CONFLICT,
+        "not_authorized"
+        | "not_operator"
+        | "grant_not_yet_valid"
+        | "grant_expired"
+        | "grant_revoked"
+        | "grant_widens"
+        | "invalid_grant_signature"
+        | "per_payment_limit_exceeded"
+        | "budget_exceeded"
+        | "payee_not_allowed"
+        | "payee_denied"
+        | "category_not_allowed" => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn from_rejection(rejection: Rejection) -> ApiError {
+    let error = ApiError::new(
+        rejection_status(&rejection),
+        rejection.code(),
+        rejection.to_string(),
+    );
+    match rejection.param() {
+        Some(param) => error.with_param(param),
+        None => error,
+    }
+}
+
+fn from_signature(error: SignatureError) -> ApiError {
+    let status = match error {
+        SignatureError::DigestMissing | SignatureError::DigestMismatch => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    ApiError::new(status, error.code(), error.to_string())
+}
+
+fn from_json(error: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {error}"),
+        ),
+        Category::Data => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("the body does not match the expected shape: {error}"),
+        ),
+    }
+}
+
+fn parse_did(text: &str) -> Result<Did, ApiError> {
+    text.parse().map_err(|e: agentrail_core::DidError| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_did", e.to_string()).with_param("did")
+    })
+}
+
+/// Nonces seen recently, per signer, to refuse replays. Bounded.
+#[derive(Debug, Default)]
+pub struct Nonces {
+    inner: Mutex<NonceWindow>,
+}
+
+#[derive(Debug, Default)]
+struct NonceWindow {
+    seen: BTreeSet<(Did, String)>,
+    by_time: VecDeque<(u64, Did, String)>,
+}
+
+impl Nonces {
+    /// Records a nonce; false when it was already used.
+    fn record(&self, signer: Did, nonce: &str, created: u64, now: u64) -> Result<bool, ApiError> {
+        let mut window = self.inner.lock().expect("nonce lock");
+        let horizon = now.saturating_sub(2 * SIGNATURE_WINDOW_S);
+        while window
+            .by_time
+            .front()
+            .is_some_and(|(created, _, _)| *created < horizon)
+        {
+            let (_, did, nonce) = window.by_time.pop_front().expect("front exists");
+            window.seen.remove(&(did, nonce));
+        }
+        if window.seen.contains(&(signer, nonce.to_owned())) {
+            return Ok(false);
+        }
+        if window.seen.len() >= NONCES_MAX {
+            return Err(ApiError::busy(
+                "overloaded",
+                "too many recent requests; retry shortly",
+            ));
+        }
+        window.seen.insert((signer, nonce.to_owned()));
+        // Keep the queue ordered by time so that pruning stays at the front.
+        let position = window
+            .by_time
+            .partition_point(|(time, _, _)| *time <= created);
+        window
+            .by_time
+            .insert(position, (created, signer, nonce.to_owned()));
+        Ok(true)
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub ledger: Arc<Ledger>,
+    pub queue: Queue,
+    pub nonces: Arc<Nonces>,
+    /// The operator key, in dev mode only (the faucet signs with it).
+    pub faucet_key: Option<Arc<SigningKey>>,
+}
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route(COMMANDS_PATH, post(post_command))
+        .route(FAUCET_PATH, post(post_faucet))
+        .route("/v1/accounts/{did}/balance", get(get_balance))
+        .route("/v1/accounts/{did}/history", get(get_history))
+        .route("/v1/grants/{did}", get(get_grant))
+        .route("/v1/passports/{did}", get(get_passport))
+        .route("/v1/health", get(get_health))
+        .route("/v1/openapi.json", get(get_openapi))
+        .route("/metrics", get(get_metrics))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .with_state(app)
+}
+
+async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, BODY_BYTES_MAX)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than {BODY_BYTES_MAX} bytes"),
+            )
+        })
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(Some).map_err(|_| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "signature_malformed",
+                format!("the {name} header is not ASCII"),
+            )
+        }),
+    }
+}
+
+async fn queue_and_wait(
+    app: &App,
+    command: agentrail_core::Authenticated,
+    request: EntryRequest,
+) -> Response {
+    let (reply, answer) = oneshot::channel();
+    match app.queue.submit(Job {
+        command,
+        request,
+        reply,
+    }) {
+        Ok(()) => {}
+        Err(QueueError::Full) => {
+            app.ledger
+                .metrics
+                .queue_full
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return ApiError::busy("overloaded", "the ledger is busy; retry shortly")
+                .into_response();
+        }
+        Err(QueueError::Stopped) => {
+            return ApiError::busy("shutting_down", "the node is stopping").into_response();
+        }
+    }
+    match answer.await {
+        Ok(Ok(response)) => axum::Json(response).into_response(),
+        Ok(Err(Refusal::Rejected(rejection))) => from_rejection(rejection).into_response(),
+        Ok(Err(Refusal::Unavailable)) | Err(_) => ApiError::busy(
+            "storage_unavailable",
+            "the journal could not be written; the command was not applied",
+        )
+        .into_response(),
+    }
+}
+
+async fn post_command(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match authenticate(&app, &method, &uri, &headers, body).await {
+        Ok((command, request)) => queue_and_wait(&app, command, request).await,
+        Err(error) => {
+            if error.status == StatusCode::UNAUTHORIZED {
+                app.ledger
+                    .metrics
+                    .unauthenticated
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            error.into_response()
+        }
+    }
+}
+
+/// Verifies the request signature and reads the command: the parallel stage
+/// before the single writer.
+async fn authenticate(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(agentrail_core::Authenticated, EntryRequest), ApiError> {
+    let bytes = read_body(body).await?;
+    let digest = header_text(headers, "content-digest")?;
+    let input = header_text(headers, "signature-input")?;
+    let signature = header_text(headers, "signature")?;
+    let signed = match (input, signature) {
+        (Some(input), Some(signature)) => Some(SignatureHeaders {
+            content_digest: digest.unwrap_or_default().to_owned(),
+            signature_input: input.to_owned(),
+            signature: signature.to_owned(),
+        }),
+        _ => None,
+    };
+    let now = unix_now().0;
+    let verified = httpsig::verify(
+        method.as_str(),
+        uri.path(),
+        &bytes,
+        signed.as_ref(),
+        digest.is_some(),
+        now,
+    )
+    .map_err(from_signature)?;
+    if !app
+        .nonces
+        .record(verified.signer, &verified.nonce, verified.created, now)?
+    {
+        return Err(from_signature(SignatureError::NonceReused));
+    }
+    let command: Command = serde_json::from_slice(&bytes).map_err(from_json)?;
+    let headers = signed.expect("verified requests carry their headers");
+    let request = EntryRequest::Http {
+        method: method.as_str().to_owned(),
+        path: uri.path().to_owned(),
+        content_digest: headers.content_digest,
+        signature_input: headers.signature_input,
+        signature: headers.signature,
+        body: encode_body(&bytes),
+    };
+    Ok((
+        agentrail_core::Authenticated::assume_verified(verified.signer, command),
+        request,
+    ))
+}
+
+async fn post_faucet(State(app): State<App>, body: Body) -> Response {
+    let Some(key) = app.faucet_key.clone() else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "faucet_disabled",
+            "the faucet exists only in dev mode (agentrail serve --dev)",
+        )
+        .into_response();
+    };
+    let result = async {
+        let bytes = read_body(body).await?;
+        let request: FaucetRequest = serde_json::from_slice(&bytes).map_err(from_json)?;
+        if request.amount > FAUCET_AMOUNT_MAX {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "faucet_limit",
+                "the faucet gives at most 1000000 USD at a time",
+            )
+            .with_param("amount"));
+        }
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce)
+            .map_err(|_| ApiError::busy("unavailable", "no randomness available"))?;
+        let command = Command::Deposit(Deposit {
+            to: request.to,
+            amount: request.amount,
+            idempotency_key: format!("faucet-{}", hex::encode(nonce)),
+        });
+        let signed = SignedCommand::sign(command, &key).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+        })?;
+        let authenticated = signed.clone().verify().map_err(from_rejection)?;
+        Ok((
+            authenticated,
+            EntryRequest::Node {
+                command: Box::new(signed),
+            },
+        ))
+    }
+    .await;
+    match result {
+        Ok((command, request)) => queue_and_wait(&app, command, request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+fn path_did(path: Result<Path<String>, PathRejection>) -> Result<Did, ApiError> {
+    let Path(text) =
+        path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
+    parse_did(&text)
+}
+
+fn balance_of(ledger: &Ledger, did: Did) -> Option<BalanceResponse> {
+    ledger
+        .read(|state| state.balance(&did))
+        .map(|b| BalanceResponse {
+            did,
+            available: b.available,
+            held: b.held,
+        })
+}
+
+async fn get_balance(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<BalanceResponse>, ApiError> {
+    let did = path_did(path)?;
+    balance_of(&app.ledger, did).map(axum::Json).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+            format!("{did} has no account"),
+        )
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn get_history(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<axum::Json<HistoryPage>, ApiError> {
+    let did = path_did(path)?;
+    let Query(query) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if limit == 0 || limit > HISTORY_PAGE_MAX {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            "limit must be 1 to 200",
+        )
+        .with_param("limit"));
+    }
+    let (items, next_before) = app
+        .ledger
+        .history(&did, query.before, limit)
+        .map_err(|e| ApiError::busy("storage_unavailable", &e.to_string()))?;
+    Ok(axum::Json(HistoryPage { items, next_before }))
+}
+
+async fn get_grant(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<agentrail_core::state::GrantStatus>, ApiError> {
+    let did = path_did(path)?;
+    app.ledger
+        .read(|state| state.grant_status(&did, state.clock().max(unix_now())))
+        .map(axum::Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_grant",
+                format!("{did} is not an agent or a session"),
+            )
+        })
+}
+
+async fn get_passport(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<Passport>, ApiError> {
+    let did = path_did(path)?;
+    let now = unix_now();
+    let (kind, grant, chain) = app
+        .ledger
+        .read(|state| {
+            let kind = state.identity_kind(&did)?;
+            let grant = state.grant_status(&did, state.clock().max(now));
+            let mut chain = vec![did];
+            let mut current = grant.as_ref().map(|g| g.grant.grant().issuer);
+            while let Some(issuer) = current {
+                chain.push(issuer);
+                current = state
+                    .grant_status(&issuer, now)
+                    .map(|g| g.grant.grant().issuer);
+            }
+            Some((kind, grant, chain))
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_identity",
+                format!("{did} is not registered"),
+            )
+        })?;
+    let balance = match kind {
+        IdentityKind::Session => None,
+        _ => balance_of(&app.ledger, did),
+    };
+    let (recent, _) = app
+        .ledger
+        .history(&did, None, 10)
+        .map_err(|e| ApiError::busy("storage_unavailable", &e.to_string()))?;
+    Ok(axum::Json(Passport {
+        did,
+        kind,
+        owner_chain: chain,
+        grant,
+        balance,
+        recent,
+    }))
+}
+
+async fn get_health(State(app): State<App>) -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok".to_owned(),
+        journal_len: app.ledger.journal_len(),
+        clock: app.ledger.read(|state| state.clock()),
+        dev: app.faucet_key.is_some(),
+    })
+}
+
+async fn get_openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi::document(),
+    )
+        .into_response()
+}
+
+async fn get_metrics(State(app): State<App>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.ledger.metrics.render(app.ledger.journal_len()),
+    )
+        .into_response()
+}

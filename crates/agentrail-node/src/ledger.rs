@@ -1,0 +1,432 @@
+//! The ledger service: state, journal and the single writer.
+//!
+//! ```text
+//! HTTP handlers (all cores): verify RFC 9421 signature, parse ──▶ bounded queue
+//!                                                                    │
+//!   writer thread: take up to BATCH_MAX jobs ─▶ State::apply each ─▶ one journal
+//!   append (one fsync) ─▶ only then reply to every job of the batch
+//! ```
+//!
+//! The writer holds the state's write lock from the first `apply` of a
+//! batch until its commit returned, so a reader never sees a change that is
+//! not durable. Rejections wait for the batch too: a refusal may depend on
+//! an earlier command of the same batch, and must not be answered before
+//! that command is durable.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use agentrail_core::{Authenticated, Did, Event, Genesis, Rejection, State, Timestamp};
+use agentrail_store::{Store, StoreError};
+use agentrail_wire::api::{CommandResponse, HistoryItem};
+use agentrail_wire::entry::{ENTRY_VERSION, EntryRequest, JournalEntry};
+use tokio::sync::oneshot;
+
+use crate::metrics::Metrics;
+
+/// Commands waiting for the writer; when full, the API answers 503.
+pub const QUEUE_MAX: usize = 16_384;
+/// Commands applied and committed together (one fsync).
+pub const BATCH_MAX: usize = 4_096;
+/// Journal entries between two snapshots.
+pub const SNAPSHOT_EVERY: u64 = 100_000;
+/// Entries read per chunk during recovery.
+const RECOVERY_CHUNK: usize = 1_024;
+
+/// Why the ledger could not start or continue.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("journal entry {index} does not replay to what was recorded: {reason}")]
+    Divergence { index: u64, reason: String },
+}
+
+/// The outcome a job waits for.
+pub type Reply = Result<CommandResponse, Refusal>;
+
+/// Why the writer did not accept a job.
+#[derive(Debug)]
+pub enum Refusal {
+    Rejected(Rejection),
+    /// The storage failed and the command did not land; retry later.
+    Unavailable,
+}
+
+/// One command on its way to the writer.
+#[derive(Debug)]
+pub struct Job {
+    pub command: Authenticated,
+    pub request: EntryRequest,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// Why a job could not be queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum QueueError {
+    Full,
+    Stopped,
+}
+
+/// History: which journal entries concern each identity.
+#[derive(Debug, Default)]
+struct History {
+    by_did: BTreeMap<Did, Vec<u64>>,
+}
+
+impl History {
+    fn record(&mut self, index: u64, entry: &JournalEntry) {
+        let mut dids = vec![entry.signer];
+        collect_dids(&entry.events, &mut dids);
+        dids.sort();
+        dids.dedup();
+        for did in dids {
+            self.by_did.entry(did).or_default().push(index);
+        }
+    }
+}
+
+fn collect_dids(events: &[Event], out: &mut Vec<Did>) {
+    let value = serde_json::to_value(events).expect("events are JSON");
+    fn walk(value: &serde_json::Value, out: &mut Vec<Did>) {
+        match value {
+            serde_json::Value::String(text) if text.starts_with("did:key:") => {
+                if let Ok(did) = text.parse() {
+                    out.push(did);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|item| walk(item, out)),
+            _ => {}
+        }
+    }
+    walk(&value, out);
+}
+
+/// State, journal and history, shared by the writer and the readers.
+pub struct Ledger {
+    directory: PathBuf,
+    genesis: Genesis,
+    state: RwLock<State>,
+    store: RwLock<Option<Store>>,
+    history: RwLock<History>,
+    journal_len: AtomicU64,
+    last_snapshot: AtomicU64,
+    pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("directory", &self.directory)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn unix_now() -> Timestamp {
+    Timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
+/// Rebuilds the state from the newest valid snapshot plus the journal tail,
+/// checking that every entry replays to the events it recorded.
+fn recover(store: &Store, genesis: Genesis) -> Result<(State, History, u64), LedgerError> {
+    let recovery = store.recovery()?;
+    if !recovery.skipped_snapshots.is_empty() || recovery.snapshots_discarded {
+        tracing::warn!(skipped = ?recovery.skipped_snapshots, discarded = recovery.snapshots_discarded, "damaged snapshots ignored; replaying more of the journal");
+    }
+    let (mut state, start) = match recovery.snapshot {
+        Some(snapshot) => match State::from_snapshot(&snapshot.bytes) {
+            Ok(state) => (state, snapshot.covers),
+            Err(error) => {
+                tracing::warn!(%error, "snapshot unusable; replaying the journal from its start");
+                (State::new(genesis), 0)
+            }
+        },
+        None => (State::new(genesis), 0),
+    };
+    let mut history = History::default();
+    let mut index = 0;
+    while index < recovery.journal_len {
+        let chunk = store.read(index, RECOVERY_CHUNK)?;
+        if chunk.is_empty() {
+            break;
+        }
+        for bytes in chunk {
+            let entry = JournalEntry::decode(&bytes).map_err(|e| LedgerError::Divergence {
+                index,
+                reason: e.to_string(),
+            })?;
+            history.record(index, &entry);
+            if index >= start {
+                let command = entry.command().map_err(|e| LedgerError::Divergence {
+                    index,
+                    reason: e.to_string(),
+                })?;
+                // The journal holds only commands verified on their way in.
+                let command = Authenticated::assume_verified(entry.signer, command);
+                state.advance(entry.time);
+                let events =
+                    state
+                        .apply(&command, entry.time)
+                        .map_err(|r| LedgerError::Divergence {
+                            index,
+                            reason: format!("refused on replay: {r}"),
+                        })?;
+                if events != entry.events {
+                    return Err(LedgerError::Divergence {
+                        index,
+                        reason: "different events on replay".into(),
+                    });
+                }
+            }
+            index += 1;
+        }
+    }
+    Ok((state, history, index))
+}
+
+impl Ledger {
+    /// Opens the journal in `directory` and recovers the state.
+    pub fn open(directory: &Path, genesis: Genesis) -> Result<Ledger, LedgerError> {
+        let store = Store::open(directory)?;
+        let (state, history, journal_len) = recover(&store, genesis)?;
+        tracing::info!(journal_len, "ledger recovered");
+        Ok(Ledger {
+            directory: directory.to_owned(),
+            genesis,
+            state: RwLock::new(state),
+            store: RwLock::new(Some(store)),
+            history: RwLock::new(history),
+            journal_len: AtomicU64::new(journal_len),
+            last_snapshot: AtomicU64::new(journal_len),
+            metrics: Metrics::default(),
+        })
+    }
+
+    pub fn journal_len(&self) -> u64 {
+        self.journal_len.load(Ordering::Acquire)
+    }
+
+    /// Runs `read` on the current (durable) state.
+    pub fn read<T>(&self, read: impl FnOnce(&State) -> T) -> T {
+        read(&self.state.read().expect("state lock"))
+    }
+
+    /// Journal entries concerning `did`, newest first, below index `before`.
+    pub fn history(
+        &self,
+        did: &Did,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<HistoryItem>, Option<u64>), LedgerError> {
+        let indices: Vec<u64> = {
+            let history = self.history.read().expect("history lock");
+            let all = history.by_did.get(did).map(Vec::as_slice).unwrap_or(&[]);
+            all.iter()
+                .rev()
+                .copied()
+                .filter(|index| before.is_none_or(|b| *index < b))
+                .take(limit + 1)
+                .collect()
+        };
+        let store = self.store.read().expect("store lock");
+        let store = store.as_ref().ok_or(StoreError::NeedsReopen)?;
+        let mut items = Vec::new();
+        for &index in indices.iter().take(limit) {
+            let bytes = store
+                .read(index, 1)?
+                .pop()
+                .ok_or(StoreError::Corrupt(format!("entry {index} missing")))?;
+            let entry = JournalEntry::decode(&bytes).map_err(|e| LedgerError::Divergence {
+                index,
+                reason: e.to_string(),
+            })?;
+            items.push(HistoryItem {
+                index,
+                time: entry.time,
+                signer: entry.signer,
+                events: entry.events,
+            });
+        }
+        let next = if indices.len() > limit {
+            items.last().map(|item| item.index)
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+
+    /// The writer: applies and commits batches until the queue closes.
+    pub fn run_writer(self: Arc<Self>, queue: Receiver<Job>) {
+        while let Ok(first) = queue.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < BATCH_MAX {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.write_batch(jobs);
+        }
+        tracing::info!("writer stopped");
+    }
+
+    fn write_batch(&self, jobs: Vec<Job>) {
+        let now = unix_now();
+        let mut state = self.state.write().expect("state lock");
+        state.advance(now);
+        let mut outcomes: Vec<(Job, Result<Vec<Event>, Rejection>)> =
+            Vec::with_capacity(jobs.len());
+        let mut entries: Vec<Vec<u8>> = Vec::new();
+        let mut decoded: Vec<JournalEntry> = Vec::new();
+        for job in jobs {
+            let result = state.apply(&job.command, now);
+            if let Ok(events) = &result {
+                let entry = JournalEntry {
+                    version: ENTRY_VERSION,
+                    time: now,
+                    signer: *job.command.signer(),
+                    request: job.request.clone(),
+                    events: events.clone(),
+                };
+                entries.push(entry.encode());
+                decoded.push(entry);
+            }
+            outcomes.push((job, result));
+        }
+        let first_index = if entries.is_empty() {
+            Ok(self.journal_len())
+        } else {
+            self.append(&entries, &mut state)
+        };
+        drop(state);
+
+        match first_index {
+            Ok(first) => {
+                if !entries.is_empty() {
+                    let mut history = self.history.write().expect("history lock");
+                    for (offset, entry) in decoded.iter().enumerate() {
+                        history.record(first + offset as u64, entry);
+                    }
+                    self.journal_len
+                        .store(first + entries.len() as u64, Ordering::Release);
+                    self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .batch_entries
+                        .fetch_add(entries.len() as u64, Ordering::Relaxed);
+                }
+                let mut next = first;
+                for (job, result) in outcomes {
+                    let reply = match result {
+                        Ok(events) => {
+                            let index = next;
+                            next += 1;
+                            self.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+                            Ok(CommandResponse {
+                                index,
+                                time: now,
+                                events,
+                            })
+                        }
+                        Err(rejection) => {
+                            self.metrics.reject(rejection.code());
+                            Err(Refusal::Rejected(rejection))
+                        }
+                    };
+                    let _ = job.reply.send(reply);
+                }
+                self.maybe_snapshot();
+            }
+            Err(error) => {
+                tracing::error!(%error, "journal append failed; the batch's commands are refused");
+                for (job, _) in outcomes {
+                    let _ = job.reply.send(Err(Refusal::Unavailable));
+                }
+            }
+        }
+    }
+
+    /// Appends a batch. On failure, reopens the store and recovers: if the
+    /// batch landed after all, its index is returned; if not, the state is
+    /// rebuilt without it and the error is returned.
+    fn append(&self, entries: &[Vec<u8>], state: &mut State) -> Result<u64, LedgerError> {
+        let expected_first = self.journal_len();
+        let mut slot = self.store.write().expect("store lock");
+        let result = slot
+            .as_ref()
+            .ok_or(StoreError::NeedsReopen)
+            .and_then(|store| store.append_batch(entries));
+        match result {
+            Ok(first) => {
+                assert_eq!(
+                    first, expected_first,
+                    "the writer is the journal's only writer"
+                );
+                Ok(first)
+            }
+            Err(error) => {
+                // Drop the failed database handle, then learn what landed.
+                *slot = None;
+                let store = Store::open(&self.directory)?;
+                let (recovered, history, len) = recover(&store, self.genesis)?;
+                *state = recovered;
+                *self.history.write().expect("history lock") = history;
+                *slot = Some(store);
+                if len == expected_first + entries.len() as u64 {
+                    tracing::warn!("the failed batch was durable after all");
+                    return Ok(expected_first);
+                }
+                assert_eq!(len, expected_first, "a batch lands whole or not at all");
+                Err(error.into())
+            }
+        }
+    }
+
+    fn maybe_snapshot(&self) {
+        let len = self.journal_len();
+        if len - self.last_snapshot.load(Ordering::Acquire) < SNAPSHOT_EVERY {
+            return;
+        }
+        let bytes = self.read(State::to_snapshot);
+        let store = self.store.read().expect("store lock");
+        if let Some(store) = store.as_ref() {
+            match store.save_snapshot(len, &bytes) {
+                Ok(()) => {
+                    self.last_snapshot.store(len, Ordering::Release);
+                    tracing::info!(covers = len, bytes = bytes.len(), "snapshot saved");
+                }
+                Err(error) => tracing::warn!(%error, "snapshot not saved"),
+            }
+        }
+    }
+}
+
+/// The sending side of the writer's queue.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    sender: SyncSender<Job>,
+}
+
+impl Queue {
+    pub fn new(sender: SyncSender<Job>) -> Queue {
+        Queue { sender }
+    }
+
+    /// Queues a job without waiting: a full queue is the caller's 503.
+    pub fn submit(&self, job: Job) -> Result<(), QueueError> {
+        self.sender.try_send(job).map_err(|error| match error {
+            TrySendError::Full(_) => QueueError::Full,
+            TrySendError::Disconnected(_) => QueueError::Stopped,
+        })
+    }
+}

@@ -1,0 +1,167 @@
+//! agentrail-node: the service around `agentrail-core`.
+//!
+//! `run` opens (or creates) a ledger in a data directory, recovers it from
+//! its journal, starts the single writer and serves the `/v1` API until
+//! shutdown. See `ledger` for the write path and `http` for the API.
+
+#![forbid(unsafe_code)]
+
+pub mod http;
+pub mod ledger;
+pub mod metrics;
+pub mod openapi;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
+
+use agentrail_core::{Did, Genesis};
+use agentrail_wire::keyfile;
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+
+use crate::http::{App, Nonces, router};
+use crate::ledger::{Ledger, LedgerError, QUEUE_MAX, Queue};
+
+/// How to run a node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Dev mode: an operator key in the data directory and a faucet.
+    pub dev: bool,
+    /// The operator of a new (non-dev) ledger.
+    pub operator: Option<Did>,
+}
+
+/// Why the node could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Serialize, Deserialize)]
+struct GenesisFile {
+    version: u32,
+    operator: Did,
+}
+
+const GENESIS_FILE: &str = "genesis.json";
+const OPERATOR_KEY_FILE: &str = "operator.key";
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// Reads or creates the ledger's genesis, and the operator key in dev mode.
+fn genesis(config: &NodeConfig) -> Result<(Genesis, Option<SigningKey>), NodeError> {
+    let setup = |message: String| NodeError::Setup(message);
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| setup(format!("cannot create {}: {e}", config.data_dir.display())))?;
+    let genesis_path = config.data_dir.join(GENESIS_FILE);
+    let key_path = config.data_dir.join(OPERATOR_KEY_FILE);
+    if !genesis_path.exists() {
+        let operator = match (config.dev, config.operator) {
+            (_, Some(operator)) => operator,
+            (true, None) => {
+                let mut seed = [0u8; 32];
+                getrandom::fill(&mut seed).map_err(|e| setup(format!("no randomness: {e}")))?;
+                let key = SigningKey::from_bytes(&seed);
+                write_private(&key_path, &keyfile::encode(&key))
+                    .map_err(|e| setup(format!("cannot write the operator key: {e}")))?;
+                Did::from_verifying_key(&key.verifying_key())
+            }
+            (false, None) => {
+                return Err(setup("this data directory holds no ledger: start with --dev, or name the operator with --operator DID".into()));
+            }
+        };
+        let text = serde_json::to_string_pretty(&GenesisFile {
+            version: 1,
+            operator,
+        })
+        .expect("JSON");
+        write_private(&genesis_path, &text)
+            .map_err(|e| setup(format!("cannot write {}: {e}", genesis_path.display())))?;
+    }
+    let text = std::fs::read_to_string(&genesis_path)
+        .map_err(|e| setup(format!("cannot read {}: {e}", genesis_path.display())))?;
+    let file: GenesisFile = serde_json::from_str(&text)
+        .map_err(|e| setup(format!("{} is damaged: {e}", genesis_path.display())))?;
+    let faucet_key = if config.dev {
+        let text = std::fs::read_to_string(&key_path).map_err(|_| {
+            setup(
+                "dev mode needs the operator key in the data directory, and this ledger has none"
+                    .into(),
+            )
+        })?;
+        let key =
+            keyfile::decode(&text).map_err(|e| setup(format!("{}: {e}", key_path.display())))?;
+        if Did::from_verifying_key(&key.verifying_key()) != file.operator {
+            return Err(setup("operator.key is not this ledger's operator".into()));
+        }
+        Some(key)
+    } else {
+        None
+    };
+    Ok((
+        Genesis {
+            operator: file.operator,
+        },
+        faucet_key,
+    ))
+}
+
+/// Runs the node until `shutdown` completes. `ready` is told the bound
+/// address once the node accepts connections.
+pub async fn run(
+    config: NodeConfig,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let (genesis, faucet_key) = genesis(&config)?;
+    let data_dir = config.data_dir.clone();
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&data_dir, genesis))
+        .await
+        .map_err(|e| NodeError::Setup(format!("recovery stopped: {e}")))??;
+    let ledger = Arc::new(ledger);
+    let (sender, receiver) = sync_channel(QUEUE_MAX);
+    let writer = {
+        let ledger = Arc::clone(&ledger);
+        std::thread::Builder::new()
+            .name("agentrail-writer".into())
+            .spawn(move || ledger.run_writer(receiver))?
+    };
+    let app = App {
+        ledger: Arc::clone(&ledger),
+        queue: Queue::new(sender),
+        nonces: Arc::new(Nonces::default()),
+        faucet_key: faucet_key.map(Arc::new),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, dev = config.dev, operator = %genesis.operator, "node listening");
+    ready(address);
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    // The router (and its queue sender) is gone: the writer drains and stops.
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .ok();
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Counters for `/metrics`, in the Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub accepted: AtomicU64,
+    pub batches: AtomicU64,
+    pub batch_entries: AtomicU64,
+    pub queue_full: AtomicU64,
+    pub unauthenticated: AtomicU64,
+    rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    pub fn reject(&self, code: &'static str) {
+        *self
+            .rejected
+            .lock()
+            .expect("metrics lock")
+            .entry(code)
+            .or_default() += 1;
+    }
+
+    /// The Prometheus exposition text.
+    pub fn render(&self, journal_len: u64) -> String {
+        let mut out = String::new();
+        let counters = [
+            (
+                "agentrail_commands_accepted_total",
+                "Commands accepted and journaled.",
+                &self.accepted,
+            ),
+            (
+                "agentrail_batches_total",
+                "Journal batches committed (one fsync each).",
+                &self.batches,
+            ),
+            (
+                "agentrail_batch_entries_total",
+                "Entries committed in batches.",
+                &self.batch_entries,
+            ),
+            (
+                "agentrail_queue_full_total",
+                "Requests refused with 503 because the writer's queue was full.",
+                &self.queue_full,
+            ),
+            (
+                "agentrail_unauthenticated_total",
+                "Requests refused for a missing or bad signature.",
+                &self.unauthenticated,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP agentrail_commands_rejected_total Commands refused by the ledger, by code.\n# TYPE agentrail_commands_rejected_total counter"
+        );
+        for (code, count) in self.rejected.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "agentrail_commands_rejected_total{{code=\"{code}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP agentrail_journal_entries Entries in the journal.\n# TYPE agentrail_journal_entries gauge\nagentrail_journal_entries {journal_len}"
+        );
+        out
+    }
+}

@@ -1,0 +1,139 @@
+//! The OpenAPI 3 document served at `/v1/openapi.json`, built from the
+//! route table below (the router serves exactly these routes; a test checks
+//! that each one answers).
+
+use serde_json::{Value, json};
+
+/// (method, path, summary, request schema, response schema).
+pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 9] = [
+    (
+        "post",
+        "/v1/commands",
+        "Submit a signed command (RFC 9421 signature over @method, @path, content-digest)",
+        Some("Command"),
+        "CommandResponse",
+    ),
+    (
+        "post",
+        "/v1/faucet",
+        "Dev mode: deposit from the operator key",
+        Some("FaucetRequest"),
+        "CommandResponse",
+    ),
+    (
+        "get",
+        "/v1/accounts/{did}/balance",
+        "Available and held money of an account",
+        None,
+        "BalanceResponse",
+    ),
+    (
+        "get",
+        "/v1/accounts/{did}/history",
+        "Journal entries that concern an identity, newest first",
+        None,
+        "HistoryPage",
+    ),
+    (
+        "get",
+        "/v1/grants/{did}",
+        "Grant of an agent or session: limits, spending, exposure",
+        None,
+        "GrantStatus",
+    ),
+    (
+        "get",
+        "/v1/passports/{did}",
+        "Owner chain, rights, balance and recent history of an identity",
+        None,
+        "Passport",
+    ),
+    (
+        "get",
+        "/v1/health",
+        "Liveness and journal length",
+        None,
+        "Health",
+    ),
+    ("get", "/v1/openapi.json", "This document", None, "Object"),
+    ("get", "/metrics", "Prometheus metrics (text)", None, "Text"),
+];
+
+fn schemas() -> Value {
+    let did = json!({"type": "string", "pattern": "^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]+$"});
+    let amount = json!({"type": "string", "pattern": "^(0|[1-9][0-9]{0,38})$", "description": "atomic units; 1 USD = 1000000"});
+    json!({
+        "Did": did,
+        "Amount": amount,
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+            "code": {"type": "string"}, "message": {"type": "string"}, "param": {"type": "string"}}}}},
+        "Command": {"type": "object", "required": ["type"], "description": "A ledger command; see ARCHITECTURE.md", "properties": {"type": {"type": "string", "enum": [
+            "register_principal", "register_agent", "issue_session", "revoke", "deposit", "withdraw", "transfer", "hold", "release", "void", "approve", "decline"]}}},
+        "CommandResponse": {"type": "object", "required": ["index", "time", "events"], "properties": {
+            "index": {"type": "integer"}, "time": {"type": "integer"}, "events": {"type": "array", "items": {"type": "object"}}}},
+        "FaucetRequest": {"type": "object", "required": ["to", "amount"], "properties": {"to": {"$ref": "#/components/schemas/Did"}, "amount": {"$ref": "#/components/schemas/Amount"}}},
+        "BalanceResponse": {"type": "object", "required": ["did", "available", "held"], "properties": {
+            "did": {"$ref": "#/components/schemas/Did"}, "available": {"$ref": "#/components/schemas/Amount"}, "held": {"$ref": "#/components/schemas/Amount"}}},
+        "HistoryPage": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"type": "object"}}, "next_before": {"type": "integer", "nullable": true}}},
+        "GrantStatus": {"type": "object"},
+        "Passport": {"type": "object", "required": ["did", "kind", "owner_chain"]},
+        "Health": {"type": "object", "required": ["status", "journal_len", "clock", "dev"]},
+        "Object": {"type": "object"},
+        "Text": {"type": "string"}
+    })
+}
+
+fn operation(
+    method: &str,
+    path: &str,
+    summary: &str,
+    request: Option<&str>,
+    response: &str,
+) -> Value {
+    let mut parameters = Vec::new();
+    if path.contains("{did}") {
+        parameters.push(json!({"name": "did", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Did"}}));
+    }
+    if path.ends_with("/history") {
+        parameters.push(json!({"name": "before", "in": "query", "schema": {"type": "integer"}}));
+        parameters.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}));
+    }
+    let error = json!({"description": "refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let mut op = json!({
+        "summary": summary,
+        "operationId": format!("{method}_{}", path.trim_start_matches('/').replace(['/', '{', '}', '.'], "_")),
+        "parameters": parameters,
+        "responses": {
+            "200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{response}")}}}},
+            "4XX": error.clone(),
+            "503": error
+        }
+    });
+    if let Some(request) = request {
+        op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{request}")}}}});
+    }
+    if method == "post" && path == "/v1/commands" {
+        op["parameters"] = json!([
+            {"name": "Signature-Input", "in": "header", "required": true, "schema": {"type": "string"}},
+            {"name": "Signature", "in": "header", "required": true, "schema": {"type": "string"}},
+            {"name": "Content-Digest", "in": "header", "required": true, "schema": {"type": "string"}}
+        ]);
+    }
+    op
+}
+
+/// The document, as JSON text.
+pub fn document() -> String {
+    let mut paths = serde_json::Map::new();
+    for (method, path, summary, request, response) in ROUTES {
+        let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
+        entry[method] = operation(method, path, summary, request, response);
+    }
+    let document = json!({
+        "openapi": "3.0.3",
+        "info": {"title": "agentrail node API", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {"schemas": schemas()}
+    });
+    serde_json::to_string(&document).expect("the document is JSON")
+}

@@ -1,0 +1,96 @@
+//! Bodies of the `/v1` API. Amounts are strings of atomic units; identities
+//! are did:key strings; times are Unix seconds.
+
+use agentrail_core::state::{GrantStatus, IdentityKind};
+use agentrail_core::{Amount, Did, Event, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Path of the one mutating endpoint: the body is a command.
+pub const COMMANDS_PATH: &str = "/v1/commands";
+/// Path of the dev-mode faucet.
+pub const FAUCET_PATH: &str = "/v1/faucet";
+/// Largest request body accepted.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// Largest page of history.
+pub const HISTORY_PAGE_MAX: usize = 200;
+
+/// Every error: `{"error":{"code":"…","message":"…","param":"…"}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable machine code, e.g. `budget_exceeded`.
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// The request field the error is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+}
+
+/// The answer to an accepted command: where it is in the journal, and what
+/// it did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResponse {
+    pub index: u64,
+    pub time: Timestamp,
+    pub events: Vec<Event>,
+}
+
+/// Dev mode: the node deposits from its operator key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaucetRequest {
+    pub to: Did,
+    pub amount: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceResponse {
+    pub did: Did,
+    pub available: Amount,
+    pub held: Amount,
+}
+
+/// One journal entry that concerns an identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    pub index: u64,
+    pub time: Timestamp,
+    pub signer: Did,
+    pub events: Vec<Event>,
+}
+
+/// A page of history, newest first; pass `next_before` as `before` for the
+/// next page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub items: Vec<HistoryItem>,
+    pub next_before: Option<u64>,
+}
+
+/// Everything the ledger knows of one identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Passport {
+    pub did: Did,
+    pub kind: IdentityKind,
+    /// From the identity up to its principal.
+    pub owner_chain: Vec<Did>,
+    /// The grant of an agent or session: limits, spending, exposure.
+    pub grant: Option<GrantStatus>,
+    /// The account of a principal or agent.
+    pub balance: Option<BalanceResponse>,
+    /// The newest journal entries that concern it.
+    pub recent: Vec<HistoryItem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub journal_len: u64,
+    pub clock: Timestamp,
+    pub dev: bool,
+}

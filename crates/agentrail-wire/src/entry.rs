@@ -1,0 +1,94 @@
+//! The journal entry: one per accepted command, version 1, JSON.
+//!
+//! ```json
+//! {"version":1,"time":1767225600,"signer":"did:key:…",
+//!  "request":{"kind":"http","method":"POST","path":"/v1/commands",
+//!             "content_digest":"sha-256=:…:","signature_input":"sig1=(…)…",
+//!             "signature":"sig1=:…:","body":"<base64 of the body bytes>"},
+//!  "events":[…]}
+//! ```
+//!
+//! `request` is the signed request exactly as received (`kind: "http"`), or
+//! a command the node itself signed (`kind: "node"`, the dev faucet's
+//! deposits, signed with the operator key). Replaying the entries' commands
+//! at their times through `agentrail-core` reproduces the ledger and the
+//! recorded events.
+
+use agentrail_core::{Command, Did, Event, SignedCommand, Timestamp};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+pub const ENTRY_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EntryRequest {
+    Http {
+        method: String,
+        path: String,
+        content_digest: String,
+        signature_input: String,
+        signature: String,
+        /// The body bytes, base64.
+        body: String,
+    },
+    Node {
+        command: Box<SignedCommand>,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub version: u32,
+    pub time: Timestamp,
+    pub signer: Did,
+    pub request: EntryRequest,
+    pub events: Vec<Event>,
+}
+
+/// Why an entry cannot be read back.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("journal entry unreadable: {0}")]
+pub struct EntryError(pub String);
+
+impl JournalEntry {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("entries are representable as JSON")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<JournalEntry, EntryError> {
+        let entry: JournalEntry =
+            serde_json::from_slice(bytes).map_err(|e| EntryError(e.to_string()))?;
+        if entry.version != ENTRY_VERSION {
+            return Err(EntryError(format!("version {} is unknown", entry.version)));
+        }
+        Ok(entry)
+    }
+
+    /// The command the entry's request carried.
+    pub fn command(&self) -> Result<Command, EntryError> {
+        match &self.request {
+            EntryRequest::Http { body, .. } => {
+                let bytes = STANDARD
+                    .decode(body)
+                    .map_err(|e| EntryError(e.to_string()))?;
+                serde_json::from_slice(&bytes).map_err(|e| EntryError(e.to_string()))
+            }
+            EntryRequest::Node { command } => Ok(command.command().clone()),
+        }
+    }
+
+    /// Whether any event of the entry names `did`.
+    pub fn concerns(&self, did: &Did) -> bool {
+        if self.signer == *did {
+            return true;
+        }
+        let needle = did.to_string();
+        serde_json::to_string(&self.events).is_ok_and(|events| events.contains(&needle))
+    }
+}
+
+pub fn encode_body(body: &[u8]) -> String {
+    STANDARD.encode(body)
+}

@@ -1,0 +1,603 @@
+//! The CLI commands that talk to a node through `agentrail-client`.
+//! People type decimals (`--amount 2.5`); `--json` prints what the node
+//! answered. A refused command exits with status 1 and prints its code.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use agentrail_client::{Client, ClientError, generate_key};
+use agentrail_core::command::{
+    Decision, Deposit, RegisterGrant, RegisterPrincipal, Revoke, Transfer, Withdraw,
+};
+use agentrail_core::constants::DAY_S;
+use agentrail_core::grant::{GRANT_VERSION, Grant, Limits, Role};
+use agentrail_core::state::IdentityKind;
+use agentrail_core::{Amount, Command, Did, Timestamp};
+use agentrail_wire::keyfile;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use ed25519_dalek::SigningKey;
+use serde::Serialize;
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Manage keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Principals (people and organisations).
+    Principal {
+        #[command(subcommand)]
+        command: PrincipalCommand,
+    },
+    /// Agents acting under a principal's mandate.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+    /// Short-lived session keys under an agent's mandate.
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
+    /// Revoke a grant (and every grant below it).
+    Revoke {
+        /// Key of the issuer or of the principal above.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        subject: Did,
+    },
+    /// Dev mode: fund an account from the node's faucet.
+    Faucet {
+        #[arg(long)]
+        to: Did,
+        #[arg(long)]
+        amount: Amount,
+    },
+    /// Operator: deposit money into an account.
+    Deposit {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        to: Did,
+        #[arg(long)]
+        amount: Amount,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Principal: take money out of the ledger.
+    Withdraw {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        from: Option<Did>,
+        #[arg(long)]
+        amount: Amount,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Pay another account.
+    Transfer {
+        /// Key of the payer: a principal, an agent or a session.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        to: Did,
+        #[arg(long)]
+        amount: Amount,
+        /// The account to pay from (default: the signer's own, or its agent's for a session).
+        #[arg(long)]
+        from: Option<Did>,
+        #[arg(long)]
+        memo: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        /// Retrying with the same key never pays twice (default: random).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Principal: approve a payment waiting above a threshold.
+    Approve {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        id: u64,
+    },
+    /// Principal: decline a payment waiting above a threshold.
+    Decline {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        id: u64,
+    },
+    /// Available and held money of an account.
+    Balance { did: Did },
+    /// Journal entries that concern an identity, newest first.
+    History {
+        did: Did,
+        #[arg(long)]
+        before: Option<u64>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Owner chain, rights, remaining budgets and history of an identity.
+    Passport { did: Did },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write a new Ed25519 key and print its did:key.
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrincipalCommand {
+    Register {
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Grant an agent a mandate.
+    Register {
+        #[arg(long)]
+        principal_key: PathBuf,
+        #[arg(long)]
+        agent_key: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Grant a session key a mandate narrower than its agent's (limits not
+    /// given are the agent's).
+    Issue {
+        #[arg(long)]
+        agent_key: PathBuf,
+        #[arg(long)]
+        session_key: PathBuf,
+        #[command(flatten)]
+        limits: SessionLimitArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    #[arg(long)]
+    max_per_payment: Amount,
+    #[arg(long)]
+    daily_budget: Amount,
+    #[arg(long)]
+    total_budget: Option<Amount>,
+    #[arg(long = "allow-payee")]
+    allow_payees: Vec<Did>,
+    #[arg(long = "deny-payee")]
+    deny_payees: Vec<Did>,
+    #[arg(long = "category")]
+    categories: Vec<String>,
+    #[arg(long)]
+    approval_threshold: Option<Amount>,
+    /// How long the grant lasts: 30d, 12h, 45m or 3600s.
+    #[arg(long, default_value = "30d")]
+    expires_in: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionLimitArgs {
+    #[arg(long)]
+    max_per_payment: Option<Amount>,
+    #[arg(long)]
+    daily_budget: Option<Amount>,
+    #[arg(long)]
+    total_budget: Option<Amount>,
+    #[arg(long = "allow-payee")]
+    allow_payees: Vec<Did>,
+    #[arg(long = "category")]
+    categories: Vec<String>,
+    #[arg(long)]
+    approval_threshold: Option<Amount>,
+    #[arg(long, default_value = "1d")]
+    expires_in: String,
+}
+
+fn parse_duration_s(text: &str) -> anyhow::Result<u64> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let number: u64 = number
+        .parse()
+        .with_context(|| format!("{text:?} is not a duration like 30d, 12h, 45m or 3600s"))?;
+    let unit_s = match unit {
+        "d" => DAY_S,
+        "h" => 3_600,
+        "m" => 60,
+        "s" | "" => 1,
+        _ => anyhow::bail!("{text:?} is not a duration like 30d, 12h, 45m or 3600s"),
+    };
+    number
+        .checked_mul(unit_s)
+        .context("the duration is too long")
+}
+
+fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the key file {}", path.display()))?;
+    keyfile::decode(&text).with_context(|| path.display().to_string())
+}
+
+fn did_of(key: &SigningKey) -> Did {
+    Did::from_verifying_key(&key.verifying_key())
+}
+
+fn now() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
+fn fresh_key() -> String {
+    format!("cli-{}", agentrail_client::random_nonce())
+}
+
+fn grant(
+    issuer: &SigningKey,
+    subject: Did,
+    role: Role,
+    limits: Limits,
+    expires_in: &str,
+) -> anyhow::Result<Command> {
+    let not_before = now();
+    let expires_at = Timestamp(not_before.0 + parse_duration_s(expires_in)?);
+    let signed = Grant {
+        version: GRANT_VERSION,
+        issuer: did_of(issuer),
+        subject,
+        role,
+        limits,
+        not_before,
+        expires_at,
+        nonce: agentrail_client::random_nonce(),
+    }
+    .sign(issuer)?;
+    let register = RegisterGrant { grant: signed };
+    Ok(match role {
+        Role::Agent => Command::RegisterAgent(register),
+        Role::Session => Command::IssueSession(register),
+    })
+}
+
+/// Prints an answer (or a refusal) and chooses the exit status.
+fn report<T: Serialize>(
+    json: bool,
+    result: Result<T, ClientError>,
+    human: impl FnOnce(&T) -> String,
+) -> anyhow::Result<ExitCode> {
+    match result {
+        Ok(value) => {
+            if json {
+                println!("{}", serde_json::to_string(&value)?);
+            } else {
+                println!("{}", human(&value));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ClientError::Api { status, error }) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&serde_json::json!({ "error": error }))?
+                );
+            }
+            eprintln!("refused: {} ({status}): {}", error.code, error.message);
+            Ok(ExitCode::from(1))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn summarize(response: &agentrail_wire::api::CommandResponse) -> String {
+    let events: Vec<String> = response
+        .events
+        .iter()
+        .map(|event| {
+            serde_json::to_value(event)
+                .ok()
+                .and_then(|v| v["type"].as_str().map(str::to_owned))
+                .unwrap_or_default()
+        })
+        .collect();
+    format!(
+        "accepted as journal entry {}: {}",
+        response.index,
+        events.join(", ")
+    )
+}
+
+pub async fn run(command: LedgerCommand, node: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let client = Client::new(node);
+    let submit = |key: SigningKey, command: Command| {
+        let client = client.clone();
+        async move { client.submit(&key, &command).await }
+    };
+    match command {
+        LedgerCommand::Key {
+            command: KeyCommand::Generate { out },
+        } => {
+            let key = generate_key();
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&out)
+                .with_context(|| {
+                    format!("cannot create {} (it must not exist yet)", out.display())
+                })?;
+            file.write_all(keyfile::encode(&key).as_bytes())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "did": did_of(&key), "file": out })
+                );
+            } else {
+                println!("{}", did_of(&key));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerCommand::Principal {
+            command: PrincipalCommand::Register { key },
+        } => {
+            let key = read_key(&key)?;
+            let command = Command::RegisterPrincipal(RegisterPrincipal {
+                principal: did_of(&key),
+            });
+            report(json, submit(key, command).await, summarize)
+        }
+        LedgerCommand::Agent {
+            command:
+                AgentCommand::Register {
+                    principal_key,
+                    agent_key,
+                    limits,
+                },
+        } => {
+            let principal = read_key(&principal_key)?;
+            let agent = did_of(&read_key(&agent_key)?);
+            let grant_limits = Limits {
+                max_per_payment: limits.max_per_payment,
+                daily_budget: limits.daily_budget,
+                total_budget: limits.total_budget,
+                allowed_payees: (!limits.allow_payees.is_empty()).then_some(limits.allow_payees),
+                denied_payees: limits.deny_payees,
+                allowed_categories: (!limits.categories.is_empty()).then_some(limits.categories),
+                approval_threshold: limits.approval_threshold,
+            };
+            let command = grant(
+                &principal,
+                agent,
+                Role::Agent,
+                grant_limits,
+                &limits.expires_in,
+            )?;
+            report(json, submit(principal, command).await, summarize)
+        }
+        LedgerCommand::Session {
+            command:
+                SessionCommand::Issue {
+                    agent_key,
+                    session_key,
+                    limits,
+                },
+        } => {
+            let agent = read_key(&agent_key)?;
+            let session = did_of(&read_key(&session_key)?);
+            let parent = client
+                .grant(&did_of(&agent))
+                .await?
+                .grant
+                .grant()
+                .limits
+                .clone();
+            let grant_limits = Limits {
+                max_per_payment: limits.max_per_payment.unwrap_or(parent.max_per_payment),
+                daily_budget: limits.daily_budget.unwrap_or(parent.daily_budget),
+                total_budget: limits.total_budget.or(parent.total_budget),
+                allowed_payees: if limits.allow_payees.is_empty() {
+                    parent.allowed_payees
+                } else {
+                    Some(limits.allow_payees)
+                },
+                denied_payees: parent.denied_payees,
+                allowed_categories: if limits.categories.is_empty() {
+                    parent.allowed_categories
+                } else {
+                    Some(limits.categories)
+                },
+                approval_threshold: limits.approval_threshold.or(parent.approval_threshold),
+            };
+            let command = grant(
+                &agent,
+                session,
+                Role::Session,
+                grant_limits,
+                &limits.expires_in,
+            )?;
+            report(json, submit(agent, command).await, summarize)
+        }
+        LedgerCommand::Revoke { key, subject } => report(
+            json,
+            submit(read_key(&key)?, Command::Revoke(Revoke { subject })).await,
+            summarize,
+        ),
+        LedgerCommand::Faucet { to, amount } => {
+            report(json, client.faucet(to, amount).await, summarize)
+        }
+        LedgerCommand::Deposit {
+            key,
+            to,
+            amount,
+            idempotency_key,
+        } => {
+            let command = Command::Deposit(Deposit {
+                to,
+                amount,
+                idempotency_key: idempotency_key.unwrap_or_else(fresh_key),
+            });
+            report(json, submit(read_key(&key)?, command).await, summarize)
+        }
+        LedgerCommand::Withdraw {
+            key,
+            from,
+            amount,
+            idempotency_key,
+        } => {
+            let key = read_key(&key)?;
+            let from = from.unwrap_or_else(|| did_of(&key));
+            let command = Command::Withdraw(Withdraw {
+                from,
+                amount,
+                idempotency_key: idempotency_key.unwrap_or_else(fresh_key),
+            });
+            report(json, submit(key, command).await, summarize)
+        }
+        LedgerCommand::Transfer {
+            key,
+            to,
+            amount,
+            from,
+            memo,
+            category,
+            idempotency_key,
+        } => {
+            let key = read_key(&key)?;
+            let from = match from {
+                Some(from) => from,
+                None => spending_account(&client, did_of(&key)).await?,
+            };
+            let command = Command::Transfer(Transfer {
+                from,
+                to,
+                amount,
+                memo,
+                category,
+                idempotency_key: idempotency_key.unwrap_or_else(fresh_key),
+            });
+            report(json, submit(key, command).await, summarize)
+        }
+        LedgerCommand::Approve { key, id } => report(
+            json,
+            submit(
+                read_key(&key)?,
+                Command::Approve(Decision { approval_id: id }),
+            )
+            .await,
+            summarize,
+        ),
+        LedgerCommand::Decline { key, id } => report(
+            json,
+            submit(
+                read_key(&key)?,
+                Command::Decline(Decision { approval_id: id }),
+            )
+            .await,
+            summarize,
+        ),
+        LedgerCommand::Balance { did } => report(json, client.balance(&did).await, |b| {
+            format!("{}: available {}, held {}", b.did, b.available, b.held)
+        }),
+        LedgerCommand::History { did, before, limit } => {
+            report(json, client.history(&did, before, limit).await, |page| {
+                let mut lines: Vec<String> = page
+                    .items
+                    .iter()
+                    .map(|item| {
+                        format!(
+                            "#{} t={} by {}: {}",
+                            item.index,
+                            item.time.0,
+                            item.signer,
+                            serde_json::to_string(&item.events).unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                if let Some(next) = page.next_before {
+                    lines.push(format!("(more: --before {next})"));
+                }
+                lines.join("\n")
+            })
+        }
+        LedgerCommand::Passport { did } => {
+            report(json, client.passport(&did).await, |passport| {
+                let mut lines = vec![format!("{} ({:?})", passport.did, passport.kind)];
+                lines.push(format!(
+                    "owner chain: {}",
+                    passport
+                        .owner_chain
+                        .iter()
+                        .map(Did::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" <- ")
+                ));
+                if let Some(grant) = &passport.grant {
+                    let limits = &grant.grant.grant().limits;
+                    lines.push(format!(
+                    "mandate: {} per payment, {} a day, total {}; spent today {}, in all {}; {}",
+                    limits.max_per_payment,
+                    limits.daily_budget,
+                    limits.total_budget.map_or("unlimited".to_owned(), |t| t.to_string()),
+                    grant.spent_today,
+                    grant.spent_total,
+                    if grant.active { "active" } else { "not active" }
+                ));
+                    lines.push(format!(
+                        "worst-case exposure: {} ({:?})",
+                        grant.exposure.amount, grant.exposure.bound
+                    ));
+                }
+                if let Some(balance) = &passport.balance {
+                    lines.push(format!(
+                        "balance: available {}, held {}",
+                        balance.available, balance.held
+                    ));
+                }
+                lines.push(format!(
+                    "recent journal entries: {}",
+                    passport
+                        .recent
+                        .iter()
+                        .map(|i| format!("#{}", i.index))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ));
+                lines.join("\n")
+            })
+        }
+    }
+}
+
+/// The account a signer spends from by default.
+async fn spending_account(client: &Client, signer: Did) -> anyhow::Result<Did> {
+    let passport = client.passport(&signer).await?;
+    Ok(match passport.kind {
+        IdentityKind::Session => passport
+            .owner_chain
+            .get(1)
+            .copied()
+            .context("a session's passport names its agent")?,
+        _ => signer,
+    })
+}
