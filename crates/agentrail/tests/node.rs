@@ -1,0 +1,386 @@
+//! The node end to end: the real binary on a loopback port, driven through
+//! `agentrail-client` and raw HTTP.
+
+mod support;
+
+use agentrail_core::grant::Role;
+use agentrail_core::{Command, Event, Timestamp};
+use agentrail_sim::kit;
+use agentrail_wire::httpsig;
+use support::{BIN, Node, did, key, usd};
+
+fn now() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mandate_is_granted_funded_spent_within_limits_and_survives_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = node.client.clone();
+    let (principal, agent, session, vendor) = (
+        key("it-principal"),
+        key("it-agent"),
+        key("it-session"),
+        key("it-vendor"),
+    );
+    let t = now();
+    for k in [&principal, &vendor] {
+        client
+            .submit(k, &kit::register_principal(did(k)))
+            .await
+            .unwrap();
+    }
+    let limits = agentrail_core::Limits {
+        approval_threshold: Some(usd(8)),
+        ..kit::limits(usd(10), usd(25))
+    };
+    let grant = kit::grant(
+        &principal,
+        did(&agent),
+        Role::Agent,
+        limits,
+        t,
+        Timestamp(t.0 + 86_400),
+        "it",
+    );
+    client
+        .submit(&principal, &kit::register_agent(grant))
+        .await
+        .unwrap();
+    let session_limits = agentrail_core::Limits {
+        approval_threshold: Some(usd(8)),
+        ..kit::limits(usd(5), usd(12))
+    };
+    let session_grant = kit::grant(
+        &agent,
+        did(&session),
+        Role::Session,
+        session_limits,
+        t,
+        Timestamp(t.0 + 3_600),
+        "it",
+    );
+    client
+        .submit(&agent, &kit::issue_session(session_grant))
+        .await
+        .unwrap();
+    client.faucet(did(&agent), usd(100)).await.unwrap();
+
+    let paid = client
+        .submit(
+            &session,
+            &kit::transfer(did(&agent), did(&vendor), usd(4), "t1"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        paid.events.as_slice(),
+        [Event::Transferred { .. }]
+    ));
+    let refused = client
+        .submit(
+            &session,
+            &kit::transfer(did(&agent), did(&vendor), usd(6), "t2"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("per_payment_limit_exceeded"));
+    let again = client
+        .submit(
+            &session,
+            &kit::transfer(did(&agent), did(&vendor), usd(4), "t1"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(again.events.as_slice(), [Event::Duplicate { .. }]));
+
+    let balance = client.balance(&did(&agent)).await.unwrap();
+    assert_eq!((balance.available, balance.held), (usd(96), usd(0)));
+    let passport = client.passport(&did(&session)).await.unwrap();
+    assert_eq!(
+        passport.owner_chain,
+        vec![did(&session), did(&agent), did(&principal)]
+    );
+    assert_eq!(passport.grant.unwrap().spent_total, usd(4));
+    let history = client.history(&did(&vendor), None, 10).await.unwrap();
+    assert_eq!(history.items.first().map(|i| i.index), Some(again.index));
+
+    node.stop();
+    let node = Node::start(data.path());
+    let balance = node.client.balance(&did(&agent)).await.unwrap();
+    assert_eq!((balance.available, balance.held), (usd(96), usd(0)));
+    assert_eq!(
+        node.client.health().await.unwrap().journal_len,
+        again.index + 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_exits_non_zero_with_the_code_of_a_refused_transfer() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env("AGENTRAIL_NODE", &node.url)
+            .output()
+            .expect("the CLI runs")
+    };
+    let principal = dir.path().join("p.key");
+    let out = run(&["key", "generate", "--out", principal.to_str().unwrap()]);
+    assert!(out.status.success());
+    let principal_did = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(principal_did.starts_with("did:key:z6Mk"));
+    assert!(
+        run(&[
+            "principal",
+            "register",
+            "--key",
+            principal.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let out = run(&[
+        "--json",
+        "transfer",
+        "--key",
+        principal.to_str().unwrap(),
+        "--to",
+        &principal_did,
+        "--amount",
+        "2.5",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["error"]["code"], "same_account");
+    let out = run(&["--json", "balance", &principal_did]);
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (body["available"].as_str(), body["held"].as_str()),
+        (Some("0"), Some("0"))
+    );
+}
+
+/// Sends a request with explicit signature headers and returns (status, code).
+async fn raw(url: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, String) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/v1/commands"))
+        .body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    (
+        status,
+        body["error"]["code"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+fn signed_headers(signature: &httpsig::SignatureHeaders) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-digest", signature.content_digest.clone()),
+        ("signature-input", signature.signature_input.clone()),
+        ("signature", signature.signature.clone()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_signatures_refuse_each_attack_with_its_own_code() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let signer = key("sig-signer");
+    let body = serde_json::to_vec(&kit::register_principal(did(&signer))).unwrap();
+    let t = now().0;
+    let good = httpsig::sign(&signer, "POST", "/v1/commands", &body, t, "nonce-1");
+
+    let mut tampered = body.clone();
+    tampered[10] ^= 1;
+    assert_eq!(
+        raw(&node.url, &tampered, &signed_headers(&good)).await,
+        (400, "digest_mismatch".into())
+    );
+
+    let wrong_key = httpsig::sign(
+        &key("sig-other"),
+        "POST",
+        "/v1/commands",
+        &body,
+        t,
+        "nonce-2",
+    );
+    let forged = httpsig::SignatureHeaders {
+        signature: wrong_key.signature,
+        ..good.clone()
+    };
+    assert_eq!(
+        raw(&node.url, &body, &signed_headers(&forged)).await,
+        (401, "signature_invalid".into())
+    );
+
+    let stale = httpsig::sign(&signer, "POST", "/v1/commands", &body, t - 3_600, "nonce-3");
+    assert_eq!(
+        raw(&node.url, &body, &signed_headers(&stale)).await,
+        (401, "signature_expired".into())
+    );
+
+    let mut no_digest = signed_headers(&good);
+    no_digest.remove(0);
+    assert_eq!(
+        raw(&node.url, &body, &no_digest).await,
+        (400, "digest_missing".into())
+    );
+
+    assert_eq!(
+        raw(&node.url, &body, &[]).await,
+        (401, "signature_missing".into())
+    );
+
+    let (status, _) = raw(&node.url, &body, &signed_headers(&good)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        raw(&node.url, &body, &signed_headers(&good)).await,
+        (401, "nonce_reused".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_a_typed_4xx_never_a_500() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let signer = key("bad-input");
+    let t = now().0;
+    let sign = |body: &[u8], nonce: &str| {
+        signed_headers(&httpsig::sign(
+            &signer,
+            "POST",
+            "/v1/commands",
+            body,
+            t,
+            nonce,
+        ))
+    };
+
+    let malformed = b"{\"type\": \"transfer\",";
+    assert_eq!(
+        raw(&node.url, malformed, &sign(malformed, "a")).await,
+        (400, "malformed_json".into())
+    );
+    let wrong_shape = br#"{"type":"transfer","amount":-5}"#;
+    assert_eq!(
+        raw(&node.url, wrong_shape, &sign(wrong_shape, "b")).await,
+        (400, "invalid_request".into())
+    );
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert_eq!(
+        raw(&node.url, deep.as_bytes(), &sign(deep.as_bytes(), "c"))
+            .await
+            .0,
+        400
+    );
+    let huge = vec![b' '; 70 * 1024];
+    assert_eq!(
+        raw(&node.url, &huge, &sign(&huge, "d")).await,
+        (413, "body_too_large".into())
+    );
+    let unknown_signer: Command = kit::transfer(did(&signer), did(&key("x")), usd(1), "k");
+    let body = serde_json::to_vec(&unknown_signer).unwrap();
+    assert_eq!(
+        raw(&node.url, &body, &sign(&body, "e")).await,
+        (404, "unknown_account".into())
+    );
+
+    let http = reqwest::Client::new();
+    for (path, status, code) in [
+        ("/v1/accounts/not-a-did/balance", 400, "invalid_did"),
+        (
+            "/v1/accounts/did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp/balance",
+            404,
+            "unknown_account",
+        ),
+        (
+            "/v1/accounts/did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp/history?limit=1000",
+            400,
+            "invalid_field",
+        ),
+        (
+            "/v1/accounts/did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp/history?limit=abc",
+            400,
+            "invalid_query",
+        ),
+        (
+            "/v1/grants/did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp",
+            404,
+            "unknown_grant",
+        ),
+        ("/v1/nowhere", 404, "not_found"),
+    ] {
+        let response = http
+            .get(format!("{}{path}", node.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{path}");
+    }
+    let response = http
+        .get(format!("{}/v1/commands", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_lists_every_route_and_every_listed_route_answers() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let http = reqwest::Client::new();
+    let document: serde_json::Value = http
+        .get(format!("{}/v1/openapi.json", node.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(document["openapi"], "3.0.3");
+    let paths = document["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 9);
+    let someone = "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp";
+    for (path, operations) in paths {
+        let url = format!("{}{}", node.url, path.replace("{did}", someone));
+        let response = if operations.get("get").is_some() {
+            http.get(url).send().await
+        } else {
+            http.post(url).send().await
+        }
+        .unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert!(
+            !body.contains("\"not_found\""),
+            "{path} is listed but not routed"
+        );
+        assert!(status < 500, "{path} answered {status}");
+    }
+    let metrics = http
+        .get(format!("{}/metrics", node.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("agentrail_journal_entries 0"));
+}

@@ -1,0 +1,90 @@
+//! Starts the real `agentrail` binary on a loopback port, as a user would.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use agentrail_client::Client;
+use agentrail_core::{Amount, Did};
+use ed25519_dalek::SigningKey;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_agentrail");
+
+pub struct Node {
+    pub child: Child,
+    pub url: String,
+    pub client: Client,
+    pub data: PathBuf,
+}
+
+impl Node {
+    /// Starts `agentrail serve --dev` on `data` and waits until it listens.
+    pub fn start(data: &Path) -> Node {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the agentrail binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the node prints its address");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("an address")
+            .to_owned();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "unexpected first line: {line:?}"
+        );
+        Node {
+            child,
+            client: Client::new(&url),
+            url,
+            data: data.to_owned(),
+        }
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaped");
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let exit = self.child.wait().expect("reaped");
+        assert!(exit.success(), "the node exited with {exit}");
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn key(label: &str) -> SigningKey {
+    agentrail_sim::kit::key(label)
+}
+
+pub fn did(key: &SigningKey) -> Did {
+    Did::from_verifying_key(&key.verifying_key())
+}
+
+pub fn usd(whole: u128) -> Amount {
+    Amount::from_atomic(whole * 1_000_000)
+}
