@@ -1,0 +1,152 @@
+//! Kill -9 under load: concurrent transfers, the node killed at a random
+//! moment, restarted on the same directory. Every acknowledged transfer must
+//! be present exactly once, nothing half-applied, money conserved.
+//!
+//! `AGENTRAIL_KILL_ROUNDS=N` runs more rounds (CI runs 10).
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentrail_core::grant::Role;
+use agentrail_core::{Amount, Command, Event, Timestamp};
+use agentrail_sim::kit;
+use ed25519_dalek::SigningKey;
+use support::{Node, did, key, usd};
+
+const CLIENTS: usize = 8;
+
+fn now() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+}
+
+/// A transfer a client was told was accepted, and what the node said.
+struct Acknowledged {
+    signer: SigningKey,
+    command: Command,
+    events: Vec<Event>,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_transfers_survive_kill_9() {
+    let rounds: u64 = std::env::var("AGENTRAIL_KILL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let data = tempfile::tempdir().unwrap();
+    let principal = key("kill-principal");
+    let agents: Vec<SigningKey> = (0..CLIENTS)
+        .map(|i| key(&format!("kill-agent-{i}")))
+        .collect();
+    let funding_per_agent = usd(1_000_000);
+
+    let node = Node::start(data.path());
+    node.client
+        .submit(&principal, &kit::register_principal(did(&principal)))
+        .await
+        .unwrap();
+    let t = now();
+    for agent in &agents {
+        let grant = kit::grant(
+            &principal,
+            did(agent),
+            Role::Agent,
+            kit::limits(usd(1_000), usd(10_000_000)),
+            t,
+            Timestamp(t.0 + 86_400),
+            "kill",
+        );
+        node.client
+            .submit(&principal, &kit::register_agent(grant))
+            .await
+            .unwrap();
+        node.client
+            .faucet(did(agent), funding_per_agent)
+            .await
+            .unwrap();
+    }
+    let deposited = funding_per_agent.checked_mul(CLIENTS as u128).unwrap();
+    let mut node = Some(node);
+    let acknowledged: Arc<Mutex<Vec<Acknowledged>>> = Arc::default();
+    let mut sent_total = 0u64;
+
+    for round in 0..rounds {
+        let running = node.take().unwrap_or_else(|| Node::start(data.path()));
+        let client = running.client.clone();
+        let mut tasks = Vec::new();
+        for (index, agent) in agents.iter().enumerate() {
+            let (client, agent, acknowledged) =
+                (client.clone(), agent.clone(), Arc::clone(&acknowledged));
+            let payee = did(&agents[(index + 1) % CLIENTS]);
+            tasks.push(tokio::spawn(async move {
+                let mut sent = 0u64;
+                for n in 0.. {
+                    let amount = Amount::from_atomic(1 + (n % 97) as u128);
+                    let command = kit::transfer(
+                        did(&agent),
+                        payee,
+                        amount,
+                        &format!("r{round}-c{index}-n{n}"),
+                    );
+                    sent += 1;
+                    match client.submit(&agent, &command).await {
+                        Ok(response) => acknowledged.lock().unwrap().push(Acknowledged {
+                            signer: agent.clone(),
+                            command,
+                            events: response.events,
+                        }),
+                        Err(_) => break,
+                    }
+                }
+                sent
+            }));
+        }
+        // Kill at a moment that varies from round to round.
+        tokio::time::sleep(Duration::from_millis(40 + (round * 37) % 160)).await;
+        running.kill();
+        for task in tasks {
+            sent_total += task.await.unwrap();
+        }
+    }
+
+    // Restart and audit.
+    let node = Node::start(data.path());
+    let acknowledged = std::mem::take(&mut *acknowledged.lock().unwrap());
+    assert!(
+        acknowledged.len() > 100,
+        "too little load to mean anything: {}",
+        acknowledged.len()
+    );
+    // Every acknowledged transfer is there exactly once: repeating it
+    // returns the original outcome instead of paying again.
+    for ack in &acknowledged {
+        let again = node.client.submit(&ack.signer, &ack.command).await.unwrap();
+        assert_eq!(
+            again.events,
+            vec![Event::Duplicate {
+                original: ack.events.clone()
+            }],
+            "an acknowledged transfer is missing"
+        );
+    }
+    // Conservation: the agents' money adds up to what was deposited, and
+    // nothing is held (no half-applied transfer).
+    let mut total = 0u128;
+    for agent in &agents {
+        let balance = node.client.balance(&did(agent)).await.unwrap();
+        assert_eq!(balance.held, Amount::ZERO);
+        total += balance.available.atomic();
+    }
+    assert_eq!(total, deposited.atomic(), "money was created or lost");
+    eprintln!(
+        "{rounds} kills: {} transfers sent, {} acknowledged, all present once",
+        sent_total,
+        acknowledged.len()
+    );
+}
