@@ -20,6 +20,13 @@ pub const DID_TEXT_BYTES_MAX: usize = 128;
 
 /// An identity: the Ed25519 public key behind a `did:key`.
 ///
+/// Parsing checks the encoding (prefix, base58btc, multicodec, length) but
+/// not that the 32 bytes are a point on the curve: decompressing a point
+/// costs as much as a fifth of a signature check, and an identifier that is
+/// only paid or named needs none. Validity is checked where it matters, when
+/// a signature is verified: a did:key that is not a valid key verifies
+/// nothing, so it can never sign a command or a grant.
+///
 /// Ordered and hashed by key bytes, so maps keyed by `Did` iterate
 /// deterministically.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,16 +44,13 @@ pub enum DidError {
     Base58,
     #[error("identity is not an Ed25519 key (multicodec 0xed01 followed by 32 bytes)")]
     NotEd25519,
-    #[error("identity's bytes are not a valid Ed25519 public key")]
-    InvalidKey,
 }
 
 impl Did {
     /// The identity of a public key. Fails for byte strings that are not a
     /// point on the curve.
-    pub fn from_public_key_bytes(bytes: [u8; 32]) -> Result<Did, DidError> {
-        VerifyingKey::from_bytes(&bytes).map_err(|_| DidError::InvalidKey)?;
-        Ok(Did(bytes))
+    pub fn from_public_key_bytes(bytes: [u8; 32]) -> Did {
+        Did(bytes)
     }
 
     pub fn from_verifying_key(key: &VerifyingKey) -> Did {
@@ -57,17 +61,18 @@ impl Did {
         &self.0
     }
 
-    pub fn verifying_key(&self) -> VerifyingKey {
-        VerifyingKey::from_bytes(&self.0)
-            .expect("a Did is only constructed from a valid public key")
+    /// The key as a curve point; `None` when the 32 bytes are not a valid
+    /// Ed25519 public key.
+    pub fn verifying_key(&self) -> Option<VerifyingKey> {
+        VerifyingKey::from_bytes(&self.0).ok()
     }
 
     /// Strict Ed25519 verification (rejects small-order keys and
     /// non-canonical signatures, so one message has one valid signature).
+    /// A did:key whose bytes are not a valid point verifies nothing.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> bool {
         self.verifying_key()
-            .verify_strict(message, signature)
-            .is_ok()
+            .is_some_and(|key| key.verify_strict(message, signature).is_ok())
     }
 }
 
@@ -112,7 +117,7 @@ impl FromStr for Did {
         }
         let mut key = [0u8; 32];
         key.copy_from_slice(&bytes[2..34]);
-        Did::from_public_key_bytes(key)
+        Ok(Did::from_public_key_bytes(key))
     }
 }
 
@@ -212,6 +217,21 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(text.parse::<Did>(), Err(expected), "{text}");
         }
+    }
+
+    #[test]
+    fn a_did_that_is_not_a_curve_point_parses_but_verifies_nothing() {
+        let bytes = (0u8..=255)
+            .map(|b| [b; 32])
+            .find(|bytes| VerifyingKey::from_bytes(bytes).is_err())
+            .expect("some byte strings are not points");
+        let did = Did::from_public_key_bytes(bytes);
+        let parsed: Did = did.to_string().parse().unwrap();
+        assert_eq!(parsed, did);
+        assert!(parsed.verifying_key().is_none());
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let signature = ed25519_dalek::Signer::sign(&key, b"message");
+        assert!(!parsed.verify(b"message", &signature));
     }
 
     #[test]

@@ -98,3 +98,38 @@ pub enum Event {
         original: Vec<Event>,
     },
 }
+
+impl Event {
+    /// Every identity the event names (with repeats), for history indexes.
+    pub fn parties(&self, out: &mut Vec<Did>) {
+        match self {
+            Event::PrincipalRegistered { principal } => out.push(*principal),
+            Event::AgentRegistered {
+                agent, principal, ..
+            } => out.extend([*agent, *principal]),
+            Event::SessionIssued { session, agent, .. } => out.extend([*session, *agent]),
+            Event::GrantRevoked {
+                subject,
+                revoked_by,
+                cascaded_from,
+            } => {
+                out.extend([*subject, *revoked_by]);
+                out.extend(cascaded_from);
+            }
+            Event::Deposited { to, .. } => out.push(*to),
+            Event::Withdrawn { from, .. } => out.push(*from),
+            Event::Transferred {
+                from, to, signer, ..
+            } => out.extend([*from, *to, *signer]),
+            Event::PaymentPending { from, to, .. } => out.extend([*from, *to]),
+            Event::HoldReserved { from, .. } => out.push(*from),
+            Event::HoldReleased { parts, .. } => out.extend(parts.iter().map(|part| part.to)),
+            Event::Duplicate { original } => original.iter().for_each(|event| event.parties(out)),
+            Event::PaymentApproved { .. }
+            | Event::PaymentDeclined { .. }
+            | Event::PaymentExpired { .. }
+            | Event::HoldVoided { .. }
+            | Event::HoldExpired { .. } => {}
+        }
+    }
+}

@@ -170,7 +170,13 @@ struct NonceWindow {
 
 impl Nonces {
     /// Records a nonce; false when it was already used.
-    fn record(&self, signer: Did, nonce: &str, created: u64, now: u64) -> Result<bool, ApiError> {
+    pub fn record(
+        &self,
+        signer: Did,
+        nonce: &str,
+        created: u64,
+        now: u64,
+    ) -> Result<bool, ApiError> {
         let mut window = self.inner.lock().expect("nonce lock");
         let horizon = now.saturating_sub(2 * SIGNATURE_WINDOW_S);
         while window
@@ -338,31 +344,42 @@ async fn authenticate(
         }),
         _ => None,
     };
-    let now = unix_now().0;
-    let verified = httpsig::verify(
+    authenticate_request(
+        &app.nonces,
         method.as_str(),
         uri.path(),
-        &bytes,
-        signed.as_ref(),
+        signed,
         digest.is_some(),
-        now,
+        &bytes,
+        unix_now().0,
     )
-    .map_err(from_signature)?;
-    if !app
-        .nonces
-        .record(verified.signer, &verified.nonce, verified.created, now)?
-    {
+}
+
+/// The verifier stage on plain values: signature, time window, nonce, then
+/// the command's shape. Runs on any thread, in parallel.
+pub fn authenticate_request(
+    nonces: &Nonces,
+    method: &str,
+    path: &str,
+    signed: Option<SignatureHeaders>,
+    digest_present: bool,
+    bytes: &[u8],
+    now: u64,
+) -> Result<(agentrail_core::Authenticated, EntryRequest), ApiError> {
+    let verified = httpsig::verify(method, path, bytes, signed.as_ref(), digest_present, now)
+        .map_err(from_signature)?;
+    if !nonces.record(verified.signer, &verified.nonce, verified.created, now)? {
         return Err(from_signature(SignatureError::NonceReused));
     }
-    let command: Command = serde_json::from_slice(&bytes).map_err(from_json)?;
+    let command: Command = serde_json::from_slice(bytes).map_err(from_json)?;
     let headers = signed.expect("verified requests carry their headers");
     let request = EntryRequest::Http {
-        method: method.as_str().to_owned(),
-        path: uri.path().to_owned(),
+        method: method.to_owned(),
+        path: path.to_owned(),
         content_digest: headers.content_digest,
         signature_input: headers.signature_input,
         signature: headers.signature,
-        body: encode_body(&bytes),
+        body: encode_body(bytes),
     };
     Ok((
         agentrail_core::Authenticated::assume_verified(verified.signer, command),

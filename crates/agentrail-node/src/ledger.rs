@@ -82,30 +82,15 @@ struct History {
 impl History {
     fn record(&mut self, index: u64, entry: &JournalEntry) {
         let mut dids = vec![entry.signer];
-        collect_dids(&entry.events, &mut dids);
+        for event in &entry.events {
+            event.parties(&mut dids);
+        }
         dids.sort();
         dids.dedup();
         for did in dids {
             self.by_did.entry(did).or_default().push(index);
         }
     }
-}
-
-fn collect_dids(events: &[Event], out: &mut Vec<Did>) {
-    let value = serde_json::to_value(events).expect("events are JSON");
-    fn walk(value: &serde_json::Value, out: &mut Vec<Did>) {
-        match value {
-            serde_json::Value::String(text) if text.starts_with("did:key:") => {
-                if let Ok(did) = text.parse() {
-                    out.push(did);
-                }
-            }
-            serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, out)),
-            serde_json::Value::Object(map) => map.values().for_each(|item| walk(item, out)),
-            _ => {}
-        }
-    }
-    walk(&value, out);
 }
 
 /// State, journal and history, shared by the writer and the readers.
@@ -117,6 +102,7 @@ pub struct Ledger {
     history: RwLock<History>,
     journal_len: AtomicU64,
     last_snapshot: AtomicU64,
+    batch_max: usize,
     pub metrics: Metrics,
 }
 
@@ -198,6 +184,20 @@ fn recover(store: &Store, genesis: Genesis) -> Result<(State, History, u64), Led
 impl Ledger {
     /// Opens the journal in `directory` and recovers the state.
     pub fn open(directory: &Path, genesis: Genesis) -> Result<Ledger, LedgerError> {
+        Ledger::open_with_batch_max(directory, genesis, BATCH_MAX)
+    }
+
+    /// [`Ledger::open`] committing at most `batch_max` commands per fsync
+    /// (1 measures one fsync per command).
+    pub fn open_with_batch_max(
+        directory: &Path,
+        genesis: Genesis,
+        batch_max: usize,
+    ) -> Result<Ledger, LedgerError> {
+        assert!(
+            (1..=BATCH_MAX).contains(&batch_max),
+            "batch_max within 1..=BATCH_MAX"
+        );
         let store = Store::open(directory)?;
         let (state, history, journal_len) = recover(&store, genesis)?;
         tracing::info!(journal_len, "ledger recovered");
@@ -209,6 +209,7 @@ impl Ledger {
             history: RwLock::new(history),
             journal_len: AtomicU64::new(journal_len),
             last_snapshot: AtomicU64::new(journal_len),
+            batch_max,
             metrics: Metrics::default(),
         })
     }
@@ -270,7 +271,7 @@ impl Ledger {
     pub fn run_writer(self: Arc<Self>, queue: Receiver<Job>) {
         while let Ok(first) = queue.recv() {
             let mut jobs = vec![first];
-            while jobs.len() < BATCH_MAX {
+            while jobs.len() < self.batch_max {
                 match queue.try_recv() {
                     Ok(job) => jobs.push(job),
                     Err(_) => break,

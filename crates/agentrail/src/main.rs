@@ -75,6 +75,19 @@ enum Commands {
 
 #[derive(Debug, Subcommand)]
 enum BenchTarget {
+    /// Durable signed transfers per second: group commit, one fsync per
+    /// command, SQLite, and HTTP, side by side in one run.
+    Ledger {
+        /// Transfers for group commit and HTTP.
+        #[arg(long, default_value_t = 40_000)]
+        transfers: usize,
+        /// Transfers for one-fsync-per-command and SQLite.
+        #[arg(long, default_value_t = 2_000)]
+        slow_transfers: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 128)]
+        clients: usize,
+    },
     /// Commands applied per second by the in-memory ledger.
     Core {
         /// Transfers per round.
@@ -144,6 +157,55 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seeds,
             commands,
         } => simulate(cli.json, seed, seeds, commands),
+        Commands::Bench {
+            target:
+                BenchTarget::Ledger {
+                    transfers,
+                    slow_transfers,
+                    clients,
+                },
+        } => {
+            anyhow::ensure!(
+                transfers > 0 && slow_transfers > 0 && clients > 0 && clients <= 16_384,
+                "counts must be above zero; at most 16384 clients"
+            );
+            let config = agentrail_bench::LedgerBenchConfig {
+                transfers,
+                slow_transfers,
+                clients,
+            };
+            let report = agentrail_bench::run_ledger_bench(config, &mut |stage| {
+                tracing::info!(stage, "measuring")
+            });
+            if cli.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{:<34} {:>12}", "case", "transfers/s");
+                println!(
+                    "{:<34} {:>12.0}   (mean {:.0} per fsync)",
+                    "(a) group commit, in process",
+                    report.group_commit_tps,
+                    report.group_commit_mean_batch
+                );
+                println!(
+                    "{:<34} {:>12.0}",
+                    "(b) one fsync per command", report.fsync_each_tps
+                );
+                println!(
+                    "{:<34} {:>12.0}",
+                    "(c) SQLite WAL synchronous=FULL", report.sqlite_tps
+                );
+                println!(
+                    "{:<34} {:>12.0}   (p50 {:.0} us, p99 {:.0} us)",
+                    "(d) HTTP on loopback", report.http_tps, report.http_p50_us, report.http_p99_us
+                );
+                println!(
+                    "(a)/(c) = {:.1}x, (a)/(b) = {:.1}x on {} cores",
+                    report.group_commit_vs_sqlite, report.group_commit_vs_fsync_each, report.cores
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Commands::Bench {
             target: BenchTarget::Core { transfers, rounds },
         } => {

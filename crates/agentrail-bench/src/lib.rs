@@ -1,0 +1,500 @@
+//! `agentrail bench ledger`: durable signed transfers per second, four ways,
+//! side by side in one run on this machine:
+//!
+//! - (a) `group_commit`: RFC 9421-signed transfer requests through the real
+//!   verifier stage (signature, window, nonce, parse) and the real single
+//!   writer with group commit, from many concurrent in-process clients, no
+//!   HTTP;
+//! - (b) `fsync_each`: the same, committing one command per fsync;
+//! - (c) `sqlite`: the same transfers in SQLite (WAL, `synchronous=FULL`), one
+//!   transaction per transfer that updates two balance rows and inserts a
+//!   journal row holding the request body (storage only: no signature check);
+//! - (d) `http`: the real node over HTTP on loopback, concurrent clients,
+//!   with latency percentiles.
+//!
+//! Every transfer is acknowledged only once durable, in every case.
+
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use agentrail_core::grant::Role;
+use agentrail_core::{Amount, Command, Genesis, SignedCommand, Timestamp};
+use agentrail_node::http::{Nonces, authenticate_request};
+use agentrail_node::ledger::{Job, Ledger, QUEUE_MAX, Queue};
+use agentrail_sim::kit;
+use agentrail_wire::api::COMMANDS_PATH;
+use agentrail_wire::entry::EntryRequest;
+use agentrail_wire::httpsig::{self, SignatureHeaders};
+use ed25519_dalek::SigningKey;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+/// What to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LedgerBenchConfig {
+    /// Transfers for (a) and (d).
+    pub transfers: usize,
+    /// Transfers for (b) and (c), which are slower.
+    pub slow_transfers: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+}
+
+impl Default for LedgerBenchConfig {
+    fn default() -> LedgerBenchConfig {
+        LedgerBenchConfig {
+            transfers: 40_000,
+            slow_transfers: 2_000,
+            clients: 128,
+        }
+    }
+}
+
+/// One run's figures. Rates are transfers per second.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LedgerBenchReport {
+    pub bench: &'static str,
+    pub transfers: usize,
+    pub slow_transfers: usize,
+    pub clients: usize,
+    pub cores: usize,
+    pub group_commit_tps: f64,
+    /// Mean commands per fsync in (a).
+    pub group_commit_mean_batch: f64,
+    pub fsync_each_tps: f64,
+    pub sqlite_tps: f64,
+    pub http_tps: f64,
+    pub http_p50_us: f64,
+    pub http_p99_us: f64,
+    /// (a) ÷ (c).
+    pub group_commit_vs_sqlite: f64,
+    /// (a) ÷ (b).
+    pub group_commit_vs_fsync_each: f64,
+}
+
+const PAYERS: usize = 64;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Keys of one benchmark world: principal, payers (agents), payee.
+struct World {
+    operator: SigningKey,
+    principal: SigningKey,
+    payers: Vec<SigningKey>,
+    payee: SigningKey,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            operator: kit::key("bench-ledger-operator"),
+            principal: kit::key("bench-ledger-principal"),
+            payers: (0..PAYERS)
+                .map(|i| kit::key(&format!("bench-ledger-payer-{i}")))
+                .collect(),
+            payee: kit::key("bench-ledger-payee"),
+        }
+    }
+
+    /// Registration and funding, signed by whoever must sign each.
+    fn setup(&self, funding: Amount) -> Vec<(SigningKey, Command)> {
+        let now = Timestamp(unix_now());
+        let mut commands = vec![
+            (
+                self.principal.clone(),
+                kit::register_principal(kit::did(&self.principal)),
+            ),
+            (
+                self.payee.clone(),
+                kit::register_principal(kit::did(&self.payee)),
+            ),
+        ];
+        for (index, payer) in self.payers.iter().enumerate() {
+            let limits = kit::limits(kit::usd(1_000), kit::usd(1_000_000_000));
+            let grant = kit::grant(
+                &self.principal,
+                kit::did(payer),
+                Role::Agent,
+                limits,
+                now,
+                Timestamp(now.0 + 86_400),
+                "bench",
+            );
+            commands.push((self.principal.clone(), kit::register_agent(grant)));
+            commands.push((
+                self.operator.clone(),
+                kit::deposit(kit::did(payer), funding, &format!("fund-{index}")),
+            ));
+        }
+        commands
+    }
+
+    /// `count` signed transfer requests (body, headers), spread over payers.
+    fn requests(&self, count: usize, tag: &str) -> Vec<(Vec<u8>, SignatureHeaders)> {
+        let now = unix_now();
+        (0..count)
+            .map(|index| {
+                let payer = &self.payers[index % PAYERS];
+                let command = kit::transfer(
+                    kit::did(payer),
+                    kit::did(&self.payee),
+                    Amount::from_atomic(1),
+                    &format!("{tag}-{index}"),
+                );
+                let body = serde_json::to_vec(&command).expect("JSON");
+                let headers = httpsig::sign(
+                    payer,
+                    "POST",
+                    COMMANDS_PATH,
+                    &body,
+                    now,
+                    &format!("{tag}-{index}"),
+                );
+                (body, headers)
+            })
+            .collect()
+    }
+}
+
+/// An in-process ledger with its writer thread.
+struct Embedded {
+    ledger: Arc<Ledger>,
+    queue: Option<Queue>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Embedded {
+    fn start(world: &World, batch_max: usize) -> Embedded {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let genesis = Genesis {
+            operator: kit::did(&world.operator),
+        };
+        let ledger = Arc::new(
+            Ledger::open_with_batch_max(dir.path(), genesis, batch_max)
+                .expect("a fresh ledger opens"),
+        );
+        let (sender, receiver) = sync_channel(QUEUE_MAX);
+        let writer = {
+            let ledger = Arc::clone(&ledger);
+            std::thread::spawn(move || ledger.run_writer(receiver))
+        };
+        let embedded = Embedded {
+            ledger,
+            queue: Some(Queue::new(sender)),
+            writer: Some(writer),
+            _dir: dir,
+        };
+        for (key, command) in world.setup(kit::usd(1_000_000)) {
+            let signed = SignedCommand::sign(command, &key).expect("canonical");
+            let command = signed.clone().verify().expect("valid");
+            let (reply, answer) = oneshot::channel();
+            let request = EntryRequest::Node {
+                command: Box::new(signed),
+            };
+            embedded
+                .queue()
+                .submit(Job {
+                    command,
+                    request,
+                    reply,
+                })
+                .expect("queue open");
+            answer
+                .blocking_recv()
+                .expect("writer answers")
+                .expect("setup is valid");
+        }
+        embedded
+    }
+}
+
+impl Embedded {
+    fn queue(&self) -> &Queue {
+        self.queue.as_ref().expect("the queue is open until drop")
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        // Closing the queue stops the writer.
+        self.queue = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// (a) and (b): signed requests through verifier and writer, no HTTP.
+fn in_process(
+    world: &World,
+    batch_max: usize,
+    count: usize,
+    clients: usize,
+    tag: &str,
+) -> (f64, f64) {
+    let embedded = Embedded::start(world, batch_max);
+    let requests = Arc::new(world.requests(count, tag));
+    let nonces = Arc::new(Nonces::default());
+    let next = Arc::new(AtomicUsize::new(0));
+    let batches_before = embedded.ledger.metrics.batches.load(Ordering::Relaxed);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let started = Instant::now();
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (requests, nonces, next, queue) = (
+                Arc::clone(&requests),
+                Arc::clone(&nonces),
+                Arc::clone(&next),
+                embedded.queue().clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((body, headers)) = requests.get(index) else {
+                        break;
+                    };
+                    let (command, request) = authenticate_request(
+                        &nonces,
+                        "POST",
+                        COMMANDS_PATH,
+                        Some(headers.clone()),
+                        true,
+                        body,
+                        unix_now(),
+                    )
+                    .expect("benchmark requests are valid");
+                    let (reply, answer) = oneshot::channel();
+                    queue
+                        .submit(Job {
+                            command,
+                            request,
+                            reply,
+                        })
+                        .expect("the queue has room for every client");
+                    answer
+                        .await
+                        .expect("writer answers")
+                        .expect("benchmark transfers are accepted");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("client task");
+        }
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let batches = embedded.ledger.metrics.batches.load(Ordering::Relaxed) - batches_before;
+    (count as f64 / elapsed, count as f64 / batches.max(1) as f64)
+}
+
+/// (c): the same transfers in SQLite, one durable transaction each.
+fn sqlite(world: &World, count: usize) -> rusqlite::Result<f64> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut connection = rusqlite::Connection::open(dir.path().join("ledger.sqlite"))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.execute_batch(
+        "CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL CHECK (balance >= 0));
+         CREATE TABLE journal (id INTEGER PRIMARY KEY, payer INTEGER NOT NULL, payee INTEGER NOT NULL, amount INTEGER NOT NULL, request BLOB NOT NULL);",
+    )?;
+    for id in 0..=PAYERS as i64 {
+        connection.execute(
+            "INSERT INTO accounts (id, balance) VALUES (?1, ?2)",
+            (id, 1_000_000_000_000i64),
+        )?;
+    }
+    let requests = world.requests(count, "sqlite");
+    let payee = PAYERS as i64;
+    let started = Instant::now();
+    for (index, (body, _)) in requests.iter().enumerate() {
+        let payer = (index % PAYERS) as i64;
+        let transaction = connection.transaction()?;
+        let debited = transaction.execute(
+            "UPDATE accounts SET balance = balance - 1 WHERE id = ?1 AND balance >= 1",
+            [payer],
+        )?;
+        assert_eq!(debited, 1, "the payer has funds");
+        transaction.execute(
+            "UPDATE accounts SET balance = balance + 1 WHERE id = ?1",
+            [payee],
+        )?;
+        transaction.execute(
+            "INSERT INTO journal (payer, payee, amount, request) VALUES (?1, ?2, 1, ?3)",
+            (payer, payee, body),
+        )?;
+        transaction.commit()?;
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// (d): the real node over HTTP on loopback.
+fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let config = agentrail_node::NodeConfig {
+            data_dir: dir.path().to_owned(),
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            dev: false,
+            operator: Some(kit::did(&world.operator)),
+        };
+        let server = tokio::spawn(agentrail_node::run(
+            config,
+            move |address| {
+                let _ = ready_tx.send(address);
+            },
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let address = ready_rx.await.expect("the node starts");
+        let client = agentrail_client::Client::new(&format!("http://{address}"));
+        for (key, command) in world.setup(kit::usd(1_000_000)) {
+            client.submit(&key, &command).await.expect("setup is valid");
+        }
+        let requests = Arc::new(world.requests(count, "http"));
+        let next = Arc::new(AtomicUsize::new(0));
+        let http = reqwest::Client::new();
+        let url = format!("http://{address}{COMMANDS_PATH}");
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (requests, next, http, url) = (
+                Arc::clone(&requests),
+                Arc::clone(&next),
+                http.clone(),
+                url.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((body, headers)) = requests.get(index) else {
+                        break;
+                    };
+                    let sent = Instant::now();
+                    let response = http
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("content-digest", &headers.content_digest)
+                        .header("signature-input", &headers.signature_input)
+                        .header("signature", &headers.signature)
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .expect("the node answers");
+                    assert!(
+                        response.status().is_success(),
+                        "status {}",
+                        response.status()
+                    );
+                    let _ = response.bytes().await;
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            }));
+        }
+        let mut latencies: Vec<Duration> = Vec::with_capacity(count);
+        for task in tasks {
+            latencies.extend(task.await.expect("client task"));
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let _ = stop.send(());
+        let _ = server.await;
+        latencies.sort();
+        let percentile = |p: f64| {
+            latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)]
+                .as_secs_f64()
+                * 1e6
+        };
+        (count as f64 / elapsed, percentile(0.50), percentile(0.99))
+    })
+}
+
+/// Runs (a) to (d); `progress(stage)` is called before each.
+pub fn run_ledger_bench(
+    config: LedgerBenchConfig,
+    progress: &mut dyn FnMut(&str),
+) -> LedgerBenchReport {
+    assert!(
+        config.transfers > 0 && config.slow_transfers > 0 && config.clients > 0,
+        "nothing to measure"
+    );
+    assert!(config.clients <= QUEUE_MAX, "more clients than queue slots");
+    let world = World::new();
+    progress("group_commit");
+    let (group_commit_tps, group_commit_mean_batch) = in_process(
+        &world,
+        agentrail_node::ledger::BATCH_MAX,
+        config.transfers,
+        config.clients,
+        "group",
+    );
+    progress("fsync_each");
+    let (fsync_each_tps, _) = in_process(&world, 1, config.slow_transfers, config.clients, "each");
+    progress("sqlite");
+    let sqlite_tps = sqlite(&world, config.slow_transfers).expect("SQLite runs");
+    progress("http");
+    let (http_tps, http_p50_us, http_p99_us) = http(&world, config.transfers, config.clients);
+    LedgerBenchReport {
+        bench: "ledger",
+        transfers: config.transfers,
+        slow_transfers: config.slow_transfers,
+        clients: config.clients,
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        group_commit_tps,
+        group_commit_mean_batch,
+        fsync_each_tps,
+        sqlite_tps,
+        http_tps,
+        http_p50_us,
+        http_p99_us,
+        group_commit_vs_sqlite: group_commit_tps / sqlite_tps,
+        group_commit_vs_fsync_each: group_commit_tps / fsync_each_tps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_case_moves_the_money_it_claims() {
+        let report = run_ledger_bench(
+            LedgerBenchConfig {
+                transfers: 200,
+                slow_transfers: 20,
+                clients: 8,
+            },
+            &mut |_| {},
+        );
+        assert!(
+            report.group_commit_tps > 0.0
+                && report.fsync_each_tps > 0.0
+                && report.sqlite_tps > 0.0
+                && report.http_tps > 0.0
+        );
+        assert!(report.http_p50_us <= report.http_p99_us);
+    }
+}
