@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use agentrail_core::grant::Role;
 use agentrail_core::{Amount, Command, Genesis, SignedCommand, Timestamp};
 use agentrail_node::http::{Nonces, authenticate_request};
-use agentrail_node::ledger::{Job, Ledger, QUEUE_MAX, Queue};
+use agentrail_node::ledger::{Job, Ledger, LedgerOptions, QUEUE_MAX, Queue};
 use agentrail_sim::kit;
 use agentrail_wire::api::COMMANDS_PATH;
 use agentrail_wire::entry::EntryRequest;
@@ -180,7 +180,7 @@ impl Embedded {
             operator: kit::did(&world.operator),
         };
         let ledger = Arc::new(
-            Ledger::open_with_batch_max(dir.path(), genesis, batch_max)
+            Ledger::open(dir.path(), genesis, LedgerOptions { batch_max, ..LedgerOptions::default() })
                 .expect("a fresh ledger opens"),
         );
         let (sender, receiver) = sync_channel(QUEUE_MAX);
@@ -356,6 +356,7 @@ fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
             listen: "127.0.0.1:0".parse().expect("an address"),
             dev: false,
             operator: Some(kit::did(&world.operator)),
+            snapshot_every: agentrail_node::ledger::SNAPSHOT_EVERY,
         };
         let server = tokio::spawn(agentrail_node::run(
             config,

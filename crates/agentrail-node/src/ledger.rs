@@ -32,8 +32,23 @@ use crate::metrics::Metrics;
 pub const QUEUE_MAX: usize = 16_384;
 /// Commands applied and committed together (one fsync).
 pub const BATCH_MAX: usize = 4_096;
-/// Journal entries between two snapshots.
+/// Journal entries between two snapshots, by default.
 pub const SNAPSHOT_EVERY: u64 = 100_000;
+
+/// How the writer batches and snapshots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LedgerOptions {
+    /// Commands committed together (1 measures one fsync per command).
+    pub batch_max: usize,
+    /// Journal entries between two snapshots.
+    pub snapshot_every: u64,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> LedgerOptions {
+        LedgerOptions { batch_max: BATCH_MAX, snapshot_every: SNAPSHOT_EVERY }
+    }
+}
 /// Entries read per chunk during recovery.
 const RECOVERY_CHUNK: usize = 1_024;
 
@@ -102,7 +117,7 @@ pub struct Ledger {
     history: RwLock<History>,
     journal_len: AtomicU64,
     last_snapshot: AtomicU64,
-    batch_max: usize,
+    options: LedgerOptions,
     pub metrics: Metrics,
 }
 
@@ -183,21 +198,9 @@ fn recover(store: &Store, genesis: Genesis) -> Result<(State, History, u64), Led
 
 impl Ledger {
     /// Opens the journal in `directory` and recovers the state.
-    pub fn open(directory: &Path, genesis: Genesis) -> Result<Ledger, LedgerError> {
-        Ledger::open_with_batch_max(directory, genesis, BATCH_MAX)
-    }
-
-    /// [`Ledger::open`] committing at most `batch_max` commands per fsync
-    /// (1 measures one fsync per command).
-    pub fn open_with_batch_max(
-        directory: &Path,
-        genesis: Genesis,
-        batch_max: usize,
-    ) -> Result<Ledger, LedgerError> {
-        assert!(
-            (1..=BATCH_MAX).contains(&batch_max),
-            "batch_max within 1..=BATCH_MAX"
-        );
+    pub fn open(directory: &Path, genesis: Genesis, options: LedgerOptions) -> Result<Ledger, LedgerError> {
+        assert!((1..=BATCH_MAX).contains(&options.batch_max), "batch_max within 1..=BATCH_MAX");
+        assert!(options.snapshot_every > 0, "snapshots need a positive interval");
         let store = Store::open(directory)?;
         let (state, history, journal_len) = recover(&store, genesis)?;
         tracing::info!(journal_len, "ledger recovered");
@@ -209,7 +212,7 @@ impl Ledger {
             history: RwLock::new(history),
             journal_len: AtomicU64::new(journal_len),
             last_snapshot: AtomicU64::new(journal_len),
-            batch_max,
+            options,
             metrics: Metrics::default(),
         })
     }
@@ -271,7 +274,7 @@ impl Ledger {
     pub fn run_writer(self: Arc<Self>, queue: Receiver<Job>) {
         while let Ok(first) = queue.recv() {
             let mut jobs = vec![first];
-            while jobs.len() < self.batch_max {
+            while jobs.len() < self.options.batch_max {
                 match queue.try_recv() {
                     Ok(job) => jobs.push(job),
                     Err(_) => break,
@@ -395,7 +398,7 @@ impl Ledger {
 
     fn maybe_snapshot(&self) {
         let len = self.journal_len();
-        if len - self.last_snapshot.load(Ordering::Acquire) < SNAPSHOT_EVERY {
+        if len - self.last_snapshot.load(Ordering::Acquire) < self.options.snapshot_every {
             return;
         }
         let bytes = self.read(State::to_snapshot);

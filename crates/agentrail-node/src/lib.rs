@@ -22,7 +22,7 @@ use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
 use crate::http::{App, Nonces, router};
-use crate::ledger::{Ledger, LedgerError, QUEUE_MAX, Queue};
+use crate::ledger::{Ledger, LedgerError, LedgerOptions, QUEUE_MAX, Queue};
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -33,6 +33,8 @@ pub struct NodeConfig {
     pub dev: bool,
     /// The operator of a new (non-dev) ledger.
     pub operator: Option<Did>,
+    /// Journal entries between two snapshots.
+    pub snapshot_every: u64,
 }
 
 /// Why the node could not run.
@@ -135,7 +137,8 @@ pub async fn run(
 ) -> Result<(), NodeError> {
     let (genesis, faucet_key) = genesis(&config)?;
     let data_dir = config.data_dir.clone();
-    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&data_dir, genesis))
+    let options = LedgerOptions { snapshot_every: config.snapshot_every, ..LedgerOptions::default() };
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&data_dir, genesis, options))
         .await
         .map_err(|e| NodeError::Setup(format!("recovery stopped: {e}")))??;
     let ledger = Arc::new(ledger);

@@ -50,6 +50,9 @@ enum Commands {
         /// The operator of a new ledger outside dev mode.
         #[arg(long)]
         operator: Option<agentrail_core::Did>,
+        /// Journal entries between two snapshots.
+        #[arg(long, default_value_t = agentrail_node::ledger::SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
+        snapshot_every: u64,
     },
     #[command(flatten)]
     Ledger(LedgerCommand),
@@ -128,18 +131,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Commands::Serve {
-            dev,
-            data,
-            listen,
-            operator,
-        } => {
-            let config = agentrail_node::NodeConfig {
-                data_dir: data,
-                listen,
-                dev,
-                operator,
-            };
+        Commands::Serve { dev, data, listen, operator, snapshot_every } => {
+            let config = agentrail_node::NodeConfig { data_dir: data, listen, dev, operator, snapshot_every };
             runtime()?.block_on(async {
                 let ready = |address: std::net::SocketAddr| {
                     // Scripts and tests read this line to find the port.

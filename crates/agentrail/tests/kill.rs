@@ -46,7 +46,9 @@ async fn acknowledged_transfers_survive_kill_9() {
         .collect();
     let funding_per_agent = usd(1_000_000);
 
-    let node = Node::start(data.path());
+    // Frequent snapshots, so that restarts recover through them too.
+    let start = |data: &std::path::Path| Node::start_with(data, &["--snapshot-every", "300"]);
+    let node = start(data.path());
     node.client
         .submit(&principal, &kit::register_principal(did(&principal)))
         .await
@@ -77,7 +79,7 @@ async fn acknowledged_transfers_survive_kill_9() {
     let mut sent_total = 0u64;
 
     for round in 0..rounds {
-        let running = node.take().unwrap_or_else(|| Node::start(data.path()));
+        let running = node.take().unwrap_or_else(|| start(data.path()));
         let client = running.client.clone();
         let mut tasks = Vec::new();
         for (index, agent) in agents.iter().enumerate() {
@@ -116,7 +118,7 @@ async fn acknowledged_transfers_survive_kill_9() {
     }
 
     // Restart and audit.
-    let node = Node::start(data.path());
+    let node = start(data.path());
     let acknowledged = std::mem::take(&mut *acknowledged.lock().unwrap());
     assert!(
         acknowledged.len() > 100,
@@ -144,6 +146,11 @@ async fn acknowledged_transfers_survive_kill_9() {
         total += balance.available.atomic();
     }
     assert_eq!(total, deposited.atomic(), "money was created or lost");
+    node.kill();
+    // The restarts went through snapshots, not only through the journal.
+    let store = agentrail_store::Store::open(data.path()).unwrap();
+    let recovery = store.recovery().unwrap();
+    assert!(recovery.snapshot.is_some_and(|s| s.covers >= 300), "no snapshot was taken");
     eprintln!(
         "{rounds} kills: {} transfers sent, {} acknowledged, all present once",
         sent_total,

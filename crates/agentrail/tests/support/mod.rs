@@ -22,9 +22,15 @@ pub struct Node {
 impl Node {
     /// Starts `agentrail serve --dev` on `data` and waits until it listens.
     pub fn start(data: &Path) -> Node {
+        Node::start_with(data, &[])
+    }
+
+    /// [`Node::start`] with extra `serve` arguments.
+    pub fn start_with(data: &Path, extra: &[&str]) -> Node {
         let mut child = Command::new(BIN)
             .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
