@@ -65,6 +65,10 @@ pub struct LedgerBenchReport {
     pub group_commit_tps: f64,
     /// Mean commands per fsync in (a).
     pub group_commit_mean_batch: f64,
+    /// (a) with signatures verified before the clock starts: the writer,
+    /// the ledger and the journal alone, comparable with SQLite's storage-only
+    /// figure.
+    pub group_commit_preverified_tps: f64,
     pub fsync_each_tps: f64,
     pub sqlite_tps: f64,
     pub http_tps: f64,
@@ -74,6 +78,8 @@ pub struct LedgerBenchReport {
     pub group_commit_vs_sqlite: f64,
     /// (a) ÷ (b).
     pub group_commit_vs_fsync_each: f64,
+    /// (a, pre-verified) ÷ (c): storage against storage.
+    pub preverified_vs_sqlite: f64,
 }
 
 const PAYERS: usize = 64;
@@ -180,13 +186,23 @@ impl Embedded {
             operator: kit::did(&world.operator),
         };
         let ledger = Arc::new(
-            Ledger::open(dir.path(), genesis, LedgerOptions { batch_max, ..LedgerOptions::default() })
-                .expect("a fresh ledger opens"),
+            Ledger::open(
+                dir.path(),
+                genesis,
+                LedgerOptions {
+                    batch_max,
+                    ..LedgerOptions::default()
+                },
+            )
+            .expect("a fresh ledger opens"),
         );
         let (sender, receiver) = sync_channel(QUEUE_MAX);
         let writer = {
             let ledger = Arc::clone(&ledger);
-            std::thread::spawn(move || ledger.run_writer(receiver))
+            std::thread::Builder::new()
+                .name("bench-writer".into())
+                .spawn(move || ledger.run_writer(receiver))
+                .expect("a writer thread")
         };
         let embedded = Embedded {
             ledger,
@@ -234,6 +250,15 @@ impl Drop for Embedded {
     }
 }
 
+/// Where the verifier stage runs in an in-process measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verification {
+    /// Inside the timed run, in the clients' tasks (as the node does).
+    Timed,
+    /// Before the timed run: measures the writer and the journal alone.
+    Before,
+}
+
 /// (a) and (b): signed requests through verifier and writer, no HTTP.
 fn in_process(
     world: &World,
@@ -241,9 +266,28 @@ fn in_process(
     count: usize,
     clients: usize,
     tag: &str,
+    verification: Verification,
 ) -> (f64, f64) {
     let embedded = Embedded::start(world, batch_max);
-    let requests = Arc::new(world.requests(count, tag));
+    let nonces = Nonces::default();
+    let authenticate = |(body, headers): &(Vec<u8>, SignatureHeaders)| {
+        authenticate_request(
+            &nonces,
+            "POST",
+            COMMANDS_PATH,
+            Some(headers.clone()),
+            true,
+            body,
+            unix_now(),
+        )
+        .expect("benchmark requests are valid")
+    };
+    let requests = world.requests(count, tag);
+    let verified: Arc<Vec<_>> = Arc::new(match verification {
+        Verification::Before => requests.iter().map(&authenticate).map(Some).collect(),
+        Verification::Timed => Vec::new(),
+    });
+    let requests = Arc::new(requests);
     let nonces = Arc::new(Nonces::default());
     let next = Arc::new(AtomicUsize::new(0));
     let batches_before = embedded.ledger.metrics.batches.load(Ordering::Relaxed);
@@ -255,8 +299,9 @@ fn in_process(
     runtime.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..clients {
-            let (requests, nonces, next, queue) = (
+            let (requests, verified, nonces, next, queue) = (
                 Arc::clone(&requests),
+                Arc::clone(&verified),
                 Arc::clone(&nonces),
                 Arc::clone(&next),
                 embedded.queue().clone(),
@@ -267,16 +312,19 @@ fn in_process(
                     let Some((body, headers)) = requests.get(index) else {
                         break;
                     };
-                    let (command, request) = authenticate_request(
-                        &nonces,
-                        "POST",
-                        COMMANDS_PATH,
-                        Some(headers.clone()),
-                        true,
-                        body,
-                        unix_now(),
-                    )
-                    .expect("benchmark requests are valid");
+                    let (command, request) = match verified.get(index) {
+                        Some(Some(done)) => done.clone(),
+                        _ => authenticate_request(
+                            &nonces,
+                            "POST",
+                            COMMANDS_PATH,
+                            Some(headers.clone()),
+                            true,
+                            body,
+                            unix_now(),
+                        )
+                        .expect("benchmark requests are valid"),
+                    };
                     let (reply, answer) = oneshot::channel();
                     queue
                         .submit(Job {
@@ -449,9 +497,26 @@ pub fn run_ledger_bench(
         config.transfers,
         config.clients,
         "group",
+        Verification::Timed,
+    );
+    progress("group_commit_preverified");
+    let (group_commit_preverified_tps, _) = in_process(
+        &world,
+        agentrail_node::ledger::BATCH_MAX,
+        config.transfers,
+        config.clients,
+        "preverified",
+        Verification::Before,
     );
     progress("fsync_each");
-    let (fsync_each_tps, _) = in_process(&world, 1, config.slow_transfers, config.clients, "each");
+    let (fsync_each_tps, _) = in_process(
+        &world,
+        1,
+        config.slow_transfers,
+        config.clients,
+        "each",
+        Verification::Timed,
+    );
     progress("sqlite");
     let sqlite_tps = sqlite(&world, config.slow_transfers).expect("SQLite runs");
     progress("http");
@@ -466,6 +531,7 @@ pub fn run_ledger_bench(
             .unwrap_or(1),
         group_commit_tps,
         group_commit_mean_batch,
+        group_commit_preverified_tps,
         fsync_each_tps,
         sqlite_tps,
         http_tps,
@@ -473,6 +539,7 @@ pub fn run_ledger_bench(
         http_p99_us,
         group_commit_vs_sqlite: group_commit_tps / sqlite_tps,
         group_commit_vs_fsync_each: group_commit_tps / fsync_each_tps,
+        preverified_vs_sqlite: group_commit_preverified_tps / sqlite_tps,
     }
 }
 

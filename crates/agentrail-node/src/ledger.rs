@@ -46,7 +46,10 @@ pub struct LedgerOptions {
 
 impl Default for LedgerOptions {
     fn default() -> LedgerOptions {
-        LedgerOptions { batch_max: BATCH_MAX, snapshot_every: SNAPSHOT_EVERY }
+        LedgerOptions {
+            batch_max: BATCH_MAX,
+            snapshot_every: SNAPSHOT_EVERY,
+        }
     }
 }
 /// Entries read per chunk during recovery.
@@ -198,9 +201,19 @@ fn recover(store: &Store, genesis: Genesis) -> Result<(State, History, u64), Led
 
 impl Ledger {
     /// Opens the journal in `directory` and recovers the state.
-    pub fn open(directory: &Path, genesis: Genesis, options: LedgerOptions) -> Result<Ledger, LedgerError> {
-        assert!((1..=BATCH_MAX).contains(&options.batch_max), "batch_max within 1..=BATCH_MAX");
-        assert!(options.snapshot_every > 0, "snapshots need a positive interval");
+    pub fn open(
+        directory: &Path,
+        genesis: Genesis,
+        options: LedgerOptions,
+    ) -> Result<Ledger, LedgerError> {
+        assert!(
+            (1..=BATCH_MAX).contains(&options.batch_max),
+            "batch_max within 1..=BATCH_MAX"
+        );
+        assert!(
+            options.snapshot_every > 0,
+            "snapshots need a positive interval"
+        );
         let store = Store::open(directory)?;
         let (state, history, journal_len) = recover(&store, genesis)?;
         tracing::info!(journal_len, "ledger recovered");
@@ -432,5 +445,88 @@ impl Queue {
             TrySendError::Full(_) => QueueError::Full,
             TrySendError::Disconnected(_) => QueueError::Stopped,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentrail_core::command::RegisterPrincipal;
+    use ed25519_dalek::SigningKey;
+
+    fn job() -> (Job, oneshot::Receiver<Reply>) {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let did = Did::from_verifying_key(&key.verifying_key());
+        let signed = agentrail_core::SignedCommand::sign(
+            agentrail_core::Command::RegisterPrincipal(RegisterPrincipal { principal: did }),
+            &key,
+        )
+        .unwrap();
+        let (reply, answer) = oneshot::channel();
+        let command = signed.clone().verify().unwrap();
+        (
+            Job {
+                command,
+                request: EntryRequest::Node {
+                    command: Box::new(signed),
+                },
+                reply,
+            },
+            answer,
+        )
+    }
+
+    #[test]
+    fn a_full_queue_refuses_instead_of_growing() {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
+        let queue = Queue::new(sender);
+        assert_eq!(queue.submit(job().0), Ok(()));
+        assert_eq!(queue.submit(job().0), Ok(()));
+        assert_eq!(queue.submit(job().0), Err(QueueError::Full));
+        drop(receiver);
+        assert_eq!(queue.submit(job().0), Err(QueueError::Stopped));
+    }
+
+    #[test]
+    fn the_writer_answers_only_after_the_batch_is_durable_and_recovers_it() {
+        let dir =
+            std::env::temp_dir().join(format!("agentrail-ledger-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let genesis = Genesis {
+            operator: Did::from_public_key_bytes([1; 32]),
+        };
+        let ledger = Arc::new(Ledger::open(&dir, genesis, LedgerOptions::default()).unwrap());
+        let (sender, receiver) = std::sync::mpsc::sync_channel(16);
+        let writer = {
+            let ledger = Arc::clone(&ledger);
+            std::thread::spawn(move || ledger.run_writer(receiver))
+        };
+        let (first, first_answer) = job();
+        let (second, second_answer) = job();
+        sender.send(first).unwrap();
+        sender.send(second).unwrap();
+        let accepted = first_answer.blocking_recv().unwrap().unwrap();
+        assert_eq!(accepted.index, 0);
+        // The same registration again is refused, and nothing is journaled for it.
+        assert!(matches!(
+            second_answer.blocking_recv().unwrap(),
+            Err(Refusal::Rejected(_))
+        ));
+        assert_eq!(ledger.journal_len(), 1);
+        drop(sender);
+        writer.join().unwrap();
+        drop(ledger);
+
+        let reopened = Ledger::open(&dir, genesis, LedgerOptions::default()).unwrap();
+        assert_eq!(reopened.journal_len(), 1);
+        assert!(reopened.read(|state| {
+            state
+                .balance(&Did::from_verifying_key(
+                    &SigningKey::from_bytes(&[5; 32]).verifying_key(),
+                ))
+                .is_some()
+        }));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

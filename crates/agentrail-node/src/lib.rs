@@ -137,7 +137,10 @@ pub async fn run(
 ) -> Result<(), NodeError> {
     let (genesis, faucet_key) = genesis(&config)?;
     let data_dir = config.data_dir.clone();
-    let options = LedgerOptions { snapshot_every: config.snapshot_every, ..LedgerOptions::default() };
+    let options = LedgerOptions {
+        snapshot_every: config.snapshot_every,
+        ..LedgerOptions::default()
+    };
     let ledger = tokio::task::spawn_blocking(move || Ledger::open(&data_dir, genesis, options))
         .await
         .map_err(|e| NodeError::Setup(format!("recovery stopped: {e}")))??;

@@ -131,8 +131,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Commands::Serve { dev, data, listen, operator, snapshot_every } => {
-            let config = agentrail_node::NodeConfig { data_dir: data, listen, dev, operator, snapshot_every };
+        Commands::Serve {
+            dev,
+            data,
+            listen,
+            operator,
+            snapshot_every,
+        } => {
+            let config = agentrail_node::NodeConfig {
+                data_dir: data,
+                listen,
+                dev,
+                operator,
+                snapshot_every,
+            };
             runtime()?.block_on(async {
                 let ready = |address: std::net::SocketAddr| {
                     // Scripts and tests read this line to find the port.
@@ -173,29 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if cli.json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
-                println!("{:<34} {:>12}", "case", "transfers/s");
-                println!(
-                    "{:<34} {:>12.0}   (mean {:.0} per fsync)",
-                    "(a) group commit, in process",
-                    report.group_commit_tps,
-                    report.group_commit_mean_batch
-                );
-                println!(
-                    "{:<34} {:>12.0}",
-                    "(b) one fsync per command", report.fsync_each_tps
-                );
-                println!(
-                    "{:<34} {:>12.0}",
-                    "(c) SQLite WAL synchronous=FULL", report.sqlite_tps
-                );
-                println!(
-                    "{:<34} {:>12.0}   (p50 {:.0} us, p99 {:.0} us)",
-                    "(d) HTTP on loopback", report.http_tps, report.http_p50_us, report.http_p99_us
-                );
-                println!(
-                    "(a)/(c) = {:.1}x, (a)/(b) = {:.1}x on {} cores",
-                    report.group_commit_vs_sqlite, report.group_commit_vs_fsync_each, report.cores
-                );
+                print_ledger_report(&report);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -282,4 +272,35 @@ fn simulate(json: bool, first: u64, seeds: u64, commands: u64) -> anyhow::Result
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_ledger_report(report: &agentrail_bench::LedgerBenchReport) {
+    println!("{:<34} {:>12}", "case", "transfers/s");
+    println!(
+        "{:<34} {:>12.0}   (mean {:.0} per fsync)",
+        "(a) group commit, in process", report.group_commit_tps, report.group_commit_mean_batch
+    );
+    println!(
+        "{:<34} {:>12.0}",
+        "(a') same, verified beforehand", report.group_commit_preverified_tps
+    );
+    println!(
+        "{:<34} {:>12.0}",
+        "(b) one fsync per command", report.fsync_each_tps
+    );
+    println!(
+        "{:<34} {:>12.0}",
+        "(c) SQLite WAL synchronous=FULL", report.sqlite_tps
+    );
+    println!(
+        "{:<34} {:>12.0}   (p50 {:.0} us, p99 {:.0} us)",
+        "(d) HTTP on loopback", report.http_tps, report.http_p50_us, report.http_p99_us
+    );
+    println!(
+        "(a)/(c) = {:.1}x, (a')/(c) = {:.1}x, (a)/(b) = {:.1}x on {} cores",
+        report.group_commit_vs_sqlite,
+        report.preverified_vs_sqlite,
+        report.group_commit_vs_fsync_each,
+        report.cores
+    );
 }

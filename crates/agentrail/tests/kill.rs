@@ -150,7 +150,10 @@ async fn acknowledged_transfers_survive_kill_9() {
     // The restarts went through snapshots, not only through the journal.
     let store = agentrail_store::Store::open(data.path()).unwrap();
     let recovery = store.recovery().unwrap();
-    assert!(recovery.snapshot.is_some_and(|s| s.covers >= 300), "no snapshot was taken");
+    assert!(
+        recovery.snapshot.is_some_and(|s| s.covers >= 300),
+        "no snapshot was taken"
+    );
     eprintln!(
         "{rounds} kills: {} transfers sent, {} acknowledged, all present once",
         sent_total,
