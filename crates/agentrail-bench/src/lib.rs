@@ -250,6 +250,23 @@ impl Drop for Embedded {
     }
 }
 
+/// The node's verifier stage on one pre-signed request.
+fn authenticate(
+    nonces: &Nonces,
+    (body, headers): &(Vec<u8>, SignatureHeaders),
+) -> (agentrail_core::Authenticated, EntryRequest) {
+    authenticate_request(
+        nonces,
+        "POST",
+        COMMANDS_PATH,
+        Some(headers.clone()),
+        true,
+        body,
+        unix_now(),
+    )
+    .expect("benchmark requests are valid")
+}
+
 /// Where the verifier stage runs in an in-process measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Verification {
@@ -269,22 +286,13 @@ fn in_process(
     verification: Verification,
 ) -> (f64, f64) {
     let embedded = Embedded::start(world, batch_max);
-    let nonces = Nonces::default();
-    let authenticate = |(body, headers): &(Vec<u8>, SignatureHeaders)| {
-        authenticate_request(
-            &nonces,
-            "POST",
-            COMMANDS_PATH,
-            Some(headers.clone()),
-            true,
-            body,
-            unix_now(),
-        )
-        .expect("benchmark requests are valid")
-    };
+    let early_nonces = Nonces::default();
     let requests = world.requests(count, tag);
     let verified: Arc<Vec<_>> = Arc::new(match verification {
-        Verification::Before => requests.iter().map(&authenticate).map(Some).collect(),
+        Verification::Before => requests
+            .iter()
+            .map(|request| Some(authenticate(&early_nonces, request)))
+            .collect(),
         Verification::Timed => Vec::new(),
     });
     let requests = Arc::new(requests);
@@ -309,21 +317,12 @@ fn in_process(
             tasks.push(tokio::spawn(async move {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((body, headers)) = requests.get(index) else {
+                    let Some(signed) = requests.get(index) else {
                         break;
                     };
                     let (command, request) = match verified.get(index) {
                         Some(Some(done)) => done.clone(),
-                        _ => authenticate_request(
-                            &nonces,
-                            "POST",
-                            COMMANDS_PATH,
-                            Some(headers.clone()),
-                            true,
-                            body,
-                            unix_now(),
-                        )
-                        .expect("benchmark requests are valid"),
+                        _ => authenticate(&nonces, signed),
                     };
                     let (reply, answer) = oneshot::channel();
                     queue

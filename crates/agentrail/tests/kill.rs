@@ -13,18 +13,9 @@ use agentrail_core::grant::Role;
 use agentrail_core::{Amount, Command, Event, Timestamp};
 use agentrail_sim::kit;
 use ed25519_dalek::SigningKey;
-use support::{Node, did, key, usd};
+use support::{Node, did, key, now, usd};
 
 const CLIENTS: usize = 8;
-
-fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-}
 
 /// A transfer a client was told was accepted, and what the node said.
 struct Acknowledged {

@@ -7,16 +7,7 @@ use agentrail_core::grant::Role;
 use agentrail_core::{Command, Event, Timestamp};
 use agentrail_sim::kit;
 use agentrail_wire::httpsig;
-use support::{BIN, Node, did, key, usd};
-
-fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-}
+use support::{BIN, Node, did, key, now, usd};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mandate_is_granted_funded_spent_within_limits_and_survives_a_restart() {

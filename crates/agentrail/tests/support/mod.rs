@@ -94,3 +94,13 @@ pub fn did(key: &SigningKey) -> Did {
 pub fn usd(whole: u128) -> Amount {
     Amount::from_atomic(whole * 1_000_000)
 }
+
+/// The real clock, as the node reads it.
+pub fn now() -> agentrail_core::Timestamp {
+    agentrail_core::Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+}
