@@ -88,7 +88,7 @@ enum BenchTarget {
         #[arg(long, default_value_t = 2_000)]
         slow_transfers: usize,
         /// Concurrent clients.
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, default_value_t = 256)]
         clients: usize,
     },
     /// Commands applied per second by the in-memory ledger.
