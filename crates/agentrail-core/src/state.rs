@@ -82,6 +82,10 @@ pub struct GrantStatus {
     pub active: bool,
     pub spent_today: Amount,
     pub spent_total: Amount,
+    /// What this grant's own daily budget still allows today.
+    pub remaining_today: Amount,
+    /// What this grant's own total budget still allows, if it has one.
+    pub remaining_total: Option<Amount>,
     /// The most that can still leave through this grant and those above it.
     pub exposure: Exposure,
 }
@@ -416,6 +420,18 @@ impl State {
             active: delegate.check_active(*subject, now).is_ok(),
             spent_today: spent.today,
             spent_total: spent.total,
+            remaining_today: delegate
+                .grant
+                .grant()
+                .limits
+                .daily_budget
+                .saturating_sub(spent.today),
+            remaining_total: delegate
+                .grant
+                .grant()
+                .limits
+                .total_budget
+                .map(|total| total.saturating_sub(spent.total)),
             exposure: self.exposure(subject, now)?,
         })
     }

@@ -28,6 +28,10 @@ fn a_session_pays_within_its_mandate_and_every_level_is_charged() {
     let agent_status = w.state.grant_status(&agent, w.now).unwrap();
     assert_eq!((session.spent_today, session.spent_total), (usd(5), usd(5)));
     assert_eq!(
+        (session.remaining_today, session.remaining_total),
+        (usd(7), Some(usd(25)))
+    );
+    assert_eq!(
         (agent_status.spent_today, agent_status.spent_total),
         (usd(5), usd(5))
     );
