@@ -564,6 +564,13 @@ pub async fn run(command: LedgerCommand, node: &str, json: bool) -> anyhow::Resu
                     if grant.active { "active" } else { "not active" }
                 ));
                     lines.push(format!(
+                        "remaining: {} today, {} in total",
+                        grant.remaining_today,
+                        grant
+                            .remaining_total
+                            .map_or("unlimited".to_owned(), |t| t.to_string())
+                    ));
+                    lines.push(format!(
                         "worst-case exposure: {} ({:?})",
                         grant.exposure.amount, grant.exposure.bound
                     ));
