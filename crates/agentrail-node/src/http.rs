@@ -439,14 +439,27 @@ fn path_did(path: Result<Path<String>, PathRejection>) -> Result<Did, ApiError> 
     parse_did(&text)
 }
 
-fn balance_of(ledger: &Ledger, did: Did) -> Option<BalanceResponse> {
-    ledger
-        .read(|state| state.balance(&did))
-        .map(|b| BalanceResponse {
-            did,
-            available: b.available,
-            held: b.held,
-        })
+/// Reads the durable state, or answers 503 while the ledger recovers from
+/// a storage failure.
+fn read_state<T>(
+    ledger: &Ledger,
+    read: impl FnOnce(&agentrail_core::State) -> T,
+) -> Result<T, ApiError> {
+    ledger.read(read).ok_or_else(|| {
+        ApiError::busy(
+            "storage_unavailable",
+            "the ledger is recovering from a storage failure; retry shortly",
+        )
+    })
+}
+
+fn balance_of(ledger: &Ledger, did: Did) -> Result<Option<BalanceResponse>, ApiError> {
+    let balance = read_state(ledger, |state| state.balance(&did))?;
+    Ok(balance.map(|b| BalanceResponse {
+        did,
+        available: b.available,
+        held: b.held,
+    }))
 }
 
 async fn get_balance(
@@ -454,13 +467,15 @@ async fn get_balance(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::Json<BalanceResponse>, ApiError> {
     let did = path_did(path)?;
-    balance_of(&app.ledger, did).map(axum::Json).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_account",
-            format!("{did} has no account"),
-        )
-    })
+    balance_of(&app.ledger, did)?
+        .map(axum::Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_account",
+                format!("{did} has no account"),
+            )
+        })
 }
 
 #[derive(Debug, Deserialize)]
@@ -499,16 +514,17 @@ async fn get_grant(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::Json<agentrail_core::state::GrantStatus>, ApiError> {
     let did = path_did(path)?;
-    app.ledger
-        .read(|state| state.grant_status(&did, state.clock().max(unix_now())))
-        .map(axum::Json)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_grant",
-                format!("{did} is not an agent or a session"),
-            )
-        })
+    read_state(&app.ledger, |state| {
+        state.grant_status(&did, state.clock().max(unix_now()))
+    })?
+    .map(axum::Json)
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_grant",
+            format!("{did} is not an agent or a session"),
+        )
+    })
 }
 
 async fn get_passport(
@@ -517,31 +533,29 @@ async fn get_passport(
 ) -> Result<axum::Json<Passport>, ApiError> {
     let did = path_did(path)?;
     let now = unix_now();
-    let (kind, grant, chain) = app
-        .ledger
-        .read(|state| {
-            let kind = state.identity_kind(&did)?;
-            let grant = state.grant_status(&did, state.clock().max(now));
-            let mut chain = vec![did];
-            let mut current = grant.as_ref().map(|g| g.grant.grant().issuer);
-            while let Some(issuer) = current {
-                chain.push(issuer);
-                current = state
-                    .grant_status(&issuer, now)
-                    .map(|g| g.grant.grant().issuer);
-            }
-            Some((kind, grant, chain))
-        })
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_identity",
-                format!("{did} is not registered"),
-            )
-        })?;
+    let (kind, grant, chain) = read_state(&app.ledger, |state| {
+        let kind = state.identity_kind(&did)?;
+        let grant = state.grant_status(&did, state.clock().max(now));
+        let mut chain = vec![did];
+        let mut current = grant.as_ref().map(|g| g.grant.grant().issuer);
+        while let Some(issuer) = current {
+            chain.push(issuer);
+            current = state
+                .grant_status(&issuer, now)
+                .map(|g| g.grant.grant().issuer);
+        }
+        Some((kind, grant, chain))
+    })?
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_identity",
+            format!("{did} is not registered"),
+        )
+    })?;
     let balance = match kind {
         IdentityKind::Session => None,
-        _ => balance_of(&app.ledger, did),
+        _ => balance_of(&app.ledger, did)?,
     };
     let (recent, _) = app
         .ledger
@@ -558,10 +572,11 @@ async fn get_passport(
 }
 
 async fn get_health(State(app): State<App>) -> axum::Json<Health> {
+    let clock = app.ledger.read(|state| state.clock());
     axum::Json(Health {
-        status: "ok".to_owned(),
+        status: if clock.is_some() { "ok" } else { "degraded" }.to_owned(),
         journal_len: app.ledger.journal_len(),
-        clock: app.ledger.read(|state| state.clock()),
+        clock: clock.unwrap_or_default(),
         dev: app.faucet_key.is_some(),
     })
 }

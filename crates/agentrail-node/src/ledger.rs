@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -65,6 +65,9 @@ pub enum LedgerError {
     Divergence { index: u64, reason: String },
 }
 
+/// Opens (or reopens) the ledger's store.
+pub type StoreOpener = Box<dyn Fn() -> Result<Store, StoreError> + Send + Sync>;
+
 /// The outcome a job waits for.
 pub type Reply = Result<CommandResponse, Refusal>;
 
@@ -113,13 +116,16 @@ impl History {
 
 /// State, journal and history, shared by the writer and the readers.
 pub struct Ledger {
-    directory: PathBuf,
+    /// Opens the store; called again to learn what landed after a failure.
+    open_store: StoreOpener,
     genesis: Genesis,
     state: RwLock<State>,
     store: RwLock<Option<Store>>,
     history: RwLock<History>,
     journal_len: AtomicU64,
     last_snapshot: AtomicU64,
+    /// A write failed and the store could not be reopened yet.
+    degraded: AtomicBool,
     options: LedgerOptions,
     pub metrics: Metrics,
 }
@@ -127,7 +133,7 @@ pub struct Ledger {
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ledger")
-            .field("directory", &self.directory)
+            .field("genesis", &self.genesis)
             .finish_non_exhaustive()
     }
 }
@@ -206,6 +212,16 @@ impl Ledger {
         genesis: Genesis,
         options: LedgerOptions,
     ) -> Result<Ledger, LedgerError> {
+        let directory: PathBuf = directory.to_owned();
+        Ledger::open_with(Box::new(move || Store::open(&directory)), genesis, options)
+    }
+
+    /// [`Ledger::open`] on any store (tests use a fault-injecting disk).
+    pub fn open_with(
+        open_store: StoreOpener,
+        genesis: Genesis,
+        options: LedgerOptions,
+    ) -> Result<Ledger, LedgerError> {
         assert!(
             (1..=BATCH_MAX).contains(&options.batch_max),
             "batch_max within 1..=BATCH_MAX"
@@ -214,17 +230,18 @@ impl Ledger {
             options.snapshot_every > 0,
             "snapshots need a positive interval"
         );
-        let store = Store::open(directory)?;
+        let store = open_store()?;
         let (state, history, journal_len) = recover(&store, genesis)?;
         tracing::info!(journal_len, "ledger recovered");
         Ok(Ledger {
-            directory: directory.to_owned(),
+            open_store,
             genesis,
             state: RwLock::new(state),
             store: RwLock::new(Some(store)),
             history: RwLock::new(history),
             journal_len: AtomicU64::new(journal_len),
             last_snapshot: AtomicU64::new(journal_len),
+            degraded: AtomicBool::new(false),
             options,
             metrics: Metrics::default(),
         })
@@ -234,9 +251,14 @@ impl Ledger {
         self.journal_len.load(Ordering::Acquire)
     }
 
-    /// Runs `read` on the current (durable) state.
-    pub fn read<T>(&self, read: impl FnOnce(&State) -> T) -> T {
-        read(&self.state.read().expect("state lock"))
+    /// Runs `read` on the current (durable) state; `None` while the ledger
+    /// is degraded after a storage failure.
+    pub fn read<T>(&self, read: impl FnOnce(&State) -> T) -> Option<T> {
+        let state = self.state.read().expect("state lock");
+        if self.degraded.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(read(&state))
     }
 
     /// Journal entries concerning `did`, newest first, below index `before`.
@@ -299,9 +321,20 @@ impl Ledger {
     }
 
     fn write_batch(&self, jobs: Vec<Job>) {
-        let now = unix_now();
         let mut state = self.state.write().expect("state lock");
-        state.advance(now);
+        if self.degraded.load(Ordering::Acquire)
+            && let Err(error) = self.reopen(&mut state)
+        {
+            tracing::error!(%error, "the store is still unavailable");
+            for job in jobs {
+                let _ = job.reply.send(Err(Refusal::Unavailable));
+            }
+            return;
+        }
+        state.advance(unix_now());
+        // The time every command of the batch is applied at, and recorded
+        // with: the ledger's clock, which never runs backwards.
+        let now = state.clock();
         let mut outcomes: Vec<(Job, Result<Vec<Event>, Rejection>)> =
             Vec::with_capacity(jobs.len());
         let mut entries: Vec<Vec<u8>> = Vec::new();
@@ -322,18 +355,25 @@ impl Ledger {
             outcomes.push((job, result));
         }
         let first_index = if entries.is_empty() {
-            Ok(self.journal_len())
+            Ok(Appended {
+                first: self.journal_len(),
+                recovered: false,
+            })
         } else {
             self.append(&entries, &mut state)
         };
         drop(state);
 
         match first_index {
-            Ok(first) => {
+            Ok(Appended { first, recovered }) => {
                 if !entries.is_empty() {
-                    let mut history = self.history.write().expect("history lock");
-                    for (offset, entry) in decoded.iter().enumerate() {
-                        history.record(first + offset as u64, entry);
+                    // After a recovery the history was rebuilt from disk,
+                    // this batch included.
+                    if !recovered {
+                        let mut history = self.history.write().expect("history lock");
+                        for (offset, entry) in decoded.iter().enumerate() {
+                            history.record(first + offset as u64, entry);
+                        }
                     }
                     self.journal_len
                         .store(first + entries.len() as u64, Ordering::Release);
@@ -376,32 +416,36 @@ impl Ledger {
     /// Appends a batch. On failure, reopens the store and recovers: if the
     /// batch landed after all, its index is returned; if not, the state is
     /// rebuilt without it and the error is returned.
-    fn append(&self, entries: &[Vec<u8>], state: &mut State) -> Result<u64, LedgerError> {
+    fn append(&self, entries: &[Vec<u8>], state: &mut State) -> Result<Appended, LedgerError> {
         let expected_first = self.journal_len();
-        let mut slot = self.store.write().expect("store lock");
-        let result = slot
-            .as_ref()
-            .ok_or(StoreError::NeedsReopen)
-            .and_then(|store| store.append_batch(entries));
+        let result = {
+            let slot = self.store.read().expect("store lock");
+            slot.as_ref()
+                .ok_or(StoreError::NeedsReopen)
+                .and_then(|store| store.append_batch(entries))
+        };
         match result {
             Ok(first) => {
                 assert_eq!(
                     first, expected_first,
                     "the writer is the journal's only writer"
                 );
-                Ok(first)
+                Ok(Appended {
+                    first,
+                    recovered: false,
+                })
             }
             Err(error) => {
-                // Drop the failed database handle, then learn what landed.
-                *slot = None;
-                let store = Store::open(&self.directory)?;
-                let (recovered, history, len) = recover(&store, self.genesis)?;
-                *state = recovered;
-                *self.history.write().expect("history lock") = history;
-                *slot = Some(store);
+                tracing::error!(%error, "journal append failed; reopening the store to learn what landed");
+                self.degraded.store(true, Ordering::Release);
+                *self.store.write().expect("store lock") = None;
+                let len = self.reopen(state)?;
                 if len == expected_first + entries.len() as u64 {
                     tracing::warn!("the failed batch was durable after all");
-                    return Ok(expected_first);
+                    return Ok(Appended {
+                        first: expected_first,
+                        recovered: true,
+                    });
                 }
                 assert_eq!(len, expected_first, "a batch lands whole or not at all");
                 Err(error.into())
@@ -409,12 +453,30 @@ impl Ledger {
         }
     }
 
+    /// Reopens the store and rebuilds state and history from it. Until this
+    /// succeeds the ledger is degraded: its in-memory state may hold a batch
+    /// that never became durable, so reads answer 503 and the writer applies
+    /// nothing.
+    fn reopen(&self, state: &mut State) -> Result<u64, LedgerError> {
+        let store = (self.open_store)()?;
+        let (recovered, history, len) = recover(&store, self.genesis)?;
+        *state = recovered;
+        *self.history.write().expect("history lock") = history;
+        *self.store.write().expect("store lock") = Some(store);
+        self.journal_len.store(len, Ordering::Release);
+        self.degraded.store(false, Ordering::Release);
+        tracing::info!(journal_len = len, "store reopened");
+        Ok(len)
+    }
+
     fn maybe_snapshot(&self) {
         let len = self.journal_len();
         if len - self.last_snapshot.load(Ordering::Acquire) < self.options.snapshot_every {
             return;
         }
-        let bytes = self.read(State::to_snapshot);
+        let Some(bytes) = self.read(State::to_snapshot) else {
+            return;
+        };
         let store = self.store.read().expect("store lock");
         if let Some(store) = store.as_ref() {
             match store.save_snapshot(len, &bytes) {
@@ -426,6 +488,13 @@ impl Ledger {
             }
         }
     }
+}
+
+/// Where an appended batch landed, and whether the state and history were
+/// rebuilt from disk to learn it.
+struct Appended {
+    first: u64,
+    recovered: bool,
 }
 
 /// The sending side of the writer's queue.
@@ -477,6 +546,59 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_append_refuses_the_batch_and_the_ledger_carries_on() {
+        use agentrail_store::fault::FaultyDisk;
+        let (journal, snapshots) = (FaultyDisk::new(64 << 20), FaultyDisk::new(64 << 20));
+        let opener = {
+            let (journal, snapshots) = (journal.clone(), snapshots.clone());
+            Box::new(move || {
+                Store::open_with_backends(journal.clone(), snapshots.clone(), || {
+                    FaultyDisk::new(64 << 20)
+                })
+            })
+        };
+        let genesis = Genesis {
+            operator: Did::from_public_key_bytes([1; 32]),
+        };
+        let ledger =
+            Arc::new(Ledger::open_with(opener, genesis, LedgerOptions::default()).unwrap());
+        let (sender, receiver) = std::sync::mpsc::sync_channel(16);
+        let writer = {
+            let ledger = Arc::clone(&ledger);
+            std::thread::spawn(move || ledger.run_writer(receiver))
+        };
+        // The storage fails: the command is refused as unavailable, not
+        // applied, and reads wait for the ledger to recover.
+        journal.fail_power_after(0);
+        let (first, answer) = job();
+        sender.send(first).unwrap();
+        assert!(matches!(
+            answer.blocking_recv().unwrap(),
+            Err(Refusal::Unavailable)
+        ));
+        assert_eq!(ledger.journal_len(), 0);
+        assert!(
+            ledger.read(|_| ()).is_none(),
+            "reads wait while the state may hold a lost batch"
+        );
+        // The storage is back: the ledger recovers from disk and the same
+        // command lands.
+        journal.restore_power();
+        let signer = Did::from_verifying_key(&SigningKey::from_bytes(&[5; 32]).verifying_key());
+        let (again, answer) = job();
+        sender.send(again).unwrap();
+        assert_eq!(answer.blocking_recv().unwrap().unwrap().index, 0);
+        assert!(
+            ledger
+                .read(|state| state.balance(&signer))
+                .flatten()
+                .is_some()
+        );
+        drop(sender);
+        writer.join().unwrap();
+    }
+
+    #[test]
     fn a_full_queue_refuses_instead_of_growing() {
         let (sender, receiver) = std::sync::mpsc::sync_channel(2);
         let queue = Queue::new(sender);
@@ -520,13 +642,11 @@ mod tests {
 
         let reopened = Ledger::open(&dir, genesis, LedgerOptions::default()).unwrap();
         assert_eq!(reopened.journal_len(), 1);
-        assert!(reopened.read(|state| {
-            state
-                .balance(&Did::from_verifying_key(
-                    &SigningKey::from_bytes(&[5; 32]).verifying_key(),
-                ))
-                .is_some()
-        }));
+        let signer = Did::from_verifying_key(&SigningKey::from_bytes(&[5; 32]).verifying_key());
+        assert_eq!(
+            reopened.read(|state| state.balance(&signer).is_some()),
+            Some(true)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -103,6 +103,11 @@ impl FaultyDisk {
         self.disk.lock().expect("test disk lock").power_left = Some(calls);
     }
 
+    /// The storage works again without a crash (a transient failure ended).
+    pub fn restore_power(&self) {
+        self.disk.lock().expect("test disk lock").power_left = None;
+    }
+
     pub fn set_capacity(&self, capacity: u64) {
         self.disk.lock().expect("test disk lock").capacity = capacity;
     }
