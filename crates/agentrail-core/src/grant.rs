@@ -402,13 +402,6 @@ impl Grant {
         }
     }
 
-    /// The bytes the issuer signs.
-    pub fn signing_bytes(&self) -> Result<Vec<u8>, CanonicalError> {
-        let document =
-            serde_json::to_value(self).map_err(|e| CanonicalError::NotJson(e.to_string()))?;
-        signing_bytes(GRANT_DOMAIN, &document)
-    }
-
     /// Signs the grant with the issuer's key. The key must be the issuer's.
     pub fn sign(self, issuer_key: &SigningKey) -> Result<SignedGrant, CanonicalError> {
         assert_eq!(

@@ -68,6 +68,9 @@ pub enum LedgerError {
 /// Opens (or reopens) the ledger's store.
 pub type StoreOpener = Box<dyn Fn() -> Result<Store, StoreError> + Send + Sync>;
 
+/// What `State::apply` said of one job.
+type Applied = Result<Vec<Event>, Rejection>;
+
 /// The outcome a job waits for.
 pub type Reply = Result<CommandResponse, Refusal>;
 
@@ -335,24 +338,28 @@ impl Ledger {
         // The time every command of the batch is applied at, and recorded
         // with: the ledger's clock, which never runs backwards.
         let now = state.clock();
-        let mut outcomes: Vec<(Job, Result<Vec<Event>, Rejection>)> =
-            Vec::with_capacity(jobs.len());
+        let mut outcomes: Vec<(oneshot::Sender<Reply>, Applied)> = Vec::with_capacity(jobs.len());
         let mut entries: Vec<Vec<u8>> = Vec::new();
         let mut decoded: Vec<JournalEntry> = Vec::new();
-        for job in jobs {
-            let result = state.apply(&job.command, now);
+        for Job {
+            command,
+            request,
+            reply,
+        } in jobs
+        {
+            let result = state.apply(&command, now);
             if let Ok(events) = &result {
                 let entry = JournalEntry {
                     version: ENTRY_VERSION,
                     time: now,
-                    signer: *job.command.signer(),
-                    request: job.request.clone(),
+                    signer: *command.signer(),
+                    request,
                     events: events.clone(),
                 };
                 entries.push(entry.encode());
                 decoded.push(entry);
             }
-            outcomes.push((job, result));
+            outcomes.push((reply, result));
         }
         let first_index = if entries.is_empty() {
             Ok(Appended {
@@ -383,7 +390,7 @@ impl Ledger {
                         .fetch_add(entries.len() as u64, Ordering::Relaxed);
                 }
                 let mut next = first;
-                for (job, result) in outcomes {
+                for (reply_to, result) in outcomes {
                     let reply = match result {
                         Ok(events) => {
                             let index = next;
@@ -400,14 +407,14 @@ impl Ledger {
                             Err(Refusal::Rejected(rejection))
                         }
                     };
-                    let _ = job.reply.send(reply);
+                    let _ = reply_to.send(reply);
                 }
                 self.maybe_snapshot();
             }
             Err(error) => {
                 tracing::error!(%error, "journal append failed; the batch's commands are refused");
-                for (job, _) in outcomes {
-                    let _ = job.reply.send(Err(Refusal::Unavailable));
+                for (reply_to, _) in outcomes {
+                    let _ = reply_to.send(Err(Refusal::Unavailable));
                 }
             }
         }

@@ -78,15 +78,6 @@ impl JournalEntry {
             EntryRequest::Node { command } => Ok(command.command().clone()),
         }
     }
-
-    /// Whether any event of the entry names `did`.
-    pub fn concerns(&self, did: &Did) -> bool {
-        if self.signer == *did {
-            return true;
-        }
-        let needle = did.to_string();
-        serde_json::to_string(&self.events).is_ok_and(|events| events.contains(&needle))
-    }
 }
 
 pub fn encode_body(body: &[u8]) -> String {
