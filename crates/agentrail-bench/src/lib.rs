@@ -25,10 +25,12 @@ use agentrail_core::grant::Role;
 use agentrail_core::{Amount, Command, Genesis, SignedCommand, Timestamp};
 use agentrail_node::http::{Nonces, authenticate_request};
 use agentrail_node::ledger::{Job, Ledger, LedgerOptions, QUEUE_MAX, Queue};
+use agentrail_node::verifier::{Check, Verifier};
 use agentrail_sim::kit;
 use agentrail_wire::api::COMMANDS_PATH;
 use agentrail_wire::entry::EntryRequest;
 use agentrail_wire::httpsig::{self, SignatureHeaders};
+use axum::body::Bytes;
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -65,6 +67,8 @@ pub struct LedgerBenchReport {
     pub group_commit_tps: f64,
     /// Mean commands per fsync in (a).
     pub group_commit_mean_batch: f64,
+    /// Mean request signatures checked per batch in (a).
+    pub group_commit_mean_signature_batch: f64,
     /// (a) with signatures verified before the clock starts: the writer,
     /// the ledger and the journal alone, comparable with SQLite's storage-only
     /// figure.
@@ -83,6 +87,10 @@ pub struct LedgerBenchReport {
 }
 
 const PAYERS: usize = 64;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -175,6 +183,8 @@ impl World {
 struct Embedded {
     ledger: Arc<Ledger>,
     queue: Option<Queue>,
+    verifier: Option<Verifier>,
+    verifiers: Vec<std::thread::JoinHandle<()>>,
     writer: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
@@ -204,9 +214,19 @@ impl Embedded {
                 .spawn(move || ledger.run_writer(receiver))
                 .expect("a writer thread")
         };
+        let queue = Queue::new(sender);
+        let (verifier, verifiers) = Verifier::start(
+            cores(),
+            Arc::new(Nonces::default()),
+            queue.clone(),
+            Arc::clone(&ledger),
+        )
+        .expect("verifier threads");
         let embedded = Embedded {
             ledger,
-            queue: Some(Queue::new(sender)),
+            queue: Some(queue),
+            verifier: Some(verifier),
+            verifiers,
             writer: Some(writer),
             _dir: dir,
         };
@@ -238,11 +258,21 @@ impl Embedded {
     fn queue(&self) -> &Queue {
         self.queue.as_ref().expect("the queue is open until drop")
     }
+
+    fn verifier(&self) -> &Verifier {
+        self.verifier
+            .as_ref()
+            .expect("the verifier is open until drop")
+    }
 }
 
 impl Drop for Embedded {
     fn drop(&mut self) {
-        // Closing the queue stops the writer.
+        // Closing the queues stops the verifier threads, then the writer.
+        self.verifier = None;
+        for verifier in self.verifiers.drain(..) {
+            let _ = verifier.join();
+        }
         self.queue = None;
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
@@ -284,7 +314,7 @@ fn in_process(
     clients: usize,
     tag: &str,
     verification: Verification,
-) -> (f64, f64) {
+) -> (f64, f64, f64) {
     let embedded = Embedded::start(world, batch_max);
     let early_nonces = Nonces::default();
     let requests = world.requests(count, tag);
@@ -296,9 +326,10 @@ fn in_process(
         Verification::Timed => Vec::new(),
     });
     let requests = Arc::new(requests);
-    let nonces = Arc::new(Nonces::default());
     let next = Arc::new(AtomicUsize::new(0));
-    let batches_before = embedded.ledger.metrics.batches.load(Ordering::Relaxed);
+    let metrics = &embedded.ledger.metrics;
+    let batches_before = metrics.batches.load(Ordering::Relaxed);
+    let signature_batches_before = metrics.signature_batches.load(Ordering::Relaxed);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -307,35 +338,50 @@ fn in_process(
     runtime.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..clients {
-            let (requests, verified, nonces, next, queue) = (
+            let (requests, verified, next, queue, verifier) = (
                 Arc::clone(&requests),
                 Arc::clone(&verified),
-                Arc::clone(&nonces),
                 Arc::clone(&next),
                 embedded.queue().clone(),
+                embedded.verifier().clone(),
             );
             tasks.push(tokio::spawn(async move {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(signed) = requests.get(index) else {
+                    let Some((body, headers)) = requests.get(index) else {
                         break;
                     };
-                    let (command, request) = match verified.get(index) {
-                        Some(Some(done)) => done.clone(),
-                        _ => authenticate(&nonces, signed),
-                    };
                     let (reply, answer) = oneshot::channel();
-                    queue
-                        .submit(Job {
-                            command,
-                            request,
+                    match verified.get(index) {
+                        Some(Some((command, request))) => queue.submit(Job {
+                            command: command.clone(),
+                            request: request.clone(),
                             reply,
-                        })
-                        .expect("the queue has room for every client");
-                    answer
-                        .await
-                        .expect("writer answers")
-                        .expect("benchmark transfers are accepted");
+                        }),
+                        // What the node's handler does: headers, window and
+                        // digest here, the signature in the verifier stage.
+                        _ => verifier.submit(Check {
+                            prepared: httpsig::prepare(
+                                "POST",
+                                COMMANDS_PATH,
+                                body,
+                                Some(headers),
+                                true,
+                                unix_now(),
+                            )
+                            .expect("benchmark requests are well formed"),
+                            method: "POST".to_owned(),
+                            path: COMMANDS_PATH.to_owned(),
+                            headers: headers.clone(),
+                            body: Bytes::copy_from_slice(body),
+                            reply,
+                        }),
+                    }
+                    .expect("the queue has room for every client");
+                    match answer.await.expect("writer answers") {
+                        Ok(_) => {}
+                        Err(refusal) => panic!("a benchmark transfer was refused: {refusal:?}"),
+                    }
                 }
             }));
         }
@@ -344,8 +390,18 @@ fn in_process(
         }
     });
     let elapsed = started.elapsed().as_secs_f64();
-    let batches = embedded.ledger.metrics.batches.load(Ordering::Relaxed) - batches_before;
-    (count as f64 / elapsed, count as f64 / batches.max(1) as f64)
+    let batches = metrics.batches.load(Ordering::Relaxed) - batches_before;
+    let signature_batches =
+        metrics.signature_batches.load(Ordering::Relaxed) - signature_batches_before;
+    let mean = |batches: u64| match batches {
+        0 => 0.0,
+        batches => count as f64 / batches as f64,
+    };
+    (
+        count as f64 / elapsed,
+        mean(batches),
+        mean(signature_batches),
+    )
 }
 
 /// (c): the same transfers in SQLite, one durable transaction each.
@@ -490,7 +546,7 @@ pub fn run_ledger_bench(
     assert!(config.clients <= QUEUE_MAX, "more clients than queue slots");
     let world = World::new();
     progress("group_commit");
-    let (group_commit_tps, group_commit_mean_batch) = in_process(
+    let (group_commit_tps, group_commit_mean_batch, group_commit_mean_signature_batch) = in_process(
         &world,
         agentrail_node::ledger::BATCH_MAX,
         config.transfers,
@@ -499,7 +555,7 @@ pub fn run_ledger_bench(
         Verification::Timed,
     );
     progress("group_commit_preverified");
-    let (group_commit_preverified_tps, _) = in_process(
+    let (group_commit_preverified_tps, _, _) = in_process(
         &world,
         agentrail_node::ledger::BATCH_MAX,
         config.transfers,
@@ -508,7 +564,7 @@ pub fn run_ledger_bench(
         Verification::Before,
     );
     progress("fsync_each");
-    let (fsync_each_tps, _) = in_process(
+    let (fsync_each_tps, _, _) = in_process(
         &world,
         1,
         config.slow_transfers,
@@ -525,11 +581,10 @@ pub fn run_ledger_bench(
         transfers: config.transfers,
         slow_transfers: config.slow_transfers,
         clients: config.clients,
-        cores: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        cores: cores(),
         group_commit_tps,
         group_commit_mean_batch,
+        group_commit_mean_signature_batch,
         group_commit_preverified_tps,
         fsync_each_tps,
         sqlite_tps,

@@ -9,6 +9,7 @@
 //! Map of the crate:
 //! - [`amount`]: exact money ([`Amount`], atomic units of USD, 6 decimals);
 //! - [`did`]: Ed25519 identities as `did:key`;
+//! - [`ed25519`]: the one signature acceptance rule, alone and in batches;
 //! - [`canonical`] and [`signing`]: RFC 8785 canonical JSON and the
 //!   domain-separated signatures over it;
 //! - [`grant`]: mandates, attenuation and worst-case exposure;
@@ -25,6 +26,7 @@ pub mod canonical;
 pub mod command;
 pub mod constants;
 pub mod did;
+pub mod ed25519;
 pub mod event;
 pub mod grant;
 pub mod rejection;

@@ -1,7 +1,7 @@
 //! The `/v1` HTTP API. The only place that turns errors into HTTP: a stable
 //! code, a message, the field, a 4xx status. Bad input never reaches a 500.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use agentrail_core::command::Deposit;
@@ -24,8 +24,9 @@ use ed25519_dalek::SigningKey;
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
-use crate::ledger::{Job, Ledger, Queue, QueueError, Refusal, unix_now};
+use crate::ledger::{Job, Ledger, Queue, QueueError, Refusal, Reply, unix_now};
 use crate::openapi;
+use crate::verifier::{Check, Verifier};
 
 /// Largest single faucet deposit in dev mode: 1,000,000 USD.
 pub const FAUCET_AMOUNT_MAX: Amount = Amount::from_atomic(1_000_000 * 1_000_000);
@@ -35,7 +36,7 @@ pub const NONCES_MAX: usize = 1_000_000;
 /// An error as the API answers it.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
+    pub(crate) status: StatusCode,
     code: String,
     message: String,
     param: Option<String>,
@@ -126,7 +127,7 @@ fn from_rejection(rejection: Rejection) -> ApiError {
     }
 }
 
-fn from_signature(error: SignatureError) -> ApiError {
+pub(crate) fn from_signature(error: SignatureError) -> ApiError {
     let status = match error {
         SignatureError::DigestMissing | SignatureError::DigestMismatch => StatusCode::BAD_REQUEST,
         _ => StatusCode::UNAUTHORIZED,
@@ -164,8 +165,9 @@ pub struct Nonces {
 
 #[derive(Debug, Default)]
 struct NonceWindow {
-    seen: BTreeSet<(Did, String)>,
-    by_time: VecDeque<(u64, Did, String)>,
+    seen: HashSet<(Did, String)>,
+    /// The same nonces by their `created` second, to forget them in order.
+    by_time: BTreeMap<u64, Vec<(Did, String)>>,
 }
 
 impl Nonces {
@@ -177,17 +179,18 @@ impl Nonces {
         created: u64,
         now: u64,
     ) -> Result<bool, ApiError> {
-        let mut window = self.inner.lock().expect("nonce lock");
+        let mut window = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let horizon = now.saturating_sub(2 * SIGNATURE_WINDOW_S);
-        while window
-            .by_time
-            .front()
-            .is_some_and(|(created, _, _)| *created < horizon)
-        {
-            let (_, did, nonce) = window.by_time.pop_front().expect("front exists");
-            window.seen.remove(&(did, nonce));
+        while let Some(entry) = window.by_time.first_entry() {
+            if *entry.key() >= horizon {
+                break;
+            }
+            for key in entry.remove() {
+                window.seen.remove(&key);
+            }
         }
-        if window.seen.contains(&(signer, nonce.to_owned())) {
+        let key = (signer, nonce.to_owned());
+        if window.seen.contains(&key) {
             return Ok(false);
         }
         if window.seen.len() >= NONCES_MAX {
@@ -196,14 +199,8 @@ impl Nonces {
                 "too many recent requests; retry shortly",
             ));
         }
-        window.seen.insert((signer, nonce.to_owned()));
-        // Keep the queue ordered by time so that pruning stays at the front.
-        let position = window
-            .by_time
-            .partition_point(|(time, _, _)| *time <= created);
-        window
-            .by_time
-            .insert(position, (created, signer, nonce.to_owned()));
+        window.seen.insert(key.clone());
+        window.by_time.entry(created).or_default().push(key);
         Ok(true)
     }
 }
@@ -212,8 +209,10 @@ impl Nonces {
 #[derive(Clone, Debug)]
 pub struct App {
     pub ledger: Arc<Ledger>,
+    /// The writer's queue, for commands the node signs itself (faucet).
     pub queue: Queue,
-    pub nonces: Arc<Nonces>,
+    /// The signature-checking stage in front of the writer.
+    pub verifier: Verifier,
     /// The operator key, in dev mode only (the faucet signs with it).
     pub faucet_key: Option<Arc<SigningKey>>,
 }
@@ -273,28 +272,49 @@ async fn queue_and_wait(
     request: EntryRequest,
 ) -> Response {
     let (reply, answer) = oneshot::channel();
-    match app.queue.submit(Job {
+    let queued = app.queue.submit(Job {
         command,
         request,
         reply,
-    }) {
-        Ok(()) => {}
-        Err(QueueError::Full) => {
-            app.ledger
-                .metrics
+    });
+    answer_when_done(app, queued, answer).await
+}
+
+/// The response to a queued command, once the writer (or the verifier
+/// stage) answered.
+async fn answer_when_done(
+    app: &App,
+    queued: Result<(), QueueError>,
+    answer: oneshot::Receiver<Reply>,
+) -> Response {
+    let refusal = match queued {
+        Ok(()) => match answer.await {
+            Ok(Ok(response)) => return axum::Json(response).into_response(),
+            Ok(Err(refusal)) => refusal,
+            Err(_) => Refusal::Unavailable,
+        },
+        Err(QueueError::Full) => Refusal::Overloaded,
+        Err(QueueError::Stopped) => Refusal::Stopped,
+    };
+    let metrics = &app.ledger.metrics;
+    match refusal {
+        Refusal::Rejected(rejection) => from_rejection(rejection).into_response(),
+        Refusal::Request(error) => {
+            if error.status == StatusCode::UNAUTHORIZED {
+                metrics
+                    .unauthenticated
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            error.into_response()
+        }
+        Refusal::Overloaded => {
+            metrics
                 .queue_full
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return ApiError::busy("overloaded", "the ledger is busy; retry shortly")
-                .into_response();
+            ApiError::busy("overloaded", "the ledger is busy; retry shortly").into_response()
         }
-        Err(QueueError::Stopped) => {
-            return ApiError::busy("shutting_down", "the node is stopping").into_response();
-        }
-    }
-    match answer.await {
-        Ok(Ok(response)) => axum::Json(response).into_response(),
-        Ok(Err(Refusal::Rejected(rejection))) => from_rejection(rejection).into_response(),
-        Ok(Err(Refusal::Unavailable)) | Err(_) => ApiError::busy(
+        Refusal::Stopped => ApiError::busy("shutting_down", "the node is stopping").into_response(),
+        Refusal::Unavailable => ApiError::busy(
             "storage_unavailable",
             "the journal could not be written; the command was not applied",
         )
@@ -309,29 +329,32 @@ async fn post_command(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match authenticate(&app, &method, &uri, &headers, body).await {
-        Ok((command, request)) => queue_and_wait(&app, command, request).await,
-        Err(error) => {
-            if error.status == StatusCode::UNAUTHORIZED {
-                app.ledger
-                    .metrics
-                    .unauthenticated
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            error.into_response()
+    let (reply, answer) = oneshot::channel();
+    match prepare(&method, &uri, &headers, body, reply).await {
+        Ok(check) => {
+            let queued = app.verifier.submit(check);
+            answer_when_done(&app, queued, answer).await
         }
+        Err(error) => answer_when_done(&app, Ok(()), refused(error)).await,
     }
 }
 
-/// Verifies the request signature and reads the command: the parallel stage
-/// before the single writer.
-async fn authenticate(
-    app: &App,
+/// An answer that is already there.
+fn refused(error: ApiError) -> oneshot::Receiver<Reply> {
+    let (reply, answer) = oneshot::channel();
+    let _ = reply.send(Err(Refusal::Request(error)));
+    answer
+}
+
+/// Reads the body and checks the signature headers, everything but the
+/// signature itself, which the verifier stage checks in batches.
+async fn prepare(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(agentrail_core::Authenticated, EntryRequest), ApiError> {
+    reply: oneshot::Sender<Reply>,
+) -> Result<Check, ApiError> {
     let bytes = read_body(body).await?;
     let digest = header_text(headers, "content-digest")?;
     let input = header_text(headers, "signature-input")?;
@@ -344,19 +367,27 @@ async fn authenticate(
         }),
         _ => None,
     };
-    authenticate_request(
-        &app.nonces,
+    let prepared = httpsig::prepare(
         method.as_str(),
         uri.path(),
-        signed,
-        digest.is_some(),
         &bytes,
+        signed.as_ref(),
+        digest.is_some(),
         unix_now().0,
     )
+    .map_err(from_signature)?;
+    Ok(Check {
+        prepared,
+        method: method.as_str().to_owned(),
+        path: uri.path().to_owned(),
+        headers: signed.expect("prepared requests carry their headers"),
+        body: bytes,
+        reply,
+    })
 }
 
-/// The verifier stage on plain values: signature, time window, nonce, then
-/// the command's shape. Runs on any thread, in parallel.
+/// The verifier stage on plain values, one request at a time: headers,
+/// signature, nonce, then the command's shape.
 pub fn authenticate_request(
     nonces: &Nonces,
     method: &str,
@@ -368,11 +399,25 @@ pub fn authenticate_request(
 ) -> Result<(agentrail_core::Authenticated, EntryRequest), ApiError> {
     let verified = httpsig::verify(method, path, bytes, signed.as_ref(), digest_present, now)
         .map_err(from_signature)?;
+    let headers = signed.expect("verified requests carry their headers");
+    admit(nonces, verified, method, path, headers, bytes, now)
+}
+
+/// After a valid signature: the nonce is recorded (a reused one refuses the
+/// request), then the body is read as a command.
+pub fn admit(
+    nonces: &Nonces,
+    verified: httpsig::Verified,
+    method: &str,
+    path: &str,
+    headers: SignatureHeaders,
+    bytes: &[u8],
+    now: u64,
+) -> Result<(agentrail_core::Authenticated, EntryRequest), ApiError> {
     if !nonces.record(verified.signer, &verified.nonce, verified.created, now)? {
         return Err(from_signature(SignatureError::NonceReused));
     }
     let command: Command = serde_json::from_slice(bytes).map_err(from_json)?;
-    let headers = signed.expect("verified requests carry their headers");
     let request = EntryRequest::Http {
         method: method.to_owned(),
         path: path.to_owned(),

@@ -80,6 +80,13 @@ pub enum Refusal {
     Rejected(Rejection),
     /// The storage failed and the command did not land; retry later.
     Unavailable,
+    /// Refused before the writer: a bad signature, a replayed nonce, a body
+    /// that is not a command.
+    Request(crate::http::ApiError),
+    /// The writer's queue was full.
+    Overloaded,
+    /// The node is stopping.
+    Stopped,
 }
 
 /// One command on its way to the writer.
@@ -521,6 +528,17 @@ impl Queue {
             TrySendError::Full(_) => QueueError::Full,
             TrySendError::Disconnected(_) => QueueError::Stopped,
         })
+    }
+
+    /// Queues a job, or answers it at once when the queue cannot take it.
+    pub fn forward(&self, job: Job) {
+        if let Err(error) = self.sender.try_send(job) {
+            let (job, refusal) = match error {
+                TrySendError::Full(job) => (job, Refusal::Overloaded),
+                TrySendError::Disconnected(job) => (job, Refusal::Stopped),
+            };
+            let _ = job.reply.send(Err(refusal));
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod http;
 pub mod ledger;
 pub mod metrics;
 pub mod openapi;
+pub mod verifier;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::{App, Nonces, router};
 use crate::ledger::{Ledger, LedgerError, LedgerOptions, QUEUE_MAX, Queue};
+use crate::verifier::Verifier;
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -152,10 +154,18 @@ pub async fn run(
             .name("agentrail-writer".into())
             .spawn(move || ledger.run_writer(receiver))?
     };
+    let queue = Queue::new(sender);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (verifier, verifiers) = Verifier::start(
+        threads,
+        Arc::new(Nonces::default()),
+        queue.clone(),
+        Arc::clone(&ledger),
+    )?;
     let app = App {
         ledger: Arc::clone(&ledger),
-        queue: Queue::new(sender),
-        nonces: Arc::new(Nonces::default()),
+        queue,
+        verifier,
         faucet_key: faucet_key.map(Arc::new),
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -165,9 +175,15 @@ pub async fn run(
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await?;
-    // The router (and its queue sender) is gone: the writer drains and stops.
-    tokio::task::spawn_blocking(move || writer.join())
-        .await
-        .ok();
+    // The router (and its queue senders) is gone: the verifier threads drain
+    // their queue and stop, then the writer drains and stops.
+    tokio::task::spawn_blocking(move || {
+        for verifier in verifiers {
+            let _ = verifier.join();
+        }
+        writer.join()
+    })
+    .await
+    .ok();
     Ok(())
 }

@@ -12,6 +12,8 @@ pub struct Metrics {
     pub batch_entries: AtomicU64,
     pub queue_full: AtomicU64,
     pub unauthenticated: AtomicU64,
+    pub signature_batches: AtomicU64,
+    pub signatures_checked: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -53,6 +55,16 @@ impl Metrics {
                 "agentrail_unauthenticated_total",
                 "Requests refused for a missing or bad signature.",
                 &self.unauthenticated,
+            ),
+            (
+                "agentrail_signature_batches_total",
+                "Batches of request signatures checked together.",
+                &self.signature_batches,
+            ),
+            (
+                "agentrail_signatures_checked_total",
+                "Request signatures checked in batches.",
+                &self.signatures_checked,
             ),
         ];
         for (name, help, value) in counters {

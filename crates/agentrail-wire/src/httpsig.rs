@@ -195,17 +195,50 @@ fn parse_params(params: &str) -> Result<Params<'_>, SignatureError> {
     })
 }
 
+/// A request whose signature headers passed every check but the signature
+/// itself: what the verifier stage hands to a (batched) signature check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    pub signer: Did,
+    pub created: u64,
+    pub nonce: String,
+    /// The signature base (RFC 9421 §2.5): the signed message.
+    pub base: String,
+    pub signature: [u8; 64],
+    digest_matches: bool,
+}
+
+impl Prepared {
+    /// The verdict once the signature over [`Prepared::base`] was checked.
+    /// The digest is judged after the signature: a valid signature over a
+    /// digest that does not match the body means the body was changed.
+    pub fn finish(self, signature_valid: bool) -> Result<Verified, SignatureError> {
+        if !signature_valid {
+            return Err(SignatureError::Invalid);
+        }
+        if !self.digest_matches {
+            return Err(SignatureError::DigestMismatch);
+        }
+        Ok(Verified {
+            signer: self.signer,
+            created: self.created,
+            nonce: self.nonce,
+        })
+    }
+}
+
 /// Checks a request's signature headers against its method, path and body,
-/// and `now` (the node's clock). Nonce reuse is the caller's check (it needs
-/// memory); everything else is here.
-pub fn verify(
+/// and `now` (the node's clock): everything except the signature itself,
+/// which the caller checks over [`Prepared::base`] (alone or in a batch).
+/// Nonce reuse is also the caller's check (it needs memory).
+pub fn prepare(
     method: &str,
     path: &str,
     body: &[u8],
     headers: Option<&SignatureHeaders>,
     digest_present: bool,
     now: u64,
-) -> Result<Verified, SignatureError> {
+) -> Result<Prepared, SignatureError> {
     let headers = headers.ok_or(SignatureError::Missing)?;
     if !digest_present {
         return Err(SignatureError::DigestMissing);
@@ -240,7 +273,7 @@ pub fn verify(
         .ok_or(SignatureError::Malformed(
             "Signature must be sig1=:<base64>:",
         ))?;
-    let bytes: [u8; 64] = STANDARD
+    let signature: [u8; 64] = STANDARD
         .decode(encoded)
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
@@ -250,20 +283,31 @@ pub fn verify(
     if now.abs_diff(parsed.created) > SIGNATURE_WINDOW_S {
         return Err(SignatureError::Expired);
     }
-    let base = signature_base(method, path, &headers.content_digest, params);
-    if !signer.verify(base.as_bytes(), &Signature::from_bytes(&bytes)) {
-        return Err(SignatureError::Invalid);
-    }
-    // The digest is checked after the signature: a valid signature over a
-    // digest that does not match the body means the body was changed.
-    if headers.content_digest != content_digest(body) {
-        return Err(SignatureError::DigestMismatch);
-    }
-    Ok(Verified {
+    Ok(Prepared {
         signer,
         created: parsed.created,
         nonce: parsed.nonce.to_owned(),
+        base: signature_base(method, path, &headers.content_digest, params),
+        signature,
+        digest_matches: headers.content_digest == content_digest(body),
     })
+}
+
+/// [`prepare`] and the signature check in one call.
+pub fn verify(
+    method: &str,
+    path: &str,
+    body: &[u8],
+    headers: Option<&SignatureHeaders>,
+    digest_present: bool,
+    now: u64,
+) -> Result<Verified, SignatureError> {
+    let prepared = prepare(method, path, body, headers, digest_present, now)?;
+    let valid = prepared.signer.verify(
+        prepared.base.as_bytes(),
+        &Signature::from_bytes(&prepared.signature),
+    );
+    prepared.finish(valid)
 }
 
 #[cfg(test)]

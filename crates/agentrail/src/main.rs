@@ -277,8 +277,11 @@ fn simulate(json: bool, first: u64, seeds: u64, commands: u64) -> anyhow::Result
 fn print_ledger_report(report: &agentrail_bench::LedgerBenchReport) {
     println!("{:<34} {:>12}", "case", "transfers/s");
     println!(
-        "{:<34} {:>12.0}   (mean {:.0} per fsync)",
-        "(a) group commit, in process", report.group_commit_tps, report.group_commit_mean_batch
+        "{:<34} {:>12.0}   (mean {:.0} per fsync, {:.0} signatures per batch check)",
+        "(a) group commit, in process",
+        report.group_commit_tps,
+        report.group_commit_mean_batch,
+        report.group_commit_mean_signature_batch
     );
     println!(
         "{:<34} {:>12.0}",
