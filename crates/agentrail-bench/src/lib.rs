@@ -199,6 +199,8 @@ impl Embedded {
             Ledger::open(
                 dir.path(),
                 genesis,
+                agentrail_log::LogSigner::new("agentrail.bench/log", kit::key("bench-ledger-log"))
+                    .expect("a valid log name"),
                 LedgerOptions {
                     batch_max,
                     ..LedgerOptions::default()

@@ -9,9 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use agentrail_core::state::GrantStatus;
 use agentrail_core::{Amount, Command, Did};
+use agentrail_log::receipt::Receipt;
 use agentrail_wire::api::{
-    BalanceResponse, COMMANDS_PATH, CommandResponse, ErrorBody, ErrorDetail, FAUCET_PATH,
-    FaucetRequest, Health, HistoryPage, Passport,
+    BalanceResponse, COMMANDS_PATH, CommandResponse, ConsistencyProof, ErrorBody, ErrorDetail,
+    FAUCET_PATH, FaucetRequest, Health, HistoryPage, LogEntry, Passport,
 };
 use agentrail_wire::httpsig;
 use ed25519_dalek::SigningKey;
@@ -153,6 +154,45 @@ impl Client {
         self.get("/v1/health").await
     }
 
+    /// The newest signed checkpoint (a C2SP signed note).
+    pub async fn checkpoint(&self) -> Result<String, ClientError> {
+        self.get_text("/checkpoint").await
+    }
+
+    /// The log's verifier key, as the node states it. Pin it out of band:
+    /// a verifier that takes the key from the node it checks proves nothing.
+    pub async fn log_key(&self) -> Result<String, ClientError> {
+        Ok(self.get_text("/v1/log/key").await?.trim().to_owned())
+    }
+
+    pub async fn log_entry(&self, index: u64) -> Result<LogEntry, ClientError> {
+        self.get(&format!("/v1/log/entries/{index}")).await
+    }
+
+    pub async fn receipt(&self, index: u64) -> Result<Receipt, ClientError> {
+        self.get(&format!("/v1/receipts/{index}")).await
+    }
+
+    pub async fn consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof, ClientError> {
+        self.get(&format!("/v1/log/proof/consistency?from={from}&to={to}"))
+            .await
+    }
+
+    /// A C2SP tlog-tiles resource, by its path below `/tile/`.
+    pub async fn tile(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        self.get_bytes(&format!("/tile/{path}")).await
+    }
+
+    async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        String::from_utf8(self.get_bytes(path).await?)
+            .map_err(|_| ClientError::Decode("the answer is not UTF-8".into()))
+    }
+
+    async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        self.send_raw(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.send(self.http.get(format!("{}{path}", self.base)))
             .await
@@ -162,6 +202,12 @@ impl Client {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
+        let bytes = self.send_raw(request).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// The body of a successful answer; a refusal as [`ClientError::Api`].
+    async fn send_raw(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
         let response = request
             .send()
             .await
@@ -172,7 +218,7 @@ impl Client {
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
+            return Ok(bytes.to_vec());
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(body) => Err(ClientError::Api {

@@ -80,12 +80,12 @@ fn split(n: u64) -> u64 {
 
 /// `MTH(D[start..end])` for a range the RFC's recursion produces: `start`
 /// is a multiple of the largest power of two not above `end − start`.
-fn range_hash(nodes: &impl Nodes, start: u64, end: u64) -> Result<Hash, TreeError> {
+fn range_hash(nodes: &(impl Nodes + ?Sized), start: u64, end: u64) -> Result<Hash, TreeError> {
     let n = end - start;
     if n == 0 {
         return Ok(empty_root());
     }
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         let level = n.trailing_zeros();
         return nodes.node(level, start >> level);
     }
@@ -97,13 +97,17 @@ fn range_hash(nodes: &impl Nodes, start: u64, end: u64) -> Result<Hash, TreeErro
 }
 
 /// The root of the tree's first `size` leaves.
-pub fn root(nodes: &impl Nodes, size: u64) -> Result<Hash, TreeError> {
+pub fn root(nodes: &(impl Nodes + ?Sized), size: u64) -> Result<Hash, TreeError> {
     range_hash(nodes, 0, size)
 }
 
 /// The inclusion proof of leaf `index` in the tree of size `size`
 /// (RFC 9162 §2.1.3.1), from the leaf up.
-pub fn inclusion_proof(nodes: &impl Nodes, index: u64, size: u64) -> Result<Vec<Hash>, TreeError> {
+pub fn inclusion_proof(
+    nodes: &(impl Nodes + ?Sized),
+    index: u64,
+    size: u64,
+) -> Result<Vec<Hash>, TreeError> {
     if index >= size {
         return Err(TreeError::OutOfRange { index, size });
     }
@@ -113,7 +117,7 @@ pub fn inclusion_proof(nodes: &impl Nodes, index: u64, size: u64) -> Result<Vec<
 }
 
 fn path(
-    nodes: &impl Nodes,
+    nodes: &(impl Nodes + ?Sized),
     index: u64,
     start: u64,
     end: u64,
@@ -137,7 +141,7 @@ fn path(
 /// The consistency proof from the tree of size `first` to the tree of size
 /// `second` (RFC 9162 §2.1.4.1). Empty when `first` is 0 or equals `second`.
 pub fn consistency_proof(
-    nodes: &impl Nodes,
+    nodes: &(impl Nodes + ?Sized),
     first: u64,
     second: u64,
 ) -> Result<Vec<Hash>, TreeError> {
@@ -155,7 +159,7 @@ pub fn consistency_proof(
 }
 
 fn subproof(
-    nodes: &impl Nodes,
+    nodes: &(impl Nodes + ?Sized),
     first: u64,
     start: u64,
     end: u64,
@@ -296,7 +300,7 @@ pub fn verify_consistency(
 pub fn appended_nodes(
     size: u64,
     leaves: &[Hash],
-    existing: &impl Nodes,
+    existing: &(impl Nodes + ?Sized),
 ) -> Result<Vec<(u32, u64, Hash)>, TreeError> {
     let mut created: Vec<(u32, u64, Hash)> = Vec::with_capacity(2 * leaves.len() + 64);
     // The newest node created at each level (the left sibling a later

@@ -27,6 +27,12 @@ use tokio::sync::oneshot;
 use crate::ledger::{Job, Ledger, Queue, QueueError, Refusal, Reply, unix_now};
 use crate::openapi;
 use crate::verifier::{Check, Verifier};
+use agentrail_log::merkle;
+use agentrail_log::receipt::Receipt;
+use agentrail_log::tile::{TILE_HEIGHT, TILE_WIDTH, Tile};
+use agentrail_wire::api::{ConsistencyProof, LogEntry};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 /// Largest single faucet deposit in dev mode: 1,000,000 USD.
 pub const FAUCET_AMOUNT_MAX: Amount = Amount::from_atomic(1_000_000 * 1_000_000);
@@ -226,6 +232,12 @@ pub fn router(app: App) -> Router {
         .route("/v1/grants/{did}", get(get_grant))
         .route("/v1/passports/{did}", get(get_passport))
         .route("/v1/health", get(get_health))
+        .route("/checkpoint", get(get_checkpoint))
+        .route("/v1/log/key", get(get_log_key))
+        .route("/v1/log/entries/{index}", get(get_log_entry))
+        .route("/v1/log/proof/consistency", get(get_consistency))
+        .route("/v1/receipts/{index}", get(get_receipt))
+        .route("/tile/{*path}", get(get_tile))
         .route("/v1/openapi.json", get(get_openapi))
         .route("/metrics", get(get_metrics))
         .fallback(|| async {
@@ -624,6 +636,196 @@ async fn get_health(State(app): State<App>) -> axum::Json<Health> {
         clock: clock.unwrap_or_default(),
         dev: app.faucet_key.is_some(),
     })
+}
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// The newest signed checkpoint (C2SP tlog-checkpoint, as a signed note).
+async fn get_checkpoint(State(app): State<App>) -> Response {
+    text(app.ledger.checkpoint().note.clone())
+}
+
+/// The log's verifier key (`<name>+<key id>+<base64 key>`).
+async fn get_log_key(State(app): State<App>) -> Response {
+    text(format!("{}\n", app.ledger.log_key()))
+}
+
+fn path_index(path: Result<Path<u64>, PathRejection>) -> Result<u64, ApiError> {
+    path.map(|Path(index)| index).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "the index must be a non-negative integer",
+        )
+        .with_param("index")
+    })
+}
+
+fn unavailable() -> ApiError {
+    ApiError::busy(
+        "storage_unavailable",
+        "the journal is being recovered; retry shortly",
+    )
+}
+
+fn stored<T>(result: Option<Result<T, agentrail_store::StoreError>>) -> Result<T, ApiError> {
+    match result {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(error)) => {
+            tracing::error!(%error, "reading the log failed");
+            Err(unavailable())
+        }
+        None => Err(unavailable()),
+    }
+}
+
+/// Leaf `index` of the published tree.
+fn leaf_at(app: &App, index: u64, size: u64) -> Result<Vec<u8>, ApiError> {
+    if index >= size {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_in_log",
+            format!(
+                "the log's checkpoint covers entries 0 to {}",
+                size.saturating_sub(1)
+            ),
+        )
+        .with_param("index"));
+    }
+    stored(app.ledger.leaves(index, 1))?
+        .pop()
+        .ok_or_else(unavailable)
+}
+
+async fn get_log_entry(
+    State(app): State<App>,
+    path: Result<Path<u64>, PathRejection>,
+) -> Result<axum::Json<LogEntry>, ApiError> {
+    let index = path_index(path)?;
+    let leaf = leaf_at(&app, index, app.ledger.checkpoint().size)?;
+    Ok(axum::Json(LogEntry {
+        index,
+        leaf_hash: STANDARD.encode(merkle::leaf_hash(&leaf)),
+        leaf: STANDARD.encode(leaf),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+async fn get_consistency(
+    State(app): State<App>,
+    query: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Result<axum::Json<ConsistencyProof>, ApiError> {
+    let Query(ConsistencyQuery { from, to }) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let size = app.ledger.checkpoint().size;
+    if from > to || to > size {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+            format!("need 0 <= from <= to <= {size} (the checkpoint's tree size)"),
+        )
+        .with_param("to"));
+    }
+    let proof = stored(
+        app.ledger
+            .with_tree(|nodes| merkle::consistency_proof(nodes, from, to)),
+    )?;
+    Ok(axum::Json(ConsistencyProof {
+        from,
+        to,
+        proof: proof.iter().map(|h| STANDARD.encode(h)).collect(),
+    }))
+}
+
+async fn get_receipt(
+    State(app): State<App>,
+    path: Result<Path<u64>, PathRejection>,
+) -> Result<axum::Json<Receipt>, ApiError> {
+    let index = path_index(path)?;
+    let checkpoint = app.ledger.checkpoint();
+    let leaf = leaf_at(&app, index, checkpoint.size)?;
+    let proof = stored(
+        app.ledger
+            .with_tree(|nodes| merkle::inclusion_proof(nodes, index, checkpoint.size)),
+    )?;
+    Ok(axum::Json(Receipt {
+        index,
+        tree_size: checkpoint.size,
+        leaf_hash: STANDARD.encode(merkle::leaf_hash(&leaf)),
+        leaf: STANDARD.encode(leaf),
+        inclusion_proof: proof.iter().map(|h| STANDARD.encode(h)).collect(),
+        checkpoint: checkpoint.note.clone(),
+    }))
+}
+
+/// C2SP tlog-tiles: hash tiles and entry bundles of the published tree.
+async fn get_tile(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "no_such_tile", "no such tile");
+    let Path(path) = path.map_err(|_| not_found())?;
+    let tile = Tile::parse(&path).ok_or_else(not_found)?;
+    let size = app.ledger.checkpoint().size;
+    let first = tile.index.checked_mul(TILE_WIDTH).ok_or_else(not_found)?;
+    let count = tile.count();
+    let body = match tile.level {
+        None => {
+            if first.checked_add(count).is_none_or(|end| end > size) {
+                return Err(not_found());
+            }
+            let leaves = stored(app.ledger.leaves(first, count as usize))?;
+            let mut body = Vec::new();
+            for leaf in leaves {
+                let length = u16::try_from(leaf.len()).map_err(|_| {
+                    tracing::error!(bytes = leaf.len(), "a journal entry exceeds 64 KiB");
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "entry_too_large",
+                        "an entry of this bundle exceeds 64 KiB",
+                    )
+                })?;
+                body.extend_from_slice(&length.to_be_bytes());
+                body.extend_from_slice(&leaf);
+            }
+            body
+        }
+        Some(tile_level) => {
+            let level = tile_level * TILE_HEIGHT;
+            // Node (level, i) exists once the tree holds (i + 1)·2^level leaves.
+            let complete = size >> level;
+            if first.checked_add(count).is_none_or(|end| end > complete) {
+                return Err(not_found());
+            }
+            let hashes = stored(app.ledger.with_tree(|nodes| {
+                (first..first + count)
+                    .map(|index| nodes.node(level, index))
+                    .collect::<Result<Vec<_>, _>>()
+            }))?;
+            hashes.concat()
+        }
+    };
+    let cache = if tile.width.is_none() {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 async fn get_openapi() -> Response {

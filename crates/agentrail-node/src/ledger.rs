@@ -21,9 +21,13 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use agentrail_core::{Authenticated, Did, Event, Genesis, Rejection, State, Timestamp};
+use agentrail_log::merkle::{self, Hash, Nodes, TreeError};
+use agentrail_log::{Checkpoint, LogSigner};
 use agentrail_store::{Store, StoreError};
-use agentrail_wire::api::{CommandResponse, HistoryItem};
+use agentrail_wire::api::{CommandResponse, HistoryItem, ReceiptRef};
 use agentrail_wire::entry::{ENTRY_VERSION, EntryRequest, JournalEntry};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
@@ -137,7 +141,19 @@ pub struct Ledger {
     /// A write failed and the store could not be reopened yet.
     degraded: AtomicBool,
     options: LedgerOptions,
+    /// Signs a checkpoint after every batch.
+    log: LogSigner,
+    checkpoint: RwLock<Arc<SignedCheckpoint>>,
     pub metrics: Metrics,
+}
+
+/// The newest checkpoint: the log's size and root, signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    pub size: u64,
+    pub root: Hash,
+    /// The C2SP signed note.
+    pub note: String,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -215,21 +231,52 @@ fn recover(store: &Store, genesis: Genesis) -> Result<(State, History, u64), Led
     Ok((state, history, index))
 }
 
+/// Signs the checkpoint of the store's first `size` entries.
+fn sign_checkpoint(
+    log: &LogSigner,
+    store: &Store,
+    size: u64,
+) -> Result<SignedCheckpoint, LedgerError> {
+    let root = store.with_tree(|nodes| merkle::root(nodes, size))?;
+    Ok(checkpoint_of(log, size, root))
+}
+
+fn checkpoint_of(log: &LogSigner, size: u64, root: Hash) -> SignedCheckpoint {
+    let text = Checkpoint {
+        origin: log.name().to_owned(),
+        size,
+        root,
+    }
+    .to_text();
+    SignedCheckpoint {
+        size,
+        root,
+        note: log.sign(&text),
+    }
+}
+
 impl Ledger {
     /// Opens the journal in `directory` and recovers the state.
     pub fn open(
         directory: &Path,
         genesis: Genesis,
+        log: LogSigner,
         options: LedgerOptions,
     ) -> Result<Ledger, LedgerError> {
         let directory: PathBuf = directory.to_owned();
-        Ledger::open_with(Box::new(move || Store::open(&directory)), genesis, options)
+        Ledger::open_with(
+            Box::new(move || Store::open(&directory)),
+            genesis,
+            log,
+            options,
+        )
     }
 
     /// [`Ledger::open`] on any store (tests use a fault-injecting disk).
     pub fn open_with(
         open_store: StoreOpener,
         genesis: Genesis,
+        log: LogSigner,
         options: LedgerOptions,
     ) -> Result<Ledger, LedgerError> {
         assert!(
@@ -243,6 +290,7 @@ impl Ledger {
         let store = open_store()?;
         let (state, history, journal_len) = recover(&store, genesis)?;
         tracing::info!(journal_len, "ledger recovered");
+        let checkpoint = sign_checkpoint(&log, &store, journal_len)?;
         Ok(Ledger {
             open_store,
             genesis,
@@ -253,8 +301,41 @@ impl Ledger {
             last_snapshot: AtomicU64::new(journal_len),
             degraded: AtomicBool::new(false),
             options,
+            log,
+            checkpoint: RwLock::new(Arc::new(checkpoint)),
             metrics: Metrics::default(),
         })
+    }
+
+    /// The newest signed checkpoint.
+    pub fn checkpoint(&self) -> Arc<SignedCheckpoint> {
+        Arc::clone(&self.checkpoint.read().expect("checkpoint lock"))
+    }
+
+    /// The log's verifier key (`<name>+<key id>+<key>`).
+    pub fn log_key(&self) -> String {
+        self.log.verifier_key()
+    }
+
+    /// Reads the stored Merkle tree; `None` while the ledger is degraded.
+    pub fn with_tree<T>(
+        &self,
+        read: impl FnOnce(&dyn Nodes) -> Result<T, TreeError>,
+    ) -> Option<Result<T, StoreError>> {
+        if self.degraded.load(Ordering::Acquire) {
+            return None;
+        }
+        let store = self.store.read().expect("store lock");
+        store.as_ref().map(|store| store.with_tree(read))
+    }
+
+    /// Journal entries (leaves) `from..from + limit`, as stored.
+    pub fn leaves(&self, from: u64, limit: usize) -> Option<Result<Vec<Vec<u8>>, StoreError>> {
+        if self.degraded.load(Ordering::Acquire) {
+            return None;
+        }
+        let store = self.store.read().expect("store lock");
+        store.as_ref().map(|store| store.read(from, limit))
     }
 
     pub fn journal_len(&self) -> u64 {
@@ -371,6 +452,8 @@ impl Ledger {
         let first_index = if entries.is_empty() {
             Ok(Appended {
                 first: self.journal_len(),
+                leaf_hashes: Vec::new(),
+                root: None,
                 recovered: false,
             })
         } else {
@@ -379,7 +462,18 @@ impl Ledger {
         drop(state);
 
         match first_index {
-            Ok(Appended { first, recovered }) => {
+            Ok(Appended {
+                first,
+                leaf_hashes,
+                root,
+                recovered,
+            }) => {
+                if let Some(root) = root {
+                    let size = first + entries.len() as u64;
+                    *self.checkpoint.write().expect("checkpoint lock") =
+                        Arc::new(checkpoint_of(&self.log, size, root));
+                }
+                let mut leaf_hashes = leaf_hashes.into_iter();
                 if !entries.is_empty() {
                     // After a recovery the history was rebuilt from disk,
                     // this batch included.
@@ -403,10 +497,17 @@ impl Ledger {
                             let index = next;
                             next += 1;
                             self.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+                            let leaf_hash = leaf_hashes
+                                .next()
+                                .expect("one leaf hash per accepted command");
                             Ok(CommandResponse {
                                 index,
                                 time: now,
                                 events,
+                                receipt: ReceiptRef {
+                                    index,
+                                    leaf_hash: STANDARD.encode(leaf_hash),
+                                },
                             })
                         }
                         Err(rejection) => {
@@ -436,16 +537,18 @@ impl Ledger {
             let slot = self.store.read().expect("store lock");
             slot.as_ref()
                 .ok_or(StoreError::NeedsReopen)
-                .and_then(|store| store.append_batch(entries))
+                .and_then(|store| store.append_logged(entries))
         };
         match result {
-            Ok(first) => {
+            Ok(appended) => {
                 assert_eq!(
-                    first, expected_first,
+                    appended.first, expected_first,
                     "the writer is the journal's only writer"
                 );
                 Ok(Appended {
-                    first,
+                    first: appended.first,
+                    leaf_hashes: appended.leaf_hashes,
+                    root: Some(appended.root),
                     recovered: false,
                 })
             }
@@ -456,8 +559,12 @@ impl Ledger {
                 let len = self.reopen(state)?;
                 if len == expected_first + entries.len() as u64 {
                     tracing::warn!("the failed batch was durable after all");
+                    // The checkpoint was re-signed by the reopen.
+                    let leaf_hashes = entries.iter().map(|e| merkle::leaf_hash(e)).collect();
                     return Ok(Appended {
                         first: expected_first,
+                        leaf_hashes,
+                        root: None,
                         recovered: true,
                     });
                 }
@@ -474,6 +581,8 @@ impl Ledger {
     fn reopen(&self, state: &mut State) -> Result<u64, LedgerError> {
         let store = (self.open_store)()?;
         let (recovered, history, len) = recover(&store, self.genesis)?;
+        *self.checkpoint.write().expect("checkpoint lock") =
+            Arc::new(sign_checkpoint(&self.log, &store, len)?);
         *state = recovered;
         *self.history.write().expect("history lock") = history;
         *self.store.write().expect("store lock") = Some(store);
@@ -508,6 +617,9 @@ impl Ledger {
 /// rebuilt from disk to learn it.
 struct Appended {
     first: u64,
+    leaf_hashes: Vec<Hash>,
+    /// The new root, unless a recovery already re-signed the checkpoint.
+    root: Option<Hash>,
     recovered: bool,
 }
 
@@ -548,6 +660,10 @@ mod tests {
     use agentrail_core::command::RegisterPrincipal;
     use ed25519_dalek::SigningKey;
 
+    fn log() -> LogSigner {
+        LogSigner::new("agentrail.test/log", SigningKey::from_bytes(&[77; 32])).unwrap()
+    }
+
     fn job() -> (Job, oneshot::Receiver<Reply>) {
         let key = SigningKey::from_bytes(&[5; 32]);
         let did = Did::from_verifying_key(&key.verifying_key());
@@ -586,7 +702,7 @@ mod tests {
             operator: Did::from_public_key_bytes([1; 32]),
         };
         let ledger =
-            Arc::new(Ledger::open_with(opener, genesis, LedgerOptions::default()).unwrap());
+            Arc::new(Ledger::open_with(opener, genesis, log(), LedgerOptions::default()).unwrap());
         let (sender, receiver) = std::sync::mpsc::sync_channel(16);
         let writer = {
             let ledger = Arc::clone(&ledger);
@@ -643,7 +759,8 @@ mod tests {
         let genesis = Genesis {
             operator: Did::from_public_key_bytes([1; 32]),
         };
-        let ledger = Arc::new(Ledger::open(&dir, genesis, LedgerOptions::default()).unwrap());
+        let ledger =
+            Arc::new(Ledger::open(&dir, genesis, log(), LedgerOptions::default()).unwrap());
         let (sender, receiver) = std::sync::mpsc::sync_channel(16);
         let writer = {
             let ledger = Arc::clone(&ledger);
@@ -665,7 +782,7 @@ mod tests {
         writer.join().unwrap();
         drop(ledger);
 
-        let reopened = Ledger::open(&dir, genesis, LedgerOptions::default()).unwrap();
+        let reopened = Ledger::open(&dir, genesis, log(), LedgerOptions::default()).unwrap();
         assert_eq!(reopened.journal_len(), 1);
         let signer = Did::from_verifying_key(&SigningKey::from_bytes(&[5; 32]).verifying_key());
         assert_eq!(

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
 
 use agentrail_core::{Did, Genesis};
+use agentrail_log::LogSigner;
 use agentrail_wire::keyfile;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,29 @@ struct GenesisFile {
 
 const GENESIS_FILE: &str = "genesis.json";
 const OPERATOR_KEY_FILE: &str = "operator.key";
+const LOG_KEY_FILE: &str = "log.key";
+
+/// Reads or creates the log's signing key. The log's name (the checkpoint
+/// origin and the note key name) is derived from the key, so it is stable
+/// across restarts and unique per ledger.
+fn log_signer(config: &NodeConfig) -> Result<LogSigner, NodeError> {
+    let setup = |message: String| NodeError::Setup(message);
+    let path = config.data_dir.join(LOG_KEY_FILE);
+    if !path.exists() {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| setup(format!("no randomness: {e}")))?;
+        write_private(&path, &keyfile::encode(&SigningKey::from_bytes(&seed)))
+            .map_err(|e| setup(format!("cannot write the log key: {e}")))?;
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| setup(format!("cannot read {}: {e}", path.display())))?;
+    let key = keyfile::decode(&text).map_err(|e| setup(format!("{}: {e}", path.display())))?;
+    let name = format!(
+        "agentrail.log/{}",
+        hex::encode(&key.verifying_key().as_bytes()[..8])
+    );
+    Ok(LogSigner::new(&name, key).expect("a hex name is a valid key name"))
+}
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -138,14 +162,16 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     let (genesis, faucet_key) = genesis(&config)?;
+    let log = log_signer(&config)?;
     let data_dir = config.data_dir.clone();
     let options = LedgerOptions {
         snapshot_every: config.snapshot_every,
         ..LedgerOptions::default()
     };
-    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&data_dir, genesis, options))
-        .await
-        .map_err(|e| NodeError::Setup(format!("recovery stopped: {e}")))??;
+    let ledger =
+        tokio::task::spawn_blocking(move || Ledger::open(&data_dir, genesis, log, options))
+            .await
+            .map_err(|e| NodeError::Setup(format!("recovery stopped: {e}")))??;
     let ledger = Arc::new(ledger);
     let (sender, receiver) = sync_channel(QUEUE_MAX);
     let writer = {

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 /// (method, path, summary, request schema, response schema).
-pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 9] = [
+pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 15] = [
     (
         "post",
         "/v1/commands",
@@ -55,6 +55,48 @@ pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 9] = [
         None,
         "Health",
     ),
+    (
+        "get",
+        "/checkpoint",
+        "The newest signed checkpoint (C2SP tlog-checkpoint in a signed note, text)",
+        None,
+        "Text",
+    ),
+    (
+        "get",
+        "/v1/log/key",
+        "The log's signed-note verifier key (text)",
+        None,
+        "Text",
+    ),
+    (
+        "get",
+        "/v1/log/entries/{index}",
+        "One leaf of the log (a journal entry) and its hash",
+        None,
+        "LogEntry",
+    ),
+    (
+        "get",
+        "/v1/log/proof/consistency",
+        "RFC 9162 consistency proof between two tree sizes",
+        None,
+        "ConsistencyProof",
+    ),
+    (
+        "get",
+        "/v1/receipts/{index}",
+        "A self-contained receipt: leaf, inclusion proof and signed checkpoint",
+        None,
+        "Receipt",
+    ),
+    (
+        "get",
+        "/tile/{path}",
+        "C2SP tlog-tiles: hash tiles and entry bundles (binary)",
+        None,
+        "Binary",
+    ),
     ("get", "/v1/openapi.json", "This document", None, "Object"),
     ("get", "/metrics", "Prometheus metrics (text)", None, "Text"),
 ];
@@ -69,8 +111,17 @@ fn schemas() -> Value {
             "code": {"type": "string"}, "message": {"type": "string"}, "param": {"type": "string"}}}}},
         "Command": {"type": "object", "required": ["type"], "description": "A ledger command; see ARCHITECTURE.md", "properties": {"type": {"type": "string", "enum": [
             "register_principal", "register_agent", "issue_session", "revoke", "deposit", "withdraw", "transfer", "hold", "release", "void", "approve", "decline"]}}},
-        "CommandResponse": {"type": "object", "required": ["index", "time", "events"], "properties": {
-            "index": {"type": "integer"}, "time": {"type": "integer"}, "events": {"type": "array", "items": {"type": "object"}}}},
+        "CommandResponse": {"type": "object", "required": ["index", "time", "events", "receipt"], "properties": {
+            "index": {"type": "integer"}, "time": {"type": "integer"}, "events": {"type": "array", "items": {"type": "object"}},
+            "receipt": {"type": "object", "required": ["index", "leaf_hash"], "properties": {"index": {"type": "integer"}, "leaf_hash": {"type": "string", "format": "byte"}}}}},
+        "LogEntry": {"type": "object", "required": ["index", "leaf", "leaf_hash"], "properties": {
+            "index": {"type": "integer"}, "leaf": {"type": "string", "format": "byte"}, "leaf_hash": {"type": "string", "format": "byte"}}},
+        "ConsistencyProof": {"type": "object", "required": ["from", "to", "proof"], "properties": {
+            "from": {"type": "integer"}, "to": {"type": "integer"}, "proof": {"type": "array", "items": {"type": "string", "format": "byte"}}}},
+        "Receipt": {"type": "object", "required": ["index", "tree_size", "leaf", "leaf_hash", "inclusion_proof", "checkpoint"], "properties": {
+            "index": {"type": "integer"}, "tree_size": {"type": "integer"}, "leaf": {"type": "string", "format": "byte"}, "leaf_hash": {"type": "string", "format": "byte"},
+            "inclusion_proof": {"type": "array", "items": {"type": "string", "format": "byte"}}, "checkpoint": {"type": "string"}}},
+        "Binary": {"type": "string", "format": "binary"},
         "FaucetRequest": {"type": "object", "required": ["to", "amount"], "properties": {"to": {"$ref": "#/components/schemas/Did"}, "amount": {"$ref": "#/components/schemas/Amount"}}},
         "BalanceResponse": {"type": "object", "required": ["did", "available", "held"], "properties": {
             "did": {"$ref": "#/components/schemas/Did"}, "available": {"$ref": "#/components/schemas/Amount"}, "held": {"$ref": "#/components/schemas/Amount"}}},
@@ -93,6 +144,16 @@ fn operation(
     let mut parameters = Vec::new();
     if path.contains("{did}") {
         parameters.push(json!({"name": "did", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Did"}}));
+    }
+    if path.contains("{index}") {
+        parameters.push(json!({"name": "index", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}));
+    }
+    if path.contains("{path}") {
+        parameters.push(json!({"name": "path", "in": "path", "required": true, "schema": {"type": "string"}, "description": "<L>/<N>[.p/<W>] or entries/<N>[.p/<W>]"}));
+    }
+    if path.ends_with("/consistency") {
+        parameters.push(json!({"name": "from", "in": "query", "required": true, "schema": {"type": "integer", "minimum": 0}}));
+        parameters.push(json!({"name": "to", "in": "query", "required": true, "schema": {"type": "integer", "minimum": 0}}));
     }
     if path.ends_with("/history") {
         parameters.push(json!({"name": "before", "in": "query", "schema": {"type": "integer"}}));

@@ -23,6 +23,10 @@
 //! - [`Store::save_snapshot`] is atomic and durable on return; a snapshot
 //!   never replaces the journal entries it covers (the journal is also the
 //!   transparency log and is never truncated).
+//! - The journal is also an RFC 9162 Merkle tree: every complete subtree's
+//!   hash is stored with the batch that completes it, in the same
+//!   transaction, so the tree and the journal never disagree after a crash.
+//!   Proofs read O(log n) of these nodes (`agentrail_log::merkle`).
 //! - Every read checks a SHA-256 checksum that binds each entry to its index
 //!   and each snapshot to its coverage, so a corrupt byte is an error, never
 //!   a wrong answer.
@@ -47,6 +51,7 @@ pub mod fault;
 
 use std::path::Path;
 
+use agentrail_log::merkle::{self, Hash, Nodes, TreeError};
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend,
     TableDefinition,
@@ -55,6 +60,9 @@ use sha2::{Digest, Sha256};
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("journal_entries_v1");
 const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots_v1");
+/// Merkle tree nodes by (level, index): the hash of complete subtree
+/// `index` of 2^level leaves.
+const TREE: TableDefinition<(u8, u64), [u8; 32]> = TableDefinition::new("merkle_nodes_v1");
 
 /// Snapshots kept; older ones are deleted when a new one is saved.
 pub const SNAPSHOTS_KEPT: usize = 2;
@@ -100,6 +108,21 @@ fn err<E: Into<redb::Error>>(error: E) -> StoreError {
     StoreError::from(error.into())
 }
 
+/// Stores the nodes that appending `leaves` to a tree of `size` leaves
+/// creates, and returns the new root.
+fn insert_nodes(
+    tree: &mut redb::Table<'_, (u8, u64), [u8; 32]>,
+    size: u64,
+    leaves: &[Hash],
+) -> Result<Hash, StoreError> {
+    let created = merkle::appended_nodes(size, leaves, &TableNodes(&*tree)).map_err(tree_error)?;
+    for (level, index, hash) in created {
+        let level = u8::try_from(level).expect("a tree of at most 2^64 leaves has < 64 levels");
+        tree.insert((level, index), hash).map_err(err)?;
+    }
+    merkle::root(&TableNodes(&*tree), size + leaves.len() as u64).map_err(tree_error)
+}
+
 /// Opening can fail with a panic deep in redb on a damaged file when the
 /// integrity check is off; with it on, damage is `Corrupted` or an I/O error
 /// of kind `InvalidData`, both mapped to [`StoreError::Corrupt`].
@@ -125,6 +148,55 @@ pub struct Recovery {
     pub snapshots_discarded: bool,
     /// Entries in the journal.
     pub journal_len: u64,
+}
+
+/// Where a batch landed in the journal and the tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// Index of the batch's first entry.
+    pub first: u64,
+    /// Each entry's RFC 9162 leaf hash.
+    pub leaf_hashes: Vec<Hash>,
+    /// The tree's root after the batch.
+    pub root: Hash,
+}
+
+/// Tree nodes read from a table (in a read or a write transaction).
+struct TableNodes<'a, T>(&'a T);
+
+impl<T: ReadableTable<(u8, u64), [u8; 32]>> Nodes for TableNodes<'_, T> {
+    fn node(&self, level: u32, index: u64) -> Result<Hash, TreeError> {
+        let level_key = u8::try_from(level).map_err(|_| TreeError::Missing { level, index })?;
+        self.0
+            .get((level_key, index))
+            .map_err(|e| TreeError::Storage(e.to_string()))?
+            .map(|value| value.value())
+            .ok_or(TreeError::Missing { level, index })
+    }
+}
+
+impl<T: ReadableTable<(u8, u64), [u8; 32]>> TableNodes<'_, T> {
+    fn size(&self) -> Result<u64, StoreError> {
+        let last = self
+            .0
+            .range((0u8, 0u64)..=(0u8, u64::MAX))
+            .map_err(err)?
+            .next_back()
+            .transpose()
+            .map_err(err)?;
+        Ok(last.map_or(0, |(key, _)| key.value().1 + 1))
+    }
+}
+
+fn tree_error(error: TreeError) -> StoreError {
+    match error {
+        TreeError::Storage(message) => StoreError::Io(message),
+        TreeError::Missing { level, index } => {
+            StoreError::Corrupt(format!("Merkle tree node {level}/{index} is missing"))
+        }
+        TreeError::OutOfRange { .. } => StoreError::Invalid("outside the tree"),
+        other => StoreError::Io(other.to_string()),
+    }
 }
 
 /// The journal and snapshots of one node. One writer at a time (the node's
@@ -238,14 +310,57 @@ impl Store {
             txn.set_durability(Durability::Immediate)
                 .map_err(|e| StoreError::Io(e.to_string()))?;
             txn.open_table(table).map_err(err)?;
+            if std::ptr::eq(database, &db) {
+                txn.open_table(TREE).map_err(err)?;
+            }
             txn.commit().map_err(err)?;
         }
-        Ok(Store {
+        let store = Store {
             db,
             snapshots,
             snapshots_discarded,
             poisoned: std::sync::atomic::AtomicBool::new(false),
-        })
+        };
+        store.complete_tree()?;
+        Ok(store)
+    }
+
+    /// Hashes journal entries the tree does not cover yet (a journal
+    /// written before the tree existed); normally there are none.
+    fn complete_tree(&self) -> Result<(), StoreError> {
+        let len = self.len()?;
+        let mut size = self.tree_size()?;
+        while size < len {
+            let entries = self.read(size, 1_024)?;
+            let mut txn = self.db.begin_write().map_err(err)?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| StoreError::Io(e.to_string()))?;
+            {
+                let mut tree = txn.open_table(TREE).map_err(err)?;
+                let leaves: Vec<Hash> = entries.iter().map(|e| merkle::leaf_hash(e)).collect();
+                insert_nodes(&mut tree, size, &leaves)?;
+            }
+            txn.commit().map_err(err)?;
+            size += entries.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Leaves in the Merkle tree (equal to [`Store::len`]).
+    pub fn tree_size(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(TREE).map_err(err)?;
+        TableNodes(&table).size()
+    }
+
+    /// Runs `read` over the stored tree nodes, in one read transaction.
+    pub fn with_tree<T>(
+        &self,
+        read: impl FnOnce(&dyn Nodes) -> Result<T, TreeError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(TREE).map_err(err)?;
+        read(&TableNodes(&table)).map_err(tree_error)
     }
 
     fn check_writable(&self) -> Result<(), StoreError> {
@@ -275,6 +390,12 @@ impl Store {
     /// Appends `entries` as one durable batch (one fsync) and returns the
     /// index of the first. See the durability contract in the crate docs.
     pub fn append_batch<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<u64, StoreError> {
+        self.append_logged(entries).map(|appended| appended.first)
+    }
+
+    /// [`Store::append_batch`], also telling the entries' leaf hashes and
+    /// the tree's new root.
+    pub fn append_logged<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<Appended, StoreError> {
         self.check_writable()?;
         if entries.is_empty() || entries.len() > BATCH_ENTRIES_MAX {
             return Err(StoreError::Invalid("a batch holds 1 to 8192 entries"));
@@ -291,11 +412,11 @@ impl Store {
         }
     }
 
-    fn write_batch<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<u64, StoreError> {
+    fn write_batch<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<Appended, StoreError> {
         let mut txn = self.db.begin_write().map_err(err)?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| StoreError::Io(e.to_string()))?;
-        let first = {
+        let appended = {
             let mut table = txn.open_table(ENTRIES).map_err(err)?;
             let first = table.len().map_err(err)?;
             for (offset, entry) in entries.iter().enumerate() {
@@ -304,10 +425,20 @@ impl Store {
                     .insert(index, seal(ENTRY_KIND, index, entry.as_ref()).as_slice())
                     .map_err(err)?;
             }
-            first
+            let leaf_hashes: Vec<Hash> = entries
+                .iter()
+                .map(|entry| merkle::leaf_hash(entry.as_ref()))
+                .collect();
+            let mut tree = txn.open_table(TREE).map_err(err)?;
+            let root = insert_nodes(&mut tree, first, &leaf_hashes)?;
+            Appended {
+                first,
+                leaf_hashes,
+                root,
+            }
         };
         txn.commit().map_err(err)?;
-        Ok(first)
+        Ok(appended)
     }
 
     /// Up to `limit` entries starting at `from`, checked against their

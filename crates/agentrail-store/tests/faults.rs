@@ -4,6 +4,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use agentrail_log::merkle::{self, MemoryTree};
 use agentrail_store::fault::FaultyDisk;
 use agentrail_store::{Store, StoreError};
 
@@ -37,10 +38,30 @@ fn open(journal: &FaultyDisk, snapshots: &FaultyDisk) -> Result<Store, StoreErro
     })
 }
 
+/// Every entry, after checking that the stored Merkle tree is the tree of
+/// exactly these entries (same size, same root, proofs that verify).
 fn all_entries(store: &Store) -> Vec<Vec<u8>> {
     let len = store.len().unwrap();
     let entries = store.read(0, len as usize).unwrap();
     assert_eq!(entries.len() as u64, len);
+    assert_eq!(store.tree_size().unwrap(), len, "tree and journal disagree");
+    let mut expected = MemoryTree::new();
+    for entry in &entries {
+        expected.push(merkle::leaf_hash(entry));
+    }
+    let root = store.with_tree(|nodes| merkle::root(nodes, len)).unwrap();
+    assert_eq!(root, expected.root(), "the stored tree's root is wrong");
+    if len > 0 {
+        let index = len / 2;
+        let proof = store
+            .with_tree(|nodes| merkle::inclusion_proof(nodes, index, len))
+            .unwrap();
+        let leaf = merkle::leaf_hash(&entries[index as usize]);
+        assert_eq!(
+            merkle::verify_inclusion(&leaf, index, len, &proof, &root),
+            Ok(())
+        );
+    }
     entries
 }
 

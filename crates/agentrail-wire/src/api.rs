@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 pub const COMMANDS_PATH: &str = "/v1/commands";
 /// Path of the dev-mode faucet.
 pub const FAUCET_PATH: &str = "/v1/faucet";
-/// Largest request body accepted.
-pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// Largest request body accepted. With its base64 in the journal entry,
+/// the signature headers and the events, an entry stays under the 64 KiB
+/// a C2SP tlog-tiles entry bundle can hold.
+pub const BODY_BYTES_MAX: usize = 32 * 1024;
 /// Largest page of history.
 pub const HISTORY_PAGE_MAX: usize = 200;
 
@@ -38,6 +40,39 @@ pub struct CommandResponse {
     pub index: u64,
     pub time: Timestamp,
     pub events: Vec<Event>,
+    /// Where the command sits in the transparency log; the full proof is at
+    /// `GET /v1/receipts/{index}`.
+    pub receipt: ReceiptRef,
+}
+
+/// `GET /v1/log/entries/{index}`: one leaf of the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogEntry {
+    pub index: u64,
+    /// Base64 of the leaf (the journal entry's bytes).
+    pub leaf: String,
+    /// Base64 of its RFC 9162 leaf hash.
+    pub leaf_hash: String,
+}
+
+/// `GET /v1/log/proof/consistency?from=M&to=N`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    /// Base64 hashes (RFC 9162 §2.1.4).
+    pub proof: Vec<String>,
+}
+
+/// A journaled command's place in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptRef {
+    pub index: u64,
+    /// Base64 of the RFC 9162 leaf hash.
+    pub leaf_hash: String,
 }
 
 /// Dev mode: the node deposits from its operator key.

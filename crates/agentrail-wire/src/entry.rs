@@ -14,7 +14,9 @@
 //! at their times through `agentrail-core` reproduces the ledger and the
 //! recorded events.
 
-use agentrail_core::{Command, Did, Event, SignedCommand, Timestamp};
+use agentrail_core::{Authenticated, Command, Did, Event, SignedCommand, Timestamp};
+
+use crate::httpsig::{self, SignatureHeaders};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -76,6 +78,57 @@ impl JournalEntry {
                 serde_json::from_slice(&bytes).map_err(|e| EntryError(e.to_string()))
             }
             EntryRequest::Node { command } => Ok(command.command().clone()),
+        }
+    }
+}
+
+impl JournalEntry {
+    /// Checks the recorded request's own signature, as the node did when it
+    /// accepted it, and returns the command it authorises. Needs nothing but
+    /// the entry: this is how receipts and audits verify offline.
+    pub fn authenticate(&self) -> Result<Authenticated, EntryError> {
+        match &self.request {
+            EntryRequest::Http {
+                method,
+                path,
+                content_digest,
+                signature_input,
+                signature,
+                body,
+            } => {
+                let bytes = STANDARD
+                    .decode(body)
+                    .map_err(|e| EntryError(format!("the body is not base64: {e}")))?;
+                let headers = SignatureHeaders {
+                    content_digest: content_digest.clone(),
+                    signature_input: signature_input.clone(),
+                    signature: signature.clone(),
+                };
+                let verified =
+                    httpsig::verify_recorded(method, path, &bytes, &headers, self.time.0).map_err(
+                        |e| EntryError(format!("the request signature fails ({}): {e}", e.code())),
+                    )?;
+                if verified.signer != self.signer {
+                    return Err(EntryError(
+                        "the request was signed by another key than the recorded signer".into(),
+                    ));
+                }
+                let command = serde_json::from_slice(&bytes)
+                    .map_err(|e| EntryError(format!("the body is not a command: {e}")))?;
+                Ok(Authenticated::assume_verified(self.signer, command))
+            }
+            EntryRequest::Node { command } => {
+                let authenticated = (**command)
+                    .clone()
+                    .verify()
+                    .map_err(|e| EntryError(format!("the command signature fails: {e}")))?;
+                if *authenticated.signer() != self.signer {
+                    return Err(EntryError(
+                        "the command was signed by another key than the recorded signer".into(),
+                    ));
+                }
+                Ok(authenticated)
+            }
         }
     }
 }

@@ -239,6 +239,42 @@ pub fn prepare(
     digest_present: bool,
     now: u64,
 ) -> Result<Prepared, SignatureError> {
+    prepare_at(method, path, body, headers, digest_present, Some(now))
+}
+
+/// Seconds a journaled request's `created` may lie from the entry's time
+/// beyond the window: the writer stamps the entry a moment after the
+/// handler checked the window.
+pub const RECORDED_SLACK_S: u64 = 60;
+
+/// Verifies a request as the journal recorded it, accepted at `time`: the
+/// same checks as on arrival, with the window taken around `time`.
+pub fn verify_recorded(
+    method: &str,
+    path: &str,
+    body: &[u8],
+    headers: &SignatureHeaders,
+    time: u64,
+) -> Result<Verified, SignatureError> {
+    let prepared = prepare_at(method, path, body, Some(headers), true, None)?;
+    if time.abs_diff(prepared.created) > SIGNATURE_WINDOW_S + RECORDED_SLACK_S {
+        return Err(SignatureError::Expired);
+    }
+    let valid = prepared.signer.verify(
+        prepared.base.as_bytes(),
+        &Signature::from_bytes(&prepared.signature),
+    );
+    prepared.finish(valid)
+}
+
+fn prepare_at(
+    method: &str,
+    path: &str,
+    body: &[u8],
+    headers: Option<&SignatureHeaders>,
+    digest_present: bool,
+    now: Option<u64>,
+) -> Result<Prepared, SignatureError> {
     let headers = headers.ok_or(SignatureError::Missing)?;
     if !digest_present {
         return Err(SignatureError::DigestMissing);
@@ -280,7 +316,7 @@ pub fn prepare(
         .ok_or(SignatureError::Malformed(
             "the signature is not 64 bytes of base64",
         ))?;
-    if now.abs_diff(parsed.created) > SIGNATURE_WINDOW_S {
+    if now.is_some_and(|now| now.abs_diff(parsed.created) > SIGNATURE_WINDOW_S) {
         return Err(SignatureError::Expired);
     }
     Ok(Prepared {

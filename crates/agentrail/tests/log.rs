@@ -1,0 +1,170 @@
+//! The transparency log end to end: receipts, checkpoints, consistency
+//! proofs and tiles served by the real node, verified offline.
+
+mod support;
+
+use agentrail_core::grant::Role;
+use agentrail_core::{Command, Timestamp};
+use agentrail_log::merkle::{self, MemoryTree};
+use agentrail_log::receipt::ReceiptError;
+use agentrail_log::{Checkpoint, LogKey};
+use agentrail_sim::kit;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use support::{Node, did, key, now, usd};
+
+fn b64_hash(text: &str) -> merkle::Hash {
+    STANDARD.decode(text).unwrap().try_into().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_command_has_a_receipt_that_verifies_offline_and_the_log_only_grows() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = node.client.clone();
+    let key_text = client.log_key().await.unwrap();
+    let log_key = LogKey::parse(&key_text).unwrap();
+    let (principal, agent, session, vendor) = (
+        key("log-principal"),
+        key("log-agent"),
+        key("log-session"),
+        key("log-vendor"),
+    );
+    let t = now();
+    let grant = kit::grant(
+        &principal,
+        did(&agent),
+        Role::Agent,
+        kit::limits(usd(10), usd(100)),
+        t,
+        Timestamp(t.0 + 86_400),
+        "log",
+    );
+    let session_grant = kit::grant(
+        &agent,
+        did(&session),
+        Role::Session,
+        kit::limits(usd(5), usd(50)),
+        t,
+        Timestamp(t.0 + 3_600),
+        "log",
+    );
+    let steps: Vec<(&ed25519_dalek::SigningKey, Command)> = vec![
+        (&principal, kit::register_principal(did(&principal))),
+        (&vendor, kit::register_principal(did(&vendor))),
+        (&principal, kit::register_agent(grant)),
+        (&agent, kit::issue_session(session_grant)),
+    ];
+    let mut checkpoints = vec![client.checkpoint().await.unwrap()];
+    let mut expected = Vec::new();
+    for (signer, command) in &steps {
+        let response = client.submit(signer, command).await.unwrap();
+        assert_eq!(response.receipt.index, response.index);
+        expected.push((response.index, did(signer), response.receipt.leaf_hash));
+        checkpoints.push(client.checkpoint().await.unwrap());
+    }
+    client.faucet(did(&agent), usd(40)).await.unwrap();
+    let mut session_paid = Vec::new();
+    for n in 0..5 {
+        let response = client
+            .submit(
+                &session,
+                &kit::transfer(did(&agent), did(&vendor), usd(1), &format!("log-{n}")),
+            )
+            .await
+            .unwrap();
+        session_paid.push(response.index);
+        expected.push((response.index, did(&session), response.receipt.leaf_hash));
+        checkpoints.push(client.checkpoint().await.unwrap());
+    }
+    // The session key is revoked: what it signed stays proven.
+    client
+        .submit(&agent, &kit::revoke(did(&session)))
+        .await
+        .unwrap();
+
+    for (index, signer, leaf_hash) in &expected {
+        let receipt = client.receipt(*index).await.unwrap();
+        assert_eq!(&receipt.leaf_hash, leaf_hash);
+        let proven = receipt.verify(&log_key).unwrap();
+        assert_eq!(proven.command.signer(), signer);
+        assert_eq!(proven.index, *index);
+    }
+    let receipt = client.receipt(session_paid[2]).await.unwrap();
+    let proven = receipt.verify(&log_key).unwrap();
+    assert!(matches!(proven.command.command(), Command::Transfer(_)));
+
+    // Tampering with any part is caught, and named.
+    let mut leaf = STANDARD.decode(&receipt.leaf).unwrap();
+    let position = leaf.len() / 2;
+    leaf[position] ^= 1;
+    let mut forged = receipt.clone();
+    forged.leaf = STANDARD.encode(&leaf);
+    assert_eq!(forged.verify(&log_key).unwrap_err(), ReceiptError::LeafHash);
+    forged.leaf_hash = STANDARD.encode(merkle::leaf_hash(&leaf));
+    assert!(matches!(
+        forged.verify(&log_key).unwrap_err(),
+        ReceiptError::Inclusion(_)
+    ));
+    let mut forged = receipt.clone();
+    let mut sibling = b64_hash(&forged.inclusion_proof[0]);
+    sibling[0] ^= 0x80;
+    forged.inclusion_proof[0] = STANDARD.encode(sibling);
+    assert!(matches!(
+        forged.verify(&log_key).unwrap_err(),
+        ReceiptError::Inclusion(_)
+    ));
+    let mut forged = receipt.clone();
+    forged.checkpoint = forged.checkpoint.replacen('\n', "\n9", 1);
+    assert!(matches!(
+        forged.verify(&log_key).unwrap_err(),
+        ReceiptError::Checkpoint(_) | ReceiptError::SizeMismatch { .. }
+    ));
+
+    // Every checkpoint seen is consistent with every later one.
+    let opened: Vec<Checkpoint> = checkpoints
+        .iter()
+        .map(|note| Checkpoint::open(note, &log_key).unwrap())
+        .collect();
+    let newest = Checkpoint::open(&client.checkpoint().await.unwrap(), &log_key).unwrap();
+    for old in &opened {
+        let proof = client.consistency(old.size, newest.size).await.unwrap();
+        let hashes: Vec<merkle::Hash> = proof.proof.iter().map(|h| b64_hash(h)).collect();
+        merkle::verify_consistency(old.size, newest.size, &old.root, &newest.root, &hashes)
+            .unwrap_or_else(|e| panic!("{} to {}: {e}", old.size, newest.size));
+    }
+    let refused = client.consistency(3, newest.size + 1).await.unwrap_err();
+    assert_eq!(refused.code(), Some("invalid_range"));
+
+    // The tiles rebuild the same tree.
+    let width = newest.size;
+    assert!(width < 256);
+    let bundle = client
+        .tile(&format!("entries/000.p/{width}"))
+        .await
+        .unwrap();
+    let hashes = client.tile(&format!("0/000.p/{width}")).await.unwrap();
+    let mut tree = MemoryTree::new();
+    let mut rest = bundle.as_slice();
+    for index in 0..width {
+        let length = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        let leaf = &rest[2..2 + length];
+        rest = &rest[2 + length..];
+        let hash = merkle::leaf_hash(leaf);
+        assert_eq!(&hashes[32 * index as usize..32 * index as usize + 32], hash);
+        let entry = client.log_entry(index).await.unwrap();
+        assert_eq!(STANDARD.decode(entry.leaf).unwrap(), leaf);
+        tree.push(hash);
+    }
+    assert!(rest.is_empty());
+    assert_eq!(tree.root(), newest.root);
+    let missing = client.tile("0/001").await.unwrap_err();
+    assert_eq!(missing.code(), Some("no_such_tile"));
+
+    // A restart serves the same tree.
+    node.stop();
+    let node = Node::start(data.path());
+    let after = Checkpoint::open(&node.client.checkpoint().await.unwrap(), &log_key).unwrap();
+    assert_eq!(after, newest);
+    node.stop();
+}
