@@ -395,6 +395,13 @@ impl State {
             .map(|(did, account)| (did, account.balance))
     }
 
+    /// Every identity and its kind, in did:key byte order.
+    pub fn identities(&self) -> impl Iterator<Item = (&Did, IdentityKind)> {
+        self.identities
+            .iter()
+            .map(|(did, identity)| (did, identity.kind()))
+    }
+
     pub fn identity_kind(&self, did: &Did) -> Option<IdentityKind> {
         self.identities.get(did).map(Identity::kind)
     }

@@ -635,6 +635,7 @@ async fn get_health(State(app): State<App>) -> axum::Json<Health> {
         journal_len: app.ledger.journal_len(),
         clock: clock.unwrap_or_default(),
         dev: app.faucet_key.is_some(),
+        operator: app.ledger.genesis().operator,
     })
 }
 

@@ -307,6 +307,10 @@ impl Ledger {
         })
     }
 
+    pub fn genesis(&self) -> Genesis {
+        self.genesis
+    }
+
     /// The newest signed checkpoint.
     pub fn checkpoint(&self) -> Arc<SignedCheckpoint> {
         Arc::clone(&self.checkpoint.read().expect("checkpoint lock"))

@@ -128,7 +128,7 @@ fn schemas() -> Value {
         "HistoryPage": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"type": "object"}}, "next_before": {"type": "integer", "nullable": true}}},
         "GrantStatus": {"type": "object"},
         "Passport": {"type": "object", "required": ["did", "kind", "owner_chain"]},
-        "Health": {"type": "object", "required": ["status", "journal_len", "clock", "dev"]},
+        "Health": {"type": "object", "required": ["status", "journal_len", "clock", "dev", "operator"]},
         "Object": {"type": "object"},
         "Text": {"type": "string"}
     })

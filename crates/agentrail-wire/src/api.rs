@@ -128,4 +128,6 @@ pub struct Health {
     pub journal_len: u64,
     pub clock: Timestamp,
     pub dev: bool,
+    /// The ledger's operator (its genesis): what an audit replays from.
+    pub operator: Did,
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod ledger_cli;
+mod log_cli;
 
 use std::process::ExitCode;
 
@@ -56,6 +57,8 @@ enum Commands {
     },
     #[command(flatten)]
     Ledger(LedgerCommand),
+    #[command(flatten)]
+    Proof(log_cli::ProofCommand),
     /// Drive the ledger with seeded random commands (valid and hostile mixed)
     /// and check every invariant after every step.
     Simulate {
@@ -157,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Commands::Ledger(command) => {
             runtime()?.block_on(ledger_cli::run(command, &cli.node, cli.json))
         }
+        Commands::Proof(command) => runtime()?.block_on(log_cli::run(command, &cli.node, cli.json)),
         Commands::Simulate {
             seed,
             seeds,

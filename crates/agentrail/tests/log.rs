@@ -168,3 +168,120 @@ async fn every_command_has_a_receipt_that_verifies_offline_and_the_log_only_grow
     assert_eq!(after, newest);
     node.stop();
 }
+
+fn cli(node: &Node, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(support::BIN)
+        .args(args)
+        .env("AGENTRAIL_NODE", &node.url)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_watch_and_audit_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = node.client.clone();
+    let key_file = work.path().join("log.pub");
+    std::fs::write(&key_file, client.log_key().await.unwrap()).unwrap();
+    let key_arg = key_file.to_str().unwrap();
+    let (payer, payee) = (key("cli-log-payer"), key("cli-log-payee"));
+    for k in [&payer, &payee] {
+        client
+            .submit(k, &kit::register_principal(did(k)))
+            .await
+            .unwrap();
+    }
+    client.faucet(did(&payer), usd(10)).await.unwrap();
+    let paid = client
+        .submit(
+            &payer,
+            &kit::transfer(did(&payer), did(&payee), usd(3), "cli-log"),
+        )
+        .await
+        .unwrap();
+
+    let receipt = work.path().join("receipt.json");
+    let index = paid.index.to_string();
+    let out = cli(
+        &node,
+        &["receipt", &index, "--out", receipt.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = cli(
+        &node,
+        &["verify", receipt.to_str().unwrap(), "--log-key", key_arg],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("VALID receipt"), "{stdout}");
+    assert!(stdout.contains(&did(&payer).to_string()), "{stdout}");
+    assert!(stdout.contains("transfer"), "{stdout}");
+    // Tampered: the amount in the leaf's recorded events changed.
+    let mut document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&receipt).unwrap()).unwrap();
+    let leaf = STANDARD.decode(document["leaf"].as_str().unwrap()).unwrap();
+    let altered = String::from_utf8(leaf)
+        .unwrap()
+        .replace("3000000", "9000000");
+    document["leaf"] = STANDARD.encode(altered).into();
+    std::fs::write(&receipt, document.to_string()).unwrap();
+    let out = cli(
+        &node,
+        &["verify", receipt.to_str().unwrap(), "--log-key", key_arg],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("leaf hash does not match"),
+        "{out:?}"
+    );
+
+    let state = work.path().join("watch.json");
+    let watch = |node: &Node| {
+        cli(
+            node,
+            &[
+                "log",
+                "watch",
+                "--state",
+                state.to_str().unwrap(),
+                "--log-key",
+                key_arg,
+            ],
+        )
+    };
+    assert!(watch(&node).status.success());
+    client
+        .submit(
+            &payer,
+            &kit::transfer(did(&payer), did(&payee), usd(1), "cli-log-2"),
+        )
+        .await
+        .unwrap();
+    let out = watch(&node);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("consistent"));
+    // A history the log never had: the watcher's remembered root differs.
+    let mut saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    saved["root"] = STANDARD.encode([7u8; 32]).into();
+    std::fs::write(&state, saved.to_string()).unwrap();
+    client
+        .submit(
+            &payer,
+            &kit::transfer(did(&payer), did(&payee), usd(1), "cli-log-3"),
+        )
+        .await
+        .unwrap();
+    let out = watch(&node);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rewrote its history"));
+
+    let out = cli(&node, &["audit", "--log-key", key_arg, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["consistent"], true);
+    assert_eq!(report["entries"], 6);
+    node.stop();
+}
