@@ -285,3 +285,91 @@ async fn verify_watch_and_audit_from_the_command_line() {
     assert_eq!(report["entries"], 6);
     node.stop();
 }
+
+/// The Python verifier in `tests/`, written from the specifications alone.
+fn python(args: &[&str]) -> std::process::Output {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/independent_verifier.py"
+    );
+    std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 runs the independent verifier (tests/independent_verifier.py)")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_independent_verifier_accepts_receipts_and_consistency_proofs() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = node.client.clone();
+    let log_key = client.log_key().await.unwrap();
+    let (payer, payee) = (key("py-payer"), key("py-payee"));
+    for k in [&payer, &payee] {
+        client
+            .submit(k, &kit::register_principal(did(k)))
+            .await
+            .unwrap();
+    }
+    let old_note = work.path().join("old.note");
+    std::fs::write(&old_note, client.checkpoint().await.unwrap()).unwrap();
+    client.faucet(did(&payer), usd(10)).await.unwrap();
+    let mut indices = Vec::new();
+    for n in 0..3 {
+        let paid = client
+            .submit(
+                &payer,
+                &kit::transfer(did(&payer), did(&payee), usd(1), &format!("py-{n}")),
+            )
+            .await
+            .unwrap();
+        indices.push(paid.index);
+    }
+    let new_note = work.path().join("new.note");
+    let newest = client.checkpoint().await.unwrap();
+    std::fs::write(&new_note, &newest).unwrap();
+    let size = Checkpoint::open(&newest, &LogKey::parse(&log_key).unwrap())
+        .unwrap()
+        .size;
+    for index in indices.iter().chain([&0]) {
+        let receipt = client.receipt(*index).await.unwrap();
+        let path = work.path().join(format!("receipt-{index}.json"));
+        std::fs::write(&path, serde_json::to_string(&receipt).unwrap()).unwrap();
+        let out = python(&["receipt", path.to_str().unwrap(), &log_key]);
+        assert!(out.status.success(), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK"));
+        // A changed bit in the signature is refused.
+        let mut forged = receipt.clone();
+        let mut leaf = STANDARD.decode(&forged.leaf).unwrap();
+        let text = String::from_utf8(leaf.clone()).unwrap();
+        let at = text.find("\"signature\":\"sig1=:").unwrap() + 20;
+        leaf[at] = if leaf[at] == b'A' { b'B' } else { b'A' };
+        forged.leaf = STANDARD.encode(&leaf);
+        std::fs::write(&path, serde_json::to_string(&forged).unwrap()).unwrap();
+        let out = python(&["receipt", path.to_str().unwrap(), &log_key]);
+        assert!(!out.status.success(), "{out:?}");
+    }
+    let proof = client.consistency(2, size).await.unwrap();
+    let proof_path = work.path().join("proof.json");
+    std::fs::write(&proof_path, serde_json::to_string(&proof).unwrap()).unwrap();
+    let out = python(&[
+        "consistency",
+        &log_key,
+        old_note.to_str().unwrap(),
+        new_note.to_str().unwrap(),
+        proof_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    // Swapped checkpoints do not verify.
+    let out = python(&[
+        "consistency",
+        &log_key,
+        new_note.to_str().unwrap(),
+        old_note.to_str().unwrap(),
+        proof_path.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    node.stop();
+}
