@@ -1,6 +1,7 @@
 //! Kill -9 under load: concurrent transfers, the node killed at a random
 //! moment, restarted on the same directory. Every acknowledged transfer must
-//! be present exactly once, nothing half-applied, money conserved.
+//! be present exactly once, nothing half-applied, money conserved, and the
+//! log after each restart consistent with every checkpoint seen before.
 //!
 //! `AGENTRAIL_KILL_ROUNDS=N` runs more rounds (CI runs 10).
 
@@ -11,7 +12,11 @@ use std::time::Duration;
 
 use agentrail_core::grant::Role;
 use agentrail_core::{Amount, Command, Event, Timestamp};
+use agentrail_log::merkle;
+use agentrail_log::{Checkpoint, LogKey};
 use agentrail_sim::kit;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::SigningKey;
 use support::{Node, did, key, now, usd};
 
@@ -22,6 +27,7 @@ struct Acknowledged {
     signer: SigningKey,
     command: Command,
     events: Vec<Event>,
+    receipt: agentrail_wire::api::ReceiptRef,
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -65,8 +71,11 @@ async fn acknowledged_transfers_survive_kill_9() {
             .unwrap();
     }
     let deposited = funding_per_agent.checked_mul(CLIENTS as u128).unwrap();
+    let log_key = LogKey::parse(&node.client.log_key().await.unwrap()).unwrap();
     let mut node = Some(node);
     let acknowledged: Arc<Mutex<Vec<Acknowledged>>> = Arc::default();
+    // Every checkpoint published before a crash, as a watcher saw it.
+    let checkpoints: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut sent_total = 0u64;
 
     for round in 0..rounds {
@@ -93,6 +102,7 @@ async fn acknowledged_transfers_survive_kill_9() {
                             signer: agent.clone(),
                             command,
                             events: response.events,
+                            receipt: response.receipt,
                         }),
                         Err(_) => break,
                     }
@@ -100,12 +110,22 @@ async fn acknowledged_transfers_survive_kill_9() {
                 sent
             }));
         }
+        let watcher = {
+            let (client, checkpoints) = (client.clone(), Arc::clone(&checkpoints));
+            tokio::spawn(async move {
+                while let Ok(note) = client.checkpoint().await {
+                    checkpoints.lock().unwrap().push(note);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
         // Kill at a moment that varies from round to round.
         tokio::time::sleep(Duration::from_millis(40 + (round * 37) % 160)).await;
         running.kill();
         for task in tasks {
             sent_total += task.await.unwrap();
         }
+        watcher.await.unwrap();
     }
 
     // Restart and audit.
@@ -127,6 +147,26 @@ async fn acknowledged_transfers_survive_kill_9() {
             }],
             "an acknowledged transfer is missing"
         );
+    }
+    // The log after the restarts extends every checkpoint published before
+    // a crash, and holds every acknowledged command where its receipt said.
+    let newest = Checkpoint::open(&node.client.checkpoint().await.unwrap(), &log_key).unwrap();
+    let seen = std::mem::take(&mut *checkpoints.lock().unwrap());
+    assert!(seen.len() > rounds as usize, "the watcher saw too few checkpoints");
+    for note in &seen {
+        let old = Checkpoint::open(note, &log_key).unwrap();
+        let proof = node.client.consistency(old.size, newest.size).await.unwrap();
+        let hashes: Vec<merkle::Hash> = proof
+            .proof
+            .iter()
+            .map(|h| STANDARD.decode(h).unwrap().try_into().unwrap())
+            .collect();
+        merkle::verify_consistency(old.size, newest.size, &old.root, &newest.root, &hashes)
+            .unwrap_or_else(|e| panic!("checkpoint of {} entries was rewritten: {e}", old.size));
+    }
+    for ack in acknowledged.iter().step_by(97) {
+        let entry = node.client.log_entry(ack.receipt.index).await.unwrap();
+        assert_eq!(entry.leaf_hash, ack.receipt.leaf_hash, "a receipt points nowhere");
     }
     // Conservation: the agents' money adds up to what was deposited, and
     // nothing is held (no half-applied transfer).
