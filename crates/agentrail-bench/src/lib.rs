@@ -16,6 +16,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod log;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;

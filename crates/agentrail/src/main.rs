@@ -94,6 +94,19 @@ enum BenchTarget {
         #[arg(long, default_value_t = 256)]
         clients: usize,
     },
+    /// The transparency log: tree appends, proofs, checkpoint signing, and
+    /// its share of durable appends.
+    Log {
+        /// Leaves in the in-memory tree; proofs are measured at this size.
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(2..))]
+        leaves: u64,
+        /// Entries appended durably for the overhead figure.
+        #[arg(long, default_value_t = 40_000)]
+        durable_entries: usize,
+        /// Entries per durable batch (one fsync each).
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
     /// Commands applied per second by the in-memory ledger.
     Core {
         /// Transfers per round.
@@ -194,6 +207,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Bench {
+            target:
+                BenchTarget::Log {
+                    leaves,
+                    durable_entries,
+                    batch,
+                },
+        } => {
+            anyhow::ensure!(
+                durable_entries > 0 && batch > 0,
+                "--durable-entries and --batch must be above zero"
+            );
+            let report = agentrail_bench::log::run_log_bench(
+                agentrail_bench::log::LogBenchConfig {
+                    leaves,
+                    durable_entries,
+                    batch,
+                },
+                &mut |stage| tracing::info!(stage, "measuring"),
+            );
+            if cli.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print_log_report(&report);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Bench {
             target: BenchTarget::Core { transfers, rounds },
         } => {
             anyhow::ensure!(
@@ -276,6 +316,39 @@ fn simulate(json: bool, first: u64, seeds: u64, commands: u64) -> anyhow::Result
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_log_report(report: &agentrail_bench::log::LogBenchReport) {
+    println!(
+        "tree appends (in memory):     {:>12.0} /s   (leaf hash of 1 KiB: {:.0} ns)",
+        report.tree_appends_per_s, report.leaf_hash_ns
+    );
+    println!(
+        "inclusion proof at {}:  build {:.2} us, verify {:.2} us, {} bytes; from the store {:.1} us",
+        report.leaves,
+        report.inclusion_build_us,
+        report.inclusion_verify_us,
+        report.inclusion_proof_bytes,
+        report.store_inclusion_build_us
+    );
+    println!(
+        "consistency proof at {}: build {:.2} us, verify {:.2} us, {} bytes",
+        report.leaves,
+        report.consistency_build_us,
+        report.consistency_verify_us,
+        report.consistency_proof_bytes
+    );
+    println!(
+        "checkpoint signing:           {:>12.1} us per batch",
+        report.checkpoint_sign_us
+    );
+    println!(
+        "durable appends, batches of {}: {:.0}/s with the log, {:.0}/s without: the log adds {:.1}%",
+        report.durable_batch,
+        report.durable_with_log_per_s,
+        report.durable_without_log_per_s,
+        report.log_overhead_percent
+    );
 }
 
 fn print_ledger_report(report: &agentrail_bench::LedgerBenchReport) {
