@@ -806,11 +806,9 @@ async fn get_tile(
             if first.checked_add(count).is_none_or(|end| end > complete) {
                 return Err(not_found());
             }
-            let hashes = stored(app.ledger.with_tree(|nodes| {
-                (first..first + count)
-                    .map(|index| nodes.node(level, index))
-                    .collect::<Result<Vec<_>, _>>()
-            }))?;
+            let row = u8::try_from(tile_level).map_err(|_| not_found())?;
+            let hashes =
+                stored(app.ledger.tile_hashes(row, first, count))?.ok_or_else(not_found)?;
             hashes.concat()
         }
     };

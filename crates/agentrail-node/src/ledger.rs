@@ -333,6 +333,23 @@ impl Ledger {
         store.as_ref().map(|store| store.with_tree(read))
     }
 
+    /// Hashes of tree row `row` (level 8·row), `first..first + count`,
+    /// within one tile; `Ok(None)` when the tree does not hold them yet.
+    pub fn tile_hashes(
+        &self,
+        row: u8,
+        first: u64,
+        count: u64,
+    ) -> Option<Result<Option<Vec<Hash>>, StoreError>> {
+        if self.degraded.load(Ordering::Acquire) {
+            return None;
+        }
+        let store = self.store.read().expect("store lock");
+        store
+            .as_ref()
+            .map(|store| store.tile_hashes(row, first, count))
+    }
+
     /// Journal entries (leaves) `from..from + limit`, as stored.
     pub fn leaves(&self, from: u64, limit: usize) -> Option<Result<Vec<Vec<u8>>, StoreError>> {
         if self.degraded.load(Ordering::Acquire) {

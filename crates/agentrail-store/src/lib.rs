@@ -48,6 +48,9 @@
 #![forbid(unsafe_code)]
 
 pub mod fault;
+mod tree;
+
+pub use tree::TILE_WIDTH;
 
 use std::path::Path;
 
@@ -57,12 +60,10 @@ use redb::{
     TableDefinition,
 };
 use sha2::{Digest, Sha256};
+use tree::{Edge, TILES, TileNodes};
 
-const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("journal_entries_v1");
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("journal_entries_v2");
 const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots_v1");
-/// Merkle tree nodes by (level, index): the hash of complete subtree
-/// `index` of 2^level leaves.
-const TREE: TableDefinition<(u8, u64), [u8; 32]> = TableDefinition::new("merkle_nodes_v1");
 
 /// Snapshots kept; older ones are deleted when a new one is saved.
 pub const SNAPSHOTS_KEPT: usize = 2;
@@ -108,21 +109,6 @@ fn err<E: Into<redb::Error>>(error: E) -> StoreError {
     StoreError::from(error.into())
 }
 
-/// Stores the nodes that appending `leaves` to a tree of `size` leaves
-/// creates, and returns the new root.
-fn insert_nodes(
-    tree: &mut redb::Table<'_, (u8, u64), [u8; 32]>,
-    size: u64,
-    leaves: &[Hash],
-) -> Result<Hash, StoreError> {
-    let created = merkle::appended_nodes(size, leaves, &TableNodes(&*tree)).map_err(tree_error)?;
-    for (level, index, hash) in created {
-        let level = u8::try_from(level).expect("a tree of at most 2^64 leaves has < 64 levels");
-        tree.insert((level, index), hash).map_err(err)?;
-    }
-    merkle::root(&TableNodes(&*tree), size + leaves.len() as u64).map_err(tree_error)
-}
-
 /// Opening can fail with a panic deep in redb on a damaged file when the
 /// integrity check is off; with it on, damage is `Corrupted` or an I/O error
 /// of kind `InvalidData`, both mapped to [`StoreError::Corrupt`].
@@ -161,33 +147,6 @@ pub struct Appended {
     pub root: Hash,
 }
 
-/// Tree nodes read from a table (in a read or a write transaction).
-struct TableNodes<'a, T>(&'a T);
-
-impl<T: ReadableTable<(u8, u64), [u8; 32]>> Nodes for TableNodes<'_, T> {
-    fn node(&self, level: u32, index: u64) -> Result<Hash, TreeError> {
-        let level_key = u8::try_from(level).map_err(|_| TreeError::Missing { level, index })?;
-        self.0
-            .get((level_key, index))
-            .map_err(|e| TreeError::Storage(e.to_string()))?
-            .map(|value| value.value())
-            .ok_or(TreeError::Missing { level, index })
-    }
-}
-
-impl<T: ReadableTable<(u8, u64), [u8; 32]>> TableNodes<'_, T> {
-    fn size(&self) -> Result<u64, StoreError> {
-        let last = self
-            .0
-            .range((0u8, 0u64)..=(0u8, u64::MAX))
-            .map_err(err)?
-            .next_back()
-            .transpose()
-            .map_err(err)?;
-        Ok(last.map_or(0, |(key, _)| key.value().1 + 1))
-    }
-}
-
 fn tree_error(error: TreeError) -> StoreError {
     match error {
         TreeError::Storage(message) => StoreError::Io(message),
@@ -211,6 +170,9 @@ pub struct Store {
     /// The snapshot database was found damaged at open and replaced.
     snapshots_discarded: bool,
     poisoned: std::sync::atomic::AtomicBool,
+    /// The tree's right edge (partial tiles); full tiles are in the journal
+    /// database. Replaced only after the batch that changes it committed.
+    edge: std::sync::RwLock<Edge>,
 }
 
 fn checksum(kind: &[u8], key: u64, payload: &[u8]) -> [u8; CHECKSUM_BYTES] {
@@ -240,6 +202,20 @@ fn unseal<'a>(kind: &[u8], key: u64, sealed: &'a [u8]) -> Option<&'a [u8]> {
 }
 
 const ENTRY_KIND: &[u8] = b"entry";
+
+/// An entry's checksum binds its index to its RFC 9162 leaf hash, which the
+/// tree needs anyway: one pass of SHA-256 over the entry serves both.
+fn entry_checksum(index: u64, leaf_hash: &Hash) -> [u8; CHECKSUM_BYTES] {
+    checksum(ENTRY_KIND, index, leaf_hash)
+}
+
+fn unseal_entry(index: u64, sealed: &[u8]) -> Option<&[u8]> {
+    if sealed.len() < CHECKSUM_BYTES {
+        return None;
+    }
+    let (sum, payload) = sealed.split_at(CHECKSUM_BYTES);
+    (sum == entry_checksum(index, &merkle::leaf_hash(payload))).then_some(payload)
+}
 const SNAPSHOT_KIND: &[u8] = b"snapshot";
 
 impl Store {
@@ -311,7 +287,7 @@ impl Store {
                 .map_err(|e| StoreError::Io(e.to_string()))?;
             txn.open_table(table).map_err(err)?;
             if std::ptr::eq(database, &db) {
-                txn.open_table(TREE).map_err(err)?;
+                txn.open_table(TILES).map_err(err)?;
             }
             txn.commit().map_err(err)?;
         }
@@ -320,47 +296,111 @@ impl Store {
             snapshots,
             snapshots_discarded,
             poisoned: std::sync::atomic::AtomicBool::new(false),
+            edge: std::sync::RwLock::new(Edge::default()),
         };
-        store.complete_tree()?;
+        store.load_tree()?;
         Ok(store)
     }
 
-    /// Hashes journal entries the tree does not cover yet (a journal
-    /// written before the tree existed); normally there are none.
-    fn complete_tree(&self) -> Result<(), StoreError> {
+    /// Rebuilds the tree's edge from the stored tiles and the journal tail;
+    /// if tiles are missing (a journal written before the tree existed, or
+    /// damaged), rebuilds every tile from the entries.
+    fn load_tree(&self) -> Result<(), StoreError> {
         let len = self.len()?;
-        let mut size = self.tree_size()?;
-        while size < len {
-            let entries = self.read(size, 1_024)?;
+        let tail_start = len / TILE_WIDTH as u64 * TILE_WIDTH as u64;
+        let tail: Vec<Hash> = self
+            .read(tail_start, TILE_WIDTH)?
+            .iter()
+            .map(|entry| merkle::leaf_hash(entry))
+            .collect();
+        let rebuilt = {
+            let txn = self.db.begin_read().map_err(err)?;
+            let tiles = txn.open_table(TILES).map_err(err)?;
+            let nodes = TileNodes {
+                tiles: &tiles,
+                edge: &Edge::default(),
+            };
+            Edge::rebuild(len, tail, &|row, index| nodes.tile(row, index))
+        };
+        let edge = match rebuilt {
+            Ok(edge) => edge,
+            Err(TreeError::Missing { .. }) => self.rebuild_tiles(len)?,
+            Err(other) => return Err(tree_error(other)),
+        };
+        *self.edge.write().expect("edge lock") = edge;
+        Ok(())
+    }
+
+    /// Hashes every entry again and stores every full tile.
+    fn rebuild_tiles(&self, len: u64) -> Result<Edge, StoreError> {
+        let mut edge = Edge::default();
+        while edge.size < len {
+            let leaves: Vec<Hash> = self
+                .read(edge.size, 4 * TILE_WIDTH)?
+                .iter()
+                .map(|entry| merkle::leaf_hash(entry))
+                .collect();
+            if leaves.is_empty() {
+                return Err(StoreError::Corrupt("journal entries are missing".into()));
+            }
+            let (next, tiles) = edge.append(&leaves);
             let mut txn = self.db.begin_write().map_err(err)?;
             txn.set_durability(Durability::Immediate)
                 .map_err(|e| StoreError::Io(e.to_string()))?;
             {
-                let mut tree = txn.open_table(TREE).map_err(err)?;
-                let leaves: Vec<Hash> = entries.iter().map(|e| merkle::leaf_hash(e)).collect();
-                insert_nodes(&mut tree, size, &leaves)?;
+                let mut table = txn.open_table(TILES).map_err(err)?;
+                for tile in tiles {
+                    table
+                        .insert((tile.row, tile.index), tile.bytes.as_slice())
+                        .map_err(err)?;
+                }
             }
             txn.commit().map_err(err)?;
-            size += entries.len() as u64;
+            edge = next;
         }
-        Ok(())
+        Ok(edge)
     }
 
     /// Leaves in the Merkle tree (equal to [`Store::len`]).
     pub fn tree_size(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(TREE).map_err(err)?;
-        TableNodes(&table).size()
+        Ok(self.edge.read().expect("edge lock").size)
     }
 
-    /// Runs `read` over the stored tree nodes, in one read transaction.
+    /// Runs `read` over the tree's nodes, in one read transaction.
     pub fn with_tree<T>(
         &self,
         read: impl FnOnce(&dyn Nodes) -> Result<T, TreeError>,
     ) -> Result<T, StoreError> {
+        // The edge first: a batch committing meanwhile only adds tiles this
+        // edge does not use yet.
+        let edge = self.edge.read().expect("edge lock");
         let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(TREE).map_err(err)?;
-        read(&TableNodes(&table)).map_err(tree_error)
+        let tiles = txn.open_table(TILES).map_err(err)?;
+        read(&TileNodes {
+            tiles: &tiles,
+            edge: &edge,
+        })
+        .map_err(tree_error)
+    }
+
+    /// Hashes `first..first + count` of tree row `row` (tree level 8·row),
+    /// within one tile: what a C2SP tile (or its partial prefix) holds.
+    /// `None` when the tree does not hold them all yet.
+    pub fn tile_hashes(
+        &self,
+        row: u8,
+        first: u64,
+        count: u64,
+    ) -> Result<Option<Vec<Hash>>, StoreError> {
+        let edge = self.edge.read().expect("edge lock");
+        let txn = self.db.begin_read().map_err(err)?;
+        let tiles = txn.open_table(TILES).map_err(err)?;
+        let nodes = TileNodes {
+            tiles: &tiles,
+            edge: &edge,
+        };
+        edge.hashes(usize::from(row), first, count, &|r, i| nodes.tile(r, i))
+            .map_err(tree_error)
     }
 
     fn check_writable(&self) -> Result<(), StoreError> {
@@ -419,25 +459,49 @@ impl Store {
         let appended = {
             let mut table = txn.open_table(ENTRIES).map_err(err)?;
             let first = table.len().map_err(err)?;
+            let mut leaf_hashes: Vec<Hash> = Vec::with_capacity(entries.len());
+            let mut sealed = Vec::new();
             for (offset, entry) in entries.iter().enumerate() {
                 let index = first + offset as u64;
-                table
-                    .insert(index, seal(ENTRY_KIND, index, entry.as_ref()).as_slice())
+                let leaf_hash = merkle::leaf_hash(entry.as_ref());
+                sealed.clear();
+                sealed.extend_from_slice(&entry_checksum(index, &leaf_hash));
+                sealed.extend_from_slice(entry.as_ref());
+                table.insert(index, sealed.as_slice()).map_err(err)?;
+                leaf_hashes.push(leaf_hash);
+            }
+            let (edge, new_tiles) = self.edge.read().expect("edge lock").append(&leaf_hashes);
+            assert_eq!(
+                edge.size,
+                first + leaf_hashes.len() as u64,
+                "tree and journal agree"
+            );
+            let mut tiles = txn.open_table(TILES).map_err(err)?;
+            for tile in new_tiles {
+                tiles
+                    .insert((tile.row, tile.index), tile.bytes.as_slice())
                     .map_err(err)?;
             }
-            let leaf_hashes: Vec<Hash> = entries
-                .iter()
-                .map(|entry| merkle::leaf_hash(entry.as_ref()))
-                .collect();
-            let mut tree = txn.open_table(TREE).map_err(err)?;
-            let root = insert_nodes(&mut tree, first, &leaf_hashes)?;
-            Appended {
-                first,
-                leaf_hashes,
-                root,
-            }
+            let root = merkle::root(
+                &TileNodes {
+                    tiles: &tiles,
+                    edge: &edge,
+                },
+                edge.size,
+            )
+            .map_err(tree_error)?;
+            (
+                Appended {
+                    first,
+                    leaf_hashes,
+                    root,
+                },
+                edge,
+            )
         };
         txn.commit().map_err(err)?;
+        let (appended, edge) = appended;
+        *self.edge.write().expect("edge lock") = edge;
         Ok(appended)
     }
 
@@ -456,7 +520,7 @@ impl Store {
                     from + out.len() as u64
                 )));
             }
-            let payload = unseal(ENTRY_KIND, index, value.value()).ok_or_else(|| {
+            let payload = unseal_entry(index, value.value()).ok_or_else(|| {
                 StoreError::Corrupt(format!("journal entry {index} fails its checksum"))
             })?;
             out.push(payload.to_vec());

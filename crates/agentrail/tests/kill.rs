@@ -152,10 +152,17 @@ async fn acknowledged_transfers_survive_kill_9() {
     // a crash, and holds every acknowledged command where its receipt said.
     let newest = Checkpoint::open(&node.client.checkpoint().await.unwrap(), &log_key).unwrap();
     let seen = std::mem::take(&mut *checkpoints.lock().unwrap());
-    assert!(seen.len() > rounds as usize, "the watcher saw too few checkpoints");
+    assert!(
+        seen.len() > rounds as usize,
+        "the watcher saw too few checkpoints"
+    );
     for note in &seen {
         let old = Checkpoint::open(note, &log_key).unwrap();
-        let proof = node.client.consistency(old.size, newest.size).await.unwrap();
+        let proof = node
+            .client
+            .consistency(old.size, newest.size)
+            .await
+            .unwrap();
         let hashes: Vec<merkle::Hash> = proof
             .proof
             .iter()
@@ -166,7 +173,10 @@ async fn acknowledged_transfers_survive_kill_9() {
     }
     for ack in acknowledged.iter().step_by(97) {
         let entry = node.client.log_entry(ack.receipt.index).await.unwrap();
-        assert_eq!(entry.leaf_hash, ack.receipt.leaf_hash, "a receipt points nowhere");
+        assert_eq!(
+            entry.leaf_hash, ack.receipt.leaf_hash,
+            "a receipt points nowhere"
+        );
     }
     // Conservation: the agents' money adds up to what was deposited, and
     // nothing is held (no half-applied transfer).
