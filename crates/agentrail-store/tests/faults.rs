@@ -4,7 +4,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use agentrail_log::merkle::{self, MemoryTree};
+use agentrail_log::merkle::{self, MemoryTree, Nodes};
 use agentrail_store::fault::FaultyDisk;
 use agentrail_store::{Store, StoreError};
 
@@ -273,4 +273,52 @@ fn a_corrupt_snapshot_falls_back_to_an_older_one_or_to_replay() {
             );
         }
     }
+}
+
+#[test]
+fn the_proofs_the_stored_tree_builds_verify_for_every_size_up_to_300() {
+    let (journal, snapshots) = (FaultyDisk::new(DISK_BYTES), FaultyDisk::new(DISK_BYTES));
+    let store = open(&journal, &snapshots).unwrap();
+    let mut expected = MemoryTree::new();
+    let mut roots = vec![expected.root()];
+    for size in 1..=300u64 {
+        let leaf = entry(size, size);
+        store.append_batch(std::slice::from_ref(&leaf)).unwrap();
+        expected.push(merkle::leaf_hash(&leaf));
+        let root = expected.root();
+        roots.push(root);
+        let stored_root = store.with_tree(|nodes| merkle::root(nodes, size)).unwrap();
+        assert_eq!(stored_root, root, "size {size}");
+        // Every index of small trees and of trees around the first full
+        // tile; a sample elsewhere.
+        let every = size <= 64 || (250..=262).contains(&size);
+        let step = if every { 1 } else { (size / 16) as usize };
+        for index in (0..size).step_by(step).chain([size - 1]) {
+            let proof = store
+                .with_tree(|nodes| merkle::inclusion_proof(nodes, index, size))
+                .unwrap();
+            let leaf_hash = expected.node(0, index).unwrap();
+            assert_eq!(
+                merkle::verify_inclusion(&leaf_hash, index, size, &proof, &root),
+                Ok(())
+            );
+        }
+        for first in [1, size / 3, size / 2, size - 1] {
+            let proof = store
+                .with_tree(|nodes| merkle::consistency_proof(nodes, first, size))
+                .unwrap();
+            assert_eq!(
+                merkle::verify_consistency(first, size, &roots[first as usize], &root, &proof),
+                Ok(())
+            );
+        }
+    }
+    // Reopened, the tree is rebuilt from its tiles and the journal tail.
+    drop(store);
+    let store = open(&journal, &snapshots).unwrap();
+    assert_eq!(all_entries(&store).len(), 300);
+    let tiles = store.tile_hashes(0, 0, 256).unwrap().unwrap();
+    assert_eq!(tiles[255], expected.node(0, 255).unwrap());
+    assert_eq!(store.tile_hashes(0, 256, 44).unwrap().unwrap().len(), 44);
+    assert_eq!(store.tile_hashes(0, 256, 45).unwrap(), None);
 }
