@@ -321,16 +321,25 @@ impl Ledger {
         self.log.verifier_key()
     }
 
-    /// Reads the stored Merkle tree; `None` while the ledger is degraded.
-    pub fn with_tree<T>(
+    /// Reads the store; `None` while the ledger is degraded (its store is
+    /// being reopened and may not match what was answered).
+    fn with_store<T>(
         &self,
-        read: impl FnOnce(&dyn Nodes) -> Result<T, TreeError>,
+        read: impl FnOnce(&Store) -> Result<T, StoreError>,
     ) -> Option<Result<T, StoreError>> {
         if self.degraded.load(Ordering::Acquire) {
             return None;
         }
         let store = self.store.read().expect("store lock");
-        store.as_ref().map(|store| store.with_tree(read))
+        store.as_ref().map(read)
+    }
+
+    /// Reads the stored Merkle tree.
+    pub fn with_tree<T>(
+        &self,
+        read: impl FnOnce(&dyn Nodes) -> Result<T, TreeError>,
+    ) -> Option<Result<T, StoreError>> {
+        self.with_store(|store| store.with_tree(read))
     }
 
     /// Hashes of tree row `row` (level 8·row), `first..first + count`,
@@ -341,22 +350,12 @@ impl Ledger {
         first: u64,
         count: u64,
     ) -> Option<Result<Option<Vec<Hash>>, StoreError>> {
-        if self.degraded.load(Ordering::Acquire) {
-            return None;
-        }
-        let store = self.store.read().expect("store lock");
-        store
-            .as_ref()
-            .map(|store| store.tile_hashes(row, first, count))
+        self.with_store(|store| store.tile_hashes(row, first, count))
     }
 
     /// Journal entries (leaves) `from..from + limit`, as stored.
     pub fn leaves(&self, from: u64, limit: usize) -> Option<Result<Vec<Vec<u8>>, StoreError>> {
-        if self.degraded.load(Ordering::Acquire) {
-            return None;
-        }
-        let store = self.store.read().expect("store lock");
-        store.as_ref().map(|store| store.read(from, limit))
+        self.with_store(|store| store.read(from, limit))
     }
 
     pub fn journal_len(&self) -> u64 {

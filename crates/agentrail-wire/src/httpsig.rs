@@ -209,6 +209,15 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Checks the signature alone (not in a batch), then [`Prepared::finish`].
+    pub fn check(self) -> Result<Verified, SignatureError> {
+        let valid = self.signer.verify(
+            self.base.as_bytes(),
+            &Signature::from_bytes(&self.signature),
+        );
+        self.finish(valid)
+    }
+
     /// The verdict once the signature over [`Prepared::base`] was checked.
     /// The digest is judged after the signature: a valid signature over a
     /// digest that does not match the body means the body was changed.
@@ -260,11 +269,7 @@ pub fn verify_recorded(
     if time.abs_diff(prepared.created) > SIGNATURE_WINDOW_S + RECORDED_SLACK_S {
         return Err(SignatureError::Expired);
     }
-    let valid = prepared.signer.verify(
-        prepared.base.as_bytes(),
-        &Signature::from_bytes(&prepared.signature),
-    );
-    prepared.finish(valid)
+    prepared.check()
 }
 
 fn prepare_at(
@@ -338,12 +343,7 @@ pub fn verify(
     digest_present: bool,
     now: u64,
 ) -> Result<Verified, SignatureError> {
-    let prepared = prepare(method, path, body, headers, digest_present, now)?;
-    let valid = prepared.signer.verify(
-        prepared.base.as_bytes(),
-        &Signature::from_bytes(&prepared.signature),
-    );
-    prepared.finish(valid)
+    prepare(method, path, body, headers, digest_present, now)?.check()
 }
 
 #[cfg(test)]
