@@ -11,8 +11,8 @@ use agentrail_core::state::GrantStatus;
 use agentrail_core::{Amount, Command, Did};
 use agentrail_log::receipt::Receipt;
 use agentrail_wire::api::{
-    BalanceResponse, COMMANDS_PATH, CommandResponse, ConsistencyProof, ErrorBody, ErrorDetail,
-    FAUCET_PATH, FaucetRequest, Health, HistoryPage, LogEntry, Passport,
+    ApprovalResponse, BalanceResponse, COMMANDS_PATH, CommandResponse, ConsistencyProof, ErrorBody,
+    ErrorDetail, FAUCET_PATH, FaucetRequest, Health, HistoryPage, HoldResponse, LogEntry, Passport,
 };
 use agentrail_wire::httpsig;
 use ed25519_dalek::SigningKey;
@@ -152,6 +152,23 @@ impl Client {
 
     pub async fn health(&self) -> Result<Health, ClientError> {
         self.get("/v1/health").await
+    }
+
+    pub async fn hold(&self, id: &str) -> Result<HoldResponse, ClientError> {
+        let id: String = id
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        self.get(&format!("/v1/holds/{id}")).await
+    }
+
+    pub async fn approval(&self, id: u64) -> Result<ApprovalResponse, ClientError> {
+        self.get(&format!("/v1/approvals/{id}")).await
     }
 
     /// The newest signed checkpoint (a C2SP signed note).

@@ -406,6 +406,20 @@ impl State {
         self.identities.get(did).map(Identity::kind)
     }
 
+    /// Every hold and where it stands, by id.
+    pub fn holds(&self) -> impl Iterator<Item = (&str, HoldStatus)> {
+        self.holds
+            .iter()
+            .map(|(id, hold)| (id.as_str(), hold.status))
+    }
+
+    /// Every approval and where it stands, by id.
+    pub fn approvals(&self) -> impl Iterator<Item = (u64, ApprovalStatus)> {
+        self.approvals
+            .iter()
+            .map(|(id, approval)| (*id, approval.status))
+    }
+
     pub fn hold_status(&self, hold_id: &str) -> Option<HoldStatus> {
         self.holds.get(hold_id).map(|hold| hold.status)
     }

@@ -30,7 +30,7 @@ use crate::verifier::{Check, Verifier};
 use agentrail_log::merkle;
 use agentrail_log::receipt::Receipt;
 use agentrail_log::tile::{TILE_HEIGHT, TILE_WIDTH, Tile};
-use agentrail_wire::api::{ConsistencyProof, LogEntry};
+use agentrail_wire::api::{ApprovalResponse, ConsistencyProof, HoldResponse, LogEntry};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -231,6 +231,8 @@ pub fn router(app: App) -> Router {
         .route("/v1/accounts/{did}/history", get(get_history))
         .route("/v1/grants/{did}", get(get_grant))
         .route("/v1/passports/{did}", get(get_passport))
+        .route("/v1/holds/{id}", get(get_hold))
+        .route("/v1/approvals/{index}", get(get_approval))
         .route("/v1/health", get(get_health))
         .route("/checkpoint", get(get_checkpoint))
         .route("/v1/log/key", get(get_log_key))
@@ -564,6 +566,46 @@ async fn get_history(
         .history(&did, query.before, limit)
         .map_err(|e| ApiError::busy("storage_unavailable", &e.to_string()))?;
     Ok(axum::Json(HistoryPage { items, next_before }))
+}
+
+async fn get_hold(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<HoldResponse>, ApiError> {
+    let Path(id) =
+        path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
+    read_state(&app.ledger, |state| state.hold_status(&id))?
+        .map(|status| {
+            axum::Json(HoldResponse {
+                id: id.clone(),
+                status,
+            })
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "hold_not_found",
+                "no hold has this id",
+            )
+            .with_param("id")
+        })
+}
+
+async fn get_approval(
+    State(app): State<App>,
+    path: Result<Path<u64>, PathRejection>,
+) -> Result<axum::Json<ApprovalResponse>, ApiError> {
+    let id = path_index(path)?;
+    read_state(&app.ledger, |state| state.approval_status(id))?
+        .map(|status| axum::Json(ApprovalResponse { id, status }))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "approval_not_found",
+                "no approval has this id",
+            )
+            .with_param("id")
+        })
 }
 
 async fn get_grant(

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 /// (method, path, summary, request schema, response schema).
-pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 15] = [
+pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 17] = [
     (
         "post",
         "/v1/commands",
@@ -54,6 +54,20 @@ pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 15] = [
         "Liveness and journal length",
         None,
         "Health",
+    ),
+    (
+        "get",
+        "/v1/holds/{id}",
+        "Where a hold stands",
+        None,
+        "HoldResponse",
+    ),
+    (
+        "get",
+        "/v1/approvals/{index}",
+        "Where a payment awaiting approval stands",
+        None,
+        "ApprovalResponse",
     ),
     (
         "get",
@@ -122,6 +136,8 @@ fn schemas() -> Value {
             "index": {"type": "integer"}, "tree_size": {"type": "integer"}, "leaf": {"type": "string", "format": "byte"}, "leaf_hash": {"type": "string", "format": "byte"},
             "inclusion_proof": {"type": "array", "items": {"type": "string", "format": "byte"}}, "checkpoint": {"type": "string"}}},
         "Binary": {"type": "string", "format": "binary"},
+        "HoldResponse": {"type": "object", "required": ["id", "status"], "properties": {"id": {"type": "string"}, "status": {"type": "string", "enum": ["reserved", "released", "voided", "expired"]}}},
+        "ApprovalResponse": {"type": "object", "required": ["id", "status"], "properties": {"id": {"type": "integer"}, "status": {"type": "string"}}},
         "FaucetRequest": {"type": "object", "required": ["to", "amount"], "properties": {"to": {"$ref": "#/components/schemas/Did"}, "amount": {"$ref": "#/components/schemas/Amount"}}},
         "BalanceResponse": {"type": "object", "required": ["did", "available", "held"], "properties": {
             "did": {"$ref": "#/components/schemas/Did"}, "available": {"$ref": "#/components/schemas/Amount"}, "held": {"$ref": "#/components/schemas/Amount"}}},
@@ -144,6 +160,11 @@ fn operation(
     let mut parameters = Vec::new();
     if path.contains("{did}") {
         parameters.push(json!({"name": "did", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Did"}}));
+    }
+    if path.contains("{id}") {
+        parameters.push(
+            json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}),
+        );
     }
     if path.contains("{index}") {
         parameters.push(json!({"name": "index", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}));

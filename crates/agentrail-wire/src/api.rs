@@ -45,6 +45,22 @@ pub struct CommandResponse {
     pub receipt: ReceiptRef,
 }
 
+/// `GET /v1/holds/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldResponse {
+    pub id: String,
+    pub status: agentrail_core::state::HoldStatus,
+}
+
+/// `GET /v1/approvals/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalResponse {
+    pub id: u64,
+    pub status: agentrail_core::state::ApprovalStatus,
+}
+
 /// `GET /v1/log/entries/{index}`: one leaf of the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

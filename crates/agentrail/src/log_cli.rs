@@ -45,7 +45,7 @@ pub enum ProofCommand {
     },
     /// Download every leaf, check the root against the signed checkpoint,
     /// replay every command through the ledger core and compare every
-    /// balance and grant with what the node serves.
+    /// balance, grant, hold and approval with what the node serves.
     Audit {
         /// The log's verifier key, or a file holding it (default: ask the
         /// node, which proves only internal consistency).
@@ -439,6 +439,12 @@ async fn audit(client: &Client, key_arg: Option<&str>, json: bool) -> anyhow::Re
                 ),
             );
         }
+        // The node's clock moves at every batch and expires holds and
+        // approvals without a journal entry: bring the replay to it.
+        let clock = client.health().await?.clock;
+        if clock > state.clock() {
+            state.advance(clock);
+        }
         let findings = compare(client, &state).await?;
         let moved = client.health().await?.journal_len > replayed;
         if findings.mismatches.is_empty() {
@@ -476,7 +482,8 @@ fn lies(json: bool, reason: String) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(EXIT_LOG_LIES))
 }
 
-/// Every balance and grant the replay computed, against the node's answers.
+/// Every balance, grant, hold and approval the replay computed, against the
+/// node's answers.
 async fn compare(client: &Client, state: &State) -> anyhow::Result<Findings> {
     let mut findings = Findings::default();
     let balances: Vec<(Did, Balance)> = state.balances().map(|(d, b)| (*d, b)).collect();
@@ -506,6 +513,29 @@ async fn compare(client: &Client, state: &State) -> anyhow::Result<Findings> {
         {
             findings.mismatches.push(format!(
                 "{did}: the grant the node serves differs from the replay"
+            ));
+        }
+    }
+    let holds: Vec<(String, agentrail_core::state::HoldStatus)> = state
+        .holds()
+        .map(|(id, status)| (id.to_owned(), status))
+        .collect();
+    for (id, status) in holds {
+        let served = client.hold(&id).await?;
+        if served.status != status {
+            findings.mismatches.push(format!(
+                "hold {id}: replay says {status:?}, the node says {:?}",
+                served.status
+            ));
+        }
+    }
+    let approvals: Vec<_> = state.approvals().collect();
+    for (id, status) in approvals {
+        let served = client.approval(id).await?;
+        if served.status != status {
+            findings.mismatches.push(format!(
+                "approval {id}: replay says {status:?}, the node says {:?}",
+                served.status
             ));
         }
     }

@@ -278,11 +278,15 @@ async fn verify_watch_and_audit_from_the_command_line() {
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("rewrote its history"));
 
+    client
+        .submit(&payer, &kit::hold("cli-log-hold", did(&payer), usd(2)))
+        .await
+        .unwrap();
     let out = cli(&node, &["audit", "--log-key", key_arg, "--json"]);
     assert!(out.status.success(), "{out:?}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["consistent"], true);
-    assert_eq!(report["entries"], 6);
+    assert_eq!(report["entries"], 7);
     node.stop();
 }
 
