@@ -60,7 +60,7 @@ use redb::{
     TableDefinition,
 };
 use sha2::{Digest, Sha256};
-use tree::{Edge, TILES, TileNodes};
+use tree::{Edge, TILES, TableTiles, TileNodes};
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("journal_entries_v2");
 const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots_v1");
@@ -316,11 +316,7 @@ impl Store {
         let rebuilt = {
             let txn = self.db.begin_read().map_err(err)?;
             let tiles = txn.open_table(TILES).map_err(err)?;
-            let nodes = TileNodes {
-                tiles: &tiles,
-                edge: &Edge::default(),
-            };
-            Edge::rebuild(len, tail, &|row, index| nodes.tile(row, index))
+            Edge::rebuild(len, tail, &TableTiles(&tiles))
         };
         let edge = match rebuilt {
             Ok(edge) => edge,
@@ -395,11 +391,7 @@ impl Store {
         let edge = self.edge.read().expect("edge lock");
         let txn = self.db.begin_read().map_err(err)?;
         let tiles = txn.open_table(TILES).map_err(err)?;
-        let nodes = TileNodes {
-            tiles: &tiles,
-            edge: &edge,
-        };
-        edge.hashes(usize::from(row), first, count, &|r, i| nodes.tile(r, i))
+        edge.hashes(usize::from(row), first, count, &TableTiles(&tiles))
             .map_err(tree_error)
     }
 

@@ -2,13 +2,14 @@
 //!
 //! Row `r` of the tree holds the hashes at tree level `8·r`; a *tile* is 256
 //! consecutive hashes of a row. Only full tiles are written, each once, in
-//! the transaction of the batch that completes it (8 KiB per 256 entries
-//! for row 0, far less above). The partial tile at the right edge of each
-//! row lives in memory ([`Edge`]) and is rebuilt on open from the journal
-//! tail and the stored tiles. A node at a level between two rows is hashed
-//! from at most 128 hashes of one tile, so every node, and with it every
-//! proof, costs O(log n) tile reads and bounded hashing, never a pass over
-//! the leaves.
+//! the transaction of the batch that completes it. A stored tile keeps its
+//! 256 hashes and also the 255 inner nodes above them (levels `8·r + 1` to
+//! `8·r + 8`), 16 KiB per 256 entries for row 0 and far less above, so that
+//! every node of the tree is one slice of one record. The partial tile at
+//! the right edge of each row lives in memory ([`Edge`]), its inner nodes
+//! kept as they form, and is rebuilt on open from the journal tail and the
+//! stored tiles. A proof therefore costs O(log n) record reads and no
+//! hashing at all, never a pass over the leaves.
 //!
 //! An earlier layout stored every node in its own B-tree record: durable
 //! appends ran at half the speed of a bare journal (`agentrail bench log`);
@@ -17,13 +18,39 @@
 use agentrail_log::merkle::{self, Hash, Nodes, TreeError};
 use redb::{ReadableTable, TableDefinition};
 
-/// Full tiles by (row, index): 256 hashes of 32 bytes.
-pub(crate) const TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("merkle_tiles_v1");
+/// Full tiles by (row, index): the 256 hashes of the row, then each inner
+/// level up to the tile's root (511 hashes of 32 bytes).
+pub(crate) const TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("merkle_tiles_v2");
 
 /// Hashes per tile.
 pub const TILE_WIDTH: usize = 256;
 /// Tree levels per row.
 const ROW_HEIGHT: u32 = 8;
+/// Hashes in a stored tile: 256 + 128 + … + 1.
+const STORED_HASHES: usize = 2 * TILE_WIDTH - 1;
+
+/// Where level `within` (0 = the row's hashes, 8 = the tile's root) starts
+/// in a stored tile, in hashes.
+fn level_offset(within: u32) -> usize {
+    2 * TILE_WIDTH - ((2 * TILE_WIDTH) >> within)
+}
+
+/// Reads stored full tiles.
+pub(crate) trait StoredTiles {
+    /// `count` hashes from `position` of tile `index` of row `row`, or
+    /// `None` if that tile is not stored.
+    fn read(
+        &self,
+        row: u8,
+        index: u64,
+        position: usize,
+        count: usize,
+    ) -> Result<Option<Vec<Hash>>, TreeError>;
+}
+
+fn row_byte(row: usize) -> u8 {
+    u8::try_from(row).expect("a tree of at most 2^64 leaves has fewer than 9 rows")
+}
 
 /// The right edge of the tree: per row, the full tiles' count and the
 /// partial tile.
@@ -35,8 +62,7 @@ pub struct Edge {
 }
 
 /// A tile being filled, with its complete inner nodes kept as they form
-/// (one hash per push, amortised), so that the nodes a root or a proof
-/// needs at the edge cost nothing to look up.
+/// (one hash per push, amortised).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct PartialTile {
     /// `levels[k]` holds the complete nodes 2^k hashes wide.
@@ -48,8 +74,8 @@ impl PartialTile {
         &self.levels[0]
     }
 
-    /// Adds a hash; when the tile becomes full, returns its bytes and its
-    /// root, and starts over.
+    /// Adds a hash; when the tile becomes full, returns its stored bytes and
+    /// its root, and starts over.
     fn push(&mut self, hash: Hash) -> Option<(Vec<u8>, Hash)> {
         self.levels[0].push(hash);
         let (mut index, mut node) = (self.levels[0].len() - 1, hash);
@@ -59,7 +85,12 @@ impl PartialTile {
             level += 1;
             index >>= 1;
             if level == ROW_HEIGHT as usize {
-                let bytes = self.levels[0].concat();
+                let mut bytes = Vec::with_capacity(STORED_HASHES * 32);
+                for hashes in &self.levels {
+                    bytes.extend_from_slice(&hashes.concat());
+                }
+                bytes.extend_from_slice(&node);
+                debug_assert_eq!(bytes.len(), STORED_HASHES * 32);
                 *self = PartialTile::default();
                 return Some((bytes, node));
             }
@@ -83,31 +114,6 @@ pub(crate) struct NewTile {
     pub bytes: Vec<u8>,
 }
 
-/// The root of a power-of-two run of hashes.
-fn subtree_root(hashes: &[Hash]) -> Hash {
-    debug_assert!(hashes.len().is_power_of_two());
-    let mut level: Vec<Hash> = hashes.to_vec();
-    while level.len() > 1 {
-        level = level
-            .chunks_exact(2)
-            .map(|pair| merkle::node_hash(&pair[0], &pair[1]))
-            .collect();
-    }
-    level[0]
-}
-
-fn tile_hashes(bytes: &[u8]) -> Result<Vec<Hash>, TreeError> {
-    if bytes.len() != TILE_WIDTH * 32 {
-        return Err(TreeError::Storage(
-            "a stored tile has the wrong size".into(),
-        ));
-    }
-    Ok(bytes
-        .chunks_exact(32)
-        .map(|chunk| chunk.try_into().expect("32 bytes"))
-        .collect())
-}
-
 impl Edge {
     /// The edge after appending `leaves`, and the tiles they complete.
     pub(crate) fn append(&self, leaves: &[Hash]) -> (Edge, Vec<NewTile>) {
@@ -127,7 +133,7 @@ impl Edge {
         }
         if let Some((bytes, root)) = self.partial[row].push(hash) {
             tiles.push(NewTile {
-                row: u8::try_from(row).expect("fewer than 8 rows"),
+                row: row_byte(row),
                 index: self.full[row],
                 bytes,
             });
@@ -141,15 +147,15 @@ impl Edge {
     pub(crate) fn rebuild(
         size: u64,
         tail: Vec<Hash>,
-        tile: &dyn Fn(u8, u64) -> Result<Option<Vec<u8>>, TreeError>,
+        tiles: &dyn StoredTiles,
     ) -> Result<Edge, TreeError> {
         let mut edge = Edge {
             size,
             ..Edge::default()
         };
-        let mut row = 0u32;
+        let mut row = 0usize;
         loop {
-            let count = size.checked_shr(ROW_HEIGHT * row).unwrap_or(0);
+            let count = size.checked_shr(ROW_HEIGHT * row as u32).unwrap_or(0);
             if count == 0 {
                 break;
             }
@@ -157,14 +163,15 @@ impl Edge {
             let partial = if row == 0 {
                 tail.clone()
             } else {
-                let below = u8::try_from(row - 1).expect("fewer than 8 rows");
                 (full * TILE_WIDTH as u64..count)
                     .map(|index| {
-                        let bytes = tile(below, index)?.ok_or(TreeError::Missing {
-                            level: (row - 1) * ROW_HEIGHT,
-                            index: index * TILE_WIDTH as u64,
-                        })?;
-                        Ok(subtree_root(&tile_hashes(&bytes)?))
+                        let root = tiles
+                            .read(row_byte(row - 1), index, STORED_HASHES - 1, 1)?
+                            .ok_or(TreeError::Missing {
+                                level: (row as u32 - 1) * ROW_HEIGHT,
+                                index: index * TILE_WIDTH as u64,
+                            })?;
+                        Ok(root[0])
                     })
                     .collect::<Result<Vec<_>, TreeError>>()?
             };
@@ -190,13 +197,14 @@ impl Edge {
         self.full.get(row).copied().unwrap_or(0)
     }
 
-    /// Hashes `first..first + count` of row `row`, if the tree holds them.
+    /// Hashes `first..first + count` of row `row`, within one tile, if the
+    /// tree holds them.
     pub(crate) fn hashes(
         &self,
         row: usize,
         first: u64,
         count: u64,
-        tile: &dyn Fn(u8, u64) -> Result<Option<Vec<u8>>, TreeError>,
+        tiles: &dyn StoredTiles,
     ) -> Result<Option<Vec<Hash>>, TreeError> {
         let width = TILE_WIDTH as u64;
         let index = first / width;
@@ -204,62 +212,90 @@ impl Edge {
         if count == 0 || offset as u64 + count > width {
             return Ok(None);
         }
-        let count = count as usize;
         if index < self.full_tiles(row) {
-            let row_byte = u8::try_from(row).expect("fewer than 8 rows");
-            let bytes = tile(row_byte, index)?.ok_or(TreeError::Missing {
-                level: row as u32 * ROW_HEIGHT,
-                index: first,
-            })?;
-            return Ok(Some(tile_hashes(&bytes)?[offset..offset + count].to_vec()));
+            return tiles.read(row_byte(row), index, offset, count as usize);
         }
         if index == self.full_tiles(row) {
             let partial = self.partial.get(row).map(PartialTile::base).unwrap_or(&[]);
-            return Ok(partial.get(offset..offset + count).map(<[Hash]>::to_vec));
+            return Ok(partial
+                .get(offset..offset + count as usize)
+                .map(<[Hash]>::to_vec));
         }
         Ok(None)
     }
 
-    /// Node `index` (in row units of 2^within hashes) of row `row`'s
-    /// partial tile, if it is complete there.
-    fn partial_node(&self, row: usize, within: u32, index: u64) -> Option<Hash> {
-        let first_in_partial = self
-            .full_tiles(row)
-            .checked_mul(TILE_WIDTH as u64 >> within)?;
-        let relative = index.checked_sub(first_in_partial)?;
-        self.partial.get(row)?.node(within, relative)
+    /// Node `index` at level `8·row + within`, if the tree holds it.
+    pub(crate) fn node(
+        &self,
+        row: usize,
+        within: u32,
+        index: u64,
+        tiles: &dyn StoredTiles,
+    ) -> Result<Option<Hash>, TreeError> {
+        let per_tile = (TILE_WIDTH as u64) >> within;
+        let tile = index / per_tile;
+        let position = index % per_tile;
+        if tile < self.full_tiles(row) {
+            let offset = level_offset(within) + position as usize;
+            return Ok(tiles
+                .read(row_byte(row), tile, offset, 1)?
+                .map(|hashes| hashes[0]));
+        }
+        if tile == self.full_tiles(row) {
+            return Ok(self
+                .partial
+                .get(row)
+                .and_then(|partial| partial.node(within, position)));
+        }
+        Ok(None)
     }
 }
 
-/// Tree nodes from stored tiles and the in-memory edge.
+/// Tree nodes from stored tiles (a redb table) and the in-memory edge.
 pub(crate) struct TileNodes<'a, T> {
     pub tiles: &'a T,
     pub edge: &'a Edge,
 }
 
-impl<T: ReadableTable<(u8, u64), &'static [u8]>> TileNodes<'_, T> {
-    pub(crate) fn tile(&self, row: u8, index: u64) -> Result<Option<Vec<u8>>, TreeError> {
-        Ok(self
-            .tiles
+/// A redb table of tiles.
+pub(crate) struct TableTiles<'a, T>(pub &'a T);
+
+impl<T: ReadableTable<(u8, u64), &'static [u8]>> StoredTiles for TableTiles<'_, T> {
+    fn read(
+        &self,
+        row: u8,
+        index: u64,
+        position: usize,
+        count: usize,
+    ) -> Result<Option<Vec<Hash>>, TreeError> {
+        let Some(value) = self
+            .0
             .get((row, index))
             .map_err(|e| TreeError::Storage(e.to_string()))?
-            .map(|value| value.value().to_vec()))
+        else {
+            return Ok(None);
+        };
+        let bytes = value.value();
+        if bytes.len() != STORED_HASHES * 32 || position + count > STORED_HASHES {
+            return Err(TreeError::Storage(format!(
+                "stored tile {row}/{index} has the wrong size"
+            )));
+        }
+        Ok(Some(
+            bytes[32 * position..32 * (position + count)]
+                .chunks_exact(32)
+                .map(|chunk| chunk.try_into().expect("32 bytes"))
+                .collect(),
+        ))
     }
 }
 
 impl<T: ReadableTable<(u8, u64), &'static [u8]>> Nodes for TileNodes<'_, T> {
     fn node(&self, level: u32, index: u64) -> Result<Hash, TreeError> {
-        let missing = TreeError::Missing { level, index };
         let (row, within) = (level / ROW_HEIGHT, level % ROW_HEIGHT);
-        if let Some(hash) = self.edge.partial_node(row as usize, within, index) {
-            return Ok(hash);
-        }
-        let first = index.checked_shl(within).ok_or(missing.clone())?;
-        let hashes = self
-            .edge
-            .hashes(row as usize, first, 1 << within, &|r, i| self.tile(r, i))?
-            .ok_or(missing)?;
-        Ok(subtree_root(&hashes))
+        self.edge
+            .node(row as usize, within, index, &TableTiles(self.tiles))?
+            .ok_or(TreeError::Missing { level, index })
     }
 }
 
@@ -271,9 +307,20 @@ mod tests {
 
     struct Map(BTreeMap<(u8, u64), Vec<u8>>);
 
-    impl Map {
-        fn get(&self, row: u8, index: u64) -> Result<Option<Vec<u8>>, TreeError> {
-            Ok(self.0.get(&(row, index)).cloned())
+    impl StoredTiles for Map {
+        fn read(
+            &self,
+            row: u8,
+            index: u64,
+            position: usize,
+            count: usize,
+        ) -> Result<Option<Vec<Hash>>, TreeError> {
+            Ok(self.0.get(&(row, index)).map(|bytes| {
+                bytes[32 * position..32 * (position + count)]
+                    .chunks_exact(32)
+                    .map(|chunk| chunk.try_into().unwrap())
+                    .collect()
+            }))
         }
     }
 
@@ -296,25 +343,15 @@ mod tests {
                 expected.push(*leaf);
             }
             at += batch;
-            let rebuilt = Edge::rebuild(at as u64, leaves[at / 256 * 256..at].to_vec(), &|r, i| {
-                tiles.get(r, i)
-            })
-            .unwrap();
+            let rebuilt =
+                Edge::rebuild(at as u64, leaves[at / 256 * 256..at].to_vec(), &tiles).unwrap();
             assert_eq!(rebuilt, edge, "rebuilt edge at {at}");
         }
         assert!(tiles.0.contains_key(&(1, 0)), "a row-1 tile was completed");
         // Every node answered from tiles and edge matches the tree.
         let nodes = |level: u32, index: u64| -> Result<Hash, TreeError> {
-            let (row, within) = (level / 8, level % 8);
-            if let Some(hash) = edge.partial_node(row as usize, within, index) {
-                return Ok(hash);
-            }
-            let hashes = edge
-                .hashes(row as usize, index << within, 1 << within, &|r, i| {
-                    tiles.get(r, i)
-                })?
-                .ok_or(TreeError::Missing { level, index })?;
-            Ok(subtree_root(&hashes))
+            edge.node((level / 8) as usize, level % 8, index, &tiles)?
+                .ok_or(TreeError::Missing { level, index })
         };
         for level in 0..17u32 {
             let count = (at as u64) >> level;
@@ -327,5 +364,8 @@ mod tests {
             }
             assert!(nodes(level, count).is_err());
         }
+        // The row's hashes of a full tile, as served.
+        let served = edge.hashes(0, 256, 256, &tiles).unwrap().unwrap();
+        assert_eq!(served[0], expected.node(0, 256).unwrap());
     }
 }
