@@ -74,14 +74,21 @@ pub enum LogCommand {
     Key,
 }
 
-/// A key given inline or in a file.
-fn read_key(text: &str) -> anyhow::Result<LogKey> {
-    let text = if Path::new(text).is_file() {
-        std::fs::read_to_string(text).with_context(|| format!("cannot read {text}"))?
+/// The text of a key given inline or in a file, checked.
+fn key_text_of(argument: &str) -> anyhow::Result<String> {
+    let text = if Path::new(argument).is_file() {
+        std::fs::read_to_string(argument).with_context(|| format!("cannot read {argument}"))?
     } else {
-        text.to_owned()
+        argument.to_owned()
     };
-    Ok(LogKey::parse(text.trim())?)
+    let text = text.trim().to_owned();
+    LogKey::parse(&text)?;
+    Ok(text)
+}
+
+/// A key given inline or in a file.
+fn read_key(argument: &str) -> anyhow::Result<LogKey> {
+    Ok(LogKey::parse(&key_text_of(argument)?)?)
 }
 
 fn decode_hash(text: &str) -> anyhow::Result<Hash> {
@@ -264,15 +271,18 @@ async fn watch_once(
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
         Err(error) => return Err(anyhow!("cannot read {}: {error}", state_path.display()).into()),
     };
-    let key_text = match (&saved, key_arg) {
+    let given = key_arg.map(key_text_of).transpose()?;
+    let key_text = match (&saved, given) {
+        (Some(saved), Some(given)) if saved.log_key != given => {
+            return Err(anyhow!(
+                "{} pins the log key {}, not {given}",
+                state_path.display(),
+                saved.log_key
+            )
+            .into());
+        }
         (Some(saved), _) => saved.log_key.clone(),
-        (None, Some(text)) => read_key(text).map(|_| text.to_owned()).and_then(|text| {
-            if Path::new(&text).is_file() {
-                Ok(std::fs::read_to_string(&text)?.trim().to_owned())
-            } else {
-                Ok(text)
-            }
-        })?,
+        (None, Some(given)) => given,
         (None, None) => {
             let text = client.log_key().await?;
             eprintln!(

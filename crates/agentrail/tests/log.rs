@@ -277,6 +277,29 @@ async fn verify_watch_and_audit_from_the_command_line() {
     let out = watch(&node);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("rewrote its history"));
+    // The state file pins its key: another one is refused.
+    let other = agentrail_log::LogSigner::new(
+        "agentrail.log/other",
+        ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+    )
+    .unwrap()
+    .verifier_key();
+    let out = cli(
+        &node,
+        &[
+            "log",
+            "watch",
+            "--state",
+            state.to_str().unwrap(),
+            "--log-key",
+            &other,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pins the log key"),
+        "{out:?}"
+    );
 
     client
         .submit(&payer, &kit::hold("cli-log-hold", did(&payer), usd(2)))
