@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use agentrail_log::merkle::{self, Hash, MemoryTree};
 use agentrail_log::{Checkpoint, LogSigner};
+use agentrail_sim::rng::Rng;
 use agentrail_store::Store;
 use redb::{Database, Durability, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
@@ -63,15 +64,6 @@ pub struct LogBenchReport {
     pub durable_without_log_per_s: f64,
     /// How much slower appending is with the log, in percent.
     pub log_overhead_percent: f64,
-}
-
-/// SplitMix64, for proof positions.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 fn entry(index: usize) -> Vec<u8> {
@@ -144,8 +136,8 @@ pub fn run_log_bench(config: LogBenchConfig, progress: &mut dyn FnMut(&str)) -> 
     progress("proofs");
     let size = config.leaves;
     let samples = 10_000;
-    let mut seed = 42;
-    let positions: Vec<u64> = (0..samples).map(|_| next(&mut seed) % size).collect();
+    let mut rng = Rng::new(42);
+    let positions: Vec<u64> = (0..samples).map(|_| rng.below(size)).collect();
     let started = Instant::now();
     let proofs: Vec<Vec<Hash>> = positions
         .iter()
@@ -231,10 +223,10 @@ pub fn run_log_bench(config: LogBenchConfig, progress: &mut dyn FnMut(&str)) -> 
     let durable_with_log_per_s = median(&mut with_log);
     let durable_without_log_per_s = median(&mut without_log);
     let store_size = store.len().expect("length");
-    let mut seed = 7;
+    let mut rng = Rng::new(7);
     let started = Instant::now();
     for _ in 0..1_000 {
-        let index = next(&mut seed) % store_size;
+        let index = rng.below(store_size);
         store
             .with_tree(|nodes| merkle::inclusion_proof(nodes, index, store_size))
             .expect("a stored proof");

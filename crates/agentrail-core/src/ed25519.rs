@@ -406,12 +406,8 @@ mod tests {
             .enumerate()
             .map(|(i, m)| signed(i as u8, m))
             .collect();
-        let items = |signatures: &[(PublicKey, [u8; 64])]| -> Vec<(PublicKey, [u8; 64])> {
-            signatures.to_vec()
-        };
         let check = |signatures: &[(PublicKey, [u8; 64])]| {
-            let owned = items(signatures);
-            let batch: Vec<Item<'_>> = owned
+            let batch: Vec<Item<'_>> = signatures
                 .iter()
                 .zip(&messages)
                 .map(|((key, signature), message)| Item {

@@ -294,42 +294,6 @@ pub fn verify_consistency(
     Ok(())
 }
 
-/// The complete-subtree nodes that appending `leaves` (leaf hashes) to a
-/// tree of `size` leaves creates, leaves included, in creation order.
-/// `existing` answers for nodes of the tree before the append.
-pub fn appended_nodes(
-    size: u64,
-    leaves: &[Hash],
-    existing: &(impl Nodes + ?Sized),
-) -> Result<Vec<(u32, u64, Hash)>, TreeError> {
-    let mut created: Vec<(u32, u64, Hash)> = Vec::with_capacity(2 * leaves.len() + 64);
-    // The newest node created at each level (the left sibling a later
-    // right child needs, when it was made in this same append).
-    let mut newest: Vec<Option<(u64, Hash)>> = vec![None; 64];
-    for (offset, leaf) in leaves.iter().enumerate() {
-        let (mut level, mut index, mut hash) = (0u32, size + offset as u64, *leaf);
-        loop {
-            created.push((level, index, hash));
-            let left = if index & 1 == 1 {
-                Some(match newest[level as usize] {
-                    Some((i, left)) if i == index - 1 => left,
-                    _ => existing.node(level, index - 1)?,
-                })
-            } else {
-                None
-            };
-            newest[level as usize] = Some((index, hash));
-            let Some(left) = left else {
-                break;
-            };
-            hash = node_hash(&left, &hash);
-            level += 1;
-            index >>= 1;
-        }
-    }
-    Ok(created)
-}
-
 /// A whole tree in memory: for tests, benchmarks and audits.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryTree {
@@ -600,28 +564,6 @@ mod tests {
                     assert!(verify_consistency(first, size, &r1, &r2, &proof[1..]).is_err());
                 }
             }
-        }
-    }
-
-    #[test]
-    fn appended_nodes_match_a_tree_grown_leaf_by_leaf() {
-        let leaves: Vec<Hash> = (0..300u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
-        let mut stored = MemoryTree::new();
-        let mut expected = MemoryTree::new();
-        let mut size = 0usize;
-        for batch in [1usize, 1, 2, 5, 8, 13, 64, 100, 106] {
-            let new = appended_nodes(size as u64, &leaves[size..size + batch], &stored).unwrap();
-            for leaf in &leaves[size..size + batch] {
-                expected.push(*leaf);
-            }
-            for (level, index, hash) in new {
-                assert_eq!(expected.node(level, index), Ok(hash));
-                if level == 0 {
-                    stored.push(hash);
-                }
-            }
-            size += batch;
-            assert_eq!(root(&stored, size as u64), root(&expected, size as u64));
         }
     }
 }

@@ -23,10 +23,10 @@
 //! - [`Store::save_snapshot`] is atomic and durable on return; a snapshot
 //!   never replaces the journal entries it covers (the journal is also the
 //!   transparency log and is never truncated).
-//! - The journal is also an RFC 9162 Merkle tree: every complete subtree's
-//!   hash is stored with the batch that completes it, in the same
-//!   transaction, so the tree and the journal never disagree after a crash.
-//!   Proofs read O(log n) of these nodes (`agentrail_log::merkle`).
+//! - The journal is also an RFC 9162 Merkle tree, stored as C2SP tiles
+//!   (`tree.rs`): each full tile is written in the transaction of the batch
+//!   that completes it, so the tree and the journal never disagree after a
+//!   crash. Proofs read O(log n) tiles (`agentrail_log::merkle`).
 //! - Every read checks a SHA-256 checksum that binds each entry to its index
 //!   and each snapshot to its coverage, so a corrupt byte is an error, never
 //!   a wrong answer.

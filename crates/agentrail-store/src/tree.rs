@@ -48,6 +48,14 @@ pub(crate) trait StoredTiles {
     ) -> Result<Option<Vec<Hash>>, TreeError>;
 }
 
+/// `count` hashes from `position` of a stored tile's bytes.
+fn hashes_at(bytes: &[u8], position: usize, count: usize) -> Vec<Hash> {
+    bytes[32 * position..32 * (position + count)]
+        .chunks_exact(32)
+        .map(|chunk| chunk.try_into().expect("chunks of 32 bytes"))
+        .collect()
+}
+
 fn row_byte(row: usize) -> u8 {
     u8::try_from(row).expect("a tree of at most 2^64 leaves has fewer than 9 rows")
 }
@@ -281,12 +289,7 @@ impl<T: ReadableTable<(u8, u64), &'static [u8]>> StoredTiles for TableTiles<'_, 
                 "stored tile {row}/{index} has the wrong size"
             )));
         }
-        Ok(Some(
-            bytes[32 * position..32 * (position + count)]
-                .chunks_exact(32)
-                .map(|chunk| chunk.try_into().expect("32 bytes"))
-                .collect(),
-        ))
+        Ok(Some(hashes_at(bytes, position, count)))
     }
 }
 
@@ -315,12 +318,10 @@ mod tests {
             position: usize,
             count: usize,
         ) -> Result<Option<Vec<Hash>>, TreeError> {
-            Ok(self.0.get(&(row, index)).map(|bytes| {
-                bytes[32 * position..32 * (position + count)]
-                    .chunks_exact(32)
-                    .map(|chunk| chunk.try_into().unwrap())
-                    .collect()
-            }))
+            Ok(self
+                .0
+                .get(&(row, index))
+                .map(|bytes| hashes_at(bytes, position, count)))
         }
     }
 
