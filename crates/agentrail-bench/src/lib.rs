@@ -71,10 +71,14 @@ pub struct LedgerBenchReport {
     pub group_commit_mean_batch: f64,
     /// Mean request signatures checked per batch in (a).
     pub group_commit_mean_signature_batch: f64,
+    /// Processor time per transfer in (a), all threads together: with
+    /// `cores`, the rate the machine could sustain at full use.
+    pub group_commit_cpu_us: f64,
     /// (a) with signatures verified before the clock starts: the writer,
     /// the ledger and the journal alone, comparable with SQLite's storage-only
     /// figure.
     pub group_commit_preverified_tps: f64,
+    pub group_commit_preverified_cpu_us: f64,
     pub fsync_each_tps: f64,
     pub sqlite_tps: f64,
     pub http_tps: f64,
@@ -318,7 +322,7 @@ fn in_process(
     clients: usize,
     tag: &str,
     verification: Verification,
-) -> (f64, f64, f64) {
+) -> InProcess {
     let embedded = Embedded::start(world, batch_max);
     let early_nonces = Nonces::default();
     let requests = world.requests(count, tag);
@@ -338,6 +342,7 @@ fn in_process(
         .enable_all()
         .build()
         .expect("a runtime");
+    let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     runtime.block_on(async {
         let mut tasks = Vec::new();
@@ -401,11 +406,38 @@ fn in_process(
         0 => 0.0,
         batches => count as f64 / batches as f64,
     };
-    (
-        count as f64 / elapsed,
-        mean(batches),
-        mean(signature_batches),
-    )
+    let cpu_us = match (cpu_before, process_cpu_seconds()) {
+        (Some(before), Some(after)) => (after - before) * 1e6 / count as f64,
+        _ => f64::NAN,
+    };
+    InProcess {
+        tps: count as f64 / elapsed,
+        mean_batch: mean(batches),
+        mean_signature_batch: mean(signature_batches),
+        cpu_us,
+    }
+}
+
+/// What one in-process run measured.
+struct InProcess {
+    tps: f64,
+    mean_batch: f64,
+    mean_signature_batch: f64,
+    /// Processor time of the whole process per transfer, all threads.
+    cpu_us: f64,
+}
+
+/// User plus system processor time of this process so far, all threads;
+/// `None` where `/proc` does not tell it.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 12th and 13th of them, in clock ticks of 1/100 s (Linux's USER_HZ).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ').skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / 100.0)
 }
 
 /// (c): the same transfers in SQLite, one durable transaction each.
@@ -550,7 +582,7 @@ pub fn run_ledger_bench(
     assert!(config.clients <= QUEUE_MAX, "more clients than queue slots");
     let world = World::new();
     progress("group_commit");
-    let (group_commit_tps, group_commit_mean_batch, group_commit_mean_signature_batch) = in_process(
+    let group_commit = in_process(
         &world,
         agentrail_node::ledger::BATCH_MAX,
         config.transfers,
@@ -559,7 +591,7 @@ pub fn run_ledger_bench(
         Verification::Timed,
     );
     progress("group_commit_preverified");
-    let (group_commit_preverified_tps, _, _) = in_process(
+    let preverified = in_process(
         &world,
         agentrail_node::ledger::BATCH_MAX,
         config.transfers,
@@ -568,14 +600,15 @@ pub fn run_ledger_bench(
         Verification::Before,
     );
     progress("fsync_each");
-    let (fsync_each_tps, _, _) = in_process(
+    let fsync_each_tps = in_process(
         &world,
         1,
         config.slow_transfers,
         config.clients,
         "each",
         Verification::Timed,
-    );
+    )
+    .tps;
     progress("sqlite");
     let sqlite_tps = sqlite(&world, config.slow_transfers).expect("SQLite runs");
     progress("http");
@@ -586,18 +619,20 @@ pub fn run_ledger_bench(
         slow_transfers: config.slow_transfers,
         clients: config.clients,
         cores: cores(),
-        group_commit_tps,
-        group_commit_mean_batch,
-        group_commit_mean_signature_batch,
-        group_commit_preverified_tps,
+        group_commit_tps: group_commit.tps,
+        group_commit_mean_batch: group_commit.mean_batch,
+        group_commit_mean_signature_batch: group_commit.mean_signature_batch,
+        group_commit_cpu_us: group_commit.cpu_us,
+        group_commit_preverified_tps: preverified.tps,
+        group_commit_preverified_cpu_us: preverified.cpu_us,
         fsync_each_tps,
         sqlite_tps,
         http_tps,
         http_p50_us,
         http_p99_us,
-        group_commit_vs_sqlite: group_commit_tps / sqlite_tps,
-        group_commit_vs_fsync_each: group_commit_tps / fsync_each_tps,
-        preverified_vs_sqlite: group_commit_preverified_tps / sqlite_tps,
+        group_commit_vs_sqlite: group_commit.tps / sqlite_tps,
+        group_commit_vs_fsync_each: group_commit.tps / fsync_each_tps,
+        preverified_vs_sqlite: preverified.tps / sqlite_tps,
     }
 }
 

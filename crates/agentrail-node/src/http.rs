@@ -498,13 +498,13 @@ fn path_did(path: Result<Path<String>, PathRejection>) -> Result<Did, ApiError> 
     parse_did(&text)
 }
 
-/// Reads the durable state, or answers 503 while the ledger recovers from
-/// a storage failure.
-fn read_state<T>(
+/// Reads the state, answering once what was read is durable, or answers
+/// 503 while the ledger recovers from a storage failure.
+async fn read_state<T>(
     ledger: &Ledger,
     read: impl FnOnce(&agentrail_core::State) -> T,
 ) -> Result<T, ApiError> {
-    ledger.read(read).ok_or_else(|| {
+    ledger.read_durable(read).await.ok_or_else(|| {
         ApiError::busy(
             "storage_unavailable",
             "the ledger is recovering from a storage failure; retry shortly",
@@ -512,8 +512,8 @@ fn read_state<T>(
     })
 }
 
-fn balance_of(ledger: &Ledger, did: Did) -> Result<Option<BalanceResponse>, ApiError> {
-    let balance = read_state(ledger, |state| state.balance(&did))?;
+async fn balance_of(ledger: &Ledger, did: Did) -> Result<Option<BalanceResponse>, ApiError> {
+    let balance = read_state(ledger, |state| state.balance(&did)).await?;
     Ok(balance.map(|b| BalanceResponse {
         did,
         available: b.available,
@@ -526,7 +526,8 @@ async fn get_balance(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::Json<BalanceResponse>, ApiError> {
     let did = path_did(path)?;
-    balance_of(&app.ledger, did)?
+    balance_of(&app.ledger, did)
+        .await?
         .map(axum::Json)
         .ok_or_else(|| {
             ApiError::new(
@@ -574,7 +575,8 @@ async fn get_hold(
 ) -> Result<axum::Json<HoldResponse>, ApiError> {
     let Path(id) =
         path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
-    read_state(&app.ledger, |state| state.hold_status(&id))?
+    read_state(&app.ledger, |state| state.hold_status(&id))
+        .await?
         .map(|status| {
             axum::Json(HoldResponse {
                 id: id.clone(),
@@ -596,7 +598,8 @@ async fn get_approval(
     path: Result<Path<u64>, PathRejection>,
 ) -> Result<axum::Json<ApprovalResponse>, ApiError> {
     let id = path_index(path)?;
-    read_state(&app.ledger, |state| state.approval_status(id))?
+    read_state(&app.ledger, |state| state.approval_status(id))
+        .await?
         .map(|status| axum::Json(ApprovalResponse { id, status }))
         .ok_or_else(|| {
             ApiError::new(
@@ -615,7 +618,8 @@ async fn get_grant(
     let did = path_did(path)?;
     read_state(&app.ledger, |state| {
         state.grant_status(&did, state.clock().max(unix_now()))
-    })?
+    })
+    .await?
     .map(axum::Json)
     .ok_or_else(|| {
         ApiError::new(
@@ -644,7 +648,8 @@ async fn get_passport(
                 .map(|g| g.grant.grant().issuer);
         }
         Some((kind, grant, chain))
-    })?
+    })
+    .await?
     .ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -654,7 +659,7 @@ async fn get_passport(
     })?;
     let balance = match kind {
         IdentityKind::Session => None,
-        _ => balance_of(&app.ledger, did)?,
+        _ => balance_of(&app.ledger, did).await?,
     };
     let (recent, _) = app
         .ledger

@@ -1,22 +1,29 @@
 //! The ledger service: state, journal and the single writer.
 //!
 //! ```text
-//! HTTP handlers (all cores): verify RFC 9421 signature, parse ──▶ bounded queue
-//!                                                                    │
-//!   writer thread: take up to BATCH_MAX jobs ─▶ State::apply each ─▶ one journal
-//!   append (one fsync) ─▶ only then reply to every job of the batch
+//! verifier threads: signatures checked ──▶ bounded queue
+//!                                             │
+//!   writer thread: take up to BATCH_MAX jobs ─▶ State::apply each ─▶ encode
+//!   the entries ──▶ pipeline (PIPELINE_DEPTH batches)
+//!                                             │
+//!   committer thread: merge what waits ─▶ one journal append (one fsync)
+//!   ─▶ history, checkpoint, durable mark ─▶ only then reply to every job
 //! ```
 //!
-//! The writer holds the state's write lock from the first `apply` of a
-//! batch until its commit returned, so a reader never sees a change that is
-//! not durable. Rejections wait for the batch too: a refusal may depend on
-//! an earlier command of the same batch, and must not be answered before
-//! that command is durable.
+//! The writer applies the next batch while the committer makes the previous
+//! one durable, so the fsync no longer stalls the state machine. Nothing is
+//! answered before it is durable: commands are answered by the committer,
+//! rejections too (a refusal may depend on an earlier command that is still
+//! being committed), and reads of the state ([`Ledger::read_durable`]) wait
+//! until everything the state they saw reflects is durable. When a commit
+//! fails the committer rebuilds the state from disk under a new recovery
+//! epoch; batches and reads of the old epoch are refused, never answered
+//! from a state that included lost commands.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,10 +32,10 @@ use agentrail_log::merkle::{self, Hash, Nodes, TreeError};
 use agentrail_log::{Checkpoint, LogSigner};
 use agentrail_store::{Store, StoreError};
 use agentrail_wire::api::{CommandResponse, HistoryItem, ReceiptRef};
-use agentrail_wire::entry::{ENTRY_VERSION, EntryRequest, JournalEntry};
+use agentrail_wire::entry::{EntryRequest, JournalEntry, encode_entry};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::metrics::Metrics;
 
@@ -116,16 +123,35 @@ struct History {
 
 impl History {
     fn record(&mut self, index: u64, entry: &JournalEntry) {
-        let mut dids = vec![entry.signer];
-        for event in &entry.events {
-            event.parties(&mut dids);
-        }
-        dids.sort();
-        dids.dedup();
+        let mut dids = Vec::new();
+        parties(entry.signer, &entry.events, &mut dids);
+        self.record_parties(index, &dids);
+    }
+
+    /// Records entry `index` for each of `dids` (sorted, without repeats).
+    fn record_parties(&mut self, index: u64, dids: &[Did]) {
         for did in dids {
-            self.by_did.entry(did).or_default().push(index);
+            self.by_did.entry(*did).or_default().push(index);
         }
     }
+}
+
+/// Appends to `out` the identities an entry concerns, sorted, once each.
+fn parties(signer: Did, events: &[Event], out: &mut Vec<Did>) {
+    let start = out.len();
+    out.push(signer);
+    for event in events {
+        event.parties(out);
+    }
+    out[start..].sort_unstable();
+    let mut kept = start;
+    for read in start..out.len() {
+        if kept == start || out[read] != out[kept - 1] {
+            out[kept] = out[read];
+            kept += 1;
+        }
+    }
+    out.truncate(kept);
 }
 
 /// State, journal and history, shared by the writer and the readers.
@@ -136,8 +162,18 @@ pub struct Ledger {
     state: RwLock<State>,
     store: RwLock<Option<Store>>,
     history: RwLock<History>,
+    /// Entries durable in the journal.
     journal_len: AtomicU64,
+    /// Entries applied to the state: durable ones and those in the
+    /// pipeline. Changes only under the state's write lock.
+    applied_len: AtomicU64,
+    /// `applied_len` at the last snapshot taken.
     last_snapshot: AtomicU64,
+    /// Recovery epoch: bumped (under the state's write lock) whenever the
+    /// state is rebuilt from disk.
+    epoch: AtomicU64,
+    /// The durable journal length, for readers that wait for it.
+    durable: watch::Sender<Mark>,
     /// A write failed and the store could not be reopened yet.
     degraded: AtomicBool,
     options: LedgerOptions,
@@ -298,7 +334,13 @@ impl Ledger {
             store: RwLock::new(Some(store)),
             history: RwLock::new(history),
             journal_len: AtomicU64::new(journal_len),
+            applied_len: AtomicU64::new(journal_len),
             last_snapshot: AtomicU64::new(journal_len),
+            epoch: AtomicU64::new(0),
+            durable: watch::Sender::new(Mark {
+                epoch: 0,
+                len: journal_len,
+            }),
             degraded: AtomicBool::new(false),
             options,
             log,
@@ -362,14 +404,37 @@ impl Ledger {
         self.journal_len.load(Ordering::Acquire)
     }
 
-    /// Runs `read` on the current (durable) state; `None` while the ledger
-    /// is degraded after a storage failure.
+    /// Runs `read` on the current state; `None` while the ledger is
+    /// degraded after a storage failure. The state may include batches
+    /// still being committed: answers that must only show durable effects
+    /// use [`Ledger::read_durable`].
     pub fn read<T>(&self, read: impl FnOnce(&State) -> T) -> Option<T> {
+        self.read_marked(read).map(|(value, _)| value)
+    }
+
+    fn read_marked<T>(&self, read: impl FnOnce(&State) -> T) -> Option<(T, Mark)> {
         let state = self.state.read().expect("state lock");
         if self.degraded.load(Ordering::Acquire) {
             return None;
         }
-        Some(read(&state))
+        let mark = Mark {
+            epoch: self.epoch.load(Ordering::Acquire),
+            len: self.applied_len.load(Ordering::Acquire),
+        };
+        Some((read(&state), mark))
+    }
+
+    /// Runs `read` on the current state and returns its answer once
+    /// everything that state reflects is durable; `None` while the ledger
+    /// is degraded, or if a storage failure lost part of what was read.
+    pub async fn read_durable<T>(&self, read: impl FnOnce(&State) -> T) -> Option<T> {
+        let (value, read_at) = self.read_marked(read)?;
+        let mut durable = self.durable.subscribe();
+        let reached = durable
+            .wait_for(|now| now.epoch != read_at.epoch || now.len >= read_at.len)
+            .await
+            .ok()?;
+        (reached.epoch == read_at.epoch).then_some(value)
     }
 
     /// Journal entries concerning `did`, newest first, below index `before`.
@@ -416,22 +481,45 @@ impl Ledger {
         Ok((items, next))
     }
 
-    /// The writer: applies and commits batches until the queue closes.
+    /// The writer: applies batches and, on a second thread, commits them,
+    /// until the queue closes and everything queued is answered.
     pub fn run_writer(self: Arc<Self>, queue: Receiver<Job>) {
-        while let Ok(first) = queue.recv() {
-            let mut jobs = vec![first];
-            while jobs.len() < self.options.batch_max {
-                match queue.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
+        let (to_committer, applied) = sync_channel::<AppliedBatch>(PIPELINE_DEPTH);
+        let (to_snapshotter, snapshots) = sync_channel::<(u64, Box<State>)>(1);
+        std::thread::scope(|scope| {
+            let committer = std::thread::Builder::new()
+                .name("agentrail-commit".into())
+                .spawn_scoped(scope, || self.run_committer(applied, to_snapshotter))
+                .expect("a committer thread");
+            let snapshotter = std::thread::Builder::new()
+                .name("agentrail-snapshot".into())
+                .spawn_scoped(scope, || self.run_snapshotter(snapshots))
+                .expect("a snapshot thread");
+            while let Ok(first) = queue.recv() {
+                let mut jobs = vec![first];
+                while jobs.len() < self.options.batch_max {
+                    match queue.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                if let Some(batch) = self.apply_batch(jobs)
+                    && let Err(lost) = to_committer.send(batch)
+                {
+                    lost.0.refuse(|| Refusal::Stopped);
+                    break;
                 }
             }
-            self.write_batch(jobs);
-        }
+            drop(to_committer);
+            let _ = committer.join();
+            let _ = snapshotter.join();
+        });
         tracing::info!("writer stopped");
     }
 
-    fn write_batch(&self, jobs: Vec<Job>) {
+    /// Applies one batch to the state and encodes its entries; `None` when
+    /// the ledger is degraded and could not recover (every job is refused).
+    fn apply_batch(&self, jobs: Vec<Job>) -> Option<AppliedBatch> {
         let mut state = self.state.write().expect("state lock");
         if self.degraded.load(Ordering::Acquire)
             && let Err(error) = self.reopen(&mut state)
@@ -440,15 +528,21 @@ impl Ledger {
             for job in jobs {
                 let _ = job.reply.send(Err(Refusal::Unavailable));
             }
-            return;
+            return None;
         }
         state.advance(unix_now());
         // The time every command of the batch is applied at, and recorded
         // with: the ledger's clock, which never runs backwards.
         let now = state.clock();
-        let mut outcomes: Vec<(oneshot::Sender<Reply>, Applied)> = Vec::with_capacity(jobs.len());
-        let mut entries: Vec<Vec<u8>> = Vec::new();
-        let mut decoded: Vec<JournalEntry> = Vec::new();
+        let mut batch = AppliedBatch {
+            epoch: self.epoch.load(Ordering::Acquire),
+            time: now,
+            entries: Vec::new(),
+            parties: Vec::new(),
+            party_ends: Vec::new(),
+            outcomes: Vec::with_capacity(jobs.len()),
+            snapshot: None,
+        };
         for Job {
             command,
             request,
@@ -457,102 +551,159 @@ impl Ledger {
         {
             let result = state.apply(&command, now);
             if let Ok(events) = &result {
-                let entry = JournalEntry {
-                    version: ENTRY_VERSION,
-                    time: now,
-                    signer: *command.signer(),
-                    request,
-                    events: events.clone(),
-                };
-                entries.push(entry.encode());
-                decoded.push(entry);
+                let signer = *command.signer();
+                batch
+                    .entries
+                    .push(encode_entry(now, signer, &request, events));
+                parties(signer, events, &mut batch.parties);
+                batch.party_ends.push(batch.parties.len());
             }
-            outcomes.push((reply, result));
+            batch.outcomes.push((reply, result));
         }
-        let first_index = if entries.is_empty() {
-            Ok(Appended {
-                first: self.journal_len(),
-                leaf_hashes: Vec::new(),
-                root: None,
-                recovered: false,
-            })
-        } else {
-            self.append(&entries, &mut state)
-        };
-        drop(state);
+        let applied = self.applied_len.load(Ordering::Acquire) + batch.entries.len() as u64;
+        self.applied_len.store(applied, Ordering::Release);
+        if applied - self.last_snapshot.load(Ordering::Acquire) >= self.options.snapshot_every {
+            // A copy, so that the state is serialized off the writer's path.
+            batch.snapshot = Some((applied, Box::new(state.clone())));
+            self.last_snapshot.store(applied, Ordering::Release);
+        }
+        Some(batch)
+    }
 
-        match first_index {
-            Ok(Appended {
-                first,
-                leaf_hashes,
-                root,
-                recovered,
-            }) => {
-                if let Some(root) = root {
-                    let size = first + entries.len() as u64;
-                    *self.checkpoint.write().expect("checkpoint lock") =
-                        Arc::new(checkpoint_of(&self.log, size, root));
+    /// The committer: makes applied batches durable in order, merging what
+    /// is already waiting into one commit, then answers their jobs.
+    fn run_committer(
+        &self,
+        applied: Receiver<AppliedBatch>,
+        snapshots: SyncSender<(u64, Box<State>)>,
+    ) {
+        let mut waiting: Option<AppliedBatch> = None;
+        while let Some(first) = waiting.take().or_else(|| applied.recv().ok()) {
+            let mut entries = first.entries.len();
+            let mut group = vec![first];
+            while let Ok(next) = applied.try_recv() {
+                if entries + next.entries.len() > self.commit_max() {
+                    waiting = Some(next);
+                    break;
                 }
-                let mut leaf_hashes = leaf_hashes.into_iter();
-                if !entries.is_empty() {
-                    // After a recovery the history was rebuilt from disk,
-                    // this batch included.
-                    if !recovered {
-                        let mut history = self.history.write().expect("history lock");
-                        for (offset, entry) in decoded.iter().enumerate() {
-                            history.record(first + offset as u64, entry);
-                        }
-                    }
-                    self.journal_len
-                        .store(first + entries.len() as u64, Ordering::Release);
-                    self.metrics.batches.fetch_add(1, Ordering::Relaxed);
-                    self.metrics
-                        .batch_entries
-                        .fetch_add(entries.len() as u64, Ordering::Relaxed);
-                }
-                let mut next = first;
-                for (reply_to, result) in outcomes {
-                    let reply = match result {
-                        Ok(events) => {
-                            let index = next;
-                            next += 1;
-                            self.metrics.accepted.fetch_add(1, Ordering::Relaxed);
-                            let leaf_hash = leaf_hashes
-                                .next()
-                                .expect("one leaf hash per accepted command");
-                            Ok(CommandResponse {
-                                index,
-                                time: now,
-                                events,
-                                receipt: ReceiptRef {
-                                    index,
-                                    leaf_hash: STANDARD.encode(leaf_hash),
-                                },
-                            })
-                        }
-                        Err(rejection) => {
-                            self.metrics.reject(rejection.code());
-                            Err(Refusal::Rejected(rejection))
-                        }
-                    };
-                    let _ = reply_to.send(reply);
-                }
-                self.maybe_snapshot();
+                entries += next.entries.len();
+                group.push(next);
             }
-            Err(error) => {
-                tracing::error!(%error, "journal append failed; the batch's commands are refused");
-                for (reply_to, _) in outcomes {
-                    let _ = reply_to.send(Err(Refusal::Unavailable));
-                }
+            for snapshot in self.commit_group(group) {
+                // A snapshot the snapshotter has no room for is skipped: a
+                // later one covers more.
+                let _ = snapshots.try_send(snapshot);
             }
         }
     }
 
-    /// Appends a batch. On failure, reopens the store and recovers: if the
-    /// batch landed after all, its index is returned; if not, the state is
-    /// rebuilt without it and the error is returned.
-    fn append(&self, entries: &[Vec<u8>], state: &mut State) -> Result<Appended, LedgerError> {
+    /// Entries one commit may hold: a batch's worth, within the store's
+    /// limit (so that `batch_max: 1` means one fsync per command).
+    fn commit_max(&self) -> usize {
+        self.options
+            .batch_max
+            .min(agentrail_store::BATCH_ENTRIES_MAX)
+    }
+
+    /// Commits a group of applied batches with one fsync and answers their
+    /// jobs; returns the snapshots that became durable.
+    fn commit_group(&self, group: Vec<AppliedBatch>) -> Vec<(u64, Box<State>)> {
+        // Batches applied before a recovery were applied to a state that
+        // no longer exists: none of them landed.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let (group, stale): (Vec<_>, Vec<_>) =
+            group.into_iter().partition(|batch| batch.epoch == epoch);
+        for batch in stale {
+            batch.refuse(|| Refusal::Unavailable);
+        }
+        let entries: Vec<&[u8]> = group
+            .iter()
+            .flat_map(|batch| batch.entries.iter().map(Vec::as_slice))
+            .collect();
         let expected_first = self.journal_len();
+        let landed = if entries.is_empty() {
+            Ok(Landed::AfterRecovery {
+                leaf_hashes: Vec::new(),
+            })
+        } else {
+            self.append(&entries, expected_first)
+        };
+        let leaf_hashes = match landed {
+            Ok(Landed::Now { leaf_hashes, root }) => {
+                let len = expected_first + entries.len() as u64;
+                let mut history = self.history.write().expect("history lock");
+                let mut index = expected_first;
+                for batch in &group {
+                    let mut start = 0;
+                    for &end in &batch.party_ends {
+                        history.record_parties(index, &batch.parties[start..end]);
+                        start = end;
+                        index += 1;
+                    }
+                }
+                drop(history);
+                *self.checkpoint.write().expect("checkpoint lock") =
+                    Arc::new(checkpoint_of(&self.log, len, root));
+                self.publish(len);
+                leaf_hashes
+            }
+            // The reopen rebuilt the history and signed the checkpoint.
+            Ok(Landed::AfterRecovery { leaf_hashes }) => leaf_hashes,
+            Err(error) => {
+                tracing::error!(%error, "journal append failed; the batch's commands are refused");
+                for batch in group {
+                    batch.refuse(|| Refusal::Unavailable);
+                }
+                return Vec::new();
+            }
+        };
+        if !entries.is_empty() {
+            self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .batch_entries
+                .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        }
+        let mut leaf_hashes = leaf_hashes.into_iter();
+        let mut next = expected_first;
+        let mut snapshots = Vec::new();
+        for batch in group {
+            let now = batch.time;
+            for (reply_to, result) in batch.outcomes {
+                let reply = match result {
+                    Ok(events) => {
+                        let index = next;
+                        next += 1;
+                        self.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+                        let leaf_hash = leaf_hashes
+                            .next()
+                            .expect("one leaf hash per accepted command");
+                        Ok(CommandResponse {
+                            index,
+                            time: now,
+                            events,
+                            receipt: ReceiptRef {
+                                index,
+                                leaf_hash: STANDARD.encode(leaf_hash),
+                            },
+                        })
+                    }
+                    Err(rejection) => {
+                        self.metrics.reject(rejection.code());
+                        Err(Refusal::Rejected(rejection))
+                    }
+                };
+                let _ = reply_to.send(reply);
+            }
+            snapshots.extend(batch.snapshot);
+        }
+        snapshots
+    }
+
+    /// Appends entries as one durable commit. On failure, reopens the store
+    /// and recovers: if the entries landed after all, that is what it
+    /// returns; if not, the state is rebuilt without them and the error is
+    /// returned.
+    fn append(&self, entries: &[&[u8]], expected_first: u64) -> Result<Landed, LedgerError> {
         let result = {
             let slot = self.store.read().expect("store lock");
             slot.as_ref()
@@ -563,29 +714,26 @@ impl Ledger {
             Ok(appended) => {
                 assert_eq!(
                     appended.first, expected_first,
-                    "the writer is the journal's only writer"
+                    "the committer is the journal's only writer"
                 );
-                Ok(Appended {
-                    first: appended.first,
+                Ok(Landed::Now {
                     leaf_hashes: appended.leaf_hashes,
-                    root: Some(appended.root),
-                    recovered: false,
+                    root: appended.root,
                 })
             }
             Err(error) => {
                 tracing::error!(%error, "journal append failed; reopening the store to learn what landed");
+                // The writer waits while the state is rebuilt.
+                let mut state = self.state.write().expect("state lock");
                 self.degraded.store(true, Ordering::Release);
                 *self.store.write().expect("store lock") = None;
-                let len = self.reopen(state)?;
+                let len = self.reopen(&mut state)?;
                 if len == expected_first + entries.len() as u64 {
+                    // The checkpoint was re-signed and the history rebuilt
+                    // by the reopen.
                     tracing::warn!("the failed batch was durable after all");
-                    // The checkpoint was re-signed by the reopen.
-                    let leaf_hashes = entries.iter().map(|e| merkle::leaf_hash(e)).collect();
-                    return Ok(Appended {
-                        first: expected_first,
-                        leaf_hashes,
-                        root: None,
-                        recovered: true,
+                    return Ok(Landed::AfterRecovery {
+                        leaf_hashes: entries.iter().map(|e| merkle::leaf_hash(e)).collect(),
                     });
                 }
                 assert_eq!(len, expected_first, "a batch lands whole or not at all");
@@ -594,10 +742,19 @@ impl Ledger {
         }
     }
 
+    /// Publishes the durable journal length to readers waiting for it.
+    fn publish(&self, len: u64) {
+        self.journal_len.store(len, Ordering::Release);
+        self.durable.send_replace(Mark {
+            epoch: self.epoch.load(Ordering::Acquire),
+            len,
+        });
+    }
+
     /// Reopens the store and rebuilds state and history from it. Until this
     /// succeeds the ledger is degraded: its in-memory state may hold a batch
     /// that never became durable, so reads answer 503 and the writer applies
-    /// nothing.
+    /// nothing. Called with the state's write lock held.
     fn reopen(&self, state: &mut State) -> Result<u64, LedgerError> {
         let store = (self.open_store)()?;
         let (recovered, history, len) = recover(&store, self.genesis)?;
@@ -606,41 +763,77 @@ impl Ledger {
         *state = recovered;
         *self.history.write().expect("history lock") = history;
         *self.store.write().expect("store lock") = Some(store);
-        self.journal_len.store(len, Ordering::Release);
+        // Whatever was applied before is gone: batches and reads of the
+        // old state are refused.
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.applied_len.store(len, Ordering::Release);
+        self.last_snapshot.fetch_min(len, Ordering::AcqRel);
+        self.publish(len);
         self.degraded.store(false, Ordering::Release);
         tracing::info!(journal_len = len, "store reopened");
         Ok(len)
     }
 
-    fn maybe_snapshot(&self) {
-        let len = self.journal_len();
-        if len - self.last_snapshot.load(Ordering::Acquire) < self.options.snapshot_every {
-            return;
-        }
-        let Some(bytes) = self.read(State::to_snapshot) else {
-            return;
-        };
-        let store = self.store.read().expect("store lock");
-        if let Some(store) = store.as_ref() {
-            match store.save_snapshot(len, &bytes) {
-                Ok(()) => {
-                    self.last_snapshot.store(len, Ordering::Release);
-                    tracing::info!(covers = len, bytes = bytes.len(), "snapshot saved");
-                }
+    /// Serializes and saves the snapshots the committer hands over.
+    fn run_snapshotter(&self, snapshots: Receiver<(u64, Box<State>)>) {
+        while let Ok((covers, state)) = snapshots.recv() {
+            let bytes = state.to_snapshot();
+            drop(state);
+            let store = self.store.read().expect("store lock");
+            let Some(store) = store.as_ref() else {
+                continue;
+            };
+            match store.save_snapshot(covers, &bytes) {
+                Ok(()) => tracing::info!(covers, bytes = bytes.len(), "snapshot saved"),
                 Err(error) => tracing::warn!(%error, "snapshot not saved"),
             }
         }
     }
 }
 
-/// Where an appended batch landed, and whether the state and history were
-/// rebuilt from disk to learn it.
-struct Appended {
-    first: u64,
-    leaf_hashes: Vec<Hash>,
-    /// The new root, unless a recovery already re-signed the checkpoint.
-    root: Option<Hash>,
-    recovered: bool,
+/// Batches applied to the state waiting for the committer: enough to apply
+/// the next batch while the previous one is being made durable.
+const PIPELINE_DEPTH: usize = 2;
+
+/// How far the journal is durable: `len` entries, in recovery epoch
+/// `epoch` (a recovery starts a new one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark {
+    epoch: u64,
+    len: u64,
+}
+
+/// How appended entries became durable.
+enum Landed {
+    /// Committed: the tree's new root.
+    Now { leaf_hashes: Vec<Hash>, root: Hash },
+    /// Found durable by the recovery after a failed commit, which also
+    /// rebuilt the history and re-signed the checkpoint.
+    AfterRecovery { leaf_hashes: Vec<Hash> },
+}
+
+/// A batch applied to the state, on its way to the journal.
+struct AppliedBatch {
+    /// The recovery epoch it was applied in.
+    epoch: u64,
+    time: Timestamp,
+    entries: Vec<Vec<u8>>,
+    /// The identities each entry concerns, for the history: entry `i`'s
+    /// are `parties[party_ends[i - 1]..party_ends[i]]`.
+    parties: Vec<Did>,
+    party_ends: Vec<usize>,
+    outcomes: Vec<(oneshot::Sender<Reply>, Applied)>,
+    /// A copy of the state after this batch, to be saved once durable.
+    snapshot: Option<(u64, Box<State>)>,
+}
+
+impl AppliedBatch {
+    /// Answers every job of the batch with the same refusal.
+    fn refuse(self, refusal: impl Fn() -> Refusal) {
+        for (reply, _) in self.outcomes {
+            let _ = reply.send(Err(refusal()));
+        }
+    }
 }
 
 /// The sending side of the writer's queue.

@@ -54,9 +54,45 @@ pub struct JournalEntry {
 #[error("journal entry unreadable: {0}")]
 pub struct EntryError(pub String);
 
+/// A journal entry made of borrowed parts: encodes to exactly the bytes of
+/// the [`JournalEntry`] with the same fields, without copying them first.
+#[derive(Serialize)]
+struct EntryParts<'a> {
+    version: u32,
+    time: Timestamp,
+    signer: Did,
+    request: &'a EntryRequest,
+    events: &'a [Event],
+}
+
+/// The bytes of the current-version entry recording `request` by `signer`
+/// at `time` with its outcome `events`.
+pub fn encode_entry(
+    time: Timestamp,
+    signer: Did,
+    request: &EntryRequest,
+    events: &[Event],
+) -> Vec<u8> {
+    serde_json::to_vec(&EntryParts {
+        version: ENTRY_VERSION,
+        time,
+        signer,
+        request,
+        events,
+    })
+    .expect("entries are representable as JSON")
+}
+
 impl JournalEntry {
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("entries are representable as JSON")
+        serde_json::to_vec(&EntryParts {
+            version: self.version,
+            time: self.time,
+            signer: self.signer,
+            request: &self.request,
+            events: &self.events,
+        })
+        .expect("entries are representable as JSON")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<JournalEntry, EntryError> {
@@ -135,4 +171,38 @@ impl JournalEntry {
 
 pub fn encode_body(body: &[u8]) -> String {
     STANDARD.encode(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentrail_core::Amount;
+
+    #[test]
+    fn an_entry_from_parts_is_the_entry_byte_for_byte() {
+        let (from, to) = (
+            Did::from_public_key_bytes([3; 32]),
+            Did::from_public_key_bytes([4; 32]),
+        );
+        let entry = JournalEntry {
+            version: ENTRY_VERSION,
+            time: Timestamp(1_767_225_600),
+            signer: from,
+            request: EntryRequest::Http {
+                method: "POST".into(),
+                path: "/v1/commands".into(),
+                content_digest: "sha-256=:x:".into(),
+                signature_input: "sig1=(\"@method\")".into(),
+                signature: "sig1=:y:".into(),
+                body: encode_body(b"{}"),
+            },
+            events: vec![Event::Deposited {
+                to,
+                amount: Amount::from_atomic(5),
+            }],
+        };
+        let bytes = encode_entry(entry.time, entry.signer, &entry.request, &entry.events);
+        assert_eq!(bytes, entry.encode());
+        assert_eq!(JournalEntry::decode(&bytes).unwrap().encode(), bytes);
+    }
 }

@@ -354,15 +354,18 @@ fn print_log_report(report: &agentrail_bench::log::LogBenchReport) {
 fn print_ledger_report(report: &agentrail_bench::LedgerBenchReport) {
     println!("{:<34} {:>12}", "case", "transfers/s");
     println!(
-        "{:<34} {:>12.0}   (mean {:.0} per fsync, {:.0} signatures per batch check)",
+        "{:<34} {:>12.0}   (mean {:.0} per fsync, {:.0} signatures per batch check, {:.1} us CPU each)",
         "(a) group commit, in process",
         report.group_commit_tps,
         report.group_commit_mean_batch,
-        report.group_commit_mean_signature_batch
+        report.group_commit_mean_signature_batch,
+        report.group_commit_cpu_us
     );
     println!(
-        "{:<34} {:>12.0}",
-        "(a') same, verified beforehand", report.group_commit_preverified_tps
+        "{:<34} {:>12.0}   ({:.1} us CPU each)",
+        "(a') same, verified beforehand",
+        report.group_commit_preverified_tps,
+        report.group_commit_preverified_cpu_us
     );
     println!(
         "{:<34} {:>12.0}",
