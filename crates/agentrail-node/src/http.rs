@@ -305,7 +305,9 @@ async fn answer_when_done(
         Ok(()) => match answer.await {
             Ok(Ok(response)) => return axum::Json(response).into_response(),
             Ok(Err(refusal)) => refusal,
-            Err(_) => Refusal::Unavailable,
+            // The writer stopped without answering: whether it committed
+            // the command is not known here.
+            Err(_) => Refusal::Unknown,
         },
         Err(QueueError::Full) => Refusal::Overloaded,
         Err(QueueError::Stopped) => Refusal::Stopped,
@@ -331,6 +333,11 @@ async fn answer_when_done(
         Refusal::Unavailable => ApiError::busy(
             "storage_unavailable",
             "the journal could not be written; the command was not applied",
+        )
+        .into_response(),
+        Refusal::Unknown => ApiError::busy(
+            "outcome_unknown",
+            "the storage failed while the command was being committed and it may have landed; retry with the same idempotency key, or look for it in the journal",
         )
         .into_response(),
     }

@@ -91,6 +91,10 @@ pub enum Refusal {
     Rejected(Rejection),
     /// The storage failed and the command did not land; retry later.
     Unavailable,
+    /// The storage failed while the command was being committed and could
+    /// not be reopened to learn whether it landed: it may have. A retry
+    /// with the same idempotency key is safe.
+    Unknown,
     /// Refused before the writer: a bad signature, a replayed nonce, a body
     /// that is not a command.
     Request(crate::http::ApiError),
@@ -629,6 +633,13 @@ impl Ledger {
             self.append(&entries, expected_first)
         };
         let leaf_hashes = match landed {
+            Err(Unlanded::Unknown(error)) => {
+                tracing::error!(%error, "journal append failed and the store cannot tell whether it landed");
+                for batch in group {
+                    batch.refuse(|| Refusal::Unknown);
+                }
+                return Vec::new();
+            }
             Ok(Landed::Now { leaf_hashes, root }) => {
                 let len = expected_first + entries.len() as u64;
                 let mut history = self.history.write().expect("history lock");
@@ -649,7 +660,7 @@ impl Ledger {
             }
             // The reopen rebuilt the history and signed the checkpoint.
             Ok(Landed::AfterRecovery { leaf_hashes }) => leaf_hashes,
-            Err(error) => {
+            Err(Unlanded::No(error)) => {
                 tracing::error!(%error, "journal append failed; the batch's commands are refused");
                 for batch in group {
                     batch.refuse(|| Refusal::Unavailable);
@@ -702,8 +713,8 @@ impl Ledger {
     /// Appends entries as one durable commit. On failure, reopens the store
     /// and recovers: if the entries landed after all, that is what it
     /// returns; if not, the state is rebuilt without them and the error is
-    /// returned.
-    fn append(&self, entries: &[&[u8]], expected_first: u64) -> Result<Landed, LedgerError> {
+    /// returned; if the store cannot be reopened, nobody knows yet.
+    fn append(&self, entries: &[&[u8]], expected_first: u64) -> Result<Landed, Unlanded> {
         let result = {
             let slot = self.store.read().expect("store lock");
             slot.as_ref()
@@ -727,7 +738,7 @@ impl Ledger {
                 let mut state = self.state.write().expect("state lock");
                 self.degraded.store(true, Ordering::Release);
                 *self.store.write().expect("store lock") = None;
-                let len = self.reopen(&mut state)?;
+                let len = self.reopen(&mut state).map_err(Unlanded::Unknown)?;
                 if len == expected_first + entries.len() as u64 {
                     // The checkpoint was re-signed and the history rebuilt
                     // by the reopen.
@@ -737,7 +748,7 @@ impl Ledger {
                     });
                 }
                 assert_eq!(len, expected_first, "a batch lands whole or not at all");
-                Err(error.into())
+                Err(Unlanded::No(error.into()))
             }
         }
     }
@@ -812,6 +823,15 @@ enum Landed {
     AfterRecovery { leaf_hashes: Vec<Hash> },
 }
 
+/// Why appended entries are not known to be durable.
+enum Unlanded {
+    /// The commit failed and the reopened store does not hold them.
+    No(LedgerError),
+    /// The commit failed and the store could not be reopened: they may
+    /// have landed.
+    Unknown(LedgerError),
+}
+
 /// A batch applied to the state, on its way to the journal.
 struct AppliedBatch {
     /// The recovery epoch it was applied in.
@@ -878,7 +898,12 @@ mod tests {
     }
 
     fn job() -> (Job, oneshot::Receiver<Reply>) {
-        let key = SigningKey::from_bytes(&[5; 32]);
+        job_for(5)
+    }
+
+    /// A principal's registration, signed by the key of `seed`.
+    fn job_for(seed: u8) -> (Job, oneshot::Receiver<Reply>) {
+        let key = SigningKey::from_bytes(&[seed; 32]);
         let did = Did::from_verifying_key(&key.verifying_key());
         let signed = agentrail_core::SignedCommand::sign(
             agentrail_core::Command::RegisterPrincipal(RegisterPrincipal { principal: did }),
@@ -921,11 +946,19 @@ mod tests {
             let ledger = Arc::clone(&ledger);
             std::thread::spawn(move || ledger.run_writer(receiver))
         };
-        // The storage fails: the command is refused as unavailable, not
-        // applied, and reads wait for the ledger to recover.
+        // The storage fails and stays down: the store cannot be reopened to
+        // learn whether the command landed, so its outcome is unknown, and
+        // reads wait for the ledger to recover.
         journal.fail_power_after(0);
         let (first, answer) = job();
         sender.send(first).unwrap();
+        assert!(matches!(
+            answer.blocking_recv().unwrap(),
+            Err(Refusal::Unknown)
+        ));
+        // While it is down, commands are refused without being applied.
+        let (second, answer) = job_for(6);
+        sender.send(second).unwrap();
         assert!(matches!(
             answer.blocking_recv().unwrap(),
             Err(Refusal::Unavailable)
@@ -950,6 +983,79 @@ mod tests {
         );
         drop(sender);
         writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_storage_failure_mid_stream_answers_every_job_and_success_means_durable() {
+        use agentrail_store::fault::FaultyDisk;
+        let journal = FaultyDisk::new(64 << 20);
+        let opener = {
+            let journal = journal.clone();
+            Box::new(move || {
+                Store::open_with_backends(journal.clone(), FaultyDisk::new(64 << 20), || {
+                    FaultyDisk::new(64 << 20)
+                })
+            })
+        };
+        let genesis = Genesis {
+            operator: Did::from_public_key_bytes([1; 32]),
+        };
+        let options = LedgerOptions {
+            batch_max: 8,
+            ..LedgerOptions::default()
+        };
+        let ledger = Arc::new(Ledger::open_with(opener, genesis, log(), options).unwrap());
+        let (sender, receiver) = std::sync::mpsc::sync_channel(256);
+        let writer = {
+            let ledger = Arc::clone(&ledger);
+            std::thread::spawn(move || ledger.run_writer(receiver))
+        };
+        // Small batches keep several in the pipeline when the power fails.
+        let mut answers = Vec::new();
+        for seed in 10..210u8 {
+            if seed == 60 {
+                journal.fail_power_after(40);
+            }
+            let (job, answer) = job_for(seed);
+            sender.send(job).unwrap();
+            answers.push((seed, answer));
+        }
+        let (mut landed, mut refused, mut unknown) = (Vec::new(), Vec::new(), 0);
+        for (seed, answer) in answers {
+            match answer.blocking_recv().unwrap() {
+                Ok(response) => landed.push((response.index, seed)),
+                Err(Refusal::Unavailable) => refused.push(seed),
+                Err(Refusal::Unknown) => unknown += 1,
+                Err(other) => panic!("unexpected refusal {other:?}"),
+            }
+        }
+        journal.restore_power();
+        let (last, answer) = job_for(250);
+        sender.send(last).unwrap();
+        let last_index = answer.blocking_recv().unwrap().unwrap().index;
+        drop(sender);
+        writer.join().unwrap();
+
+        // The acknowledged registrations are in the journal, at the indices
+        // they were given, and in the state; the refused ones are not; the
+        // ones of unknown outcome may be.
+        assert!(landed.len() as u64 <= last_index);
+        assert!(last_index <= (landed.len() + unknown) as u64);
+        assert_eq!(ledger.journal_len(), last_index + 1);
+        let entries = ledger.leaves(0, 1_000).unwrap().unwrap();
+        for (index, seed) in &landed {
+            let entry = JournalEntry::decode(&entries[*index as usize]).unwrap();
+            let did =
+                Did::from_verifying_key(&SigningKey::from_bytes(&[*seed; 32]).verifying_key());
+            assert_eq!(entry.signer, did);
+        }
+        let registered = |seed: u8| {
+            let did = Did::from_verifying_key(&SigningKey::from_bytes(&[seed; 32]).verifying_key());
+            ledger.read(|state| state.balance(&did).is_some()).unwrap()
+        };
+        assert!(landed.iter().all(|(_, seed)| registered(*seed)));
+        assert!(refused.iter().all(|seed| !registered(*seed)));
+        assert!(!refused.is_empty(), "the power cut refused commands");
     }
 
     #[test]
