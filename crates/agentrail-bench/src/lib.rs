@@ -46,6 +46,8 @@ pub struct LedgerBenchConfig {
     pub slow_transfers: usize,
     /// Concurrent clients.
     pub clients: usize,
+    /// Rounds of (a) and (a'), alternating; the report gives medians.
+    pub rounds: usize,
 }
 
 impl Default for LedgerBenchConfig {
@@ -53,7 +55,8 @@ impl Default for LedgerBenchConfig {
         LedgerBenchConfig {
             transfers: 40_000,
             slow_transfers: 2_000,
-            clients: 128,
+            clients: 256,
+            rounds: 3,
         }
     }
 }
@@ -65,6 +68,8 @@ pub struct LedgerBenchReport {
     pub transfers: usize,
     pub slow_transfers: usize,
     pub clients: usize,
+    /// Rounds of (a) and (a'); their figures are medians.
+    pub rounds: usize,
     pub cores: usize,
     pub group_commit_tps: f64,
     /// Mean commands per fsync in (a).
@@ -427,6 +432,23 @@ struct InProcess {
     cpu_us: f64,
 }
 
+impl InProcess {
+    /// Each figure's median over `rounds` (not empty).
+    fn median(rounds: &[InProcess]) -> InProcess {
+        let median = |figure: fn(&InProcess) -> f64| {
+            let mut values: Vec<f64> = rounds.iter().map(figure).collect();
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        InProcess {
+            tps: median(|r| r.tps),
+            mean_batch: median(|r| r.mean_batch),
+            mean_signature_batch: median(|r| r.mean_signature_batch),
+            cpu_us: median(|r| r.cpu_us),
+        }
+    }
+}
+
 /// User plus system processor time of this process so far, all threads;
 /// `None` where `/proc` does not tell it.
 fn process_cpu_seconds() -> Option<f64> {
@@ -576,29 +598,39 @@ pub fn run_ledger_bench(
     progress: &mut dyn FnMut(&str),
 ) -> LedgerBenchReport {
     assert!(
-        config.transfers > 0 && config.slow_transfers > 0 && config.clients > 0,
+        config.transfers > 0
+            && config.slow_transfers > 0
+            && config.clients > 0
+            && config.rounds > 0,
         "nothing to measure"
     );
     assert!(config.clients <= QUEUE_MAX, "more clients than queue slots");
     let world = World::new();
-    progress("group_commit");
-    let group_commit = in_process(
-        &world,
-        agentrail_node::ledger::BATCH_MAX,
-        config.transfers,
-        config.clients,
-        "group",
-        Verification::Timed,
-    );
-    progress("group_commit_preverified");
-    let preverified = in_process(
-        &world,
-        agentrail_node::ledger::BATCH_MAX,
-        config.transfers,
-        config.clients,
-        "preverified",
-        Verification::Before,
-    );
+    // (a) and (a') alternate round by round, so that a slow spell of the
+    // machine weighs on both alike; each figure is the median of its rounds.
+    let (mut group_rounds, mut preverified_rounds) = (Vec::new(), Vec::new());
+    for round in 0..config.rounds {
+        progress("group_commit");
+        group_rounds.push(in_process(
+            &world,
+            agentrail_node::ledger::BATCH_MAX,
+            config.transfers,
+            config.clients,
+            &format!("group-{round}"),
+            Verification::Timed,
+        ));
+        progress("group_commit_preverified");
+        preverified_rounds.push(in_process(
+            &world,
+            agentrail_node::ledger::BATCH_MAX,
+            config.transfers,
+            config.clients,
+            &format!("preverified-{round}"),
+            Verification::Before,
+        ));
+    }
+    let group_commit = InProcess::median(&group_rounds);
+    let preverified = InProcess::median(&preverified_rounds);
     progress("fsync_each");
     let fsync_each_tps = in_process(
         &world,
@@ -618,6 +650,7 @@ pub fn run_ledger_bench(
         transfers: config.transfers,
         slow_transfers: config.slow_transfers,
         clients: config.clients,
+        rounds: config.rounds,
         cores: cores(),
         group_commit_tps: group_commit.tps,
         group_commit_mean_batch: group_commit.mean_batch,
@@ -647,6 +680,7 @@ mod tests {
                 transfers: 200,
                 slow_transfers: 20,
                 clients: 8,
+                rounds: 1,
             },
             &mut |_| {},
         );

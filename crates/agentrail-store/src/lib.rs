@@ -71,6 +71,11 @@ pub const SNAPSHOTS_KEPT: usize = 2;
 pub const ENTRY_BYTES_MAX: usize = 1 << 20;
 /// Largest batch accepted.
 pub const BATCH_ENTRIES_MAX: usize = 8_192;
+/// Memory redb may use to cache the journal's pages. Its default (1 GiB)
+/// lets a busy node's resident memory grow by every page written until the
+/// cache is full, and fresh memory costs page faults on the writing path;
+/// the operating system's page cache serves older pages just as well.
+const JOURNAL_CACHE_BYTES: usize = 64 << 20;
 /// Bytes of checksum in front of every stored entry and snapshot.
 const CHECKSUM_BYTES: usize = 16;
 
@@ -226,6 +231,7 @@ impl Store {
         let journal = open_database(
             Database::builder()
                 .set_check_integrity_on_open(true)
+                .set_cache_size(JOURNAL_CACHE_BYTES)
                 .create(directory.join("journal.redb")),
         )?;
         let snapshot_path = directory.join("snapshots.redb");
@@ -259,6 +265,7 @@ impl Store {
         let journal = open_database(
             Database::builder()
                 .set_check_integrity_on_open(true)
+                .set_cache_size(JOURNAL_CACHE_BYTES)
                 .create_with_backend(journal),
         )?;
         let (snapshots, discarded) = match open_database(

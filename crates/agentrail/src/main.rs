@@ -93,6 +93,10 @@ enum BenchTarget {
         /// Concurrent clients.
         #[arg(long, default_value_t = 256)]
         clients: usize,
+        /// Rounds of group commit with and without signature checks,
+        /// alternating; their medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// The transparency log: tree appends, proofs, checkpoint signing, and
     /// its share of durable appends.
@@ -185,16 +189,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     transfers,
                     slow_transfers,
                     clients,
+                    rounds,
                 },
         } => {
             anyhow::ensure!(
-                transfers > 0 && slow_transfers > 0 && clients > 0 && clients <= 16_384,
-                "counts must be above zero; at most 16384 clients"
+                transfers > 0
+                    && slow_transfers > 0
+                    && clients > 0
+                    && clients <= 16_384
+                    && (1..=100).contains(&rounds),
+                "counts must be above zero; at most 16384 clients and 100 rounds"
             );
             let config = agentrail_bench::LedgerBenchConfig {
                 transfers,
                 slow_transfers,
                 clients,
+                rounds,
             };
             let report = agentrail_bench::run_ledger_bench(config, &mut |stage| {
                 tracing::info!(stage, "measuring")
