@@ -205,6 +205,7 @@ impl Embedded {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let genesis = Genesis {
             operator: kit::did(&world.operator),
+            network: kit::network(),
         };
         let ledger = Arc::new(
             Ledger::open(

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::amount::Amount;
 use crate::canonical::CanonicalError;
+use crate::channel::{ChannelId, Voucher};
 use crate::did::Did;
 use crate::grant::SignedGrant;
 use crate::rejection::Rejection;
@@ -52,6 +53,67 @@ pub enum Command {
     Approve(Decision),
     /// The principal declines a payment waiting above a threshold.
     Decline(Decision),
+    /// Opens a payment channel: reserves a deposit for a payee, counted
+    /// once against the mandate; the payer then pays with vouchers.
+    OpenChannel(OpenChannel),
+    /// Adds to a channel's deposit, counted against the mandate.
+    TopUpChannel(TopUpChannel),
+    /// The payee redeems its best vouchers; the channel stays open.
+    CollectChannel(CollectChannel),
+    /// The payee redeems its last vouchers and closes the channel at once;
+    /// the rest of the deposit returns to the payer.
+    CloseChannel(CollectChannel),
+    /// The payer starts closing: the payee may still collect during the
+    /// channel's dispute window, then the rest returns to the payer.
+    StartChannelClose(ChannelRef),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenChannel {
+    pub from: Did,
+    pub payee: Did,
+    pub deposit: Amount,
+    /// Signs the channel's vouchers (a key the payer's paying client may
+    /// hold); the open's signer if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voucher_key: Option<Did>,
+    /// When the channel closes by itself; at most 90 days ahead, 30 days if
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// Seconds the payee keeps to collect once the payer starts a close:
+    /// 60 s to 7 days, one day if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute_window_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Chosen by the client; with `from` and `payee` it derives the channel
+    /// id ([`crate::channel::ChannelId::derive`]). Also the idempotency key.
+    pub idempotency_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpChannel {
+    pub channel_id: ChannelId,
+    pub amount: Amount,
+    pub idempotency_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectChannel {
+    pub channel_id: ChannelId,
+    /// Applied in order; each must be above the last one redeemed on its
+    /// sub-channel. At most 64; may be empty for a close.
+    pub vouchers: Vec<Voucher>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelRef {
+    pub channel_id: ChannelId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

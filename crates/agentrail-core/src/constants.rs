@@ -36,8 +36,29 @@ pub const APPROVAL_WINDOW_S: u64 = DAY_S;
 /// Longest a hold may stay reserved before it voids itself.
 pub const HOLD_DURATION_MAX_S: u64 = 90 * DAY_S;
 
+/// Longest a payment channel may stay open.
+pub const CHANNEL_DURATION_MAX_S: u64 = 90 * DAY_S;
+/// How long a channel opened without an expiry stays open.
+pub const CHANNEL_DURATION_DEFAULT_S: u64 = 30 * DAY_S;
+/// Shortest and longest dispute window of a channel, and its default: how
+/// long the payee keeps to collect once the payer starts a close.
+pub const DISPUTE_WINDOW_MIN_S: u64 = 60;
+pub const DISPUTE_WINDOW_MAX_S: u64 = 7 * DAY_S;
+pub const DISPUTE_WINDOW_DEFAULT_S: u64 = DAY_S;
+/// Vouchers redeemed by one command.
+pub const VOUCHERS_PER_COMMAND_MAX: usize = 64;
+/// Sub-channels (concurrent payment streams) of one channel.
+pub const SUB_CHANNELS_PER_CHANNEL_MAX: usize = 1_024;
+/// Top-ups of one channel (each is a charge the close may refund).
+pub const TOP_UPS_PER_CHANNEL_MAX: usize = 256;
+
 const _: () = assert!(SESSION_GRANT_DURATION_MAX_S <= AGENT_GRANT_DURATION_MAX_S);
 const _: () = assert!(CATEGORIES_PER_LIST_MAX <= PAYEES_PER_LIST_MAX);
 const _: () = assert!(SPLIT_PARTS_MAX <= PAYEES_PER_LIST_MAX);
+const _: () = assert!(CHANNEL_DURATION_DEFAULT_S <= CHANNEL_DURATION_MAX_S);
+const _: () = assert!(
+    DISPUTE_WINDOW_MIN_S <= DISPUTE_WINDOW_DEFAULT_S
+        && DISPUTE_WINDOW_DEFAULT_S <= DISPUTE_WINDOW_MAX_S
+);
 const _: () = assert!(TIMESTAMP_MAX < crate::canonical::JCS_INTEGER_MAX);
 const _: () = assert!(TIMESTAMP_MAX + AGENT_GRANT_DURATION_MAX_S + HOLD_DURATION_MAX_S < u64::MAX);

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
+use crate::channel::ChannelId;
 use crate::did::Did;
 use crate::grant::GrantId;
 use crate::time::Timestamp;
@@ -14,6 +15,18 @@ use crate::time::Timestamp;
 pub struct Part {
     pub to: Did,
     pub amount: Amount,
+}
+
+/// Why a channel closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// The payee closed it.
+    Cooperative,
+    /// The dispute window after the payer's close ended.
+    DisputeWindowEnded,
+    /// It reached its expiry.
+    Expired,
 }
 
 /// Something the ledger did.
@@ -92,6 +105,40 @@ pub enum Event {
     HoldExpired {
         hold_id: String,
     },
+    ChannelOpened {
+        channel_id: ChannelId,
+        from: Did,
+        payee: Did,
+        deposit: Amount,
+        voucher_key: Did,
+        expires_at: Timestamp,
+    },
+    ChannelToppedUp {
+        channel_id: ChannelId,
+        amount: Amount,
+        deposit: Amount,
+    },
+    /// `amount` moved to the payee now; `collected` is the channel's total.
+    ChannelCollected {
+        channel_id: ChannelId,
+        payee: Did,
+        amount: Amount,
+        collected: Amount,
+    },
+    /// The payer started a close: the payee may collect until `closes_at`.
+    ChannelClosing {
+        channel_id: ChannelId,
+        closes_at: Timestamp,
+    },
+    /// The channel ended: the payee received `paid` in all, `refunded`
+    /// returned to the payer.
+    ChannelClosed {
+        channel_id: ChannelId,
+        from: Did,
+        paid: Amount,
+        refunded: Amount,
+        reason: CloseReason,
+    },
     /// The command repeated an idempotency key with identical content:
     /// nothing was applied again, and this is the original outcome.
     Duplicate {
@@ -124,12 +171,17 @@ impl Event {
             Event::PaymentPending { from, to, .. } => out.extend([*from, *to]),
             Event::HoldReserved { from, .. } => out.push(*from),
             Event::HoldReleased { parts, .. } => out.extend(parts.iter().map(|part| part.to)),
+            Event::ChannelOpened { from, payee, .. } => out.extend([*from, *payee]),
+            Event::ChannelCollected { payee, .. } => out.push(*payee),
+            Event::ChannelClosed { from, .. } => out.push(*from),
             Event::Duplicate { original } => original.iter().for_each(|event| event.parties(out)),
             Event::PaymentApproved { .. }
             | Event::PaymentDeclined { .. }
             | Event::PaymentExpired { .. }
             | Event::HoldVoided { .. }
-            | Event::HoldExpired { .. } => {}
+            | Event::HoldExpired { .. }
+            | Event::ChannelToppedUp { .. }
+            | Event::ChannelClosing { .. } => {}
         }
     }
 }

@@ -23,6 +23,7 @@
 
 pub mod amount;
 pub mod canonical;
+pub mod channel;
 pub mod command;
 pub mod constants;
 pub mod did;

@@ -3,6 +3,7 @@
 //! understands. A rejected command changes nothing but the clock.
 
 use crate::amount::Amount;
+use crate::channel::ChannelId;
 use crate::did::Did;
 use crate::grant::{InvalidGrant, Limit};
 
@@ -96,6 +97,28 @@ pub enum Rejection {
     InvalidSplit { reason: &'static str },
     #[error("too many live sessions or agents under one identity")]
     TooManyDelegations,
+    #[error("no channel with id {channel_id}")]
+    ChannelNotFound { channel_id: ChannelId },
+    #[error("channel {channel_id} is closed")]
+    ChannelClosed { channel_id: ChannelId },
+    #[error("channel {channel_id} has expired")]
+    ChannelExpired { channel_id: ChannelId },
+    #[error("channel {channel_id} is closing: it takes no more money")]
+    ChannelClosing { channel_id: ChannelId },
+    #[error(
+        "the voucher for sub-channel {sub_channel_id:?} is not signed by the channel's voucher key"
+    )]
+    VoucherSignatureInvalid { sub_channel_id: String },
+    #[error(
+        "the voucher for sub-channel {sub_channel_id:?} is not above the one already redeemed (nonce {nonce}, amount {amount})"
+    )]
+    VoucherStale {
+        sub_channel_id: String,
+        nonce: u64,
+        amount: Amount,
+    },
+    #[error("the vouchers claim {claimed} in all but the channel holds {deposit}")]
+    ChannelExhausted { deposit: Amount, claimed: Amount },
 }
 
 impl Rejection {
@@ -131,6 +154,13 @@ impl Rejection {
             Rejection::ApprovalNotPending { .. } => "approval_not_pending",
             Rejection::InvalidSplit { .. } => "invalid_split",
             Rejection::TooManyDelegations => "too_many_delegations",
+            Rejection::ChannelNotFound { .. } => "channel_not_found",
+            Rejection::ChannelClosed { .. } => "channel_closed",
+            Rejection::ChannelExpired { .. } => "channel_expired",
+            Rejection::ChannelClosing { .. } => "channel_closing",
+            Rejection::VoucherSignatureInvalid { .. } => "voucher_signature_invalid",
+            Rejection::VoucherStale { .. } => "voucher_stale",
+            Rejection::ChannelExhausted { .. } => "channel_exhausted",
         }
     }
 
@@ -153,6 +183,13 @@ impl Rejection {
                 Some("approval_id")
             }
             Rejection::InvalidSplit { .. } => Some("splits"),
+            Rejection::ChannelNotFound { .. }
+            | Rejection::ChannelClosed { .. }
+            | Rejection::ChannelExpired { .. }
+            | Rejection::ChannelClosing { .. } => Some("channel_id"),
+            Rejection::VoucherSignatureInvalid { .. }
+            | Rejection::VoucherStale { .. }
+            | Rejection::ChannelExhausted { .. } => Some("vouchers"),
             Rejection::SameAccount => Some("to"),
             _ => None,
         }

@@ -38,11 +38,20 @@ use crate::rejection::{Budget, Rejection};
 use crate::split::split_largest_remainder;
 use crate::time::Timestamp;
 
+mod channels;
+
+use channels::ChannelRecord;
+pub use channels::{ChannelStatus, ChannelView};
+
 /// What a new ledger starts from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Genesis {
     /// The only identity that may deposit money into the ledger.
     pub operator: Did,
+    /// SHA-256 of the network id (`agentrail:<log origin>`) that channel
+    /// vouchers sign ([`crate::channel::network_hash`]), so that a voucher
+    /// for one ledger is worthless on another.
+    pub network: [u8; 32],
 }
 
 /// An account's money.
@@ -226,6 +235,8 @@ struct ApprovalRecord {
 enum Expiry {
     Hold(String),
     Approval(u64),
+    /// An open channel's expiry, or a closing one's end of dispute window.
+    Channel(crate::channel::ChannelId),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -256,6 +267,11 @@ pub struct State {
     idempotency: BTreeMap<(Did, String), Remembered>,
     next_approval_id: u64,
     totals: Totals,
+    /// Payment channels, open and ended.
+    #[serde(default)]
+    channels: BTreeMap<crate::channel::ChannelId, ChannelRecord>,
+    /// See [`Genesis::network`].
+    network: [u8; 32],
 }
 
 impl State {
@@ -271,6 +287,8 @@ impl State {
             idempotency: BTreeMap::new(),
             next_approval_id: 1,
             totals: Totals::default(),
+            channels: BTreeMap::new(),
+            network: genesis.network,
         }
     }
 
@@ -303,6 +321,17 @@ impl State {
             Command::Void(void) => self.void(signer, void, now)?,
             Command::Approve(decision) => self.approve(signer, decision)?,
             Command::Decline(decision) => self.decline(signer, decision)?,
+            Command::OpenChannel(open) => {
+                self.open_channel(signer, open, command.command(), now)?
+            }
+            Command::TopUpChannel(top_up) => {
+                self.top_up_channel(signer, top_up, command.command(), now)?
+            }
+            Command::CollectChannel(collect) => self.collect_channel(signer, collect, false)?,
+            Command::CloseChannel(close) => self.collect_channel(signer, close, true)?,
+            Command::StartChannelClose(channel) => {
+                self.start_channel_close(signer, channel, now)?
+            }
         };
         assert!(
             !outcome.is_empty(),
@@ -363,6 +392,7 @@ impl State {
                     self.unreserve(&from, amount);
                     events.push(Event::PaymentExpired { approval_id });
                 }
+                Expiry::Channel(channel_id) => events.push(self.channel_deadline(channel_id)),
             }
         }
         self.assert_totals();
@@ -1422,6 +1452,16 @@ impl State {
                         ));
                     }
                     (approval.transfer.from, approval.transfer.amount)
+                }
+                Expiry::Channel(channel_id) => {
+                    let channel = &self.channels[channel_id];
+                    if channel.deadline() != Some(*expires_at) {
+                        return fail(format!(
+                            "channel {channel_id} in the expiry index is {:?}",
+                            channel.status
+                        ));
+                    }
+                    (channel.request.from, channel.remaining())
                 }
             };
             *reserved.entry(from).or_default() += amount.atomic();

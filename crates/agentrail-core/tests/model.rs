@@ -665,6 +665,7 @@ impl Real {
         let mut real = Real {
             state: State::new(Genesis {
                 operator: dids[OPERATOR],
+                network: kit::network(),
             }),
             keys,
             dids,

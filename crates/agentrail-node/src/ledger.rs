@@ -938,6 +938,7 @@ mod tests {
         };
         let genesis = Genesis {
             operator: Did::from_public_key_bytes([1; 32]),
+            network: [0; 32],
         };
         let ledger =
             Arc::new(Ledger::open_with(opener, genesis, log(), LedgerOptions::default()).unwrap());
@@ -999,6 +1000,7 @@ mod tests {
         };
         let genesis = Genesis {
             operator: Did::from_public_key_bytes([1; 32]),
+            network: [0; 32],
         };
         let options = LedgerOptions {
             batch_max: 8,
@@ -1077,6 +1079,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let genesis = Genesis {
             operator: Did::from_public_key_bytes([1; 32]),
+            network: [0; 32],
         };
         let ledger =
             Arc::new(Ledger::open(&dir, genesis, log(), LedgerOptions::default()).unwrap());

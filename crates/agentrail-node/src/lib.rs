@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
 
+use agentrail_core::channel::{network_hash, network_id};
 use agentrail_core::{Did, Genesis};
 use agentrail_log::LogSigner;
 use agentrail_wire::keyfile;
@@ -96,8 +97,9 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Reads or creates the ledger's genesis, and the operator key in dev mode.
-fn genesis(config: &NodeConfig) -> Result<(Genesis, Option<SigningKey>), NodeError> {
+/// Reads or creates the ledger's genesis file, and the operator key in dev
+/// mode: the operator, and the faucet's key.
+fn genesis(config: &NodeConfig) -> Result<(Did, Option<SigningKey>), NodeError> {
     let setup = |message: String| NodeError::Setup(message);
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| setup(format!("cannot create {}: {e}", config.data_dir.display())))?;
@@ -146,12 +148,7 @@ fn genesis(config: &NodeConfig) -> Result<(Genesis, Option<SigningKey>), NodeErr
     } else {
         None
     };
-    Ok((
-        Genesis {
-            operator: file.operator,
-        },
-        faucet_key,
-    ))
+    Ok((file.operator, faucet_key))
 }
 
 /// Runs the node until `shutdown` completes. `ready` is told the bound
@@ -161,8 +158,13 @@ pub async fn run(
     ready: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    let (genesis, faucet_key) = genesis(&config)?;
+    let (operator, faucet_key) = genesis(&config)?;
     let log = log_signer(&config)?;
+    // Channel vouchers name the ledger by its log.
+    let genesis = Genesis {
+        operator,
+        network: network_hash(&network_id(log.name())),
+    };
     let data_dir = config.data_dir.clone();
     let options = LedgerOptions {
         snapshot_every: config.snapshot_every,

@@ -74,6 +74,7 @@ fn chain() -> Chain {
     let payee = kit::key("bench-payee");
     let mut state = State::new(Genesis {
         operator: kit::did(&operator),
+        network: kit::network(),
     });
     let now = Timestamp(T0.0 + 60);
     let roomy = || kit::limits(usd(1_000), usd(1_000_000_000));

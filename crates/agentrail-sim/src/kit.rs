@@ -27,6 +27,14 @@ pub fn key(label: &str) -> SigningKey {
     SigningKey::from_bytes(&seed)
 }
 
+/// The network id of simulated and test ledgers.
+pub const NETWORK_ID: &str = "agentrail:agentrail.test/log";
+
+/// The hash channel vouchers sign on simulated and test ledgers.
+pub fn network() -> [u8; 32] {
+    agentrail_core::channel::network_hash(NETWORK_ID)
+}
+
 pub fn did(key: &SigningKey) -> Did {
     Did::from_verifying_key(&key.verifying_key())
 }

@@ -223,6 +223,7 @@ impl Simulation {
         let operator = SigningKey::from_bytes(&rng.bytes32());
         let state = State::new(Genesis {
             operator: kit::did(&operator),
+            network: kit::network(),
         });
         let strangers = (0..config.strangers)
             .map(|_| SigningKey::from_bytes(&rng.bytes32()))
@@ -1150,6 +1151,7 @@ impl Simulation {
     fn replay(&mut self) -> Result<(), String> {
         let from_genesis = State::new(Genesis {
             operator: kit::did(&self.operator),
+            network: kit::network(),
         });
         self.replay_from(from_genesis, 0)?;
         if let Some((bytes, covers)) = self.snapshot.take() {

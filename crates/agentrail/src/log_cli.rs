@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use agentrail_client::Client;
+use agentrail_core::channel::{network_hash, network_id};
 use agentrail_core::{Balance, Did, Event, Genesis, State};
 use agentrail_log::merkle::{self, Hash, MemoryTree};
 use agentrail_log::receipt::{Proven, Receipt};
@@ -398,6 +399,7 @@ async fn audit(client: &Client, key_arg: Option<&str>, json: bool) -> anyhow::Re
     let health = client.health().await?;
     let mut state = State::new(Genesis {
         operator: health.operator,
+        network: network_hash(&network_id(key.name())),
     });
     let mut tree = MemoryTree::new();
     let mut replayed: u64 = 0;

@@ -71,6 +71,7 @@ impl World {
         let mut world = World {
             state: State::new(Genesis {
                 operator: operator.did,
+                network: agentrail_sim::kit::network(),
             }),
             now: T0,
             operator,
