@@ -167,6 +167,13 @@ impl Client {
         self.get(&format!("/v1/holds/{id}")).await
     }
 
+    pub async fn channel(
+        &self,
+        id: &agentrail_core::channel::ChannelId,
+    ) -> Result<agentrail_core::state::ChannelView, ClientError> {
+        self.get(&format!("/v1/channels/{id}")).await
+    }
+
     pub async fn approval(&self, id: u64) -> Result<ApprovalResponse, ClientError> {
         self.get(&format!("/v1/approvals/{id}")).await
     }

@@ -232,6 +232,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/grants/{did}", get(get_grant))
         .route("/v1/passports/{did}", get(get_passport))
         .route("/v1/holds/{id}", get(get_hold))
+        .route("/v1/channels/{id}", get(get_channel))
         .route("/v1/approvals/{index}", get(get_approval))
         .route("/v1/health", get(get_health))
         .route("/checkpoint", get(get_checkpoint))
@@ -600,6 +601,33 @@ async fn get_hold(
         })
 }
 
+async fn get_channel(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<agentrail_core::state::ChannelView>, ApiError> {
+    let Path(text) =
+        path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
+    let id = agentrail_core::channel::ChannelId::parse(&text).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "a channel id is 64 lower-case hex digits",
+        )
+        .with_param("id")
+    })?;
+    read_state(&app.ledger, |state| state.channel(&id))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "channel_not_found",
+                "no channel has this id",
+            )
+            .with_param("id")
+        })
+}
+
 async fn get_approval(
     State(app): State<App>,
     path: Result<Path<u64>, PathRejection>,
@@ -690,6 +718,7 @@ async fn get_health(State(app): State<App>) -> axum::Json<Health> {
         clock: clock.unwrap_or_default(),
         dev: app.faucet_key.is_some(),
         operator: app.ledger.genesis().operator,
+        network: app.ledger.network_id(),
     })
 }
 

@@ -362,6 +362,11 @@ impl Ledger {
         Arc::clone(&self.checkpoint.read().expect("checkpoint lock"))
     }
 
+    /// The network id channel vouchers sign: `agentrail:<log origin>`.
+    pub fn network_id(&self) -> String {
+        agentrail_core::channel::network_id(self.log.name())
+    }
+
     /// The log's verifier key (`<name>+<key id>+<key>`).
     pub fn log_key(&self) -> String {
         self.log.verifier_key()

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 /// (method, path, summary, request schema, response schema).
-pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 17] = [
+pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 18] = [
     (
         "post",
         "/v1/commands",
@@ -61,6 +61,13 @@ pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 17] = [
         "Where a hold stands",
         None,
         "HoldResponse",
+    ),
+    (
+        "get",
+        "/v1/channels/{id}",
+        "A payment channel: parties, deposit, collected, status, the best voucher redeemed per sub-channel",
+        None,
+        "ChannelView",
     ),
     (
         "get",
@@ -124,7 +131,8 @@ fn schemas() -> Value {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
             "code": {"type": "string"}, "message": {"type": "string"}, "param": {"type": "string"}}}}},
         "Command": {"type": "object", "required": ["type"], "description": "A ledger command; see ARCHITECTURE.md", "properties": {"type": {"type": "string", "enum": [
-            "register_principal", "register_agent", "issue_session", "revoke", "deposit", "withdraw", "transfer", "hold", "release", "void", "approve", "decline"]}}},
+            "register_principal", "register_agent", "issue_session", "revoke", "deposit", "withdraw", "transfer", "hold", "release", "void", "approve", "decline",
+            "open_channel", "top_up_channel", "collect_channel", "close_channel", "start_channel_close"]}}},
         "CommandResponse": {"type": "object", "required": ["index", "time", "events", "receipt"], "properties": {
             "index": {"type": "integer"}, "time": {"type": "integer"}, "events": {"type": "array", "items": {"type": "object"}},
             "receipt": {"type": "object", "required": ["index", "leaf_hash"], "properties": {"index": {"type": "integer"}, "leaf_hash": {"type": "string", "format": "byte"}}}}},
@@ -137,6 +145,12 @@ fn schemas() -> Value {
             "inclusion_proof": {"type": "array", "items": {"type": "string", "format": "byte"}}, "checkpoint": {"type": "string"}}},
         "Binary": {"type": "string", "format": "binary"},
         "HoldResponse": {"type": "object", "required": ["id", "status"], "properties": {"id": {"type": "string"}, "status": {"type": "string", "enum": ["reserved", "released", "voided", "expired"]}}},
+        "ChannelView": {"type": "object", "required": ["channel_id", "from", "payee", "voucher_key", "deposit", "collected", "expires_at", "dispute_window_s", "status", "sub_channels"], "properties": {
+            "channel_id": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "from": {"$ref": "#/components/schemas/Did"}, "payee": {"$ref": "#/components/schemas/Did"},
+            "voucher_key": {"$ref": "#/components/schemas/Did"}, "deposit": {"$ref": "#/components/schemas/Amount"}, "collected": {"$ref": "#/components/schemas/Amount"},
+            "expires_at": {"type": "integer"}, "dispute_window_s": {"type": "integer"},
+            "status": {"type": "object", "required": ["state"], "properties": {"state": {"type": "string", "enum": ["open", "closing", "closed", "expired"]}, "closes_at": {"type": "integer"}}},
+            "sub_channels": {"type": "object", "additionalProperties": {"type": "object", "required": ["nonce", "amount"], "properties": {"nonce": {"type": "integer"}, "amount": {"$ref": "#/components/schemas/Amount"}}}}}},
         "ApprovalResponse": {"type": "object", "required": ["id", "status"], "properties": {"id": {"type": "integer"}, "status": {"type": "string"}}},
         "FaucetRequest": {"type": "object", "required": ["to", "amount"], "properties": {"to": {"$ref": "#/components/schemas/Did"}, "amount": {"$ref": "#/components/schemas/Amount"}}},
         "BalanceResponse": {"type": "object", "required": ["did", "available", "held"], "properties": {
@@ -144,7 +158,7 @@ fn schemas() -> Value {
         "HistoryPage": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"type": "object"}}, "next_before": {"type": "integer", "nullable": true}}},
         "GrantStatus": {"type": "object"},
         "Passport": {"type": "object", "required": ["did", "kind", "owner_chain"]},
-        "Health": {"type": "object", "required": ["status", "journal_len", "clock", "dev", "operator"]},
+        "Health": {"type": "object", "required": ["status", "journal_len", "clock", "dev", "operator", "network"]},
         "Object": {"type": "object"},
         "Text": {"type": "string"}
     })

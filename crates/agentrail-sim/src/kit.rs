@@ -1,6 +1,7 @@
 //! Building blocks for ledger tests: deterministic keys, grants and signed
 //! commands.
 
+use agentrail_core::channel::{ChannelId, Voucher, VoucherTerms};
 use agentrail_core::command::{
     Command, Decision, Deposit, Hold, RegisterGrant, RegisterPrincipal, Release, Revoke, Split,
     Transfer, Void, Withdraw,
@@ -166,4 +167,66 @@ pub fn approve(approval_id: u64) -> Command {
 
 pub fn decline(approval_id: u64) -> Command {
     Command::Decline(Decision { approval_id })
+}
+
+/// Opens a channel from `from` to `payee` with the defaults (30 days, one
+/// day of dispute window, vouchers signed by the opener).
+pub fn open_channel(from: Did, payee: Did, deposit: Amount, key: &str) -> Command {
+    Command::OpenChannel(agentrail_core::command::OpenChannel {
+        from,
+        payee,
+        deposit,
+        voucher_key: None,
+        expires_at: None,
+        dispute_window_s: None,
+        category: None,
+        idempotency_key: key.to_owned(),
+    })
+}
+
+pub fn collect_channel(channel_id: ChannelId, vouchers: Vec<Voucher>) -> Command {
+    Command::CollectChannel(agentrail_core::command::CollectChannel {
+        channel_id,
+        vouchers,
+    })
+}
+
+pub fn close_channel(channel_id: ChannelId, vouchers: Vec<Voucher>) -> Command {
+    Command::CloseChannel(agentrail_core::command::CollectChannel {
+        channel_id,
+        vouchers,
+    })
+}
+
+pub fn start_channel_close(channel_id: ChannelId) -> Command {
+    Command::StartChannelClose(agentrail_core::command::ChannelRef { channel_id })
+}
+
+pub fn top_up_channel(channel_id: ChannelId, amount: Amount, key: &str) -> Command {
+    Command::TopUpChannel(agentrail_core::command::TopUpChannel {
+        channel_id,
+        amount,
+        idempotency_key: key.to_owned(),
+    })
+}
+
+/// A voucher by `key` for `network` (a hash, [`network`] in tests).
+pub fn voucher(
+    key: &SigningKey,
+    network: &[u8; 32],
+    channel_id: ChannelId,
+    payee: Did,
+    sub_channel: &str,
+    nonce: u64,
+    total: Amount,
+) -> Voucher {
+    VoucherTerms {
+        channel_id,
+        epoch: 0,
+        sub_channel_id: sub_channel.to_owned(),
+        accumulated_amount: total,
+        nonce,
+        payee_id: payee,
+    }
+    .sign(key, network)
 }

@@ -146,4 +146,6 @@ pub struct Health {
     pub dev: bool,
     /// The ledger's operator (its genesis): what an audit replays from.
     pub operator: Did,
+    /// The network id channel vouchers sign (`agentrail:<log origin>`).
+    pub network: String,
 }

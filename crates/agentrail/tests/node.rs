@@ -347,7 +347,7 @@ async fn openapi_lists_every_route_and_every_listed_route_answers() {
         .unwrap();
     assert_eq!(document["openapi"], "3.0.3");
     let paths = document["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 17);
+    assert_eq!(paths.len(), 18);
     let someone = "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp";
     for (path, operations) in paths {
         let url = format!("{}{}", node.url, path.replace("{did}", someone));
@@ -374,4 +374,92 @@ async fn openapi_lists_every_route_and_every_listed_route_answers() {
         .await
         .unwrap();
     assert!(metrics.contains("agentrail_journal_entries 0"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_channel_opens_collects_and_closes_over_http_and_survives_a_restart() {
+    use agentrail_core::channel::{ChannelId, network_hash};
+    use agentrail_core::state::ChannelStatus;
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = node.client.clone();
+    let (buyer, seller) = (key("ch-buyer"), key("ch-seller"));
+    for k in [&buyer, &seller] {
+        client
+            .submit(k, &kit::register_principal(did(k)))
+            .await
+            .unwrap();
+    }
+    client.faucet(did(&buyer), usd(50)).await.unwrap();
+    let network = network_hash(&client.health().await.unwrap().network);
+
+    let opened = client
+        .submit(
+            &buyer,
+            &kit::open_channel(did(&buyer), did(&seller), usd(10), "api-1"),
+        )
+        .await
+        .unwrap();
+    let id = ChannelId::derive(&did(&buyer), &did(&seller), "api-1");
+    assert!(matches!(
+        opened.events.as_slice(),
+        [Event::ChannelOpened { channel_id, .. }] if *channel_id == id
+    ));
+    // A thousand payments are a thousand vouchers and no ledger command; the
+    // seller collects the last one.
+    let mut vouchers = (1..=1_000u64).map(|n| {
+        kit::voucher(
+            &buyer,
+            &network,
+            id,
+            did(&seller),
+            "stream-1",
+            n,
+            agentrail_core::Amount::from_atomic(u128::from(n) * 5_000),
+        )
+    });
+    let mut last = vouchers.next().unwrap();
+    for voucher in vouchers {
+        last = voucher;
+    }
+    client
+        .submit(&seller, &kit::collect_channel(id, vec![last.clone()]))
+        .await
+        .unwrap();
+    let stale = client
+        .submit(&seller, &kit::collect_channel(id, vec![last]))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Some("voucher_stale"));
+    let channel = client.channel(&id).await.unwrap();
+    assert_eq!(channel.collected, usd(5));
+    assert_eq!(
+        client.balance(&did(&seller)).await.unwrap().available,
+        usd(5)
+    );
+    let closed = client
+        .submit(&seller, &kit::close_channel(id, Vec::new()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        closed.events.as_slice(),
+        [Event::ChannelClosed { refunded, .. }] if *refunded == usd(5)
+    ));
+    let buyer_balance = client.balance(&did(&buyer)).await.unwrap();
+    assert_eq!(
+        (buyer_balance.available, buyer_balance.held),
+        (usd(45), usd(0))
+    );
+    let unknown = client
+        .channel(&ChannelId::derive(&did(&seller), &did(&buyer), "none"))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Some("channel_not_found"));
+
+    // Recovery replays the channel, vouchers and all.
+    node.stop();
+    let node = Node::start(data.path());
+    let channel = node.client.channel(&id).await.unwrap();
+    assert_eq!(channel.status, ChannelStatus::Closed);
+    assert_eq!(channel.collected, usd(5));
 }
