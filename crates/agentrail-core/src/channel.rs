@@ -94,6 +94,14 @@ impl fmt::Display for ChannelId {
     }
 }
 
+impl std::str::FromStr for ChannelId {
+    type Err = &'static str;
+
+    fn from_str(text: &str) -> Result<ChannelId, &'static str> {
+        ChannelId::parse(text).ok_or("a channel id is 64 lower-case hex digits")
+    }
+}
+
 impl Serialize for ChannelId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.to_hex())

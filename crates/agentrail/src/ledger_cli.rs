@@ -124,6 +124,11 @@ pub enum LedgerCommand {
     },
     /// Owner chain, rights, remaining budgets and history of an identity.
     Passport { did: Did },
+    /// Payment channels: open, top-up, pay (sign a voucher), collect, close, show.
+    Channel {
+        #[command(subcommand)]
+        command: crate::channel_cli::ChannelCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,7 +214,7 @@ pub struct SessionLimitArgs {
     expires_in: String,
 }
 
-fn parse_duration_s(text: &str) -> anyhow::Result<u64> {
+pub(crate) fn parse_duration_s(text: &str) -> anyhow::Result<u64> {
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),
@@ -229,17 +234,17 @@ fn parse_duration_s(text: &str) -> anyhow::Result<u64> {
         .context("the duration is too long")
 }
 
-fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
+pub(crate) fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the key file {}", path.display()))?;
     keyfile::decode(&text).with_context(|| path.display().to_string())
 }
 
-fn did_of(key: &SigningKey) -> Did {
+pub(crate) fn did_of(key: &SigningKey) -> Did {
     Did::from_verifying_key(&key.verifying_key())
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -248,7 +253,7 @@ fn now() -> Timestamp {
     )
 }
 
-fn fresh_key() -> String {
+pub(crate) fn fresh_key() -> String {
     format!("cli-{}", agentrail_client::random_nonce())
 }
 
@@ -280,7 +285,7 @@ fn grant(
 }
 
 /// Prints an answer (or a refusal) and chooses the exit status.
-fn report<T: Serialize>(
+pub(crate) fn report<T: Serialize>(
     json: bool,
     result: Result<T, ClientError>,
     human: impl FnOnce(&T) -> String,
@@ -308,7 +313,7 @@ fn report<T: Serialize>(
     }
 }
 
-fn summarize(response: &agentrail_wire::api::CommandResponse) -> String {
+pub(crate) fn summarize(response: &agentrail_wire::api::CommandResponse) -> String {
     let events: Vec<String> = response
         .events
         .iter()
@@ -333,6 +338,7 @@ pub async fn run(command: LedgerCommand, node: &str, json: bool) -> anyhow::Resu
         async move { client.submit(&key, &command).await }
     };
     match command {
+        LedgerCommand::Channel { command } => crate::channel_cli::run(command, &client, json).await,
         LedgerCommand::Key {
             command: KeyCommand::Generate { out },
         } => {
@@ -597,7 +603,7 @@ pub async fn run(command: LedgerCommand, node: &str, json: bool) -> anyhow::Resu
 }
 
 /// The account a signer spends from by default.
-async fn spending_account(client: &Client, signer: Did) -> anyhow::Result<Did> {
+pub(crate) async fn spending_account(client: &Client, signer: Did) -> anyhow::Result<Did> {
     let passport = client.passport(&signer).await?;
     Ok(match passport.kind {
         IdentityKind::Session => passport

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod channel_cli;
 mod ledger_cli;
 mod log_cli;
 

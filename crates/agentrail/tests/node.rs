@@ -463,3 +463,131 @@ async fn a_channel_opens_collects_and_closes_over_http_and_survives_a_restart() 
     assert_eq!(channel.status, ChannelStatus::Closed);
     assert_eq!(channel.collected, usd(5));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_channel_cli_opens_pays_collects_and_closes() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env("AGENTRAIL_NODE", &node.url)
+            .output()
+            .expect("the CLI runs")
+    };
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let mut dids = Vec::new();
+    for name in ["buyer.key", "seller.key"] {
+        let out = run(&["key", "generate", "--out", &path(name)]);
+        dids.push(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+        assert!(
+            run(&["principal", "register", "--key", &path(name)])
+                .status
+                .success()
+        );
+    }
+    let (buyer, seller) = (&dids[0], &dids[1]);
+    assert!(
+        run(&["faucet", "--to", buyer, "--amount", "20"])
+            .status
+            .success()
+    );
+    let out = run(&[
+        "channel",
+        "open",
+        "--key",
+        &path("buyer.key"),
+        "--to",
+        seller,
+        "--deposit",
+        "5",
+        "--idempotency-key",
+        "cli-channel",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let channel = text
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("channel ")
+        .to_owned();
+    for (nonce, total) in [("1", "0.25"), ("2", "1.5")] {
+        let out = run(&[
+            "channel",
+            "pay",
+            "--key",
+            &path("buyer.key"),
+            "--channel",
+            &channel,
+            "--total",
+            total,
+            "--nonce",
+            nonce,
+            "--out",
+            &path(&format!("v{nonce}.json")),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let collect = |voucher: &str| {
+        run(&[
+            "--json",
+            "channel",
+            "collect",
+            "--key",
+            &path("seller.key"),
+            "--voucher",
+            &path(voucher),
+        ])
+    };
+    assert!(collect("v2.json").status.success());
+    // The older voucher is refused with its own code.
+    let out = collect("v1.json");
+    assert_eq!(out.status.code(), Some(1));
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["error"]["code"], "voucher_stale");
+    let out = run(&["--json", "channel", "show", &channel]);
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(view["collected"], "1500000");
+    assert_eq!(view["status"]["state"], "open");
+    // The buyer starts a close; the seller closes at once.
+    assert!(
+        run(&[
+            "channel",
+            "close",
+            "--key",
+            &path("buyer.key"),
+            "--channel",
+            &channel
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        run(&[
+            "channel",
+            "close",
+            "--key",
+            &path("seller.key"),
+            "--channel",
+            &channel
+        ])
+        .status
+        .success()
+    );
+    let out = run(&["--json", "balance", buyer]);
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (body["available"].as_str(), body["held"].as_str()),
+        (Some("18500000"), Some("0"))
+    );
+}
