@@ -1,0 +1,711 @@
+//! agentrail-pay: the payee's side of payment channels.
+//!
+//! A [`Payee`] accepts vouchers with no round trip to the node: it fetches a
+//! channel's facts (voucher key, deposit, expiry) once, then checks each
+//! voucher's signature and counters locally, keeps the best voucher of each
+//! sub-channel, and collects them from the ledger by threshold, by time and
+//! before the channel's deadline.
+//!
+//! # Durability
+//!
+//! Accepted vouchers are written to `vouchers.redb` by a flusher thread
+//! that commits everything pending with one fsync (group commit) at most
+//! [`PayeeOptions::flush_every`] after the first of them. What a crash can
+//! lose is the vouchers accepted since the last commit; for each channel it
+//! is bounded: once a channel's accepted-but-not-durable amount would exceed
+//! [`PayeeOptions::max_unsynced`], [`Payee::accept`] waits for the commit
+//! before answering. After a restart the payee holds, for every sub-channel,
+//! a voucher at most `max_unsynced` (per channel) below the best one it had
+//! accepted, and collects it like any other.
+
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use agentrail_client::{Client, ClientError};
+use agentrail_core::channel::{ChannelId, Voucher, check_sub_channel_id, network_hash};
+use agentrail_core::command::CollectChannel;
+use agentrail_core::state::{ChannelStatus, ChannelView};
+use agentrail_core::{Amount, Command, Did, Timestamp};
+use ed25519_dalek::SigningKey;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::watch;
+
+/// Best voucher per `"<channel id>/<sub-channel id>"`, as JSON.
+const VOUCHERS: TableDefinition<&str, &[u8]> = TableDefinition::new("vouchers_v1");
+/// Vouchers accepted and waiting for the flusher, at most.
+const PENDING_MAX: usize = 65_536;
+
+/// How the payee keeps and collects vouchers.
+#[derive(Clone, Copy, Debug)]
+pub struct PayeeOptions {
+    /// Longest an accepted voucher waits for its fsync.
+    pub flush_every: Duration,
+    /// Most a channel's accepted-but-not-durable amount may reach before
+    /// [`Payee::accept`] waits for the fsync: the bound of a crash's loss.
+    pub max_unsynced: Amount,
+    /// Collect once a channel's uncollected amount reaches this.
+    pub collect_threshold: Amount,
+    /// Collect at least this often while anything is uncollected.
+    pub collect_every: Duration,
+    /// Collect this long before a channel's deadline (its expiry, or the
+    /// end of its dispute window once the payer started a close).
+    pub collect_margin: Duration,
+    /// How often the collector looks at the channels.
+    pub check_every: Duration,
+}
+
+impl Default for PayeeOptions {
+    fn default() -> PayeeOptions {
+        PayeeOptions {
+            flush_every: Duration::from_millis(10),
+            max_unsynced: Amount::from_atomic(1_000_000),
+            collect_threshold: Amount::from_atomic(5_000_000),
+            collect_every: Duration::from_secs(3_600),
+            collect_margin: Duration::from_secs(600),
+            check_every: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a voucher was not accepted. Codes are stable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PaymentError {
+    #[error("the voucher is not signed by the channel's voucher key")]
+    SignatureInvalid,
+    #[error(
+        "the voucher is not above the best one of its sub-channel (nonce {nonce}, amount {amount})"
+    )]
+    Stale { nonce: u64, amount: Amount },
+    #[error("the channel's vouchers would claim {claimed} but it holds {deposit}")]
+    Exhausted { deposit: Amount, claimed: Amount },
+    #[error("the channel is closed")]
+    ChannelClosed,
+    #[error("the channel has expired")]
+    ChannelExpired,
+    #[error("the channel is closing and takes no new payments")]
+    ChannelClosing,
+    #[error("no such channel")]
+    UnknownChannel,
+    #[error("the voucher is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("the voucher pays another payee")]
+    WrongPayee,
+    #[error("the payee is overloaded; retry")]
+    Busy,
+    #[error("the voucher store failed: {0}")]
+    Storage(String),
+    #[error("the node: {0}")]
+    Node(#[from] ClientError),
+}
+
+impl PaymentError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PaymentError::SignatureInvalid => "voucher_signature_invalid",
+            PaymentError::Stale { .. } => "voucher_stale",
+            PaymentError::Exhausted { .. } => "channel_exhausted",
+            PaymentError::ChannelClosed => "channel_closed",
+            PaymentError::ChannelExpired => "channel_expired",
+            PaymentError::ChannelClosing => "channel_closing",
+            PaymentError::UnknownChannel => "channel_not_found",
+            PaymentError::Malformed(_) => "voucher_malformed",
+            PaymentError::WrongPayee => "voucher_wrong_payee",
+            PaymentError::Busy => "payee_busy",
+            PaymentError::Storage(_) => "payee_storage",
+            PaymentError::Node(_) => "node_unavailable",
+        }
+    }
+}
+
+/// What an accepted voucher paid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// New money: the voucher's total minus the best one before it (zero
+    /// for a voucher accepted before, an idempotent retry).
+    pub delta: Amount,
+    /// The sub-channel's total.
+    pub total: Amount,
+    /// The sum over the channel's sub-channels.
+    pub channel_total: Amount,
+}
+
+/// A channel's facts, as the ledger last told them.
+#[derive(Clone, Debug)]
+struct Facts {
+    voucher_key: Did,
+    deposit: Amount,
+    expires_at: Timestamp,
+    status: ChannelStatus,
+}
+
+impl Facts {
+    fn from_view(view: &ChannelView) -> Facts {
+        Facts {
+            voucher_key: view.voucher_key,
+            deposit: view.deposit,
+            expires_at: view.expires_at,
+            status: view.status,
+        }
+    }
+
+    /// When the channel stops taking vouchers on the ledger.
+    fn deadline(&self) -> Option<Timestamp> {
+        match self.status {
+            ChannelStatus::Open => Some(self.expires_at),
+            ChannelStatus::Closing { closes_at } => Some(closes_at),
+            ChannelStatus::Closed | ChannelStatus::Expired => None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ChannelBook {
+    facts: Option<Facts>,
+    /// The best voucher accepted per sub-channel.
+    best: BTreeMap<String, Voucher>,
+    /// Sum of the best vouchers' totals.
+    claimed: Amount,
+    /// `claimed` as of the last commit that covered this channel.
+    durable_claimed: Amount,
+    /// The ledger's collected total and best redeemed voucher per sub-channel.
+    collected: Amount,
+    redeemed: BTreeMap<String, u64>,
+    last_collect: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    channels: HashMap<ChannelId, ChannelBook>,
+    /// Sequence number of the last voucher handed to the flusher.
+    seq: u64,
+}
+
+/// What the flusher is told.
+#[derive(Debug)]
+enum ToFlusher {
+    Keep(Pending),
+    /// Commit what is pending, then close the store.
+    Stop,
+}
+
+/// A voucher on its way to the disk.
+#[derive(Debug)]
+struct Pending {
+    seq: u64,
+    channel_id: ChannelId,
+    key: String,
+    bytes: Vec<u8>,
+    claimed: Amount,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Client,
+    key: SigningKey,
+    did: Did,
+    network: [u8; 32],
+    options: PayeeOptions,
+    book: Mutex<Book>,
+    to_flusher: SyncSender<ToFlusher>,
+    /// The highest sequence number committed.
+    durable: watch::Sender<u64>,
+    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// A payee: accepts, keeps and collects vouchers. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Payee {
+    inner: Arc<Inner>,
+}
+
+fn now() -> Timestamp {
+    Timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
+fn storage(error: impl std::fmt::Display) -> PaymentError {
+    PaymentError::Storage(error.to_string())
+}
+
+impl Payee {
+    /// Opens the voucher store in `directory` (created if needed), loads
+    /// the vouchers kept there, and learns the node's network id.
+    pub async fn open(
+        directory: &Path,
+        client: Client,
+        key: SigningKey,
+        options: PayeeOptions,
+    ) -> Result<Payee, PaymentError> {
+        std::fs::create_dir_all(directory).map_err(storage)?;
+        let db = Database::create(directory.join("vouchers.redb")).map_err(storage)?;
+        let mut book = Book::default();
+        {
+            let txn = db.begin_write().map_err(storage)?;
+            txn.open_table(VOUCHERS).map_err(storage)?;
+            txn.commit().map_err(storage)?;
+            let txn = db.begin_read().map_err(storage)?;
+            let table = txn.open_table(VOUCHERS).map_err(storage)?;
+            for item in table.iter().map_err(storage)? {
+                let (_, value) = item.map_err(storage)?;
+                let voucher: Voucher = serde_json::from_slice(value.value()).map_err(storage)?;
+                let channel = book.channels.entry(voucher.channel_id).or_default();
+                channel.claimed = channel
+                    .claimed
+                    .checked_add(voucher.accumulated_amount)
+                    .ok_or_else(|| storage("stored vouchers overflow"))?;
+                channel.durable_claimed = channel.claimed;
+                channel.best.insert(voucher.sub_channel_id.clone(), voucher);
+            }
+        }
+        let network = network_hash(&client.health().await?.network);
+        let (to_flusher, pending) = sync_channel(PENDING_MAX);
+        let inner = Arc::new(Inner {
+            client,
+            did: Did::from_verifying_key(&key.verifying_key()),
+            key,
+            network,
+            options,
+            book: Mutex::new(book),
+            to_flusher,
+            durable: watch::Sender::new(0),
+            flusher: Mutex::new(None),
+        });
+        let weak = Arc::downgrade(&inner);
+        let handle = std::thread::Builder::new()
+            .name("agentrail-pay-flush".into())
+            .spawn(move || flush(db, pending, weak, options.flush_every))
+            .map_err(storage)?;
+        *inner.flusher.lock().expect("flusher lock") = Some(handle);
+        Ok(Payee { inner })
+    }
+
+    /// The payee's identity.
+    pub fn did(&self) -> Did {
+        self.inner.did
+    }
+
+    /// The network hash vouchers must sign.
+    pub fn network(&self) -> &[u8; 32] {
+        &self.inner.network
+    }
+
+    /// Checks a voucher locally and keeps it if it is the best of its
+    /// sub-channel. Answers once it is durable, or within the
+    /// [`PayeeOptions::max_unsynced`] bound.
+    pub async fn accept(&self, voucher: &Voucher) -> Result<Accepted, PaymentError> {
+        if voucher.payee_id != self.inner.did {
+            return Err(PaymentError::WrongPayee);
+        }
+        if voucher.epoch != 0 {
+            return Err(PaymentError::Malformed("epoch must be 0"));
+        }
+        check_sub_channel_id(&voucher.sub_channel_id).map_err(PaymentError::Malformed)?;
+        let mut facts = self.facts(voucher.channel_id, false).await?;
+        if !voucher.verify(&facts.voucher_key, &self.inner.network) {
+            return Err(PaymentError::SignatureInvalid);
+        }
+        let mut refreshed = false;
+        loop {
+            match self.record(voucher, &facts) {
+                // The payer may have topped up since the facts were fetched.
+                Err(PaymentError::Exhausted { .. }) if !refreshed => {
+                    facts = self.facts(voucher.channel_id, true).await?;
+                    refreshed = true;
+                }
+                Err(error) => return Err(error),
+                Ok((accepted, None)) => return Ok(accepted),
+                Ok((accepted, Some(seq))) => {
+                    let mut durable = self.inner.durable.subscribe();
+                    durable
+                        .wait_for(|done| *done >= seq)
+                        .await
+                        .map_err(|_| storage("the flusher stopped"))?;
+                    return Ok(accepted);
+                }
+            }
+        }
+    }
+
+    /// Updates the book with a verified voucher; the sequence number to
+    /// wait for when the channel's unsynced amount is over the bound.
+    fn record(
+        &self,
+        voucher: &Voucher,
+        facts: &Facts,
+    ) -> Result<(Accepted, Option<u64>), PaymentError> {
+        let time = now();
+        match facts.status {
+            ChannelStatus::Closed => return Err(PaymentError::ChannelClosed),
+            ChannelStatus::Expired => return Err(PaymentError::ChannelExpired),
+            ChannelStatus::Closing { .. } => return Err(PaymentError::ChannelClosing),
+            ChannelStatus::Open if time >= facts.expires_at => {
+                return Err(PaymentError::ChannelExpired);
+            }
+            ChannelStatus::Open => {}
+        }
+        let mut book = self.inner.book.lock().expect("book lock");
+        let channel = book.channels.entry(voucher.channel_id).or_default();
+        let previous = channel.best.get(&voucher.sub_channel_id).cloned();
+        let (last_nonce, last_amount) = previous
+            .as_ref()
+            .map(|v| (v.nonce, v.accumulated_amount))
+            .unwrap_or((0, Amount::ZERO));
+        if previous.as_ref().is_some_and(|best| best == voucher) {
+            return Ok((
+                Accepted {
+                    delta: Amount::ZERO,
+                    total: last_amount,
+                    channel_total: channel.claimed,
+                },
+                None,
+            ));
+        }
+        if voucher.nonce <= last_nonce || voucher.accumulated_amount <= last_amount {
+            return Err(PaymentError::Stale {
+                nonce: last_nonce,
+                amount: last_amount,
+            });
+        }
+        let delta = voucher
+            .accumulated_amount
+            .checked_sub(last_amount)
+            .expect("checked above");
+        let claimed = channel
+            .claimed
+            .checked_add(delta)
+            .filter(|claimed| *claimed <= facts.deposit)
+            .ok_or(PaymentError::Exhausted {
+                deposit: facts.deposit,
+                claimed: channel.claimed.checked_add(delta).unwrap_or(Amount::MAX),
+            })?;
+        channel.claimed = claimed;
+        channel
+            .best
+            .insert(voucher.sub_channel_id.clone(), voucher.clone());
+        let over_bound = claimed
+            .checked_sub(channel.durable_claimed)
+            .is_some_and(|unsynced| unsynced > self.inner.options.max_unsynced);
+        book.seq += 1;
+        let seq = book.seq;
+        let pending = Pending {
+            seq,
+            channel_id: voucher.channel_id,
+            key: format!("{}/{}", voucher.channel_id, voucher.sub_channel_id),
+            bytes: serde_json::to_vec(voucher).expect("vouchers are JSON"),
+            claimed,
+        };
+        match self.inner.to_flusher.try_send(ToFlusher::Keep(pending)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                // Not kept: undo, so that a retry is accepted.
+                let channel = book.channels.get_mut(&voucher.channel_id).expect("above");
+                channel.claimed = channel.claimed.checked_sub(delta).expect("added above");
+                match previous {
+                    Some(previous) => channel
+                        .best
+                        .insert(previous.sub_channel_id.clone(), previous),
+                    None => channel.best.remove(&voucher.sub_channel_id),
+                };
+                return Err(PaymentError::Busy);
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(storage("the flusher stopped")),
+        }
+        Ok((
+            Accepted {
+                delta,
+                total: voucher.accumulated_amount,
+                channel_total: claimed,
+            },
+            over_bound.then_some(seq),
+        ))
+    }
+
+    /// The channel's facts, fetched from the node when not known yet (or
+    /// when `refresh`).
+    async fn facts(&self, channel_id: ChannelId, refresh: bool) -> Result<Facts, PaymentError> {
+        if !refresh {
+            let book = self.inner.book.lock().expect("book lock");
+            if let Some(facts) = book.channels.get(&channel_id).and_then(|c| c.facts.clone()) {
+                return Ok(facts);
+            }
+        }
+        let view = match self.inner.client.channel(&channel_id).await {
+            Ok(view) => view,
+            Err(error) if error.code() == Some("channel_not_found") => {
+                return Err(PaymentError::UnknownChannel);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if view.payee != self.inner.did {
+            return Err(PaymentError::WrongPayee);
+        }
+        let facts = Facts::from_view(&view);
+        let mut book = self.inner.book.lock().expect("book lock");
+        let channel = book.channels.entry(channel_id).or_default();
+        channel.facts = Some(facts.clone());
+        channel.collected = view.collected;
+        channel.redeemed = view
+            .sub_channels
+            .iter()
+            .map(|(sub, redeemed)| (sub.clone(), redeemed.nonce))
+            .collect();
+        Ok(facts)
+    }
+
+    /// Money accepted on a channel and not collected yet.
+    pub fn uncollected(&self, channel_id: &ChannelId) -> Amount {
+        let book = self.inner.book.lock().expect("book lock");
+        book.channels
+            .get(channel_id)
+            .map(|c| c.claimed.saturating_sub(c.collected))
+            .unwrap_or(Amount::ZERO)
+    }
+
+    /// The vouchers worth redeeming on a channel: the best of each
+    /// sub-channel above what the ledger already redeemed.
+    fn redeemable(&self, channel_id: &ChannelId) -> Vec<Voucher> {
+        let book = self.inner.book.lock().expect("book lock");
+        let Some(channel) = book.channels.get(channel_id) else {
+            return Vec::new();
+        };
+        channel
+            .best
+            .values()
+            .filter(|v| {
+                channel
+                    .redeemed
+                    .get(&v.sub_channel_id)
+                    .is_none_or(|n| v.nonce > *n)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Redeems the channel's best vouchers with the ledger (nothing to do:
+    /// `Ok(None)`). The channel stays open.
+    pub async fn collect(&self, channel_id: &ChannelId) -> Result<Option<Amount>, PaymentError> {
+        self.settle(channel_id, false).await
+    }
+
+    /// Redeems the best vouchers and closes the channel: the rest of the
+    /// deposit returns to the payer.
+    pub async fn close(&self, channel_id: &ChannelId) -> Result<Option<Amount>, PaymentError> {
+        self.settle(channel_id, true).await
+    }
+
+    async fn settle(
+        &self,
+        channel_id: &ChannelId,
+        close: bool,
+    ) -> Result<Option<Amount>, PaymentError> {
+        let vouchers = self.redeemable(channel_id);
+        if vouchers.is_empty() && !close {
+            return Ok(None);
+        }
+        let body = CollectChannel {
+            channel_id: *channel_id,
+            vouchers: vouchers
+                .chunks(agentrail_core::constants::VOUCHERS_PER_COMMAND_MAX)
+                .next()
+                .unwrap_or_default()
+                .to_vec(),
+        };
+        let command = if close {
+            Command::CloseChannel(body)
+        } else {
+            Command::CollectChannel(body)
+        };
+        let result = self.inner.client.submit(&self.inner.key, &command).await;
+        // Whatever the answer, learn where the ledger stands now.
+        let refreshed = self.facts(*channel_id, true).await;
+        {
+            let mut book = self.inner.book.lock().expect("book lock");
+            if let Some(channel) = book.channels.get_mut(channel_id) {
+                channel.last_collect = Some(Instant::now());
+            }
+        }
+        let response = result?;
+        refreshed?;
+        let paid = response.events.iter().find_map(|event| match event {
+            agentrail_core::Event::ChannelCollected { amount, .. } => Some(*amount),
+            _ => None,
+        });
+        Ok(paid.or(Some(Amount::ZERO)))
+    }
+
+    /// Collects every channel that is due: over the threshold, not
+    /// collected for `collect_every`, or near its deadline. Returns how
+    /// many channels it collected.
+    pub async fn collect_due(&self) -> usize {
+        let options = self.inner.options;
+        let due: Vec<ChannelId> = {
+            let book = self.inner.book.lock().expect("book lock");
+            let time = now();
+            book.channels
+                .iter()
+                .filter(|(_, c)| {
+                    let uncollected = c.claimed.saturating_sub(c.collected);
+                    if uncollected.is_zero() {
+                        return false;
+                    }
+                    let near_deadline =
+                        c.facts
+                            .as_ref()
+                            .and_then(Facts::deadline)
+                            .is_none_or(|deadline| {
+                                time.0 + options.collect_margin.as_secs() >= deadline.0
+                            });
+                    uncollected >= options.collect_threshold
+                        || near_deadline
+                        || c.last_collect
+                            .is_none_or(|at| at.elapsed() >= options.collect_every)
+                })
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let mut collected = 0;
+        for channel_id in due {
+            match self.collect(&channel_id).await {
+                Ok(Some(_)) => collected += 1,
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%channel_id, code = error.code(), %error, "collect failed")
+                }
+            }
+        }
+        collected
+    }
+
+    /// Runs [`Payee::collect_due`] every `check_every`, refreshing the
+    /// facts of channels with uncollected money first (so that a payer's
+    /// close is noticed within its dispute window).
+    pub fn spawn_collector(&self) -> tokio::task::JoinHandle<()> {
+        let payee = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(payee.inner.options.check_every);
+            loop {
+                ticks.tick().await;
+                let open: Vec<ChannelId> = {
+                    let book = payee.inner.book.lock().expect("book lock");
+                    book.channels
+                        .iter()
+                        .filter(|(_, c)| c.claimed > c.collected)
+                        .map(|(id, _)| *id)
+                        .collect()
+                };
+                for channel_id in open {
+                    let _ = payee.facts(channel_id, true).await;
+                }
+                payee.collect_due().await;
+            }
+        })
+    }
+
+    /// Makes every accepted voucher durable and closes the store; the payee
+    /// accepts nothing afterwards.
+    pub async fn shutdown(&self) -> Result<(), PaymentError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let _ = inner.to_flusher.send(ToFlusher::Stop);
+            if let Some(handle) = inner.flusher.lock().expect("flusher lock").take() {
+                let _ = handle.join();
+            }
+        })
+        .await
+        .map_err(storage)
+    }
+
+    /// Waits until every voucher accepted so far is durable.
+    pub async fn sync(&self) -> Result<(), PaymentError> {
+        let seq = self.inner.book.lock().expect("book lock").seq;
+        let mut durable = self.inner.durable.subscribe();
+        durable
+            .wait_for(|done| *done >= seq)
+            .await
+            .map(|_| ())
+            .map_err(|_| storage("the flusher stopped"))
+    }
+}
+
+/// The flusher: commits pending vouchers in groups, one fsync each.
+fn flush(
+    db: Database,
+    pending: Receiver<ToFlusher>,
+    inner: std::sync::Weak<Inner>,
+    window: Duration,
+) {
+    let mut stop = false;
+    while !stop {
+        let first = match pending.recv() {
+            Ok(ToFlusher::Keep(first)) => first,
+            Ok(ToFlusher::Stop) | Err(_) => return,
+        };
+        let deadline = Instant::now() + window;
+        let mut group = vec![first];
+        loop {
+            match pending.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(ToFlusher::Keep(next)) => group.push(next),
+                Ok(ToFlusher::Stop) => {
+                    stop = true;
+                    break;
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    stop = true;
+                    break;
+                }
+            }
+        }
+        loop {
+            match commit(&db, &group) {
+                Ok(()) => break,
+                Err(error) if stop => {
+                    tracing::error!(%error, "vouchers not committed at shutdown");
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "vouchers not committed; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        {
+            let mut book = inner.book.lock().expect("book lock");
+            for item in &group {
+                if let Some(channel) = book.channels.get_mut(&item.channel_id) {
+                    channel.durable_claimed = channel.durable_claimed.max(item.claimed);
+                }
+            }
+        }
+        let last = group.iter().map(|item| item.seq).max().unwrap_or(0);
+        inner.durable.send_modify(|done| *done = (*done).max(last));
+    }
+}
+
+fn commit(db: &Database, group: &[Pending]) -> Result<(), redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    {
+        let mut table = txn.open_table(VOUCHERS)?;
+        for item in group {
+            // Later vouchers of a sub-channel are better: the last write wins.
+            table.insert(item.key.as_str(), item.bytes.as_slice())?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
