@@ -20,6 +20,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod payer;
+pub mod paywall;
+pub mod x402;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};

@@ -212,3 +212,267 @@ async fn the_collector_collects_above_the_threshold() {
             .any(|e| matches!(e, Event::ChannelCollected { .. }))
     }));
 }
+
+mod http402 {
+    use super::*;
+    use agentrail_pay::payer::{PayError, Payer, PayerOptions};
+    use agentrail_pay::paywall::{Paywall, Units};
+    use agentrail_pay::x402::{self, PaymentRequired, SettlementResponse};
+    use axum::Router;
+    use axum::response::IntoResponse;
+    use axum::routing::post;
+    use reqwest::Method;
+    use std::sync::Arc;
+
+    async fn echo(body: axum::body::Bytes) -> impl IntoResponse {
+        format!("{} bytes", body.len())
+    }
+
+    async fn metered(body: axum::body::Bytes) -> impl IntoResponse {
+        let mut response = format!("{} bytes", body.len()).into_response();
+        // One unit per started kilobyte.
+        response
+            .extensions_mut()
+            .insert(Units(body.len().div_ceil(1024) as u64));
+        response
+    }
+
+    /// A provider on a loopback port; its address.
+    async fn provider(payee: Payee, network: &str) -> String {
+        let app = Router::new()
+            .route("/echo", post(echo))
+            .route("/metered", post(metered))
+            .route("/free", post(echo))
+            .layer(
+                Paywall::new(payee, network)
+                    .per_call("/echo", cents(1))
+                    .per_unit(
+                        "/metered",
+                        Amount::from_atomic(1_000),
+                        "kilobyte",
+                        cents(10),
+                    )
+                    .layer(),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{address}")
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn paid_calls_per_call_and_per_unit_concurrently_through_one_channel() {
+        let data = tempfile::tempdir().unwrap();
+        let node = Node::start(data.path());
+        let client = node.client.clone();
+        let (buyer, seller) = (key("x402-buyer"), key("x402-seller"));
+        for k in [&buyer, &seller] {
+            client
+                .submit(k, &kit::register_principal(did(k)))
+                .await
+                .unwrap();
+        }
+        client.faucet(did(&buyer), usd(50)).await.unwrap();
+        let network = client.health().await.unwrap().network;
+        let store = tempfile::tempdir().unwrap();
+        let payee = Payee::open(
+            store.path(),
+            client.clone(),
+            seller.clone(),
+            PayeeOptions::default(),
+        )
+        .await
+        .unwrap();
+        let base = provider(payee.clone(), &network).await;
+
+        // Unpaid: a 402 whose header names the price.
+        let http = reqwest::Client::new();
+        let unpaid = http
+            .post(format!("{base}/echo"))
+            .body("hi")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unpaid.status(), 402);
+        let required: PaymentRequired =
+            x402::decode_header(unpaid.headers()[x402::PAYMENT_REQUIRED].to_str().unwrap())
+                .unwrap();
+        assert_eq!(required.x402_version, 2);
+        assert_eq!(required.accepts[0].scheme, "channel");
+        assert_eq!(required.accepts[0].amount, cents(1));
+        assert_eq!(required.accepts[0].pay_to, did(&seller).to_string());
+        // A free route stays free.
+        let free = http
+            .post(format!("{base}/free"))
+            .body("hi")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(free.status(), 200);
+        // A malformed payment header is a 400.
+        let bad = http
+            .post(format!("{base}/echo"))
+            .header(x402::PAYMENT_SIGNATURE, "not base64!")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400);
+
+        let payer = Arc::new(
+            Payer::new(
+                client.clone(),
+                buyer.clone(),
+                did(&buyer),
+                PayerOptions::default(),
+            )
+            .await
+            .unwrap(),
+        );
+        // 40 calls, 8 at a time: each concurrent call uses its own stream.
+        let mut tasks = Vec::new();
+        for n in 0..40 {
+            let (payer, url) = (Arc::clone(&payer), format!("{base}/echo"));
+            tasks.push(tokio::spawn(async move {
+                payer
+                    .fetch(Method::POST, &url, vec![b'x'; n])
+                    .await
+                    .unwrap()
+            }));
+            if tasks.len() == 8 {
+                for task in tasks.drain(..) {
+                    let paid = task.await.unwrap();
+                    assert_eq!(paid.status, 200);
+                    assert_eq!(paid.paid, cents(1));
+                    assert!(paid.settlement.unwrap().success);
+                }
+            }
+        }
+        assert_eq!(payer.spent(), cents(40));
+        assert_eq!(
+            payee.uncollected(&channel_of(&client, &buyer, &seller).await),
+            cents(40)
+        );
+
+        // Metered: the first call prepays the most a call may cost; each
+        // later voucher tops the credit back up by what the call used.
+        let mut costs = Amount::ZERO;
+        for kilobytes in [1usize, 3, 2] {
+            let paid = payer
+                .fetch(
+                    Method::POST,
+                    &format!("{base}/metered"),
+                    vec![0; kilobytes * 1024],
+                )
+                .await
+                .unwrap();
+            assert_eq!(paid.status, 200);
+            let cost = Amount::from_atomic(1_000 * kilobytes as u128);
+            costs = costs.checked_add(cost).unwrap();
+            let settlement: SettlementResponse = paid.settlement.unwrap();
+            let state = settlement.channel.unwrap();
+            assert_eq!(
+                state.proposal.accumulated_amount,
+                state.accumulated_amount.checked_add(cost).unwrap(),
+                "the proposal restores the credit"
+            );
+        }
+        // What the payer paid for metered calls: one prepaid maximum plus
+        // the costs of all but the last call.
+        let metered_paid = payer.spent().checked_sub(cents(40)).unwrap();
+        assert_eq!(
+            metered_paid,
+            cents(10)
+                .checked_add(Amount::from_atomic(1_000 * 4))
+                .unwrap()
+        );
+        let _ = costs;
+
+        // The payee collects everything accepted.
+        let id = channel_of(&client, &buyer, &seller).await;
+        assert!(payee.collect(&id).await.unwrap().is_some());
+        assert_eq!(
+            client.balance(&did(&seller)).await.unwrap().available,
+            payer.spent()
+        );
+        // The payer closes its channels when asked.
+        assert_eq!(payer.close_all().await.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_price_above_the_mandate_is_refused_before_paying() {
+        let data = tempfile::tempdir().unwrap();
+        let node = Node::start(data.path());
+        let client = node.client.clone();
+        let (principal, agent, seller) = (key("m-principal"), key("m-agent"), key("m-seller"));
+        for k in [&principal, &seller] {
+            client
+                .submit(k, &kit::register_principal(did(k)))
+                .await
+                .unwrap();
+        }
+        let now = support::now();
+        let grant = kit::grant(
+            &principal,
+            did(&agent),
+            agentrail_core::grant::Role::Agent,
+            kit::limits(Amount::from_atomic(5_000), usd(1)),
+            now,
+            agentrail_core::Timestamp(now.0 + 3_600),
+            "m",
+        );
+        client
+            .submit(&principal, &kit::register_agent(grant))
+            .await
+            .unwrap();
+        client.faucet(did(&agent), usd(5)).await.unwrap();
+        let network = client.health().await.unwrap().network;
+        let store = tempfile::tempdir().unwrap();
+        let payee = Payee::open(
+            store.path(),
+            client.clone(),
+            seller.clone(),
+            PayeeOptions::default(),
+        )
+        .await
+        .unwrap();
+        let base = provider(payee, &network).await;
+        let payer = Payer::new(
+            client.clone(),
+            agent.clone(),
+            did(&agent),
+            PayerOptions::default(),
+        )
+        .await
+        .unwrap();
+        // The metered route may cost 10 cents a call: above the 0.5 cent limit.
+        let refused = payer
+            .fetch(Method::POST, &format!("{base}/metered"), vec![0; 10])
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, PayError::OverMandate { .. }), "{refused}");
+        assert_eq!(
+            client.balance(&did(&agent)).await.unwrap().held,
+            Amount::ZERO
+        );
+    }
+
+    async fn channel_of(
+        client: &agentrail_client::Client,
+        buyer: &ed25519_dalek::SigningKey,
+        seller: &ed25519_dalek::SigningKey,
+    ) -> ChannelId {
+        // The payer's channel is the one its history shows opened.
+        let history = client.history(&did(seller), None, 50).await.unwrap();
+        history
+            .items
+            .iter()
+            .flat_map(|item| &item.events)
+            .find_map(|event| match event {
+                Event::ChannelOpened {
+                    channel_id, from, ..
+                } if *from == did(buyer) => Some(*channel_id),
+                _ => None,
+            })
+            .expect("an open channel")
+    }
+}

@@ -1,0 +1,400 @@
+//! The paying client: an agent's HTTP client that answers `402 Payment
+//! Required` with channel vouchers, within its mandate.
+//!
+//! On a 402 it reads the `channel` requirement for this ledger's network,
+//! checks the price against the agent's mandate, opens a channel to the
+//! payee if it has none (deposit: [`PayerOptions::deposit_calls`] times the
+//! price, within the per-payment limit), and retries with a voucher. Each
+//! request in flight uses its own sub-channel (a stream), so concurrent
+//! requests never reuse a nonce; within a stream the nonce and the total
+//! rise with every voucher. The server's proposal for the next voucher is
+//! followed, never beyond the price the 402 advertised. An exhausted channel
+//! is topped up once per request.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use agentrail_client::Client;
+use agentrail_core::channel::{ChannelId, VoucherTerms, network_hash};
+use agentrail_core::command::{ChannelRef, OpenChannel, TopUpChannel};
+use agentrail_core::{Amount, Command, Did};
+use ed25519_dalek::SigningKey;
+use reqwest::{Method, StatusCode};
+
+use crate::x402::{
+    self, ChannelPayload, PaymentPayload, PaymentRequired, PaymentRequirements, SettlementResponse,
+};
+
+/// How the payer opens channels.
+#[derive(Clone, Copy, Debug)]
+pub struct PayerOptions {
+    /// A new channel's deposit, in calls at the advertised price (capped by
+    /// the mandate's per-payment limit).
+    pub deposit_calls: u64,
+    /// Concurrent streams (sub-channels) per channel.
+    pub streams_max: usize,
+}
+
+impl Default for PayerOptions {
+    fn default() -> PayerOptions {
+        PayerOptions {
+            deposit_calls: 100,
+            streams_max: 64,
+        }
+    }
+}
+
+/// Why a paid request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayError {
+    #[error("HTTP: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("the node: {0}")]
+    Node(#[from] agentrail_client::ClientError),
+    #[error("the server's payment terms are unusable: {0}")]
+    Terms(String),
+    #[error("{price} per call is above the mandate's per-payment limit of {limit}")]
+    OverMandate { price: Amount, limit: Amount },
+    #[error("the server refused the payment: {0}")]
+    Refused(String),
+    #[error("too many requests in flight on one channel")]
+    Busy,
+}
+
+/// One sub-channel's counters.
+#[derive(Clone, Debug)]
+struct Stream {
+    id: String,
+    nonce: u64,
+    total: Amount,
+    /// The server's proposal for this stream's next total, and the
+    /// resource it was made for.
+    proposal: Option<(String, Amount)>,
+}
+
+#[derive(Debug)]
+struct Channel {
+    id: ChannelId,
+    deposit: Amount,
+    idle: Vec<Stream>,
+    streams: usize,
+}
+
+/// An answer to a paid (or free) request.
+#[derive(Debug)]
+pub struct Paid {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+    /// What this request paid (zero for a free one).
+    pub paid: Amount,
+    pub settlement: Option<SettlementResponse>,
+}
+
+/// An agent's paying HTTP client. Share it behind an `Arc`.
+#[derive(Debug)]
+pub struct Payer {
+    http: reqwest::Client,
+    node: Client,
+    key: SigningKey,
+    signer: Did,
+    from: Did,
+    network: String,
+    options: PayerOptions,
+    /// The mandate's per-payment limit, if the signer has one.
+    per_payment: Option<Amount>,
+    channels: tokio::sync::Mutex<HashMap<Did, Channel>>,
+    spent: Mutex<Amount>,
+}
+
+impl Payer {
+    /// A payer signing with `key` and paying from `from` (its own account,
+    /// or its agent's for a session key).
+    pub async fn new(
+        node: Client,
+        key: SigningKey,
+        from: Did,
+        options: PayerOptions,
+    ) -> Result<Payer, PayError> {
+        let signer = Did::from_verifying_key(&key.verifying_key());
+        let network = node.health().await?.network;
+        let per_payment = match node.grant(&signer).await {
+            Ok(status) => Some(status.grant.grant().limits.max_per_payment),
+            Err(error) if error.code() == Some("unknown_grant") => None,
+            Err(error) => return Err(error.into()),
+        };
+        Ok(Payer {
+            http: reqwest::Client::new(),
+            node,
+            key,
+            signer,
+            from,
+            network,
+            options,
+            per_payment,
+            channels: tokio::sync::Mutex::new(HashMap::new()),
+            spent: Mutex::new(Amount::ZERO),
+        })
+    }
+
+    /// Everything paid through this payer so far.
+    pub fn spent(&self) -> Amount {
+        *self.spent.lock().expect("spent lock")
+    }
+
+    /// Fetches `url`, paying through a channel if the server asks.
+    pub async fn fetch(&self, method: Method, url: &str, body: Vec<u8>) -> Result<Paid, PayError> {
+        let first = self
+            .http
+            .request(method.clone(), url)
+            .body(body.clone())
+            .send()
+            .await?;
+        if first.status() != StatusCode::PAYMENT_REQUIRED {
+            let status = first.status();
+            return Ok(Paid {
+                status,
+                body: first.bytes().await?.to_vec(),
+                paid: Amount::ZERO,
+                settlement: None,
+            });
+        }
+        let required: PaymentRequired = header(&first, x402::PAYMENT_REQUIRED)?
+            .ok_or_else(|| PayError::Terms("a 402 without PAYMENT-REQUIRED".into()))?;
+        let terms = required
+            .accepts
+            .iter()
+            .find(|a| {
+                a.scheme == x402::SCHEME && a.network == self.network && a.asset == x402::ASSET
+            })
+            .cloned()
+            .ok_or_else(|| {
+                PayError::Terms("no channel payment on this ledger is accepted".into())
+            })?;
+        let payee: Did = terms
+            .pay_to
+            .parse()
+            .map_err(|_| PayError::Terms("payTo is not a did:key".into()))?;
+        // What one call may cost.
+        let price = match terms.extra.pricing.as_str() {
+            "per_call" => terms.amount,
+            "per_unit" => terms.extra.max_amount_per_call.ok_or_else(|| {
+                PayError::Terms("a per-unit price without maxAmountPerCall".into())
+            })?,
+            other => return Err(PayError::Terms(format!("unknown pricing {other:?}"))),
+        };
+        if let Some(limit) = self.per_payment
+            && price > limit
+        {
+            return Err(PayError::OverMandate { price, limit });
+        }
+        let (channel_id, mut stream) = self.checkout(payee, price).await?;
+        let mut topped_up = false;
+        let result = loop {
+            // The server's proposal, when it was made for this resource and
+            // asks no more than a call's price; the price otherwise.
+            let full = stream.total.checked_add(price).unwrap_or(Amount::MAX);
+            let total = match &stream.proposal {
+                Some((resource, proposed))
+                    if *resource == required.resource.url
+                        && *proposed > stream.total
+                        && *proposed <= full =>
+                {
+                    *proposed
+                }
+                _ => full,
+            };
+            let voucher = VoucherTerms {
+                channel_id,
+                epoch: 0,
+                sub_channel_id: stream.id.clone(),
+                accumulated_amount: total,
+                nonce: stream.nonce + 1,
+                payee_id: payee,
+            }
+            .sign(&self.key, &network_hash(&self.network));
+            let payload = PaymentPayload {
+                x402_version: x402::X402_VERSION,
+                resource: Some(required.resource.clone()),
+                accepted: Some(terms.clone()),
+                scheme: None,
+                network: None,
+                payload: ChannelPayload {
+                    version: 1,
+                    payer_id: self.signer.to_string(),
+                    client_tx_ref: None,
+                    receipt: voucher,
+                },
+            };
+            let response = self
+                .http
+                .request(method.clone(), url)
+                .header(x402::PAYMENT_SIGNATURE, x402::encode_header(&payload))
+                .body(body.clone())
+                .send()
+                .await?;
+            let settlement: Option<SettlementResponse> = header(&response, x402::PAYMENT_RESPONSE)?;
+            let status = response.status();
+            let bytes = response.bytes().await?.to_vec();
+            match settlement {
+                Some(settlement) if settlement.success => {
+                    let paid = total.checked_sub(stream.total).unwrap_or(Amount::ZERO);
+                    stream.nonce += 1;
+                    stream.total = total;
+                    stream.proposal = settlement
+                        .channel
+                        .as_ref()
+                        .map(|c| (required.resource.url.clone(), c.proposal.accumulated_amount));
+                    let mut spent = self.spent.lock().expect("spent lock");
+                    *spent = spent.checked_add(paid).unwrap_or(Amount::MAX);
+                    break Ok(Paid {
+                        status,
+                        body: bytes,
+                        paid,
+                        settlement: Some(settlement),
+                    });
+                }
+                Some(settlement)
+                    if settlement.error_reason.as_deref() == Some("channel_exhausted")
+                        && !topped_up =>
+                {
+                    topped_up = true;
+                    if let Err(error) = self.top_up(payee, channel_id, price).await {
+                        break Err(error);
+                    }
+                }
+                Some(settlement) => {
+                    // The server did not take this voucher: the stream's
+                    // counters stay where they were.
+                    break Err(PayError::Refused(
+                        settlement
+                            .error_reason
+                            .unwrap_or_else(|| status.to_string()),
+                    ));
+                }
+                None => {
+                    break Err(PayError::Refused(format!(
+                        "{status} without PAYMENT-RESPONSE"
+                    )));
+                }
+            }
+        };
+        self.checkin(payee, stream).await;
+        result
+    }
+
+    /// A stream of the channel to `payee`, opening the channel if needed.
+    async fn checkout(&self, payee: Did, price: Amount) -> Result<(ChannelId, Stream), PayError> {
+        let mut channels = self.channels.lock().await;
+        if let std::collections::hash_map::Entry::Vacant(slot) = channels.entry(payee) {
+            let deposit = self.deposit_for(price);
+            let key = format!("pay-{}", agentrail_client::random_nonce());
+            let id = ChannelId::derive(&self.from, &payee, &key);
+            let command = Command::OpenChannel(OpenChannel {
+                from: self.from,
+                payee,
+                deposit,
+                voucher_key: None,
+                expires_at: None,
+                dispute_window_s: None,
+                category: None,
+                idempotency_key: key,
+            });
+            self.node.submit(&self.key, &command).await?;
+            slot.insert(Channel {
+                id,
+                deposit,
+                idle: Vec::new(),
+                streams: 0,
+            });
+        }
+        let channel = channels.get_mut(&payee).expect("inserted above");
+        let stream = match channel.idle.pop() {
+            Some(stream) => stream,
+            None if channel.streams < self.options.streams_max => {
+                channel.streams += 1;
+                Stream {
+                    id: format!("s{}", channel.streams),
+                    nonce: 0,
+                    total: Amount::ZERO,
+                    proposal: None,
+                }
+            }
+            None => return Err(PayError::Busy),
+        };
+        Ok((channel.id, stream))
+    }
+
+    async fn checkin(&self, payee: Did, stream: Stream) {
+        if let Some(channel) = self.channels.lock().await.get_mut(&payee) {
+            channel.idle.push(stream);
+        }
+    }
+
+    fn deposit_for(&self, price: Amount) -> Amount {
+        let deposit = price
+            .checked_mul(u128::from(self.options.deposit_calls))
+            .unwrap_or(Amount::MAX);
+        match self.per_payment {
+            Some(limit) => deposit.min(limit),
+            None => deposit,
+        }
+    }
+
+    async fn top_up(
+        &self,
+        payee: Did,
+        channel_id: ChannelId,
+        price: Amount,
+    ) -> Result<(), PayError> {
+        let amount = self.deposit_for(price);
+        let command = Command::TopUpChannel(TopUpChannel {
+            channel_id,
+            amount,
+            idempotency_key: format!("top-{}", agentrail_client::random_nonce()),
+        });
+        self.node.submit(&self.key, &command).await?;
+        if let Some(channel) = self.channels.lock().await.get_mut(&payee) {
+            channel.deposit = channel.deposit.checked_add(amount).unwrap_or(Amount::MAX);
+        }
+        Ok(())
+    }
+
+    /// Starts closing every channel this payer opened: each payee keeps
+    /// its dispute window to collect, then the rest returns.
+    pub async fn close_all(&self) -> Result<usize, PayError> {
+        let ids: Vec<ChannelId> = self.channels.lock().await.values().map(|c| c.id).collect();
+        for channel_id in &ids {
+            let command = Command::StartChannelClose(ChannelRef {
+                channel_id: *channel_id,
+            });
+            self.node.submit(&self.key, &command).await?;
+        }
+        Ok(ids.len())
+    }
+
+    /// The requirement the payer would use for `required`, if any.
+    pub fn pick<'a>(&self, required: &'a PaymentRequired) -> Option<&'a PaymentRequirements> {
+        required
+            .accepts
+            .iter()
+            .find(|a| a.scheme == x402::SCHEME && a.network == self.network)
+    }
+}
+
+fn header<T: serde::de::DeserializeOwned>(
+    response: &reqwest::Response,
+    name: &str,
+) -> Result<Option<T>, PayError> {
+    match response.headers().get(name) {
+        None => Ok(None),
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| PayError::Terms(format!("{name} is not text")))?;
+            x402::decode_header(text)
+                .map(Some)
+                .map_err(|e| PayError::Terms(format!("{name}: {e}")))
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! HTTP 402 for axum providers: one `tower` layer.
+//!
+//! ```ignore
+//! let app = Router::new()
+//!     .route("/thumbnail", post(thumbnail))
+//!     .route("/stats", post(stats))
+//!     .layer(Paywall::new(payee, network_id)
+//!         .per_call("/thumbnail", Amount::from_atomic(2_000))
+//!         .per_unit("/stats", Amount::from_atomic(10), "kilobyte", Amount::from_atomic(100_000))
+//!         .layer());
+//! ```
+//!
+//! A priced route without a payment header answers `402` with
+//! `PAYMENT-REQUIRED`. A paid request's voucher is checked by the [`Payee`]
+//! (locally) before the handler runs. Each sub-channel has a **credit**: what
+//! its vouchers added, minus what its calls cost. A call is served only if
+//! the credit covers its most expensive outcome: the price of a call, or
+//! `max_per_call` for a route priced per unit, where the handler reports
+//! what it used by putting [`Units`] in the response's extensions and the
+//! call costs `units × price` (capped at `max_per_call`). The settlement
+//! response proposes the next voucher: the total that brings the credit back
+//! to what the next call needs, as the channel scheme's server proposals do.
+//! So the server never serves unpaid work, and what a payer leaves unspent
+//! at the end is at most one call's worth per sub-channel. Credits live in
+//! memory: a restarted server forgets them (the payer then pays one call
+//! again).
+//!
+//! Refusals are `402` with `PAYMENT-RESPONSE` naming the reason
+//! (`errorReason`: `voucher_signature_invalid`, `voucher_stale`,
+//! `channel_exhausted`, `channel_expired`, `channel_closed`, …) and a fresh
+//! `PAYMENT-REQUIRED`; a malformed payment header is a `400`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use agentrail_core::channel::{ChannelId, VoucherTerms};
+use agentrail_core::{Amount, Did};
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Response, StatusCode};
+use tower::{Layer, Service};
+
+use crate::Payee;
+use crate::x402::{
+    self, ChannelPayload, ChannelState, PaymentPayload, PaymentRequired, PaymentRequirements,
+    RequirementExtra, ResourceInfo, SettlementResponse,
+};
+
+/// Units of work a metered handler reports in its response's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Units(pub u64);
+
+/// What a route costs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Price {
+    PerCall(Amount),
+    PerUnit {
+        price: Amount,
+        unit: String,
+        max_per_call: Amount,
+    },
+}
+
+/// Prices per route and the payee that is paid; [`Paywall::layer`] makes
+/// the `tower` layer.
+#[derive(Clone, Debug)]
+pub struct Paywall {
+    payee: Payee,
+    network: String,
+    routes: HashMap<String, Price>,
+    /// Per `(channel, sub-channel)`: vouchers' additions minus calls' costs.
+    credit: Arc<Mutex<HashMap<(ChannelId, String), Amount>>>,
+}
+
+impl Paywall {
+    pub fn new(payee: Payee, network: &str) -> Paywall {
+        Paywall {
+            payee,
+            network: network.to_owned(),
+            routes: HashMap::new(),
+            credit: Arc::default(),
+        }
+    }
+
+    /// Prices `path` per call.
+    pub fn per_call(mut self, path: &str, price: Amount) -> Paywall {
+        self.routes.insert(path.to_owned(), Price::PerCall(price));
+        self
+    }
+
+    /// Prices `path` per unit the handler reports ([`Units`]); one call may
+    /// cost at most `max_per_call`.
+    pub fn per_unit(
+        mut self,
+        path: &str,
+        price: Amount,
+        unit: &str,
+        max_per_call: Amount,
+    ) -> Paywall {
+        self.routes.insert(
+            path.to_owned(),
+            Price::PerUnit {
+                price,
+                unit: unit.to_owned(),
+                max_per_call,
+            },
+        );
+        self
+    }
+
+    pub fn layer(self) -> PaywallLayer {
+        PaywallLayer {
+            paywall: Arc::new(self),
+        }
+    }
+
+    fn requirements(&self, price: &Price) -> PaymentRequirements {
+        let (amount, extra) = match price {
+            Price::PerCall(amount) => (
+                *amount,
+                RequirementExtra {
+                    pricing: "per_call".into(),
+                    unit: None,
+                    max_amount_per_call: None,
+                },
+            ),
+            Price::PerUnit {
+                price,
+                unit,
+                max_per_call,
+            } => (
+                *price,
+                RequirementExtra {
+                    pricing: "per_unit".into(),
+                    unit: Some(unit.clone()),
+                    max_amount_per_call: Some(*max_per_call),
+                },
+            ),
+        };
+        PaymentRequirements {
+            scheme: x402::SCHEME.into(),
+            network: self.network.clone(),
+            asset: x402::ASSET.into(),
+            pay_to: self.payee.did().to_string(),
+            amount,
+            max_timeout_seconds: 60,
+            extra,
+        }
+    }
+
+    fn payment_required(&self, path: &str, price: &Price, error: &str) -> Response<Body> {
+        let required = PaymentRequired {
+            x402_version: x402::X402_VERSION,
+            error: Some(error.to_owned()),
+            resource: ResourceInfo {
+                url: path.to_owned(),
+                description: None,
+                mime_type: None,
+            },
+            accepts: vec![self.requirements(price)],
+        };
+        let body = serde_json::json!({"error": {"code": "payment_required", "message": error}});
+        let mut response = json_response(StatusCode::PAYMENT_REQUIRED, &body);
+        insert_header(
+            &mut response,
+            x402::PAYMENT_REQUIRED,
+            &x402::encode_header(&required),
+        );
+        response
+    }
+
+    fn refused(&self, path: &str, price: &Price, code: &str, message: &str) -> Response<Body> {
+        let mut response = self.payment_required(path, price, message);
+        let settlement = SettlementResponse {
+            success: false,
+            transaction: String::new(),
+            network: self.network.clone(),
+            payer: None,
+            error_reason: Some(code.to_owned()),
+            channel: None,
+        };
+        insert_header(
+            &mut response,
+            x402::PAYMENT_RESPONSE,
+            &x402::encode_header(&settlement),
+        );
+        let body = serde_json::json!({"error": {"code": code, "message": message}});
+        *response.body_mut() = Body::from(body.to_string());
+        response
+    }
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    insert_header(&mut response, "content-type", "application/json");
+    response
+}
+
+fn insert_header(response: &mut Response<Body>, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
+    }
+}
+
+/// The `tower` layer of a [`Paywall`].
+#[derive(Clone, Debug)]
+pub struct PaywallLayer {
+    paywall: Arc<Paywall>,
+}
+
+impl<S> Layer<S> for PaywallLayer {
+    type Service = PaywallService<S>;
+
+    fn layer(&self, inner: S) -> PaywallService<S> {
+        PaywallService {
+            paywall: Arc::clone(&self.paywall),
+            inner,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PaywallService<S> {
+    paywall: Arc<Paywall>,
+    inner: S,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S> Service<Request<Body>> for PaywallService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let paywall = Arc::clone(&self.paywall);
+        // The clone that was polled ready serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let path = request.uri().path().to_owned();
+            let Some(price) = paywall.routes.get(&path).cloned() else {
+                return inner.call(request).await;
+            };
+            let header = request
+                .headers()
+                .get(x402::PAYMENT_SIGNATURE)
+                .or_else(|| request.headers().get(x402::X_PAYMENT));
+            let Some(header) = header else {
+                return Ok(paywall.payment_required(
+                    &path,
+                    &price,
+                    "PAYMENT-SIGNATURE header is required",
+                ));
+            };
+            let payload: PaymentPayload = match header
+                .to_str()
+                .map_err(|e| e.to_string())
+                .and_then(x402::decode_header)
+            {
+                Ok(payload) => payload,
+                Err(reason) => {
+                    let body = serde_json::json!({"error": {"code": "invalid_payment", "message": reason}});
+                    return Ok(json_response(StatusCode::BAD_REQUEST, &body));
+                }
+            };
+            if payload.scheme() != Some(x402::SCHEME)
+                || payload.network() != Some(paywall.network.as_str())
+            {
+                return Ok(paywall.refused(
+                    &path,
+                    &price,
+                    "unsupported_scheme",
+                    "this server accepts the channel scheme on its own network only",
+                ));
+            }
+            let ChannelPayload {
+                receipt: voucher,
+                payer_id,
+                ..
+            } = payload.payload;
+            let key = (voucher.channel_id, voucher.sub_channel_id.clone());
+            let accepted = match paywall.payee.accept(&voucher).await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    let code = error.code();
+                    return Ok(paywall.refused(&path, &price, code, &error.to_string()));
+                }
+            };
+            let needed = match &price {
+                Price::PerCall(amount) => *amount,
+                Price::PerUnit { max_per_call, .. } => *max_per_call,
+            };
+            // The voucher's money joins the credit; the call is served only
+            // if the credit covers it (a valid voucher's money is kept), and
+            // reserves what it needs until its cost is known, so that
+            // concurrent calls on one sub-channel cannot spend it twice.
+            let reserved = {
+                let mut credits = paywall.credit.lock().expect("credit lock");
+                let credit = credits.entry(key.clone()).or_default();
+                *credit = credit.checked_add(accepted.delta).unwrap_or(Amount::MAX);
+                match credit.checked_sub(needed) {
+                    Some(rest) => {
+                        *credit = rest;
+                        true
+                    }
+                    None => false,
+                }
+            };
+            if !reserved {
+                return Ok(paywall.refused(
+                    &path,
+                    &price,
+                    "payment_insufficient",
+                    "the sub-channel's credit does not cover this call",
+                ));
+            }
+            let mut response = inner.call(request).await?;
+            let cost = match &price {
+                Price::PerCall(amount) => *amount,
+                Price::PerUnit {
+                    price,
+                    max_per_call,
+                    ..
+                } => {
+                    let units = response.extensions().get::<Units>().map_or(0, |u| u.0);
+                    price
+                        .checked_mul(u128::from(units))
+                        .unwrap_or(Amount::MAX)
+                        .min(*max_per_call)
+                }
+            };
+            let left = {
+                let mut credits = paywall.credit.lock().expect("credit lock");
+                let credit = credits.entry(key).or_default();
+                *credit = credit
+                    .checked_add(needed.saturating_sub(cost))
+                    .unwrap_or(Amount::MAX);
+                *credit
+            };
+            // The next voucher brings the credit back to what a call needs.
+            let next_total = accepted
+                .total
+                .checked_add(needed.saturating_sub(left))
+                .unwrap_or(Amount::MAX);
+            let settlement = SettlementResponse {
+                success: true,
+                transaction: format!(
+                    "{}/{}/{}",
+                    voucher.channel_id, voucher.sub_channel_id, voucher.nonce
+                ),
+                network: paywall.network.clone(),
+                payer: Some(payer_id),
+                error_reason: None,
+                channel: Some(ChannelState {
+                    channel_id: voucher.channel_id,
+                    sub_channel_id: voucher.sub_channel_id.clone(),
+                    accumulated_amount: accepted.total,
+                    nonce: voucher.nonce,
+                    proposal: VoucherTerms {
+                        channel_id: voucher.channel_id,
+                        epoch: 0,
+                        sub_channel_id: voucher.sub_channel_id.clone(),
+                        accumulated_amount: next_total,
+                        nonce: voucher.nonce + 1,
+                        payee_id: paywall.payee.did(),
+                    },
+                }),
+            };
+            insert_header(
+                &mut response,
+                x402::PAYMENT_RESPONSE,
+                &x402::encode_header(&settlement),
+            );
+            Ok(response)
+        })
+    }
+}
+
+/// The payee a requirement names, if it is a did:key.
+pub fn pay_to(requirements: &PaymentRequirements) -> Option<Did> {
+    requirements.pay_to.parse().ok()
+}

@@ -1,0 +1,172 @@
+//! x402 v2 messages for the `channel` scheme, agentrail binding.
+//!
+//! Shapes follow coinbase/x402 `specs/x402-specification-v2.md` and
+//! `specs/transports-v2/http.md`: a `402` carries a base64 `PAYMENT-REQUIRED`
+//! header ([`PaymentRequired`]); the paid retry carries `PAYMENT-SIGNATURE`
+//! (or the v1 `X-PAYMENT`) with a [`PaymentPayload`]; answers carry
+//! `PAYMENT-RESPONSE` ([`SettlementResponse`]). The `payload` of the channel
+//! scheme is [`ChannelPayload`], whose `receipt` is our [`Voucher`].
+//!
+//! Binding: `network` is `agentrail:<log origin>`; `asset` is `USD`;
+//! amounts are atomic units as strings; `payTo`, `payerId` and `payeeId` are
+//! did:keys. `extra` of a requirement says whether the price is per call or
+//! per unit (`"pricing": "per_call" | "per_unit"`, `"unit"`) and the deposit
+//! the server suggests (`"suggestedDeposit"`). The settlement response adds
+//! the accepted state of the sub-channel and the server's proposal for the
+//! next voucher (`"channel"`), as the channel scheme describes.
+
+use agentrail_core::Amount;
+use agentrail_core::channel::{ChannelId, Voucher, VoucherTerms};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub const X402_VERSION: u32 = 2;
+pub const SCHEME: &str = "channel";
+pub const ASSET: &str = "USD";
+/// Header of a 402: what the server requires.
+pub const PAYMENT_REQUIRED: &str = "payment-required";
+/// Header of a paid request (v2).
+pub const PAYMENT_SIGNATURE: &str = "payment-signature";
+/// Header of a paid request (v1).
+pub const X_PAYMENT: &str = "x-payment";
+/// Header of an answer: how the payment went.
+pub const PAYMENT_RESPONSE: &str = "payment-response";
+/// Largest payment header accepted, in bytes.
+pub const HEADER_BYTES_MAX: usize = 8 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceInfo {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRequirements {
+    pub scheme: String,
+    pub network: String,
+    pub asset: String,
+    pub pay_to: String,
+    /// Per call, or per unit for metered routes; atomic units.
+    pub amount: Amount,
+    pub max_timeout_seconds: u64,
+    pub extra: RequirementExtra,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequirementExtra {
+    /// `per_call` or `per_unit`.
+    pub pricing: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// For a metered route: the most one call may cost, so the payer can
+    /// check it against its mandate before the first call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_amount_per_call: Option<Amount>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRequired {
+    pub x402_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub resource: ResourceInfo,
+    pub accepts: Vec<PaymentRequirements>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentPayload {
+    pub x402_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceInfo>,
+    /// v2: the requirement the client chose. v1 payloads name `scheme` and
+    /// `network` at the top instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<PaymentRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    pub payload: ChannelPayload,
+}
+
+impl PaymentPayload {
+    pub fn scheme(&self) -> Option<&str> {
+        self.accepted
+            .as_ref()
+            .map(|a| a.scheme.as_str())
+            .or(self.scheme.as_deref())
+    }
+
+    pub fn network(&self) -> Option<&str> {
+        self.accepted
+            .as_ref()
+            .map(|a| a.network.as_str())
+            .or(self.network.as_deref())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelPayload {
+    pub version: u32,
+    pub payer_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_tx_ref: Option<String>,
+    pub receipt: Voucher,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettlementResponse {
+    pub success: bool,
+    /// For a channel: `<channelId>/<subChannelId>/<nonce>` of the accepted
+    /// voucher (no ledger transaction happens per call).
+    pub transaction: String,
+    pub network: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ChannelState>,
+}
+
+/// The sub-channel after the call, and the voucher the server proposes for
+/// the next one (unsigned).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelState {
+    pub channel_id: ChannelId,
+    pub sub_channel_id: String,
+    pub accumulated_amount: Amount,
+    pub nonce: u64,
+    pub proposal: VoucherTerms,
+}
+
+/// Base64 of the JSON of `value`, as the headers carry it.
+pub fn encode_header<T: Serialize>(value: &T) -> String {
+    STANDARD.encode(serde_json::to_vec(value).expect("x402 messages are JSON"))
+}
+
+/// Reads a base64 JSON header, bounded in size.
+pub fn decode_header<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    if text.len() > HEADER_BYTES_MAX {
+        return Err(format!(
+            "the header is larger than {HEADER_BYTES_MAX} bytes"
+        ));
+    }
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("the header is not base64: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("the header is not the expected JSON: {e}"))
+}
