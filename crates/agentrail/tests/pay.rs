@@ -476,3 +476,287 @@ mod http402 {
             .expect("an open channel")
     }
 }
+
+mod reasons {
+    use super::*;
+    use agentrail_core::channel::Voucher;
+    use agentrail_pay::paywall::Paywall;
+    use agentrail_pay::x402::{
+        self, ChannelPayload, PaymentPayload, PaymentRequired, PaymentRequirements,
+        SettlementResponse,
+    };
+    use axum::Router;
+    use axum::routing::post;
+    use serde_json::Value;
+
+    /// Checks `value` against a JSON Schema node of the subset x402's core
+    /// schema uses: type, const, required, properties, items, minItems,
+    /// minimum and local `$ref`s.
+    fn conforms(schema: &Value, root: &Value, value: &Value) -> Result<(), String> {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.trim_start_matches("#/$defs/");
+            return conforms(&root["$defs"][name], root, value);
+        }
+        if let Some(constant) = schema.get("const")
+            && constant != value
+        {
+            return Err(format!("{value} is not {constant}"));
+        }
+        let type_ok = match schema["type"].as_str() {
+            Some("object") => value.is_object(),
+            Some("string") => value.is_string(),
+            Some("integer") => value.is_u64() || value.is_i64(),
+            Some("boolean") => value.is_boolean(),
+            Some("array") => value.is_array(),
+            _ => true,
+        };
+        if !type_ok {
+            return Err(format!("{value} is not of type {}", schema["type"]));
+        }
+        for field in schema["required"].as_array().into_iter().flatten() {
+            let field = field.as_str().unwrap();
+            if value.get(field).is_none() {
+                return Err(format!("{field} is missing"));
+            }
+        }
+        if let Some(properties) = schema["properties"].as_object() {
+            for (name, property) in properties {
+                if let Some(inner) = value.get(name) {
+                    conforms(property, root, inner).map_err(|e| format!("{name}: {e}"))?;
+                }
+            }
+        }
+        if let Some(minimum) = schema["minimum"].as_u64()
+            && value.as_u64().is_some_and(|v| v < minimum)
+        {
+            return Err(format!("{value} is below {minimum}"));
+        }
+        if let Some(items) = value.as_array() {
+            if let Some(min) = schema["minItems"].as_u64()
+                && (items.len() as u64) < min
+            {
+                return Err("too few items".into());
+            }
+            if schema.get("items").is_some() {
+                for item in items {
+                    conforms(&schema["items"], root, item)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// x402's published core schema (coinbase/x402
+    /// `specs/schemas/x402-v2.schema.json`, Apache-2.0), kept unchanged in
+    /// `tests/` for conformance checks.
+    fn schema() -> Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/x402-v2.schema.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn check(definition: &str, value: &impl serde::Serialize) {
+        let root = schema();
+        let value = serde_json::to_value(value).unwrap();
+        conforms(&root["$defs"][definition], &root, &value)
+            .unwrap_or_else(|e| panic!("{definition} does not conform: {e}\n{value}"));
+    }
+
+    #[test]
+    fn the_validator_refuses_what_the_schema_refuses() {
+        let root = schema();
+        let bad = serde_json::json!({"x402Version": 1, "accepts": []});
+        assert!(conforms(&root["$defs"]["PaymentRequired"], &root, &bad).is_err());
+        let missing = serde_json::json!({"success": true, "network": "n"});
+        assert!(conforms(&root["$defs"]["SettlementResponse"], &root, &missing).is_err());
+    }
+
+    struct Setup {
+        _node: Node,
+        _data: tempfile::TempDir,
+        _store: tempfile::TempDir,
+        base: String,
+        network: String,
+        buyer: ed25519_dalek::SigningKey,
+        seller: ed25519_dalek::SigningKey,
+        id: ChannelId,
+        payee: Payee,
+        requirements: PaymentRequirements,
+    }
+
+    async fn setup(expires_in: Option<u64>) -> Setup {
+        let data = tempfile::tempdir().unwrap();
+        let node = Node::start(data.path());
+        let client = node.client.clone();
+        let (buyer, seller) = (key("r-buyer"), key("r-seller"));
+        for k in [&buyer, &seller] {
+            client
+                .submit(k, &kit::register_principal(did(k)))
+                .await
+                .unwrap();
+        }
+        client.faucet(did(&buyer), usd(50)).await.unwrap();
+        let mut open = kit::open_channel(did(&buyer), did(&seller), cents(5), "r");
+        if let (Some(seconds), agentrail_core::Command::OpenChannel(open)) = (expires_in, &mut open)
+        {
+            open.expires_at = Some(agentrail_core::Timestamp(support::now().0 + seconds));
+        }
+        client.submit(&buyer, &open).await.unwrap();
+        let id = ChannelId::derive(&did(&buyer), &did(&seller), "r");
+        let network = client.health().await.unwrap().network;
+        let store = tempfile::tempdir().unwrap();
+        let payee = Payee::open(
+            store.path(),
+            client.clone(),
+            seller.clone(),
+            PayeeOptions::default(),
+        )
+        .await
+        .unwrap();
+        let app = Router::new().route("/echo", post(|| async { "ok" })).layer(
+            Paywall::new(payee.clone(), &network)
+                .per_call("/echo", cents(1))
+                .layer(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let unpaid = reqwest::Client::new()
+            .post(format!("{base}/echo"))
+            .send()
+            .await
+            .unwrap();
+        let required: PaymentRequired =
+            x402::decode_header(unpaid.headers()[x402::PAYMENT_REQUIRED].to_str().unwrap())
+                .unwrap();
+        check("PaymentRequired", &required);
+        Setup {
+            _node: node,
+            _data: data,
+            _store: store,
+            base,
+            network,
+            buyer,
+            seller,
+            id,
+            payee,
+            requirements: required.accepts[0].clone(),
+        }
+    }
+
+    impl Setup {
+        fn voucher(
+            &self,
+            signer: &ed25519_dalek::SigningKey,
+            nonce: u64,
+            total: Amount,
+        ) -> Voucher {
+            let network = agentrail_core::channel::network_hash(&self.network);
+            kit::voucher(
+                signer,
+                &network,
+                self.id,
+                did(&self.seller),
+                "s",
+                nonce,
+                total,
+            )
+        }
+
+        /// Sends `voucher` in a v2 (or v1) header: the status and the
+        /// settlement response.
+        async fn pay(&self, voucher: Voucher, v1: bool) -> (u16, SettlementResponse) {
+            let payload = PaymentPayload {
+                x402_version: if v1 { 1 } else { 2 },
+                resource: None,
+                accepted: (!v1).then(|| self.requirements.clone()),
+                scheme: v1.then(|| "channel".to_owned()),
+                network: v1.then(|| self.network.clone()),
+                payload: ChannelPayload {
+                    version: 1,
+                    payer_id: did(&self.buyer).to_string(),
+                    client_tx_ref: None,
+                    receipt: voucher,
+                },
+            };
+            let header = if v1 {
+                x402::X_PAYMENT
+            } else {
+                x402::PAYMENT_SIGNATURE
+            };
+            let response = reqwest::Client::new()
+                .post(format!("{}/echo", self.base))
+                .header(header, x402::encode_header(&payload))
+                .send()
+                .await
+                .unwrap();
+            let settlement: SettlementResponse =
+                x402::decode_header(response.headers()[x402::PAYMENT_RESPONSE].to_str().unwrap())
+                    .unwrap();
+            check("SettlementResponse", &settlement);
+            (response.status().as_u16(), settlement)
+        }
+    }
+
+    fn reason(settlement: &SettlementResponse) -> &str {
+        settlement.error_reason.as_deref().unwrap_or("")
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn every_refused_payment_names_its_reason() {
+        let world = setup(None).await;
+        // v2 and v1 headers both pay.
+        let (status, settlement) = world
+            .pay(world.voucher(&world.buyer, 1, cents(1)), false)
+            .await;
+        assert_eq!((status, settlement.success), (200, true));
+        let (status, _) = world
+            .pay(world.voucher(&world.buyer, 2, cents(2)), true)
+            .await;
+        assert_eq!(status, 200);
+
+        let cases = [
+            (
+                world.voucher(&world.seller, 3, cents(3)),
+                "voucher_signature_invalid",
+            ),
+            (world.voucher(&world.buyer, 1, cents(1)), "voucher_stale"),
+            (
+                world.voucher(&world.buyer, 3, cents(6)),
+                "channel_exhausted",
+            ),
+            // Valid, but adds less than a call's price.
+            (
+                world.voucher(&world.buyer, 3, Amount::from_atomic(20_001)),
+                "payment_insufficient",
+            ),
+        ];
+        for (voucher, expected) in cases {
+            let (status, settlement) = world.pay(voucher, false).await;
+            assert_eq!((status, reason(&settlement)), (402, expected));
+            assert!(!settlement.success);
+        }
+        // A closed channel takes nothing more.
+        world.payee.close(&world.id).await.unwrap();
+        let (status, settlement) = world
+            .pay(world.voucher(&world.buyer, 9, cents(4)), false)
+            .await;
+        assert_eq!((status, reason(&settlement)), (402, "channel_closed"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_expired_channel_is_refused_as_expired() {
+        let world = setup(Some(2)).await;
+        let (status, _) = world
+            .pay(world.voucher(&world.buyer, 1, cents(1)), false)
+            .await;
+        assert_eq!(status, 200);
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        let (status, settlement) = world
+            .pay(world.voucher(&world.buyer, 2, cents(2)), false)
+            .await;
+        assert_eq!((status, reason(&settlement)), (402, "channel_expired"));
+    }
+}
