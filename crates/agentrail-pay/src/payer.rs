@@ -19,7 +19,7 @@ use agentrail_core::channel::{ChannelId, VoucherTerms, network_hash};
 use agentrail_core::command::{ChannelRef, OpenChannel, TopUpChannel};
 use agentrail_core::{Amount, Command, Did};
 use ed25519_dalek::SigningKey;
-use reqwest::{Method, StatusCode};
+pub use reqwest::{Method, StatusCode};
 
 use crate::x402::{
     self, ChannelPayload, PaymentPayload, PaymentRequired, PaymentRequirements, SettlementResponse,
@@ -38,7 +38,7 @@ pub struct PayerOptions {
 impl Default for PayerOptions {
     fn default() -> PayerOptions {
         PayerOptions {
-            deposit_calls: 100,
+            deposit_calls: 10_000,
             streams_max: 64,
         }
     }
@@ -287,7 +287,7 @@ impl Payer {
     async fn checkout(&self, payee: Did, price: Amount) -> Result<(ChannelId, Stream), PayError> {
         let mut channels = self.channels.lock().await;
         if let std::collections::hash_map::Entry::Vacant(slot) = channels.entry(payee) {
-            let deposit = self.deposit_for(price);
+            let deposit = self.deposit_for(price).await?;
             let key = format!("pay-{}", agentrail_client::random_nonce());
             let id = ChannelId::derive(&self.from, &payee, &key);
             let command = Command::OpenChannel(OpenChannel {
@@ -331,14 +331,17 @@ impl Payer {
         }
     }
 
-    fn deposit_for(&self, price: Amount) -> Amount {
-        let deposit = price
+    /// A deposit for `deposit_calls` calls, within the per-payment limit
+    /// and the money available (and never below one call).
+    async fn deposit_for(&self, price: Amount) -> Result<Amount, PayError> {
+        let mut deposit = price
             .checked_mul(u128::from(self.options.deposit_calls))
             .unwrap_or(Amount::MAX);
-        match self.per_payment {
-            Some(limit) => deposit.min(limit),
-            None => deposit,
+        if let Some(limit) = self.per_payment {
+            deposit = deposit.min(limit);
         }
+        let available = self.node.balance(&self.from).await?.available;
+        Ok(deposit.min(available).max(price))
     }
 
     async fn top_up(
@@ -347,7 +350,7 @@ impl Payer {
         channel_id: ChannelId,
         price: Amount,
     ) -> Result<(), PayError> {
-        let amount = self.deposit_for(price);
+        let amount = self.deposit_for(price).await?;
         let command = Command::TopUpChannel(TopUpChannel {
             channel_id,
             amount,

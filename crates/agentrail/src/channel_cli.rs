@@ -260,3 +260,51 @@ pub async fn run(command: ChannelCommand, client: &Client, json: bool) -> anyhow
         }),
     }
 }
+
+/// `agentrail pay-url`: one request through the paying client.
+#[allow(clippy::too_many_arguments)]
+pub async fn pay_url(
+    client: &Client,
+    url: &str,
+    key: &std::path::Path,
+    method: &str,
+    data: String,
+    from: Option<Did>,
+    keep_open: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let key = read_key(key)?;
+    let from = match from {
+        Some(from) => from,
+        None => spending_account(client, did_of(&key)).await?,
+    };
+    let method: agentrail_pay::payer::Method = method
+        .parse()
+        .with_context(|| format!("{method:?} is not an HTTP method"))?;
+    let payer =
+        agentrail_pay::payer::Payer::new(client.clone(), key, from, Default::default()).await?;
+    let result = payer.fetch(method, url, data.into_bytes()).await;
+    if !keep_open {
+        payer.close_all().await?;
+    }
+    let paid = result?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "status": paid.status.as_u16(),
+                "paid": paid.paid,
+                "settlement": paid.settlement,
+                "body": String::from_utf8_lossy(&paid.body),
+            })
+        );
+    } else {
+        eprintln!("{} (paid {})", paid.status, paid.paid.to_decimal_string());
+        println!("{}", String::from_utf8_lossy(&paid.body));
+    }
+    Ok(if paid.status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -129,6 +129,24 @@ pub enum LedgerCommand {
         #[command(subcommand)]
         command: crate::channel_cli::ChannelCommand,
     },
+    /// Fetch a URL, paying through a channel if it answers 402 (x402).
+    PayUrl {
+        url: String,
+        /// Key of the payer: a principal, an agent or a session.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The request body.
+        #[arg(long, default_value = "")]
+        data: String,
+        /// The account to pay from (default: the signer's own, or its agent's for a session).
+        #[arg(long)]
+        from: Option<Did>,
+        /// Leave the channel open (default: start closing it when done).
+        #[arg(long)]
+        keep_open: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -339,6 +357,17 @@ pub async fn run(command: LedgerCommand, node: &str, json: bool) -> anyhow::Resu
     };
     match command {
         LedgerCommand::Channel { command } => crate::channel_cli::run(command, &client, json).await,
+        LedgerCommand::PayUrl {
+            url,
+            key,
+            method,
+            data,
+            from,
+            keep_open,
+        } => {
+            crate::channel_cli::pay_url(&client, &url, &key, &method, data, from, keep_open, json)
+                .await
+        }
         LedgerCommand::Key {
             command: KeyCommand::Generate { out },
         } => {
