@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod log;
 
 use std::sync::Arc;

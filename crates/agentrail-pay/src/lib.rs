@@ -33,6 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use agentrail_client::{Client, ClientError};
 use agentrail_core::channel::{ChannelId, Voucher, check_sub_channel_id, network_hash};
 use agentrail_core::command::CollectChannel;
+use agentrail_core::ed25519::{self, Item, PublicKey};
 use agentrail_core::state::{ChannelStatus, ChannelView};
 use agentrail_core::{Amount, Command, Did, Timestamp};
 use ed25519_dalek::SigningKey;
@@ -143,7 +144,9 @@ pub struct Accepted {
 /// A channel's facts, as the ledger last told them.
 #[derive(Clone, Debug)]
 struct Facts {
-    voucher_key: Did,
+    /// The voucher key, decompressed once (`None` if it is not a valid key:
+    /// then no voucher verifies).
+    public: Option<PublicKey>,
     deposit: Amount,
     expires_at: Timestamp,
     status: ChannelStatus,
@@ -152,7 +155,7 @@ struct Facts {
 impl Facts {
     fn from_view(view: &ChannelView) -> Facts {
         Facts {
-            voucher_key: view.voucher_key,
+            public: view.voucher_key.public_key(),
             deposit: view.deposit,
             expires_at: view.expires_at,
             status: view.status,
@@ -181,7 +184,8 @@ struct ChannelBook {
     /// The ledger's collected total and best redeemed voucher per sub-channel.
     collected: Amount,
     redeemed: BTreeMap<String, u64>,
-    last_collect: Option<Instant>,
+    /// Since when money has waited to be collected.
+    waiting_since: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -308,6 +312,68 @@ impl Payee {
     /// sub-channel. Answers once it is durable, or within the
     /// [`PayeeOptions::max_unsynced`] bound.
     pub async fn accept(&self, voucher: &Voucher) -> Result<Accepted, PaymentError> {
+        let facts = self.precheck(voucher).await?;
+        let signed = facts.public.is_some_and(|key| {
+            key.verify(
+                &voucher.terms().signing_bytes(&self.inner.network),
+                &voucher.payer_signature.0.to_bytes(),
+            )
+        });
+        if !signed {
+            return Err(PaymentError::SignatureInvalid);
+        }
+        self.keep(voucher, facts).await
+    }
+
+    /// [`Payee::accept`] for many vouchers, their signatures checked as one
+    /// batch (about half the cost of checking them one by one). Vouchers are
+    /// kept in order; each gets its own answer.
+    pub async fn accept_batch(&self, vouchers: &[Voucher]) -> Vec<Result<Accepted, PaymentError>> {
+        let mut checked = Vec::with_capacity(vouchers.len());
+        for voucher in vouchers {
+            checked.push(self.precheck(voucher).await);
+        }
+        let messages: Vec<[u8; agentrail_core::channel::VOUCHER_BYTES]> = vouchers
+            .iter()
+            .map(|v| v.terms().signing_bytes(&self.inner.network))
+            .collect();
+        let signatures: Vec<[u8; 64]> = vouchers
+            .iter()
+            .map(|v| v.payer_signature.0.to_bytes())
+            .collect();
+        let mut positions = Vec::new();
+        let mut items = Vec::new();
+        for (position, facts) in checked.iter().enumerate() {
+            if let Ok(Facts {
+                public: Some(key), ..
+            }) = facts
+            {
+                positions.push(position);
+                items.push(Item {
+                    key,
+                    message: &messages[position],
+                    signature: &signatures[position],
+                });
+            }
+        }
+        let mut forged = vec![false; vouchers.len()];
+        for invalid in ed25519::find_invalid(&items) {
+            forged[positions[invalid]] = true;
+        }
+        let mut answers = Vec::with_capacity(vouchers.len());
+        for ((voucher, facts), forged) in vouchers.iter().zip(checked).zip(forged) {
+            answers.push(match facts {
+                Err(error) => Err(error),
+                Ok(Facts { public: None, .. }) => Err(PaymentError::SignatureInvalid),
+                Ok(_) if forged => Err(PaymentError::SignatureInvalid),
+                Ok(facts) => self.keep(voucher, facts).await,
+            });
+        }
+        answers
+    }
+
+    /// The checks that need no signature, and the channel's facts.
+    async fn precheck(&self, voucher: &Voucher) -> Result<Facts, PaymentError> {
         if voucher.payee_id != self.inner.did {
             return Err(PaymentError::WrongPayee);
         }
@@ -315,10 +381,11 @@ impl Payee {
             return Err(PaymentError::Malformed("epoch must be 0"));
         }
         check_sub_channel_id(&voucher.sub_channel_id).map_err(PaymentError::Malformed)?;
-        let mut facts = self.facts(voucher.channel_id, false).await?;
-        if !voucher.verify(&facts.voucher_key, &self.inner.network) {
-            return Err(PaymentError::SignatureInvalid);
-        }
+        self.facts(voucher.channel_id, false).await
+    }
+
+    /// Keeps a voucher whose signature was checked.
+    async fn keep(&self, voucher: &Voucher, mut facts: Facts) -> Result<Accepted, PaymentError> {
         let mut refreshed = false;
         loop {
             match self.record(voucher, &facts) {
@@ -394,6 +461,7 @@ impl Payee {
                 claimed: channel.claimed.checked_add(delta).unwrap_or(Amount::MAX),
             })?;
         channel.claimed = claimed;
+        channel.waiting_since.get_or_insert_with(Instant::now);
         channel
             .best
             .insert(voucher.sub_channel_id.clone(), voucher.clone());
@@ -536,7 +604,7 @@ impl Payee {
         {
             let mut book = self.inner.book.lock().expect("book lock");
             if let Some(channel) = book.channels.get_mut(channel_id) {
-                channel.last_collect = Some(Instant::now());
+                channel.waiting_since = (channel.claimed > channel.collected).then(Instant::now);
             }
         }
         let response = result?;
@@ -572,8 +640,8 @@ impl Payee {
                             });
                     uncollected >= options.collect_threshold
                         || near_deadline
-                        || c.last_collect
-                            .is_none_or(|at| at.elapsed() >= options.collect_every)
+                        || c.waiting_since
+                            .is_some_and(|since| since.elapsed() >= options.collect_every)
                 })
                 .map(|(id, _)| *id)
                 .collect()

@@ -105,7 +105,12 @@ pub struct Payer {
     per_payment: Option<Amount>,
     channels: tokio::sync::Mutex<HashMap<Did, Channel>>,
     spent: Mutex<Amount>,
+    /// The payment terms of URLs paid before.
+    terms: Mutex<HashMap<String, PaymentRequired>>,
 }
+
+/// URLs whose terms are remembered; the memory is emptied when full.
+const TERMS_KEPT_MAX: usize = 1_024;
 
 impl Payer {
     /// A payer signing with `key` and paying from `from` (its own account,
@@ -134,6 +139,7 @@ impl Payer {
             per_payment,
             channels: tokio::sync::Mutex::new(HashMap::new()),
             spent: Mutex::new(Amount::ZERO),
+            terms: Mutex::new(HashMap::new()),
         })
     }
 
@@ -144,23 +150,36 @@ impl Payer {
 
     /// Fetches `url`, paying through a channel if the server asks.
     pub async fn fetch(&self, method: Method, url: &str, body: Vec<u8>) -> Result<Paid, PayError> {
-        let first = self
-            .http
-            .request(method.clone(), url)
-            .body(body.clone())
-            .send()
-            .await?;
-        if first.status() != StatusCode::PAYMENT_REQUIRED {
-            let status = first.status();
-            return Ok(Paid {
-                status,
-                body: first.bytes().await?.to_vec(),
-                paid: Amount::ZERO,
-                settlement: None,
-            });
-        }
-        let required: PaymentRequired = header(&first, x402::PAYMENT_REQUIRED)?
-            .ok_or_else(|| PayError::Terms("a 402 without PAYMENT-REQUIRED".into()))?;
+        // A URL whose terms are known is paid at once: one round trip.
+        let known = self.terms.lock().expect("terms lock").get(url).cloned();
+        let required = match known {
+            Some(required) => required,
+            None => {
+                let first = self
+                    .http
+                    .request(method.clone(), url)
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                if first.status() != StatusCode::PAYMENT_REQUIRED {
+                    let status = first.status();
+                    return Ok(Paid {
+                        status,
+                        body: first.bytes().await?.to_vec(),
+                        paid: Amount::ZERO,
+                        settlement: None,
+                    });
+                }
+                let required: PaymentRequired = header(&first, x402::PAYMENT_REQUIRED)?
+                    .ok_or_else(|| PayError::Terms("a 402 without PAYMENT-REQUIRED".into()))?;
+                let mut terms = self.terms.lock().expect("terms lock");
+                if terms.len() >= TERMS_KEPT_MAX {
+                    terms.clear();
+                }
+                terms.insert(url.to_owned(), required.clone());
+                required
+            }
+        };
         let terms = required
             .accepts
             .iter()
@@ -265,7 +284,9 @@ impl Payer {
                 }
                 Some(settlement) => {
                     // The server did not take this voucher: the stream's
-                    // counters stay where they were.
+                    // counters stay where they were, and its terms are asked
+                    // again next time.
+                    self.terms.lock().expect("terms lock").remove(url);
                     break Err(PayError::Refused(
                         settlement
                             .error_reason

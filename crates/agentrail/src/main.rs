@@ -82,6 +82,23 @@ enum Commands {
 
 #[derive(Debug, Subcommand)]
 enum BenchTarget {
+    /// Micropayments: Ed25519 limit, voucher acceptance, paid vs unpaid
+    /// HTTP calls, one ledger transfer per payment, and ledger commands per
+    /// million payments, side by side in one run.
+    Channel {
+        /// Signatures for the raw verification and each voucher case.
+        #[arg(long, default_value_t = 20_000)]
+        verifications: usize,
+        /// HTTP calls for each of paid, unpaid and per-payment transfers.
+        #[arg(long, default_value_t = 4_000)]
+        calls: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Payments carried by the one channel whose ledger commands are counted.
+        #[arg(long, default_value_t = 1_000_000)]
+        payments: usize,
+    },
     /// Durable signed transfers per second: group commit, one fsync per
     /// command, SQLite, and HTTP, side by side in one run.
     Ledger {
@@ -214,6 +231,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 print_ledger_report(&report);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Bench {
+            target:
+                BenchTarget::Channel {
+                    verifications,
+                    calls,
+                    clients,
+                    payments,
+                },
+        } => {
+            anyhow::ensure!(
+                verifications > 0 && calls > 0 && (1..=1_024).contains(&clients),
+                "counts must be above zero; at most 1024 clients"
+            );
+            let report = agentrail_bench::channel::run_channel_bench(
+                agentrail_bench::channel::ChannelBenchConfig {
+                    verifications,
+                    calls,
+                    clients,
+                    payments,
+                },
+                &mut |stage| tracing::info!(stage, "measuring"),
+            );
+            if cli.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print_channel_report(&report);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -359,6 +405,44 @@ fn print_log_report(report: &agentrail_bench::log::LogBenchReport) {
         report.durable_with_log_per_s,
         report.durable_without_log_per_s,
         report.log_overhead_percent
+    );
+}
+
+fn print_channel_report(r: &agentrail_bench::channel::ChannelBenchReport) {
+    println!(
+        "(a) Ed25519 verifications, one core      {:>10.0}/s",
+        r.ed25519_verify_per_s
+    );
+    println!(
+        "(b) vouchers accepted, one core           {:>10.0}/s  ({:.2}x (a))",
+        r.voucher_accept_per_s, r.voucher_accept_vs_verify
+    );
+    println!(
+        "    the same, signatures in batches       {:>10.0}/s  ({:.2}x (a))",
+        r.voucher_accept_batch_per_s, r.voucher_accept_batch_vs_verify
+    );
+    println!(
+        "(c) unpaid calls                          {:>10.0}/s  p50 {:.0} us, p99 {:.0} us",
+        r.unpaid_rps, r.unpaid_p50_us, r.unpaid_p99_us
+    );
+    println!(
+        "    paid through a channel                {:>10.0}/s  p50 {:.0} us, p99 {:.0} us  ({:.2}x unpaid, +{:.0} us p99)",
+        r.paid_rps, r.paid_p50_us, r.paid_p99_us, r.paid_vs_unpaid, r.paid_p99_added_us
+    );
+    println!(
+        "(d) one ledger transfer per call          {:>10.0}/s  p99 {:.0} us  (channels {:.1}x the throughput, {:.1}x lower added p99)",
+        r.per_payment_transfer_rps,
+        r.per_payment_transfer_p99_us,
+        r.channel_vs_transfer_rps,
+        r.transfer_p99_added_over_channel
+    );
+    println!(
+        "(e) ledger commands for {} payments: {} ({:.1} per million)",
+        r.payments, r.ledger_commands, r.ledger_commands_per_million
+    );
+    println!(
+        "node, provider and clients share this machine's {} cores",
+        r.cores
     );
 }
 

@@ -121,6 +121,45 @@ async fn vouchers_are_checked_locally_and_each_bad_one_has_its_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_batch_names_its_forgery_and_keeps_the_rest() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let (buyer, seller, id) = world(&node, "batch").await;
+    let store = tempfile::tempdir().unwrap();
+    let payee = Payee::open(
+        store.path(),
+        node.client.clone(),
+        seller.clone(),
+        PayeeOptions::default(),
+    )
+    .await
+    .unwrap();
+    let network = *payee.network();
+    let mut vouchers: Vec<_> = (1..=20u64)
+        .map(|n| {
+            kit::voucher(
+                &buyer,
+                &network,
+                id,
+                did(&seller),
+                &format!("s{n}"),
+                1,
+                cents(1),
+            )
+        })
+        .collect();
+    vouchers[7] = kit::voucher(&seller, &network, id, did(&seller), "s8", 1, cents(1));
+    let answers = payee.accept_batch(&vouchers).await;
+    for (n, answer) in answers.iter().enumerate() {
+        match answer {
+            Ok(accepted) => assert!(n != 7 && accepted.delta == cents(1)),
+            Err(error) => assert_eq!((n, error.code()), (7, "voucher_signature_invalid")),
+        }
+    }
+    assert_eq!(payee.uncollected(&id), cents(19));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_payee_keeps_its_vouchers_and_collects_them() {
     let data = tempfile::tempdir().unwrap();
     let node = Node::start(data.path());

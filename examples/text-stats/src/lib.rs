@@ -41,6 +41,50 @@ pub fn stats(text: &str, top: usize) -> Stats {
     }
 }
 
+/// Price of `/stats`, per call: 0.001 USD.
+pub const STATS_PRICE: agentrail_core::Amount = agentrail_core::Amount::from_atomic(1_000);
+/// Price of `/stats/full`, per started kilobyte of text, and at most per call.
+pub const FULL_PRICE_PER_KB: agentrail_core::Amount = agentrail_core::Amount::from_atomic(500);
+pub const FULL_MAX_PER_CALL: agentrail_core::Amount = agentrail_core::Amount::from_atomic(50_000);
+
+async fn summary(text: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    axum::Json(stats(&text, 10)).into_response()
+}
+
+async fn full(text: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = axum::Json(stats(&text, usize::MAX)).into_response();
+    response
+        .extensions_mut()
+        .insert(agentrail_pay::paywall::Units(
+            text.len().div_ceil(1024).max(1) as u64,
+        ));
+    response
+}
+
+/// The API's routes, unpriced: `POST /stats` and `POST /stats/full`.
+pub fn routes() -> axum::Router {
+    axum::Router::new()
+        .route("/stats", axum::routing::post(summary))
+        .route("/stats/full", axum::routing::post(full))
+}
+
+/// The API priced in x402 channel payments to `payee`.
+pub fn paid_routes(payee: agentrail_pay::Payee, network: &str) -> axum::Router {
+    routes().layer(
+        agentrail_pay::paywall::Paywall::new(payee, network)
+            .per_call("/stats", STATS_PRICE)
+            .per_unit(
+                "/stats/full",
+                FULL_PRICE_PER_KB,
+                "kilobyte",
+                FULL_MAX_PER_CALL,
+            )
+            .layer(),
+    )
+}
+
 /// Reads a key file, or writes a new key there first.
 pub fn key_file(path: &std::path::Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
     if !path.exists() {

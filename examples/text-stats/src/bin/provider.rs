@@ -12,15 +12,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use agentrail_client::Client;
-use agentrail_core::Amount;
 use agentrail_core::command::{Command, RegisterPrincipal};
-use agentrail_example_text_stats::{key_file, stats};
-use agentrail_pay::paywall::{Paywall, Units};
+use agentrail_example_text_stats::{key_file, paid_routes};
 use agentrail_pay::{Payee, PayeeOptions};
-use axum::Json;
-use axum::Router;
-use axum::response::IntoResponse;
-use axum::routing::post;
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -36,19 +30,6 @@ struct Args {
     store: PathBuf,
     #[arg(long, default_value = "127.0.0.1:8403")]
     listen: SocketAddr,
-}
-
-async fn summary(text: String) -> impl IntoResponse {
-    Json(stats(&text, 10))
-}
-
-async fn full(text: String) -> impl IntoResponse {
-    let all = stats(&text, usize::MAX);
-    let mut response = Json(all).into_response();
-    response
-        .extensions_mut()
-        .insert(Units(text.len().div_ceil(1024).max(1) as u64));
-    response
 }
 
 #[tokio::main]
@@ -69,20 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let network = client.health().await?.network;
     let payee = Payee::open(&args.store, client, key, PayeeOptions::default()).await?;
     let collector = payee.spawn_collector();
-    let app = Router::new()
-        .route("/stats", post(summary))
-        .route("/stats/full", post(full))
-        .layer(
-            Paywall::new(payee.clone(), &network)
-                .per_call("/stats", Amount::from_atomic(1_000))
-                .per_unit(
-                    "/stats/full",
-                    Amount::from_atomic(500),
-                    "kilobyte",
-                    Amount::from_atomic(50_000),
-                )
-                .layer(),
-        );
+    let app = paid_routes(payee.clone(), &network);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!(
         "provider {did} listening on http://{}",
