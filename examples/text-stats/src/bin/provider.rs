@@ -30,6 +30,10 @@ struct Args {
     store: PathBuf,
     #[arg(long, default_value = "127.0.0.1:8403")]
     listen: SocketAddr,
+    /// Most a channel's accepted vouchers may exceed what is on disk: what
+    /// a crash of this process can lose.
+    #[arg(long, default_value = "1")]
+    max_unsynced: agentrail_core::Amount,
 }
 
 #[tokio::main]
@@ -48,7 +52,11 @@ async fn main() -> anyhow::Result<()> {
         Err(error) => return Err(error.into()),
     }
     let network = client.health().await?.network;
-    let payee = Payee::open(&args.store, client, key, PayeeOptions::default()).await?;
+    let options = PayeeOptions {
+        max_unsynced: args.max_unsynced,
+        ..PayeeOptions::default()
+    };
+    let payee = Payee::open(&args.store, client, key, options).await?;
     let collector = payee.spawn_collector();
     let app = paid_routes(payee.clone(), &network);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
