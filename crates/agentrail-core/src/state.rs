@@ -59,7 +59,7 @@ pub struct Genesis {
 pub struct Balance {
     /// Free to spend.
     pub available: Amount,
-    /// Reserved by holds and by payments waiting for approval.
+    /// Reserved by holds, channel deposits and payments waiting for approval.
     pub held: Amount,
 }
 

@@ -295,7 +295,23 @@ impl Payee {
             .spawn(move || flush(db, pending, weak, options.flush_every))
             .map_err(storage)?;
         *inner.flusher.lock().expect("flusher lock") = Some(handle);
-        Ok(Payee { inner })
+        let payee = Payee { inner };
+        // Learn what the ledger already collected of the channels kept here.
+        let kept: Vec<ChannelId> = payee
+            .inner
+            .book
+            .lock()
+            .expect("book lock")
+            .channels
+            .keys()
+            .copied()
+            .collect();
+        for channel_id in kept {
+            if let Err(error) = payee.facts(channel_id, true).await {
+                tracing::warn!(%channel_id, %error, "channel facts not fetched at open");
+            }
+        }
+        Ok(payee)
     }
 
     /// The payee's identity.

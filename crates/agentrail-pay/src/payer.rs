@@ -208,7 +208,9 @@ impl Payer {
             return Err(PayError::OverMandate { price, limit });
         }
         let (channel_id, mut stream) = self.checkout(payee, price).await?;
-        let mut topped_up = false;
+        let (mut topped_up, mut paid_more) = (false, false);
+        // Money given in earlier attempts of this call.
+        let mut paid_before = Amount::ZERO;
         let result = loop {
             // The server's proposal, when it was made for this resource and
             // asks no more than a call's price; the price otherwise.
@@ -269,7 +271,7 @@ impl Payer {
                     break Ok(Paid {
                         status,
                         body: bytes,
-                        paid,
+                        paid: paid.checked_add(paid_before).unwrap_or(Amount::MAX),
                         settlement: Some(settlement),
                     });
                 }
@@ -281,6 +283,22 @@ impl Payer {
                     if let Err(error) = self.top_up(payee, channel_id, price).await {
                         break Err(error);
                     }
+                }
+                Some(settlement)
+                    if settlement.error_reason.as_deref() == Some("payment_insufficient")
+                        && !paid_more =>
+                {
+                    // The server kept the voucher's money but its credit
+                    // for this stream needs more: count the voucher as
+                    // given and pay one more call's price.
+                    paid_more = true;
+                    let paid = total.checked_sub(stream.total).unwrap_or(Amount::ZERO);
+                    stream.nonce += 1;
+                    stream.total = total;
+                    stream.proposal = None;
+                    paid_before = paid_before.checked_add(paid).unwrap_or(Amount::MAX);
+                    let mut spent = self.spent.lock().expect("spent lock");
+                    *spent = spent.checked_add(paid).unwrap_or(Amount::MAX);
                 }
                 Some(settlement) => {
                     // The server did not take this voucher: the stream's

@@ -799,3 +799,69 @@ mod reasons {
         assert_eq!((status, reason(&settlement)), (402, "channel_expired"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payer_whose_terms_went_stale_pays_the_difference() {
+    use agentrail_pay::payer::{Method, Payer, PayerOptions};
+    use agentrail_pay::paywall::Paywall;
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = node.client.clone();
+    let (buyer, seller) = (key("stale-buyer"), key("stale-seller"));
+    for k in [&buyer, &seller] {
+        client
+            .submit(k, &kit::register_principal(did(k)))
+            .await
+            .unwrap();
+    }
+    client.faucet(did(&buyer), usd(50)).await.unwrap();
+    let network = client.health().await.unwrap().network;
+    let store = tempfile::tempdir().unwrap();
+    let payee = Payee::open(
+        store.path(),
+        client.clone(),
+        seller.clone(),
+        PayeeOptions::default(),
+    )
+    .await
+    .unwrap();
+    let serve = |price: Amount, listener: tokio::net::TcpListener| {
+        let app = axum::Router::new()
+            .route("/echo", axum::routing::post(|| async { "ok" }))
+            .layer(
+                Paywall::new(payee.clone(), &network)
+                    .per_call("/echo", price)
+                    .layer(),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let first = serve(cents(1), listener);
+    let payer = Payer::new(
+        client.clone(),
+        buyer.clone(),
+        did(&buyer),
+        PayerOptions::default(),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{address}/echo");
+    assert_eq!(
+        payer
+            .fetch(Method::POST, &url, Vec::new())
+            .await
+            .unwrap()
+            .paid,
+        cents(1)
+    );
+    // The provider restarts at twice the price; the payer still knows the
+    // old terms, pays them, is told its credit is short, and pays again.
+    first.abort();
+    let _ = first.await;
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let _second = serve(cents(2), listener);
+    let paid = payer.fetch(Method::POST, &url, Vec::new()).await.unwrap();
+    assert_eq!((paid.status.as_u16(), paid.paid), (200, cents(2)));
+    assert_eq!(payer.spent(), cents(3));
+}
