@@ -139,25 +139,46 @@ pub struct VoucherTerms {
     pub payee_id: Did,
 }
 
+/// The fixed 181 bytes a voucher signature covers (see the module docs).
+fn signing_bytes(
+    network: &[u8; 32],
+    channel_id: &ChannelId,
+    epoch: u64,
+    sub_channel_id: &str,
+    amount: Amount,
+    nonce: u64,
+    payee: &Did,
+) -> [u8; VOUCHER_BYTES] {
+    let mut out = [0u8; VOUCHER_BYTES];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(VOUCHER_DOMAIN);
+    put(network);
+    put(&channel_id.0);
+    put(&epoch.to_be_bytes());
+    put(&Sha256::digest(sub_channel_id.as_bytes()));
+    put(&amount.atomic().to_be_bytes());
+    put(&nonce.to_be_bytes());
+    put(payee.public_key_bytes());
+    debug_assert_eq!(at, VOUCHER_BYTES);
+    out
+}
+
 impl VoucherTerms {
     /// The fixed 181 bytes a signature covers (see the module docs).
     pub fn signing_bytes(&self, network: &[u8; 32]) -> [u8; VOUCHER_BYTES] {
-        let mut out = [0u8; VOUCHER_BYTES];
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            out[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
-        put(VOUCHER_DOMAIN);
-        put(network);
-        put(&self.channel_id.0);
-        put(&self.epoch.to_be_bytes());
-        put(&Sha256::digest(self.sub_channel_id.as_bytes()));
-        put(&self.accumulated_amount.atomic().to_be_bytes());
-        put(&self.nonce.to_be_bytes());
-        put(self.payee_id.public_key_bytes());
-        debug_assert_eq!(at, VOUCHER_BYTES);
-        out
+        signing_bytes(
+            network,
+            &self.channel_id,
+            self.epoch,
+            &self.sub_channel_id,
+            self.accumulated_amount,
+            self.nonce,
+            &self.payee_id,
+        )
     }
 
     pub fn sign(self, key: &SigningKey, network: &[u8; 32]) -> Voucher {
@@ -222,13 +243,23 @@ impl Voucher {
         }
     }
 
+    /// The bytes its signature covers.
+    pub fn signing_bytes(&self, network: &[u8; 32]) -> [u8; VOUCHER_BYTES] {
+        signing_bytes(
+            network,
+            &self.channel_id,
+            self.epoch,
+            &self.sub_channel_id,
+            self.accumulated_amount,
+            self.nonce,
+            &self.payee_id,
+        )
+    }
+
     /// Whether `key` signed these terms for `network`, under agentrail's one
     /// signature rule.
     pub fn verify(&self, key: &Did, network: &[u8; 32]) -> bool {
-        key.verify(
-            &self.terms().signing_bytes(network),
-            &self.payer_signature.0,
-        )
+        key.verify(&self.signing_bytes(network), &self.payer_signature.0)
     }
 }
 

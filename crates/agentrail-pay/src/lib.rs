@@ -26,7 +26,7 @@ pub mod x402;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -197,6 +197,9 @@ struct Book {
 
 /// What the flusher is told.
 #[derive(Debug)]
+// Nearly every message is a `Keep`: boxing it would cost an allocation per
+// voucher for the sake of the one `Stop`.
+#[allow(clippy::large_enum_variant)]
 enum ToFlusher {
     Keep(Pending),
     /// Commit what is pending, then close the store.
@@ -207,9 +210,7 @@ enum ToFlusher {
 #[derive(Debug)]
 struct Pending {
     seq: u64,
-    channel_id: ChannelId,
-    key: String,
-    bytes: Vec<u8>,
+    voucher: Voucher,
     claimed: Amount,
 }
 
@@ -331,7 +332,7 @@ impl Payee {
         let facts = self.precheck(voucher).await?;
         let signed = facts.public.is_some_and(|key| {
             key.verify(
-                &voucher.terms().signing_bytes(&self.inner.network),
+                &voucher.signing_bytes(&self.inner.network),
                 &voucher.payer_signature.0.to_bytes(),
             )
         });
@@ -351,7 +352,7 @@ impl Payee {
         }
         let messages: Vec<[u8; agentrail_core::channel::VOUCHER_BYTES]> = vouchers
             .iter()
-            .map(|v| v.terms().signing_bytes(&self.inner.network))
+            .map(|v| v.signing_bytes(&self.inner.network))
             .collect();
         let signatures: Vec<[u8; 64]> = vouchers
             .iter()
@@ -443,12 +444,11 @@ impl Payee {
         }
         let mut book = self.inner.book.lock().expect("book lock");
         let channel = book.channels.entry(voucher.channel_id).or_default();
-        let previous = channel.best.get(&voucher.sub_channel_id).cloned();
+        let previous = channel.best.get(&voucher.sub_channel_id);
         let (last_nonce, last_amount) = previous
-            .as_ref()
             .map(|v| (v.nonce, v.accumulated_amount))
             .unwrap_or((0, Amount::ZERO));
-        if previous.as_ref().is_some_and(|best| best == voucher) {
+        if previous.is_some_and(|best| best == voucher) {
             return Ok((
                 Accepted {
                     delta: Amount::ZERO,
@@ -478,7 +478,7 @@ impl Payee {
             })?;
         channel.claimed = claimed;
         channel.waiting_since.get_or_insert_with(Instant::now);
-        channel
+        let previous = channel
             .best
             .insert(voucher.sub_channel_id.clone(), voucher.clone());
         let over_bound = claimed
@@ -488,9 +488,7 @@ impl Payee {
         let seq = book.seq;
         let pending = Pending {
             seq,
-            channel_id: voucher.channel_id,
-            key: format!("{}/{}", voucher.channel_id, voucher.sub_channel_id),
-            bytes: serde_json::to_vec(voucher).expect("vouchers are JSON"),
+            voucher: voucher.clone(),
             claimed,
         };
         match self.inner.to_flusher.try_send(ToFlusher::Keep(pending)) {
@@ -739,20 +737,18 @@ fn flush(
             Ok(ToFlusher::Keep(first)) => first,
             Ok(ToFlusher::Stop) | Err(_) => return,
         };
-        let deadline = Instant::now() + window;
+        // Let the group gather without being woken for every voucher (a
+        // blocked receiver costs each sender a wake-up), then take it all.
+        std::thread::sleep(window);
         let mut group = vec![first];
         loop {
-            match pending.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match pending.try_recv() {
                 Ok(ToFlusher::Keep(next)) => group.push(next),
-                Ok(ToFlusher::Stop) => {
+                Ok(ToFlusher::Stop) | Err(TryRecvError::Disconnected) => {
                     stop = true;
                     break;
                 }
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => {
-                    stop = true;
-                    break;
-                }
+                Err(TryRecvError::Empty) => break,
             }
         }
         loop {
@@ -774,7 +770,7 @@ fn flush(
         {
             let mut book = inner.book.lock().expect("book lock");
             for item in &group {
-                if let Some(channel) = book.channels.get_mut(&item.channel_id) {
+                if let Some(channel) = book.channels.get_mut(&item.voucher.channel_id) {
                     channel.durable_claimed = channel.durable_claimed.max(item.claimed);
                 }
             }
@@ -785,13 +781,24 @@ fn flush(
 }
 
 fn commit(db: &Database, group: &[Pending]) -> Result<(), redb::Error> {
+    // Later vouchers of a sub-channel are better: only the last is written.
+    let mut last: HashMap<(ChannelId, &str), &Voucher> = HashMap::new();
+    for item in group {
+        last.insert(
+            (
+                item.voucher.channel_id,
+                item.voucher.sub_channel_id.as_str(),
+            ),
+            &item.voucher,
+        );
+    }
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     {
         let mut table = txn.open_table(VOUCHERS)?;
-        for item in group {
-            // Later vouchers of a sub-channel are better: the last write wins.
-            table.insert(item.key.as_str(), item.bytes.as_slice())?;
+        for ((channel_id, sub), voucher) in last {
+            let bytes = serde_json::to_vec(voucher).expect("vouchers are JSON");
+            table.insert(format!("{channel_id}/{sub}").as_str(), bytes.as_slice())?;
         }
     }
     txn.commit()?;

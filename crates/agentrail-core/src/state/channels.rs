@@ -408,7 +408,7 @@ impl State {
             .expect("checked when the channel opened");
         let messages: Vec<[u8; crate::channel::VOUCHER_BYTES]> = vouchers
             .iter()
-            .map(|voucher| voucher.terms().signing_bytes(&self.network))
+            .map(|voucher| voucher.signing_bytes(&self.network))
             .collect();
         let signatures: Vec<[u8; 64]> = vouchers
             .iter()
