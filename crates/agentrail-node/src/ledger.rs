@@ -631,9 +631,7 @@ impl Ledger {
             .collect();
         let expected_first = self.journal_len();
         let landed = if entries.is_empty() {
-            Ok(Landed::AfterRecovery {
-                leaf_hashes: Vec::new(),
-            })
+            Ok(Landed::Nothing)
         } else {
             self.append(&entries, expected_first)
         };
@@ -665,6 +663,7 @@ impl Ledger {
             }
             // The reopen rebuilt the history and signed the checkpoint.
             Ok(Landed::AfterRecovery { leaf_hashes }) => leaf_hashes,
+            Ok(Landed::Nothing) => Vec::new(),
             Err(Unlanded::No(error)) => {
                 tracing::error!(%error, "journal append failed; the batch's commands are refused");
                 for batch in group {
@@ -826,6 +825,9 @@ enum Landed {
     /// Found durable by the recovery after a failed commit, which also
     /// rebuilt the history and re-signed the checkpoint.
     AfterRecovery { leaf_hashes: Vec<Hash> },
+    /// The group held only refusals: nothing to append, only to answer
+    /// (after every earlier batch, which is durable by now).
+    Nothing,
 }
 
 /// Why appended entries are not known to be durable.

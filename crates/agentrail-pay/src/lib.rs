@@ -1,4 +1,10 @@
-//! agentrail-pay: the payee's side of payment channels.
+//! agentrail-pay: payment channels at the edges, and HTTP 402.
+//!
+//! - [`Payee`] (this module): the payee's side, below;
+//! - [`paywall`]: a `tower` layer that prices an axum provider's routes in
+//!   x402 `channel` payments;
+//! - [`payer`]: the agent's HTTP client that pays them;
+//! - [`x402`]: the x402 v2 messages, agentrail binding.
 //!
 //! A [`Payee`] accepts vouchers with no round trip to the node: it fetches a
 //! channel's facts (voucher key, deposit, expiry) once, then checks each

@@ -78,7 +78,10 @@ struct Channel {
     id: ChannelId,
     deposit: Amount,
     idle: Vec<Stream>,
-    streams: usize,
+    /// Streams in use or idle.
+    live: usize,
+    /// The number of the next new stream.
+    next_stream: u64,
 }
 
 /// An answer to a paid (or free) request.
@@ -247,16 +250,36 @@ impl Payer {
                     receipt: voucher,
                 },
             };
-            let response = self
+            let sent = self
                 .http
                 .request(method.clone(), url)
                 .header(x402::PAYMENT_SIGNATURE, x402::encode_header(&payload))
                 .body(body.clone())
                 .send()
-                .await?;
-            let settlement: Option<SettlementResponse> = header(&response, x402::PAYMENT_RESPONSE)?;
-            let status = response.status();
-            let bytes = response.bytes().await?.to_vec();
+                .await;
+            let answer = match sent {
+                Ok(response) => {
+                    let settlement =
+                        header::<SettlementResponse>(&response, x402::PAYMENT_RESPONSE);
+                    let status = response.status();
+                    response
+                        .bytes()
+                        .await
+                        .map(|bytes| (settlement, status, bytes.to_vec()))
+                }
+                Err(error) => Err(error),
+            };
+            let (settlement, status, bytes) = match answer {
+                Ok((Ok(settlement), status, bytes)) => (settlement, status, bytes),
+                Ok((Err(error), _, _)) => break Err(error),
+                Err(error) => {
+                    // Whether the server kept this voucher is unknown: the
+                    // stream's counters can no longer be trusted, so the
+                    // stream is retired and the next call opens another.
+                    self.retire(payee).await;
+                    return Err(error.into());
+                }
+            };
             match settlement {
                 Some(settlement) if settlement.success => {
                     let paid = total.checked_sub(stream.total).unwrap_or(Amount::ZERO);
@@ -344,16 +367,18 @@ impl Payer {
                 id,
                 deposit,
                 idle: Vec::new(),
-                streams: 0,
+                live: 0,
+                next_stream: 1,
             });
         }
         let channel = channels.get_mut(&payee).expect("inserted above");
         let stream = match channel.idle.pop() {
             Some(stream) => stream,
-            None if channel.streams < self.options.streams_max => {
-                channel.streams += 1;
+            None if channel.live < self.options.streams_max => {
+                channel.live += 1;
+                channel.next_stream += 1;
                 Stream {
-                    id: format!("s{}", channel.streams),
+                    id: format!("s{}", channel.next_stream - 1),
                     nonce: 0,
                     total: Amount::ZERO,
                     proposal: None,
@@ -367,6 +392,13 @@ impl Payer {
     async fn checkin(&self, payee: Did, stream: Stream) {
         if let Some(channel) = self.channels.lock().await.get_mut(&payee) {
             channel.idle.push(stream);
+        }
+    }
+
+    /// Drops a checked-out stream for good; its id is never used again.
+    async fn retire(&self, payee: Did) {
+        if let Some(channel) = self.channels.lock().await.get_mut(&payee) {
+            channel.live -= 1;
         }
     }
 

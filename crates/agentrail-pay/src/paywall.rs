@@ -28,7 +28,9 @@
 //! Refusals are `402` with `PAYMENT-RESPONSE` naming the reason
 //! (`errorReason`: `voucher_signature_invalid`, `voucher_stale`,
 //! `channel_exhausted`, `channel_expired`, `channel_closed`, …) and a fresh
-//! `PAYMENT-REQUIRED`; a malformed payment header is a `400`.
+//! `PAYMENT-REQUIRED`; a malformed payment header is a `400`; the payee's
+//! own trouble (its store, the node unreachable, a full queue) is a `503`
+//! with `Retry-After`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -36,17 +38,17 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use agentrail_core::Amount;
 use agentrail_core::channel::{ChannelId, VoucherTerms};
-use agentrail_core::{Amount, Did};
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use crate::Payee;
 use crate::x402::{
     self, ChannelPayload, ChannelState, PaymentPayload, PaymentRequired, PaymentRequirements,
     RequirementExtra, ResourceInfo, SettlementResponse,
 };
+use crate::{Payee, PaymentError};
 
 /// Units of work a metered handler reports in its response's extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -294,6 +296,15 @@ where
             let key = (voucher.channel_id, voucher.sub_channel_id.clone());
             let accepted = match paywall.payee.accept(&voucher).await {
                 Ok(accepted) => accepted,
+                // The server's own trouble, not the payment's: retry later.
+                Err(
+                    error @ (PaymentError::Busy | PaymentError::Storage(_) | PaymentError::Node(_)),
+                ) => {
+                    let body = serde_json::json!({"error": {"code": error.code(), "message": error.to_string()}});
+                    let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+                    insert_header(&mut response, "retry-after", "1");
+                    return Ok(response);
+                }
                 Err(error) => {
                     let code = error.code();
                     return Ok(paywall.refused(&path, &price, code, &error.to_string()));
@@ -387,9 +398,4 @@ where
             Ok(response)
         })
     }
-}
-
-/// The payee a requirement names, if it is a did:key.
-pub fn pay_to(requirements: &PaymentRequirements) -> Option<Did> {
-    requirements.pay_to.parse().ok()
 }

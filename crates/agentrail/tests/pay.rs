@@ -15,6 +15,22 @@ fn cents(n: u128) -> Amount {
     Amount::from_atomic(n * 10_000)
 }
 
+/// A buyer with 50 and a seller, both registered principals.
+async fn funded_pair(
+    client: &agentrail_client::Client,
+    tag: &str,
+) -> (ed25519_dalek::SigningKey, ed25519_dalek::SigningKey) {
+    let (buyer, seller) = (key(&format!("{tag}-buyer")), key(&format!("{tag}-seller")));
+    for k in [&buyer, &seller] {
+        client
+            .submit(k, &kit::register_principal(did(k)))
+            .await
+            .unwrap();
+    }
+    client.faucet(did(&buyer), usd(50)).await.unwrap();
+    (buyer, seller)
+}
+
 /// A buyer with 50 and a seller, and a channel of 10 between them.
 async fn world(
     node: &Node,
@@ -25,14 +41,7 @@ async fn world(
     ChannelId,
 ) {
     let client = &node.client;
-    let (buyer, seller) = (key(&format!("{tag}-buyer")), key(&format!("{tag}-seller")));
-    for k in [&buyer, &seller] {
-        client
-            .submit(k, &kit::register_principal(did(k)))
-            .await
-            .unwrap();
-    }
-    client.faucet(did(&buyer), usd(50)).await.unwrap();
+    let (buyer, seller) = funded_pair(client, tag).await;
     client
         .submit(
             &buyer,
@@ -304,14 +313,7 @@ mod http402 {
         let data = tempfile::tempdir().unwrap();
         let node = Node::start(data.path());
         let client = node.client.clone();
-        let (buyer, seller) = (key("x402-buyer"), key("x402-seller"));
-        for k in [&buyer, &seller] {
-            client
-                .submit(k, &kit::register_principal(did(k)))
-                .await
-                .unwrap();
-        }
-        client.faucet(did(&buyer), usd(50)).await.unwrap();
+        let (buyer, seller) = super::funded_pair(&client, "x402").await;
         let network = client.health().await.unwrap().network;
         let store = tempfile::tempdir().unwrap();
         let payee = Payee::open(
@@ -629,14 +631,7 @@ mod reasons {
         let data = tempfile::tempdir().unwrap();
         let node = Node::start(data.path());
         let client = node.client.clone();
-        let (buyer, seller) = (key("r-buyer"), key("r-seller"));
-        for k in [&buyer, &seller] {
-            client
-                .submit(k, &kit::register_principal(did(k)))
-                .await
-                .unwrap();
-        }
-        client.faucet(did(&buyer), usd(50)).await.unwrap();
+        let (buyer, seller) = super::funded_pair(&client, "r").await;
         let mut open = kit::open_channel(did(&buyer), did(&seller), cents(5), "r");
         if let (Some(seconds), agentrail_core::Command::OpenChannel(open)) = (expires_in, &mut open)
         {
@@ -807,14 +802,7 @@ async fn a_payer_whose_terms_went_stale_pays_the_difference() {
     let data = tempfile::tempdir().unwrap();
     let node = Node::start(data.path());
     let client = node.client.clone();
-    let (buyer, seller) = (key("stale-buyer"), key("stale-seller"));
-    for k in [&buyer, &seller] {
-        client
-            .submit(k, &kit::register_principal(did(k)))
-            .await
-            .unwrap();
-    }
-    client.faucet(did(&buyer), usd(50)).await.unwrap();
+    let (buyer, seller) = funded_pair(&client, "stale").await;
     let network = client.health().await.unwrap().network;
     let store = tempfile::tempdir().unwrap();
     let payee = Payee::open(
@@ -825,6 +813,7 @@ async fn a_payer_whose_terms_went_stale_pays_the_difference() {
     )
     .await
     .unwrap();
+    // A server that stops (closing its kept-alive connections) when told.
     let serve = |price: Amount, listener: tokio::net::TcpListener| {
         let app = axum::Router::new()
             .route("/echo", axum::routing::post(|| async { "ok" }))
@@ -833,11 +822,20 @@ async fn a_payer_whose_terms_went_stale_pays_the_difference() {
                     .per_call("/echo", price)
                     .layer(),
             );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() })
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap()
+        });
+        (stop, task)
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let first = serve(cents(1), listener);
+    let (stop_first, first) = serve(cents(1), listener);
     let payer = Payer::new(
         client.clone(),
         buyer.clone(),
@@ -857,11 +855,18 @@ async fn a_payer_whose_terms_went_stale_pays_the_difference() {
     );
     // The provider restarts at twice the price; the payer still knows the
     // old terms, pays them, is told its credit is short, and pays again.
-    first.abort();
-    let _ = first.await;
+    stop_first.send(()).unwrap();
+    first.await.unwrap();
     let listener = tokio::net::TcpListener::bind(address).await.unwrap();
     let _second = serve(cents(2), listener);
-    let paid = payer.fetch(Method::POST, &url, Vec::new()).await.unwrap();
+    // A connection kept alive to the old server may fail: the payer retires
+    // that stream (its voucher's fate is unknown) and the retry uses another.
+    let paid = match payer.fetch(Method::POST, &url, Vec::new()).await {
+        Err(agentrail_pay::payer::PayError::Http(_)) => {
+            payer.fetch(Method::POST, &url, Vec::new()).await.unwrap()
+        }
+        other => other.unwrap(),
+    };
     assert_eq!((paid.status.as_u16(), paid.paid), (200, cents(2)));
     assert_eq!(payer.spent(), cents(3));
 }

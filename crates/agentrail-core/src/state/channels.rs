@@ -90,14 +90,6 @@ impl ChannelRecord {
             ChannelStatus::Closed | ChannelStatus::Expired => None,
         }
     }
-
-    fn check_live(&self, channel_id: ChannelId) -> Result<(), Rejection> {
-        match self.status {
-            ChannelStatus::Open | ChannelStatus::Closing { .. } => Ok(()),
-            ChannelStatus::Closed => Err(Rejection::ChannelClosed { channel_id }),
-            ChannelStatus::Expired => Err(Rejection::ChannelExpired { channel_id }),
-        }
-    }
 }
 
 /// A channel as readers see it.
@@ -141,6 +133,28 @@ impl State {
     /// The network hash vouchers must sign.
     pub fn network(&self) -> &[u8; 32] {
         &self.network
+    }
+
+    /// A channel that still holds money; with `open_only`, one that is not
+    /// closing either.
+    fn live_channel(
+        &self,
+        channel_id: ChannelId,
+        open_only: bool,
+    ) -> Result<&ChannelRecord, Rejection> {
+        let record = self
+            .channels
+            .get(&channel_id)
+            .ok_or(Rejection::ChannelNotFound { channel_id })?;
+        match record.status {
+            ChannelStatus::Open => Ok(record),
+            ChannelStatus::Closing { .. } if open_only => {
+                Err(Rejection::ChannelClosing { channel_id })
+            }
+            ChannelStatus::Closing { .. } => Ok(record),
+            ChannelStatus::Closed => Err(Rejection::ChannelClosed { channel_id }),
+            ChannelStatus::Expired => Err(Rejection::ChannelExpired { channel_id }),
+        }
     }
 
     pub(super) fn open_channel(
@@ -259,14 +273,7 @@ impl State {
             return Ok(original);
         }
         let channel_id = top_up.channel_id;
-        let record = self
-            .channels
-            .get(&channel_id)
-            .ok_or(Rejection::ChannelNotFound { channel_id })?;
-        record.check_live(channel_id)?;
-        if matches!(record.status, ChannelStatus::Closing { .. }) {
-            return Err(Rejection::ChannelClosing { channel_id });
-        }
+        let record = self.live_channel(channel_id, true)?;
         if record.charges.len() >= TOP_UPS_PER_CHANNEL_MAX {
             return Err(Rejection::InvalidField {
                 field: "channel_id",
@@ -319,11 +326,7 @@ impl State {
         close: bool,
     ) -> Result<Vec<Event>, Rejection> {
         let channel_id = collect.channel_id;
-        let record = self
-            .channels
-            .get(&channel_id)
-            .ok_or(Rejection::ChannelNotFound { channel_id })?;
-        record.check_live(channel_id)?;
+        let record = self.live_channel(channel_id, false)?;
         let payee = record.request.payee;
         let payee_owner = self.accounts.get(&payee).map(|account| account.owner);
         if signer != payee && Some(signer) != payee_owner {
@@ -489,14 +492,7 @@ impl State {
         now: Timestamp,
     ) -> Result<Vec<Event>, Rejection> {
         let channel_id = channel.channel_id;
-        let record = self
-            .channels
-            .get(&channel_id)
-            .ok_or(Rejection::ChannelNotFound { channel_id })?;
-        record.check_live(channel_id)?;
-        if matches!(record.status, ChannelStatus::Closing { .. }) {
-            return Err(Rejection::ChannelClosing { channel_id });
-        }
+        let record = self.live_channel(channel_id, true)?;
         // The opener, the grants above it, or the owning principal.
         let owner = self
             .accounts
