@@ -857,8 +857,12 @@ async fn a_payer_whose_terms_went_stale_pays_the_difference() {
     // old terms, pays them, is told its credit is short, and pays again.
     stop_first.send(()).unwrap();
     first.await.unwrap();
-    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
-    let _second = serve(cents(2), listener);
+    // The same address again, though the closed connections linger in
+    // TIME_WAIT.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(address).unwrap();
+    let _second = serve(cents(2), socket.listen(64).unwrap());
     // A connection kept alive to the old server may fail: the payer retires
     // that stream (its voucher's fate is unknown) and the retry uses another.
     let paid = match payer.fetch(Method::POST, &url, Vec::new()).await {
