@@ -7,12 +7,19 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod market;
+
+use agentrail_core::market::{
+    Discovery, DiscoveryPage, LicenseView, ListingKind, ListingView, RfqView, TaskView,
+};
+use agentrail_core::reputation::Reputation;
 use agentrail_core::state::GrantStatus;
 use agentrail_core::{Amount, Command, Did};
 use agentrail_log::receipt::Receipt;
 use agentrail_wire::api::{
-    ApprovalResponse, BalanceResponse, COMMANDS_PATH, CommandResponse, ConsistencyProof, ErrorBody,
-    ErrorDetail, FAUCET_PATH, FaucetRequest, Health, HistoryPage, HoldResponse, LogEntry, Passport,
+    AgentCard, ApprovalResponse, BalanceResponse, COMMANDS_PATH, CommandResponse, ConsistencyProof,
+    ErrorBody, ErrorDetail, FAUCET_PATH, FaucetRequest, Health, HistoryPage, HoldResponse,
+    LogEntry, Passport,
 };
 use agentrail_wire::httpsig;
 use ed25519_dalek::SigningKey;
@@ -65,6 +72,18 @@ pub fn generate_key() -> SigningKey {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).expect("the operating system provides randomness");
     SigningKey::from_bytes(&seed)
+}
+
+/// `text` percent-encoded for one path segment or query value.
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 fn unix_now() -> u64 {
@@ -155,16 +174,55 @@ impl Client {
     }
 
     pub async fn hold(&self, id: &str) -> Result<HoldResponse, ClientError> {
-        let id: String = id
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                other => format!("%{other:02X}"),
-            })
-            .collect();
-        self.get(&format!("/v1/holds/{id}")).await
+        self.get(&format!("/v1/holds/{}", path_segment(id))).await
+    }
+
+    /// Live listings matching `query`, ranked (see `State::discover`).
+    pub async fn listings(&self, query: &Discovery) -> Result<DiscoveryPage, ClientError> {
+        let mut path = format!("/v1/listings?offset={}&limit={}", query.offset, query.limit);
+        if let Some(capability) = &query.capability {
+            path.push_str(&format!("&capability={}", path_segment(capability)));
+        }
+        if let Some(kind) = query.kind {
+            path.push_str(match kind {
+                ListingKind::Service => "&kind=service",
+                ListingKind::Dataset => "&kind=dataset",
+            });
+        }
+        if let Some(max_price) = query.max_price {
+            path.push_str(&format!("&max_price={}", max_price.atomic()));
+        }
+        if let Some(min) = query.min_reputation {
+            path.push_str(&format!("&min_reputation={min}"));
+        }
+        self.get(&path).await
+    }
+
+    pub async fn listing(&self, id: &str) -> Result<ListingView, ClientError> {
+        self.get(&format!("/v1/listings/{}", path_segment(id)))
+            .await
+    }
+
+    pub async fn rfq(&self, id: &str) -> Result<RfqView, ClientError> {
+        self.get(&format!("/v1/rfqs/{}", path_segment(id))).await
+    }
+
+    pub async fn task(&self, id: &str) -> Result<TaskView, ClientError> {
+        self.get(&format!("/v1/tasks/{}", path_segment(id))).await
+    }
+
+    pub async fn license(&self, id: &str) -> Result<LicenseView, ClientError> {
+        self.get(&format!("/v1/licenses/{}", path_segment(id)))
+            .await
+    }
+
+    pub async fn reputation(&self, did: &Did) -> Result<Reputation, ClientError> {
+        self.get(&format!("/v1/reputation/{did}")).await
+    }
+
+    /// The identity's listings as an A2A Agent Card.
+    pub async fn agent_card(&self, did: &Did) -> Result<AgentCard, ClientError> {
+        self.get(&format!("/v1/agents/{did}/card")).await
     }
 
     pub async fn channel(

@@ -16,6 +16,10 @@ use crate::canonical::CanonicalError;
 use crate::channel::{ChannelId, Voucher};
 use crate::did::Did;
 use crate::grant::SignedGrant;
+use crate::market::{
+    AcceptQuote, ApproveTask, CounterQuote, DeliverTask, DisputeTask, LicenseDataset, ListingRef,
+    PublishListing, RequestQuotes, ResolveDispute, SubmitQuote,
+};
 use crate::rejection::Rejection;
 use crate::signing::{
     COMMAND_DOMAIN, DocumentError, SignatureBytes, decode_document, signing_bytes,
@@ -66,6 +70,28 @@ pub enum Command {
     /// The payer starts closing: the payee may still collect during the
     /// channel's dispute window, then the rest returns to the payer.
     StartChannelClose(ChannelRef),
+    /// Publishes an agent card (and reserves its stake).
+    PublishListing(PublishListing),
+    /// Withdraws a listing and returns its stake.
+    WithdrawListing(ListingRef),
+    /// A buyer asks providers for quotes.
+    RequestQuotes(RequestQuotes),
+    /// A provider quotes on a request.
+    SubmitQuote(SubmitQuote),
+    /// A counter-offer, by either side in turn.
+    CounterQuote(CounterQuote),
+    /// The buyer accepts a quote: the price goes into escrow, a task begins.
+    AcceptQuote(AcceptQuote),
+    /// The provider delivers a task's result and its contribution manifest.
+    DeliverTask(DeliverTask),
+    /// The buyer or the validator approves a delivery: the escrow pays out.
+    ApproveTask(ApproveTask),
+    /// The buyer disputes a delivery before the arbiter named in the terms.
+    DisputeTask(DisputeTask),
+    /// The arbiter splits a disputed task's escrow.
+    ResolveDispute(ResolveDispute),
+    /// Buys one licensed use of a dataset.
+    LicenseDataset(LicenseDataset),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -62,3 +62,49 @@ const _: () = assert!(
 );
 const _: () = assert!(TIMESTAMP_MAX < crate::canonical::JCS_INTEGER_MAX);
 const _: () = assert!(TIMESTAMP_MAX + AGENT_GRANT_DURATION_MAX_S + HOLD_DURATION_MAX_S < u64::MAX);
+
+/// Bytes in a listing's name.
+pub const LISTING_NAME_BYTES_MAX: usize = 64;
+/// Bytes in a listing's or a request's description.
+pub const DESCRIPTION_BYTES_MAX: usize = 512;
+/// Capability tags of one listing.
+pub const CAPABILITIES_PER_LISTING_MAX: usize = 16;
+/// Bytes in an endpoint or result URI.
+pub const URI_BYTES_MAX: usize = 256;
+/// Bytes in a quote's note or a dispute's reason.
+pub const NOTE_BYTES_MAX: usize = 256;
+/// Listings one account may publish (withdrawn ones included).
+pub const LISTINGS_PER_PROVIDER_MAX: usize = 256;
+/// Providers a request for quotes may invite.
+pub const INVITED_PER_RFQ_MAX: usize = 32;
+/// Quotes one request for quotes takes.
+pub const QUOTES_PER_RFQ_MAX: usize = 64;
+/// Offers on one quote: the quote, then alternating counter-offers. Odd,
+/// so the last offer possible is the provider's, which the buyer can
+/// accept (a provider meets a buyer's counter by offering its price).
+pub const QUOTE_ROUNDS_MAX: u8 = 5;
+/// How long a request for quotes takes quotes, at most and by default.
+pub const RFQ_DURATION_MAX_S: u64 = 30 * DAY_S;
+pub const RFQ_DURATION_DEFAULT_S: u64 = DAY_S;
+/// A task's delivery deadline, counted from acceptance.
+pub const TASK_DEADLINE_MIN_S: u64 = 60;
+pub const TASK_DEADLINE_MAX_S: u64 = 90 * DAY_S;
+/// How long a buyer keeps to approve or dispute a delivery.
+pub const REVIEW_WINDOW_MIN_S: u64 = 60;
+pub const REVIEW_WINDOW_MAX_S: u64 = 7 * DAY_S;
+pub const REVIEW_WINDOW_DEFAULT_S: u64 = DAY_S;
+/// How long an arbiter keeps to rule; then the escrow returns to the buyer.
+pub const ARBITRATION_WINDOW_S: u64 = 7 * DAY_S;
+/// Listings one discovery page returns.
+pub const DISCOVERY_PAGE_MAX: usize = 100;
+
+const _: () = assert!(CAPABILITIES_PER_LISTING_MAX <= CATEGORIES_PER_LIST_MAX);
+const _: () = assert!(INVITED_PER_RFQ_MAX <= QUOTES_PER_RFQ_MAX);
+const _: () = assert!(QUOTE_ROUNDS_MAX >= 3 && QUOTE_ROUNDS_MAX % 2 == 1);
+const _: () = assert!(
+    REVIEW_WINDOW_MIN_S <= REVIEW_WINDOW_DEFAULT_S
+        && REVIEW_WINDOW_DEFAULT_S <= REVIEW_WINDOW_MAX_S
+);
+const _: () = assert!(
+    TIMESTAMP_MAX + TASK_DEADLINE_MAX_S + REVIEW_WINDOW_MAX_S + ARBITRATION_WINDOW_S < u64::MAX
+);

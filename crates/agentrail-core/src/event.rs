@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
 use crate::channel::ChannelId;
+use crate::command::Split;
 use crate::did::Did;
 use crate::grant::GrantId;
+use crate::market::{Approver, ListingKind, RefundReason, Side};
 use crate::time::Timestamp;
 
 /// One payee's part of a released hold.
@@ -139,6 +141,92 @@ pub enum Event {
         refunded: Amount,
         reason: CloseReason,
     },
+    ListingPublished {
+        listing_id: String,
+        provider: Did,
+        kind: ListingKind,
+        stake: Amount,
+    },
+    /// The listing is withdrawn; what its stake still held returned.
+    ListingWithdrawn {
+        listing_id: String,
+        provider: Did,
+        stake_returned: Amount,
+    },
+    QuotesRequested {
+        rfq_id: String,
+        buyer: Did,
+        capability: String,
+        budget_max: Amount,
+        expires_at: Timestamp,
+    },
+    QuoteSubmitted {
+        quote_id: String,
+        rfq_id: String,
+        provider: Did,
+        price: Amount,
+    },
+    QuoteCountered {
+        quote_id: String,
+        by: Side,
+        price: Amount,
+        round: u8,
+    },
+    /// The buyer accepted: `price` is reserved from its account in escrow
+    /// until `deadline`, under terms whose canonical hash is `terms_hash`.
+    TaskFunded {
+        task_id: String,
+        quote_id: String,
+        buyer: Did,
+        provider: Did,
+        price: Amount,
+        deadline: Timestamp,
+        terms_hash: String,
+    },
+    TaskDelivered {
+        task_id: String,
+        provider: Did,
+        result_hash: String,
+        manifest: Vec<Split>,
+        review_ends_at: Timestamp,
+    },
+    /// The escrow paid the contributors of the manifest.
+    TaskApproved {
+        task_id: String,
+        by: Approver,
+        parts: Vec<Part>,
+    },
+    TaskDisputed {
+        task_id: String,
+        arbiter: Did,
+        arbitration_ends_at: Timestamp,
+    },
+    /// The arbiter ruled: `parts` to the contributors, `refunded` to the
+    /// buyer, and `slashed` of the provider's stake to the buyer.
+    DisputeResolved {
+        task_id: String,
+        arbiter: Did,
+        provider_bps: u16,
+        parts: Vec<Part>,
+        buyer: Did,
+        refunded: Amount,
+        slashed: Amount,
+    },
+    TaskRefunded {
+        task_id: String,
+        buyer: Did,
+        amount: Amount,
+        reason: RefundReason,
+    },
+    /// One licensed use: `price` paid to the creators as `parts`.
+    DatasetLicensed {
+        license_id: String,
+        listing_id: String,
+        content_hash: String,
+        licensee: Did,
+        price: Amount,
+        parts: Vec<Part>,
+    },
     /// The command repeated an idempotency key with identical content:
     /// nothing was applied again, and this is the original outcome.
     Duplicate {
@@ -174,6 +262,33 @@ impl Event {
             Event::ChannelOpened { from, payee, .. } => out.extend([*from, *payee]),
             Event::ChannelCollected { payee, .. } => out.push(*payee),
             Event::ChannelClosed { from, .. } => out.push(*from),
+            Event::ListingPublished { provider, .. } | Event::ListingWithdrawn { provider, .. } => {
+                out.push(*provider)
+            }
+            Event::QuotesRequested { buyer, .. } => out.push(*buyer),
+            Event::QuoteSubmitted { provider, .. } => out.push(*provider),
+            Event::TaskFunded {
+                buyer, provider, ..
+            } => out.extend([*buyer, *provider]),
+            Event::TaskDelivered { provider, .. } => out.push(*provider),
+            Event::TaskApproved { parts, .. } => out.extend(parts.iter().map(|part| part.to)),
+            Event::TaskDisputed { arbiter, .. } => out.push(*arbiter),
+            Event::DisputeResolved {
+                arbiter,
+                parts,
+                buyer,
+                ..
+            } => {
+                out.extend([*arbiter, *buyer]);
+                out.extend(parts.iter().map(|part| part.to));
+            }
+            Event::TaskRefunded { buyer, .. } => out.push(*buyer),
+            Event::DatasetLicensed {
+                licensee, parts, ..
+            } => {
+                out.push(*licensee);
+                out.extend(parts.iter().map(|part| part.to));
+            }
             Event::Duplicate { original } => original.iter().for_each(|event| event.parties(out)),
             Event::PaymentApproved { .. }
             | Event::PaymentDeclined { .. }
@@ -181,7 +296,8 @@ impl Event {
             | Event::HoldVoided { .. }
             | Event::HoldExpired { .. }
             | Event::ChannelToppedUp { .. }
-            | Event::ChannelClosing { .. } => {}
+            | Event::ChannelClosing { .. }
+            | Event::QuoteCountered { .. } => {}
         }
     }
 }

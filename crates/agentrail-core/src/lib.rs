@@ -16,6 +16,8 @@
 //! - [`command`], [`event`], [`rejection`]: the state machine's inputs,
 //!   outputs and refusals;
 //! - [`state`]: the ledger itself;
+//! - [`market`]: listings, quotes, escrowed tasks, licences; [`reputation`]:
+//!   the score, a pure function of the record;
 //! - [`split`]: exact basis-point splits;
 //! - [`constants`]: every bound.
 
@@ -30,7 +32,9 @@ pub mod did;
 pub mod ed25519;
 pub mod event;
 pub mod grant;
+pub mod market;
 pub mod rejection;
+pub mod reputation;
 pub mod signing;
 pub mod split;
 pub mod state;

@@ -119,6 +119,47 @@ pub enum Rejection {
     },
     #[error("the vouchers claim {claimed} in all but the channel holds {deposit}")]
     ChannelExhausted { deposit: Amount, claimed: Amount },
+    #[error("no listing with id {listing_id:?}")]
+    ListingNotFound { listing_id: String },
+    #[error("listing {listing_id:?} is withdrawn")]
+    ListingWithdrawn { listing_id: String },
+    #[error("listing {listing_id:?} still has {open_tasks} unsettled task(s); settle them first")]
+    ListingBusy { listing_id: String, open_tasks: u32 },
+    #[error("no request for quotes with id {rfq_id:?}")]
+    RfqNotFound { rfq_id: String },
+    #[error("request for quotes {rfq_id:?} takes no more quotes: {reason}")]
+    RfqClosed {
+        rfq_id: String,
+        reason: &'static str,
+    },
+    #[error("no quote with id {quote_id:?}")]
+    QuoteNotFound { quote_id: String },
+    #[error("quote {quote_id:?} is no longer open")]
+    QuoteNotOpen { quote_id: String },
+    #[error("the last offer on quote {quote_id:?} is already this side's: wait for the other side")]
+    OfferOutOfTurn { quote_id: String },
+    #[error("quote {quote_id:?} has had its {rounds} offers; accept it or let it go")]
+    QuoteRoundsExhausted { quote_id: String, rounds: u8 },
+    #[error("{price} is above the request's budget of {budget_max}")]
+    PriceAboveBudget { price: Amount, budget_max: Amount },
+    #[error("no task with id {task_id:?}")]
+    TaskNotFound { task_id: String },
+    #[error("task {task_id:?} is {status}; this needs it {expected}")]
+    TaskWrongState {
+        task_id: String,
+        status: &'static str,
+        expected: &'static str,
+    },
+    #[error("task {task_id:?} names no arbiter, so it cannot be disputed")]
+    NoArbiter { task_id: String },
+    #[error("only the arbiter named in the terms of task {task_id:?} may rule on it")]
+    NotArbiter { task_id: String },
+    #[error("the result hash does not match what was delivered for task {task_id:?}")]
+    ResultHashMismatch { task_id: String },
+    #[error(
+        "{amount} is above the approval threshold of {subject}: only the principal may commit it"
+    )]
+    ApprovalRequired { subject: Did, amount: Amount },
 }
 
 impl Rejection {
@@ -161,6 +202,22 @@ impl Rejection {
             Rejection::VoucherSignatureInvalid { .. } => "voucher_signature_invalid",
             Rejection::VoucherStale { .. } => "voucher_stale",
             Rejection::ChannelExhausted { .. } => "channel_exhausted",
+            Rejection::ListingNotFound { .. } => "listing_not_found",
+            Rejection::ListingWithdrawn { .. } => "listing_withdrawn",
+            Rejection::ListingBusy { .. } => "listing_busy",
+            Rejection::RfqNotFound { .. } => "rfq_not_found",
+            Rejection::RfqClosed { .. } => "rfq_closed",
+            Rejection::QuoteNotFound { .. } => "quote_not_found",
+            Rejection::QuoteNotOpen { .. } => "quote_not_open",
+            Rejection::OfferOutOfTurn { .. } => "offer_out_of_turn",
+            Rejection::QuoteRoundsExhausted { .. } => "quote_rounds_exhausted",
+            Rejection::PriceAboveBudget { .. } => "price_above_budget",
+            Rejection::TaskNotFound { .. } => "task_not_found",
+            Rejection::TaskWrongState { .. } => "task_wrong_state",
+            Rejection::NoArbiter { .. } => "no_arbiter",
+            Rejection::NotArbiter { .. } => "not_arbiter",
+            Rejection::ResultHashMismatch { .. } => "result_hash_mismatch",
+            Rejection::ApprovalRequired { .. } => "approval_required",
         }
     }
 
@@ -191,6 +248,21 @@ impl Rejection {
             | Rejection::VoucherStale { .. }
             | Rejection::ChannelExhausted { .. } => Some("vouchers"),
             Rejection::SameAccount => Some("to"),
+            Rejection::ListingNotFound { .. }
+            | Rejection::ListingWithdrawn { .. }
+            | Rejection::ListingBusy { .. } => Some("listing_id"),
+            Rejection::RfqNotFound { .. } | Rejection::RfqClosed { .. } => Some("rfq_id"),
+            Rejection::QuoteNotFound { .. }
+            | Rejection::QuoteNotOpen { .. }
+            | Rejection::OfferOutOfTurn { .. }
+            | Rejection::QuoteRoundsExhausted { .. } => Some("quote_id"),
+            Rejection::PriceAboveBudget { .. } => Some("price"),
+            Rejection::TaskNotFound { .. }
+            | Rejection::TaskWrongState { .. }
+            | Rejection::NoArbiter { .. }
+            | Rejection::NotArbiter { .. } => Some("task_id"),
+            Rejection::ResultHashMismatch { .. } => Some("result_hash"),
+            Rejection::ApprovalRequired { .. } => Some("amount"),
             _ => None,
         }
     }

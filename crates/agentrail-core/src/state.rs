@@ -39,9 +39,11 @@ use crate::split::split_largest_remainder;
 use crate::time::Timestamp;
 
 mod channels;
+mod market;
 
 use channels::ChannelRecord;
 pub use channels::{ChannelStatus, ChannelView};
+use market::{LicenseRecord, ListingRecord, QuoteRecord, RfqRecord, TaskRecord};
 
 /// What a new ledger starts from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,6 +239,8 @@ enum Expiry {
     Approval(u64),
     /// An open channel's expiry, or a closing one's end of dispute window.
     Channel(crate::channel::ChannelId),
+    /// A task's delivery deadline, end of review or end of arbitration.
+    Task(String),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -272,6 +276,25 @@ pub struct State {
     channels: BTreeMap<crate::channel::ChannelId, ChannelRecord>,
     /// See [`Genesis::network`].
     network: [u8; 32],
+    /// When each principal and agent registered (reputation counts age).
+    #[serde(default)]
+    registered_at: BTreeMap<Did, Timestamp>,
+    #[serde(default)]
+    listings: BTreeMap<String, ListingRecord>,
+    /// Listing ids by provider, in publishing order.
+    #[serde(default)]
+    provider_listings: BTreeMap<Did, Vec<String>>,
+    #[serde(default)]
+    rfqs: BTreeMap<String, RfqRecord>,
+    #[serde(default)]
+    quotes: BTreeMap<String, QuoteRecord>,
+    #[serde(default)]
+    tasks: BTreeMap<String, TaskRecord>,
+    #[serde(default)]
+    licenses: BTreeMap<String, LicenseRecord>,
+    /// Settled work per provider account, which reputation is scored from.
+    #[serde(default)]
+    records: BTreeMap<Did, crate::reputation::Record>,
 }
 
 impl State {
@@ -289,6 +312,14 @@ impl State {
             totals: Totals::default(),
             channels: BTreeMap::new(),
             network: genesis.network,
+            registered_at: BTreeMap::new(),
+            listings: BTreeMap::new(),
+            provider_listings: BTreeMap::new(),
+            rfqs: BTreeMap::new(),
+            quotes: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            licenses: BTreeMap::new(),
+            records: BTreeMap::new(),
         }
     }
 
@@ -307,7 +338,9 @@ impl State {
         let now = self.clock;
         let signer = *command.signer();
         let outcome = match command.command() {
-            Command::RegisterPrincipal(register) => self.register_principal(signer, register)?,
+            Command::RegisterPrincipal(register) => {
+                self.register_principal(signer, register, now)?
+            }
             Command::RegisterAgent(register) => self.register_agent(signer, register, now)?,
             Command::IssueSession(register) => self.issue_session(signer, register, now)?,
             Command::Revoke(revoke) => self.revoke(signer, revoke, now)?,
@@ -332,6 +365,17 @@ impl State {
             Command::StartChannelClose(channel) => {
                 self.start_channel_close(signer, channel, now)?
             }
+            Command::PublishListing(publish) => self.publish_listing(signer, publish, now)?,
+            Command::WithdrawListing(listing) => self.withdraw_listing(signer, listing, now)?,
+            Command::RequestQuotes(request) => self.request_quotes(signer, request, now)?,
+            Command::SubmitQuote(submit) => self.submit_quote(signer, submit, now)?,
+            Command::CounterQuote(counter) => self.counter_quote(signer, counter, now)?,
+            Command::AcceptQuote(accept) => self.accept_quote(signer, accept, now)?,
+            Command::DeliverTask(deliver) => self.deliver_task(signer, deliver, now)?,
+            Command::ApproveTask(approve) => self.approve_task(signer, approve, now)?,
+            Command::DisputeTask(dispute) => self.dispute_task(signer, dispute, now)?,
+            Command::ResolveDispute(resolve) => self.resolve_dispute(signer, resolve)?,
+            Command::LicenseDataset(license) => self.license_dataset(signer, license, now)?,
         };
         assert!(
             !outcome.is_empty(),
@@ -393,6 +437,7 @@ impl State {
                     events.push(Event::PaymentExpired { approval_id });
                 }
                 Expiry::Channel(channel_id) => events.push(self.channel_deadline(channel_id)),
+                Expiry::Task(task_id) => events.push(self.task_deadline(task_id)),
             }
         }
         self.assert_totals();
@@ -532,6 +577,7 @@ impl State {
         &mut self,
         signer: Did,
         register: &RegisterPrincipal,
+        now: Timestamp,
     ) -> Result<Vec<Event>, Rejection> {
         if register.principal != signer {
             return Err(Rejection::NotAuthorized {
@@ -542,6 +588,7 @@ impl State {
         self.identities
             .insert(signer, Identity::Principal { agents: Vec::new() });
         self.open_account(signer, signer);
+        self.registered_at.insert(signer, now);
         Ok(vec![Event::PrincipalRegistered { principal: signer }])
     }
 
@@ -584,6 +631,7 @@ impl State {
         self.identities
             .insert(agent, Identity::Agent(new_delegate(signed.clone(), signer)));
         self.open_account(agent, signer);
+        self.registered_at.insert(agent, now);
         Ok(vec![Event::AgentRegistered {
             agent,
             principal: signer,
@@ -1114,29 +1162,7 @@ impl State {
             .accounts
             .get(from)
             .ok_or(Rejection::UnknownAccount { did: *from })?;
-        let delegates = match self.identities.get(&signer) {
-            None => return Err(Rejection::UnknownIdentity { did: signer }),
-            Some(Identity::Principal { .. }) if account.owner == signer => Vec::new(),
-            Some(Identity::Principal { .. }) => {
-                return Err(Rejection::NotAuthorized {
-                    reason: "a principal spends only from its own account and its agents' accounts",
-                });
-            }
-            Some(Identity::Agent(_)) if *from == signer => vec![signer],
-            Some(Identity::Agent(_)) => {
-                return Err(Rejection::NotAuthorized {
-                    reason: "an agent spends only from its own account",
-                });
-            }
-            Some(Identity::Session(session)) if *from == session.issuer() => {
-                vec![signer, session.issuer()]
-            }
-            Some(Identity::Session(_)) => {
-                return Err(Rejection::NotAuthorized {
-                    reason: "a session spends only from its agent's account",
-                });
-            }
-        };
+        let delegates = self.spending_chain(signer, from)?;
         let day = now.utc_day();
         let mut needs_approval = false;
         for subject in &delegates {
@@ -1192,6 +1218,33 @@ impl State {
             },
             needs_approval,
         })
+    }
+
+    /// The grants that bind `signer` when it acts for the account `from`
+    /// (session and agent, agent alone, or none for the owning principal),
+    /// or why it may not act for it.
+    fn spending_chain(&self, signer: Did, from: &Did) -> Result<Vec<Did>, Rejection> {
+        let account = self
+            .accounts
+            .get(from)
+            .ok_or(Rejection::UnknownAccount { did: *from })?;
+        match self.identities.get(&signer) {
+            None => Err(Rejection::UnknownIdentity { did: signer }),
+            Some(Identity::Principal { .. }) if account.owner == signer => Ok(Vec::new()),
+            Some(Identity::Principal { .. }) => Err(Rejection::NotAuthorized {
+                reason: "a principal spends only from its own account and its agents' accounts",
+            }),
+            Some(Identity::Agent(_)) if *from == signer => Ok(vec![signer]),
+            Some(Identity::Agent(_)) => Err(Rejection::NotAuthorized {
+                reason: "an agent spends only from its own account",
+            }),
+            Some(Identity::Session(session)) if *from == session.issuer() => {
+                Ok(vec![signer, session.issuer()])
+            }
+            Some(Identity::Session(_)) => Err(Rejection::NotAuthorized {
+                reason: "a session spends only from its agent's account",
+            }),
+        }
     }
 
     /// Counts a planned spend against every budget of its chain.
@@ -1463,8 +1516,36 @@ impl State {
                     }
                     (channel.request.from, channel.remaining())
                 }
+                Expiry::Task(task_id) => {
+                    let task = &self.tasks[task_id];
+                    if task.deadline() != Some(*expires_at) {
+                        return fail(format!(
+                            "task {task_id} in the expiry index is {}",
+                            task.status.name()
+                        ));
+                    }
+                    task.escrow()
+                }
             };
             *reserved.entry(from).or_default() += amount.atomic();
+        }
+        for (provider, stake) in self.stakes_held() {
+            *reserved.entry(provider).or_default() += stake.atomic();
+        }
+        let waiting = self
+            .tasks
+            .values()
+            .filter(|task| task.deadline().is_some())
+            .count();
+        let indexed = self
+            .expiries
+            .iter()
+            .filter(|(_, expiry)| matches!(expiry, Expiry::Task(_)))
+            .count();
+        if waiting != indexed {
+            return fail(format!(
+                "{waiting} tasks hold money but {indexed} wait in the expiry index"
+            ));
         }
         for (did, account) in &self.accounts {
             let expected = reserved.get(did).copied().unwrap_or(0);

@@ -50,7 +50,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code: code.to_owned(),
@@ -60,7 +60,7 @@ impl ApiError {
         }
     }
 
-    fn with_param(mut self, param: &str) -> ApiError {
+    pub(crate) fn with_param(mut self, param: &str) -> ApiError {
         self.param = Some(param.to_owned());
         self
     }
@@ -96,7 +96,8 @@ impl IntoResponse for ApiError {
 pub fn rejection_status(rejection: &Rejection) -> StatusCode {
     match rejection.code() {
         "invalid_signature" => StatusCode::UNAUTHORIZED,
-        "unknown_identity" | "unknown_account" | "hold_not_found" | "approval_not_found" => {
+        "unknown_identity" | "unknown_account" | "hold_not_found" | "approval_not_found"
+        | "listing_not_found" | "rfq_not_found" | "quote_not_found" | "task_not_found" => {
             StatusCode::NOT_FOUND
         }
         "already_registered"
@@ -104,7 +105,17 @@ pub fn rejection_status(rejection: &Rejection) -> StatusCode {
         | "hold_not_active"
         | "approval_not_pending"
         | "insufficient_funds"
-        | "too_many_delegations" => StatusCode::CONFLICT,
+        | "too_many_delegations"
+        | "listing_withdrawn"
+        | "listing_busy"
+        | "rfq_closed"
+        | "quote_not_open"
+        | "offer_out_of_turn"
+        | "quote_rounds_exhausted"
+        | "price_above_budget"
+        | "task_wrong_state"
+        | "no_arbiter"
+        | "result_hash_mismatch" => StatusCode::CONFLICT,
         "not_authorized"
         | "not_operator"
         | "grant_not_yet_valid"
@@ -116,7 +127,9 @@ pub fn rejection_status(rejection: &Rejection) -> StatusCode {
         | "budget_exceeded"
         | "payee_not_allowed"
         | "payee_denied"
-        | "category_not_allowed" => StatusCode::FORBIDDEN,
+        | "category_not_allowed"
+        | "not_arbiter"
+        | "approval_required" => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -234,6 +247,19 @@ pub fn router(app: App) -> Router {
         .route("/v1/holds/{id}", get(get_hold))
         .route("/v1/channels/{id}", get(get_channel))
         .route("/v1/approvals/{index}", get(get_approval))
+        .route("/v1/listings", get(crate::market_http::get_listings))
+        .route("/v1/listings/{id}", get(crate::market_http::get_listing))
+        .route("/v1/rfqs/{id}", get(crate::market_http::get_rfq))
+        .route("/v1/tasks/{id}", get(crate::market_http::get_task))
+        .route("/v1/licenses/{id}", get(crate::market_http::get_license))
+        .route(
+            "/v1/reputation/{did}",
+            get(crate::market_http::get_reputation),
+        )
+        .route(
+            "/v1/agents/{did}/card",
+            get(crate::market_http::get_agent_card),
+        )
         .route("/v1/health", get(get_health))
         .route("/checkpoint", get(get_checkpoint))
         .route("/v1/log/key", get(get_log_key))
@@ -500,7 +526,7 @@ async fn post_faucet(State(app): State<App>, body: Body) -> Response {
     }
 }
 
-fn path_did(path: Result<Path<String>, PathRejection>) -> Result<Did, ApiError> {
+pub(crate) fn path_did(path: Result<Path<String>, PathRejection>) -> Result<Did, ApiError> {
     let Path(text) =
         path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
     parse_did(&text)
@@ -508,7 +534,7 @@ fn path_did(path: Result<Path<String>, PathRejection>) -> Result<Did, ApiError> 
 
 /// Reads the state, answering once what was read is durable, or answers
 /// 503 while the ledger recovers from a storage failure.
-async fn read_state<T>(
+pub(crate) async fn read_state<T>(
     ledger: &Ledger,
     read: impl FnOnce(&agentrail_core::State) -> T,
 ) -> Result<T, ApiError> {
@@ -671,8 +697,10 @@ async fn get_passport(
 ) -> Result<axum::Json<Passport>, ApiError> {
     let did = path_did(path)?;
     let now = unix_now();
-    let (kind, grant, chain) = read_state(&app.ledger, |state| {
+    let (kind, grant, chain, listings, reputation) = read_state(&app.ledger, |state| {
         let kind = state.identity_kind(&did)?;
+        let listings = state.listings_of(&did);
+        let reputation = (kind != IdentityKind::Session).then(|| state.reputation(&did));
         let grant = state.grant_status(&did, state.clock().max(now));
         let mut chain = vec![did];
         let mut current = grant.as_ref().map(|g| g.grant.grant().issuer);
@@ -682,7 +710,7 @@ async fn get_passport(
                 .grant_status(&issuer, now)
                 .map(|g| g.grant.grant().issuer);
         }
-        Some((kind, grant, chain))
+        Some((kind, grant, chain, listings, reputation))
     })
     .await?
     .ok_or_else(|| {
@@ -707,6 +735,8 @@ async fn get_passport(
         grant,
         balance,
         recent,
+        listings,
+        reputation,
     }))
 }
 

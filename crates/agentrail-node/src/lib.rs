@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod ledger;
+mod market_http;
 pub mod metrics;
 pub mod openapi;
 pub mod verifier;

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 /// (method, path, summary, request schema, response schema).
-pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 18] = [
+pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 25] = [
     (
         "post",
         "/v1/commands",
@@ -78,6 +78,55 @@ pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 18] = [
     ),
     (
         "get",
+        "/v1/listings",
+        "Discovery: live listings filtered by capability, kind, price ceiling and minimum reputation, ranked, paginated",
+        None,
+        "DiscoveryPage",
+    ),
+    (
+        "get",
+        "/v1/listings/{id}",
+        "A listing (agent card entry): pricing, stake, revenue share, status",
+        None,
+        "Object",
+    ),
+    (
+        "get",
+        "/v1/rfqs/{id}",
+        "A request for quotes and its quotes",
+        None,
+        "Object",
+    ),
+    (
+        "get",
+        "/v1/tasks/{id}",
+        "An escrowed task: terms, terms hash, state",
+        None,
+        "Object",
+    ),
+    (
+        "get",
+        "/v1/licenses/{id}",
+        "A dataset licence: content hash, licensee, royalties paid",
+        None,
+        "Object",
+    ),
+    (
+        "get",
+        "/v1/reputation/{did}",
+        "Reputation score (0-1000) and its components",
+        None,
+        "Reputation",
+    ),
+    (
+        "get",
+        "/v1/agents/{did}/card",
+        "The identity's listings as an A2A Agent Card",
+        None,
+        "AgentCard",
+    ),
+    (
+        "get",
         "/checkpoint",
         "The newest signed checkpoint (C2SP tlog-checkpoint in a signed note, text)",
         None,
@@ -132,7 +181,9 @@ fn schemas() -> Value {
             "code": {"type": "string"}, "message": {"type": "string"}, "param": {"type": "string"}}}}},
         "Command": {"type": "object", "required": ["type"], "description": "A ledger command; see ARCHITECTURE.md", "properties": {"type": {"type": "string", "enum": [
             "register_principal", "register_agent", "issue_session", "revoke", "deposit", "withdraw", "transfer", "hold", "release", "void", "approve", "decline",
-            "open_channel", "top_up_channel", "collect_channel", "close_channel", "start_channel_close"]}}},
+            "open_channel", "top_up_channel", "collect_channel", "close_channel", "start_channel_close",
+            "publish_listing", "withdraw_listing", "request_quotes", "submit_quote", "counter_quote", "accept_quote",
+            "deliver_task", "approve_task", "dispute_task", "resolve_dispute", "license_dataset"]}}},
         "CommandResponse": {"type": "object", "required": ["index", "time", "events", "receipt"], "properties": {
             "index": {"type": "integer"}, "time": {"type": "integer"}, "events": {"type": "array", "items": {"type": "object"}},
             "receipt": {"type": "object", "required": ["index", "leaf_hash"], "properties": {"index": {"type": "integer"}, "leaf_hash": {"type": "string", "format": "byte"}}}}},
@@ -159,6 +210,10 @@ fn schemas() -> Value {
         "GrantStatus": {"type": "object"},
         "Passport": {"type": "object", "required": ["did", "kind", "owner_chain"]},
         "Health": {"type": "object", "required": ["status", "journal_len", "clock", "dev", "operator", "network"]},
+        "DiscoveryPage": {"type": "object", "required": ["listings", "total"], "properties": {
+            "listings": {"type": "array", "items": {"type": "object", "required": ["listing", "reputation"]}}, "total": {"type": "integer"}, "next_offset": {"type": "integer", "nullable": true}}},
+        "Reputation": {"type": "object", "required": ["version", "score"], "properties": {"version": {"type": "integer"}, "score": {"type": "integer", "minimum": 0, "maximum": 1000}}},
+        "AgentCard": {"type": "object", "required": ["protocolVersion", "name", "description", "url", "version", "capabilities", "defaultInputModes", "defaultOutputModes", "skills"]},
         "Object": {"type": "object"},
         "Text": {"type": "string"}
     })
@@ -189,6 +244,27 @@ fn operation(
     if path.ends_with("/consistency") {
         parameters.push(json!({"name": "from", "in": "query", "required": true, "schema": {"type": "integer", "minimum": 0}}));
         parameters.push(json!({"name": "to", "in": "query", "required": true, "schema": {"type": "integer", "minimum": 0}}));
+    }
+    if path == "/v1/listings" {
+        for (name, schema) in [
+            ("capability", json!({"type": "string"})),
+            (
+                "kind",
+                json!({"type": "string", "enum": ["service", "dataset"]}),
+            ),
+            ("max_price", json!({"$ref": "#/components/schemas/Amount"})),
+            (
+                "min_reputation",
+                json!({"type": "integer", "minimum": 0, "maximum": 1000}),
+            ),
+            ("offset", json!({"type": "integer", "minimum": 0})),
+            (
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": 100}),
+            ),
+        ] {
+            parameters.push(json!({"name": name, "in": "query", "schema": schema}));
+        }
     }
     if path.ends_with("/history") {
         parameters.push(json!({"name": "before", "in": "query", "schema": {"type": "integer"}}));

@@ -230,3 +230,143 @@ pub fn voucher(
     }
     .sign(key, network)
 }
+
+// ----- markets -------------------------------------------------------------
+
+use agentrail_core::market::{
+    AcceptQuote, ApproveTask, CounterQuote, DeliverTask, DisputeTask, LicenseDataset, ListingKind,
+    ListingRef, Pricing, PublishListing, RequestQuotes, ResolveDispute, SubmitQuote,
+};
+
+/// A service listing offering `capabilities` at `price` per task.
+pub fn listing(id: &str, provider: Did, capabilities: &[&str], price: Amount) -> PublishListing {
+    PublishListing {
+        listing_id: id.into(),
+        provider,
+        kind: ListingKind::Service,
+        name: format!("listing {id}"),
+        description: String::new(),
+        capabilities: capabilities.iter().map(|tag| (*tag).to_owned()).collect(),
+        pricing: Pricing::PerTask { price },
+        endpoint: None,
+        revenue_share: Vec::new(),
+        stake: None,
+        content_hash: None,
+    }
+}
+
+pub fn publish(listing: PublishListing) -> Command {
+    Command::PublishListing(listing)
+}
+
+pub fn withdraw_listing(id: &str) -> Command {
+    Command::WithdrawListing(ListingRef {
+        listing_id: id.into(),
+    })
+}
+
+/// A request for quotes due `deadline_s` after acceptance, reviewed for an
+/// hour, with no arbiter or validator.
+pub fn rfq(
+    id: &str,
+    from: Did,
+    capability: &str,
+    budget_max: Amount,
+    deadline_s: u64,
+) -> RequestQuotes {
+    RequestQuotes {
+        rfq_id: id.into(),
+        from,
+        capability: capability.into(),
+        description: String::new(),
+        budget_max,
+        deadline_s,
+        review_window_s: Some(3_600),
+        arbiter: None,
+        validator: None,
+        invited: Vec::new(),
+        expires_at: None,
+    }
+}
+
+pub fn request_quotes(request: RequestQuotes) -> Command {
+    Command::RequestQuotes(request)
+}
+
+pub fn quote(
+    id: &str,
+    rfq_id: &str,
+    provider: Did,
+    listing_id: Option<&str>,
+    price: Amount,
+) -> Command {
+    Command::SubmitQuote(SubmitQuote {
+        quote_id: id.into(),
+        rfq_id: rfq_id.into(),
+        provider,
+        listing_id: listing_id.map(str::to_owned),
+        price,
+        note: None,
+    })
+}
+
+pub fn counter(quote_id: &str, price: Amount) -> Command {
+    Command::CounterQuote(CounterQuote {
+        quote_id: quote_id.into(),
+        price,
+    })
+}
+
+pub fn accept(quote_id: &str, task_id: &str) -> Command {
+    Command::AcceptQuote(AcceptQuote {
+        quote_id: quote_id.into(),
+        task_id: task_id.into(),
+    })
+}
+
+/// SHA-256 of `content`, as result and content hashes are written.
+pub fn sha256_hex(content: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(content))
+}
+
+pub fn deliver(task_id: &str, result: &[u8], manifest: &[(Did, u16)]) -> Command {
+    Command::DeliverTask(DeliverTask {
+        task_id: task_id.into(),
+        result_hash: sha256_hex(result),
+        uri: None,
+        manifest: manifest
+            .iter()
+            .map(|&(to, bps)| Split { to, bps })
+            .collect(),
+    })
+}
+
+pub fn approve_task(task_id: &str, result: &[u8]) -> Command {
+    Command::ApproveTask(ApproveTask {
+        task_id: task_id.into(),
+        result_hash: sha256_hex(result),
+    })
+}
+
+pub fn dispute(task_id: &str, reason: &str) -> Command {
+    Command::DisputeTask(DisputeTask {
+        task_id: task_id.into(),
+        reason: reason.into(),
+    })
+}
+
+pub fn resolve(task_id: &str, provider_bps: u16) -> Command {
+    Command::ResolveDispute(ResolveDispute {
+        task_id: task_id.into(),
+        provider_bps,
+    })
+}
+
+pub fn license(license_id: &str, listing_id: &str, from: Did) -> Command {
+    Command::LicenseDataset(LicenseDataset {
+        license_id: license_id.into(),
+        listing_id: listing_id.into(),
+        from,
+    })
+}

@@ -1,6 +1,8 @@
 //! Bodies of the `/v1` API. Amounts are strings of atomic units; identities
 //! are did:key strings; times are Unix seconds.
 
+use agentrail_core::market::ListingView;
+use agentrail_core::reputation::Reputation;
 use agentrail_core::state::{GrantStatus, IdentityKind};
 use agentrail_core::{Amount, Did, Event, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -134,9 +136,70 @@ pub struct Passport {
     pub grant: Option<GrantStatus>,
     /// The account of a principal or agent.
     pub balance: Option<BalanceResponse>,
-    /// The newest journal entries that concern it.
+    /// The newest journal entries that concern it; each `index` is the
+    /// log leaf whose receipt (`/v1/receipts/{index}`) proves it.
     pub recent: Vec<HistoryItem>,
+    /// Listings it published (withdrawn ones included).
+    #[serde(default)]
+    pub listings: Vec<ListingView>,
+    /// Its reputation (principals and agents), with the components.
+    #[serde(default)]
+    pub reputation: Option<Reputation>,
 }
+
+/// An agent's card in the A2A Agent Card shape (protocol 0.3), built from
+/// its listings; agentrail's market terms ride in the
+/// `capabilities.extensions` entry named [`MARKET_EXTENSION_URI`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCard {
+    pub protocol_version: String,
+    pub name: String,
+    pub description: String,
+    pub url: String,
+    pub preferred_transport: String,
+    pub version: String,
+    pub provider: AgentProvider,
+    pub capabilities: AgentCapabilities,
+    pub default_input_modes: Vec<String>,
+    pub default_output_modes: Vec<String>,
+    pub skills: Vec<AgentSkill>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentProvider {
+    /// The owning principal's did:key.
+    pub organization: String,
+    pub url: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCapabilities {
+    pub streaming: bool,
+    pub push_notifications: bool,
+    pub extensions: Vec<AgentExtension>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentExtension {
+    pub uri: String,
+    pub description: String,
+    pub required: bool,
+    pub params: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSkill {
+    /// The listing id.
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+}
+
+/// Names the agentrail market extension of an A2A Agent Card.
+pub const MARKET_EXTENSION_URI: &str = "https://agentrail.dev/a2a/market/v1";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {

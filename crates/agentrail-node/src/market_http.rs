@@ -1,0 +1,253 @@
+//! Market reads: discovery, listings, requests for quotes, tasks, licences,
+//! reputation and A2A agent cards. Market changes are commands, posted to
+//! `/v1/commands` like every other.
+
+use agentrail_core::constants::{CATEGORY_BYTES_MAX, DISCOVERY_PAGE_MAX, KEY_BYTES_MAX};
+use agentrail_core::market::{
+    Discovery, DiscoveryPage, LicenseView, ListingKind, ListingStatus, ListingView, RfqView,
+    TaskView,
+};
+use agentrail_core::reputation::Reputation;
+use agentrail_core::state::IdentityKind;
+use agentrail_core::{Amount, Did};
+use agentrail_wire::api::{
+    AgentCapabilities, AgentCard, AgentExtension, AgentProvider, AgentSkill, MARKET_EXTENSION_URI,
+};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::http::{ApiError, App, path_did, read_state};
+
+/// Listings a discovery page returns when the query names no limit.
+pub const DISCOVERY_PAGE_DEFAULT: usize = 20;
+/// The furthest a discovery query may page.
+pub const DISCOVERY_OFFSET_MAX: usize = 100_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryQuery {
+    capability: Option<String>,
+    kind: Option<ListingKind>,
+    /// Atomic units.
+    max_price: Option<Amount>,
+    min_reputation: Option<u16>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+fn invalid_query(param: &str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message).with_param(param)
+}
+
+/// `GET /v1/listings?capability=&kind=&max_price=&min_reputation=&offset=&limit=`
+pub async fn get_listings(
+    State(app): State<App>,
+    query: Result<Query<DiscoveryQuery>, QueryRejection>,
+) -> Result<axum::Json<DiscoveryPage>, ApiError> {
+    let Query(query) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    if query
+        .capability
+        .as_ref()
+        .is_some_and(|c| c.is_empty() || c.len() > CATEGORY_BYTES_MAX)
+    {
+        return Err(invalid_query("capability", "a capability is 1-32 bytes"));
+    }
+    let limit = query.limit.unwrap_or(DISCOVERY_PAGE_DEFAULT);
+    if limit == 0 || limit > DISCOVERY_PAGE_MAX {
+        return Err(invalid_query("limit", "limit must be between 1 and 100"));
+    }
+    let offset = query.offset.unwrap_or(0);
+    if offset > DISCOVERY_OFFSET_MAX {
+        return Err(invalid_query("offset", "offset must be at most 100000"));
+    }
+    if query.min_reputation.is_some_and(|min| min > 1_000) {
+        return Err(invalid_query("min_reputation", "a reputation is 0-1000"));
+    }
+    let discovery = Discovery {
+        capability: query.capability,
+        kind: query.kind,
+        max_price: query.max_price,
+        min_reputation: query.min_reputation,
+        offset,
+        limit,
+    };
+    let page = read_state(&app.ledger, |state| state.discover(&discovery)).await?;
+    Ok(axum::Json(page))
+}
+
+fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(id) =
+        path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
+    if id.is_empty() || id.len() > KEY_BYTES_MAX {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "an id is 1-64 bytes",
+        )
+        .with_param("id"));
+    }
+    Ok(id)
+}
+
+fn not_found(code: &str, what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        code,
+        format!("no {what} has this id"),
+    )
+    .with_param("id")
+}
+
+pub async fn get_listing(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<ListingView>, ApiError> {
+    let id = path_id(path)?;
+    read_state(&app.ledger, |state| state.listing(&id))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| not_found("listing_not_found", "listing"))
+}
+
+pub async fn get_rfq(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<RfqView>, ApiError> {
+    let id = path_id(path)?;
+    read_state(&app.ledger, |state| state.rfq(&id))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| not_found("rfq_not_found", "request for quotes"))
+}
+
+pub async fn get_task(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<TaskView>, ApiError> {
+    let id = path_id(path)?;
+    read_state(&app.ledger, |state| state.task(&id))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| not_found("task_not_found", "task"))
+}
+
+pub async fn get_license(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<LicenseView>, ApiError> {
+    let id = path_id(path)?;
+    read_state(&app.ledger, |state| state.license(&id))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| not_found("license_not_found", "licence"))
+}
+
+fn unknown_identity(did: &Did) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_identity",
+        format!("{did} is not registered"),
+    )
+    .with_param("did")
+}
+
+pub async fn get_reputation(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<Reputation>, ApiError> {
+    let did = path_did(path)?;
+    read_state(&app.ledger, |state| {
+        state.identity_kind(&did).map(|_| state.reputation(&did))
+    })
+    .await?
+    .map(axum::Json)
+    .ok_or_else(|| unknown_identity(&did))
+}
+
+/// `GET /v1/agents/{did}/card`: the identity's live listings as an A2A
+/// Agent Card. The card's `url` is the first listing's endpoint (or the
+/// passport path when none names one); `provider.organization` is the
+/// owning principal; prices, stakes, revenue shares and the reputation
+/// score are in the agentrail market extension.
+pub async fn get_agent_card(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<AgentCard>, ApiError> {
+    let did = path_did(path)?;
+    let found = read_state(&app.ledger, |state| {
+        let kind = state.identity_kind(&did)?;
+        let owner = match kind {
+            IdentityKind::Principal => did,
+            _ => state.grant_status(&did, state.clock())?.principal,
+        };
+        let listings: Vec<ListingView> = state
+            .listings_of(&did)
+            .into_iter()
+            .filter(|listing| listing.status == ListingStatus::Listed)
+            .collect();
+        Some((owner, listings, state.reputation(&did)))
+    })
+    .await?;
+    let (owner, listings, reputation) = found.ok_or_else(|| unknown_identity(&did))?;
+    let passport = format!("/v1/passports/{did}");
+    let first = listings.first().map(|view| &view.listing);
+    let card = AgentCard {
+        protocol_version: "0.3.0".into(),
+        name: first.map_or_else(|| did.to_string(), |listing| listing.name.clone()),
+        description: first.map_or_else(
+            || "An agent on an agentrail ledger".to_owned(),
+            |listing| listing.description.clone(),
+        ),
+        url: first
+            .and_then(|listing| listing.endpoint.clone())
+            .unwrap_or_else(|| passport.clone()),
+        preferred_transport: "HTTP+JSON".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        provider: AgentProvider {
+            organization: owner.to_string(),
+            url: format!("/v1/passports/{owner}"),
+        },
+        capabilities: AgentCapabilities {
+            streaming: false,
+            push_notifications: false,
+            extensions: vec![AgentExtension {
+                uri: MARKET_EXTENSION_URI.into(),
+                description: "agentrail market terms: prices, stakes, revenue shares, reputation"
+                    .into(),
+                required: false,
+                params: json!({
+                    "did": did,
+                    "principal": owner,
+                    "passport": passport,
+                    "reputation": reputation.score,
+                    "reputation_version": reputation.version,
+                    "listings": listings.iter().map(|view| json!({
+                        "listing_id": view.listing.listing_id,
+                        "kind": view.listing.kind,
+                        "pricing": view.listing.pricing,
+                        "endpoint": view.listing.endpoint,
+                        "revenue_share": view.listing.revenue_share,
+                        "stake_held": view.stake_held,
+                        "content_hash": view.listing.content_hash,
+                    })).collect::<Vec<_>>(),
+                }),
+            }],
+        },
+        default_input_modes: vec!["application/json".into()],
+        default_output_modes: vec!["application/json".into()],
+        skills: listings
+            .iter()
+            .map(|view| AgentSkill {
+                id: view.listing.listing_id.clone(),
+                name: view.listing.name.clone(),
+                description: view.listing.description.clone(),
+                tags: view.listing.capabilities.clone(),
+            })
+            .collect(),
+    };
+    Ok(axum::Json(card))
+}
