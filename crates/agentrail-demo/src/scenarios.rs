@@ -363,10 +363,23 @@ async fn renewal(
     let history = owner.history(&assistant, None, 50).await?;
     let log_key = agentrail_log::LogKey::parse(&owner.log_key().await?)?;
     let mut verified = 0;
-    for item in &history.items {
-        owner.receipt(item.index).await?.verify(&log_key)?;
+    let mut lines = Vec::new();
+    for item in history.items.iter().rev() {
+        let proven = owner.receipt(item.index).await?.verify(&log_key)?;
+        expect(
+            proven.events == item.events,
+            "the receipt proves the history line",
+        )?;
         verified += 1;
+        let kinds: Vec<String> = item
+            .events
+            .iter()
+            .filter_map(|event| serde_json::to_value(event).ok())
+            .filter_map(|value| value["type"].as_str().map(str::to_owned))
+            .collect();
+        lines.push(format!("#{} {}", item.index, kinds.join("+")));
     }
+    figure(figures, "report lines", lines.join(", "));
     figure(
         figures,
         "morning report",
@@ -375,6 +388,24 @@ async fn renewal(
             history.items.len()
         ),
     );
+    let passport = owner.passport(&world.did(&provider)).await?;
+    let reputation = passport
+        .reputation
+        .context("a provider's passport has a reputation")?;
+    figure(
+        figures,
+        "provider's passport",
+        format!(
+            "{} listing(s), reputation {} after {} paid task(s)",
+            passport.listings.len(),
+            reputation.score,
+            reputation.tasks_paid
+        ),
+    );
+    expect(
+        reputation.tasks_paid == 1,
+        "the renewal counts for the provider",
+    )?;
     let spent = owner.grant(&assistant).await?.spent_total;
     figure(
         figures,

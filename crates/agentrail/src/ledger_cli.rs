@@ -616,8 +616,47 @@ pub async fn run(command: LedgerCommand, node: &str, json: bool) -> anyhow::Resu
                         balance.available, balance.held
                     ));
                 }
+                for view in &passport.listings {
+                    let listing = &view.listing;
+                    lines.push(format!(
+                        "listing {} ({:?}, {:?}): {} [{}] {}, stake held {}, {} open task(s)",
+                        listing.listing_id,
+                        listing.kind,
+                        view.status,
+                        listing.name,
+                        listing.capabilities.join(", "),
+                        listing
+                            .pricing
+                            .price()
+                            .map_or("on quote".to_owned(), |price| format!(
+                                "{} USD",
+                                price.to_decimal_string()
+                            )),
+                        view.stake_held.to_decimal_string(),
+                        view.open_tasks
+                    ));
+                }
+                if let Some(reputation) = &passport.reputation {
+                    lines.push(format!(
+                        "reputation: {} / 1000 (v{}): quality {}, counterparties {}, volume {}, age {}, penalty -{}; {} paid task(s), {} licence(s), disputes won {} lost {}, {} refund(s), {} distinct counterparties, {} USD received",
+                        reputation.score,
+                        reputation.version,
+                        reputation.quality_points,
+                        reputation.counterparty_points,
+                        reputation.volume_points,
+                        reputation.age_points,
+                        reputation.penalty_points,
+                        reputation.tasks_paid,
+                        reputation.licences_sold,
+                        reputation.disputes_won,
+                        reputation.disputes_lost,
+                        reputation.refunds,
+                        reputation.distinct_counterparties,
+                        reputation.volume.to_decimal_string()
+                    ));
+                }
                 lines.push(format!(
-                    "recent journal entries: {}",
+                    "recent journal entries (receipts: agentrail receipt N): {}",
                     passport
                         .recent
                         .iter()
