@@ -10,7 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub mod market;
 
 use agentrail_core::market::{
-    Discovery, DiscoveryPage, LicenseView, ListingKind, ListingView, RfqView, TaskView,
+    Discovery, DiscoveryPage, LicenseView, ListingKind, ListingView, RfqPage, RfqQuery, RfqView,
+    TaskView,
 };
 use agentrail_core::reputation::Reputation;
 use agentrail_core::state::GrantStatus;
@@ -201,6 +202,18 @@ impl Client {
     pub async fn listing(&self, id: &str) -> Result<ListingView, ClientError> {
         self.get(&format!("/v1/listings/{}", path_segment(id)))
             .await
+    }
+
+    /// Open requests for quotes (see `State::open_rfqs`).
+    pub async fn rfqs(&self, query: &RfqQuery) -> Result<RfqPage, ClientError> {
+        let mut path = format!("/v1/rfqs?offset={}&limit={}", query.offset, query.limit);
+        if let Some(capability) = &query.capability {
+            path.push_str(&format!("&capability={}", path_segment(capability)));
+        }
+        if let Some(provider) = &query.provider {
+            path.push_str(&format!("&provider={provider}"));
+        }
+        self.get(&path).await
     }
 
     pub async fn rfq(&self, id: &str) -> Result<RfqView, ClientError> {

@@ -443,3 +443,23 @@ pub struct DiscoveryPage {
     /// The offset of the next page, if there is one.
     pub next_offset: Option<usize>,
 }
+
+/// Which open requests for quotes a provider looks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RfqQuery {
+    pub capability: Option<String>,
+    /// Only requests this provider may quote on (not its own, and inviting
+    /// it or everyone).
+    pub provider: Option<Did>,
+    pub offset: usize,
+    /// At most [`crate::constants::DISCOVERY_PAGE_MAX`].
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RfqPage {
+    /// Latest expiry first.
+    pub rfqs: Vec<RfqView>,
+    pub total: usize,
+    pub next_offset: Option<usize>,
+}

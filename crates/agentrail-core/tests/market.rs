@@ -737,3 +737,111 @@ proptest! {
         prop_assert_eq!(market.world.held(&buyer), 0);
     }
 }
+
+fn rfq_ids(market: &Market, query: agentrail_core::market::RfqQuery) -> Vec<String> {
+    market
+        .world
+        .state
+        .open_rfqs(&query)
+        .rfqs
+        .into_iter()
+        .map(|rfq| rfq.request.rfq_id)
+        .collect()
+}
+
+#[test]
+fn providers_find_the_open_requests_they_may_quote_on() {
+    let mut market = Market::new();
+    let (buyer, provider) = (market.buyer(), market.provider());
+    let invited_elsewhere = agentrail_core::market::RequestQuotes {
+        invited: vec![market.helper.did],
+        ..kit::rfq("r-private", buyer, "compute", usd(5), 3_600)
+    };
+    market.ok("buyer", kit::request_quotes(invited_elsewhere));
+    market.ok(
+        "buyer",
+        kit::request_quotes(kit::rfq("r-open", buyer, "compute", usd(5), 3_600)),
+    );
+    market.ok(
+        "buyer",
+        kit::request_quotes(kit::rfq("r-words", buyer, "writing", usd(5), 3_600)),
+    );
+    let mine = agentrail_core::market::RfqQuery {
+        capability: Some("compute".into()),
+        provider: Some(provider),
+        offset: 0,
+        limit: 10,
+    };
+    assert_eq!(
+        rfq_ids(&market, mine.clone()),
+        ["r-open"],
+        "private and other capabilities are left out"
+    );
+    let everyone = agentrail_core::market::RfqQuery {
+        provider: None,
+        capability: None,
+        ..mine.clone()
+    };
+    assert_eq!(rfq_ids(&market, everyone).len(), 3);
+    // Awarded and expired requests are no longer open.
+    market.ok(
+        "provider",
+        kit::quote("q-open", "r-open", provider, None, usd(5)),
+    );
+    market.ok("buyer", kit::accept("q-open", "t-open"));
+    assert!(rfq_ids(&market, mine.clone()).is_empty());
+    market.advance(86_400);
+    let all = agentrail_core::market::RfqQuery {
+        provider: None,
+        capability: None,
+        ..mine
+    };
+    assert!(
+        rfq_ids(&market, all).is_empty(),
+        "every request expired after a day"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A task's payout splits exactly: the parts sum to the price, each part
+    /// is its basis-point share rounded down or up by one atomic unit.
+    #[test]
+    fn task_payouts_split_exactly(
+        price in 1u128..=90_000_000,
+        weights in prop::collection::vec(1u16..=100, 1..=5),
+    ) {
+        let mut market = Market::new();
+        let (buyer, provider) = (market.buyer(), market.provider());
+        // Shares from the weights, summing to 10,000 bps.
+        let sum: u32 = weights.iter().map(|w| u32::from(*w)).sum();
+        let mut shares: Vec<u16> = weights.iter().map(|w| (u32::from(*w) * 10_000 / sum) as u16).collect();
+        let short = 10_000 - shares.iter().map(|s| u32::from(*s)).sum::<u32>();
+        shares[0] += short as u16;
+        prop_assume!(shares.iter().all(|s| *s > 0));
+        let contributors: Vec<Did> = (0..shares.len())
+            .map(|i| {
+                let p = party(&format!("contributor-{i}"));
+                market.world.ok(&p.key, kit::register_principal(p.did));
+                p.did
+            })
+            .collect();
+        let price = Amount::from_atomic(price);
+        market.ok("buyer", kit::request_quotes(kit::rfq("r", buyer, "compute", price, 3_600)));
+        market.ok("provider", kit::quote("q", "r", provider, None, price));
+        // The principal accepts: no per-payment cap or threshold applies.
+        market.ok("principal", kit::accept("q", "t"));
+        let manifest: Vec<(Did, u16)> = contributors.iter().copied().zip(shares.iter().copied()).collect();
+        market.ok("provider", kit::deliver("t", RESULT, &manifest));
+        let events = market.ok("buyer", kit::approve_task("t", RESULT));
+        let Event::TaskApproved { parts, .. } = &events[0] else { panic!("{events:?}") };
+        let total: u128 = parts.iter().map(|p| p.amount.atomic()).sum();
+        prop_assert_eq!(total, price.atomic());
+        for part in parts {
+            let bps = manifest.iter().find(|(to, _)| *to == part.to).unwrap().1;
+            let floor = price.atomic() * u128::from(bps) / 10_000;
+            prop_assert!(part.amount.atomic() == floor || part.amount.atomic() == floor + 1);
+        }
+    }
+}

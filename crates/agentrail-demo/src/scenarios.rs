@@ -15,7 +15,7 @@ use agentrail_core::command::Split;
 use agentrail_core::constants::QUOTE_ROUNDS_MAX;
 use agentrail_core::grant::Limits;
 use agentrail_core::market::{
-    Approver, Discovery, ListingKind, Pricing, PublishListing, RequestQuotes, TaskStatus,
+    Approver, Discovery, ListingKind, Pricing, PublishListing, RequestQuotes, RfqQuery, TaskStatus,
 };
 use agentrail_core::{Amount, Did, Event};
 use agentrail_example_text_stats::{STATS_PRICE, paid_routes};
@@ -130,9 +130,25 @@ async fn hire(
 ) -> anyhow::Result<Hire> {
     let rfq_id = request.rfq_id.clone();
     let budget_max = request.budget_max;
+    let capability = request.capability.clone();
     world.submit(buyer, kit::request_quotes(request)).await?;
     for bidder in bidders {
-        let rfq = world.actor(bidder.name).client.rfq(&rfq_id).await?;
+        // Each provider looks for open requests it may quote on.
+        let open = world
+            .actor(bidder.name)
+            .client
+            .rfqs(&RfqQuery {
+                capability: Some(capability.clone()),
+                provider: Some(world.did(bidder.name)),
+                offset: 0,
+                limit: 20,
+            })
+            .await?;
+        let rfq = open
+            .rfqs
+            .into_iter()
+            .find(|rfq| rfq.request.rfq_id == rfq_id)
+            .with_context(|| format!("{} does not find the request for quotes", bidder.name))?;
         if let Some(ask) = bidder.strategy.ask(&rfq) {
             let quote = kit::quote(
                 &format!("{rfq_id}-{}", bidder.name),

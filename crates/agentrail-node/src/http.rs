@@ -249,6 +249,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/approvals/{index}", get(get_approval))
         .route("/v1/listings", get(crate::market_http::get_listings))
         .route("/v1/listings/{id}", get(crate::market_http::get_listing))
+        .route("/v1/rfqs", get(crate::market_http::get_rfqs))
         .route("/v1/rfqs/{id}", get(crate::market_http::get_rfq))
         .route("/v1/tasks/{id}", get(crate::market_http::get_task))
         .route("/v1/licenses/{id}", get(crate::market_http::get_license))

@@ -4,8 +4,8 @@
 
 use agentrail_core::constants::{CATEGORY_BYTES_MAX, DISCOVERY_PAGE_MAX, KEY_BYTES_MAX};
 use agentrail_core::market::{
-    Discovery, DiscoveryPage, LicenseView, ListingKind, ListingStatus, ListingView, RfqView,
-    TaskView,
+    Discovery, DiscoveryPage, LicenseView, ListingKind, ListingStatus, ListingView, RfqPage,
+    RfqQuery, RfqView, TaskView,
 };
 use agentrail_core::reputation::Reputation;
 use agentrail_core::state::IdentityKind;
@@ -76,6 +76,56 @@ pub async fn get_listings(
         limit,
     };
     let page = read_state(&app.ledger, |state| state.discover(&discovery)).await?;
+    Ok(axum::Json(page))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RfqListQuery {
+    capability: Option<String>,
+    /// A did:key: only requests it may quote on.
+    provider: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/rfqs?capability=&provider=&offset=&limit=`: open requests for
+/// quotes, for providers looking for work.
+pub async fn get_rfqs(
+    State(app): State<App>,
+    query: Result<Query<RfqListQuery>, QueryRejection>,
+) -> Result<axum::Json<RfqPage>, ApiError> {
+    let Query(query) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    if query
+        .capability
+        .as_ref()
+        .is_some_and(|c| c.is_empty() || c.len() > CATEGORY_BYTES_MAX)
+    {
+        return Err(invalid_query("capability", "a capability is 1-32 bytes"));
+    }
+    let provider = match &query.provider {
+        Some(text) => Some(
+            text.parse::<Did>()
+                .map_err(|e| invalid_query("provider", &e.to_string()))?,
+        ),
+        None => None,
+    };
+    let limit = query.limit.unwrap_or(DISCOVERY_PAGE_DEFAULT);
+    if limit == 0 || limit > DISCOVERY_PAGE_MAX {
+        return Err(invalid_query("limit", "limit must be between 1 and 100"));
+    }
+    let offset = query.offset.unwrap_or(0);
+    if offset > DISCOVERY_OFFSET_MAX {
+        return Err(invalid_query("offset", "offset must be at most 100000"));
+    }
+    let rfq_query = RfqQuery {
+        capability: query.capability,
+        provider,
+        offset,
+        limit,
+    };
+    let page = read_state(&app.ledger, |state| state.open_rfqs(&rfq_query)).await?;
     Ok(axum::Json(page))
 }
 

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 /// (method, path, summary, request schema, response schema).
-pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 25] = [
+pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 26] = [
     (
         "post",
         "/v1/commands",
@@ -87,6 +87,13 @@ pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 25] = [
         "get",
         "/v1/listings/{id}",
         "A listing (agent card entry): pricing, stake, revenue share, status",
+        None,
+        "Object",
+    ),
+    (
+        "get",
+        "/v1/rfqs",
+        "Open requests for quotes, by capability and by a provider that may quote on them",
         None,
         "Object",
     ),
@@ -257,6 +264,19 @@ fn operation(
                 "min_reputation",
                 json!({"type": "integer", "minimum": 0, "maximum": 1000}),
             ),
+            ("offset", json!({"type": "integer", "minimum": 0})),
+            (
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": 100}),
+            ),
+        ] {
+            parameters.push(json!({"name": name, "in": "query", "schema": schema}));
+        }
+    }
+    if path == "/v1/rfqs" {
+        for (name, schema) in [
+            ("capability", json!({"type": "string"})),
+            ("provider", json!({"$ref": "#/components/schemas/Did"})),
             ("offset", json!({"type": "integer", "minimum": 0})),
             (
                 "limit",

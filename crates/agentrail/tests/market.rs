@@ -143,6 +143,21 @@ async fn market_reads_answer_and_refuse_with_codes_and_the_market_survives_a_res
         .submit(&buyer, &kit::request_quotes(request))
         .await
         .unwrap();
+    let open = client
+        .rfqs(&agentrail_core::market::RfqQuery {
+            capability: Some("gpu".into()),
+            provider: Some(did(&seller)),
+            offset: 0,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.rfqs.len(), 1, "the seller finds the open request");
+    let (status, body) = get(&node, "/v1/rfqs?provider=did:key:nope").await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("provider"))
+    );
     let quote = kit::quote("m-quote", "m-rfq", did(&seller), Some("seller-gpu"), usd(9));
     client.submit(&seller, &quote).await.unwrap();
     let refused = client

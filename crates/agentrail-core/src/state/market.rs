@@ -34,8 +34,8 @@ use crate::market::{
     AcceptQuote, ApproveTask, Approver, CounterQuote, DeliverTask, Delivery, Discovered, Discovery,
     DiscoveryPage, DisputeTask, LicenseDataset, LicenseView, ListingKind, ListingRef,
     ListingStatus, ListingView, PublishListing, QuoteStatus, QuoteView, RefundReason,
-    RequestQuotes, ResolveDispute, RfqStatus, RfqView, Side, SubmitQuote, TaskStatus, TaskTerms,
-    TaskView,
+    RequestQuotes, ResolveDispute, RfqPage, RfqQuery, RfqStatus, RfqView, Side, SubmitQuote,
+    TaskStatus, TaskTerms, TaskView,
 };
 use crate::rejection::Rejection;
 use crate::reputation::{self, Record, Reputation};
@@ -227,6 +227,46 @@ impl State {
                 .filter_map(|id| self.quote(id))
                 .collect(),
         })
+    }
+
+    /// Requests for quotes still taking quotes, latest expiry first, that ask for
+    /// `capability` (if given) and that `provider` (if given) may quote on.
+    /// O(requests); a page holds at most [`DISCOVERY_PAGE_MAX`].
+    pub fn open_rfqs(&self, query: &RfqQuery) -> RfqPage {
+        let limit = query.limit.clamp(1, DISCOVERY_PAGE_MAX);
+        let mut matches: Vec<(&String, &RfqRecord)> = self
+            .rfqs
+            .iter()
+            .filter(|(_, record)| self.rfq_status(record) == RfqStatus::Open)
+            .filter(|(_, record)| {
+                query
+                    .capability
+                    .as_ref()
+                    .is_none_or(|wanted| record.request.capability == *wanted)
+            })
+            .filter(|(_, record)| {
+                query.provider.is_none_or(|provider| {
+                    record.request.from != provider
+                        && (record.request.invited.is_empty()
+                            || record.request.invited.contains(&provider))
+                })
+            })
+            .collect();
+        // The request that stays open longest first, then by id.
+        matches.sort_by(|a, b| b.1.expires_at.cmp(&a.1.expires_at).then(a.0.cmp(b.0)));
+        let total = matches.len();
+        let rfqs: Vec<RfqView> = matches
+            .into_iter()
+            .skip(query.offset)
+            .take(limit)
+            .filter_map(|(id, _)| self.rfq(id))
+            .collect();
+        let end = query.offset.saturating_add(rfqs.len());
+        RfqPage {
+            rfqs,
+            total,
+            next_offset: (end < total).then_some(end),
+        }
     }
 
     fn rfq_status(&self, record: &RfqRecord) -> RfqStatus {
