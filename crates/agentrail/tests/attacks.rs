@@ -1,0 +1,539 @@
+//! The attack suite: hostile clients against the real node over HTTP. Each
+//! attack is named and must fail with its own error code (and a 4xx), and
+//! the node must go on serving honest clients.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentrail_client::{Client, ClientError};
+use agentrail_core::channel::{ChannelId, network_hash};
+use agentrail_core::grant::{Limits, Role};
+use agentrail_core::market::RequestQuotes;
+use agentrail_core::{Amount, Command, Did, Timestamp};
+use agentrail_sim::kit;
+use ed25519_dalek::SigningKey;
+use std::io::Write;
+use support::{Node, did, key, now, usd};
+
+/// What an attack was answered with.
+fn refusal(result: Result<agentrail_wire::api::CommandResponse, ClientError>) -> (u16, String) {
+    match result {
+        Ok(response) => panic!("the attack was accepted as entry {}", response.index),
+        Err(ClientError::Api { status, error }) => (status, error.code),
+        Err(other) => panic!("the attack was not answered: {other}"),
+    }
+}
+
+async fn attack(client: &Client, signer: &SigningKey, command: Command, expected: &str) {
+    let (status, code) = refusal(client.submit(signer, &command).await);
+    assert_eq!(code, expected, "{command:?}");
+    assert!((400..500).contains(&status), "{expected} answered {status}");
+}
+
+async fn principal(client: &Client, label: &str) -> SigningKey {
+    let k = key(label);
+    client
+        .submit(&k, &kit::register_principal(did(&k)))
+        .await
+        .unwrap();
+    k
+}
+
+/// An agent of `principal` with `limits`, valid for a day.
+async fn agent(client: &Client, principal: &SigningKey, label: &str, limits: Limits) -> SigningKey {
+    let k = key(label);
+    let t = now().0;
+    let grant = kit::grant(
+        principal,
+        did(&k),
+        Role::Agent,
+        limits,
+        Timestamp(t - 60),
+        Timestamp(t + 86_400),
+        label,
+    );
+    client
+        .submit(principal, &kit::register_agent(grant))
+        .await
+        .unwrap();
+    k
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mandate_attacks_are_refused_even_when_racing_the_budget() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = node.client.clone();
+    let owner = principal(&client, "atk-owner").await;
+    let payee = principal(&client, "atk-payee").await;
+    let limits = Limits {
+        total_budget: Some(usd(30)),
+        ..kit::limits(usd(5), usd(10))
+    };
+    let agent = agent(&client, &owner, "atk-agent", limits.clone()).await;
+    client.faucet(did(&agent), usd(100)).await.unwrap();
+    let (from, to) = (did(&agent), did(&payee));
+
+    // A session that widens its agent's limits.
+    let t = now().0;
+    let wider = kit::grant(
+        &agent,
+        did(&key("atk-wide")),
+        Role::Session,
+        kit::limits(usd(6), usd(10)),
+        Timestamp(t - 60),
+        Timestamp(t + 3_600),
+        "w",
+    );
+    attack(&client, &agent, kit::issue_session(wider), "grant_widens").await;
+    // One payment above the per-payment cap.
+    attack(
+        &client,
+        &agent,
+        kit::transfer(from, to, usd(6), "big"),
+        "per_payment_limit_exceeded",
+    )
+    .await;
+
+    // Fifty concurrent 1 USD payments race a 10 USD daily budget: exactly
+    // ten land, every other one is refused with budget_exceeded.
+    let client = Arc::new(client);
+    let agent = Arc::new(agent);
+    let racers: Vec<_> = (0..50)
+        .map(|i| {
+            let (client, agent) = (Arc::clone(&client), Arc::clone(&agent));
+            tokio::spawn(async move {
+                client
+                    .submit(
+                        &agent,
+                        &kit::transfer(from, to, usd(1), &format!("race-{i}")),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let (mut accepted, mut refused) = (0, 0);
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(error) => {
+                assert_eq!(error.code(), Some("budget_exceeded"));
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((accepted, refused), (10, 40));
+    assert_eq!(client.balance(&to).await.unwrap().available, usd(10));
+    // The race spent the day's budget: one more is refused.
+    attack(
+        &client,
+        &agent,
+        kit::transfer(from, to, usd(1), "race-late"),
+        "budget_exceeded",
+    )
+    .await;
+
+    // A revoked agent's key is refused at once.
+    client.submit(&owner, &kit::revoke(from)).await.unwrap();
+    attack(
+        &client,
+        &agent,
+        kit::transfer(from, to, usd(1), "after-revoke"),
+        "grant_revoked",
+    )
+    .await;
+    // Someone else's account.
+    attack(
+        &client,
+        &payee,
+        kit::transfer(from, to, usd(1), "theft"),
+        "not_authorized",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn channel_attacks_are_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = node.client.clone();
+    let payer = principal(&client, "ch-atk-payer").await;
+    let payee = principal(&client, "ch-atk-payee").await;
+    let thief = principal(&client, "ch-atk-thief").await;
+    client.faucet(did(&payer), usd(50)).await.unwrap();
+    let network = network_hash(&client.health().await.unwrap().network);
+    client
+        .submit(
+            &payer,
+            &kit::open_channel(did(&payer), did(&payee), usd(10), "c1"),
+        )
+        .await
+        .unwrap();
+    client
+        .submit(
+            &payer,
+            &kit::open_channel(did(&payer), did(&thief), usd(10), "c2"),
+        )
+        .await
+        .unwrap();
+    let id = ChannelId::derive(&did(&payer), &did(&payee), "c1");
+    let other = ChannelId::derive(&did(&payer), &did(&thief), "c2");
+    let voucher = |nonce: u64, total: Amount| {
+        kit::voucher(&payer, &network, id, did(&payee), "s", nonce, total)
+    };
+
+    client
+        .submit(&payee, &kit::collect_channel(id, vec![voucher(2, usd(2))]))
+        .await
+        .unwrap();
+    // The same voucher twice, and an older one after a newer one.
+    attack(
+        &client,
+        &payee,
+        kit::collect_channel(id, vec![voucher(2, usd(2))]),
+        "voucher_stale",
+    )
+    .await;
+    attack(
+        &client,
+        &payee,
+        kit::collect_channel(id, vec![voucher(1, usd(1))]),
+        "voucher_stale",
+    )
+    .await;
+    // More than the deposit.
+    attack(
+        &client,
+        &payee,
+        kit::collect_channel(id, vec![voucher(3, usd(11))]),
+        "channel_exhausted",
+    )
+    .await;
+    // A voucher signed by someone other than the payer.
+    let forged = kit::voucher(&thief, &network, id, did(&payee), "s", 4, usd(3));
+    attack(
+        &client,
+        &payee,
+        kit::collect_channel(id, vec![forged]),
+        "voucher_signature_invalid",
+    )
+    .await;
+    // Someone else collecting this channel, and this channel's voucher on
+    // another channel.
+    attack(
+        &client,
+        &thief,
+        kit::collect_channel(id, vec![voucher(5, usd(3))]),
+        "not_authorized",
+    )
+    .await;
+    let misaddressed = agentrail_core::channel::Voucher {
+        channel_id: other,
+        ..voucher(6, usd(3))
+    };
+    attack(
+        &client,
+        &thief,
+        kit::collect_channel(other, vec![misaddressed]),
+        "invalid_field",
+    )
+    .await;
+    let moved = agentrail_core::channel::Voucher {
+        channel_id: other,
+        payee_id: did(&thief),
+        ..voucher(6, usd(3))
+    };
+    attack(
+        &client,
+        &thief,
+        kit::collect_channel(other, vec![moved]),
+        "voucher_signature_invalid",
+    )
+    .await;
+    // A voucher for another network (a replay from another ledger).
+    let foreign = kit::voucher(
+        &payer,
+        &network_hash("agentrail:elsewhere"),
+        id,
+        did(&payee),
+        "s",
+        7,
+        usd(3),
+    );
+    attack(
+        &client,
+        &payee,
+        kit::collect_channel(id, vec![foreign]),
+        "voucher_signature_invalid",
+    )
+    .await;
+    // Nothing moves once it is closed.
+    client
+        .submit(&payee, &kit::close_channel(id, vec![voucher(8, usd(3))]))
+        .await
+        .unwrap();
+    attack(
+        &client,
+        &payee,
+        kit::collect_channel(id, vec![voucher(9, usd(4))]),
+        "channel_closed",
+    )
+    .await;
+    attack(
+        &client,
+        &payer,
+        kit::top_up_channel(id, usd(1), "late"),
+        "channel_closed",
+    )
+    .await;
+    let balance = client.balance(&did(&payee)).await.unwrap();
+    assert_eq!(
+        balance.available,
+        usd(3),
+        "the payee got exactly its best voucher"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn market_attacks_are_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = node.client.clone();
+    let buyer = principal(&client, "mk-atk-buyer").await;
+    let seller = principal(&client, "mk-atk-seller").await;
+    let arbiter = principal(&client, "mk-atk-arbiter").await;
+    let intruder = principal(&client, "mk-atk-intruder").await;
+    client.faucet(did(&buyer), usd(50)).await.unwrap();
+    let request = RequestQuotes {
+        arbiter: Some(did(&arbiter)),
+        ..kit::rfq("atk-rfq", did(&buyer), "compute", usd(10), 3_600)
+    };
+    client
+        .submit(&buyer, &kit::request_quotes(request))
+        .await
+        .unwrap();
+    client
+        .submit(
+            &seller,
+            &kit::quote("atk-q", "atk-rfq", did(&seller), None, usd(8)),
+        )
+        .await
+        .unwrap();
+    // A quote above the buyer's budget; the seller accepting for the buyer.
+    attack(
+        &client,
+        &seller,
+        kit::quote("atk-q2", "atk-rfq", did(&seller), None, usd(11)),
+        "price_above_budget",
+    )
+    .await;
+    attack(
+        &client,
+        &seller,
+        kit::accept("atk-q", "atk-t"),
+        "not_authorized",
+    )
+    .await;
+    client
+        .submit(&buyer, &kit::accept("atk-q", "atk-t"))
+        .await
+        .unwrap();
+    client
+        .submit(&seller, &kit::deliver("atk-t", b"result", &[]))
+        .await
+        .unwrap();
+    // Approving someone else's task; approving with another result hash.
+    attack(
+        &client,
+        &intruder,
+        kit::approve_task("atk-t", b"result"),
+        "not_authorized",
+    )
+    .await;
+    attack(
+        &client,
+        &buyer,
+        kit::approve_task("atk-t", b"other"),
+        "result_hash_mismatch",
+    )
+    .await;
+    client
+        .submit(&buyer, &kit::dispute("atk-t", "not what was asked"))
+        .await
+        .unwrap();
+    // Ruling without being the arbiter named in the terms, the operator included.
+    for (signer, label) in [
+        (&seller, "seller"),
+        (&buyer, "buyer"),
+        (&intruder, "intruder"),
+    ] {
+        let (_, code) = refusal(client.submit(signer, &kit::resolve("atk-t", 10_000)).await);
+        assert_eq!(code, "not_arbiter", "{label}");
+    }
+    // A ruling above the whole.
+    attack(
+        &client,
+        &arbiter,
+        kit::resolve("atk-t", 10_001),
+        "invalid_field",
+    )
+    .await;
+    client
+        .submit(&arbiter, &kit::resolve("atk-t", 10_000))
+        .await
+        .unwrap();
+    attack(
+        &client,
+        &arbiter,
+        kit::resolve("atk-t", 0),
+        "task_wrong_state",
+    )
+    .await;
+
+    // Self-dealing to inflate a reputation: an agent buys from its own
+    // principal's other agent again and again; the score does not move.
+    let owner = principal(&client, "mk-atk-owner").await;
+    let shill = agent(
+        &client,
+        &owner,
+        "mk-atk-shill",
+        kit::limits(usd(5), usd(50)),
+    )
+    .await;
+    let star = agent(&client, &owner, "mk-atk-star", kit::limits(usd(1), usd(1))).await;
+    client.faucet(did(&shill), usd(50)).await.unwrap();
+    for i in 0..5 {
+        let (rfq, quote, task) = (format!("sd-r{i}"), format!("sd-q{i}"), format!("sd-t{i}"));
+        client
+            .submit(
+                &shill,
+                &kit::request_quotes(kit::rfq(&rfq, did(&shill), "compute", usd(5), 3_600)),
+            )
+            .await
+            .unwrap();
+        client
+            .submit(&star, &kit::quote(&quote, &rfq, did(&star), None, usd(5)))
+            .await
+            .unwrap();
+        client
+            .submit(&shill, &kit::accept(&quote, &task))
+            .await
+            .unwrap();
+        client
+            .submit(&star, &kit::deliver(&task, b"r", &[]))
+            .await
+            .unwrap();
+        client
+            .submit(&shill, &kit::approve_task(&task, b"r"))
+            .await
+            .unwrap();
+    }
+    let reputation = client.reputation(&did(&star)).await.unwrap();
+    assert_eq!(
+        (reputation.score, reputation.tasks_paid),
+        (0, 0),
+        "self-dealing counts for nothing"
+    );
+}
+
+async fn post(url: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (u16, String) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/v1/commands"))
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let code = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|body| body["error"]["code"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (status, code)
+}
+
+fn signed(signer: &SigningKey, body: &[u8], nonce: &str) -> Vec<(&'static str, String)> {
+    let headers =
+        agentrail_wire::httpsig::sign(signer, "POST", "/v1/commands", body, now().0, nonce);
+    vec![
+        ("content-digest", headers.content_digest),
+        ("signature-input", headers.signature_input),
+        ("signature", headers.signature),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_bytes_get_a_typed_4xx_and_slow_clients_stall_nobody() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = node.client.clone();
+    let signer = principal(&client, "bytes-signer").await;
+    let payee: Did = did(&principal(&client, "bytes-payee").await);
+    let from = did(&signer);
+    let transfer = |amount: &str| {
+        format!(r#"{{"type":"transfer","from":"{from}","to":"{payee}","amount":"{amount}","idempotency_key":"k-{}"}}"#, amount.len()).into_bytes()
+    };
+    // Amounts that overflow u128, negative, fractional, with a sign, empty.
+    for (nonce, (label, amount)) in [
+        ("overflow", "340282366920938463463374607431768211456"),
+        (
+            "far overflow",
+            "9999999999999999999999999999999999999999999999",
+        ),
+        ("negative", "-5"),
+        ("fraction", "1.5"),
+        ("plus sign", "+5"),
+        ("empty", ""),
+        ("leading zero", "007"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = transfer(amount);
+        let nonce = format!("amount-{nonce}");
+        let (status, code) = post(&node.url, body.clone(), &signed(&signer, &body, &nonce)).await;
+        assert_eq!((status, code.as_str()), (400, "invalid_request"), "{label}");
+    }
+    // The largest amount parses and is refused for funds, not by an overflow.
+    let body = transfer("340282366920938463463374607431768211455");
+    let (status, code) = post(&node.url, body.clone(), &signed(&signer, &body, "max")).await;
+    assert_eq!((status, code.as_str()), (409, "insufficient_funds"));
+    // Deeply nested JSON and an oversized body.
+    let deep = format!("{}{}", "{\"a\":".repeat(5_000), "}".repeat(5_000)).into_bytes();
+    let (status, _) = post(&node.url, deep.clone(), &signed(&signer, &deep, "deep")).await;
+    assert_eq!(status, 400);
+    let (status, code) = post(&node.url, vec![b'['; 40 * 1024], Vec::new().as_slice()).await;
+    assert_eq!((status, code.as_str()), (413, "body_too_large"));
+    // Oversized headers are refused by the HTTP layer with a 4xx.
+    let (status, _) = post(
+        &node.url,
+        b"{}".to_vec(),
+        &[("x-filler", "a".repeat(512 * 1024))],
+    )
+    .await;
+    assert!(
+        (400..500).contains(&status),
+        "oversized headers answered {status}"
+    );
+
+    // Slow clients: a hundred connections that send half a request line and
+    // stop. An honest client is still answered at once.
+    let address = node.url.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream
+            .write_all(b"POST /v1/commands HTTP/1.1\r\nHost: x\r\nContent-Le")
+            .unwrap();
+        idle.push(stream);
+    }
+    let honest = tokio::time::timeout(Duration::from_secs(5), client.health()).await;
+    assert!(
+        matches!(honest, Ok(Ok(_))),
+        "an honest client waits behind slow ones"
+    );
+    drop(idle);
+}
