@@ -297,6 +297,14 @@ pub fn run_channel_bench(
             dev: false,
             operator: Some(kit::did(&operator)),
             snapshot_every: agentrail_node::ledger::SNAPSHOT_EVERY,
+            // The one-transfer-per-payment baseline sends every payment
+            // from one identity, faster than its default rate: the
+            // baseline is measured unthrottled.
+            limits: agentrail_node::limits::ServeLimits {
+                identity_rate_per_s: u32::MAX,
+                identity_burst: u32::MAX,
+                ..agentrail_node::limits::ServeLimits::default()
+            },
         };
         let server = tokio::spawn(agentrail_node::run(
             node_config,

@@ -233,6 +233,9 @@ impl Embedded {
         let (verifier, verifiers) = Verifier::start(
             cores(),
             Arc::new(Nonces::default()),
+            Arc::new(agentrail_node::limits::IdentityLimiter::new(
+                &agentrail_node::limits::ServeLimits::default(),
+            )),
             queue.clone(),
             Arc::clone(&ledger),
         )
@@ -520,6 +523,7 @@ fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
             dev: false,
             operator: Some(kit::did(&world.operator)),
             snapshot_every: agentrail_node::ledger::SNAPSHOT_EVERY,
+            limits: agentrail_node::limits::ServeLimits::default(),
         };
         let server = tokio::spawn(agentrail_node::run(
             config,

@@ -311,6 +311,7 @@ async fn run_async(
         dev: true,
         operator: None,
         snapshot_every: agentrail_node::ledger::SNAPSHOT_EVERY,
+        limits: agentrail_node::limits::ServeLimits::default(),
     };
     let node = tokio::spawn(agentrail_node::run(
         config,

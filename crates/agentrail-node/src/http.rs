@@ -65,6 +65,20 @@ impl ApiError {
         self
     }
 
+    /// 429: the signer sent more than its rate allows.
+    pub(crate) fn rate_limited(retry_after_s: u32) -> ApiError {
+        ApiError {
+            retry_after_s: Some(retry_after_s),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "this identity sent more commands than its rate allows; retry in {retry_after_s} s"
+                ),
+            )
+        }
+    }
+
     fn busy(code: &str, message: &str) -> ApiError {
         ApiError {
             retry_after_s: Some(1),

@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod ledger;
+pub mod limits;
 mod market_http;
 pub mod metrics;
 pub mod openapi;
@@ -40,6 +41,8 @@ pub struct NodeConfig {
     pub operator: Option<Did>,
     /// Journal entries between two snapshots.
     pub snapshot_every: u64,
+    /// Connection and request-rate limits.
+    pub limits: limits::ServeLimits,
 }
 
 /// Why the node could not run.
@@ -188,6 +191,7 @@ pub async fn run(
     let (verifier, verifiers) = Verifier::start(
         threads,
         Arc::new(Nonces::default()),
+        Arc::new(limits::IdentityLimiter::new(&config.limits)),
         queue.clone(),
         Arc::clone(&ledger),
     )?;
@@ -201,6 +205,7 @@ pub async fn run(
     let address = listener.local_addr()?;
     tracing::info!(%address, dev = config.dev, operator = %genesis.operator, "node listening");
     ready(address);
+    let listener = limits::LimitedListener::new(listener, config.limits);
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await?;

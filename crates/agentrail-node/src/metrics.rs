@@ -14,6 +14,7 @@ pub struct Metrics {
     pub unauthenticated: AtomicU64,
     pub signature_batches: AtomicU64,
     pub signatures_checked: AtomicU64,
+    pub rate_limited: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -65,6 +66,11 @@ impl Metrics {
                 "agentrail_signatures_checked_total",
                 "Request signatures checked in batches.",
                 &self.signatures_checked,
+            ),
+            (
+                "agentrail_rate_limited_total",
+                "Commands refused with 429 because their identity exceeded its rate.",
+                &self.rate_limited,
             ),
         ];
         for (name, help, value) in counters {

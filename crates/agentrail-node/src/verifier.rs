@@ -33,6 +33,7 @@ use tokio::sync::oneshot;
 
 use crate::http::{Nonces, admit};
 use crate::ledger::{Job, Ledger, Queue, QueueError, Refusal, Reply, unix_now};
+use crate::limits::IdentityLimiter;
 use crate::metrics::Metrics;
 
 /// Requests waiting for a signature check; when full, the API answers 503.
@@ -67,6 +68,7 @@ impl Verifier {
     pub fn start(
         threads: usize,
         nonces: Arc<Nonces>,
+        limiter: Arc<IdentityLimiter>,
         writer: Queue,
         ledger: Arc<Ledger>,
     ) -> std::io::Result<(Verifier, Vec<JoinHandle<()>>)> {
@@ -74,16 +76,25 @@ impl Verifier {
         let receiver = Arc::new(Mutex::new(receiver));
         let mut handles = Vec::with_capacity(threads);
         for index in 0..threads.max(1) {
-            let (receiver, nonces, writer, ledger) = (
+            let (receiver, nonces, limiter, writer, ledger) = (
                 Arc::clone(&receiver),
                 Arc::clone(&nonces),
+                Arc::clone(&limiter),
                 writer.clone(),
                 Arc::clone(&ledger),
             );
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("agentrail-verify-{index}"))
-                    .spawn(move || run(&receiver, &nonces, &writer, &ledger.metrics))?,
+                    .spawn(move || {
+                        let stage = Stage {
+                            nonces: &nonces,
+                            limiter: &limiter,
+                            writer: &writer,
+                            metrics: &ledger.metrics,
+                        };
+                        run(&receiver, &stage)
+                    })?,
             );
         }
         Ok((Verifier { sender }, handles))
@@ -98,12 +109,24 @@ impl Verifier {
     }
 }
 
+/// What a verifier thread hands its checks to.
+struct Stage<'a> {
+    nonces: &'a Nonces,
+    limiter: &'a IdentityLimiter,
+    writer: &'a Queue,
+    metrics: &'a Metrics,
+}
+
 /// One verifier thread.
-fn run(receiver: &Mutex<Receiver<Check>>, nonces: &Nonces, writer: &Queue, metrics: &Metrics) {
+fn run(receiver: &Mutex<Receiver<Check>>, stage: &Stage<'_>) {
     let mut keys = KeyCache::default();
     while let Some(batch) = take_batch(receiver) {
-        metrics.signature_batches.fetch_add(1, Ordering::Relaxed);
-        metrics
+        stage
+            .metrics
+            .signature_batches
+            .fetch_add(1, Ordering::Relaxed);
+        stage
+            .metrics
             .signatures_checked
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let verdicts = verify(&batch, &mut keys);
@@ -117,12 +140,21 @@ fn run(receiver: &Mutex<Receiver<Check>>, nonces: &Nonces, writer: &Queue, metri
                 body,
                 reply,
             } = check;
+            let signer = prepared.signer;
             let admitted = prepared
                 .finish(valid)
                 .map_err(crate::http::from_signature)
-                .and_then(|verified| admit(nonces, verified, &method, &path, headers, &body, now));
+                .and_then(|verified| {
+                    // Counted only once the signature verified: nobody
+                    // drains another identity's bucket by naming its key.
+                    stage.limiter.take(signer).map_err(|retry_after_s| {
+                        stage.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        crate::http::ApiError::rate_limited(retry_after_s)
+                    })?;
+                    admit(stage.nonces, verified, &method, &path, headers, &body, now)
+                });
             match admitted {
-                Ok((command, request)) => writer.forward(Job {
+                Ok((command, request)) => stage.writer.forward(Job {
                     command,
                     request,
                     reply,

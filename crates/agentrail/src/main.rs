@@ -65,6 +65,21 @@ enum Commands {
         /// Journal entries between two snapshots.
         #[arg(long, default_value_t = agentrail_node::ledger::SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
         snapshot_every: u64,
+        /// Open connections in all; more are answered 429 and closed.
+        #[arg(long, default_value_t = 4_096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        connections_max: u64,
+        /// Open connections from one address.
+        #[arg(long, default_value_t = 1_024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        connections_per_ip: u64,
+        /// Seconds a connection may move no byte before it is closed.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+        idle_timeout_s: u64,
+        /// Commands per second one identity may sustain (429 past it).
+        #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..))]
+        identity_rate: u32,
+        /// Commands one identity may send at once after a quiet spell.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+        identity_burst: u32,
     },
     #[command(flatten)]
     Ledger(LedgerCommand),
@@ -188,13 +203,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             operator,
             snapshot_every,
+            connections_max,
+            connections_per_ip,
+            idle_timeout_s,
+            identity_rate,
+            identity_burst,
         } => {
+            let limits = agentrail_node::limits::ServeLimits {
+                connections_max: connections_max as usize,
+                connections_per_ip_max: connections_per_ip as usize,
+                idle_timeout: std::time::Duration::from_secs(idle_timeout_s),
+                identity_rate_per_s: identity_rate,
+                identity_burst,
+            };
             let config = agentrail_node::NodeConfig {
                 data_dir: data,
                 listen,
                 dev,
                 operator,
                 snapshot_every,
+                limits,
             };
             runtime()?.block_on(async {
                 let ready = |address: std::net::SocketAddr| {

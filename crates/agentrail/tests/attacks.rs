@@ -537,3 +537,94 @@ async fn hostile_bytes_get_a_typed_4xx_and_slow_clients_stall_nobody() {
     );
     drop(idle);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn floods_get_429_and_idle_connections_are_closed() {
+    use std::io::Read;
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start_with(
+        data.path(),
+        &[
+            "--identity-rate",
+            "2",
+            "--identity-burst",
+            "5",
+            "--connections-per-ip",
+            "8",
+            "--idle-timeout-s",
+            "1",
+        ],
+    );
+    let client = node.client.clone();
+    let flooder = principal(&client, "flood-flooder").await;
+    let payee = principal(&client, "flood-payee").await;
+    let honest = principal(&client, "flood-honest").await;
+    client.faucet(did(&flooder), usd(1)).await.unwrap();
+    client.faucet(did(&honest), usd(1)).await.unwrap();
+    // The flooder's registration used one token of its burst of 5.
+    let (mut accepted, mut limited) = (0, 0);
+    for i in 0..12 {
+        let pay = kit::transfer(
+            did(&flooder),
+            did(&payee),
+            Amount::from_atomic(1),
+            &format!("f{i}"),
+        );
+        match client.submit(&flooder, &pay).await {
+            Ok(_) => accepted += 1,
+            Err(ClientError::Api { status: 429, error }) => {
+                assert_eq!(error.code, "rate_limited");
+                limited += 1;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(
+        (4..=5).contains(&accepted),
+        "accepted {accepted} of a burst of 5"
+    );
+    assert_eq!(accepted + limited, 12);
+    // Another identity is not slowed by the flood.
+    let pay = kit::transfer(did(&honest), did(&payee), Amount::from_atomic(1), "h");
+    client.submit(&honest, &pay).await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", node.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains(&format!("agentrail_rate_limited_total {limited}")));
+
+    // Eight idle connections fill this address's quota: the ninth is told
+    // 429 and closed, before any byte of a request.
+    drop(client);
+    let address = node.url.trim_start_matches("http://").to_owned();
+    let idle: Vec<_> = (0..8)
+        .map(|_| std::net::TcpStream::connect(&address).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut ninth = std::net::TcpStream::connect(&address).unwrap();
+    ninth
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = String::new();
+    ninth.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("too_many_connections") && answer.contains("retry-after: 1"));
+    // The idle ones are closed after the one-second idle timeout, and the
+    // address may connect again.
+    for mut stream in idle {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            read.is_ok() && (answer.is_empty() || text.starts_with("HTTP/1.1 4")),
+            "an idle connection is closed, at most with a 4xx: {read:?} {text:?}"
+        );
+    }
+    let fresh = Client::new(&node.url);
+    fresh.health().await.expect("a new connection is served");
+}

@@ -51,6 +51,7 @@ async fn a_killed_provider_loses_at_most_its_bound_and_collects_the_rest() {
         dev: false,
         operator: Some(kit::did(&operator)),
         snapshot_every: agentrail_node::ledger::SNAPSHOT_EVERY,
+        limits: agentrail_node::limits::ServeLimits::default(),
     };
     tokio::spawn(agentrail_node::run(
         config,
