@@ -29,6 +29,8 @@ use ed25519_dalek::SigningKey;
 use crate::kit::{self, T0, usd};
 use crate::rng::Rng;
 
+mod markets;
+
 /// What to simulate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SimConfig {
@@ -65,6 +67,10 @@ pub struct SimReport {
     pub expirations: u64,
     /// Rejections by machine code.
     pub rejected: BTreeMap<String, u64>,
+    /// Accepted commands by type (duplicates included).
+    pub accepted_by_type: BTreeMap<String, u64>,
+    /// Time-driven events by type (expiries, refunds, default approvals).
+    pub expired_by_type: BTreeMap<String, u64>,
     pub identities: usize,
     pub deposited_atomic: u128,
     pub withdrawn_atomic: u128,
@@ -215,6 +221,7 @@ struct Simulation {
     snapshot: Option<(Vec<u8>, usize)>,
     next_id: u64,
     report: SimReport,
+    market: markets::Book,
 }
 
 impl Simulation {
@@ -250,6 +257,7 @@ impl Simulation {
                 seed: config.seed,
                 ..SimReport::default()
             },
+            market: markets::Book::default(),
         }
     }
 
@@ -263,7 +271,7 @@ impl Simulation {
             if step == self.config.commands / 2 {
                 self.snapshot = Some((self.state.to_snapshot(), self.journal.len()));
             }
-            self.advance_time();
+            self.advance_time()?;
             let (signed, expect) = self.next_command();
             self.submit(signed, expect)?;
             self.state
@@ -468,7 +476,7 @@ impl Simulation {
 
     // ----- commands ------------------------------------------------------
 
-    fn advance_time(&mut self) {
+    fn advance_time(&mut self) -> Result<(), String> {
         let seconds = if self.rng.chance(1, 5_000) {
             self.rng.between(DAY_S, 3 * DAY_S)
         } else {
@@ -478,6 +486,23 @@ impl Simulation {
         // Expirations fire on the clock, before the step's command.
         let events = self.state.advance(self.now);
         self.report.expirations += events.len() as u64;
+        for event in &events {
+            self.check_payout(event)?;
+            let name = match event {
+                Event::TaskApproved { .. } => "task_approved_by_default",
+                Event::TaskRefunded { .. } => "task_refunded",
+                Event::ChannelClosed { .. } => "channel_closed",
+                Event::HoldExpired { .. } => "hold_expired",
+                Event::PaymentExpired { .. } => "payment_expired",
+                _ => "other",
+            };
+            *self
+                .report
+                .expired_by_type
+                .entry(name.to_owned())
+                .or_default() += 1;
+        }
+        Ok(())
     }
 
     fn fresh_key(&mut self, prefix: &str) -> String {
@@ -486,8 +511,9 @@ impl Simulation {
     }
 
     fn next_command(&mut self) -> (Result<Authenticated, Rejection>, Expect) {
-        let roll = self.rng.below(1_000);
+        let roll = self.rng.below(1_250);
         match roll {
+            1_000.. => self.gen_market(),
             0..=379 => self.gen_transfer(),
             380..=469 => self.gen_hold(),
             470..=539 => self.gen_release(),
@@ -920,6 +946,11 @@ impl Simulation {
         let accepted = match result {
             Ok(events) => {
                 self.check_accepted(&before, &command, &events, expect)?;
+                *self
+                    .report
+                    .accepted_by_type
+                    .entry(command_type(command.command()).to_owned())
+                    .or_default() += 1;
                 self.journal.push((command, self.now, events.clone()));
                 self.report.accepted += 1;
                 self.report.digest = fnv(self.report.digest, format!("{events:?}").as_bytes());
@@ -1108,7 +1139,7 @@ impl Simulation {
                     }
                 }
             }
-            _ => {}
+            _ => self.market_accepted(command, events)?,
         }
         Ok(())
     }
@@ -1213,6 +1244,41 @@ impl Before {
             totals: state.totals(),
             balances,
         }
+    }
+}
+
+/// The wire name of a command's type, for the report.
+fn command_type(command: &Command) -> &'static str {
+    match command {
+        Command::RegisterPrincipal(_) => "register_principal",
+        Command::RegisterAgent(_) => "register_agent",
+        Command::IssueSession(_) => "issue_session",
+        Command::Revoke(_) => "revoke",
+        Command::Deposit(_) => "deposit",
+        Command::Withdraw(_) => "withdraw",
+        Command::Transfer(_) => "transfer",
+        Command::Hold(_) => "hold",
+        Command::Release(_) => "release",
+        Command::Void(_) => "void",
+        Command::Approve(_) => "approve",
+        Command::Decline(_) => "decline",
+        Command::OpenChannel(_) => "open_channel",
+        Command::TopUpChannel(_) => "top_up_channel",
+        Command::CollectChannel(_) => "collect_channel",
+        Command::CloseChannel(_) => "close_channel",
+        Command::StartChannelClose(_) => "start_channel_close",
+        Command::PublishListing(_) => "publish_listing",
+        Command::WithdrawListing(_) => "withdraw_listing",
+        Command::RequestQuotes(_) => "request_quotes",
+        Command::SubmitQuote(_) => "submit_quote",
+        Command::CounterQuote(_) => "counter_quote",
+        Command::AcceptQuote(_) => "accept_quote",
+        Command::DeliverTask(_) => "deliver_task",
+        Command::ApproveTask(_) => "approve_task",
+        Command::DisputeTask(_) => "dispute_task",
+        Command::ResolveDispute(_) => "resolve_dispute",
+        Command::LicenseDataset(_) => "license_dataset",
+        _ => "other",
     }
 }
 

@@ -65,6 +65,57 @@ fn seeded_runs_keep_every_invariant() {
                     report.rejected
                 );
             }
+            // Markets and channels are in the mix: every transition of a
+            // task and a channel happened, by command or by the clock.
+            for kind in [
+                "publish_listing",
+                "request_quotes",
+                "submit_quote",
+                "counter_quote",
+                "accept_quote",
+                "deliver_task",
+                "approve_task",
+                "dispute_task",
+                "resolve_dispute",
+                "license_dataset",
+                "withdraw_listing",
+                "open_channel",
+                "collect_channel",
+                "close_channel",
+                "start_channel_close",
+            ] {
+                assert!(
+                    report.accepted_by_type.get(kind).is_some_and(|n| *n > 0),
+                    "seed {seed} never accepted {kind}: {:?}",
+                    report.accepted_by_type
+                );
+            }
+            for kind in [
+                "task_approved_by_default",
+                "task_refunded",
+                "channel_closed",
+            ] {
+                assert!(
+                    report.expired_by_type.contains_key(kind),
+                    "seed {seed}: the clock never produced {kind}: {:?}",
+                    report.expired_by_type
+                );
+            }
+            for code in [
+                "not_arbiter",
+                "rfq_closed",
+                "offer_out_of_turn",
+                "task_wrong_state",
+                "voucher_stale",
+                "channel_exhausted",
+                "channel_closed",
+            ] {
+                assert!(
+                    report.rejected.contains_key(code),
+                    "seed {seed} never produced {code}: {:?}",
+                    report.rejected
+                );
+            }
             assert!(
                 report.duplicates > 100,
                 "too few duplicates: {}",
