@@ -1,16 +1,24 @@
-//! Kill -9 under load: concurrent transfers, the node killed at a random
-//! moment, restarted on the same directory. Every acknowledged transfer must
-//! be present exactly once, nothing half-applied, money conserved, and the
-//! log after each restart consistent with every checkpoint seen before.
+//! Kill -9 under load: concurrent clients sending transfers, channel
+//! vouchers with collects, and whole escrowed tasks (request, quote,
+//! accept, deliver, approve); the node killed at a moment that varies and
+//! restarted on the same directory. Every acknowledged command must be
+//! present exactly once, nothing half-applied, money conserved, and the log
+//! after each restart consistent with every checkpoint seen before. Prints
+//! one summary line: `rounds`, `acknowledged`, `lost`,
+//! `invariant_violations`, `panics` (answers 500 or worse).
 //!
-//! `AGENTRAIL_KILL_ROUNDS=N` runs more rounds (CI runs 10).
+//! `AGENTRAIL_KILL_ROUNDS=N` runs more rounds (CI runs 20).
 
 mod support;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use agentrail_client::{Client, ClientError};
+use agentrail_core::channel::{ChannelId, network_hash};
 use agentrail_core::grant::Role;
+use agentrail_core::market::TaskStatus;
 use agentrail_core::{Amount, Command, Event, Timestamp};
 use agentrail_log::merkle;
 use agentrail_log::{Checkpoint, LogKey};
@@ -30,12 +38,129 @@ struct Acknowledged {
     receipt: agentrail_wire::api::ReceiptRef,
 }
 
+/// What the channel and task clients were told, to check after the crashes.
+#[derive(Default)]
+struct Promised {
+    /// (channel, sub-channel, total) of every acknowledged collect.
+    collects: Vec<(ChannelId, String, Amount)>,
+    /// Tasks whose approval was acknowledged.
+    approved: Vec<String>,
+    /// Every task an acceptance was sent for, acknowledged or not.
+    attempted: Vec<String>,
+    /// Answers of 500 or worse: a panic or a bug behind them.
+    server_errors: u64,
+}
+
+/// Which load a client sends.
+#[derive(Clone, Copy)]
+enum Load {
+    Transfers,
+    Vouchers,
+    Tasks,
+}
+
+fn load_of(index: usize) -> Load {
+    match index % 4 {
+        0 | 1 => Load::Transfers,
+        2 => Load::Vouchers,
+        _ => Load::Tasks,
+    }
+}
+
+/// Records a 5xx and says whether the client should stop (any error ends
+/// its round: the node is gone, or busy with recovery).
+fn failed(promised: &Mutex<Promised>, error: &ClientError) {
+    if let ClientError::Api { status, .. } = error
+        && *status >= 500
+        && *status != 503
+    {
+        promised.lock().unwrap().server_errors += 1;
+    }
+}
+
+/// Channel client `index`: vouchers with rising totals on its own
+/// sub-channel, each collected by the payee at once.
+async fn voucher_load(
+    client: Client,
+    payer: SigningKey,
+    payee: SigningKey,
+    network: [u8; 32],
+    next: Arc<AtomicU64>,
+    promised: Arc<Mutex<Promised>>,
+) -> u64 {
+    let channel = ChannelId::derive(&did(&payer), &did(&payee), "kill-channel");
+    let mut sent = 0;
+    loop {
+        let nonce = next.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = Amount::from_atomic(u128::from(nonce) * 1_000);
+        let voucher = kit::voucher(&payer, &network, channel, did(&payee), "kill", nonce, total);
+        sent += 1;
+        match client
+            .submit(&payee, &kit::collect_channel(channel, vec![voucher]))
+            .await
+        {
+            Ok(_) => promised
+                .lock()
+                .unwrap()
+                .collects
+                .push((channel, "kill".into(), total)),
+            Err(error) => {
+                failed(&promised, &error);
+                return sent;
+            }
+        }
+    }
+}
+
+/// Task client: whole escrowed tasks from `buyer` to `provider`.
+async fn task_load(
+    client: Client,
+    buyer: SigningKey,
+    provider: SigningKey,
+    tag: String,
+    promised: Arc<Mutex<Promised>>,
+) -> u64 {
+    let mut sent = 0;
+    for n in 0.. {
+        let (rfq, quote, task) = (
+            format!("{tag}-r{n}"),
+            format!("{tag}-q{n}"),
+            format!("{tag}-t{n}"),
+        );
+        let steps = [
+            (
+                &buyer,
+                kit::request_quotes(kit::rfq(&rfq, did(&buyer), "compute", usd(2), 86_400)),
+            ),
+            (
+                &provider,
+                kit::quote(&quote, &rfq, did(&provider), None, usd(1)),
+            ),
+            (&buyer, kit::accept(&quote, &task)),
+            (&provider, kit::deliver(&task, b"done", &[])),
+            (&buyer, kit::approve_task(&task, b"done")),
+        ];
+        for (step, (signer, command)) in steps.into_iter().enumerate() {
+            if step == 2 {
+                promised.lock().unwrap().attempted.push(task.clone());
+            }
+            sent += 1;
+            if let Err(error) = client.submit(signer, &command).await {
+                failed(&promised, &error);
+                return sent;
+            }
+        }
+        promised.lock().unwrap().approved.push(task);
+    }
+    sent
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn acknowledged_transfers_survive_kill_9() {
+async fn acknowledged_commands_survive_kill_9() {
     let rounds: u64 = std::env::var("AGENTRAIL_KILL_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(20);
     let data = tempfile::tempdir().unwrap();
     let principal = key("kill-principal");
     let agents: Vec<SigningKey> = (0..CLIENTS)
@@ -72,6 +197,16 @@ async fn acknowledged_transfers_survive_kill_9() {
     }
     let deposited = funding_per_agent.checked_mul(CLIENTS as u128).unwrap();
     let log_key = LogKey::parse(&node.client.log_key().await.unwrap()).unwrap();
+    let network = network_hash(&node.client.health().await.unwrap().network);
+    for (index, agent) in agents.iter().enumerate() {
+        if matches!(load_of(index), Load::Vouchers) {
+            let payee = did(&agents[(index + 1) % CLIENTS]);
+            let open = kit::open_channel(did(agent), payee, usd(1_000), "kill-channel");
+            node.client.submit(agent, &open).await.unwrap();
+        }
+    }
+    let nonces: Vec<Arc<AtomicU64>> = (0..CLIENTS).map(|_| Arc::default()).collect();
+    let promised: Arc<Mutex<Promised>> = Arc::default();
     let mut node = Some(node);
     let acknowledged: Arc<Mutex<Vec<Acknowledged>>> = Arc::default();
     // Every checkpoint published before a crash, as a watcher saw it.
@@ -85,7 +220,31 @@ async fn acknowledged_transfers_survive_kill_9() {
         for (index, agent) in agents.iter().enumerate() {
             let (client, agent, acknowledged) =
                 (client.clone(), agent.clone(), Arc::clone(&acknowledged));
-            let payee = did(&agents[(index + 1) % CLIENTS]);
+            let partner = agents[(index + 1) % CLIENTS].clone();
+            let payee = did(&partner);
+            match load_of(index) {
+                Load::Transfers => {}
+                Load::Vouchers => {
+                    let (network, next, promised) =
+                        (network, Arc::clone(&nonces[index]), Arc::clone(&promised));
+                    tasks.push(tokio::spawn(voucher_load(
+                        client, agent, partner, network, next, promised,
+                    )));
+                    continue;
+                }
+                Load::Tasks => {
+                    let tag = format!("k{round}-{index}");
+                    tasks.push(tokio::spawn(task_load(
+                        client,
+                        agent,
+                        partner,
+                        tag,
+                        Arc::clone(&promised),
+                    )));
+                    continue;
+                }
+            }
+            let promised = Arc::clone(&promised);
             tasks.push(tokio::spawn(async move {
                 let mut sent = 0u64;
                 for n in 0.. {
@@ -104,7 +263,10 @@ async fn acknowledged_transfers_survive_kill_9() {
                             events: response.events,
                             receipt: response.receipt,
                         }),
-                        Err(_) => break,
+                        Err(error) => {
+                            failed(&promised, &error);
+                            break;
+                        }
                     }
                 }
                 sent
@@ -178,15 +340,63 @@ async fn acknowledged_transfers_survive_kill_9() {
             "a receipt points nowhere"
         );
     }
+    // Every acknowledged collect and approval survived.
+    let promised = std::mem::take(&mut *promised.lock().unwrap());
+    let mut lost = 0u64;
+    for (channel, sub_channel, total) in &promised.collects {
+        let view = node.client.channel(channel).await.unwrap();
+        let redeemed = view.sub_channels.get(sub_channel).map(|r| r.amount);
+        if redeemed.is_none_or(|amount| amount < *total) {
+            lost += 1;
+        }
+    }
+    for task in &promised.approved {
+        let status = node.client.task(task).await.unwrap().status;
+        if !matches!(status, TaskStatus::Approved { .. }) {
+            lost += 1;
+        }
+    }
+    assert_eq!(lost, 0, "acknowledged collects or approvals are missing");
     // Conservation: the agents' money adds up to what was deposited, and
-    // nothing is held (no half-applied transfer).
-    let mut total = 0u128;
+    // what is held is exactly the channels' rest and the escrow of tasks
+    // still running (nothing half-applied).
+    let mut expected_held = 0u128;
+    for (index, agent) in agents.iter().enumerate() {
+        if matches!(load_of(index), Load::Vouchers) {
+            let payee = did(&agents[(index + 1) % CLIENTS]);
+            let view = node
+                .client
+                .channel(&ChannelId::derive(&did(agent), &payee, "kill-channel"))
+                .await
+                .unwrap();
+            expected_held += view.deposit.atomic() - view.collected.atomic();
+        }
+    }
+    for task in &promised.attempted {
+        if let Ok(view) = node.client.task(task).await
+            && matches!(
+                view.status,
+                TaskStatus::Funded | TaskStatus::Delivered { .. }
+            )
+        {
+            expected_held += view.terms.price.atomic();
+        }
+    }
+    let (mut total, mut held) = (0u128, 0u128);
     for agent in &agents {
         let balance = node.client.balance(&did(agent)).await.unwrap();
-        assert_eq!(balance.held, Amount::ZERO);
-        total += balance.available.atomic();
+        held += balance.held.atomic();
+        total += balance.available.atomic() + balance.held.atomic();
     }
+    let invariant_violations =
+        u64::from(total != deposited.atomic()) + u64::from(held != expected_held);
     assert_eq!(total, deposited.atomic(), "money was created or lost");
+    assert_eq!(held, expected_held, "held money is not what runs");
+    assert_eq!(promised.server_errors, 0, "the node answered 500 or worse");
+    assert!(
+        !promised.collects.is_empty() && !promised.approved.is_empty(),
+        "the channel and task load did nothing"
+    );
     node.kill();
     // The restarts went through snapshots, not only through the journal.
     let store = agentrail_store::Store::open(data.path()).unwrap();
@@ -195,9 +405,10 @@ async fn acknowledged_transfers_survive_kill_9() {
         recovery.snapshot.is_some_and(|s| s.covers >= 300),
         "no snapshot was taken"
     );
+    let acknowledged_total =
+        acknowledged.len() + promised.collects.len() + promised.approved.len() * 5;
     eprintln!(
-        "{rounds} kills: {} transfers sent, {} acknowledged, all present once",
-        sent_total,
-        acknowledged.len()
+        "kill: rounds={rounds} sent={sent_total} acknowledged={acknowledged_total} lost={lost} invariant_violations={invariant_violations} panics={}",
+        promised.server_errors
     );
 }
