@@ -11,7 +11,14 @@ use agentrail_core::{Authenticated, Did, Genesis, State, Timestamp};
 use agentrail_sim::kit::{self, T0, usd};
 use libfuzzer_sys::fuzz_target;
 
-const NAMES: [&str; 6] = ["operator", "principal", "agent", "seller", "arbiter", "stranger"];
+const NAMES: [&str; 6] = [
+    "operator",
+    "principal",
+    "agent",
+    "seller",
+    "arbiter",
+    "stranger",
+];
 
 fn world() -> &'static (State, Vec<Did>) {
     static WORLD: OnceLock<(State, Vec<Did>)> = OnceLock::new();
@@ -30,15 +37,26 @@ fn world() -> &'static (State, Vec<Did>) {
         for who in [1, 3, 4] {
             ok(who, kit::register_principal(dids[who]));
         }
-        let grant = kit::grant(&keys[1], dids[2], Role::Agent, kit::limits(usd(10), usd(50)), T0, Timestamp(T0.0 + 86_400), "g");
+        let grant = kit::grant(
+            &keys[1],
+            dids[2],
+            Role::Agent,
+            kit::limits(usd(10), usd(50)),
+            T0,
+            Timestamp(T0.0 + 86_400),
+            "g",
+        );
         ok(1, kit::register_agent(grant));
         ok(0, kit::deposit(dids[2], usd(100), "d1"));
         ok(0, kit::deposit(dids[3], usd(100), "d2"));
         ok(2, kit::open_channel(dids[2], dids[3], usd(5), "c"));
-        ok(3, kit::publish(agentrail_core::market::PublishListing {
-            stake: Some(usd(5)),
-            ..kit::listing("l", dids[3], &["compute"], usd(3))
-        }));
+        ok(
+            3,
+            kit::publish(agentrail_core::market::PublishListing {
+                stake: Some(usd(5)),
+                ..kit::listing("l", dids[3], &["compute"], usd(3))
+            }),
+        );
         let request = agentrail_core::market::RequestQuotes {
             arbiter: Some(dids[4]),
             ..kit::rfq("r", dids[2], "compute", usd(5), 3_600)
@@ -51,8 +69,12 @@ fn world() -> &'static (State, Vec<Did>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&first, body)) = data.split_first() else { return };
-    let Ok(command) = serde_json::from_slice::<Command>(body) else { return };
+    let Some((&first, body)) = data.split_first() else {
+        return;
+    };
+    let Ok(command) = serde_json::from_slice::<Command>(body) else {
+        return;
+    };
     let (state, dids) = world();
     let mut state = state.clone();
     let signer = dids[usize::from(first) % dids.len()];

@@ -15,7 +15,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let body = parts.next().unwrap_or_default();
     let digest_present = !headers.content_digest.is_empty();
-    if let Ok(prepared) = httpsig::prepare("POST", "/v1/commands", body, Some(&headers), digest_present, 1_767_225_600) {
+    if let Ok(prepared) = httpsig::prepare(
+        "POST",
+        "/v1/commands",
+        body,
+        Some(&headers),
+        digest_present,
+        1_767_225_600,
+    ) {
         let _ = prepared.check();
     }
 });
