@@ -178,9 +178,13 @@ impl Client {
         self.get(&format!("/v1/holds/{}", path_segment(id))).await
     }
 
-    /// Live listings matching `query`, ranked (see `State::discover`).
+    /// Live listings matching `query`, ranked (see `State::discover`). A
+    /// `limit` of 0 asks for the node's default page.
     pub async fn listings(&self, query: &Discovery) -> Result<DiscoveryPage, ClientError> {
-        let mut path = format!("/v1/listings?offset={}&limit={}", query.offset, query.limit);
+        let mut path = format!("/v1/listings?offset={}", query.offset);
+        if query.limit > 0 {
+            path.push_str(&format!("&limit={}", query.limit));
+        }
         if let Some(capability) = &query.capability {
             path.push_str(&format!("&capability={}", path_segment(capability)));
         }
@@ -204,9 +208,13 @@ impl Client {
             .await
     }
 
-    /// Open requests for quotes (see `State::open_rfqs`).
+    /// Open requests for quotes (see `State::open_rfqs`). A `limit` of 0
+    /// asks for the node's default page.
     pub async fn rfqs(&self, query: &RfqQuery) -> Result<RfqPage, ClientError> {
-        let mut path = format!("/v1/rfqs?offset={}&limit={}", query.offset, query.limit);
+        let mut path = format!("/v1/rfqs?offset={}", query.offset);
+        if query.limit > 0 {
+            path.push_str(&format!("&limit={}", query.limit));
+        }
         if let Some(capability) = &query.capability {
             path.push_str(&format!("&capability={}", path_segment(capability)));
         }
