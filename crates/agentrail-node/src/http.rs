@@ -111,9 +111,8 @@ pub fn rejection_status(rejection: &Rejection) -> StatusCode {
     match rejection.code() {
         "invalid_signature" => StatusCode::UNAUTHORIZED,
         "unknown_identity" | "unknown_account" | "hold_not_found" | "approval_not_found"
-        | "listing_not_found" | "rfq_not_found" | "quote_not_found" | "task_not_found" => {
-            StatusCode::NOT_FOUND
-        }
+        | "listing_not_found" | "rfq_not_found" | "quote_not_found" | "task_not_found"
+        | "channel_not_found" => StatusCode::NOT_FOUND,
         "already_registered"
         | "idempotency_conflict"
         | "hold_not_active"
@@ -129,7 +128,12 @@ pub fn rejection_status(rejection: &Rejection) -> StatusCode {
         | "price_above_budget"
         | "task_wrong_state"
         | "no_arbiter"
-        | "result_hash_mismatch" => StatusCode::CONFLICT,
+        | "result_hash_mismatch"
+        | "channel_closed"
+        | "channel_expired"
+        | "channel_closing"
+        | "voucher_stale"
+        | "channel_exhausted" => StatusCode::CONFLICT,
         "not_authorized"
         | "not_operator"
         | "grant_not_yet_valid"

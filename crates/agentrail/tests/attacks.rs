@@ -188,14 +188,17 @@ async fn channel_attacks_are_refused() {
         .submit(&payee, &kit::collect_channel(id, vec![voucher(2, usd(2))]))
         .await
         .unwrap();
-    // The same voucher twice, and an older one after a newer one.
-    attack(
-        &client,
-        &payee,
-        kit::collect_channel(id, vec![voucher(2, usd(2))]),
-        "voucher_stale",
-    )
-    .await;
+    // The same voucher twice (a state conflict, 409), and an older one
+    // after a newer one.
+    let twice = client
+        .submit(&payee, &kit::collect_channel(id, vec![voucher(2, usd(2))]))
+        .await;
+    assert_eq!(refusal(twice), (409, "voucher_stale".to_owned()));
+    let nowhere = ChannelId::derive(&did(&payee), &did(&payer), "none");
+    let missing = client
+        .submit(&payee, &kit::collect_channel(nowhere, Vec::new()))
+        .await;
+    assert_eq!(refusal(missing), (404, "channel_not_found".to_owned()));
     attack(
         &client,
         &payee,
