@@ -15,7 +15,7 @@ use agentrail_core::{Amount, Command, Did, Timestamp};
 use agentrail_sim::kit;
 use ed25519_dalek::SigningKey;
 use std::io::Write;
-use support::{Node, did, key, now, usd};
+use support::{Node, did, key, now, panics, usd};
 
 /// What an attack was answered with.
 fn refusal(result: Result<agentrail_wire::api::CommandResponse, ClientError>) -> (u16, String) {
@@ -152,6 +152,7 @@ async fn mandate_attacks_are_refused_even_when_racing_the_budget() {
         "not_authorized",
     )
     .await;
+    assert_eq!(panics(data.path()), 0, "the node panicked");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -297,6 +298,7 @@ async fn channel_attacks_are_refused() {
         usd(3),
         "the payee got exactly its best voucher"
     );
+    assert_eq!(panics(data.path()), 0, "the node panicked");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -439,6 +441,7 @@ async fn market_attacks_are_refused() {
         (0, 0),
         "self-dealing counts for nothing"
     );
+    assert_eq!(panics(data.path()), 0, "the node panicked");
 }
 
 async fn post(url: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (u16, String) {
@@ -539,6 +542,7 @@ async fn hostile_bytes_get_a_typed_4xx_and_slow_clients_stall_nobody() {
         "an honest client waits behind slow ones"
     );
     drop(idle);
+    assert_eq!(panics(data.path()), 0, "the node panicked");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -630,4 +634,5 @@ async fn floods_get_429_and_idle_connections_are_closed() {
     }
     let fresh = Client::new(&node.url);
     fresh.health().await.expect("a new connection is served");
+    assert_eq!(panics(data.path()), 0, "the node panicked");
 }

@@ -5,7 +5,8 @@
 //! present exactly once, nothing half-applied, money conserved, and the log
 //! after each restart consistent with every checkpoint seen before. Prints
 //! one summary line: `rounds`, `acknowledged`, `lost`,
-//! `invariant_violations`, `panics` (answers 500 or worse).
+//! `invariant_violations`, `panics` (in the node's log), `server_errors`
+//! (answers 500 or worse).
 //!
 //! `AGENTRAIL_KILL_ROUNDS=N` runs more rounds (CI runs 20).
 
@@ -47,7 +48,7 @@ struct Promised {
     approved: Vec<String>,
     /// Every task an acceptance was sent for, acknowledged or not.
     attempted: Vec<String>,
-    /// Answers of 500 or worse: a panic or a bug behind them.
+    /// Answers of 500 or worse (other than 503): a bug behind them.
     server_errors: u64,
 }
 
@@ -393,6 +394,8 @@ async fn acknowledged_commands_survive_kill_9() {
     assert_eq!(total, deposited.atomic(), "money was created or lost");
     assert_eq!(held, expected_held, "held money is not what runs");
     assert_eq!(promised.server_errors, 0, "the node answered 500 or worse");
+    let panics = support::panics(data.path());
+    assert_eq!(panics, 0, "the node panicked");
     assert!(
         !promised.collects.is_empty() && !promised.approved.is_empty(),
         "the channel and task load did nothing"
@@ -408,7 +411,7 @@ async fn acknowledged_commands_survive_kill_9() {
     let acknowledged_total =
         acknowledged.len() + promised.collects.len() + promised.approved.len() * 5;
     eprintln!(
-        "kill: rounds={rounds} sent={sent_total} acknowledged={acknowledged_total} lost={lost} invariant_violations={invariant_violations} panics={}",
-        promised.server_errors
+        "kill: rounds={rounds} sent={sent_total} acknowledged={acknowledged_total} lost={lost} invariant_violations={invariant_violations} panics={} server_errors={}",
+        panics, promised.server_errors
     );
 }

@@ -11,6 +11,15 @@ use agentrail_core::{Amount, Did};
 use ed25519_dalek::SigningKey;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_agentrail");
+/// The file in a node's data directory that its stderr goes to.
+pub const NODE_LOG: &str = "node.log";
+
+/// How many times a node on `data` panicked, by its log.
+pub fn panics(data: &Path) -> usize {
+    std::fs::read_to_string(data.join(NODE_LOG))
+        .map(|log| log.matches("panicked at").count())
+        .unwrap_or(0)
+}
 
 pub struct Node {
     pub child: Child,
@@ -27,12 +36,20 @@ impl Node {
 
     /// [`Node::start`] with extra `serve` arguments.
     pub fn start_with(data: &Path, extra: &[&str]) -> Node {
+        // The node's log goes next to its data, appended across restarts,
+        // so a test can look for panics afterwards.
+        std::fs::create_dir_all(data).expect("the data directory");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join(NODE_LOG))
+            .expect("the node's log file");
         let mut child = Command::new(BIN)
             .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("the agentrail binary starts");
         let stdout = child.stdout.take().expect("stdout is piped");
