@@ -42,6 +42,26 @@ fn invalid_query(param: &str, message: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message).with_param(param)
 }
 
+fn check_capability(capability: Option<&str>) -> Result<(), ApiError> {
+    if capability.is_some_and(|c| c.is_empty() || c.len() > CATEGORY_BYTES_MAX) {
+        return Err(invalid_query("capability", "a capability is 1-32 bytes"));
+    }
+    Ok(())
+}
+
+/// A page's offset and limit, defaulted and bounded.
+fn page(offset: Option<usize>, limit: Option<usize>) -> Result<(usize, usize), ApiError> {
+    let limit = limit.unwrap_or(DISCOVERY_PAGE_DEFAULT);
+    if limit == 0 || limit > DISCOVERY_PAGE_MAX {
+        return Err(invalid_query("limit", "limit must be between 1 and 100"));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset > DISCOVERY_OFFSET_MAX {
+        return Err(invalid_query("offset", "offset must be at most 100000"));
+    }
+    Ok((offset, limit))
+}
+
 /// `GET /v1/listings?capability=&kind=&max_price=&min_reputation=&offset=&limit=`
 pub async fn get_listings(
     State(app): State<App>,
@@ -49,21 +69,8 @@ pub async fn get_listings(
 ) -> Result<axum::Json<DiscoveryPage>, ApiError> {
     let Query(query) = query
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    if query
-        .capability
-        .as_ref()
-        .is_some_and(|c| c.is_empty() || c.len() > CATEGORY_BYTES_MAX)
-    {
-        return Err(invalid_query("capability", "a capability is 1-32 bytes"));
-    }
-    let limit = query.limit.unwrap_or(DISCOVERY_PAGE_DEFAULT);
-    if limit == 0 || limit > DISCOVERY_PAGE_MAX {
-        return Err(invalid_query("limit", "limit must be between 1 and 100"));
-    }
-    let offset = query.offset.unwrap_or(0);
-    if offset > DISCOVERY_OFFSET_MAX {
-        return Err(invalid_query("offset", "offset must be at most 100000"));
-    }
+    check_capability(query.capability.as_deref())?;
+    let (offset, limit) = page(query.offset, query.limit)?;
     if query.min_reputation.is_some_and(|min| min > 1_000) {
         return Err(invalid_query("min_reputation", "a reputation is 0-1000"));
     }
@@ -97,13 +104,7 @@ pub async fn get_rfqs(
 ) -> Result<axum::Json<RfqPage>, ApiError> {
     let Query(query) = query
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    if query
-        .capability
-        .as_ref()
-        .is_some_and(|c| c.is_empty() || c.len() > CATEGORY_BYTES_MAX)
-    {
-        return Err(invalid_query("capability", "a capability is 1-32 bytes"));
-    }
+    check_capability(query.capability.as_deref())?;
     let provider = match &query.provider {
         Some(text) => Some(
             text.parse::<Did>()
@@ -111,14 +112,7 @@ pub async fn get_rfqs(
         ),
         None => None,
     };
-    let limit = query.limit.unwrap_or(DISCOVERY_PAGE_DEFAULT);
-    if limit == 0 || limit > DISCOVERY_PAGE_MAX {
-        return Err(invalid_query("limit", "limit must be between 1 and 100"));
-    }
-    let offset = query.offset.unwrap_or(0);
-    if offset > DISCOVERY_OFFSET_MAX {
-        return Err(invalid_query("offset", "offset must be at most 100000"));
-    }
+    let (offset, limit) = page(query.offset, query.limit)?;
     let rfq_query = RfqQuery {
         capability: query.capability,
         provider,
@@ -152,48 +146,75 @@ fn not_found(code: &str, what: &str) -> ApiError {
     .with_param("id")
 }
 
+/// One thing by its id in the path, or a 404 with `code`.
+async fn by_id<T>(
+    app: &App,
+    path: Result<Path<String>, PathRejection>,
+    read: impl FnOnce(&agentrail_core::State, &str) -> Option<T>,
+    code: &str,
+    what: &str,
+) -> Result<axum::Json<T>, ApiError> {
+    let id = path_id(path)?;
+    read_state(&app.ledger, |state| read(state, &id))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| not_found(code, what))
+}
+
 pub async fn get_listing(
     State(app): State<App>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::Json<ListingView>, ApiError> {
-    let id = path_id(path)?;
-    read_state(&app.ledger, |state| state.listing(&id))
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| not_found("listing_not_found", "listing"))
+    by_id(
+        &app,
+        path,
+        |state, id| state.listing(id),
+        "listing_not_found",
+        "listing",
+    )
+    .await
 }
 
 pub async fn get_rfq(
     State(app): State<App>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::Json<RfqView>, ApiError> {
-    let id = path_id(path)?;
-    read_state(&app.ledger, |state| state.rfq(&id))
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| not_found("rfq_not_found", "request for quotes"))
+    by_id(
+        &app,
+        path,
+        |state, id| state.rfq(id),
+        "rfq_not_found",
+        "request for quotes",
+    )
+    .await
 }
 
 pub async fn get_task(
     State(app): State<App>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::Json<TaskView>, ApiError> {
-    let id = path_id(path)?;
-    read_state(&app.ledger, |state| state.task(&id))
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| not_found("task_not_found", "task"))
+    by_id(
+        &app,
+        path,
+        |state, id| state.task(id),
+        "task_not_found",
+        "task",
+    )
+    .await
 }
 
 pub async fn get_license(
     State(app): State<App>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::Json<LicenseView>, ApiError> {
-    let id = path_id(path)?;
-    read_state(&app.ledger, |state| state.license(&id))
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| not_found("license_not_found", "licence"))
+    by_id(
+        &app,
+        path,
+        |state, id| state.license(id),
+        "license_not_found",
+        "licence",
+    )
+    .await
 }
 
 fn unknown_identity(did: &Did) -> ApiError {

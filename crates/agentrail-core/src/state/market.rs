@@ -175,6 +175,26 @@ fn check_window(
     Ok(())
 }
 
+/// A client-chosen id that is already taken: the original outcome when the
+/// same signer sent the same request again (a safe retry), a conflict
+/// otherwise. `existing` is the taken id's creator, request and outcome.
+fn recall_id<R: PartialEq>(
+    existing: Option<(Did, &R, &[Event])>,
+    signer: Did,
+    request: &R,
+    id: &str,
+) -> Result<Option<Vec<Event>>, Rejection> {
+    match existing {
+        None => Ok(None),
+        Some((creator, original, outcome)) if creator == signer && original == request => {
+            Ok(Some(vec![Event::Duplicate {
+                original: outcome.to_vec(),
+            }]))
+        }
+        Some(_) => Err(Rejection::IdempotencyConflict { key: id.to_owned() }),
+    }
+}
+
 fn sole(provider: Did) -> Vec<Split> {
     vec![Split {
         to: provider,
@@ -424,15 +444,10 @@ impl State {
         now: Timestamp,
     ) -> Result<Vec<Event>, Rejection> {
         check_key("listing_id", &publish.listing_id)?;
-        if let Some(existing) = self.listings.get(&publish.listing_id) {
-            if existing.creator == signer && existing.request == *publish {
-                return Ok(vec![Event::Duplicate {
-                    original: existing.outcome.clone(),
-                }]);
-            }
-            return Err(Rejection::IdempotencyConflict {
-                key: publish.listing_id.clone(),
-            });
+        let existing = self.listings.get(&publish.listing_id);
+        let existing = existing.map(|r| (r.creator, &r.request, r.outcome.as_slice()));
+        if let Some(original) = recall_id(existing, signer, publish, &publish.listing_id)? {
+            return Ok(original);
         }
         if publish.name.is_empty() {
             return Err(Rejection::InvalidField {
@@ -631,15 +646,10 @@ impl State {
         now: Timestamp,
     ) -> Result<Vec<Event>, Rejection> {
         check_key("rfq_id", &request.rfq_id)?;
-        if let Some(existing) = self.rfqs.get(&request.rfq_id) {
-            if existing.creator == signer && existing.request == *request {
-                return Ok(vec![Event::Duplicate {
-                    original: existing.outcome.clone(),
-                }]);
-            }
-            return Err(Rejection::IdempotencyConflict {
-                key: request.rfq_id.clone(),
-            });
+        let existing = self.rfqs.get(&request.rfq_id);
+        let existing = existing.map(|r| (r.creator, &r.request, r.outcome.as_slice()));
+        if let Some(original) = recall_id(existing, signer, request, &request.rfq_id)? {
+            return Ok(original);
         }
         check_category_field(Some(&request.capability)).map_err(|_| Rejection::InvalidField {
             field: "capability",
@@ -756,15 +766,10 @@ impl State {
         now: Timestamp,
     ) -> Result<Vec<Event>, Rejection> {
         check_key("quote_id", &submit.quote_id)?;
-        if let Some(existing) = self.quotes.get(&submit.quote_id) {
-            if existing.creator == signer && existing.request == *submit {
-                return Ok(vec![Event::Duplicate {
-                    original: existing.outcome.clone(),
-                }]);
-            }
-            return Err(Rejection::IdempotencyConflict {
-                key: submit.quote_id.clone(),
-            });
+        let existing = self.quotes.get(&submit.quote_id);
+        let existing = existing.map(|r| (r.creator, &r.request, r.outcome.as_slice()));
+        if let Some(original) = recall_id(existing, signer, submit, &submit.quote_id)? {
+            return Ok(original);
         }
         if let Some(note) = &submit.note {
             check_text(
@@ -1398,15 +1403,10 @@ impl State {
         now: Timestamp,
     ) -> Result<Vec<Event>, Rejection> {
         check_key("license_id", &license.license_id)?;
-        if let Some(existing) = self.licenses.get(&license.license_id) {
-            if existing.creator == signer && existing.request == *license {
-                return Ok(vec![Event::Duplicate {
-                    original: existing.outcome.clone(),
-                }]);
-            }
-            return Err(Rejection::IdempotencyConflict {
-                key: license.license_id.clone(),
-            });
+        let existing = self.licenses.get(&license.license_id);
+        let existing = existing.map(|r| (r.creator, &r.request, r.outcome.as_slice()));
+        if let Some(original) = recall_id(existing, signer, license, &license.license_id)? {
+            return Ok(original);
         }
         let listing = self.active_listing(&license.listing_id)?;
         let offer = &listing.request;
