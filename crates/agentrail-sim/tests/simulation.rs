@@ -1,7 +1,7 @@
 //! The seeded ledger simulation, run as a test.
 //!
-//! - `cargo test -p agentrail-sim --test simulation` runs seed 1 with
-//!   100,000 commands.
+//! - `cargo test -p agentrail-sim --test simulation` runs seeds 1..=10
+//!   with 100,000 commands each (1,000,000 in all), on every core.
 //! - `AGENTRAIL_SIM_SEEDS=N` runs seeds 1..=N (long runs).
 //! - `AGENTRAIL_SIM_SEED=S` runs only seed `S` (reproduces a failure).
 //! - `AGENTRAIL_SIM_COMMANDS=C` sets the commands per seed.
@@ -21,11 +21,30 @@ fn seeded_runs_keep_every_invariant() {
     let commands = env_u64("AGENTRAIL_SIM_COMMANDS").unwrap_or(100_000);
     let seeds: Vec<u64> = match env_u64("AGENTRAIL_SIM_SEED") {
         Some(seed) => vec![seed],
-        None => (1..=env_u64("AGENTRAIL_SIM_SEEDS").unwrap_or(1)).collect(),
+        None => (1..=env_u64("AGENTRAIL_SIM_SEEDS").unwrap_or(10)).collect(),
     };
-    for seed in seeds {
-        let report =
-            run(SimConfig::new(seed, commands)).unwrap_or_else(|failure| panic!("{failure}"));
+    // Seeds are independent: run them on every core, a seed at a time each.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let reports = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..cores.min(seeds.len()) {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&seed) = seeds.get(index) else { break };
+                    let report = run(SimConfig::new(seed, commands))
+                        .unwrap_or_else(|failure| panic!("{failure}"));
+                    reports.lock().unwrap().push((seed, report));
+                }
+            });
+        }
+    });
+    let mut reports = reports.into_inner().unwrap();
+    reports.sort_by_key(|(seed, _)| *seed);
+    let simulated: u64 = reports.iter().map(|(_, report)| report.commands).sum();
+    eprintln!("simulation: seeds={} commands={simulated}", reports.len());
+    for (seed, report) in reports {
         eprintln!("seed {seed}: {}", serde_json::to_string(&report).unwrap());
         assert!(
             report.identities >= 50,
