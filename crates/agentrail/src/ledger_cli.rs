@@ -129,6 +129,12 @@ pub enum LedgerCommand {
         #[command(subcommand)]
         command: crate::channel_cli::ChannelCommand,
     },
+    /// Markets: listings, discovery, requests for quotes, offers, escrowed
+    /// tasks, disputes, licences, agent cards.
+    Market {
+        #[command(subcommand)]
+        command: crate::market_cli::MarketCommand,
+    },
     /// Fetch a URL, paying through a channel if it answers 402 (x402).
     PayUrl {
         url: String,
@@ -357,6 +363,7 @@ pub async fn run(command: LedgerCommand, node: &str, json: bool) -> anyhow::Resu
     };
     match command {
         LedgerCommand::Channel { command } => crate::channel_cli::run(command, &client, json).await,
+        LedgerCommand::Market { command } => crate::market_cli::run(command, &client, json).await,
         LedgerCommand::PayUrl {
             url,
             key,

@@ -7,6 +7,7 @@ mod channel_cli;
 mod demo_cli;
 mod ledger_cli;
 mod log_cli;
+mod market_cli;
 
 use std::process::ExitCode;
 

@@ -215,3 +215,131 @@ async fn market_reads_answer_and_refuse_with_codes_and_the_market_survives_a_res
     let reputation = client.reputation(&did(&seller)).await.unwrap();
     assert_eq!(reputation.disputes_lost, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_market_cli_hires_delivers_and_pays() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env("AGENTRAIL_NODE", &node.url)
+            .output()
+            .expect("the CLI runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let mut dids = Vec::new();
+    for name in ["buyer.key", "seller.key"] {
+        let (_, out, _) = run(&["key", "generate", "--out", &path(name)]);
+        dids.push(out.trim().to_owned());
+        assert_eq!(
+            run(&["principal", "register", "--key", &path(name)]).0,
+            Some(0)
+        );
+    }
+    let (buyer, seller) = (&dids[0], &dids[1]);
+    assert_eq!(run(&["faucet", "--to", buyer, "--amount", "20"]).0, Some(0));
+    std::fs::write(path("result.txt"), "the renewed server").unwrap();
+    let (buyer_key, seller_key, result) =
+        (path("buyer.key"), path("seller.key"), path("result.txt"));
+    let steps: [&[&str]; 6] = [
+        &[
+            "market",
+            "publish",
+            "--key",
+            &seller_key,
+            "--id",
+            "cli-gpu",
+            "--name",
+            "GPU hours",
+            "--capability",
+            "compute",
+            "--price",
+            "4",
+        ],
+        &[
+            "market",
+            "rfq",
+            "--key",
+            &buyer_key,
+            "--id",
+            "cli-rfq",
+            "--capability",
+            "compute",
+            "--budget",
+            "5",
+            "--deadline",
+            "2h",
+        ],
+        &[
+            "market",
+            "quote",
+            "--key",
+            &seller_key,
+            "--rfq",
+            "cli-rfq",
+            "--id",
+            "cli-q",
+            "--listing",
+            "cli-gpu",
+            "--price",
+            "4",
+        ],
+        &[
+            "market", "accept", "--key", &buyer_key, "--quote", "cli-q", "--task", "cli-t",
+        ],
+        &[
+            "market",
+            "deliver",
+            "--key",
+            &seller_key,
+            "--task",
+            "cli-t",
+            "--result",
+            &result,
+        ],
+        &[
+            "market", "approve", "--key", &buyer_key, "--task", "cli-t", "--result", &result,
+        ],
+    ];
+    for args in steps {
+        let (code, out, err) = run(args);
+        assert_eq!(code, Some(0), "{args:?}: {out}{err}");
+        assert!(out.starts_with("accepted as journal entry"), "{out}");
+    }
+    // A refusal exits 1 with its code.
+    let (code, _, err) = run(&[
+        "market", "approve", "--key", &buyer_key, "--task", "cli-t", "--result", &result,
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("task_wrong_state"), "{err}");
+    let (_, listings, _) = run(&["market", "listings", "--capability", "compute"]);
+    assert!(
+        listings.contains("cli-gpu") && listings.contains("1 listing(s)"),
+        "{listings}"
+    );
+    let (_, task, _) = run(&["--json", "market", "task", "cli-t"]);
+    let task: serde_json::Value = serde_json::from_str(task.trim()).unwrap();
+    assert_eq!(task["status"]["state"], "approved");
+    let (_, card, _) = run(&["market", "card", seller]);
+    assert!(card.contains("\"protocolVersion\": \"0.3.0\""), "{card}");
+    let (_, passport, _) = run(&["passport", seller]);
+    assert!(
+        passport.contains("listing cli-gpu") && passport.contains("reputation:"),
+        "{passport}"
+    );
+    assert_eq!(
+        node.client
+            .balance(&buyer.parse().unwrap())
+            .await
+            .unwrap()
+            .available,
+        usd(16)
+    );
+}
