@@ -16,9 +16,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{
-    Charge, Expiry, Identity, State, check_category_field, check_key, check_nonzero, check_splits,
-};
+use super::{Charge, Expiry, State, check_category_field, check_key, check_nonzero, check_splits};
 use crate::amount::{Amount, BPS_WHOLE};
 use crate::command::Split;
 use crate::constants::{
@@ -1492,10 +1490,5 @@ impl State {
             .values()
             .filter(|listing| !listing.stake_held.is_zero())
             .map(|listing| (listing.request.provider, listing.stake_held))
-    }
-
-    /// Whether `did` is a principal (for the passport).
-    pub fn is_principal(&self, did: &Did) -> bool {
-        matches!(self.identities.get(did), Some(Identity::Principal { .. }))
     }
 }

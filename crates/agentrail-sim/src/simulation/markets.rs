@@ -103,11 +103,6 @@ impl Simulation {
         }
     }
 
-    /// The actor that is the account `did` itself.
-    fn account_actor(&self, did: &Did) -> usize {
-        self.actor_index(did)
-    }
-
     /// A spend is expected to be refused when the signer's chain is dead.
     fn spend_expectation(&self, actor: usize) -> Expect {
         if self.chain_usable(actor) {
@@ -534,7 +529,7 @@ impl Simulation {
                     _ => None,
                 });
                 if let Some(channel_id) = opened {
-                    let payee = self.account_actor(&open.payee);
+                    let payee = self.actor_index(&open.payee);
                     self.market.channels.push(Channel {
                         id: channel_id,
                         payer: signer,
