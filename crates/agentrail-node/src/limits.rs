@@ -131,12 +131,14 @@ impl axum::serve::Listener for LimitedListener {
             };
             match self.admit(peer.ip()) {
                 Some(slot) => {
+                    let timeout = self.limits.idle_timeout;
                     return (
                         LimitedStream {
                             stream,
                             _slot: slot,
-                            idle_timeout: self.limits.idle_timeout,
-                            idle: None,
+                            idle_timeout: timeout,
+                            idle: Box::pin(tokio::time::sleep(timeout)),
+                            armed: false,
                         },
                         peer,
                     );
@@ -188,18 +190,23 @@ pub struct LimitedStream {
     stream: TcpStream,
     _slot: Slot,
     idle_timeout: Duration,
-    /// Armed while the connection waits; reset by any progress.
-    idle: Option<Pin<Box<Sleep>>>,
+    /// The idle timer, allocated once per connection and re-armed (not
+    /// re-allocated) each time the connection starts waiting.
+    idle: Pin<Box<Sleep>>,
+    /// Whether the timer runs: set when an operation waits, cleared by any
+    /// progress.
+    armed: bool,
 }
 
 impl LimitedStream {
     /// Maps a pending operation to an error once the idle timer fires.
     fn waiting<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        let timeout = self.idle_timeout;
-        let idle = self
-            .idle
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match idle.as_mut().poll(cx) {
+        if !self.armed {
+            let deadline = tokio::time::Instant::now() + self.idle_timeout;
+            self.idle.as_mut().reset(deadline);
+            self.armed = true;
+        }
+        match self.idle.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the connection was idle too long",
@@ -210,7 +217,7 @@ impl LimitedStream {
 
     fn progressed<T>(&mut self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if result.is_ready() {
-            self.idle = None;
+            self.armed = false;
         }
         result
     }

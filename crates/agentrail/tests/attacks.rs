@@ -444,21 +444,33 @@ async fn market_attacks_are_refused() {
     assert_eq!(panics(data.path()), 0, "the node panicked");
 }
 
-async fn post(url: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (u16, String) {
+/// Posts a command and returns (status, code), or the transport error when
+/// the node closed the connection before the client finished sending.
+async fn try_post(
+    url: &str,
+    body: Vec<u8>,
+    headers: &[(&str, String)],
+) -> Result<(u16, String), reqwest::Error> {
     let mut request = reqwest::Client::new()
         .post(format!("{url}/v1/commands"))
         .body(body);
     for (name, value) in headers {
         request = request.header(*name, value);
     }
-    let response = request.send().await.unwrap();
+    let response = request.send().await?;
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
     let code = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|body| body["error"]["code"].as_str().map(str::to_owned))
         .unwrap_or_default();
-    (status, code)
+    Ok((status, code))
+}
+
+async fn post(url: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (u16, String) {
+    try_post(url, body, headers)
+        .await
+        .expect("the node answers")
 }
 
 fn signed(signer: &SigningKey, body: &[u8], nonce: &str) -> Vec<(&'static str, String)> {
@@ -511,19 +523,22 @@ async fn hostile_bytes_get_a_typed_4xx_and_slow_clients_stall_nobody() {
     let deep = format!("{}{}", "{\"a\":".repeat(5_000), "}".repeat(5_000)).into_bytes();
     let (status, _) = post(&node.url, deep.clone(), &signed(&signer, &deep, "deep")).await;
     assert_eq!(status, 400);
-    let (status, code) = post(&node.url, vec![b'['; 40 * 1024], Vec::new().as_slice()).await;
-    assert_eq!((status, code.as_str()), (413, "body_too_large"));
-    // Oversized headers are refused by the HTTP layer with a 4xx.
-    let (status, _) = post(
-        &node.url,
-        b"{}".to_vec(),
-        &[("x-filler", "a".repeat(512 * 1024))],
-    )
-    .await;
-    assert!(
-        (400..500).contains(&status),
-        "oversized headers answered {status}"
-    );
+    // Oversized bodies and headers: the node answers 413 (or the HTTP
+    // layer a 4xx) and closes without reading the rest, so a client still
+    // sending may see the connection reset before it reads the answer.
+    // Either way nothing is accepted, and the node serves on.
+    match try_post(&node.url, vec![b'['; 40 * 1024], &[]).await {
+        Ok((status, code)) => assert_eq!((status, code.as_str()), (413, "body_too_large")),
+        Err(error) => assert!(!error.is_timeout(), "{error}"),
+    }
+    let filler = [("x-filler", "a".repeat(512 * 1024))];
+    if let Ok((status, _)) = try_post(&node.url, b"{}".to_vec(), &filler).await {
+        assert!(
+            (400..500).contains(&status),
+            "oversized headers answered {status}"
+        );
+    }
+    client.health().await.expect("the node serves on");
 
     // Slow clients: a hundred connections that send half a request line and
     // stop. An honest client is still answered at once.
@@ -553,7 +568,7 @@ async fn floods_get_429_and_idle_connections_are_closed() {
         data.path(),
         &[
             "--identity-rate",
-            "2",
+            "1",
             "--identity-burst",
             "5",
             "--connections-per-ip",
@@ -586,9 +601,11 @@ async fn floods_get_429_and_idle_connections_are_closed() {
             Err(other) => panic!("{other}"),
         }
     }
+    // Four tokens were left and one more refills each second the loop
+    // takes (well under two on any machine).
     assert!(
-        (4..=5).contains(&accepted),
-        "accepted {accepted} of a burst of 5"
+        (4..=6).contains(&accepted) && limited >= 6,
+        "accepted {accepted} of a burst of 5 at one per second"
     );
     assert_eq!(accepted + limited, 12);
     // Another identity is not slowed by the flood.
