@@ -2,25 +2,4 @@
 //! or refused, and what parses prints back to itself.
 #![no_main]
 
-use agentrail_core::{Amount, Did};
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    if let Ok(amount) = Amount::parse_atomic(&text) {
-        assert_eq!(amount.atomic().to_string(), text);
-        assert_eq!(
-            Amount::parse_decimal(&amount.to_decimal_string()),
-            Ok(amount)
-        );
-    }
-    if let Ok(amount) = Amount::parse_decimal(&text) {
-        assert_eq!(
-            Amount::parse_decimal(&amount.to_decimal_string()),
-            Ok(amount)
-        );
-    }
-    if let Ok(did) = text.parse::<Did>() {
-        assert_eq!(did.to_string(), text);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| agentrail_fuzzing::amount_did::run(data));

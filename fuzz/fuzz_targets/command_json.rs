@@ -2,13 +2,4 @@
 //! parsed command serializes and parses back to itself.
 #![no_main]
 
-use agentrail_core::Command;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(command) = serde_json::from_slice::<Command>(data) {
-        let bytes = serde_json::to_vec(&command).expect("a parsed command serializes");
-        let again: Command = serde_json::from_slice(&bytes).expect("and parses again");
-        assert_eq!(again, command);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| agentrail_fuzzing::command_json::run(data));

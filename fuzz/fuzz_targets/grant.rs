@@ -2,13 +2,4 @@
 //! grant validates and checks its signature without a panic.
 #![no_main]
 
-use agentrail_core::SignedGrant;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(grant) = serde_json::from_slice::<SignedGrant>(data) {
-        let _ = grant.grant().validate();
-        let _ = grant.verify_signature();
-        let _ = grant.id();
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| agentrail_fuzzing::grant::run(data));

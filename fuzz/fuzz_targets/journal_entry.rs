@@ -2,12 +2,4 @@
 //! decoded and authenticated, or refused with a typed error.
 #![no_main]
 
-use agentrail_wire::entry::JournalEntry;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(entry) = JournalEntry::decode(data) {
-        let _ = entry.command();
-        let _ = entry.authenticate();
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| agentrail_fuzzing::journal_entry::run(data));

@@ -2,27 +2,4 @@
 //! refused with a typed error or checked; never a panic.
 #![no_main]
 
-use agentrail_wire::httpsig::{self, SignatureHeaders};
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let mut parts = data.splitn(4, |&byte| byte == 0xff);
-    let mut text = || String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
-    let headers = SignatureHeaders {
-        signature_input: text(),
-        signature: text(),
-        content_digest: text(),
-    };
-    let body = parts.next().unwrap_or_default();
-    let digest_present = !headers.content_digest.is_empty();
-    if let Ok(prepared) = httpsig::prepare(
-        "POST",
-        "/v1/commands",
-        body,
-        Some(&headers),
-        digest_present,
-        1_767_225_600,
-    ) {
-        let _ = prepared.check();
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| agentrail_fuzzing::signature_headers::run(data));

@@ -450,6 +450,14 @@ impl State {
         self.operator
     }
 
+    /// What the ledger was created with.
+    pub fn genesis(&self) -> Genesis {
+        Genesis {
+            operator: self.operator,
+            network: self.network,
+        }
+    }
+
     /// The latest time the ledger has seen.
     pub fn clock(&self) -> Timestamp {
         self.clock

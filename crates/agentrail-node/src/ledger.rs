@@ -76,6 +76,10 @@ pub enum LedgerError {
     Divergence { index: u64, reason: String },
 }
 
+/// Where the writer reads the time from: the system clock in a node, a
+/// simulated one in the deterministic simulation.
+pub type Clock = Box<dyn Fn() -> Timestamp + Send + Sync>;
+
 /// Opens (or reopens) the ledger's store.
 pub type StoreOpener = Box<dyn Fn() -> Result<Store, StoreError> + Send + Sync>;
 
@@ -126,9 +130,9 @@ struct History {
 }
 
 impl History {
-    fn record(&mut self, index: u64, entry: &JournalEntry) {
+    fn record(&mut self, index: u64, signer: Did, events: &[Event]) {
         let mut dids = Vec::new();
-        parties(entry.signer, &entry.events, &mut dids);
+        parties(signer, events, &mut dids);
         self.record_parties(index, &dids);
     }
 
@@ -184,6 +188,7 @@ pub struct Ledger {
     /// Signs a checkpoint after every batch.
     log: LogSigner,
     checkpoint: RwLock<Arc<SignedCheckpoint>>,
+    clock: Clock,
     pub metrics: Metrics,
 }
 
@@ -238,32 +243,35 @@ fn recover(store: &Store, genesis: Genesis) -> Result<(State, History, u64), Led
             break;
         }
         for bytes in chunk {
-            let entry = JournalEntry::decode(&bytes).map_err(|e| LedgerError::Divergence {
+            let divergence = |e: agentrail_wire::entry::EntryError| LedgerError::Divergence {
                 index,
                 reason: e.to_string(),
-            })?;
-            history.record(index, &entry);
-            if index >= start {
-                let command = entry.command().map_err(|e| LedgerError::Divergence {
-                    index,
-                    reason: e.to_string(),
-                })?;
-                // The journal holds only commands verified on their way in.
-                let command = Authenticated::assume_verified(entry.signer, command);
-                state.advance(entry.time);
-                let events =
-                    state
-                        .apply(&command, entry.time)
-                        .map_err(|r| LedgerError::Divergence {
-                            index,
-                            reason: format!("refused on replay: {r}"),
-                        })?;
-                if events != entry.events {
-                    return Err(LedgerError::Divergence {
+            };
+            if index < start {
+                // The snapshot holds its effects: only the history needs it.
+                let summary = JournalEntry::decode_summary(&bytes).map_err(divergence)?;
+                history.record(index, summary.signer, &summary.events);
+                index += 1;
+                continue;
+            }
+            let entry = JournalEntry::decode(&bytes).map_err(divergence)?;
+            history.record(index, entry.signer, &entry.events);
+            let command = entry.command().map_err(divergence)?;
+            // The journal holds only commands verified on their way in.
+            let command = Authenticated::assume_verified(entry.signer, command);
+            state.advance(entry.time);
+            let events =
+                state
+                    .apply(&command, entry.time)
+                    .map_err(|r| LedgerError::Divergence {
                         index,
-                        reason: "different events on replay".into(),
-                    });
-                }
+                        reason: format!("refused on replay: {r}"),
+                    })?;
+            if events != entry.events {
+                return Err(LedgerError::Divergence {
+                    index,
+                    reason: "different events on replay".into(),
+                });
             }
             index += 1;
         }
@@ -349,8 +357,16 @@ impl Ledger {
             options,
             log,
             checkpoint: RwLock::new(Arc::new(checkpoint)),
+            clock: Box::new(unix_now),
             metrics: Metrics::default(),
         })
+    }
+
+    /// The same ledger reading the time from `clock` instead of the system
+    /// clock (the ledger's own clock still never runs backwards).
+    pub fn with_clock(mut self, clock: Clock) -> Ledger {
+        self.clock = clock;
+        self
     }
 
     pub fn genesis(&self) -> Genesis {
@@ -526,6 +542,38 @@ impl Ledger {
         tracing::info!("writer stopped");
     }
 
+    /// The writer's steps on the calling thread, for the deterministic
+    /// simulation: applies `batches` one after the other, as the writer
+    /// does while earlier batches wait in the pipeline, then commits them as
+    /// the committer would (merged up to a commit's limit when `merge`, one
+    /// commit per batch otherwise), answers every job, and saves the
+    /// snapshots that became durable. Nothing is simulated here: these are
+    /// the functions [`Ledger::run_writer`] runs on its threads, minus the
+    /// threads.
+    pub fn process(&self, batches: Vec<Vec<Job>>, merge: bool) {
+        let applied: Vec<AppliedBatch> = batches
+            .into_iter()
+            .filter_map(|jobs| self.apply_batch(jobs))
+            .collect();
+        let mut group = Vec::new();
+        let mut entries = 0;
+        let mut snapshots = Vec::new();
+        for batch in applied {
+            if !group.is_empty() && (!merge || entries + batch.entries.len() > self.commit_max()) {
+                snapshots.extend(self.commit_group(std::mem::take(&mut group)));
+                entries = 0;
+            }
+            entries += batch.entries.len();
+            group.push(batch);
+        }
+        if !group.is_empty() {
+            snapshots.extend(self.commit_group(group));
+        }
+        for (covers, state) in snapshots {
+            self.save_snapshot(covers, *state);
+        }
+    }
+
     /// Applies one batch to the state and encodes its entries; `None` when
     /// the ledger is degraded and could not recover (every job is refused).
     fn apply_batch(&self, jobs: Vec<Job>) -> Option<AppliedBatch> {
@@ -539,7 +587,7 @@ impl Ledger {
             }
             return None;
         }
-        state.advance(unix_now());
+        state.advance((self.clock)());
         // The time every command of the batch is applied at, and recorded
         // with: the ledger's clock, which never runs backwards.
         let now = state.clock();
@@ -792,16 +840,22 @@ impl Ledger {
     /// Serializes and saves the snapshots the committer hands over.
     fn run_snapshotter(&self, snapshots: Receiver<(u64, Box<State>)>) {
         while let Ok((covers, state)) = snapshots.recv() {
-            let bytes = state.to_snapshot();
-            drop(state);
-            let store = self.store.read().expect("store lock");
-            let Some(store) = store.as_ref() else {
-                continue;
-            };
-            match store.save_snapshot(covers, &bytes) {
-                Ok(()) => tracing::info!(covers, bytes = bytes.len(), "snapshot saved"),
-                Err(error) => tracing::warn!(%error, "snapshot not saved"),
-            }
+            self.save_snapshot(covers, *state);
+        }
+    }
+
+    /// Saves a snapshot of `state`, which covers the first `covers` entries
+    /// (all durable). A failure costs only recovery time: it is logged.
+    fn save_snapshot(&self, covers: u64, state: State) {
+        let bytes = state.to_snapshot();
+        drop(state);
+        let store = self.store.read().expect("store lock");
+        let Some(store) = store.as_ref() else {
+            return;
+        };
+        match store.save_snapshot(covers, &bytes) {
+            Ok(()) => tracing::info!(covers, bytes = bytes.len(), "snapshot saved"),
+            Err(error) => tracing::warn!(%error, "snapshot not saved"),
         }
     }
 }

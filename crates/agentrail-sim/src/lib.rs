@@ -16,4 +16,4 @@ pub mod rng;
 pub mod simulation;
 
 pub use rng::Rng;
-pub use simulation::{SimConfig, SimFailure, SimReport, run};
+pub use simulation::{Follower, SimConfig, SimFailure, SimReport, run, run_following};

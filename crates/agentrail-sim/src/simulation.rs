@@ -41,6 +41,10 @@ pub struct SimConfig {
     pub agents_per_principal: usize,
     /// Keys that are never registered.
     pub strangers: usize,
+    /// Commands between two moves of the clock (1: the clock moves before
+    /// every command). Commands between two moves share one time, as the
+    /// commands of one batch do in a node.
+    pub clock_every: u64,
 }
 
 impl SimConfig {
@@ -53,8 +57,39 @@ impl SimConfig {
             principals: 10,
             agents_per_principal: 3,
             strangers: 8,
+            clock_every: 1,
         }
     }
+}
+
+/// A second ledger that follows the simulation: it receives every command
+/// the simulation submits, with the outcome the reference (the
+/// simulation's own [`State`]) gave, and must reach the same outcomes. The
+/// whole-node simulation follows with a real node over a faulty disk.
+pub trait Follower {
+    /// The run starts on a ledger with this genesis.
+    fn start(&mut self, genesis: Genesis) -> Result<(), String>;
+    /// One command, the key of its signer, the time it was applied at, and
+    /// the reference's outcome.
+    fn command(
+        &mut self,
+        key: &SigningKey,
+        command: &Authenticated,
+        now: Timestamp,
+        outcome: &Result<Vec<Event>, Rejection>,
+    ) -> Result<(), String>;
+    /// The clock is about to move: every command so far has been handed
+    /// over, and `reference` is the state after all of them.
+    fn tick(&mut self, reference: &State) -> Result<(), String>;
+    /// The run ended; `reference` is the final state.
+    fn finish(&mut self, reference: &State) -> Result<(), String>;
+}
+
+/// A command waiting to be handed to the follower.
+struct Followed {
+    command: Authenticated,
+    now: Timestamp,
+    outcome: Result<Vec<Event>, Rejection>,
 }
 
 /// What a run did.
@@ -111,8 +146,23 @@ pub fn run_with_progress(
     config: SimConfig,
     progress: &mut dyn FnMut(u64),
 ) -> Result<SimReport, SimFailure> {
+    run_following(config, None, progress)
+}
+
+/// [`run_with_progress`], handing every command to `follower` as well.
+pub fn run_following(
+    config: SimConfig,
+    mut follower: Option<&mut dyn Follower>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SimReport, SimFailure> {
+    assert!(config.clock_every > 0, "the clock must move");
     let mut simulation = Simulation::new(config);
-    let outcome = catch_unwind(AssertUnwindSafe(|| simulation.execute(progress)));
+    if follower.is_some() {
+        simulation.followed = Some(Vec::new());
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        simulation.execute(&mut follower, progress)
+    }));
     match outcome {
         Ok(Ok(())) => Ok(simulation.report),
         Ok(Err(message)) => Err(SimFailure {
@@ -182,6 +232,16 @@ impl Actor {
     }
 }
 
+/// A command as the node's verifier hands it to the ledger: authenticated.
+/// The simulation tests the state machine, so it does not sign what it
+/// sends (making a signature and checking it again was a third of its
+/// time). Signatures are made and checked where they are the subject: the
+/// forgeries here, and the whole-node simulation, which signs every command
+/// it journals.
+fn authenticated(key: &SigningKey, command: Command) -> Authenticated {
+    Authenticated::assume_verified(kit::did(key), command)
+}
+
 /// What the simulator expects of one step, checked against the outcome.
 enum Expect {
     /// Any outcome is fine as long as the invariants hold; accepted spends
@@ -224,6 +284,8 @@ struct Simulation {
     next_id: u64,
     report: SimReport,
     market: markets::Book,
+    /// Commands for the follower, when there is one.
+    followed: Option<Vec<Followed>>,
 }
 
 impl Simulation {
@@ -260,11 +322,20 @@ impl Simulation {
                 ..SimReport::default()
             },
             market: markets::Book::default(),
+            followed: None,
         }
     }
 
-    fn execute(&mut self, progress: &mut dyn FnMut(u64)) -> Result<(), String> {
+    fn execute(
+        &mut self,
+        follower: &mut Option<&mut dyn Follower>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), String> {
+        if let Some(follower) = follower.as_mut() {
+            follower.start(self.state.genesis())?;
+        }
         self.populate()?;
+        self.hand_over(follower)?;
         for step in 0..self.config.commands {
             self.step = step;
             if step % 10_000 == 0 {
@@ -273,9 +344,15 @@ impl Simulation {
             if step == self.config.commands / 2 {
                 self.snapshot = Some((self.state.to_snapshot(), self.journal.len()));
             }
-            self.advance_time()?;
+            if step % self.config.clock_every == 0 {
+                if let Some(follower) = follower.as_mut() {
+                    follower.tick(&self.state)?;
+                }
+                self.advance_time()?;
+            }
             let (signed, expect) = self.next_command();
             self.submit(signed, expect)?;
+            self.hand_over(follower)?;
             // Conservation is asserted inside the ledger after every
             // command in O(1); the full O(accounts + expiries) recount of
             // every account's held money runs every few steps (it was two
@@ -299,6 +376,9 @@ impl Simulation {
             .check_invariants()
             .map_err(|violation| violation.to_string())?;
         self.step = self.config.commands;
+        if let Some(follower) = follower.as_mut() {
+            follower.finish(&self.state)?;
+        }
         self.replay()?;
         self.report.commands = self.config.commands;
         self.report.identities = self.actors.len() + self.strangers.len() + 1;
@@ -311,6 +391,33 @@ impl Simulation {
             .map(|(_, b)| b.available.atomic() + b.held.atomic())
             .sum();
         Ok(())
+    }
+
+    /// Hands the commands submitted since the last call to the follower.
+    fn hand_over(&mut self, follower: &mut Option<&mut dyn Follower>) -> Result<(), String> {
+        let (Some(follower), Some(followed)) = (follower.as_mut(), self.followed.as_mut()) else {
+            return Ok(());
+        };
+        for item in std::mem::take(followed) {
+            let key = self.key_of(item.command.signer())?;
+            follower.command(&key, &item.command, item.now, &item.outcome)?;
+        }
+        Ok(())
+    }
+
+    /// The signing key of an identity of the run.
+    fn key_of(&self, did: &Did) -> Result<SigningKey, String> {
+        if *did == kit::did(&self.operator) {
+            return Ok(self.operator.clone());
+        }
+        if let Some(actor) = self.actors.iter().rev().find(|a| a.did == *did) {
+            return Ok(actor.key.clone());
+        }
+        self.strangers
+            .iter()
+            .find(|key| kit::did(key) == *did)
+            .cloned()
+            .ok_or_else(|| format!("no key for signer {did}"))
     }
 
     // ----- population ----------------------------------------------------
@@ -328,7 +435,7 @@ impl Simulation {
                 Amount::from_atomic(u128::from(self.rng.between(1_000, 20_000)) * 1_000_000);
             let command = kit::deposit(to, amount, &self.fresh_key("seed"));
             let operator = self.operator.clone();
-            self.submit(Ok(kit::signed(&operator, command)), Expect::Anything)?;
+            self.submit(Ok(authenticated(&operator, command)), Expect::Anything)?;
         }
         Ok(())
     }
@@ -338,7 +445,7 @@ impl Simulation {
         let did = kit::did(&key);
         let index = self.actors.len();
         self.submit(
-            Ok(kit::signed(&key, kit::register_principal(did))),
+            Ok(authenticated(&key, kit::register_principal(did))),
             Expect::Anything,
         )?;
         self.actors.push(Actor::new(
@@ -371,7 +478,7 @@ impl Simulation {
         );
         let signer = self.actors[principal].key.clone();
         if self.submit(
-            Ok(kit::signed(&signer, kit::register_agent(grant))),
+            Ok(authenticated(&signer, kit::register_agent(grant))),
             Expect::Anything,
         )? {
             let index = self.actors.len();
@@ -487,10 +594,12 @@ impl Simulation {
     // ----- commands ------------------------------------------------------
 
     fn advance_time(&mut self) -> Result<(), String> {
-        let seconds = if self.rng.chance(1, 5_000) {
+        // Time passes at the same pace per command whatever `clock_every`.
+        let every = self.config.clock_every;
+        let seconds = if self.rng.chance(every, 5_000) {
             self.rng.between(DAY_S, 3 * DAY_S)
         } else {
-            self.rng.between(0, 240)
+            self.rng.between(0, 240 * every)
         };
         self.now = Timestamp(self.now.0 + seconds);
         // Expirations fire on the clock, before the step's command.
@@ -542,7 +651,7 @@ impl Simulation {
     }
 
     fn sign(&self, actor: usize, command: Command) -> Result<Authenticated, Rejection> {
-        Ok(kit::signed(&self.actors[actor].key, command))
+        Ok(authenticated(&self.actors[actor].key, command))
     }
 
     /// A spender and the account it spends from: usually an actor that can
@@ -789,12 +898,15 @@ impl Simulation {
         if self.rng.chance(1, 5) {
             let stranger = self.rng.pick(&self.strangers).clone();
             return (
-                Ok(kit::signed(&stranger, kit::deposit(to, amount, &key))),
+                Ok(authenticated(&stranger, kit::deposit(to, amount, &key))),
                 Expect::Refused("not_operator"),
             );
         }
         (
-            Ok(kit::signed(&self.operator, kit::deposit(to, amount, &key))),
+            Ok(authenticated(
+                &self.operator,
+                kit::deposit(to, amount, &key),
+            )),
             Expect::Anything,
         )
     }
@@ -927,7 +1039,7 @@ impl Simulation {
         let to = *self.rng.pick(&self.accounts);
         let key = self.fresh_key("x");
         (
-            Ok(kit::signed(
+            Ok(authenticated(
                 &stranger,
                 kit::transfer(from, to, usd(1), &key),
             )),
@@ -953,6 +1065,13 @@ impl Simulation {
         };
         let before = Before::capture(&self.state, command.command());
         let result = self.state.apply(&command, self.now);
+        if let Some(followed) = self.followed.as_mut() {
+            followed.push(Followed {
+                command: command.clone(),
+                now: self.now,
+                outcome: result.clone(),
+            });
+        }
         let accepted = match result {
             Ok(events) => {
                 self.check_accepted(&before, &command, &events, expect)?;

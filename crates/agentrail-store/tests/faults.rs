@@ -153,9 +153,13 @@ fn crash_at_every_point_keeps_every_acknowledged_batch() {
             );
         }
     }
-    eprintln!(
-        "in-flight batches: {} acknowledged, {} landed unacknowledged, {} lost",
-        endings[0], endings[1], endings[2]
+    // A lost acknowledged batch or a panic fails the round above.
+    println!(
+        "store-crash: rounds={} in_flight_acknowledged={} in_flight_landed_unacknowledged={} in_flight_unacknowledged_lost={} lost=0 invariant_violations=0 panics=0",
+        rounds * 4,
+        endings[0],
+        endings[1],
+        endings[2]
     );
     assert!(
         endings[0] > 0 && endings[2] > 0,

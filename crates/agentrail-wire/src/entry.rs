@@ -49,6 +49,15 @@ pub struct JournalEntry {
     pub events: Vec<Event>,
 }
 
+/// A journal entry without its request ([`JournalEntry::decode_summary`]).
+#[derive(Clone, Debug, Deserialize)]
+pub struct EntrySummary {
+    pub version: u32,
+    pub time: Timestamp,
+    pub signer: Did,
+    pub events: Vec<Event>,
+}
+
 /// Why an entry cannot be read back.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("journal entry unreadable: {0}")]
@@ -102,6 +111,21 @@ impl JournalEntry {
             return Err(EntryError(format!("version {} is unknown", entry.version)));
         }
         Ok(entry)
+    }
+
+    /// Decodes only who signed the entry, when, and what happened,
+    /// skipping the request (most of the bytes): what the node's history
+    /// index needs for every entry a snapshot already covers.
+    pub fn decode_summary(bytes: &[u8]) -> Result<EntrySummary, EntryError> {
+        let summary: EntrySummary =
+            serde_json::from_slice(bytes).map_err(|e| EntryError(e.to_string()))?;
+        if summary.version != ENTRY_VERSION {
+            return Err(EntryError(format!(
+                "version {} is unknown",
+                summary.version
+            )));
+        }
+        Ok(summary)
     }
 
     /// The command the entry's request carried.

@@ -17,6 +17,15 @@ use ed25519_dalek::SigningKey;
 use std::io::Write;
 use support::{Node, did, key, now, panics, usd};
 
+/// Ends a group of attacks: its summary line, and no panic in the node's
+/// log. Every attack the node accepted, or answered with another code than
+/// its own, already failed the test.
+fn finish(group: &str, data: &std::path::Path) {
+    let panics = panics(data);
+    println!("attacks: group={group} accepted=0 wrong_codes=0 panics={panics}");
+    assert_eq!(panics, 0, "the node panicked");
+}
+
 /// What an attack was answered with.
 fn refusal(result: Result<agentrail_wire::api::CommandResponse, ClientError>) -> (u16, String) {
     match result {
@@ -152,7 +161,10 @@ async fn mandate_attacks_are_refused_even_when_racing_the_budget() {
         "not_authorized",
     )
     .await;
-    assert_eq!(panics(data.path()), 0, "the node panicked");
+    finish(
+        "mandate_attacks_are_refused_even_when_racing_the_budget",
+        data.path(),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -298,7 +310,7 @@ async fn channel_attacks_are_refused() {
         usd(3),
         "the payee got exactly its best voucher"
     );
-    assert_eq!(panics(data.path()), 0, "the node panicked");
+    finish("channel_attacks_are_refused", data.path());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -441,7 +453,7 @@ async fn market_attacks_are_refused() {
         (0, 0),
         "self-dealing counts for nothing"
     );
-    assert_eq!(panics(data.path()), 0, "the node panicked");
+    finish("market_attacks_are_refused", data.path());
 }
 
 /// Posts a command and returns (status, code), or the transport error when
@@ -557,7 +569,10 @@ async fn hostile_bytes_get_a_typed_4xx_and_slow_clients_stall_nobody() {
         "an honest client waits behind slow ones"
     );
     drop(idle);
-    assert_eq!(panics(data.path()), 0, "the node panicked");
+    finish(
+        "hostile_bytes_get_a_typed_4xx_and_slow_clients_stall_nobody",
+        data.path(),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -651,5 +666,8 @@ async fn floods_get_429_and_idle_connections_are_closed() {
     }
     let fresh = Client::new(&node.url);
     fresh.health().await.expect("a new connection is served");
-    assert_eq!(panics(data.path()), 0, "the node panicked");
+    finish(
+        "floods_get_429_and_idle_connections_are_closed",
+        data.path(),
+    );
 }

@@ -1,0 +1,740 @@
+//! agentrail-sim-node: the whole node under the seeded simulation, over a
+//! simulated disk that fails.
+//!
+//! The core simulator ([`agentrail_sim::simulation`]) plays a population of
+//! clients (principals, agents, sessions, strangers, the operator) sending
+//! valid and hostile commands, with channels, tasks and disputes in the mix,
+//! and keeps its own reference ledger. This crate follows it with a real
+//! node: the node's [`Ledger`] (the single writer's apply and commit steps,
+//! the journal with its Merkle tree, the snapshots and recovery) over two
+//! [`FaultyDisk`]s, one for the journal and one for snapshots. Each clock
+//! tick's commands reach the node in one to three batches, committed
+//! together or one by one, and one tick in `fault_every` injects a fault:
+//!
+//! | fault | what it does | what must hold |
+//! |---|---|---|
+//! | `power_cut` | the power fails after a random number of writes and syncs, during the commit or the snapshot after it; the node restarts on what survived: a random prefix of the unsynced writes, the next one sometimes torn | every acknowledged command present, unchanged; what landed without an answer is exactly the next commands; the rest is retried |
+//! | `kill` | the process dies after the tick; unsynced writes are lost in the same way | the same |
+//! | `transient_io` | writes and syncs fail, then work again without a restart | the node recovers by itself; refused commands are retried |
+//! | `disk_full` | the journal's disk fills up, then space is freed | nothing acknowledged is touched; the node carries on |
+//! | `corrupt_journal` | a random byte of the journal file changes, then the node restarts | the node refuses to start or serves exactly what it served before, never a changed entry; a refusal is answered by restoring the file from a copy (a mirror of the log) |
+//! | `corrupt_snapshot` | a random byte of the snapshot file changes, then the node restarts | recovery falls back to an older snapshot or to replay, and reaches the same state |
+//!
+//! After every attempt each answer must equal the reference's outcome (the
+//! same events, or the same rejection), each receipt must name the entry
+//! the simulation expects at the next index, and the node's checkpoint must
+//! be the root of an independent in-memory tree of every acknowledged
+//! entry. After every restart the recovered tree must hold that tree as its
+//! prefix. After every fault, and every few ticks, the node's state must
+//! equal the reference's byte for byte and pass every invariant. A seed
+//! reproduces any failure.
+//!
+//! What this does not cover: the HTTP layer and the verifier threads (the
+//! attack suite and the kill test drive those through the real binary),
+//! and the writer's threads themselves ([`Ledger::process`] runs their
+//! steps on the calling thread so that a seed fixes every interleaving).
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use agentrail_core::{Authenticated, Event, Genesis, Rejection, SignedCommand, State, Timestamp};
+use agentrail_log::LogSigner;
+use agentrail_log::merkle::{self, Hash, MemoryTree};
+use agentrail_node::ledger::{Job, Ledger, LedgerError, LedgerOptions, Refusal, StoreOpener};
+use agentrail_sim::simulation::run_following;
+use agentrail_sim::{Follower, Rng, SimConfig, SimReport};
+use agentrail_store::Store;
+use agentrail_store::fault::FaultyDisk;
+use agentrail_wire::entry::{EntryRequest, encode_entry};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::SigningKey;
+use tokio::sync::oneshot;
+
+/// The size of each simulated disk.
+const DISK_BYTES: u64 = 1 << 30;
+/// The log's name; channel vouchers of the simulation sign its network id.
+const LOG_NAME: &str = "agentrail.test/log";
+/// Attempts to get a tick's commands answered once its fault is over.
+const ATTEMPTS_MAX: usize = 4;
+/// Ticks between two full comparisons with the reference, without faults.
+const COMPARE_EVERY: u64 = 64;
+
+/// What to simulate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeSimConfig {
+    pub seed: u64,
+    /// Commands the clients send after the population is set up.
+    pub commands: u64,
+    /// Commands per clock tick: they reach the node together.
+    pub clock_every: u64,
+    /// One tick in `fault_every` injects a fault.
+    pub fault_every: u64,
+    /// Journal entries between two snapshots.
+    pub snapshot_every: u64,
+}
+
+impl NodeSimConfig {
+    pub fn new(seed: u64, commands: u64) -> NodeSimConfig {
+        NodeSimConfig {
+            seed,
+            commands,
+            clock_every: 32,
+            fault_every: 16,
+            snapshot_every: 400,
+        }
+    }
+}
+
+/// What a run did. A run that returns a report found nothing wrong: lost
+/// commands, invariant violations and panics end it with a
+/// [`NodeSimFailure`] instead.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NodeSimReport {
+    pub seed: u64,
+    pub commands: u64,
+    pub ticks: u64,
+    /// Commands the node accepted and answered (journal entries).
+    pub acknowledged: u64,
+    /// Commands the node refused with the reference's rejection.
+    pub refused: u64,
+    /// Answers that the storage failed (`Unavailable`, `Unknown`): the
+    /// commands were sent again.
+    pub retried: u64,
+    /// Commands found in the journal after a restart that had no answer.
+    pub landed_unanswered: u64,
+    /// Refusals whose answer a crash lost, before a later command that
+    /// landed: a client that gives up (retrying them later could rightly
+    /// get another outcome than the reference's).
+    pub answers_lost: u64,
+    pub restarts: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Corrupt bytes that stopped the node from starting (and were
+    /// repaired from a copy).
+    pub corruption_refused: u64,
+    /// Corrupt bytes after which the node served exactly what it had.
+    pub corruption_harmless: u64,
+    /// Full comparisons of the node's state with the reference.
+    pub comparisons: u64,
+    pub journal_len: u64,
+    /// The log's root at the end, hex: equal runs, equal roots.
+    pub root: String,
+    /// The core simulation's own report.
+    pub core: SimReport,
+}
+
+/// A run that found a defect. The seed reproduces it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeSimFailure {
+    pub seed: u64,
+    pub step: u64,
+    pub message: String,
+}
+
+impl fmt::Display for NodeSimFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "node simulation seed {} failed at step {}: {}\nreproduce with: AGENTRAIL_NODE_SIM_SEED={} cargo test -p agentrail-sim-node --test node_simulation",
+            self.seed, self.step, self.message, self.seed
+        )
+    }
+}
+
+impl std::error::Error for NodeSimFailure {}
+
+/// Runs one seeded whole-node simulation.
+pub fn run(config: NodeSimConfig) -> Result<NodeSimReport, NodeSimFailure> {
+    assert!(config.fault_every > 0 && config.clock_every > 0);
+    let mut node = SimulatedNode::new(config);
+    let core_config = SimConfig {
+        clock_every: config.clock_every,
+        ..SimConfig::new(config.seed, config.commands)
+    };
+    let core = run_following(core_config, Some(&mut node), &mut |_| {}).map_err(|failure| {
+        NodeSimFailure {
+            seed: failure.seed,
+            step: failure.step,
+            message: failure.message,
+        }
+    })?;
+    let mut report = node.report;
+    report.seed = config.seed;
+    report.commands = config.commands;
+    report.journal_len = node.tree.size();
+    report.root = hex::encode(node.tree.root());
+    report.core = core;
+    Ok(report)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    PowerCut,
+    Kill,
+    TransientIo,
+    DiskFull,
+    CorruptJournal,
+    CorruptSnapshot,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::PowerCut => "power_cut",
+            Fault::Kill => "kill",
+            Fault::TransientIo => "transient_io",
+            Fault::DiskFull => "disk_full",
+            Fault::CorruptJournal => "corrupt_journal",
+            Fault::CorruptSnapshot => "corrupt_snapshot",
+        }
+    }
+}
+
+/// How a restart treats what was not synced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reboot {
+    /// A power cut: a random prefix survives, the next write maybe torn.
+    Crash,
+    /// A clean restart: everything written survives.
+    Clean,
+}
+
+/// The node's two disks; the store opener reads them from here, so that a
+/// restart sees the disks of the new boot.
+#[derive(Debug)]
+struct Disks {
+    journal: FaultyDisk,
+    snapshots: FaultyDisk,
+}
+
+/// A command on its way to the node, with what the reference said of it.
+struct Pending {
+    command: Authenticated,
+    signed: SignedCommand,
+    now: Timestamp,
+    expected: Result<Vec<Event>, Rejection>,
+    /// The journal entry's leaf hash, when the reference accepted it.
+    leaf: Option<Hash>,
+    done: bool,
+}
+
+impl Pending {
+    fn job(&self) -> (Job, oneshot::Receiver<agentrail_node::ledger::Reply>) {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            command: self.command.clone(),
+            request: entry_request(&self.signed),
+            reply,
+        };
+        (job, answer)
+    }
+}
+
+fn entry_request(signed: &SignedCommand) -> EntryRequest {
+    EntryRequest::Node {
+        command: Box::new(signed.clone()),
+    }
+}
+
+struct SimulatedNode {
+    config: NodeSimConfig,
+    rng: Rng,
+    disks: Arc<Mutex<Disks>>,
+    genesis: Option<Genesis>,
+    log_key: [u8; 32],
+    clock: Arc<AtomicU64>,
+    ledger: Option<Ledger>,
+    pending: Vec<Pending>,
+    /// Every acknowledged entry's leaf hash, kept apart from the node.
+    tree: MemoryTree,
+    report: NodeSimReport,
+}
+
+fn lock(disks: &Mutex<Disks>) -> MutexGuard<'_, Disks> {
+    // A poisoned lock means a panic already ended the run.
+    disks
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SimulatedNode {
+    fn new(config: NodeSimConfig) -> SimulatedNode {
+        // A stream of its own, so that faults do not change the clients'.
+        let mut rng = Rng::new(config.seed ^ 0x6e6f_6465_7369_6d21);
+        let log_key = rng.bytes32();
+        SimulatedNode {
+            config,
+            rng,
+            disks: Arc::new(Mutex::new(Disks {
+                journal: FaultyDisk::new(DISK_BYTES),
+                snapshots: FaultyDisk::new(DISK_BYTES),
+            })),
+            genesis: None,
+            log_key,
+            clock: Arc::new(AtomicU64::new(0)),
+            ledger: None,
+            pending: Vec::new(),
+            tree: MemoryTree::new(),
+            report: NodeSimReport::default(),
+        }
+    }
+
+    fn open(&self) -> Result<Ledger, LedgerError> {
+        let genesis = self.genesis.expect("the run started");
+        let disks = Arc::clone(&self.disks);
+        let opener: StoreOpener = Box::new(move || {
+            let (journal, snapshots) = {
+                let disks = lock(&disks);
+                (disks.journal.clone(), disks.snapshots.clone())
+            };
+            Store::open_with_backends(journal, snapshots, || FaultyDisk::new(DISK_BYTES))
+        });
+        let log = LogSigner::new(LOG_NAME, SigningKey::from_bytes(&self.log_key))
+            .expect("a valid log name");
+        let options = LedgerOptions {
+            snapshot_every: self.config.snapshot_every,
+            ..LedgerOptions::default()
+        };
+        let clock = Arc::clone(&self.clock);
+        let ledger = Ledger::open_with(opener, genesis, log, options)?;
+        Ok(ledger.with_clock(Box::new(move || Timestamp(clock.load(Ordering::Relaxed)))))
+    }
+
+    fn ledger(&self) -> &Ledger {
+        self.ledger.as_ref().expect("the node is running")
+    }
+
+    fn count_fault(&mut self, fault: Fault) {
+        *self
+            .report
+            .faults
+            .entry(fault.name().to_owned())
+            .or_default() += 1;
+    }
+
+    /// Delivers the tick's commands, with a fault now and then, until every
+    /// one is answered as the reference answered it.
+    fn deliver(&mut self, reference: &State) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.report.ticks += 1;
+        let fault = self
+            .rng
+            .chance(1, self.config.fault_every)
+            .then(|| match self.rng.below(12) {
+                0..=3 => Fault::PowerCut,
+                4..=5 => Fault::Kill,
+                6..=7 => Fault::TransientIo,
+                8..=9 => Fault::DiskFull,
+                10 => Fault::CorruptJournal,
+                _ => Fault::CorruptSnapshot,
+            });
+        if let Some(fault) = fault {
+            self.count_fault(fault);
+            self.arm(fault);
+        }
+        let mut unknown = self.attempt()?;
+        match fault {
+            Some(Fault::PowerCut | Fault::Kill) => {
+                self.restart(Reboot::Crash)?;
+                unknown = false;
+            }
+            Some(Fault::TransientIo) => {
+                let disks = lock(&self.disks);
+                disks.journal.restore_power();
+                disks.snapshots.restore_power();
+            }
+            Some(Fault::DiskFull) => lock(&self.disks).journal.set_capacity(DISK_BYTES),
+            _ => {}
+        }
+        let mut attempts = 1;
+        loop {
+            if unknown {
+                // The store could not tell whether the last commit landed:
+                // the node restarts to learn it before anything is resent
+                // (resending first would apply a landed command twice).
+                self.restart(Reboot::Clean)?;
+            }
+            if self.pending.iter().all(|p| p.done) {
+                break;
+            }
+            if attempts == ATTEMPTS_MAX {
+                return Err(format!(
+                    "{} commands still unanswered {attempts} attempts after a {:?}",
+                    self.pending.iter().filter(|p| !p.done).count(),
+                    fault
+                ));
+            }
+            unknown = self.attempt()?;
+            attempts += 1;
+        }
+        self.pending.clear();
+        match fault {
+            Some(Fault::CorruptJournal) => self.corrupt(true)?,
+            Some(Fault::CorruptSnapshot) => self.corrupt(false)?,
+            _ => {}
+        }
+        if fault.is_some() || self.report.ticks.is_multiple_of(COMPARE_EVERY) {
+            self.compare(reference)?;
+        } else {
+            self.ledger()
+                .read(|state| state.check_money_invariants())
+                .ok_or("the node is degraded after a tick without faults")?
+                .map_err(|violation| format!("invariant violated in the node: {violation}"))?;
+        }
+        Ok(())
+    }
+
+    /// Prepares a fault that strikes while the tick is processed.
+    fn arm(&mut self, fault: Fault) {
+        let writes = self.rng.below(24);
+        let snapshot_writes = self.rng.below(48);
+        let room = self.rng.below(256 << 10);
+        let disks = lock(&self.disks);
+        match fault {
+            Fault::PowerCut => {
+                disks.journal.fail_power_after(writes);
+                disks.snapshots.fail_power_after(snapshot_writes);
+            }
+            Fault::TransientIo => disks.journal.fail_power_after(writes),
+            Fault::DiskFull => disks
+                .journal
+                .set_capacity(disks.journal.len_bytes().saturating_add(room)),
+            Fault::Kill | Fault::CorruptJournal | Fault::CorruptSnapshot => {}
+        }
+    }
+
+    /// Sends every unanswered command once, in one to three batches, and
+    /// checks each answer. `Ok(true)` when the store could not tell whether
+    /// a commit landed.
+    fn attempt(&mut self) -> Result<bool, String> {
+        let open: Vec<usize> = (0..self.pending.len())
+            .filter(|&i| !self.pending[i].done)
+            .collect();
+        let now = self.pending[open[0]].now;
+        self.clock.store(now.0, Ordering::Relaxed);
+        let pieces = 1 + self.rng.below(3.min(open.len() as u64)) as usize;
+        let mut cuts: Vec<usize> = (1..pieces)
+            .map(|_| 1 + self.rng.below(open.len() as u64 - 1) as usize)
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        cuts.push(open.len());
+        let merge = self.rng.chance(1, 2);
+        let mut answers = Vec::with_capacity(open.len());
+        let mut batches = Vec::new();
+        let mut start = 0;
+        for end in cuts {
+            let mut batch = Vec::new();
+            for &index in &open[start..end] {
+                let (job, answer) = self.pending[index].job();
+                batch.push(job);
+                answers.push((index, answer));
+            }
+            batches.push(batch);
+            start = end;
+        }
+        self.ledger().process(batches, merge);
+        let mut unknown = false;
+        for (index, mut answer) in answers {
+            let reply = answer
+                .try_recv()
+                .map_err(|_| format!("the node never answered command {index} of the tick"))?;
+            match reply {
+                Ok(response) => {
+                    let pending = &self.pending[index];
+                    let Ok(expected) = &pending.expected else {
+                        return Err(format!(
+                            "the node accepted {:?}, which the reference refused: {:?}",
+                            pending.command, pending.expected
+                        ));
+                    };
+                    if response.events != *expected {
+                        return Err(format!(
+                            "the node's events {:?} differ from the reference's {expected:?}",
+                            response.events
+                        ));
+                    }
+                    if response.index != self.tree.size() {
+                        return Err(format!(
+                            "receipt index {} where the next entry is {}",
+                            response.index,
+                            self.tree.size()
+                        ));
+                    }
+                    let leaf = pending.leaf.expect("accepted commands have a leaf");
+                    if response.receipt.leaf_hash != STANDARD.encode(leaf) {
+                        return Err(format!(
+                            "entry {} is not the entry of {:?} at {:?}",
+                            response.index, pending.command, pending.now
+                        ));
+                    }
+                    self.tree.push(leaf);
+                    self.pending[index].done = true;
+                    self.report.acknowledged += 1;
+                }
+                Err(Refusal::Rejected(rejection)) => {
+                    let pending = &self.pending[index];
+                    if pending.expected.as_ref().err() != Some(&rejection) {
+                        return Err(format!(
+                            "the node refused {:?} with {rejection:?}; the reference said {:?}",
+                            pending.command, pending.expected
+                        ));
+                    }
+                    self.pending[index].done = true;
+                    self.report.refused += 1;
+                }
+                Err(Refusal::Unavailable) => self.report.retried += 1,
+                Err(Refusal::Unknown) => {
+                    self.report.retried += 1;
+                    unknown = true;
+                }
+                Err(other) => return Err(format!("unexpected refusal {other:?}")),
+            }
+        }
+        self.check_checkpoint()?;
+        Ok(unknown)
+    }
+
+    /// When the node is healthy its signed checkpoint covers exactly the
+    /// acknowledged entries, with the independent tree's root.
+    fn check_checkpoint(&self) -> Result<(), String> {
+        let ledger = self.ledger();
+        if ledger.read(|_| ()).is_none() {
+            return Ok(());
+        }
+        let checkpoint = ledger.checkpoint();
+        if checkpoint.size != self.tree.size() || checkpoint.root != self.tree.root() {
+            return Err(format!(
+                "the checkpoint (size {}) is not the tree of the {} acknowledged entries",
+                checkpoint.size,
+                self.tree.size()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stops the node, cuts the power (or not) and starts it again, then
+    /// checks that nothing acknowledged was lost.
+    fn restart(&mut self, reboot: Reboot) -> Result<(), String> {
+        self.ledger = None;
+        self.reboot_disks(reboot);
+        let ledger = self
+            .open()
+            .map_err(|error| format!("the node did not restart: {error}"))?;
+        self.adopt(ledger)
+    }
+
+    fn reboot_disks(&mut self, reboot: Reboot) {
+        let (journal_keep, journal_torn) = self.survivors(reboot, |d| &d.journal);
+        let (snapshots_keep, snapshots_torn) = self.survivors(reboot, |d| &d.snapshots);
+        let mut disks = lock(&self.disks);
+        disks.journal = disks.journal.crash(journal_keep, journal_torn);
+        disks.snapshots = disks.snapshots.crash(snapshots_keep, snapshots_torn);
+    }
+
+    /// Which unsynced writes of a disk survive: all of them on a clean
+    /// restart; a random prefix, the next one maybe torn, on a crash.
+    fn survivors(
+        &mut self,
+        reboot: Reboot,
+        disk: impl Fn(&Disks) -> &FaultyDisk,
+    ) -> (usize, Option<usize>) {
+        let unsynced = disk(&lock(&self.disks)).unsynced_operations();
+        match reboot {
+            Reboot::Clean => (unsynced, None),
+            Reboot::Crash => {
+                let keep = self.rng.below(unsynced as u64 + 1) as usize;
+                let torn = self
+                    .rng
+                    .chance(1, 2)
+                    .then(|| self.rng.below(4_096) as usize);
+                (keep, torn)
+            }
+        }
+    }
+
+    /// Takes a freshly started node after checking what it recovered: every
+    /// acknowledged entry, unchanged, then only entries that are the next
+    /// commands sent without an answer.
+    fn adopt(&mut self, ledger: Ledger) -> Result<(), String> {
+        self.report.restarts += 1;
+        let acknowledged = self.tree.size();
+        let len = ledger.journal_len();
+        if len < acknowledged {
+            return Err(format!(
+                "lost: {} acknowledged entries, {len} after the restart",
+                acknowledged
+            ));
+        }
+        let root = ledger
+            .with_tree(|nodes| merkle::root(nodes, acknowledged))
+            .ok_or("the restarted node is degraded")?
+            .map_err(|error| format!("the recovered tree cannot be read: {error}"))?;
+        if root != self.tree.root() {
+            return Err("an acknowledged entry changed across the restart".to_owned());
+        }
+        let extra = ledger
+            .leaves(acknowledged, (len - acknowledged) as usize)
+            .ok_or("the restarted node is degraded")?
+            .map_err(|error| format!("the recovered journal cannot be read: {error}"))?;
+        let mut extra = extra
+            .iter()
+            .map(|bytes| merkle::leaf_hash(bytes))
+            .peekable();
+        for pending in self.pending.iter_mut().filter(|p| !p.done) {
+            let Some(next) = extra.peek().copied() else {
+                break;
+            };
+            match pending.leaf {
+                Some(leaf) if leaf == next => {
+                    extra.next();
+                    self.tree.push(leaf);
+                    pending.done = true;
+                    self.report.landed_unanswered += 1;
+                }
+                Some(_) => {
+                    return Err(format!(
+                        "entry {} after the restart is not the next command sent",
+                        self.tree.size()
+                    ));
+                }
+                None => {
+                    pending.done = true;
+                    self.report.answers_lost += 1;
+                }
+            }
+        }
+        if extra.next().is_some() {
+            return Err("the journal holds an entry nobody sent".to_owned());
+        }
+        self.ledger = Some(ledger);
+        self.check_checkpoint()
+    }
+
+    /// Changes one random byte of the journal or the snapshot file, then
+    /// restarts: the node either refuses to start (the file is restored
+    /// from a copy) or serves exactly what it served before.
+    fn corrupt(&mut self, journal: bool) -> Result<(), String> {
+        self.ledger = None;
+        self.reboot_disks(Reboot::Clean);
+        let offset_roll = self.rng.next_u64();
+        let mask = 1u8 << self.rng.below(8);
+        let copy = {
+            let disks = lock(&self.disks);
+            let disk = if journal {
+                &disks.journal
+            } else {
+                &disks.snapshots
+            };
+            let len = disk.len_bytes();
+            if len == 0 {
+                None
+            } else {
+                let copy = disk.fork();
+                disk.corrupt(offset_roll % len, mask);
+                Some(copy)
+            }
+        };
+        match self.open() {
+            Ok(ledger) => {
+                self.report.corruption_harmless += 1;
+                self.adopt(ledger)
+            }
+            Err(error) => {
+                let Some(copy) = copy else {
+                    return Err(format!("the node did not restart: {error}"));
+                };
+                if !journal {
+                    return Err(format!(
+                        "a damaged snapshot stopped the node (it must fall back): {error}"
+                    ));
+                }
+                self.report.corruption_refused += 1;
+                lock(&self.disks).journal = copy;
+                let ledger = self
+                    .open()
+                    .map_err(|error| format!("the node did not restart from the copy: {error}"))?;
+                self.adopt(ledger)
+            }
+        }
+    }
+
+    /// The node's state must equal the reference's, byte for byte, and pass
+    /// every invariant.
+    fn compare(&mut self, reference: &State) -> Result<(), String> {
+        self.report.comparisons += 1;
+        // A restart leaves the node's clock at its last entry: an empty
+        // batch brings it to the tick's time, as the next command would.
+        self.clock.store(reference.clock().0, Ordering::Relaxed);
+        self.ledger().process(vec![Vec::new()], true);
+        let (snapshot, invariants) = self
+            .ledger()
+            .read(|state| (state.to_snapshot(), state.check_invariants()))
+            .ok_or("the node is degraded after its tick was answered")?;
+        invariants.map_err(|violation| format!("invariant violated in the node: {violation}"))?;
+        if snapshot != reference.to_snapshot() {
+            return Err("the node's state differs from the reference's".to_owned());
+        }
+        Ok(())
+    }
+}
+
+impl Follower for SimulatedNode {
+    fn start(&mut self, genesis: Genesis) -> Result<(), String> {
+        self.genesis = Some(genesis);
+        let ledger = self
+            .open()
+            .map_err(|error| format!("the node did not start: {error}"))?;
+        self.ledger = Some(ledger);
+        Ok(())
+    }
+
+    fn command(
+        &mut self,
+        key: &SigningKey,
+        command: &Authenticated,
+        now: Timestamp,
+        outcome: &Result<Vec<Event>, Rejection>,
+    ) -> Result<(), String> {
+        if self.pending.last().is_some_and(|last| last.now != now) {
+            return Err("commands of one tick must share a time".to_owned());
+        }
+        let signed = SignedCommand::sign(command.command().clone(), key)
+            .map_err(|error| format!("a command the simulation sent cannot be signed: {error}"))?;
+        let leaf = outcome.as_ref().ok().map(|events| {
+            merkle::leaf_hash(&encode_entry(
+                now,
+                *command.signer(),
+                &entry_request(&signed),
+                events,
+            ))
+        });
+        self.pending.push(Pending {
+            command: command.clone(),
+            signed,
+            now,
+            expected: outcome.clone(),
+            leaf,
+            done: false,
+        });
+        Ok(())
+    }
+
+    fn tick(&mut self, reference: &State) -> Result<(), String> {
+        self.deliver(reference)
+    }
+
+    fn finish(&mut self, reference: &State) -> Result<(), String> {
+        self.deliver(reference)?;
+        // One last restart: everything acknowledged must come back.
+        self.restart(Reboot::Clean)?;
+        self.compare(reference)
+    }
+}
