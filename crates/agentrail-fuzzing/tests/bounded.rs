@@ -16,6 +16,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use agentrail_fuzzing::TARGETS;
+use agentrail_sim::Rng;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|value| {
@@ -25,16 +26,10 @@ fn env_u64(name: &str) -> Option<u64> {
     })
 }
 
-/// xorshift64*, seeded: the same inputs on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, bound: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound.max(1) as u64) as usize
-    }
+/// A number below `bound` from the seeded stream: the same inputs on
+/// every run.
+fn below(rng: &mut Rng, bound: usize) -> usize {
+    rng.below(bound.max(1) as u64) as usize
 }
 
 /// Bytes that matter to the decoders: JSON's structure, numbers at their
@@ -59,35 +54,35 @@ const TOKENS: [&[u8]; 16] = [
 ];
 
 fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
-    let mut input = seeds[rng.below(seeds.len())].clone();
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(input.len() + 1);
-        match rng.below(7) {
+    let mut input = seeds[below(rng, seeds.len())].clone();
+    for _ in 0..1 + below(rng, 4) {
+        let at = below(rng, input.len() + 1);
+        match below(rng, 7) {
             0 if !input.is_empty() => {
-                let i = rng.below(input.len());
-                input[i] ^= 1 << rng.below(8);
+                let i = below(rng, input.len());
+                input[i] ^= 1 << below(rng, 8);
             }
             1 if !input.is_empty() => {
-                let i = rng.below(input.len());
-                input[i] = rng.below(256) as u8;
+                let i = below(rng, input.len());
+                input[i] = below(rng, 256) as u8;
             }
             2 => {
-                let token = TOKENS[rng.below(TOKENS.len())];
+                let token = TOKENS[below(rng, TOKENS.len())];
                 input.splice(at..at, token.iter().copied());
             }
             3 if !input.is_empty() => {
-                let end = (at + 1 + rng.below(16)).min(input.len());
+                let end = (at + 1 + below(rng, 16)).min(input.len());
                 input.drain(at.min(end)..end);
             }
             4 if !input.is_empty() => {
-                let start = rng.below(input.len());
-                let end = (start + 1 + rng.below(32)).min(input.len());
+                let start = below(rng, input.len());
+                let end = (start + 1 + below(rng, 32)).min(input.len());
                 let copy = input[start..end].to_vec();
                 input.splice(at..at, copy);
             }
             5 => {
-                let other = &seeds[rng.below(seeds.len())];
-                let from = rng.below(other.len() + 1);
+                let other = &seeds[below(rng, seeds.len())];
+                let from = below(rng, other.len() + 1);
                 input.truncate(at);
                 input.extend_from_slice(&other[from..]);
             }
@@ -123,7 +118,7 @@ fn no_fuzz_target_panics_on_its_seeds_or_near_them() {
     let mut panics = Vec::new();
     for (target, run) in TARGETS {
         let seeds = seeds_of(target);
-        let mut rng = Rng(stream.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut rng = Rng::new(stream);
         let budget = if target == "channel_state" {
             budget / 10
         } else {

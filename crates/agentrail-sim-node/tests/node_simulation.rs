@@ -9,6 +9,7 @@
 //! It prints one summary line: `node-sim: rounds=… acknowledged=… lost=0
 //! invariant_violations=0 panics=0` (rounds are restarts of the node).
 
+use agentrail_sim::parallel::on_every_core;
 use agentrail_sim_node::{NodeSimConfig, NodeSimFailure, NodeSimReport, run};
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -21,24 +22,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 /// Runs `seeds` on every core, a seed at a time each.
 fn run_all(seeds: &[u64], commands: u64) -> Vec<Result<NodeSimReport, NodeSimFailure>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..cores.min(seeds.len()) {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(&seed) = seeds.get(index) else { break };
-                    let result = run(NodeSimConfig::new(seed, commands));
-                    results.lock().unwrap().push((index, result));
-                }
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap();
-    results.sort_by_key(|(index, _)| *index);
-    results.into_iter().map(|(_, result)| result).collect()
+    on_every_core(seeds, |seed| run(NodeSimConfig::new(seed, commands)))
 }
 
 #[test]

@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod kit;
+pub mod parallel;
 pub mod rng;
 pub mod simulation;
 

@@ -8,6 +8,7 @@
 //! - `AGENTRAIL_SIM_SEED=S` runs only seed `S` (reproduces a failure).
 //! - `AGENTRAIL_SIM_COMMANDS=C` sets the commands per seed.
 
+use agentrail_sim::parallel::on_every_core;
 use agentrail_sim::{SimConfig, run};
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -26,24 +27,11 @@ fn seeded_runs_keep_every_invariant() {
         None => (1..=env_u64("AGENTRAIL_SIM_SEEDS").unwrap_or(10)).collect(),
     };
     // Seeds are independent: run them on every core, a seed at a time each.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let reports = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..cores.min(seeds.len()) {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(&seed) = seeds.get(index) else { break };
-                    let report = run(SimConfig::new(seed, commands))
-                        .unwrap_or_else(|failure| panic!("{failure}"));
-                    reports.lock().unwrap().push((seed, report));
-                }
-            });
-        }
+    let reports: Vec<_> = on_every_core(&seeds, |seed| {
+        let report =
+            run(SimConfig::new(seed, commands)).unwrap_or_else(|failure| panic!("{failure}"));
+        (seed, report)
     });
-    let mut reports = reports.into_inner().unwrap();
-    reports.sort_by_key(|(seed, _)| *seed);
     let simulated: u64 = reports.iter().map(|(_, report)| report.commands).sum();
     let accepted: u64 = reports.iter().map(|(_, report)| report.accepted).sum();
     // A lost command, a broken invariant or a panic fails its seed, which
