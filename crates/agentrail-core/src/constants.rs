@@ -33,6 +33,14 @@ pub const SPLIT_PARTS_MAX: usize = 32;
 
 /// How long a payment above an approval threshold waits for the principal.
 pub const APPROVAL_WINDOW_S: u64 = DAY_S;
+/// How long an idempotency key's outcome is remembered (ledger time from its
+/// first use): a retry within it gets the original outcome, a key reused
+/// after it is a new command. Signed requests are refused outside a window
+/// of minutes (`SIGNATURE_WINDOW_S` in agentrail-wire), so no replay of a
+/// request can reach the ledger after its key was forgotten; the bound
+/// keeps the ledger's memory proportional to a day of traffic, not to all
+/// of history.
+pub const IDEMPOTENCY_RETENTION_S: u64 = DAY_S;
 /// Longest a hold may stay reserved before it voids itself.
 pub const HOLD_DURATION_MAX_S: u64 = 90 * DAY_S;
 

@@ -16,7 +16,7 @@
 //!        ─▶ funds ─▶ charge budgets ─▶ move money (or wait for approval)
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +26,8 @@ use crate::command::{
     Revoke, Transfer, Void, Withdraw,
 };
 use crate::constants::{
-    AGENTS_PER_PRINCIPAL_MAX, APPROVAL_WINDOW_S, HOLD_DURATION_MAX_S, KEY_BYTES_MAX,
-    MEMO_BYTES_MAX, SESSIONS_PER_AGENT_MAX, SPLIT_PARTS_MAX,
+    AGENTS_PER_PRINCIPAL_MAX, APPROVAL_WINDOW_S, HOLD_DURATION_MAX_S, IDEMPOTENCY_RETENTION_S,
+    KEY_BYTES_MAX, MEMO_BYTES_MAX, SESSIONS_PER_AGENT_MAX, SPLIT_PARTS_MAX,
 };
 use crate::did::Did;
 use crate::event::{Event, Part};
@@ -247,6 +247,8 @@ enum Expiry {
 struct Remembered {
     command: Command,
     outcome: Vec<Event>,
+    /// When the key was first used.
+    at: Timestamp,
 }
 
 /// What a spend needs once every check has passed.
@@ -269,6 +271,10 @@ pub struct State {
     expiries: BTreeSet<(Timestamp, Expiry)>,
     #[serde(with = "pairs")]
     idempotency: BTreeMap<(Did, String), Remembered>,
+    /// Every remembered key in the order of first use, which is time order
+    /// (the clock never runs backwards): forgotten from the front once
+    /// `IDEMPOTENCY_RETENTION_S` has passed.
+    idempotency_order: VecDeque<(Timestamp, Did, String)>,
     next_approval_id: u64,
     totals: Totals,
     /// Payment channels, open and ended.
@@ -308,6 +314,7 @@ impl State {
             approvals: BTreeMap::new(),
             expiries: BTreeSet::new(),
             idempotency: BTreeMap::new(),
+            idempotency_order: VecDeque::new(),
             next_approval_id: 1,
             totals: Totals::default(),
             channels: BTreeMap::new(),
@@ -392,6 +399,7 @@ impl State {
     /// advanced the clock in between.
     pub fn advance(&mut self, now: Timestamp) -> Vec<Event> {
         self.clock = self.clock.max(now);
+        self.forget_old_keys();
         let mut events = Vec::new();
         while let Some((expires_at, _)) = self.expiries.first() {
             if *expires_at > self.clock {
@@ -1326,14 +1334,34 @@ impl State {
     }
 
     fn remember(&mut self, signer: Did, key: &str, command: &Command, outcome: &[Event]) {
+        let at = self.clock;
         let previous = self.idempotency.insert(
             (signer, key.to_owned()),
             Remembered {
                 command: command.clone(),
                 outcome: outcome.to_vec(),
+                at,
             },
         );
         assert!(previous.is_none(), "an idempotency key is remembered once");
+        self.idempotency_order
+            .push_back((at, signer, key.to_owned()));
+    }
+
+    /// Forgets the keys first used `IDEMPOTENCY_RETENTION_S` or more before
+    /// the clock.
+    fn forget_old_keys(&mut self) {
+        while let Some((at, _, _)) = self.idempotency_order.front() {
+            if at.0.saturating_add(IDEMPOTENCY_RETENTION_S) > self.clock.0 {
+                break;
+            }
+            let (_, signer, key) = self
+                .idempotency_order
+                .pop_front()
+                .expect("front() was Some");
+            let forgotten = self.idempotency.remove(&(signer, key));
+            assert!(forgotten.is_some(), "the order lists remembered keys");
+        }
     }
 
     // ----- identities and accounts ---------------------------------------
@@ -1461,7 +1489,33 @@ impl State {
     /// the simulator; [`State::apply`] asserts the O(1) ones on every call.
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
         self.check_money_invariants()?;
-        self.check_budget_invariants()
+        self.check_budget_invariants()?;
+        self.check_idempotency_invariants()
+    }
+
+    /// Every remembered key is listed once in first-use order, with its
+    /// time, and none is older than the retention.
+    pub fn check_idempotency_invariants(&self) -> Result<(), InvariantViolation> {
+        let fail = |message: String| Err(InvariantViolation(message));
+        if self.idempotency_order.len() != self.idempotency.len() {
+            return fail(format!(
+                "{} keys remembered, {} in the order",
+                self.idempotency.len(),
+                self.idempotency_order.len()
+            ));
+        }
+        let mut previous = Timestamp(0);
+        for (at, signer, key) in &self.idempotency_order {
+            let listed = self.idempotency.get(&(*signer, key.clone()));
+            if listed.is_none_or(|remembered| remembered.at != *at) || *at < previous {
+                return fail(format!("key {key} of {signer} is out of order"));
+            }
+            if at.0.saturating_add(IDEMPOTENCY_RETENTION_S) <= self.clock.0 {
+                return fail(format!("key {key} of {signer} outlived its retention"));
+            }
+            previous = *at;
+        }
+        Ok(())
     }
 
     /// Conservation and holds, in O(accounts + reserved holds + pending
@@ -1627,7 +1681,7 @@ mod pairs {
 }
 
 /// The version of the snapshot format [`State::to_snapshot`] writes.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotEnvelope<S> {

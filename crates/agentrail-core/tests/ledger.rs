@@ -3,7 +3,7 @@
 mod support;
 
 use agentrail_core::command::Hold;
-use agentrail_core::constants::{APPROVAL_WINDOW_S, DAY_S};
+use agentrail_core::constants::{APPROVAL_WINDOW_S, DAY_S, IDEMPOTENCY_RETENTION_S};
 use agentrail_core::event::Part;
 use agentrail_core::grant::ExposureBound;
 use agentrail_core::state::{ApprovalStatus, HoldStatus};
@@ -242,20 +242,35 @@ fn a_hold_voids_itself_when_it_expires() {
 }
 
 #[test]
-fn the_same_key_with_the_same_content_returns_the_original_outcome() {
+fn the_same_key_with_the_same_content_returns_the_original_outcome_for_a_day() {
     let mut w = World::new();
     let (agent, principal) = (w.agent.did, w.principal.did);
+    let first_use = w.now;
     let first = w.ok(
         &w.agent.key.clone(),
         compute(agent, principal, usd(2), "once"),
     );
-    w.now = Timestamp(w.now.0 + 3 * DAY_S);
+    w.now = Timestamp(first_use.0 + IDEMPOTENCY_RETENTION_S - 1);
     let second = w.ok(
         &w.agent.key.clone(),
         compute(agent, principal, usd(2), "once"),
     );
     assert_eq!(second, vec![Event::Duplicate { original: first }]);
     assert_eq!(w.available(&agent), usd(98).atomic());
+    // Once the retention has passed the key is forgotten: the same request
+    // (signed anew: a signed request expires within minutes) is a new
+    // payment, and the ledger no longer holds the first outcome in memory.
+    w.now = Timestamp(first_use.0 + IDEMPOTENCY_RETENTION_S);
+    let third = w.ok(
+        &w.agent.key.clone(),
+        compute(agent, principal, usd(2), "once"),
+    );
+    assert!(
+        matches!(third.as_slice(), [Event::Transferred { .. }]),
+        "{third:?}"
+    );
+    assert_eq!(w.available(&agent), usd(96).atomic());
+    w.state.check_invariants().unwrap();
     // Keys are per signer: the principal may use the same key for its own payment.
     w.ok(
         &w.principal.key.clone(),

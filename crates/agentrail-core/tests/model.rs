@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use agentrail_core::command::{Command, Hold};
-use agentrail_core::constants::DAY_S;
+use agentrail_core::constants::{DAY_S, IDEMPOTENCY_RETENTION_S};
 use agentrail_core::grant::{Limits, Role};
 use agentrail_core::{Amount, Authenticated, Did, Genesis, State, Timestamp};
 use agentrail_sim::kit::{self, T0};
@@ -259,7 +259,8 @@ struct Model {
     spent_day: BTreeMap<(usize, u64), u128>,
     spent_total: BTreeMap<usize, u128>,
     revoked: BTreeSet<usize>,
-    keys: BTreeMap<(usize, u8), Remembered>,
+    /// Idempotency keys: the content and when the key was first used.
+    keys: BTreeMap<(usize, u8), (Remembered, u64)>,
     holds: BTreeMap<u8, MHold>,
     approvals: BTreeMap<u64, MApproval>,
 }
@@ -411,7 +412,9 @@ impl Model {
     fn recall(&self, signer: usize, key: u8, content: &Remembered) -> Result<bool, &'static str> {
         match self.keys.get(&(signer, key)) {
             None => Ok(false),
-            Some(remembered) if remembered == content => Ok(true),
+            // Forgotten after the retention: a new command.
+            Some((_, at)) if at + IDEMPOTENCY_RETENTION_S <= self.now => Ok(false),
+            Some((remembered, _)) if remembered == content => Ok(true),
             Some(_) => Err("idempotency_conflict"),
         }
     }
@@ -455,7 +458,7 @@ impl Model {
                     return Ok(());
                 }
                 self.available[to] += amount;
-                self.keys.insert((signer, key), content);
+                self.keys.insert((signer, key), (content, self.now));
                 Ok(())
             }
             Op::Withdraw {
@@ -478,7 +481,7 @@ impl Model {
                     return Err("insufficient_funds");
                 }
                 self.available[from] -= amount;
-                self.keys.insert((signer, key), content);
+                self.keys.insert((signer, key), (content, self.now));
                 Ok(())
             }
             Op::Transfer {
@@ -521,7 +524,7 @@ impl Model {
                 } else {
                     self.available[to] += amount;
                 }
-                self.keys.insert((signer, key), content);
+                self.keys.insert((signer, key), (content, self.now));
                 Ok(())
             }
             Op::Hold {

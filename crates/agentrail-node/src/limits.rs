@@ -21,6 +21,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -145,9 +146,7 @@ impl axum::serve::Listener for LimitedListener {
                 }
                 None => {
                     tracing::debug!(%peer, "connection refused: over the limit");
-                    // Best effort: the answer fits in the socket buffer of a
-                    // fresh connection; the connection closes either way.
-                    let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+                    refuse(stream);
                 }
             }
         }
@@ -156,6 +155,44 @@ impl axum::serve::Listener for LimitedListener {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
+}
+
+/// Refusals being written at once; past it, a refused connection is closed
+/// without an answer (a flood of connections must not grow the tasks).
+const REFUSALS_IN_FLIGHT_MAX: usize = 256;
+/// How long a refusal may take to write before its connection is dropped.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_millis(500);
+
+static REFUSALS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Answers a connection over the limits with the whole 429, then closes it.
+/// A write on a fresh socket may find it not yet known writable (or take
+/// part of the answer), so the answer is written by a task of its own,
+/// within a timeout, off the accept loop.
+fn refuse(stream: TcpStream) {
+    if REFUSALS_IN_FLIGHT.fetch_add(1, Ordering::AcqRel) >= REFUSALS_IN_FLIGHT_MAX {
+        REFUSALS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, write_refusal(&stream)).await;
+        // Dropping the stream closes the connection.
+        drop(stream);
+        REFUSALS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    });
+}
+
+async fn write_refusal(stream: &TcpStream) -> io::Result<()> {
+    let mut rest = TOO_MANY_CONNECTIONS;
+    while !rest.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(rest) {
+            Ok(written) => rest = &rest[written..],
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// Holds one connection's place in the counts until it closes.

@@ -17,7 +17,7 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use agentrail_core::command::{Command, Hold, Split};
-use agentrail_core::constants::DAY_S;
+use agentrail_core::constants::{DAY_S, IDEMPOTENCY_RETENTION_S};
 use agentrail_core::grant::{Limit, Limits, Role};
 use agentrail_core::signing::SignatureBytes;
 use agentrail_core::state::{ApprovalStatus, HoldStatus};
@@ -277,7 +277,9 @@ struct Simulation {
     holds: Vec<(String, usize)>,
     decided: Vec<(u64, usize)>,
     approvals: Vec<(u64, usize)>,
-    outcomes: BTreeMap<(Did, String), (Command, Vec<Event>)>,
+    /// Accepted transfers by signer and key: the command, its outcome and
+    /// when the key was first used.
+    outcomes: BTreeMap<(Did, String), (Command, Vec<Event>, Timestamp)>,
     journal: Vec<(Authenticated, Timestamp, Vec<Event>)>,
     /// A snapshot taken halfway, and the journal length it covers.
     snapshot: Option<(Vec<u8>, usize)>,
@@ -747,12 +749,16 @@ impl Simulation {
         let Some((key, used)) = self.actors[actor].used_keys.last().cloned() else {
             return self.gen_transfer();
         };
-        let Some((remembered, outcome)) =
+        let Some((remembered, outcome, at)) =
             self.outcomes.get(&(self.actors[actor].did, key)).cloned()
         else {
             // The ledger refused the first use; a retry is a fresh attempt.
             return (self.sign(actor, used), Expect::Anything);
         };
+        if at.0 + IDEMPOTENCY_RETENTION_S <= self.now.0 {
+            // Forgotten: the same key is a new command now.
+            return (self.sign(actor, remembered), Expect::Anything);
+        }
         if self.rng.chance(1, 2) {
             // Same key, different content: always a conflict once remembered.
             let Command::Transfer(mut transfer) = remembered else {
@@ -1175,7 +1181,7 @@ impl Simulation {
             Command::Transfer(transfer) => {
                 let key = (*command.signer(), transfer.idempotency_key.clone());
                 self.outcomes
-                    .insert(key, (command.command().clone(), events.to_vec()));
+                    .insert(key, (command.command().clone(), events.to_vec(), self.now));
                 let (from_before, to_before) =
                     (balance_before(&transfer.from), balance_before(&transfer.to));
                 let (from_after, to_after) = (

@@ -634,22 +634,35 @@ async fn floods_get_429_and_idle_connections_are_closed() {
         .unwrap();
     assert!(metrics.contains(&format!("agentrail_rate_limited_total {limited}")));
 
-    // Eight idle connections fill this address's quota: the ninth is told
-    // 429 and closed, before any byte of a request.
+    // Eight idle connections fill an address's quota: the ninth is told 429
+    // and closed, before any byte of a request. They come from 127.0.0.2,
+    // whose count starts at zero (the client's pooled connections from
+    // 127.0.0.1 are released whenever the node notices they closed).
     drop(client);
-    let address = node.url.trim_start_matches("http://").to_owned();
-    let idle: Vec<_> = (0..8)
-        .map(|_| std::net::TcpStream::connect(&address).unwrap())
-        .collect();
+    let address: std::net::SocketAddr = node.url.trim_start_matches("http://").parse().unwrap();
+    let from_other_address = || async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let stream = socket.connect(address).await.unwrap().into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+    };
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(from_other_address().await);
+    }
     std::thread::sleep(Duration::from_millis(200));
-    let mut ninth = std::net::TcpStream::connect(&address).unwrap();
+    let mut ninth = from_other_address().await;
     ninth
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut answer = String::new();
     ninth.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
-    assert!(answer.contains("too_many_connections") && answer.contains("retry-after: 1"));
+    assert!(
+        answer.contains("too_many_connections") && answer.contains("retry-after: 1"),
+        "{answer}"
+    );
     // The idle ones are closed after the one-second idle timeout, and the
     // address may connect again.
     for mut stream in idle {
