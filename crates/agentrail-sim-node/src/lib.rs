@@ -37,7 +37,6 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -46,7 +45,7 @@ use agentrail_log::LogSigner;
 use agentrail_log::merkle::{self, Hash, MemoryTree};
 use agentrail_node::ledger::{Job, Ledger, LedgerError, LedgerOptions, Refusal, StoreOpener};
 use agentrail_sim::simulation::run_following;
-use agentrail_sim::{Follower, Rng, SimConfig, SimReport};
+use agentrail_sim::{Follower, Rng, SimConfig, SimFailure, SimReport};
 use agentrail_store::Store;
 use agentrail_store::fault::FaultyDisk;
 use agentrail_wire::entry::{EntryRequest, encode_entry};
@@ -128,25 +127,9 @@ pub struct NodeSimReport {
     pub core: SimReport,
 }
 
-/// A run that found a defect. The seed reproduces it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeSimFailure {
-    pub seed: u64,
-    pub step: u64,
-    pub message: String,
-}
-
-impl fmt::Display for NodeSimFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "node simulation seed {} failed at step {}: {}\nreproduce with: AGENTRAIL_NODE_SIM_SEED={} cargo test -p agentrail-sim-node --test node_simulation",
-            self.seed, self.step, self.message, self.seed
-        )
-    }
-}
-
-impl std::error::Error for NodeSimFailure {}
+/// A run that found a defect: the core simulator's failure (its step and
+/// message), with the command that runs the whole-node seed again.
+pub type NodeSimFailure = SimFailure;
 
 /// Runs one seeded whole-node simulation.
 pub fn run(config: NodeSimConfig) -> Result<NodeSimReport, NodeSimFailure> {
@@ -158,9 +141,11 @@ pub fn run(config: NodeSimConfig) -> Result<NodeSimReport, NodeSimFailure> {
     };
     let core = run_following(core_config, Some(&mut node), &mut |_| {}).map_err(|failure| {
         NodeSimFailure {
-            seed: failure.seed,
-            step: failure.step,
-            message: failure.message,
+            reproduce: format!(
+                "AGENTRAIL_NODE_SIM_SEED={} cargo test -p agentrail-sim-node --test node_simulation",
+                failure.seed
+            ),
+            ..failure
         }
     })?;
     let mut report = node.report;

@@ -121,14 +121,16 @@ pub struct SimFailure {
     pub seed: u64,
     pub step: u64,
     pub message: String,
+    /// The command that runs this seed again.
+    pub reproduce: String,
 }
 
 impl fmt::Display for SimFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "simulation seed {} failed at step {}: {}\nreproduce with: AGENTRAIL_SIM_SEED={} cargo test -p agentrail-sim --test simulation",
-            self.seed, self.step, self.message, self.seed
+            "simulation seed {} failed at step {}: {}\nreproduce with: {}",
+            self.seed, self.step, self.message, self.reproduce
         )
     }
 }
@@ -163,12 +165,17 @@ pub fn run_following(
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         simulation.execute(&mut follower, progress)
     }));
+    let reproduce = format!(
+        "AGENTRAIL_SIM_SEED={} cargo test -p agentrail-sim --test simulation",
+        config.seed
+    );
     match outcome {
         Ok(Ok(())) => Ok(simulation.report),
         Ok(Err(message)) => Err(SimFailure {
             seed: config.seed,
             step: simulation.step,
             message,
+            reproduce,
         }),
         Err(panic) => {
             let message = panic
@@ -180,6 +187,7 @@ pub fn run_following(
                 seed: config.seed,
                 step: simulation.step,
                 message: format!("panic: {message}"),
+                reproduce,
             })
         }
     }
