@@ -6,8 +6,9 @@
 //!   writer thread: take up to BATCH_MAX jobs ─▶ State::apply each ─▶ encode
 //!   the entries ──▶ pipeline (PIPELINE_DEPTH batches)
 //!                                             │
-//!   committer thread: merge what waits ─▶ one journal append (one fsync)
-//!   ─▶ history, checkpoint, durable mark ─▶ only then reply to every job
+//!   committer thread: merge what waits ─▶ one journal append with its
+//!   history index (one fsync) ─▶ checkpoint, durable mark ─▶ only then
+//!   reply to every job
 //! ```
 //!
 //! The writer applies the next batch while the committer makes the previous
@@ -20,7 +21,6 @@
 //! epoch; batches and reads of the old epoch are refused, never answered
 //! from a state that included lost commands.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -123,27 +123,6 @@ pub enum QueueError {
     Stopped,
 }
 
-/// History: which journal entries concern each identity.
-#[derive(Debug, Default)]
-struct History {
-    by_did: BTreeMap<Did, Vec<u64>>,
-}
-
-impl History {
-    fn record(&mut self, index: u64, signer: Did, events: &[Event]) {
-        let mut dids = Vec::new();
-        parties(signer, events, &mut dids);
-        self.record_parties(index, &dids);
-    }
-
-    /// Records entry `index` for each of `dids` (sorted, without repeats).
-    fn record_parties(&mut self, index: u64, dids: &[Did]) {
-        for did in dids {
-            self.by_did.entry(*did).or_default().push(index);
-        }
-    }
-}
-
 /// Appends to `out` the identities an entry concerns, sorted, once each.
 fn parties(signer: Did, events: &[Event], out: &mut Vec<Did>) {
     let start = out.len();
@@ -169,7 +148,6 @@ pub struct Ledger {
     genesis: Genesis,
     state: RwLock<State>,
     store: RwLock<Option<Store>>,
-    history: RwLock<History>,
     /// Entries durable in the journal.
     journal_len: AtomicU64,
     /// Entries applied to the state: durable ones and those in the
@@ -219,12 +197,15 @@ pub fn unix_now() -> Timestamp {
 }
 
 /// Rebuilds the state from the newest valid snapshot plus the journal tail,
-/// checking that every entry replays to the events it recorded.
-fn recover(store: &Store, genesis: Genesis) -> Result<(State, History, u64), LedgerError> {
+/// checking that every entry replays to the events it recorded, after
+/// indexing the history of any entries a journal of an older version left
+/// unindexed.
+fn recover(store: &Store, genesis: Genesis) -> Result<(State, u64), LedgerError> {
     let recovery = store.recovery()?;
     if !recovery.skipped_snapshots.is_empty() || recovery.snapshots_discarded {
         tracing::warn!(skipped = ?recovery.skipped_snapshots, discarded = recovery.snapshots_discarded, "damaged snapshots ignored; replaying more of the journal");
     }
+    index_history(store, recovery.journal_len)?;
     let (mut state, start) = match recovery.snapshot {
         Some(snapshot) => match State::from_snapshot(&snapshot.bytes) {
             Ok(state) => (state, snapshot.covers),
@@ -235,28 +216,15 @@ fn recover(store: &Store, genesis: Genesis) -> Result<(State, History, u64), Led
         },
         None => (State::new(genesis), 0),
     };
-    let mut history = History::default();
-    let mut index = 0;
+    let mut index = start;
     while index < recovery.journal_len {
         let chunk = store.read(index, RECOVERY_CHUNK)?;
         if chunk.is_empty() {
             break;
         }
         for bytes in chunk {
-            let divergence = |e: agentrail_wire::entry::EntryError| LedgerError::Divergence {
-                index,
-                reason: e.to_string(),
-            };
-            if index < start {
-                // The snapshot holds its effects: only the history needs it.
-                let summary = JournalEntry::decode_summary(&bytes).map_err(divergence)?;
-                history.record(index, summary.signer, &summary.events);
-                index += 1;
-                continue;
-            }
-            let entry = JournalEntry::decode(&bytes).map_err(divergence)?;
-            history.record(index, entry.signer, &entry.events);
-            let command = entry.command().map_err(divergence)?;
+            let entry = JournalEntry::decode(&bytes).map_err(|e| divergence(index, e))?;
+            let command = entry.command().map_err(|e| divergence(index, e))?;
             // The journal holds only commands verified on their way in.
             let command = Authenticated::assume_verified(entry.signer, command);
             state.advance(entry.time);
@@ -276,7 +244,60 @@ fn recover(store: &Store, genesis: Genesis) -> Result<(State, History, u64), Led
             index += 1;
         }
     }
-    Ok((state, history, index))
+    Ok((state, index))
+}
+
+fn divergence(index: u64, error: agentrail_wire::entry::EntryError) -> LedgerError {
+    LedgerError::Divergence {
+        index,
+        reason: error.to_string(),
+    }
+}
+
+/// Indexes the history of the journal's entries the store's index does
+/// not cover yet (a journal written before the index existed): every
+/// entry this version appends is indexed in its own batch's transaction.
+fn index_history(store: &Store, journal_len: u64) -> Result<(), LedgerError> {
+    let mut index = store.history_covers()?;
+    if index < journal_len {
+        tracing::info!(
+            from = index,
+            to = journal_len,
+            "indexing the journal's history"
+        );
+    }
+    let mut dids = Vec::new();
+    let mut ends = Vec::new();
+    while index < journal_len {
+        let chunk = store.read(index, RECOVERY_CHUNK)?;
+        if chunk.is_empty() {
+            return Err(StoreError::Corrupt(format!("journal entry {index} is missing")).into());
+        }
+        dids.clear();
+        ends.clear();
+        for (offset, bytes) in chunk.iter().enumerate() {
+            let summary = JournalEntry::decode_summary(bytes)
+                .map_err(|e| divergence(index + offset as u64, e))?;
+            parties(summary.signer, &summary.events, &mut dids);
+            ends.push(dids.len());
+        }
+        let keys: Vec<[u8; 32]> = dids.iter().map(|did| *did.public_key_bytes()).collect();
+        store.index_history(index, &slices(&keys, &ends))?;
+        index += chunk.len() as u64;
+    }
+    Ok(())
+}
+
+/// `items` cut at `ends`: slice `i` is `items[ends[i - 1]..ends[i]]`.
+fn slices<'a, T>(items: &'a [T], ends: &[usize]) -> Vec<&'a [T]> {
+    let mut start = 0;
+    ends.iter()
+        .map(|&end| {
+            let slice = &items[start..end];
+            start = end;
+            slice
+        })
+        .collect()
 }
 
 /// Signs the checkpoint of the store's first `size` entries.
@@ -336,7 +357,7 @@ impl Ledger {
             "snapshots need a positive interval"
         );
         let store = open_store()?;
-        let (state, history, journal_len) = recover(&store, genesis)?;
+        let (state, journal_len) = recover(&store, genesis)?;
         tracing::info!(journal_len, "ledger recovered");
         let checkpoint = sign_checkpoint(&log, &store, journal_len)?;
         Ok(Ledger {
@@ -344,7 +365,6 @@ impl Ledger {
             genesis,
             state: RwLock::new(state),
             store: RwLock::new(Some(store)),
-            history: RwLock::new(history),
             journal_len: AtomicU64::new(journal_len),
             applied_len: AtomicU64::new(journal_len),
             last_snapshot: AtomicU64::new(journal_len),
@@ -462,35 +482,35 @@ impl Ledger {
         (reached.epoch == read_at.epoch).then_some(value)
     }
 
-    /// Journal entries concerning `did`, newest first, below index `before`.
+    /// Journal entries concerning `did`, newest first, below index `before`
+    /// (at most [`agentrail_store::HISTORY_READ_MAX`] - 1 at a time).
     pub fn history(
         &self,
         did: &Did,
         before: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<HistoryItem>, Option<u64>), LedgerError> {
-        let indices: Vec<u64> = {
-            let history = self.history.read().expect("history lock");
-            let all = history.by_did.get(did).map(Vec::as_slice).unwrap_or(&[]);
-            all.iter()
-                .rev()
-                .copied()
-                .filter(|index| before.is_none_or(|b| *index < b))
-                .take(limit + 1)
-                .collect()
-        };
         let store = self.store.read().expect("store lock");
         let store = store.as_ref().ok_or(StoreError::NeedsReopen)?;
+        let indices = store.history(did.public_key_bytes(), before, limit + 1)?;
         let mut items = Vec::new();
+        let mut named = Vec::new();
         for &index in indices.iter().take(limit) {
             let bytes = store
                 .read(index, 1)?
                 .pop()
                 .ok_or(StoreError::Corrupt(format!("entry {index} missing")))?;
-            let entry = JournalEntry::decode(&bytes).map_err(|e| LedgerError::Divergence {
-                index,
-                reason: e.to_string(),
-            })?;
+            let entry = JournalEntry::decode(&bytes).map_err(|e| divergence(index, e))?;
+            // The index is not covered by the entries' checksums: an entry
+            // that does not name `did` is a damaged index, never an answer.
+            named.clear();
+            parties(entry.signer, &entry.events, &mut named);
+            if named.binary_search(did).is_err() {
+                return Err(StoreError::Corrupt(format!(
+                    "the history index lists entry {index}, which does not concern {did}"
+                ))
+                .into());
+            }
             items.push(HistoryItem {
                 index,
                 time: entry.time,
@@ -678,10 +698,20 @@ impl Ledger {
             .flat_map(|batch| batch.entries.iter().map(Vec::as_slice))
             .collect();
         let expected_first = self.journal_len();
+        let keys: Vec<[u8; 32]> = group
+            .iter()
+            .flat_map(|batch| batch.parties.iter().map(|did| *did.public_key_bytes()))
+            .collect();
+        let mut ends = Vec::with_capacity(entries.len());
+        let mut offset = 0;
+        for batch in &group {
+            ends.extend(batch.party_ends.iter().map(|end| offset + end));
+            offset += batch.parties.len();
+        }
         let landed = if entries.is_empty() {
             Ok(Landed::Nothing)
         } else {
-            self.append(&entries, expected_first)
+            self.append(&entries, &slices(&keys, &ends), expected_first)
         };
         let leaf_hashes = match landed {
             Err(Unlanded::Unknown(error)) => {
@@ -693,23 +723,12 @@ impl Ledger {
             }
             Ok(Landed::Now { leaf_hashes, root }) => {
                 let len = expected_first + entries.len() as u64;
-                let mut history = self.history.write().expect("history lock");
-                let mut index = expected_first;
-                for batch in &group {
-                    let mut start = 0;
-                    for &end in &batch.party_ends {
-                        history.record_parties(index, &batch.parties[start..end]);
-                        start = end;
-                        index += 1;
-                    }
-                }
-                drop(history);
                 *self.checkpoint.write().expect("checkpoint lock") =
                     Arc::new(checkpoint_of(&self.log, len, root));
                 self.publish(len);
                 leaf_hashes
             }
-            // The reopen rebuilt the history and signed the checkpoint.
+            // The reopen signed the checkpoint.
             Ok(Landed::AfterRecovery { leaf_hashes }) => leaf_hashes,
             Ok(Landed::Nothing) => Vec::new(),
             Err(Unlanded::No(error)) => {
@@ -766,12 +785,17 @@ impl Ledger {
     /// and recovers: if the entries landed after all, that is what it
     /// returns; if not, the state is rebuilt without them and the error is
     /// returned; if the store cannot be reopened, nobody knows yet.
-    fn append(&self, entries: &[&[u8]], expected_first: u64) -> Result<Landed, Unlanded> {
+    fn append(
+        &self,
+        entries: &[&[u8]],
+        parties: &[&[[u8; 32]]],
+        expected_first: u64,
+    ) -> Result<Landed, Unlanded> {
         let result = {
             let slot = self.store.read().expect("store lock");
             slot.as_ref()
                 .ok_or(StoreError::NeedsReopen)
-                .and_then(|store| store.append_logged(entries))
+                .and_then(|store| store.append_logged(entries, parties))
         };
         match result {
             Ok(appended) => {
@@ -792,8 +816,7 @@ impl Ledger {
                 *self.store.write().expect("store lock") = None;
                 let len = self.reopen(&mut state).map_err(Unlanded::Unknown)?;
                 if len == expected_first + entries.len() as u64 {
-                    // The checkpoint was re-signed and the history rebuilt
-                    // by the reopen.
+                    // The reopen re-signed the checkpoint.
                     tracing::warn!("the failed batch was durable after all");
                     return Ok(Landed::AfterRecovery {
                         leaf_hashes: entries.iter().map(|e| merkle::leaf_hash(e)).collect(),
@@ -814,17 +837,16 @@ impl Ledger {
         });
     }
 
-    /// Reopens the store and rebuilds state and history from it. Until this
+    /// Reopens the store and rebuilds the state from it. Until this
     /// succeeds the ledger is degraded: its in-memory state may hold a batch
     /// that never became durable, so reads answer 503 and the writer applies
     /// nothing. Called with the state's write lock held.
     fn reopen(&self, state: &mut State) -> Result<u64, LedgerError> {
         let store = (self.open_store)()?;
-        let (recovered, history, len) = recover(&store, self.genesis)?;
+        let (recovered, len) = recover(&store, self.genesis)?;
         *self.checkpoint.write().expect("checkpoint lock") =
             Arc::new(sign_checkpoint(&self.log, &store, len)?);
         *state = recovered;
-        *self.history.write().expect("history lock") = history;
         *self.store.write().expect("store lock") = Some(store);
         // Whatever was applied before is gone: batches and reads of the
         // old state are refused.
@@ -899,7 +921,8 @@ struct AppliedBatch {
     epoch: u64,
     time: Timestamp,
     entries: Vec<Vec<u8>>,
-    /// The identities each entry concerns, for the history: entry `i`'s
+    /// The identities each entry concerns, for the store's history index:
+    /// entry `i`'s
     /// are `parties[party_ends[i - 1]..party_ends[i]]`.
     parties: Vec<Did>,
     party_ends: Vec<usize>,

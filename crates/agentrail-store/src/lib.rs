@@ -41,6 +41,16 @@
 //! | corrupt tail (bytes changed after being written) | the integrity check on open (`set_check_integrity_on_open`) or the entry checksum reports [`StoreError::Corrupt`]; the store never serves a changed entry and never invents history: the operator restores the journal from a mirror of the log | `corrupt_bytes_are_reported_never_served` (200 random bit flips: each is caught or harmless, none panics) |
 //! | corrupt snapshot | snapshots live in their own database, a cache derived from the journal: a damaged snapshot file fails its integrity check at open and is replaced by an empty one (`Recovery::snapshots_discarded`), a snapshot record that fails its own checksum is skipped for an older one (`Recovery::skipped_snapshots`); recovery then replays more of the intact journal | `a_corrupt_snapshot_falls_back_to_an_older_one_or_to_replay` |
 //!
+//! # History index
+//!
+//! Which entries concern each party (a 32-byte key the node chooses: the
+//! identities an entry names) is a table `(party, index)` in the journal's
+//! database, written in the transaction of the batch it indexes, so that a
+//! node's memory does not grow with its history and the index never
+//! disagrees with the journal after a crash. A journal written before the
+//! index existed is indexed on open by the caller ([`Store::history_covers`],
+//! [`Store::index_history`]).
+//!
 //! Opening runs redb's integrity check over the whole file (every page
 //! checksum), which costs a full read of the database at start-up; that is
 //! the price of never trusting a file altered behind redb's back.
@@ -64,6 +74,12 @@ use tree::{Edge, TILES, TableTiles, TileNodes};
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("journal_entries_v2");
 const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots_v1");
+/// The history index: `(party, entry index)`, nothing stored beside the key.
+const HISTORY: TableDefinition<(&[u8; 32], u64), ()> = TableDefinition::new("history_v1");
+/// Small counters of the journal's database.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
+/// Entries `0..n` whose parties are in [`HISTORY`].
+const HISTORY_COVERS: &str = "history_covers";
 
 /// Snapshots kept; older ones are deleted when a new one is saved.
 pub const SNAPSHOTS_KEPT: usize = 2;
@@ -71,11 +87,17 @@ pub const SNAPSHOTS_KEPT: usize = 2;
 pub const ENTRY_BYTES_MAX: usize = 1 << 20;
 /// Largest batch accepted.
 pub const BATCH_ENTRIES_MAX: usize = 8_192;
+/// Most parties one entry may be indexed under.
+pub const PARTIES_PER_ENTRY_MAX: usize = 256;
+/// Most entry indices one history read returns.
+pub const HISTORY_READ_MAX: usize = 1_024;
 /// Memory redb may use to cache the journal's pages. Its default (1 GiB)
 /// lets a busy node's resident memory grow by every page written until the
 /// cache is full, and fresh memory costs page faults on the writing path;
 /// the operating system's page cache serves older pages just as well.
 const JOURNAL_CACHE_BYTES: usize = 64 << 20;
+/// The same for snapshots, which are written whole and read once at start.
+const SNAPSHOT_CACHE_BYTES: usize = 16 << 20;
 /// Bytes of checksum in front of every stored entry and snapshot.
 const CHECKSUM_BYTES: usize = 16;
 
@@ -163,6 +185,46 @@ fn tree_error(error: TreeError) -> StoreError {
     }
 }
 
+/// Checks that `parties` names the parties of `entries` entries (or none
+/// at all), within bounds.
+fn check_parties(entries: usize, parties: &[&[[u8; 32]]]) -> Result<(), StoreError> {
+    if !parties.is_empty() && parties.len() != entries {
+        return Err(StoreError::Invalid("one list of parties per entry"));
+    }
+    if parties.iter().any(|p| p.len() > PARTIES_PER_ENTRY_MAX) {
+        return Err(StoreError::Invalid("an entry names more than 256 parties"));
+    }
+    Ok(())
+}
+
+/// Indexes entries `from..` under `parties` in `txn`, and advances the
+/// index's coverage if it reached `from` (a journal still being indexed
+/// from its start keeps its coverage until [`Store::index_history`] gets
+/// there; inserting a row twice changes nothing).
+fn record_history(
+    txn: &redb::WriteTransaction,
+    from: u64,
+    parties: &[&[[u8; 32]]],
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(HISTORY).map_err(err)?;
+    for (offset, entry_parties) in parties.iter().enumerate() {
+        let index = from + offset as u64;
+        for party in entry_parties.iter() {
+            table.insert((party, index), ()).map_err(err)?;
+        }
+    }
+    let mut meta = txn.open_table(META).map_err(err)?;
+    let covers = meta
+        .get(HISTORY_COVERS)
+        .map_err(err)?
+        .map_or(0, |value| value.value());
+    if covers == from {
+        meta.insert(HISTORY_COVERS, from + parties.len() as u64)
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
 /// The journal and snapshots of one node. One writer at a time (the node's
 /// single writer); reads may run concurrently.
 #[derive(Debug)]
@@ -238,6 +300,7 @@ impl Store {
         let (snapshots, discarded) = match open_database(
             Database::builder()
                 .set_check_integrity_on_open(true)
+                .set_cache_size(SNAPSHOT_CACHE_BYTES)
                 .create(&snapshot_path),
         ) {
             Ok(snapshots) => (snapshots, false),
@@ -245,7 +308,11 @@ impl Store {
                 std::fs::rename(&snapshot_path, directory.join("snapshots.redb.damaged"))
                     .map_err(|e| StoreError::Io(e.to_string()))?;
                 (
-                    open_database(Database::builder().create(&snapshot_path))?,
+                    open_database(
+                        Database::builder()
+                            .set_cache_size(SNAPSHOT_CACHE_BYTES)
+                            .create(&snapshot_path),
+                    )?,
                     true,
                 )
             }
@@ -271,11 +338,16 @@ impl Store {
         let (snapshots, discarded) = match open_database(
             Database::builder()
                 .set_check_integrity_on_open(true)
+                .set_cache_size(SNAPSHOT_CACHE_BYTES)
                 .create_with_backend(snapshots),
         ) {
             Ok(snapshots) => (snapshots, false),
             Err(StoreError::Corrupt(_)) => (
-                open_database(Database::builder().create_with_backend(replacement()))?,
+                open_database(
+                    Database::builder()
+                        .set_cache_size(SNAPSHOT_CACHE_BYTES)
+                        .create_with_backend(replacement()),
+                )?,
                 true,
             ),
             Err(other) => return Err(other),
@@ -295,6 +367,8 @@ impl Store {
             txn.open_table(table).map_err(err)?;
             if std::ptr::eq(database, &db) {
                 txn.open_table(TILES).map_err(err)?;
+                txn.open_table(HISTORY).map_err(err)?;
+                txn.open_table(META).map_err(err)?;
             }
             txn.commit().map_err(err)?;
         }
@@ -427,14 +501,21 @@ impl Store {
     }
 
     /// Appends `entries` as one durable batch (one fsync) and returns the
-    /// index of the first. See the durability contract in the crate docs.
+    /// index of the first; the entries concern no party. See the
+    /// durability contract in the crate docs.
     pub fn append_batch<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<u64, StoreError> {
-        self.append_logged(entries).map(|appended| appended.first)
+        self.append_logged(entries, &[])
+            .map(|appended| appended.first)
     }
 
-    /// [`Store::append_batch`], also telling the entries' leaf hashes and
-    /// the tree's new root.
-    pub fn append_logged<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<Appended, StoreError> {
+    /// [`Store::append_batch`], indexing entry `i` under the parties
+    /// `parties[i]` (all of `parties` empty: none), and telling the entries'
+    /// leaf hashes and the tree's new root.
+    pub fn append_logged<E: AsRef<[u8]>>(
+        &self,
+        entries: &[E],
+        parties: &[&[[u8; 32]]],
+    ) -> Result<Appended, StoreError> {
         self.check_writable()?;
         if entries.is_empty() || entries.len() > BATCH_ENTRIES_MAX {
             return Err(StoreError::Invalid("a batch holds 1 to 8192 entries"));
@@ -445,13 +526,80 @@ impl Store {
         {
             return Err(StoreError::Invalid("an entry is larger than 1 MiB"));
         }
-        match self.write_batch(entries) {
+        check_parties(entries.len(), parties)?;
+        match self.write_batch(entries, parties) {
             Ok(first) => Ok(first),
             Err(error) => self.poison(error),
         }
     }
 
-    fn write_batch<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<Appended, StoreError> {
+    /// Entries `0..n` whose parties the history index holds.
+    pub fn history_covers(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let meta = txn.open_table(META).map_err(err)?;
+        Ok(meta
+            .get(HISTORY_COVERS)
+            .map_err(err)?
+            .map_or(0, |value| value.value()))
+    }
+
+    /// Indexes entries `from..from + parties.len()` (already in the
+    /// journal) under their parties, durably: how a journal written before
+    /// the index existed catches up. `from` must be
+    /// [`Store::history_covers`].
+    pub fn index_history(&self, from: u64, parties: &[&[[u8; 32]]]) -> Result<(), StoreError> {
+        self.check_writable()?;
+        if parties.is_empty() || parties.len() > BATCH_ENTRIES_MAX {
+            return Err(StoreError::Invalid("a batch holds 1 to 8192 entries"));
+        }
+        check_parties(parties.len(), parties)?;
+        if from != self.history_covers()? || from + parties.len() as u64 > self.len()? {
+            return Err(StoreError::Invalid(
+                "history is indexed in order, for entries the journal holds",
+            ));
+        }
+        let result = (|| {
+            let mut txn = self.db.begin_write().map_err(err)?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| StoreError::Io(e.to_string()))?;
+            record_history(&txn, from, parties)?;
+            txn.commit().map_err(err)
+        })();
+        result.or_else(|error| self.poison(error))
+    }
+
+    /// The newest `limit` (at most [`HISTORY_READ_MAX`]) entries indexed
+    /// under `party` below index `before`, newest first.
+    pub fn history(
+        &self,
+        party: &[u8; 32],
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        if limit > HISTORY_READ_MAX {
+            return Err(StoreError::Invalid(
+                "a history read returns at most 1024 entries",
+            ));
+        }
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(HISTORY).map_err(err)?;
+        let end = before.unwrap_or(u64::MAX);
+        let mut out = Vec::with_capacity(limit);
+        for item in table.range((party, 0)..(party, end)).map_err(err)?.rev() {
+            if out.len() == limit {
+                break;
+            }
+            let (key, _) = item.map_err(err)?;
+            out.push(key.value().1);
+        }
+        Ok(out)
+    }
+
+    fn write_batch<E: AsRef<[u8]>>(
+        &self,
+        entries: &[E],
+        parties: &[&[[u8; 32]]],
+    ) -> Result<Appended, StoreError> {
         let mut txn = self.db.begin_write().map_err(err)?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| StoreError::Io(e.to_string()))?;
@@ -498,6 +646,9 @@ impl Store {
                 edge,
             )
         };
+        let empty: Vec<&[[u8; 32]]> = vec![&[]; entries.len()];
+        let parties = if parties.is_empty() { &empty } else { parties };
+        record_history(&txn, appended.0.first, parties)?;
         txn.commit().map_err(err)?;
         let (appended, edge) = appended;
         *self.edge.write().expect("edge lock") = edge;
@@ -612,5 +763,62 @@ impl Store {
             .insert(covers, sealed.as_slice())
             .map_err(err)?;
         txn.commit().map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn party(n: u8) -> [u8; 32] {
+        [n; 32]
+    }
+
+    #[test]
+    fn a_journal_without_an_index_is_indexed_in_order_and_then_kept_current() {
+        let disk = || fault::FaultyDisk::new(64 << 20);
+        let store = Store::open_with_backends(disk(), disk(), disk).expect("open");
+        store
+            .append_batch(&[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()])
+            .expect("append");
+        // As a journal written before the index existed looks.
+        let txn = store.db.begin_write().expect("write");
+        txn.open_table(META)
+            .expect("meta")
+            .remove(HISTORY_COVERS)
+            .expect("remove");
+        txn.commit().expect("commit");
+        assert_eq!(store.history_covers().expect("covers"), 0);
+        // Entries appended before the catch-up are indexed but do not move
+        // the coverage, which only the catch-up, in order, may advance.
+        store
+            .append_logged(&[b"d".to_vec()], &[&[party(1)]])
+            .expect("append");
+        assert_eq!(store.history_covers().expect("covers"), 0);
+        assert!(matches!(
+            store.index_history(1, &[&[party(1)]]),
+            Err(StoreError::Invalid(_))
+        ));
+        store
+            .index_history(0, &[&[party(1)], &[], &[party(1), party(2)]])
+            .expect("index");
+        store.index_history(3, &[&[party(1)]]).expect("index");
+        assert_eq!(store.history_covers().expect("covers"), 4);
+        assert!(matches!(
+            store.index_history(4, &[&[party(1)]]),
+            Err(StoreError::Invalid(_))
+        ));
+        assert_eq!(store.history(&party(1), None, 10).expect("read"), [3, 2, 0]);
+        assert_eq!(store.history(&party(1), Some(3), 1).expect("read"), [2]);
+        assert_eq!(store.history(&party(2), None, 10).expect("read"), [2]);
+        assert!(store.history(&party(3), None, 10).expect("read").is_empty());
+        assert!(matches!(
+            store.history(&party(1), None, HISTORY_READ_MAX + 1),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.append_logged(&[b"e".to_vec()], &[&[party(1)], &[]]),
+            Err(StoreError::Invalid(_))
+        ));
     }
 }

@@ -32,6 +32,48 @@ fn batch(number: u64, size: u64) -> Vec<Vec<u8>> {
     (0..size).map(|index| entry(number, index)).collect()
 }
 
+/// The parties an entry is indexed under: one of five, chosen by its
+/// length, and a sixth shared by every third length.
+fn parties_of(entry: &[u8]) -> Vec<[u8; 32]> {
+    let mut parties = vec![[(entry.len() % 5) as u8; 32]];
+    if entry.len().is_multiple_of(3) {
+        parties.push([0xee; 32]);
+    }
+    parties
+}
+
+/// Appends `entries` indexed under their parties.
+fn append(store: &Store, entries: &[Vec<u8>]) -> Result<u64, StoreError> {
+    let parties: Vec<Vec<[u8; 32]>> = entries.iter().map(|e| parties_of(e)).collect();
+    let slices: Vec<&[[u8; 32]]> = parties.iter().map(Vec::as_slice).collect();
+    store
+        .append_logged(entries, &slices)
+        .map(|appended| appended.first)
+}
+
+/// Checks that the history index lists exactly the entries of each party,
+/// newest first, and pages by `before`.
+fn check_history(store: &Store, entries: &[Vec<u8>]) {
+    assert_eq!(store.history_covers().unwrap(), entries.len() as u64);
+    for party in (0..5u8).map(|p| [p; 32]).chain([[0xee; 32]]) {
+        let expected: Vec<u64> = (0..entries.len() as u64)
+            .rev()
+            .filter(|&i| parties_of(&entries[i as usize]).contains(&party))
+            .collect();
+        let mut found: Vec<u64> = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store.history(&party, before, 7).unwrap();
+            found.extend(&page);
+            match page.last() {
+                Some(&last) if page.len() == 7 => before = Some(last),
+                _ => break,
+            }
+        }
+        assert_eq!(found, expected, "the history index of a party is wrong");
+    }
+}
+
 fn open(journal: &FaultyDisk, snapshots: &FaultyDisk) -> Result<Store, StoreError> {
     Store::open_with_backends(journal.clone(), snapshots.clone(), || {
         FaultyDisk::new(DISK_BYTES)
@@ -118,13 +160,13 @@ fn crash_at_every_point_keeps_every_acknowledged_batch() {
             );
             for number in 0..rng.below(4) {
                 let entries = batch(seed * 100 + round * 10 + number, 1 + rng.below(40));
-                store.append_batch(&entries).unwrap();
+                append(&store, &entries).unwrap();
                 acknowledged.extend(entries);
             }
             // The power fails somewhere inside the next commit.
             journal.fail_power_after(rng.below(12));
             let in_flight = batch(seed * 100 + round * 10 + 9, 1 + rng.below(40));
-            let outcome = store.append_batch(&in_flight);
+            let outcome = append(&store, &in_flight);
             drop(store);
             let cut = journal.unsynced_operations() as u64;
             let keep = rng.below(cut + 1) as usize;
@@ -133,6 +175,7 @@ fn crash_at_every_point_keeps_every_acknowledged_batch() {
             let store = open(&journal, &snapshots)
                 .unwrap_or_else(|e| panic!("seed {seed}: open after crash failed: {e}"));
             let found = all_entries(&store);
+            check_history(&store, &found);
             let landed = found.len() > acknowledged.len();
             if outcome.is_ok() {
                 assert!(landed, "seed {seed}: an acknowledged batch was lost");
