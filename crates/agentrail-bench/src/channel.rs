@@ -305,6 +305,7 @@ pub fn run_channel_bench(
                 identity_burst: u32::MAX,
                 ..agentrail_node::limits::ServeLimits::default()
             },
+            time_scale: None,
         };
         let server = tokio::spawn(agentrail_node::run(
             node_config,

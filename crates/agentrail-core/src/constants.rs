@@ -41,6 +41,10 @@ pub const APPROVAL_WINDOW_S: u64 = DAY_S;
 /// keeps the ledger's memory proportional to a day of traffic, not to all
 /// of history.
 pub const IDEMPOTENCY_RETENTION_S: u64 = DAY_S;
+/// How long an ended record (a settled hold, payment, task and its request
+/// for quotes, a licence) stays in the ledger's state after it ended; then
+/// the node keeps its last view on disk (see `state/retention.rs`).
+pub const RECORD_RETENTION_S: u64 = DAY_S;
 /// Longest a hold may stay reserved before it voids itself.
 pub const HOLD_DURATION_MAX_S: u64 = 90 * DAY_S;
 

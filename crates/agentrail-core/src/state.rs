@@ -40,10 +40,13 @@ use crate::time::Timestamp;
 
 mod channels;
 mod market;
+mod retention;
 
 use channels::ChannelRecord;
 pub use channels::{ChannelStatus, ChannelView};
 use market::{LicenseRecord, ListingRecord, QuoteRecord, RfqRecord, TaskRecord};
+use retention::Forget;
+pub use retention::{ArchiveKind, Archived};
 
 /// What a new ledger starts from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,6 +304,13 @@ pub struct State {
     /// Settled work per provider account, which reputation is scored from.
     #[serde(default)]
     records: BTreeMap<Did, crate::reputation::Record>,
+    /// Ended records by the time they leave the state (`retention.rs`).
+    #[serde(default)]
+    forget_at: BTreeSet<(Timestamp, Forget)>,
+    /// Records forgotten and not yet taken by the node
+    /// ([`State::take_archived`]); never part of a snapshot.
+    #[serde(skip)]
+    archived: Vec<Archived>,
 }
 
 impl State {
@@ -327,6 +337,8 @@ impl State {
             tasks: BTreeMap::new(),
             licenses: BTreeMap::new(),
             records: BTreeMap::new(),
+            forget_at: BTreeSet::new(),
+            archived: Vec::new(),
         }
     }
 
@@ -415,6 +427,10 @@ impl State {
                         "only reserved holds wait to expire"
                     );
                     record.status = HoldStatus::Expired;
+                    self.forget_at.insert((
+                        retention::forget_time(self.clock),
+                        Forget::Hold(hold_id.clone()),
+                    ));
                     let (from, amount, charge) = (
                         record.request.from,
                         record.request.amount,
@@ -435,6 +451,10 @@ impl State {
                         "only pending payments expire"
                     );
                     record.status = ApprovalStatus::Expired;
+                    self.forget_at.insert((
+                        retention::forget_time(self.clock),
+                        Forget::Approval(approval_id),
+                    ));
                     let (from, amount, charge) = (
                         record.transfer.from,
                         record.transfer.amount,
@@ -448,6 +468,7 @@ impl State {
                 Expiry::Task(task_id) => events.push(self.task_deadline(task_id)),
             }
         }
+        self.forget_ended();
         self.assert_totals();
         events
     }
@@ -915,6 +936,7 @@ impl State {
             .get_mut(&decision.approval_id)
             .expect("found above")
             .status = ApprovalStatus::Approved;
+        self.forget_later(Forget::Approval(decision.approval_id));
         let removed = self
             .expiries
             .remove(&(expires_at, Expiry::Approval(decision.approval_id)));
@@ -942,6 +964,7 @@ impl State {
             .get_mut(&decision.approval_id)
             .expect("found above")
             .status = ApprovalStatus::Declined;
+        self.forget_later(Forget::Approval(decision.approval_id));
         let removed = self
             .expiries
             .remove(&(expires_at, Expiry::Approval(decision.approval_id)));
@@ -1158,6 +1181,7 @@ impl State {
             .expiries
             .remove(&(expires_at, Expiry::Hold(hold_id.to_owned())));
         assert!(removed, "a reserved hold waits in the expiry index");
+        self.forget_later(Forget::Hold(hold_id.to_owned()));
     }
 
     // ----- policy --------------------------------------------------------
@@ -1490,7 +1514,8 @@ impl State {
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
         self.check_money_invariants()?;
         self.check_budget_invariants()?;
-        self.check_idempotency_invariants()
+        self.check_idempotency_invariants()?;
+        self.check_retention_invariants()
     }
 
     /// Every remembered key is listed once in first-use order, with its
@@ -1681,7 +1706,7 @@ mod pairs {
 }
 
 /// The version of the snapshot format [`State::to_snapshot`] writes.
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotEnvelope<S> {

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use agentrail_core::command::{Command, Hold};
-use agentrail_core::constants::{DAY_S, IDEMPOTENCY_RETENTION_S};
+use agentrail_core::constants::{DAY_S, IDEMPOTENCY_RETENTION_S, RECORD_RETENTION_S};
 use agentrail_core::grant::{Limits, Role};
 use agentrail_core::{Amount, Authenticated, Did, Genesis, State, Timestamp};
 use agentrail_sim::kit::{self, T0};
@@ -238,6 +238,8 @@ struct MHold {
     expires_at: u64,
     needs_approval: bool,
     reserved: bool,
+    /// When it was released, voided or expired: forgotten a retention later.
+    ended_at: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -249,6 +251,7 @@ struct MApproval {
     day: u64,
     expires_at: u64,
     pending: bool,
+    ended_at: Option<u64>,
 }
 
 struct Model {
@@ -263,6 +266,7 @@ struct Model {
     keys: BTreeMap<(usize, u8), (Remembered, u64)>,
     holds: BTreeMap<u8, MHold>,
     approvals: BTreeMap<u64, MApproval>,
+    next_approval: u64,
 }
 
 type Outcome = Result<(), &'static str>;
@@ -280,6 +284,7 @@ impl Model {
             keys: BTreeMap::new(),
             holds: BTreeMap::new(),
             approvals: BTreeMap::new(),
+            next_approval: 1,
         }
     }
 
@@ -296,12 +301,14 @@ impl Model {
         for hold in self.holds.values_mut() {
             if hold.reserved && hold.expires_at <= now {
                 hold.reserved = false;
+                hold.ended_at = Some(now);
                 refunds.push((hold.from, hold.amount, hold.charged.clone(), hold.day));
             }
         }
         for approval in self.approvals.values_mut() {
             if approval.pending && approval.expires_at <= now {
                 approval.pending = false;
+                approval.ended_at = Some(now);
                 refunds.push((
                     approval.from,
                     approval.amount,
@@ -315,6 +322,17 @@ impl Model {
             self.available[from] += amount;
             self.uncharge(&charged, day, amount);
         }
+        // Ended records are forgotten a retention after they ended.
+        let kept = |ended_at: Option<u64>| ended_at.is_none_or(|t| t + RECORD_RETENTION_S > now);
+        self.holds.retain(|_, hold| kept(hold.ended_at));
+        self.approvals.retain(|_, approval| kept(approval.ended_at));
+    }
+
+    fn end_hold(&mut self, id: u8) {
+        let now = self.now;
+        let hold = self.holds.get_mut(&id).unwrap();
+        hold.reserved = false;
+        hold.ended_at = Some(now);
     }
 
     fn uncharge(&mut self, charged: &[usize], day: u64, amount: u128) {
@@ -507,7 +525,8 @@ impl Model {
                 self.available[from] -= amount;
                 if approval {
                     self.held[from] += amount;
-                    let id = self.approvals.len() as u64 + 1;
+                    let id = self.next_approval;
+                    self.next_approval += 1;
                     let (day, expires_at) = (self.now / DAY_S, self.now + DAY_S);
                     self.approvals.insert(
                         id,
@@ -519,6 +538,7 @@ impl Model {
                             day,
                             expires_at,
                             pending: true,
+                            ended_at: None,
                         },
                     );
                 } else {
@@ -562,6 +582,7 @@ impl Model {
                         expires_at,
                         needs_approval: approval,
                         reserved: true,
+                        ended_at: None,
                     },
                 );
                 Ok(())
@@ -587,7 +608,7 @@ impl Model {
                         self.payee_ok(subject, payee)?;
                     }
                 }
-                self.holds.get_mut(&id).unwrap().reserved = false;
+                self.end_hold(id);
                 self.held[hold.from] -= hold.amount;
                 if halves {
                     // Equal halves: the odd unit goes to the first payee.
@@ -601,7 +622,7 @@ impl Model {
             Op::Void { signer, id } => {
                 let hold = self.holds.get(&id).ok_or("hold_not_found")?.clone();
                 self.settler(signer, &hold)?;
-                self.holds.get_mut(&id).unwrap().reserved = false;
+                self.end_hold(id);
                 self.held[hold.from] -= hold.amount;
                 self.available[hold.from] += hold.amount;
                 self.uncharge(&hold.charged, hold.day, hold.amount);
@@ -615,7 +636,10 @@ impl Model {
                 if !approval.pending {
                     return Err("approval_not_pending");
                 }
-                self.approvals.get_mut(&id).unwrap().pending = false;
+                let now = self.now;
+                let approval_record = self.approvals.get_mut(&id).unwrap();
+                approval_record.pending = false;
+                approval_record.ended_at = Some(now);
                 self.held[approval.from] -= approval.amount;
                 if matches!(op, Op::Approve { .. }) {
                     self.available[approval.to] += approval.amount;

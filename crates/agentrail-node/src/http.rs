@@ -24,7 +24,9 @@ use ed25519_dalek::SigningKey;
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
-use crate::ledger::{Job, Ledger, Queue, QueueError, Refusal, Reply, unix_now};
+use agentrail_core::state::{ArchiveKind, Archived};
+
+use crate::ledger::{Job, Ledger, Queue, QueueError, Refusal, Reply};
 use crate::openapi;
 use crate::verifier::{Check, Verifier};
 use agentrail_log::merkle;
@@ -397,7 +399,7 @@ async fn post_command(
     body: Body,
 ) -> Response {
     let (reply, answer) = oneshot::channel();
-    match prepare(&method, &uri, &headers, body, reply).await {
+    match prepare(&app.ledger, &method, &uri, &headers, body, reply).await {
         Ok(check) => {
             let queued = app.verifier.submit(check);
             answer_when_done(&app, queued, answer).await
@@ -416,6 +418,7 @@ fn refused(error: ApiError) -> oneshot::Receiver<Reply> {
 /// Reads the body and checks the signature headers, everything but the
 /// signature itself, which the verifier stage checks in batches.
 async fn prepare(
+    ledger: &Ledger,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -440,7 +443,7 @@ async fn prepare(
         &bytes,
         signed.as_ref(),
         digest.is_some(),
-        unix_now().0,
+        ledger.now().0,
     )
     .map_err(from_signature)?;
     Ok(Check {
@@ -553,6 +556,20 @@ pub(crate) fn path_did(path: Result<Path<String>, PathRejection>) -> Result<Did,
 
 /// Reads the state, answering once what was read is durable, or answers
 /// 503 while the ledger recovers from a storage failure.
+/// A record the state forgot a retention after it ended, from the
+/// archive, picked out by `pick` (`None`: not archived, or another kind).
+pub(crate) fn from_archive<T>(
+    ledger: &Ledger,
+    kind: agentrail_core::state::ArchiveKind,
+    id: &str,
+    pick: impl FnOnce(agentrail_core::state::Archived) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    ledger
+        .archived(kind, id)
+        .map(|archived| archived.and_then(pick))
+        .map_err(|e| ApiError::busy("storage_unavailable", &e.to_string()))
+}
+
 pub(crate) async fn read_state<T>(
     ledger: &Ledger,
     read: impl FnOnce(&agentrail_core::State) -> T,
@@ -628,8 +645,19 @@ async fn get_hold(
 ) -> Result<axum::Json<HoldResponse>, ApiError> {
     let Path(id) =
         path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
-    read_state(&app.ledger, |state| state.hold_status(&id))
-        .await?
+    let status = match read_state(&app.ledger, |state| state.hold_status(&id)).await? {
+        Some(status) => Some(status),
+        None => from_archive(
+            &app.ledger,
+            ArchiveKind::Hold,
+            &id,
+            |archived| match archived {
+                Archived::Hold { status, .. } => Some(status),
+                _ => None,
+            },
+        )?,
+    };
+    status
         .map(|status| {
             axum::Json(HoldResponse {
                 id: id.clone(),
@@ -678,8 +706,19 @@ async fn get_approval(
     path: Result<Path<u64>, PathRejection>,
 ) -> Result<axum::Json<ApprovalResponse>, ApiError> {
     let id = path_index(path)?;
-    read_state(&app.ledger, |state| state.approval_status(id))
-        .await?
+    let status = match read_state(&app.ledger, |state| state.approval_status(id)).await? {
+        Some(status) => Some(status),
+        None => from_archive(
+            &app.ledger,
+            ArchiveKind::Approval,
+            &id.to_string(),
+            |archived| match archived {
+                Archived::Approval { status, .. } => Some(status),
+                _ => None,
+            },
+        )?,
+    };
+    status
         .map(|status| axum::Json(ApprovalResponse { id, status }))
         .ok_or_else(|| {
             ApiError::new(
@@ -697,7 +736,7 @@ async fn get_grant(
 ) -> Result<axum::Json<agentrail_core::state::GrantStatus>, ApiError> {
     let did = path_did(path)?;
     read_state(&app.ledger, |state| {
-        state.grant_status(&did, state.clock().max(unix_now()))
+        state.grant_status(&did, state.clock().max(app.ledger.now()))
     })
     .await?
     .map(axum::Json)
@@ -715,7 +754,7 @@ async fn get_passport(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::Json<Passport>, ApiError> {
     let did = path_did(path)?;
-    let now = unix_now();
+    let now = app.ledger.now();
     let (kind, grant, chain, listings, reputation) = read_state(&app.ledger, |state| {
         let kind = state.identity_kind(&did)?;
         let listings = state.listings_of(&did);

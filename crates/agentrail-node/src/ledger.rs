@@ -21,12 +21,14 @@
 //! epoch; batches and reads of the old epoch are refused, never answered
 //! from a state that included lost commands.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use agentrail_core::state::{ArchiveKind, Archived};
 use agentrail_core::{Authenticated, Did, Event, Genesis, Rejection, State, Timestamp};
 use agentrail_log::merkle::{self, Hash, Nodes, TreeError};
 use agentrail_log::{Checkpoint, LogSigner};
@@ -148,6 +150,8 @@ pub struct Ledger {
     genesis: Genesis,
     state: RwLock<State>,
     store: RwLock<Option<Store>>,
+    /// Records the state forgot whose archive write is not durable yet.
+    unwritten: Mutex<Unwritten>,
     /// Entries durable in the journal.
     journal_len: AtomicU64,
     /// Entries applied to the state: durable ones and those in the
@@ -170,6 +174,60 @@ pub struct Ledger {
     pub metrics: Metrics,
 }
 
+/// Records the state forgot ([`State::take_archived`]) on their way to the
+/// store's archive, which they reach in the transaction of the next batch
+/// committed. Reads find them here until then, so a forgotten record is
+/// always readable from the state, from here or from the store.
+#[derive(Debug, Default)]
+struct Unwritten {
+    /// By archive key, encoded.
+    records: BTreeMap<String, Vec<u8>>,
+    /// Keys not handed to a batch yet, oldest first.
+    unassigned: Vec<String>,
+}
+
+impl Unwritten {
+    /// What a state recovered from the store forgot while replaying the
+    /// journal's tail (some of it may be archived already: writing it again
+    /// changes nothing).
+    fn recovered(state: &mut State) -> Unwritten {
+        let mut unwritten = Unwritten::default();
+        unwritten.add(state);
+        unwritten
+    }
+
+    /// Takes what `state` forgot since it was last asked.
+    fn add(&mut self, state: &mut State) {
+        for archived in state.take_archived() {
+            let key = archived.key();
+            let bytes = serde_json::to_vec(&archived).expect("views serialize");
+            self.records.insert(key.clone(), bytes);
+            self.unassigned.push(key);
+        }
+    }
+
+    /// The records not handed to a batch yet.
+    fn assign(&mut self) -> Vec<(String, Vec<u8>)> {
+        let keys = std::mem::take(&mut self.unassigned);
+        keys.into_iter()
+            .filter_map(|key| {
+                let bytes = self.records.get(&key)?.clone();
+                Some((key, bytes))
+            })
+            .collect()
+    }
+
+    /// Drops what became durable (unless the key was forgotten again since,
+    /// with other bytes).
+    fn written(&mut self, archived: &[(String, Vec<u8>)]) {
+        for (key, bytes) in archived {
+            if self.records.get(key) == Some(bytes) {
+                self.records.remove(key);
+            }
+        }
+    }
+}
+
 /// The newest checkpoint: the log's size and root, signed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedCheckpoint {
@@ -187,6 +245,7 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
+/// The system clock, in whole seconds.
 pub fn unix_now() -> Timestamp {
     Timestamp(
         SystemTime::now()
@@ -357,7 +416,8 @@ impl Ledger {
             "snapshots need a positive interval"
         );
         let store = open_store()?;
-        let (state, journal_len) = recover(&store, genesis)?;
+        let (mut state, journal_len) = recover(&store, genesis)?;
+        let unwritten = Unwritten::recovered(&mut state);
         tracing::info!(journal_len, "ledger recovered");
         let checkpoint = sign_checkpoint(&log, &store, journal_len)?;
         Ok(Ledger {
@@ -365,6 +425,7 @@ impl Ledger {
             genesis,
             state: RwLock::new(state),
             store: RwLock::new(Some(store)),
+            unwritten: Mutex::new(unwritten),
             journal_len: AtomicU64::new(journal_len),
             applied_len: AtomicU64::new(journal_len),
             last_snapshot: AtomicU64::new(journal_len),
@@ -387,6 +448,12 @@ impl Ledger {
     pub fn with_clock(mut self, clock: Clock) -> Ledger {
         self.clock = clock;
         self
+    }
+
+    /// The time on the ledger's clock: what signed requests are checked
+    /// against and commands applied at.
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
     }
 
     pub fn genesis(&self) -> Genesis {
@@ -480,6 +547,36 @@ impl Ledger {
             .await
             .ok()?;
         (reached.epoch == read_at.epoch).then_some(value)
+    }
+
+    /// The record of `kind` filed under `id` that the state forgot (ended a
+    /// retention ago), if any: what its read showed last.
+    pub fn archived(&self, kind: ArchiveKind, id: &str) -> Result<Option<Archived>, LedgerError> {
+        let key = kind.key(id);
+        let pending = self
+            .unwritten
+            .lock()
+            .expect("unwritten lock")
+            .records
+            .get(&key)
+            .cloned();
+        let bytes = match pending {
+            Some(bytes) => Some(bytes),
+            None => {
+                let store = self.store.read().expect("store lock");
+                let store = store.as_ref().ok_or(StoreError::NeedsReopen)?;
+                store.archived(&key)?
+            }
+        };
+        bytes
+            .map(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    LedgerError::Store(StoreError::Corrupt(format!(
+                        "archived record {key} does not decode: {e}"
+                    )))
+                })
+            })
+            .transpose()
     }
 
     /// Journal entries concerning `did`, newest first, below index `before`
@@ -618,6 +715,7 @@ impl Ledger {
             parties: Vec::new(),
             party_ends: Vec::new(),
             outcomes: Vec::with_capacity(jobs.len()),
+            archive: Vec::new(),
             snapshot: None,
         };
         for Job {
@@ -636,6 +734,15 @@ impl Ledger {
                 batch.party_ends.push(batch.parties.len());
             }
             batch.outcomes.push((reply, result));
+        }
+        {
+            // What the state forgot goes to the store with the next batch
+            // that commits: before any snapshot of a state without it.
+            let mut unwritten = self.unwritten.lock().expect("unwritten lock");
+            unwritten.add(&mut state);
+            if !batch.entries.is_empty() {
+                batch.archive = unwritten.assign();
+            }
         }
         let applied = self.applied_len.load(Ordering::Acquire) + batch.entries.len() as u64;
         self.applied_len.store(applied, Ordering::Release);
@@ -708,10 +815,19 @@ impl Ledger {
             ends.extend(batch.party_ends.iter().map(|end| offset + end));
             offset += batch.parties.len();
         }
+        let archive: Vec<(&str, &[u8])> = group
+            .iter()
+            .flat_map(|batch| {
+                batch
+                    .archive
+                    .iter()
+                    .map(|(key, bytes)| (key.as_str(), bytes.as_slice()))
+            })
+            .collect();
         let landed = if entries.is_empty() {
             Ok(Landed::Nothing)
         } else {
-            self.append(&entries, &slices(&keys, &ends), expected_first)
+            self.append(&entries, &slices(&keys, &ends), &archive, expected_first)
         };
         let leaf_hashes = match landed {
             Err(Unlanded::Unknown(error)) => {
@@ -723,6 +839,11 @@ impl Ledger {
             }
             Ok(Landed::Now { leaf_hashes, root }) => {
                 let len = expected_first + entries.len() as u64;
+                let mut unwritten = self.unwritten.lock().expect("unwritten lock");
+                for batch in &group {
+                    unwritten.written(&batch.archive);
+                }
+                drop(unwritten);
                 *self.checkpoint.write().expect("checkpoint lock") =
                     Arc::new(checkpoint_of(&self.log, len, root));
                 self.publish(len);
@@ -789,13 +910,14 @@ impl Ledger {
         &self,
         entries: &[&[u8]],
         parties: &[&[[u8; 32]]],
+        archive: &[(&str, &[u8])],
         expected_first: u64,
     ) -> Result<Landed, Unlanded> {
         let result = {
             let slot = self.store.read().expect("store lock");
             slot.as_ref()
                 .ok_or(StoreError::NeedsReopen)
-                .and_then(|store| store.append_logged(entries, parties))
+                .and_then(|store| store.append_logged(entries, parties, archive))
         };
         match result {
             Ok(appended) => {
@@ -843,7 +965,8 @@ impl Ledger {
     /// nothing. Called with the state's write lock held.
     fn reopen(&self, state: &mut State) -> Result<u64, LedgerError> {
         let store = (self.open_store)()?;
-        let (recovered, len) = recover(&store, self.genesis)?;
+        let (mut recovered, len) = recover(&store, self.genesis)?;
+        *self.unwritten.lock().expect("unwritten lock") = Unwritten::recovered(&mut recovered);
         *self.checkpoint.write().expect("checkpoint lock") =
             Arc::new(sign_checkpoint(&self.log, &store, len)?);
         *state = recovered;
@@ -927,6 +1050,8 @@ struct AppliedBatch {
     parties: Vec<Did>,
     party_ends: Vec<usize>,
     outcomes: Vec<(oneshot::Sender<Reply>, Applied)>,
+    /// Records the state forgot, archived in the same transaction.
+    archive: Vec<(String, Vec<u8>)>,
     /// A copy of the state after this batch, to be saved once durable.
     snapshot: Option<(u64, Box<State>)>,
 }
@@ -1006,6 +1131,126 @@ mod tests {
             },
             answer,
         )
+    }
+
+    /// `command` signed by the key of `seed`.
+    fn signed_job(seed: u8, command: agentrail_core::Command) -> (Job, oneshot::Receiver<Reply>) {
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        let signed = agentrail_core::SignedCommand::sign(command, &key).unwrap();
+        let (reply, answer) = oneshot::channel();
+        let command = signed.clone().verify().unwrap();
+        let request = EntryRequest::Node {
+            command: Box::new(signed),
+        };
+        (
+            Job {
+                command,
+                request,
+                reply,
+            },
+            answer,
+        )
+    }
+
+    fn did_of(seed: u8) -> Did {
+        Did::from_verifying_key(&SigningKey::from_bytes(&[seed; 32]).verifying_key())
+    }
+
+    #[test]
+    fn an_ended_record_leaves_the_state_for_the_archive_and_stays_readable() {
+        use agentrail_core::command::{Deposit, Hold, Void};
+        use agentrail_core::state::HoldStatus;
+        use agentrail_core::{Amount, Command};
+        use agentrail_store::fault::FaultyDisk;
+        let (journal, snapshots) = (FaultyDisk::new(64 << 20), FaultyDisk::new(64 << 20));
+        let opener = move || -> StoreOpener {
+            let (journal, snapshots) = (journal.clone(), snapshots.clone());
+            Box::new(move || {
+                Store::open_with_backends(journal.clone(), snapshots.clone(), || {
+                    FaultyDisk::new(64 << 20)
+                })
+            })
+        };
+        let genesis = Genesis {
+            operator: did_of(9),
+            network: [0; 32],
+        };
+        let clock = Arc::new(AtomicU64::new(1_000_000));
+        let open = || {
+            let clock = Arc::clone(&clock);
+            Ledger::open_with(opener(), genesis, log(), LedgerOptions::default())
+                .unwrap()
+                .with_clock(Box::new(move || Timestamp(clock.load(Ordering::SeqCst))))
+        };
+        let ledger = open();
+        let run = |ledger: &Ledger, jobs: Vec<(Job, oneshot::Receiver<Reply>)>| {
+            let (jobs, answers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+            ledger.process(vec![jobs], false);
+            answers
+                .into_iter()
+                .map(|answer| answer.blocking_recv().unwrap().is_ok())
+                .collect::<Vec<bool>>()
+        };
+        let principal = did_of(5);
+        let accepted = run(
+            &ledger,
+            vec![
+                job_for(5),
+                signed_job(
+                    9,
+                    Command::Deposit(Deposit {
+                        to: principal,
+                        amount: Amount::from_atomic(100),
+                        idempotency_key: "d1".into(),
+                    }),
+                ),
+                signed_job(
+                    5,
+                    Command::Hold(Hold {
+                        hold_id: "h1".into(),
+                        from: principal,
+                        amount: Amount::from_atomic(40),
+                        category: None,
+                        expires_at: None,
+                    }),
+                ),
+                signed_job(
+                    5,
+                    Command::Void(Void {
+                        hold_id: "h1".into(),
+                    }),
+                ),
+            ],
+        );
+        assert_eq!(accepted, [true; 4]);
+        let voided = Some(Archived::Hold {
+            hold_id: "h1".into(),
+            status: HoldStatus::Voided,
+        });
+        assert_eq!(
+            ledger.read(|s| s.hold_status("h1")),
+            Some(Some(HoldStatus::Voided))
+        );
+        assert_eq!(ledger.archived(ArchiveKind::Hold, "h1").unwrap(), None);
+        // A day later a refused command moves the clock: the hold leaves
+        // the state, and reads find it before any batch committed it.
+        clock.fetch_add(
+            agentrail_core::constants::RECORD_RETENTION_S,
+            Ordering::SeqCst,
+        );
+        assert_eq!(run(&ledger, vec![job_for(5)]), [false]);
+        assert_eq!(ledger.read(|s| s.hold_status("h1")), Some(None));
+        assert_eq!(ledger.archived(ArchiveKind::Hold, "h1").unwrap(), voided);
+        // The next batch that commits writes it to the store; a restart,
+        // replaying the journal, forgets it again and still serves it.
+        assert_eq!(run(&ledger, vec![job_for(6)]), [true]);
+        assert!(ledger.unwritten.lock().unwrap().records.is_empty());
+        assert_eq!(ledger.archived(ArchiveKind::Hold, "h1").unwrap(), voided);
+        drop(ledger);
+        let reopened = open();
+        assert_eq!(reopened.read(|s| s.hold_status("h1")), Some(None));
+        assert_eq!(reopened.archived(ArchiveKind::Hold, "h1").unwrap(), voided);
+        reopened.read(|s| s.check_invariants()).unwrap().unwrap();
     }
 
     #[test]

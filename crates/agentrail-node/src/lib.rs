@@ -43,6 +43,9 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     /// Connection and request-rate limits.
     pub limits: limits::ServeLimits,
+    /// Dev mode only: a ledger clock that runs faster than the real one
+    /// (soak tests cover days of retention windows in minutes).
+    pub time_scale: Option<agentrail_core::time::TimeScale>,
 }
 
 /// Why the node could not run.
@@ -155,6 +158,13 @@ fn genesis(config: &NodeConfig) -> Result<(Did, Option<SigningKey>), NodeError> 
     Ok((file.operator, faucet_key))
 }
 
+/// The system clock in Unix milliseconds.
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Runs the node until `shutdown` completes. `ready` is told the bound
 /// address once the node accepts connections.
 pub async fn run(
@@ -174,10 +184,23 @@ pub async fn run(
         snapshot_every: config.snapshot_every,
         ..LedgerOptions::default()
     };
-    let ledger =
+    if config.time_scale.is_some() && !config.dev {
+        return Err(NodeError::Setup(
+            "a scaled clock is for dev nodes only".into(),
+        ));
+    }
+    let mut ledger =
         tokio::task::spawn_blocking(move || Ledger::open(&data_dir, genesis, log, options))
             .await
             .map_err(|e| NodeError::Setup(format!("recovery stopped: {e}")))??;
+    if let Some(scale) = config.time_scale {
+        tracing::warn!(
+            scale = scale.scale,
+            origin_ms = scale.origin_ms,
+            "the ledger's clock is scaled: dev only"
+        );
+        ledger = ledger.with_clock(Box::new(move || scale.at(unix_now_ms())));
+    }
     let ledger = Arc::new(ledger);
     let (sender, receiver) = sync_channel(QUEUE_MAX);
     let writer = {

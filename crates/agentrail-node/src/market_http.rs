@@ -19,7 +19,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::{ApiError, App, path_did, read_state};
+use crate::http::{ApiError, App, from_archive, path_did, read_state};
+use agentrail_core::state::{ArchiveKind, Archived};
 
 /// Listings a discovery page returns when the query names no limit.
 pub const DISCOVERY_PAGE_DEFAULT: usize = 20;
@@ -154,11 +155,31 @@ async fn by_id<T>(
     code: &str,
     what: &str,
 ) -> Result<axum::Json<T>, ApiError> {
+    by_id_or_archived(app, path, read, None, code, what).await
+}
+
+/// What an ended record's archived form gives a read of its kind.
+type FromArchive<T> = (ArchiveKind, fn(Archived) -> Option<T>);
+
+/// [`by_id`], looking in the archive for a record the state forgot a
+/// retention after it ended.
+async fn by_id_or_archived<T>(
+    app: &App,
+    path: Result<Path<String>, PathRejection>,
+    read: impl FnOnce(&agentrail_core::State, &str) -> Option<T>,
+    archived: Option<FromArchive<T>>,
+    code: &str,
+    what: &str,
+) -> Result<axum::Json<T>, ApiError> {
     let id = path_id(path)?;
-    read_state(&app.ledger, |state| read(state, &id))
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| not_found(code, what))
+    let found = match read_state(&app.ledger, |state| read(state, &id)).await? {
+        Some(found) => Some(found),
+        None => match archived {
+            Some((kind, pick)) => from_archive(&app.ledger, kind, &id, pick)?,
+            None => None,
+        },
+    };
+    found.map(axum::Json).ok_or_else(|| not_found(code, what))
 }
 
 pub async fn get_listing(
@@ -179,10 +200,14 @@ pub async fn get_rfq(
     State(app): State<App>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::Json<RfqView>, ApiError> {
-    by_id(
+    by_id_or_archived(
         &app,
         path,
         |state, id| state.rfq(id),
+        Some((ArchiveKind::Rfq, |archived| match archived {
+            Archived::Rfq { view, .. } => Some(view),
+            _ => None,
+        })),
         "rfq_not_found",
         "request for quotes",
     )
@@ -193,10 +218,14 @@ pub async fn get_task(
     State(app): State<App>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::Json<TaskView>, ApiError> {
-    by_id(
+    by_id_or_archived(
         &app,
         path,
         |state, id| state.task(id),
+        Some((ArchiveKind::Task, |archived| match archived {
+            Archived::Task { view, .. } => Some(view),
+            _ => None,
+        })),
         "task_not_found",
         "task",
     )
@@ -207,10 +236,14 @@ pub async fn get_license(
     State(app): State<App>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::Json<LicenseView>, ApiError> {
-    by_id(
+    by_id_or_archived(
         &app,
         path,
         |state, id| state.license(id),
+        Some((ArchiveKind::License, |archived| match archived {
+            Archived::License { view, .. } => Some(view),
+            _ => None,
+        })),
         "license_not_found",
         "licence",
     )

@@ -32,7 +32,7 @@ use axum::body::Bytes;
 use tokio::sync::oneshot;
 
 use crate::http::{Nonces, admit};
-use crate::ledger::{Job, Ledger, Queue, QueueError, Refusal, Reply, unix_now};
+use crate::ledger::{Job, Ledger, Queue, QueueError, Refusal, Reply};
 use crate::limits::IdentityLimiter;
 use crate::metrics::Metrics;
 
@@ -88,6 +88,7 @@ impl Verifier {
                     .name(format!("agentrail-verify-{index}"))
                     .spawn(move || {
                         let stage = Stage {
+                            ledger: &ledger,
                             nonces: &nonces,
                             limiter: &limiter,
                             writer: &writer,
@@ -111,6 +112,7 @@ impl Verifier {
 
 /// What a verifier thread hands its checks to.
 struct Stage<'a> {
+    ledger: &'a Ledger,
     nonces: &'a Nonces,
     limiter: &'a IdentityLimiter,
     writer: &'a Queue,
@@ -130,7 +132,7 @@ fn run(receiver: &Mutex<Receiver<Check>>, stage: &Stage<'_>) {
             .signatures_checked
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let verdicts = verify(&batch, &mut keys);
-        let now = unix_now().0;
+        let now = stage.ledger.now().0;
         for (check, valid) in batch.into_iter().zip(verdicts) {
             let Check {
                 prepared,

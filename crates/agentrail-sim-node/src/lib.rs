@@ -40,6 +40,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use agentrail_core::state::Archived;
 use agentrail_core::{Authenticated, Event, Genesis, Rejection, SignedCommand, State, Timestamp};
 use agentrail_log::LogSigner;
 use agentrail_log::merkle::{self, Hash, MemoryTree};
@@ -60,6 +61,8 @@ const DISK_BYTES: u64 = 1 << 30;
 const LOG_NAME: &str = "agentrail.test/log";
 /// Attempts to get a tick's commands answered once its fault is over.
 const ATTEMPTS_MAX: usize = 4;
+/// Older forgotten records read again at each comparison.
+const ARCHIVE_SAMPLES: usize = 8;
 /// Ticks between two full comparisons with the reference, without faults.
 const COMPARE_EVERY: u64 = 64;
 
@@ -120,6 +123,9 @@ pub struct NodeSimReport {
     pub corruption_harmless: u64,
     /// Full comparisons of the node's state with the reference.
     pub comparisons: u64,
+    /// Reads of records the reference forgot, served from the node's
+    /// archive exactly as the reference last showed them.
+    pub archive_reads: u64,
     pub journal_len: u64,
     /// The log's root at the end, hex: equal runs, equal roots.
     pub root: String,
@@ -237,6 +243,13 @@ struct SimulatedNode {
     pending: Vec<Pending>,
     /// Every acknowledged entry's leaf hash, kept apart from the node.
     tree: MemoryTree,
+    /// Every record the reference forgot, newest by key: the node must
+    /// serve each from its archive.
+    forgotten: BTreeMap<String, Archived>,
+    /// Every key forgotten, in order (a key forgotten twice is listed twice).
+    forgotten_keys: Vec<String>,
+    /// How many of `forgotten_keys` a comparison checked already.
+    forgotten_checked: usize,
     report: NodeSimReport,
 }
 
@@ -265,6 +278,9 @@ impl SimulatedNode {
             ledger: None,
             pending: Vec::new(),
             tree: MemoryTree::new(),
+            forgotten: BTreeMap::new(),
+            forgotten_keys: Vec::new(),
+            forgotten_checked: 0,
             report: NodeSimReport::default(),
         }
     }
@@ -667,6 +683,33 @@ impl SimulatedNode {
         if snapshot != reference.to_snapshot() {
             return Err("the node's state differs from the reference's".to_owned());
         }
+        self.check_archive()
+    }
+
+    /// Every record the reference forgot since the last comparison, and a
+    /// few older ones, read from the node's archive as the reference
+    /// showed it last.
+    fn check_archive(&mut self) -> Result<(), String> {
+        let mut keys = self.forgotten_keys[self.forgotten_checked..].to_vec();
+        self.forgotten_checked = self.forgotten_keys.len();
+        for _ in 0..ARCHIVE_SAMPLES.min(self.forgotten_keys.len()) {
+            let nth = self.rng.below(self.forgotten_keys.len() as u64) as usize;
+            keys.push(self.forgotten_keys[nth].clone());
+        }
+        for key in keys {
+            let expected = &self.forgotten[&key];
+            let (kind, id) = expected.kind_and_id();
+            let served = self
+                .ledger()
+                .archived(kind, &id)
+                .map_err(|error| format!("the archive of {key} cannot be read: {error}"))?;
+            if served.as_ref() != Some(expected) {
+                return Err(format!(
+                    "lost: the node serves {served:?} for the forgotten {key}, not {expected:?}"
+                ));
+            }
+            self.report.archive_reads += 1;
+        }
         Ok(())
     }
 }
@@ -687,7 +730,13 @@ impl Follower for SimulatedNode {
         command: &Authenticated,
         now: Timestamp,
         outcome: &Result<Vec<Event>, Rejection>,
+        forgotten: &[Archived],
     ) -> Result<(), String> {
+        for archived in forgotten {
+            let key = archived.key();
+            self.forgotten.insert(key.clone(), archived.clone());
+            self.forgotten_keys.push(key);
+        }
         if self.pending.last().is_some_and(|last| last.now != now) {
             return Err("commands of one tick must share a time".to_owned());
         }

@@ -20,7 +20,7 @@ use agentrail_core::command::{Command, Hold, Split};
 use agentrail_core::constants::{DAY_S, IDEMPOTENCY_RETENTION_S};
 use agentrail_core::grant::{Limit, Limits, Role};
 use agentrail_core::signing::SignatureBytes;
-use agentrail_core::state::{ApprovalStatus, HoldStatus};
+use agentrail_core::state::{ApprovalStatus, Archived, HoldStatus};
 use agentrail_core::{
     Amount, Authenticated, Did, Event, Genesis, Rejection, SignedCommand, State, Timestamp,
 };
@@ -69,14 +69,16 @@ impl SimConfig {
 pub trait Follower {
     /// The run starts on a ledger with this genesis.
     fn start(&mut self, genesis: Genesis) -> Result<(), String>;
-    /// One command, the key of its signer, the time it was applied at, and
-    /// the reference's outcome.
+    /// One command, the key of its signer, the time it was applied at, the
+    /// reference's outcome, and the ended records the reference forgot
+    /// applying it.
     fn command(
         &mut self,
         key: &SigningKey,
         command: &Authenticated,
         now: Timestamp,
         outcome: &Result<Vec<Event>, Rejection>,
+        forgotten: &[Archived],
     ) -> Result<(), String>;
     /// The clock is about to move: every command so far has been handed
     /// over, and `reference` is the state after all of them.
@@ -90,6 +92,8 @@ struct Followed {
     command: Authenticated,
     now: Timestamp,
     outcome: Result<Vec<Event>, Rejection>,
+    /// What the reference forgot when it applied the command.
+    forgotten: Vec<Archived>,
 }
 
 /// What a run did.
@@ -106,6 +110,8 @@ pub struct SimReport {
     pub accepted_by_type: BTreeMap<String, u64>,
     /// Time-driven events by type (expiries, refunds, default approvals).
     pub expired_by_type: BTreeMap<String, u64>,
+    /// Ended records the state forgot a retention later, by kind.
+    pub forgotten_by_kind: BTreeMap<String, u64>,
     pub identities: usize,
     pub deposited_atomic: u128,
     pub withdrawn_atomic: u128,
@@ -410,7 +416,13 @@ impl Simulation {
         };
         for item in std::mem::take(followed) {
             let key = self.key_of(item.command.signer())?;
-            follower.command(&key, &item.command, item.now, &item.outcome)?;
+            follower.command(
+                &key,
+                &item.command,
+                item.now,
+                &item.outcome,
+                &item.forgotten,
+            )?;
         }
         Ok(())
     }
@@ -1079,11 +1091,17 @@ impl Simulation {
         };
         let before = Before::capture(&self.state, command.command());
         let result = self.state.apply(&command, self.now);
+        let forgotten = self.state.take_archived();
+        for archived in &forgotten {
+            let kind = archived.kind_and_id().0.name().to_owned();
+            *self.report.forgotten_by_kind.entry(kind).or_default() += 1;
+        }
         if let Some(followed) = self.followed.as_mut() {
             followed.push(Followed {
                 command: command.clone(),
                 now: self.now,
                 outcome: result.clone(),
+                forgotten,
             });
         }
         let accepted = match result {

@@ -81,6 +81,14 @@ fn seeded_runs_keep_every_invariant() {
                     report.rejected
                 );
             }
+            // Ended records leave the state a retention later, every kind.
+            for kind in ["hold", "approval", "task", "rfq", "license"] {
+                assert!(
+                    report.forgotten_by_kind.contains_key(kind),
+                    "seed {seed} never forgot a {kind}: {:?}",
+                    report.forgotten_by_kind
+                );
+            }
             // Markets and channels are in the mix: every transition of a
             // task and a channel happened, by command or by the clock.
             for kind in [

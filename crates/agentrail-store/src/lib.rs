@@ -51,6 +51,13 @@
 //! index existed is indexed on open by the caller ([`Store::history_covers`],
 //! [`Store::index_history`]).
 //!
+//! # Archive
+//!
+//! Records the node's state no longer holds (ended a retention ago) are
+//! kept by key in an archive table, written in the transaction of the
+//! batch whose state forgot them, each sealed with a checksum of its key
+//! and bytes ([`Store::archived`]).
+//!
 //! Opening runs redb's integrity check over the whole file (every page
 //! checksum), which costs a full read of the database at start-up; that is
 //! the price of never trusting a file altered behind redb's back.
@@ -76,6 +83,9 @@ const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("journal_entri
 const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots_v1");
 /// The history index: `(party, entry index)`, nothing stored beside the key.
 const HISTORY: TableDefinition<(&[u8; 32], u64), ()> = TableDefinition::new("history_v1");
+/// Records the node's state forgot, by key, as their last view: written
+/// in the transaction of the batch whose state forgot them.
+const ARCHIVE: TableDefinition<&str, &[u8]> = TableDefinition::new("archive_v1");
 /// Small counters of the journal's database.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
 /// Entries `0..n` whose parties are in [`HISTORY`].
@@ -89,6 +99,10 @@ pub const ENTRY_BYTES_MAX: usize = 1 << 20;
 pub const BATCH_ENTRIES_MAX: usize = 8_192;
 /// Most parties one entry may be indexed under.
 pub const PARTIES_PER_ENTRY_MAX: usize = 256;
+/// Largest archived record accepted.
+pub const ARCHIVED_BYTES_MAX: usize = 1 << 20;
+/// Longest archive key accepted.
+pub const ARCHIVE_KEY_BYTES_MAX: usize = 256;
 /// Most entry indices one history read returns.
 pub const HISTORY_READ_MAX: usize = 1_024;
 /// Memory redb may use to cache the journal's pages. Its default (1 GiB)
@@ -242,30 +256,37 @@ pub struct Store {
     edge: std::sync::RwLock<Edge>,
 }
 
-fn checksum(kind: &[u8], key: u64, payload: &[u8]) -> [u8; CHECKSUM_BYTES] {
+/// SHA-256 of `parts`, cut to [`CHECKSUM_BYTES`].
+fn digest(parts: &[&[u8]]) -> [u8; CHECKSUM_BYTES] {
     let mut hasher = Sha256::new();
-    hasher.update(kind);
-    hasher.update(key.to_le_bytes());
-    hasher.update(payload);
+    for part in parts {
+        hasher.update(part);
+    }
     let digest = hasher.finalize();
     let mut out = [0u8; CHECKSUM_BYTES];
     out.copy_from_slice(&digest[..CHECKSUM_BYTES]);
     out
 }
 
-fn seal(kind: &[u8], key: u64, payload: &[u8]) -> Vec<u8> {
+fn checksum(kind: &[u8], key: u64, payload: &[u8]) -> [u8; CHECKSUM_BYTES] {
+    digest(&[kind, &key.to_le_bytes(), payload])
+}
+
+/// `payload` behind its checksum.
+fn seal(sum: [u8; CHECKSUM_BYTES], payload: &[u8]) -> Vec<u8> {
     let mut sealed = Vec::with_capacity(CHECKSUM_BYTES + payload.len());
-    sealed.extend_from_slice(&checksum(kind, key, payload));
+    sealed.extend_from_slice(&sum);
     sealed.extend_from_slice(payload);
     sealed
 }
 
-fn unseal<'a>(kind: &[u8], key: u64, sealed: &'a [u8]) -> Option<&'a [u8]> {
+/// The payload of `sealed` if its checksum is `expected(payload)`.
+fn unseal(sealed: &[u8], expected: impl FnOnce(&[u8]) -> [u8; CHECKSUM_BYTES]) -> Option<&[u8]> {
     if sealed.len() < CHECKSUM_BYTES {
         return None;
     }
     let (sum, payload) = sealed.split_at(CHECKSUM_BYTES);
-    (sum == checksum(kind, key, payload)).then_some(payload)
+    (sum == expected(payload)).then_some(payload)
 }
 
 const ENTRY_KIND: &[u8] = b"entry";
@@ -277,13 +298,21 @@ fn entry_checksum(index: u64, leaf_hash: &Hash) -> [u8; CHECKSUM_BYTES] {
 }
 
 fn unseal_entry(index: u64, sealed: &[u8]) -> Option<&[u8]> {
-    if sealed.len() < CHECKSUM_BYTES {
-        return None;
-    }
-    let (sum, payload) = sealed.split_at(CHECKSUM_BYTES);
-    (sum == entry_checksum(index, &merkle::leaf_hash(payload))).then_some(payload)
+    unseal(sealed, |payload| {
+        entry_checksum(index, &merkle::leaf_hash(payload))
+    })
 }
 const SNAPSHOT_KIND: &[u8] = b"snapshot";
+
+/// An archived record's checksum binds it to its key.
+fn archived_checksum(key: &str, payload: &[u8]) -> [u8; CHECKSUM_BYTES] {
+    digest(&[
+        b"archive",
+        &(key.len() as u64).to_le_bytes(),
+        key.as_bytes(),
+        payload,
+    ])
+}
 
 impl Store {
     /// Opens (or creates) the store in a directory: `journal.redb` and
@@ -368,6 +397,7 @@ impl Store {
             if std::ptr::eq(database, &db) {
                 txn.open_table(TILES).map_err(err)?;
                 txn.open_table(HISTORY).map_err(err)?;
+                txn.open_table(ARCHIVE).map_err(err)?;
                 txn.open_table(META).map_err(err)?;
             }
             txn.commit().map_err(err)?;
@@ -504,17 +534,19 @@ impl Store {
     /// index of the first; the entries concern no party. See the
     /// durability contract in the crate docs.
     pub fn append_batch<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<u64, StoreError> {
-        self.append_logged(entries, &[])
+        self.append_logged(entries, &[], &[])
             .map(|appended| appended.first)
     }
 
     /// [`Store::append_batch`], indexing entry `i` under the parties
-    /// `parties[i]` (all of `parties` empty: none), and telling the entries'
-    /// leaf hashes and the tree's new root.
+    /// `parties[i]` (all of `parties` empty: none), archiving `archive`
+    /// (key, bytes) in the same transaction, and telling the entries' leaf
+    /// hashes and the tree's new root.
     pub fn append_logged<E: AsRef<[u8]>>(
         &self,
         entries: &[E],
         parties: &[&[[u8; 32]]],
+        archive: &[(&str, &[u8])],
     ) -> Result<Appended, StoreError> {
         self.check_writable()?;
         if entries.is_empty() || entries.len() > BATCH_ENTRIES_MAX {
@@ -527,7 +559,16 @@ impl Store {
             return Err(StoreError::Invalid("an entry is larger than 1 MiB"));
         }
         check_parties(entries.len(), parties)?;
-        match self.write_batch(entries, parties) {
+        if archive.len() > BATCH_ENTRIES_MAX
+            || archive.iter().any(|(key, bytes)| {
+                key.len() > ARCHIVE_KEY_BYTES_MAX || bytes.len() > ARCHIVED_BYTES_MAX
+            })
+        {
+            return Err(StoreError::Invalid(
+                "at most 8192 archived records a batch, keys of 256 bytes, records of 1 MiB",
+            ));
+        }
+        match self.write_batch(entries, parties, archive) {
             Ok(first) => Ok(first),
             Err(error) => self.poison(error),
         }
@@ -595,10 +636,23 @@ impl Store {
         Ok(out)
     }
 
+    /// The archived record filed under `key`, checked against its checksum.
+    pub fn archived(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(ARCHIVE).map_err(err)?;
+        let Some(value) = table.get(key).map_err(err)? else {
+            return Ok(None);
+        };
+        unseal(value.value(), |payload| archived_checksum(key, payload))
+            .map(|bytes| Some(bytes.to_vec()))
+            .ok_or_else(|| StoreError::Corrupt(format!("archived record {key} fails its checksum")))
+    }
+
     fn write_batch<E: AsRef<[u8]>>(
         &self,
         entries: &[E],
         parties: &[&[[u8; 32]]],
+        archive: &[(&str, &[u8])],
     ) -> Result<Appended, StoreError> {
         let mut txn = self.db.begin_write().map_err(err)?;
         txn.set_durability(Durability::Immediate)
@@ -649,6 +703,14 @@ impl Store {
         let empty: Vec<&[[u8; 32]]> = vec![&[]; entries.len()];
         let parties = if parties.is_empty() { &empty } else { parties };
         record_history(&txn, appended.0.first, parties)?;
+        if !archive.is_empty() {
+            let mut table = txn.open_table(ARCHIVE).map_err(err)?;
+            for (key, bytes) in archive {
+                table
+                    .insert(*key, seal(archived_checksum(key, bytes), bytes).as_slice())
+                    .map_err(err)?;
+            }
+        }
         txn.commit().map_err(err)?;
         let (appended, edge) = appended;
         *self.edge.write().expect("edge lock") = edge;
@@ -694,7 +756,10 @@ impl Store {
             {
                 let mut table = txn.open_table(SNAPSHOTS).map_err(err)?;
                 table
-                    .insert(covers, seal(SNAPSHOT_KIND, covers, bytes).as_slice())
+                    .insert(
+                        covers,
+                        seal(checksum(SNAPSHOT_KIND, covers, bytes), bytes).as_slice(),
+                    )
                     .map_err(err)?;
                 let keys: Vec<u64> = table
                     .iter()
@@ -720,7 +785,9 @@ impl Store {
         for item in table.iter().map_err(err)?.rev() {
             let (key, value) = item.map_err(err)?;
             let covers = key.value();
-            match unseal(SNAPSHOT_KIND, covers, value.value()) {
+            match unseal(value.value(), |payload| {
+                checksum(SNAPSHOT_KIND, covers, payload)
+            }) {
                 Some(bytes) => {
                     snapshot = Some(Snapshot {
                         covers,
@@ -753,7 +820,7 @@ impl Store {
         covers: u64,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        let mut sealed = seal(SNAPSHOT_KIND, covers, bytes);
+        let mut sealed = seal(checksum(SNAPSHOT_KIND, covers, bytes), bytes);
         sealed[0] ^= 0xff;
         let mut txn = self.snapshots.begin_write().map_err(err)?;
         txn.set_durability(Durability::Immediate)
@@ -775,6 +842,39 @@ mod tests {
     }
 
     #[test]
+    fn archived_records_land_with_their_batch_and_are_checked_on_read() {
+        let disk = || fault::FaultyDisk::new(64 << 20);
+        let journal = disk();
+        let store = Store::open_with_backends(journal.clone(), disk(), disk).expect("open");
+        store
+            .append_logged(&[b"a".to_vec()], &[], &[("task/t1", b"view one")])
+            .expect("append");
+        assert_eq!(
+            store.archived("task/t1").expect("read").as_deref(),
+            Some(&b"view one"[..])
+        );
+        assert_eq!(store.archived("task/t2").expect("read"), None);
+        // A batch that fails (a full disk) takes its archived records with it.
+        journal.set_capacity(journal.len_bytes());
+        let big = vec![7u8; ARCHIVED_BYTES_MAX];
+        assert!(
+            store
+                .append_logged(&[b"b".to_vec()], &[], &[("task/t2", &big)])
+                .is_err()
+        );
+        journal.set_capacity(64 << 20);
+        drop(store);
+        let store = Store::open_with_backends(journal, disk(), disk).expect("reopen");
+        assert_eq!(store.len().expect("len"), 1);
+        assert_eq!(store.archived("task/t2").expect("read"), None);
+        let long = "k".repeat(ARCHIVE_KEY_BYTES_MAX + 1);
+        assert!(matches!(
+            store.append_logged(&[b"c".to_vec()], &[], &[(long.as_str(), b"x")]),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    #[test]
     fn a_journal_without_an_index_is_indexed_in_order_and_then_kept_current() {
         let disk = || fault::FaultyDisk::new(64 << 20);
         let store = Store::open_with_backends(disk(), disk(), disk).expect("open");
@@ -792,7 +892,7 @@ mod tests {
         // Entries appended before the catch-up are indexed but do not move
         // the coverage, which only the catch-up, in order, may advance.
         store
-            .append_logged(&[b"d".to_vec()], &[&[party(1)]])
+            .append_logged(&[b"d".to_vec()], &[&[party(1)]], &[])
             .expect("append");
         assert_eq!(store.history_covers().expect("covers"), 0);
         assert!(matches!(
@@ -817,7 +917,7 @@ mod tests {
             Err(StoreError::Invalid(_))
         ));
         assert!(matches!(
-            store.append_logged(&[b"e".to_vec()], &[&[party(1)], &[]]),
+            store.append_logged(&[b"e".to_vec()], &[&[party(1)], &[]], &[]),
             Err(StoreError::Invalid(_))
         ));
     }

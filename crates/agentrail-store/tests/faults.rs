@@ -47,7 +47,7 @@ fn append(store: &Store, entries: &[Vec<u8>]) -> Result<u64, StoreError> {
     let parties: Vec<Vec<[u8; 32]>> = entries.iter().map(|e| parties_of(e)).collect();
     let slices: Vec<&[[u8; 32]]> = parties.iter().map(Vec::as_slice).collect();
     store
-        .append_logged(entries, &slices)
+        .append_logged(entries, &slices, &[])
         .map(|appended| appended.first)
 }
 

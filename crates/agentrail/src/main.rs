@@ -81,6 +81,15 @@ enum Commands {
         /// Commands one identity may send at once after a quiet spell.
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
         identity_burst: u32,
+        /// Dev only: run the ledger's clock this many times faster than the
+        /// real one (a soak covers days of retention windows in minutes).
+        /// Clients must sign with the same scaled time.
+        #[arg(long, requires = "dev", value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+        dev_time_scale: Option<u32>,
+        /// The real instant (Unix milliseconds) the scaled clock starts
+        /// from, reading it as that second; default: when the node starts.
+        #[arg(long, requires = "dev_time_scale")]
+        dev_time_origin_ms: Option<u64>,
     },
     #[command(flatten)]
     Ledger(LedgerCommand),
@@ -209,6 +218,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             idle_timeout_s,
             identity_rate,
             identity_burst,
+            dev_time_scale,
+            dev_time_origin_ms,
         } => {
             let limits = agentrail_node::limits::ServeLimits {
                 connections_max: connections_max as usize,
@@ -224,6 +235,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 operator,
                 snapshot_every,
                 limits,
+                time_scale: dev_time_scale.map(|scale| agentrail_core::time::TimeScale {
+                    origin_ms: dev_time_origin_ms.unwrap_or_else(|| {
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64)
+                    }),
+                    scale,
+                }),
             };
             runtime()?.block_on(async {
                 let ready = |address: std::net::SocketAddr| {

@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::retention::Forget;
 use super::{Charge, Expiry, State, check_category_field, check_key, check_nonzero, check_splits};
 use crate::amount::{Amount, BPS_WHOLE};
 use crate::command::Split;
@@ -58,9 +59,9 @@ pub(super) struct RfqRecord {
     creator: Did,
     request: RequestQuotes,
     outcome: Vec<Event>,
-    expires_at: Timestamp,
-    status: RfqStatus,
-    quotes: Vec<String>,
+    pub(super) expires_at: Timestamp,
+    pub(super) status: RfqStatus,
+    pub(super) quotes: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -88,7 +89,17 @@ pub(super) struct TaskRecord {
     pub(super) status: TaskStatus,
 }
 
+impl QuoteRecord {
+    pub(super) fn rfq_id(&self) -> &str {
+        &self.request.rfq_id
+    }
+}
+
 impl TaskRecord {
+    pub(super) fn rfq_id(&self) -> &str {
+        &self.terms.rfq_id
+    }
+
     /// When time alone next settles the task, while it holds money.
     pub(super) fn deadline(&self) -> Option<Timestamp> {
         match &self.status {
@@ -734,6 +745,7 @@ impl State {
                 quotes: Vec::new(),
             },
         );
+        self.forget_rfq_later(&request.rfq_id, expires_at);
         Ok(outcome)
     }
 
@@ -1176,6 +1188,7 @@ impl State {
             by,
             parts: parts.clone(),
         };
+        self.forget_later(Forget::Task(task_id.to_owned()));
         Event::TaskApproved {
             task_id: task_id.to_owned(),
             by,
@@ -1346,6 +1359,7 @@ impl State {
             refunded,
             slashed,
         };
+        self.forget_later(Forget::Task(task_id.clone()));
         Ok(vec![Event::DisputeResolved {
             task_id,
             arbiter: signer,
@@ -1384,6 +1398,7 @@ impl State {
             self.records.entry(provider).or_default().refunds += 1;
         }
         self.tasks.get_mut(&task_id).expect("exists").status = TaskStatus::Refunded { reason };
+        self.forget_later(Forget::Task(task_id.clone()));
         Event::TaskRefunded {
             task_id,
             buyer,
@@ -1480,6 +1495,7 @@ impl State {
                 },
             },
         );
+        self.forget_later(Forget::License(license.license_id.clone()));
         Ok(outcome)
     }
 

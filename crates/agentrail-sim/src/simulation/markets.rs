@@ -366,6 +366,9 @@ impl Simulation {
                 let signer = self.pick_actor();
                 let expect = if arbiter == Some(signer) {
                     Expect::Anything
+                } else if self.state.task(&id).is_none() {
+                    // Settled a retention ago and forgotten.
+                    Expect::Refused("task_not_found")
                 } else {
                     Expect::Refused("not_arbiter")
                 };
