@@ -305,6 +305,7 @@ pub fn run_channel_bench(
                 identity_burst: u32::MAX,
                 ..agentrail_node::limits::ServeLimits::default()
             },
+            journal_cache_bytes: agentrail_node::JOURNAL_CACHE_BYTES,
             time_scale: None,
         };
         let server = tokio::spawn(agentrail_node::run(

@@ -524,6 +524,7 @@ fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
             operator: Some(kit::did(&world.operator)),
             snapshot_every: agentrail_node::ledger::SNAPSHOT_EVERY,
             limits: agentrail_node::limits::ServeLimits::default(),
+            journal_cache_bytes: agentrail_node::JOURNAL_CACHE_BYTES,
             time_scale: None,
         };
         let server = tokio::spawn(agentrail_node::run(

@@ -475,6 +475,26 @@ impl State {
 
     // ----- reads ---------------------------------------------------------
 
+    /// How many records of each kind the state holds (for monitoring what
+    /// the ledger keeps in memory), by name.
+    pub fn sizes(&self) -> [(&'static str, usize); 13] {
+        [
+            ("identities", self.identities.len()),
+            ("accounts", self.accounts.len()),
+            ("holds", self.holds.len()),
+            ("approvals", self.approvals.len()),
+            ("expiries", self.expiries.len()),
+            ("idempotency_keys", self.idempotency.len()),
+            ("channels", self.channels.len()),
+            ("listings", self.listings.len()),
+            ("rfqs", self.rfqs.len()),
+            ("quotes", self.quotes.len()),
+            ("tasks", self.tasks.len()),
+            ("licenses", self.licenses.len()),
+            ("ended_waiting", self.forget_at.len()),
+        ]
+    }
+
     pub fn operator(&self) -> Did {
         self.operator
     }

@@ -312,6 +312,7 @@ async fn run_async(
         operator: None,
         snapshot_every: agentrail_node::ledger::SNAPSHOT_EVERY,
         limits: agentrail_node::limits::ServeLimits::default(),
+        journal_cache_bytes: agentrail_node::JOURNAL_CACHE_BYTES,
         time_scale: None,
     };
     let node = tokio::spawn(agentrail_node::run(

@@ -1009,7 +1009,10 @@ async fn get_openapi() -> Response {
 async fn get_metrics(State(app): State<App>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.ledger.metrics.render(app.ledger.journal_len()),
+        app.ledger.metrics.render(
+            app.ledger.journal_len(),
+            &app.ledger.read(|state| state.sizes()).unwrap_or_default(),
+        ),
     )
         .into_response()
 }

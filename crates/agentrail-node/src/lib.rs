@@ -22,6 +22,8 @@ use std::sync::mpsc::sync_channel;
 use agentrail_core::channel::{network_hash, network_id};
 use agentrail_core::{Did, Genesis};
 use agentrail_log::LogSigner;
+pub use agentrail_store::JOURNAL_CACHE_BYTES;
+use agentrail_store::Store;
 use agentrail_wire::keyfile;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -43,6 +45,8 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     /// Connection and request-rate limits.
     pub limits: limits::ServeLimits,
+    /// Memory for the journal's page cache (redb's), in bytes.
+    pub journal_cache_bytes: usize,
     /// Dev mode only: a ledger clock that runs faster than the real one
     /// (soak tests cover days of retention windows in minutes).
     pub time_scale: Option<agentrail_core::time::TimeScale>,
@@ -189,10 +193,13 @@ pub async fn run(
             "a scaled clock is for dev nodes only".into(),
         ));
     }
-    let mut ledger =
-        tokio::task::spawn_blocking(move || Ledger::open(&data_dir, genesis, log, options))
-            .await
-            .map_err(|e| NodeError::Setup(format!("recovery stopped: {e}")))??;
+    let cache = config.journal_cache_bytes;
+    let mut ledger = tokio::task::spawn_blocking(move || {
+        let open_store = Box::new(move || Store::open_with_cache(&data_dir, cache));
+        Ledger::open_with(open_store, genesis, log, options)
+    })
+    .await
+    .map_err(|e| NodeError::Setup(format!("recovery stopped: {e}")))??;
     if let Some(scale) = config.time_scale {
         tracing::warn!(
             scale = scale.scale,

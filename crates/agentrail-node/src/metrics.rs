@@ -29,7 +29,9 @@ impl Metrics {
     }
 
     /// The Prometheus exposition text.
-    pub fn render(&self, journal_len: u64) -> String {
+    /// The metrics in Prometheus' text format, with the journal's length
+    /// and the state's record counts as gauges.
+    pub fn render(&self, journal_len: u64, sizes: &[(&str, usize)]) -> String {
         let mut out = String::new();
         let counters = [
             (
@@ -94,6 +96,13 @@ impl Metrics {
             out,
             "# HELP agentrail_journal_entries Entries in the journal.\n# TYPE agentrail_journal_entries gauge\nagentrail_journal_entries {journal_len}"
         );
+        let _ = writeln!(
+            out,
+            "# HELP agentrail_state_records Records the ledger's state holds in memory, by kind.\n# TYPE agentrail_state_records gauge"
+        );
+        for (kind, count) in sizes {
+            let _ = writeln!(out, "agentrail_state_records{{kind=\"{kind}\"}} {count}");
+        }
         out
     }
 }

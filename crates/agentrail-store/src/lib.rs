@@ -109,7 +109,7 @@ pub const HISTORY_READ_MAX: usize = 1_024;
 /// lets a busy node's resident memory grow by every page written until the
 /// cache is full, and fresh memory costs page faults on the writing path;
 /// the operating system's page cache serves older pages just as well.
-const JOURNAL_CACHE_BYTES: usize = 64 << 20;
+pub const JOURNAL_CACHE_BYTES: usize = 64 << 20;
 /// The same for snapshots, which are written whole and read once at start.
 const SNAPSHOT_CACHE_BYTES: usize = 16 << 20;
 /// Bytes of checksum in front of every stored entry and snapshot.
@@ -319,10 +319,16 @@ impl Store {
     /// `snapshots.redb`. A damaged snapshot file is moved aside to
     /// `snapshots.redb.damaged` and replaced by an empty one.
     pub fn open(directory: &Path) -> Result<Store, StoreError> {
+        Store::open_with_cache(directory, JOURNAL_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with `cache_bytes` of memory for the journal's pages
+    /// instead of [`JOURNAL_CACHE_BYTES`].
+    pub fn open_with_cache(directory: &Path, cache_bytes: usize) -> Result<Store, StoreError> {
         let journal = open_database(
             Database::builder()
                 .set_check_integrity_on_open(true)
-                .set_cache_size(JOURNAL_CACHE_BYTES)
+                .set_cache_size(cache_bytes)
                 .create(directory.join("journal.redb")),
         )?;
         let snapshot_path = directory.join("snapshots.redb");

@@ -81,6 +81,10 @@ enum Commands {
         /// Commands one identity may send at once after a quiet spell.
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
         identity_burst: u32,
+        /// Memory for the journal's page cache, in MiB (the operating
+        /// system's page cache serves what does not fit).
+        #[arg(long, default_value_t = (agentrail_node::JOURNAL_CACHE_BYTES >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+        journal_cache_mb: u64,
         /// Dev only: run the ledger's clock this many times faster than the
         /// real one (a soak covers days of retention windows in minutes).
         /// Clients must sign with the same scaled time.
@@ -218,6 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             idle_timeout_s,
             identity_rate,
             identity_burst,
+            journal_cache_mb,
             dev_time_scale,
             dev_time_origin_ms,
         } => {
@@ -235,6 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 operator,
                 snapshot_every,
                 limits,
+                journal_cache_bytes: (journal_cache_mb as usize) << 20,
                 time_scale: dev_time_scale.map(|scale| agentrail_core::time::TimeScale {
                     origin_ms: dev_time_origin_ms.unwrap_or_else(|| {
                         std::time::SystemTime::now()

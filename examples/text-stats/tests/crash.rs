@@ -52,6 +52,7 @@ async fn a_killed_provider_loses_at_most_its_bound_and_collects_the_rest() {
         operator: Some(kit::did(&operator)),
         snapshot_every: agentrail_node::ledger::SNAPSHOT_EVERY,
         limits: agentrail_node::limits::ServeLimits::default(),
+        journal_cache_bytes: agentrail_node::JOURNAL_CACHE_BYTES,
         time_scale: None,
     };
     tokio::spawn(agentrail_node::run(
