@@ -26,8 +26,10 @@
 //! be the root of an independent in-memory tree of every acknowledged
 //! entry. After every restart the recovered tree must hold that tree as its
 //! prefix. After every fault, and every few ticks, the node's state must
-//! equal the reference's byte for byte and pass every invariant. A seed
-//! reproduces any failure.
+//! equal the reference's byte for byte and pass every invariant, and every
+//! ended record the reference forgot since (with a few older ones) must
+//! read back from the node's archive as the reference last showed it. A
+//! seed reproduces any failure.
 //!
 //! What this does not cover: the HTTP layer and the verifier threads (the
 //! attack suite and the kill test drive those through the real binary),
