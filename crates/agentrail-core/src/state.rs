@@ -1749,11 +1749,24 @@ pub enum SnapshotError {
 impl State {
     /// The whole ledger as versioned bytes (JSON), for snapshots.
     pub fn to_snapshot(&self) -> Vec<u8> {
-        serde_json::to_vec(&SnapshotEnvelope {
-            version: SNAPSHOT_VERSION,
-            state: self,
-        })
-        .expect("the ledger state is representable as JSON")
+        let mut out = Vec::new();
+        self.write_snapshot(&mut out);
+        out
+    }
+
+    /// [`State::to_snapshot`] into `out`, replacing what it held: a caller
+    /// that snapshots again and again reuses one buffer instead of
+    /// allocating (and growing) one the size of the state each time.
+    pub fn write_snapshot(&self, out: &mut Vec<u8>) {
+        out.clear();
+        serde_json::to_writer(
+            &mut *out,
+            &SnapshotEnvelope {
+                version: SNAPSHOT_VERSION,
+                state: self,
+            },
+        )
+        .expect("the ledger state is representable as JSON");
     }
 
     /// Loads a snapshot written by [`State::to_snapshot`], checking every

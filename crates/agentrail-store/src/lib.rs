@@ -111,7 +111,7 @@ pub const HISTORY_READ_MAX: usize = 1_024;
 /// the operating system's page cache serves older pages just as well.
 pub const JOURNAL_CACHE_BYTES: usize = 64 << 20;
 /// The same for snapshots, which are written whole and read once at start.
-const SNAPSHOT_CACHE_BYTES: usize = 16 << 20;
+const SNAPSHOT_CACHE_BYTES: usize = 1 << 20;
 /// Bytes of checksum in front of every stored entry and snapshot.
 const CHECKSUM_BYTES: usize = 16;
 
@@ -251,6 +251,9 @@ pub struct Store {
     /// The snapshot database was found damaged at open and replaced.
     snapshots_discarded: bool,
     poisoned: std::sync::atomic::AtomicBool,
+    /// Where a snapshot is sealed before it is written, kept from one
+    /// snapshot to the next so that each does not allocate its size anew.
+    snapshot_scratch: std::sync::Mutex<Vec<u8>>,
     /// The tree's right edge (partial tiles); full tiles are in the journal
     /// database. Replaced only after the batch that changes it committed.
     edge: std::sync::RwLock<Edge>,
@@ -413,6 +416,7 @@ impl Store {
             snapshots,
             snapshots_discarded,
             poisoned: std::sync::atomic::AtomicBool::new(false),
+            snapshot_scratch: std::sync::Mutex::new(Vec::new()),
             edge: std::sync::RwLock::new(Edge::default()),
         };
         store.load_tree()?;
@@ -761,12 +765,11 @@ impl Store {
                 .map_err(|e| StoreError::Io(e.to_string()))?;
             {
                 let mut table = txn.open_table(SNAPSHOTS).map_err(err)?;
-                table
-                    .insert(
-                        covers,
-                        seal(checksum(SNAPSHOT_KIND, covers, bytes), bytes).as_slice(),
-                    )
-                    .map_err(err)?;
+                let mut sealed = self.snapshot_scratch.lock().expect("scratch lock");
+                sealed.clear();
+                sealed.extend_from_slice(&checksum(SNAPSHOT_KIND, covers, bytes));
+                sealed.extend_from_slice(bytes);
+                table.insert(covers, sealed.as_slice()).map_err(err)?;
                 let keys: Vec<u64> = table
                     .iter()
                     .map_err(err)?

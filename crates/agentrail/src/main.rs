@@ -18,6 +18,10 @@ use clap::{Parser, Subcommand};
 
 use crate::ledger_cli::LedgerCommand;
 
+/// See the workspace's Cargo.toml: resident memory that follows what is live.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "agentrail",

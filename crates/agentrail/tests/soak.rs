@@ -451,13 +451,18 @@ async fn memory_stops_growing_once_the_working_set_is_warm() {
     let invariant_violations =
         u64::from(total != deposited.atomic()) + u64::from(held != expected_held);
     let panics = support::panics(data.path());
-    let snapshots = snapshot_sizes(data.path());
+    let snapshots = logged(data.path(), "snapshot saved", "bytes");
+    let serialize_ms_max = logged(data.path(), "snapshot serialized", "serialized_us")
+        .into_iter()
+        .max()
+        .unwrap_or(0) as f64
+        / 1_000.0;
     let metrics = reqwest_metrics(&node.url).await;
     node.stop();
 
     let days = (seconds * u64::from(scale)) as f64 / DAY_S as f64;
     println!(
-        "soak: seconds={seconds} scale={scale} rounds={days:.1} acknowledged={} lost={lost} invariant_violations={invariant_violations} panics={panics} server_errors={} rss_warm_mb={warm:.1} rss_end_mb={end:.1} rss_growth_mb={growth:.1} rss_peak_mb={peak:.1} tasks={} holds={} channels={} refused={:?} snapshots={} snapshot_first_bytes={} snapshot_last_bytes={} {metrics}",
+        "soak: seconds={seconds} scale={scale} rounds={days:.1} acknowledged={} lost={lost} invariant_violations={invariant_violations} panics={panics} server_errors={} rss_warm_mb={warm:.1} rss_end_mb={end:.1} rss_growth_mb={growth:.1} rss_peak_mb={peak:.1} tasks={} holds={} channels={} refused={:?} snapshots={} snapshot_first_bytes={} snapshot_last_bytes={} snapshot_serialize_ms_max={serialize_ms_max:.1} {metrics}",
         told.acknowledged,
         told.server_errors,
         told.approved.len(),
@@ -495,19 +500,16 @@ async fn memory_stops_growing_once_the_working_set_is_warm() {
     );
 }
 
-/// The sizes of the snapshots the node saved, from its log.
-fn snapshot_sizes(data: &std::path::Path) -> Vec<u64> {
+/// The values of `field` in the node's log lines that say `message`.
+fn logged(data: &std::path::Path, message: &str, field: &str) -> Vec<u64> {
     let log = std::fs::read_to_string(data.join(support::NODE_LOG)).unwrap_or_default();
+    let prefix = format!("{field}=");
     log.lines()
-        .filter(|line| line.contains("snapshot saved"))
+        .filter(|line| line.contains(message))
         .map(strip_ansi)
         .filter_map(|line| {
-            line.split("bytes=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix(&prefix)?.parse().ok())
         })
         .collect()
 }
