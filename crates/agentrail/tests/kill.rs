@@ -373,22 +373,8 @@ async fn acknowledged_commands_survive_kill_9() {
             expected_held += view.deposit.atomic() - view.collected.atomic();
         }
     }
-    for task in &promised.attempted {
-        if let Ok(view) = node.client.task(task).await
-            && matches!(
-                view.status,
-                TaskStatus::Funded | TaskStatus::Delivered { .. }
-            )
-        {
-            expected_held += view.terms.price.atomic();
-        }
-    }
-    let (mut total, mut held) = (0u128, 0u128);
-    for agent in &agents {
-        let balance = node.client.balance(&did(agent)).await.unwrap();
-        held += balance.held.atomic();
-        total += balance.available.atomic() + balance.held.atomic();
-    }
+    expected_held += support::running_escrow(&node.client, &promised.attempted).await;
+    let (total, held) = support::money_of(&node.client, &agents).await;
     let invariant_violations =
         u64::from(total != deposited.atomic()) + u64::from(held != expected_held);
     assert_eq!(total, deposited.atomic(), "money was created or lost");

@@ -591,3 +591,23 @@ async fn the_channel_cli_opens_pays_collects_and_closes() {
         (Some("18500000"), Some("0"))
     );
 }
+
+#[test]
+fn a_scaled_clock_is_refused_outside_dev_mode() {
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(support::BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--dev-time-scale",
+            "10",
+            "--data",
+        ])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--dev"), "{stderr}");
+}

@@ -432,22 +432,8 @@ async fn memory_stops_growing_once_the_working_set_is_warm() {
             expected_held += HOLD_ATOMIC;
         }
     }
-    for task in &told.attempted {
-        if let Ok(view) = client.task(task).await
-            && matches!(
-                view.status,
-                TaskStatus::Funded | TaskStatus::Delivered { .. }
-            )
-        {
-            expected_held += view.terms.price.atomic();
-        }
-    }
-    let (mut total, mut held) = (0u128, 0u128);
-    for agent in &agents {
-        let balance = client.balance(&did(agent)).await.unwrap();
-        held += balance.held.atomic();
-        total += balance.available.atomic() + balance.held.atomic();
-    }
+    expected_held += support::running_escrow(&client, &told.attempted).await;
+    let (total, held) = support::money_of(&client, &agents).await;
     let invariant_violations =
         u64::from(total != deposited.atomic()) + u64::from(held != expected_held);
     let panics = support::panics(data.path());

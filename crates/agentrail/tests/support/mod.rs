@@ -121,3 +121,32 @@ pub fn now() -> agentrail_core::Timestamp {
             .as_secs(),
     )
 }
+
+/// The escrow of those of `tasks` still running (funded or delivered), in
+/// atomic units: money the ledger must hold for them.
+pub async fn running_escrow(client: &Client, tasks: &[String]) -> u128 {
+    let mut held = 0;
+    for task in tasks {
+        if let Ok(view) = client.task(task).await
+            && matches!(
+                view.status,
+                agentrail_core::market::TaskStatus::Funded
+                    | agentrail_core::market::TaskStatus::Delivered { .. }
+            )
+        {
+            held += view.terms.price.atomic();
+        }
+    }
+    held
+}
+
+/// The money in `accounts`, in atomic units: (available + held, held).
+pub async fn money_of(client: &Client, accounts: &[SigningKey]) -> (u128, u128) {
+    let (mut total, mut held) = (0u128, 0u128);
+    for account in accounts {
+        let balance = client.balance(&did(account)).await.expect("a balance");
+        held += balance.held.atomic();
+        total += balance.available.atomic() + balance.held.atomic();
+    }
+    (total, held)
+}
