@@ -45,8 +45,9 @@ pub enum ProofCommand {
         command: LogCommand,
     },
     /// Download every leaf, check the root against the signed checkpoint,
-    /// replay every command through the ledger core and compare every
-    /// balance, grant, hold and approval with what the node serves.
+    /// replay every command through the ledger core, check every invariant
+    /// of the replayed ledger and compare every balance, grant, hold and
+    /// approval with what the node serves.
     Audit {
         /// The log's verifier key, or a file holding it (default: ask the
         /// node, which proves only internal consistency).
@@ -456,6 +457,14 @@ async fn audit(client: &Client, key_arg: Option<&str>, json: bool) -> anyhow::Re
         let clock = client.health().await?.clock;
         if clock > state.clock() {
             state.advance(clock);
+        }
+        // Conservation and every other invariant, on the auditor's own
+        // replay: a log that replays but breaks one is a broken ledger.
+        if let Err(violation) = state.check_invariants() {
+            return lies(
+                json,
+                format!("the replayed ledger breaks an invariant: {violation}"),
+            );
         }
         let findings = compare(client, &state).await?;
         let moved = client.health().await?.journal_len > replayed;

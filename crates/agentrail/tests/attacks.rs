@@ -17,12 +17,38 @@ use ed25519_dalek::SigningKey;
 use std::io::Write;
 use support::{Node, did, key, now, panics, usd};
 
-/// Ends a group of attacks: its summary line, and no panic in the node's
-/// log. Every attack the node accepted, or answered with another code than
-/// its own, already failed the test.
-fn finish(group: &str, data: &std::path::Path) {
-    let panics = panics(data);
-    println!("attacks: group={group} accepted=0 wrong_codes=0 panics={panics}");
+/// Ends a group of attacks: an independent audit of the log they left
+/// (`agentrail audit`: every leaf replayed through the core, every
+/// invariant checked on the replay, every balance compared with the node),
+/// the node stopped cleanly, its summary line, and no panic in its log.
+/// Every attack the node accepted, or answered with another code than its
+/// own, already failed the test: `acknowledged` counts the honest commands
+/// the attacks were mixed with, `lost` those of them the log lacks.
+async fn finish(group: &str, node: Node) {
+    let journal_len = node.client.health().await.expect("health").journal_len;
+    let audit = std::process::Command::new(support::BIN)
+        .args(["--json", "--node", &node.url, "audit"])
+        .output()
+        .expect("the audit runs");
+    let report: serde_json::Value =
+        serde_json::from_slice(&audit.stdout).unwrap_or(serde_json::Value::Null);
+    let replayed = report["entries"].as_u64().unwrap_or(0);
+    let invariant_violations = u64::from(!audit.status.success() || report["consistent"] != true);
+    let lost = journal_len.saturating_sub(replayed);
+    let data = node.data.clone();
+    node.stop();
+    let panics = panics(&data);
+    println!(
+        "attacks: group={group} rounds=1 acknowledged={journal_len} lost={lost} invariant_violations={invariant_violations} panics={panics} accepted=0 wrong_codes=0"
+    );
+    assert_eq!(
+        invariant_violations,
+        0,
+        "the audit failed: {} {}",
+        String::from_utf8_lossy(&audit.stdout),
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    assert_eq!(lost, 0, "acknowledged entries are missing from the log");
     assert_eq!(panics, 0, "the node panicked");
 }
 
@@ -163,8 +189,9 @@ async fn mandate_attacks_are_refused_even_when_racing_the_budget() {
     .await;
     finish(
         "mandate_attacks_are_refused_even_when_racing_the_budget",
-        data.path(),
-    );
+        node,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -310,7 +337,7 @@ async fn channel_attacks_are_refused() {
         usd(3),
         "the payee got exactly its best voucher"
     );
-    finish("channel_attacks_are_refused", data.path());
+    finish("channel_attacks_are_refused", node).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -453,7 +480,7 @@ async fn market_attacks_are_refused() {
         (0, 0),
         "self-dealing counts for nothing"
     );
-    finish("market_attacks_are_refused", data.path());
+    finish("market_attacks_are_refused", node).await;
 }
 
 /// Posts a command and returns (status, code), or the transport error when
@@ -571,8 +598,9 @@ async fn hostile_bytes_get_a_typed_4xx_and_slow_clients_stall_nobody() {
     drop(idle);
     finish(
         "hostile_bytes_get_a_typed_4xx_and_slow_clients_stall_nobody",
-        data.path(),
-    );
+        node,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -679,8 +707,5 @@ async fn floods_get_429_and_idle_connections_are_closed() {
     }
     let fresh = Client::new(&node.url);
     fresh.health().await.expect("a new connection is served");
-    finish(
-        "floods_get_429_and_idle_connections_are_closed",
-        data.path(),
-    );
+    finish("floods_get_429_and_idle_connections_are_closed", node).await;
 }
