@@ -110,7 +110,8 @@ pub struct ListingRef {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestQuotes {
-    /// Chosen by the client, unique in the ledger.
+    /// Chosen by the client, unique among the records the ledger keeps
+    /// (free again a day after its record ended: `RECORD_RETENTION_S`).
     pub rfq_id: String,
     /// The account that will pay.
     pub from: Did,
@@ -146,7 +147,8 @@ pub struct RequestQuotes {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitQuote {
-    /// Chosen by the client, unique in the ledger.
+    /// Chosen by the client, unique among the records the ledger keeps
+    /// (free again a day after its record ended: `RECORD_RETENTION_S`).
     pub quote_id: String,
     pub rfq_id: String,
     pub provider: Did,
@@ -175,7 +177,8 @@ pub struct CounterQuote {
 #[serde(deny_unknown_fields)]
 pub struct AcceptQuote {
     pub quote_id: String,
-    /// Chosen by the client, unique in the ledger.
+    /// Chosen by the client, unique among the records the ledger keeps
+    /// (free again a day after its record ended: `RECORD_RETENTION_S`).
     pub task_id: String,
 }
 
@@ -227,7 +230,9 @@ pub struct ResolveDispute {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LicenseDataset {
-    /// Chosen by the client, unique in the ledger; also the idempotency key.
+    /// Chosen by the client, unique among the records the ledger keeps
+    /// (free again a day after its record ended: `RECORD_RETENTION_S`);
+    /// also the idempotency key.
     pub license_id: String,
     pub listing_id: String,
     /// The account that pays and holds the licence.

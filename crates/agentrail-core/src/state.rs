@@ -405,10 +405,12 @@ impl State {
         Ok(events)
     }
 
-    /// Moves the clock to `now` and fires every hold and approval expiry due
-    /// by then. Time alone decides these, so replaying the same commands at
-    /// the same times reaches the same state whether or not the caller
-    /// advanced the clock in between.
+    /// Moves the clock to `now`, fires every expiry due by then (holds,
+    /// approvals, channels, tasks), forgets the idempotency keys and the
+    /// ended records whose retention ended (their views wait in
+    /// [`State::take_archived`]). Time alone decides these, so replaying the
+    /// same commands at the same times reaches the same state whether or
+    /// not the caller advanced the clock in between.
     pub fn advance(&mut self, now: Timestamp) -> Vec<Event> {
         self.clock = self.clock.max(now);
         self.forget_old_keys();

@@ -554,15 +554,13 @@ pub(crate) fn path_did(path: Result<Path<String>, PathRejection>) -> Result<Did,
     parse_did(&text)
 }
 
-/// Reads the state, answering once what was read is durable, or answers
-/// 503 while the ledger recovers from a storage failure.
 /// A record the state forgot a retention after it ended, from the
 /// archive, picked out by `pick` (`None`: not archived, or another kind).
 pub(crate) fn from_archive<T>(
     ledger: &Ledger,
-    kind: agentrail_core::state::ArchiveKind,
+    kind: ArchiveKind,
     id: &str,
-    pick: impl FnOnce(agentrail_core::state::Archived) -> Option<T>,
+    pick: impl FnOnce(Archived) -> Option<T>,
 ) -> Result<Option<T>, ApiError> {
     ledger
         .archived(kind, id)
@@ -570,6 +568,8 @@ pub(crate) fn from_archive<T>(
         .map_err(|e| ApiError::busy("storage_unavailable", &e.to_string()))
 }
 
+/// Reads the state, answering once what was read is durable, or answers
+/// 503 while the ledger recovers from a storage failure.
 pub(crate) async fn read_state<T>(
     ledger: &Ledger,
     read: impl FnOnce(&agentrail_core::State) -> T,
