@@ -429,15 +429,12 @@ impl State {
                         "only reserved holds wait to expire"
                     );
                     record.status = HoldStatus::Expired;
-                    self.forget_at.insert((
-                        retention::forget_time(self.clock),
-                        Forget::Hold(hold_id.clone()),
-                    ));
                     let (from, amount, charge) = (
                         record.request.from,
                         record.request.amount,
                         record.charge.clone(),
                     );
+                    self.forget_later(Forget::Hold(hold_id.clone()));
                     self.refund(&charge);
                     self.unreserve(&from, amount);
                     events.push(Event::HoldExpired { hold_id });
@@ -453,15 +450,12 @@ impl State {
                         "only pending payments expire"
                     );
                     record.status = ApprovalStatus::Expired;
-                    self.forget_at.insert((
-                        retention::forget_time(self.clock),
-                        Forget::Approval(approval_id),
-                    ));
                     let (from, amount, charge) = (
                         record.transfer.from,
                         record.transfer.amount,
                         record.charge.clone(),
                     );
+                    self.forget_later(Forget::Approval(approval_id));
                     self.refund(&charge);
                     self.unreserve(&from, amount);
                     events.push(Event::PaymentExpired { approval_id });

@@ -71,10 +71,7 @@ fn load_of(index: usize) -> Load {
 /// Records a 5xx and says whether the client should stop (any error ends
 /// its round: the node is gone, or busy with recovery).
 fn failed(promised: &Mutex<Promised>, error: &ClientError) {
-    if let ClientError::Api { status, .. } = error
-        && *status >= 500
-        && *status != 503
-    {
+    if support::is_server_error(error) {
         promised.lock().unwrap().server_errors += 1;
     }
 }

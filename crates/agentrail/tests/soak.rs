@@ -1,4 +1,4 @@
-//! Soak: the release-shaped node under a steady load for a bounded time,
+//! Soak: the real node binary under a steady load for a bounded time,
 //! its resident memory sampled every half second. Once the working set is
 //! warm, memory must stop growing.
 //!
@@ -105,10 +105,7 @@ struct Told {
 
 impl Told {
     fn refusal(&mut self, error: &ClientError) {
-        if let ClientError::Api { status, .. } = error
-            && *status >= 500
-            && *status != 503
-        {
+        if support::is_server_error(error) {
             self.server_errors += 1;
         }
         let code = error.code().unwrap_or("transport").to_owned();

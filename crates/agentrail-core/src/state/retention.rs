@@ -116,7 +116,7 @@ impl Archived {
 }
 
 /// When a record that ended at `ended_at` is forgotten.
-pub(super) fn forget_time(ended_at: Timestamp) -> Timestamp {
+fn forget_time(ended_at: Timestamp) -> Timestamp {
     ended_at
         .checked_add_seconds(RECORD_RETENTION_S)
         .unwrap_or(Timestamp(u64::MAX))

@@ -150,3 +150,8 @@ pub async fn money_of(client: &Client, accounts: &[SigningKey]) -> (u128, u128) 
     }
     (total, held)
 }
+
+/// An answer of 500 or worse other than 503 (busy, retry): a bug behind it.
+pub fn is_server_error(error: &agentrail_client::ClientError) -> bool {
+    matches!(error, agentrail_client::ClientError::Api { status, .. } if *status >= 500 && *status != 503)
+}
