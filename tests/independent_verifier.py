@@ -216,8 +216,12 @@ def open_checkpoint(note, log_key):
 # --- The recorded request (RFC 9421 / RFC 9530) ---------------------------
 
 
-def verify_request(entry):
+def verify_request(entry, network):
     request = entry["request"]
+    if request["kind"] == "clock":
+        if request != {"kind": "clock"}:
+            raise ValueError("a clock entry has no fields")
+        return "the clock (what fell due, checked by replaying the log)"
     if request["kind"] != "http":
         return "node-signed command (checked by the ledger core's own format)"
     body = base64.b64decode(request["body"], validate=True)
@@ -228,6 +232,10 @@ def verify_request(entry):
     keyid = params.split('keyid="', 1)[1].split('"', 1)[0]
     if keyid != entry["signer"]:
         raise ValueError("the request's keyid is not the recorded signer")
+    # The signature is bound to one ledger: its tag, the last parameter, is
+    # the network id "agentrail:<log origin>".
+    if not params.endswith(';tag="' + network + '"'):
+        raise ValueError("the request was signed for another ledger than this log's")
     base = (
         f'"@method": {request["method"]}\n'
         f'"@path": {request["path"]}\n'
@@ -251,7 +259,7 @@ def check_receipt(path, key_text):
     if not verify_inclusion(leaf_hash(leaf), receipt["index"], size, proof, root):
         raise ValueError("the inclusion proof does not lead to the signed root")
     entry = json.loads(leaf)
-    who = verify_request(entry)
+    who = verify_request(entry, "agentrail:" + log_key[0])
     return f"OK entry {receipt['index']} of {size}: {who} at {entry['time']}"
 
 

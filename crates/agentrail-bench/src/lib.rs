@@ -182,8 +182,11 @@ impl World {
                     "POST",
                     COMMANDS_PATH,
                     &body,
-                    now,
-                    &format!("{tag}-{index}"),
+                    httpsig::SignParams {
+                        created: now,
+                        nonce: &format!("{tag}-{index}"),
+                        network: &bench_network(),
+                    },
                 );
                 (body, headers)
             })
@@ -212,7 +215,7 @@ impl Embedded {
             Ledger::open(
                 dir.path(),
                 genesis,
-                agentrail_log::LogSigner::new("agentrail.bench/log", kit::key("bench-ledger-log"))
+                agentrail_log::LogSigner::new(BENCH_LOG, kit::key("bench-ledger-log"))
                     .expect("a valid log name"),
                 LedgerOptions {
                     batch_max,
@@ -311,8 +314,17 @@ fn authenticate(
         true,
         body,
         unix_now(),
+        &bench_network(),
     )
     .expect("benchmark requests are valid")
+}
+
+/// The in-process ledger's log origin.
+const BENCH_LOG: &str = "agentrail.bench/log";
+
+/// The network id the in-process ledger's requests are signed for.
+fn bench_network() -> String {
+    agentrail_core::channel::network_id(BENCH_LOG)
 }
 
 /// Where the verifier stage runs in an in-process measurement.
@@ -387,6 +399,7 @@ fn in_process(
                                 Some(headers),
                                 true,
                                 unix_now(),
+                                &bench_network(),
                             )
                             .expect("benchmark requests are well formed"),
                             method: "POST".to_owned(),

@@ -1,11 +1,14 @@
 //! agentrail-client: typed calls for the agentrail node API.
 //!
 //! Mutating calls are signed per RFC 9421 with the caller's Ed25519 key
-//! (see `agentrail_wire::httpsig`); each gets a fresh random nonce.
+//! (see `agentrail_wire::httpsig`); each gets a fresh random nonce and the
+//! ledger's network id as its `tag`, so that it is valid on that ledger
+//! only. The network id is the one pinned with [`Client::with_network`],
+//! or else the one the node's `/v1/health` names, read once.
 
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod market;
@@ -61,6 +64,8 @@ pub struct Client {
     base: String,
     http: reqwest::Client,
     clock: SigningClock,
+    /// The network id requests are signed for, once known.
+    network: Arc<OnceLock<String>>,
 }
 
 /// The time a client signs its requests with (Unix seconds).
@@ -112,7 +117,27 @@ impl Client {
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
             clock: SigningClock(Arc::new(unix_now)),
+            network: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// The same client signing for the ledger `network`
+    /// (`agentrail:<log origin>`) instead of the one the node names: a
+    /// client that must not let the node it talks to choose which ledger
+    /// its signatures are good on pins it, as it pins the log key.
+    pub fn with_network(mut self, network: impl Into<String>) -> Client {
+        self.network = Arc::new(OnceLock::from(network.into()));
+        self
+    }
+
+    /// The network id this client signs for (read from `/v1/health` the
+    /// first time, unless pinned).
+    pub async fn network(&self) -> Result<String, ClientError> {
+        if let Some(network) = self.network.get() {
+            return Ok(network.clone());
+        }
+        let health = self.health().await?;
+        Ok(self.network.get_or_init(|| health.network).clone())
     }
 
     /// The same client signing with the time `clock` tells (Unix seconds)
@@ -144,7 +169,18 @@ impl Client {
         path: &str,
         body: Vec<u8>,
     ) -> Result<T, ClientError> {
-        let headers = httpsig::sign(key, "POST", path, &body, (self.clock.0)(), &random_nonce());
+        let network = self.network().await?;
+        let headers = httpsig::sign(
+            key,
+            "POST",
+            path,
+            &body,
+            httpsig::SignParams {
+                created: (self.clock.0)(),
+                nonce: &random_nonce(),
+                network: &network,
+            },
+        );
         let request = self
             .http
             .post(format!("{}{path}", self.base))

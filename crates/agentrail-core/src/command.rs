@@ -92,7 +92,18 @@ pub enum Command {
     ResolveDispute(ResolveDispute),
     /// Buys one licensed use of a dataset.
     LicenseDataset(LicenseDataset),
+    /// The clock: records what time did (expiries, deadlines, windows that
+    /// ended) at the moment it fell due; signed by the operator. A node
+    /// journals one, before any other command at that time, whenever
+    /// something is due, so that the log is the whole transcript and no
+    /// other entry carries a time-driven event.
+    Tick(Tick),
 }
+
+/// The clock's entry has no fields: the entry's time is what it records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tick {}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -85,11 +85,15 @@ pub enum Event {
     PaymentApproved {
         approval_id: u64,
     },
+    /// The held amount returned to `from`.
     PaymentDeclined {
         approval_id: u64,
+        from: Did,
     },
+    /// The held amount returned to `from`.
     PaymentExpired {
         approval_id: u64,
+        from: Did,
     },
     HoldReserved {
         hold_id: String,
@@ -97,15 +101,21 @@ pub enum Event {
         amount: Amount,
         expires_at: Timestamp,
     },
+    /// `from`'s held money paid out as `parts`.
     HoldReleased {
         hold_id: String,
+        from: Did,
         parts: Vec<Part>,
     },
+    /// The held amount returned to `from`.
     HoldVoided {
         hold_id: String,
+        from: Did,
     },
+    /// The held amount returned to `from`.
     HoldExpired {
         hold_id: String,
+        from: Did,
     },
     ChannelOpened {
         channel_id: ChannelId,
@@ -115,14 +125,18 @@ pub enum Event {
         voucher_key: Did,
         expires_at: Timestamp,
     },
+    /// `amount` more of `from`'s money reserved in the channel.
     ChannelToppedUp {
         channel_id: ChannelId,
+        from: Did,
         amount: Amount,
         deposit: Amount,
     },
-    /// `amount` moved to the payee now; `collected` is the channel's total.
+    /// `amount` of `from`'s held deposit moved to the payee now;
+    /// `collected` is the channel's total.
     ChannelCollected {
         channel_id: ChannelId,
+        from: Did,
         payee: Did,
         amount: Amount,
         collected: Amount,
@@ -190,9 +204,10 @@ pub enum Event {
         manifest: Vec<Split>,
         review_ends_at: Timestamp,
     },
-    /// The escrow paid the contributors of the manifest.
+    /// `buyer`'s escrow paid the contributors of the manifest.
     TaskApproved {
         task_id: String,
+        buyer: Did,
         by: Approver,
         parts: Vec<Part>,
     },
@@ -209,6 +224,7 @@ pub enum Event {
         provider_bps: u16,
         parts: Vec<Part>,
         buyer: Did,
+        provider: Did,
         refunded: Amount,
         slashed: Amount,
     },
@@ -235,7 +251,10 @@ pub enum Event {
 }
 
 impl Event {
-    /// Every identity the event names (with repeats), for history indexes.
+    /// Every identity the event names (with repeats), for history indexes:
+    /// among them every account whose balance (available or held) the
+    /// event changes, so that an account's history shows every movement of
+    /// its money.
     pub fn parties(&self, out: &mut Vec<Did>) {
         match self {
             Event::PrincipalRegistered { principal } => out.push(*principal),
@@ -258,9 +277,12 @@ impl Event {
             } => out.extend([*from, *to, *signer]),
             Event::PaymentPending { from, to, .. } => out.extend([*from, *to]),
             Event::HoldReserved { from, .. } => out.push(*from),
-            Event::HoldReleased { parts, .. } => out.extend(parts.iter().map(|part| part.to)),
+            Event::HoldReleased { from, parts, .. } => {
+                out.push(*from);
+                out.extend(parts.iter().map(|part| part.to));
+            }
             Event::ChannelOpened { from, payee, .. } => out.extend([*from, *payee]),
-            Event::ChannelCollected { payee, .. } => out.push(*payee),
+            Event::ChannelCollected { from, payee, .. } => out.extend([*from, *payee]),
             Event::ChannelClosed { from, .. } => out.push(*from),
             Event::ListingPublished { provider, .. } | Event::ListingWithdrawn { provider, .. } => {
                 out.push(*provider)
@@ -271,15 +293,19 @@ impl Event {
                 buyer, provider, ..
             } => out.extend([*buyer, *provider]),
             Event::TaskDelivered { provider, .. } => out.push(*provider),
-            Event::TaskApproved { parts, .. } => out.extend(parts.iter().map(|part| part.to)),
+            Event::TaskApproved { buyer, parts, .. } => {
+                out.push(*buyer);
+                out.extend(parts.iter().map(|part| part.to));
+            }
             Event::TaskDisputed { arbiter, .. } => out.push(*arbiter),
             Event::DisputeResolved {
                 arbiter,
                 parts,
                 buyer,
+                provider,
                 ..
             } => {
-                out.extend([*arbiter, *buyer]);
+                out.extend([*arbiter, *buyer, *provider]);
                 out.extend(parts.iter().map(|part| part.to));
             }
             Event::TaskRefunded { buyer, .. } => out.push(*buyer),
@@ -290,12 +316,13 @@ impl Event {
                 out.extend(parts.iter().map(|part| part.to));
             }
             Event::Duplicate { original } => original.iter().for_each(|event| event.parties(out)),
+            Event::PaymentDeclined { from, .. }
+            | Event::PaymentExpired { from, .. }
+            | Event::HoldVoided { from, .. }
+            | Event::HoldExpired { from, .. }
+            | Event::ChannelToppedUp { from, .. } => out.push(*from),
+            // Followed by the `Transferred` event that names both accounts.
             Event::PaymentApproved { .. }
-            | Event::PaymentDeclined { .. }
-            | Event::PaymentExpired { .. }
-            | Event::HoldVoided { .. }
-            | Event::HoldExpired { .. }
-            | Event::ChannelToppedUp { .. }
             | Event::ChannelClosing { .. }
             | Event::QuoteCountered { .. } => {}
         }

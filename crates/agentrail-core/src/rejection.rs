@@ -160,6 +160,10 @@ pub enum Rejection {
         "{amount} is above the approval threshold of {subject}: only the principal may commit it"
     )]
     ApprovalRequired { subject: Did, amount: Amount },
+    #[error(
+        "nothing is due at this time: the clock's entry records expiries only when they fall due"
+    )]
+    NothingDue,
 }
 
 impl Rejection {
@@ -218,6 +222,7 @@ impl Rejection {
             Rejection::NotArbiter { .. } => "not_arbiter",
             Rejection::ResultHashMismatch { .. } => "result_hash_mismatch",
             Rejection::ApprovalRequired { .. } => "approval_required",
+            Rejection::NothingDue => "nothing_due",
         }
     }
 

@@ -353,9 +353,12 @@ impl State {
         command: &Authenticated,
         now: Timestamp,
     ) -> Result<Vec<Event>, Rejection> {
+        let signer = *command.signer();
+        if let Command::Tick(_) = command.command() {
+            return self.tick(signer, now);
+        }
         let mut events = self.advance(now);
         let now = self.clock;
-        let signer = *command.signer();
         let outcome = match command.command() {
             Command::RegisterPrincipal(register) => {
                 self.register_principal(signer, register, now)?
@@ -395,14 +398,45 @@ impl State {
             Command::DisputeTask(dispute) => self.dispute_task(signer, dispute, now)?,
             Command::ResolveDispute(resolve) => self.resolve_dispute(signer, resolve)?,
             Command::LicenseDataset(license) => self.license_dataset(signer, license, now)?,
+            Command::Tick(_) => unreachable!("ticks return above"),
         };
         assert!(
             !outcome.is_empty(),
             "an accepted command yields at least one event"
         );
+        // What a command schedules lies after its own time, so a node that
+        // ticks before a batch never sees a time-driven event inside an
+        // entry of another command.
+        assert!(
+            self.next_due().is_none_or(|due| due > now),
+            "a command schedules nothing at or before its own time"
+        );
         self.assert_totals();
         events.extend(outcome);
         Ok(events)
+    }
+
+    /// The clock's entry: what `advance` did at its time, by the operator
+    /// only, and only when something fell due (an empty tick would be an
+    /// entry that records nothing).
+    fn tick(&mut self, signer: Did, now: Timestamp) -> Result<Vec<Event>, Rejection> {
+        if signer != self.operator {
+            return Err(Rejection::NotAuthorized {
+                reason: "only the ledger's operator records the clock",
+            });
+        }
+        if self.next_due().is_none_or(|due| due > self.clock.max(now)) {
+            return Err(Rejection::NothingDue);
+        }
+        let events = self.advance(now);
+        assert!(!events.is_empty(), "something was due");
+        Ok(events)
+    }
+
+    /// When the next expiry, deadline or window falls due: a node journals
+    /// a [`Command::Tick`] at that time (or at its next batch after it).
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.expiries.first().map(|(due, _)| *due)
     }
 
     /// Moves the clock to `now`, fires every expiry due by then (holds,
@@ -437,7 +471,7 @@ impl State {
                     self.forget_later(Forget::Hold(hold_id.clone()));
                     self.refund(&charge);
                     self.unreserve(&from, amount);
-                    events.push(Event::HoldExpired { hold_id });
+                    events.push(Event::HoldExpired { hold_id, from });
                 }
                 Expiry::Approval(approval_id) => {
                     let record = self
@@ -458,7 +492,7 @@ impl State {
                     self.forget_later(Forget::Approval(approval_id));
                     self.refund(&charge);
                     self.unreserve(&from, amount);
-                    events.push(Event::PaymentExpired { approval_id });
+                    events.push(Event::PaymentExpired { approval_id, from });
                 }
                 Expiry::Channel(channel_id) => events.push(self.channel_deadline(channel_id)),
                 Expiry::Task(task_id) => events.push(self.task_deadline(task_id)),
@@ -989,6 +1023,7 @@ impl State {
         self.unreserve(&from, amount);
         Ok(vec![Event::PaymentDeclined {
             approval_id: decision.approval_id,
+            from,
         }])
     }
 
@@ -1124,6 +1159,7 @@ impl State {
         }
         Ok(vec![Event::HoldReleased {
             hold_id: release.hold_id.clone(),
+            from,
             parts,
         }])
     }
@@ -1142,6 +1178,7 @@ impl State {
         self.unreserve(&from, amount);
         Ok(vec![Event::HoldVoided {
             hold_id: void.hold_id.clone(),
+            from,
         }])
     }
 

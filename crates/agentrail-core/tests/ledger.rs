@@ -87,7 +87,13 @@ fn an_undecided_payment_expires_and_gives_back_money_and_budget() {
         usd(9)
     );
     let expired = w.state.advance(Timestamp(w.now.0 + APPROVAL_WINDOW_S));
-    assert_eq!(expired, vec![Event::PaymentExpired { approval_id: 1 }]);
+    assert_eq!(
+        expired,
+        vec![Event::PaymentExpired {
+            approval_id: 1,
+            from: agent
+        }]
+    );
     assert_eq!(
         (w.available(&agent), w.held(&agent)),
         (usd(100).atomic(), 0)
@@ -232,7 +238,8 @@ fn a_hold_voids_itself_when_it_expires() {
     assert_eq!(
         w.state.advance(expires_at),
         vec![Event::HoldExpired {
-            hold_id: "h".into()
+            hold_id: "h".into(),
+            from: agent
         }]
     );
     assert_eq!(

@@ -3,6 +3,9 @@
 
 use agentrail_wire::httpsig::{self, SignatureHeaders};
 
+/// The network the seeds' signatures name in their `tag`.
+pub const NETWORK: &str = "agentrail:agentrail.log/0011223344556677";
+
 pub fn run(data: &[u8]) {
     let mut parts = data.splitn(4, |&byte| byte == 0xff);
     let mut text = || String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
@@ -20,6 +23,7 @@ pub fn run(data: &[u8]) {
         Some(&headers),
         digest_present,
         1_767_225_600,
+        NETWORK,
     ) {
         let _ = prepared.check();
     }

@@ -128,7 +128,7 @@ impl Receipt {
         .map_err(ReceiptError::Inclusion)?;
         let entry = JournalEntry::decode(&leaf).map_err(|e| ReceiptError::Leaf(e.0))?;
         let command = entry
-            .authenticate()
+            .authenticate(&agentrail_core::channel::network_id(&checkpoint.origin))
             .map_err(|e| ReceiptError::Request(e.0))?;
         Ok(Proven {
             index: self.index,
@@ -140,6 +140,7 @@ impl Receipt {
             request_kind: match entry.request {
                 agentrail_wire::entry::EntryRequest::Http { .. } => "http",
                 agentrail_wire::entry::EntryRequest::Node { .. } => "node",
+                agentrail_wire::entry::EntryRequest::Clock {} => "clock",
             },
         })
     }

@@ -128,6 +128,7 @@ pub fn rejection_status(rejection: &Rejection) -> StatusCode {
         | "offer_out_of_turn"
         | "quote_rounds_exhausted"
         | "price_above_budget"
+        | "nothing_due"
         | "task_wrong_state"
         | "no_arbiter"
         | "result_hash_mismatch"
@@ -197,9 +198,21 @@ fn parse_did(text: &str) -> Result<Did, ApiError> {
 }
 
 /// Nonces seen recently, per signer, to refuse replays. Bounded.
+///
+/// The window lives in memory, and a restart must not open it again. So a
+/// node starts with the nonces of every request its journal accepted in
+/// the last two windows ([`crate::ledger::Ledger::recent_nonces`]), and
+/// refuses every request created before it started
+/// (`signature_before_start`): a request refused before a restart was
+/// created before it, so it cannot be replayed after it. What is left is
+/// a request that was refused before the restart and whose `created` lay
+/// ahead of the node's clock by more than the restart took: that one is
+/// judged again (and refused again, unless what refused it changed).
 #[derive(Debug, Default)]
 pub struct Nonces {
     inner: Mutex<NonceWindow>,
+    /// The ledger clock when the node started.
+    started_at: u64,
 }
 
 #[derive(Debug, Default)]
@@ -210,6 +223,22 @@ struct NonceWindow {
 }
 
 impl Nonces {
+    /// The window of a node that started at `started_at` and whose journal
+    /// accepted `recent` requests (signer, nonce, `created`) lately.
+    pub fn after_start(started_at: u64, recent: Vec<(Did, String, u64)>) -> Nonces {
+        let mut window = NonceWindow::default();
+        for (signer, nonce, created) in recent {
+            let key = (signer, nonce);
+            if window.seen.insert(key.clone()) {
+                window.by_time.entry(created).or_default().push(key);
+            }
+        }
+        Nonces {
+            inner: Mutex::new(window),
+            started_at,
+        }
+    }
+
     /// Records a nonce; false when it was already used.
     pub fn record(
         &self,
@@ -218,6 +247,9 @@ impl Nonces {
         created: u64,
         now: u64,
     ) -> Result<bool, ApiError> {
+        if created < self.started_at {
+            return Err(from_signature(SignatureError::BeforeStart));
+        }
         let mut window = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let horizon = now.saturating_sub(2 * SIGNATURE_WINDOW_S);
         while let Some(entry) = window.by_time.first_entry() {
@@ -444,6 +476,7 @@ async fn prepare(
         signed.as_ref(),
         digest.is_some(),
         ledger.now().0,
+        ledger.network(),
     )
     .map_err(from_signature)?;
     Ok(Check {
@@ -458,6 +491,9 @@ async fn prepare(
 
 /// The verifier stage on plain values, one request at a time: headers,
 /// signature, nonce, then the command's shape.
+// The plain inputs a handler holds, one per argument, so that a benchmark
+// drives exactly the verifier stage.
+#[allow(clippy::too_many_arguments)]
 pub fn authenticate_request(
     nonces: &Nonces,
     method: &str,
@@ -466,9 +502,18 @@ pub fn authenticate_request(
     digest_present: bool,
     bytes: &[u8],
     now: u64,
+    network: &str,
 ) -> Result<(agentrail_core::Authenticated, EntryRequest), ApiError> {
-    let verified = httpsig::verify(method, path, bytes, signed.as_ref(), digest_present, now)
-        .map_err(from_signature)?;
+    let verified = httpsig::verify(
+        method,
+        path,
+        bytes,
+        signed.as_ref(),
+        digest_present,
+        now,
+        network,
+    )
+    .map_err(from_signature)?;
     let headers = signed.expect("verified requests carry their headers");
     admit(nonces, verified, method, path, headers, bytes, now)
 }

@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -65,6 +65,8 @@ impl Default for LedgerOptions {
         }
     }
 }
+/// How often an idle writer looks whether something fell due.
+const TICK_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 /// Entries read per chunk during recovery.
 const RECOVERY_CHUNK: usize = 1_024;
 
@@ -148,6 +150,8 @@ pub struct Ledger {
     /// Opens the store; called again to learn what landed after a failure.
     open_store: StoreOpener,
     genesis: Genesis,
+    /// `agentrail:<log origin>`: what signed requests and vouchers bind.
+    network: String,
     state: RwLock<State>,
     store: RwLock<Option<Store>>,
     /// Records the state forgot whose archive write is not durable yet.
@@ -295,9 +299,11 @@ fn recover(store: &Store, genesis: Genesis) -> Result<(State, u64), LedgerError>
         for bytes in chunk {
             let entry = JournalEntry::decode(&bytes).map_err(|e| divergence(index, e))?;
             let command = entry.command().map_err(|e| divergence(index, e))?;
-            // The journal holds only commands verified on their way in.
+            // The journal holds only commands verified on their way in. No
+            // `advance` before it: whatever fell due was journaled as a
+            // clock entry first, so a replay that finds expiries due
+            // anywhere else yields other events than recorded (divergence).
             let command = Authenticated::assume_verified(entry.signer, command);
-            state.advance(entry.time);
             let events =
                 state
                     .apply(&command, entry.time)
@@ -431,9 +437,11 @@ impl Ledger {
         let unwritten = Unwritten::recovered(&mut state);
         tracing::info!(journal_len, "ledger recovered");
         let checkpoint = sign_checkpoint(&log, &store, journal_len)?;
+        let network = agentrail_core::channel::network_id(log.name());
         Ok(Ledger {
             open_store,
             genesis,
+            network,
             state: RwLock::new(state),
             store: RwLock::new(Some(store)),
             unwritten: Mutex::new(unwritten),
@@ -479,7 +487,44 @@ impl Ledger {
 
     /// The network id channel vouchers sign: `agentrail:<log origin>`.
     pub fn network_id(&self) -> String {
-        agentrail_core::channel::network_id(self.log.name())
+        self.network.clone()
+    }
+
+    /// [`Ledger::network_id`], borrowed.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// The signer, nonce and `created` of every request the journal
+    /// accepted at or after `since`, newest first: what a restarted node's
+    /// nonce window starts from ([`crate::http::Nonces::after_start`]).
+    /// Reads the journal backwards from its end (entries are in time order,
+    /// since the ledger's clock never runs backwards).
+    pub fn recent_nonces(&self, since: Timestamp) -> Result<Vec<(Did, String, u64)>, LedgerError> {
+        let mut recent = Vec::new();
+        let mut end = self.journal_len();
+        while end > 0 {
+            let from = end.saturating_sub(RECOVERY_CHUNK as u64);
+            let chunk = self
+                .with_store(|store| store.read(from, (end - from) as usize))
+                .ok_or(StoreError::NeedsReopen)??;
+            for bytes in chunk.iter().rev() {
+                let entry = JournalEntry::decode(bytes).map_err(|e| divergence(end, e))?;
+                if entry.time < since {
+                    return Ok(recent);
+                }
+                if let EntryRequest::Http {
+                    signature_input, ..
+                } = &entry.request
+                    && let Some((created, nonce)) =
+                        agentrail_wire::httpsig::recorded_nonce(signature_input)
+                {
+                    recent.push((entry.signer, nonce, created));
+                }
+            }
+            end = from;
+        }
+        Ok(recent)
     }
 
     /// The log's verifier key (`<name>+<key id>+<key>`).
@@ -649,7 +694,23 @@ impl Ledger {
                 .name("agentrail-snapshot".into())
                 .spawn_scoped(scope, || self.run_snapshotter(snapshots))
                 .expect("a snapshot thread");
-            while let Ok(first) = queue.recv() {
+            loop {
+                let first = match queue.recv_timeout(TICK_POLL) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Idle: what falls due is journaled when it does,
+                        // not at the next command.
+                        if self.is_due()
+                            && let Some(batch) = self.apply_batch(Vec::new())
+                            && let Err(lost) = to_committer.send(batch)
+                        {
+                            lost.0.refuse(|| Refusal::Stopped);
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
                 let mut jobs = vec![first];
                 while jobs.len() < self.options.batch_max {
                     match queue.try_recv() {
@@ -669,6 +730,13 @@ impl Ledger {
             let _ = snapshotter.join();
         });
         tracing::info!("writer stopped");
+    }
+
+    /// Whether an expiry, deadline or window has fallen due on the clock.
+    fn is_due(&self) -> bool {
+        let state = self.state.read().expect("state lock");
+        let now = state.clock().max((self.clock)());
+        state.next_due().is_some_and(|due| due <= now)
     }
 
     /// The writer's steps on the calling thread, for the deterministic
@@ -716,20 +784,41 @@ impl Ledger {
             }
             return None;
         }
-        state.advance((self.clock)());
         // The time every command of the batch is applied at, and recorded
         // with: the ledger's clock, which never runs backwards.
-        let now = state.clock();
+        let now = state.clock().max((self.clock)());
         let mut batch = AppliedBatch {
             epoch: self.epoch.load(Ordering::Acquire),
             time: now,
             entries: Vec::new(),
             parties: Vec::new(),
             party_ends: Vec::new(),
+            ticked: false,
             outcomes: Vec::with_capacity(jobs.len()),
             archive: Vec::new(),
             snapshot: None,
         };
+        if state.next_due().is_some_and(|due| due <= now) {
+            // What fell due is the batch's first entry, the clock's, so
+            // that no other entry carries a time-driven event and the log
+            // holds every movement of money.
+            let tick = Authenticated::assume_verified(
+                self.genesis.operator,
+                agentrail_core::Command::Tick(agentrail_core::command::Tick {}),
+            );
+            let events = state.apply(&tick, now).expect("something is due");
+            let signer = self.genesis.operator;
+            batch
+                .entries
+                .push(encode_entry(now, signer, &EntryRequest::Clock {}, &events));
+            parties(signer, &events, &mut batch.parties);
+            batch.party_ends.push(batch.parties.len());
+            batch.ticked = true;
+            self.metrics.ticks.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let events = state.advance(now);
+            assert!(events.is_empty(), "nothing was due");
+        }
         for Job {
             command,
             request,
@@ -896,6 +985,12 @@ impl Ledger {
         let mut snapshots = Vec::new();
         for batch in group {
             let now = batch.time;
+            if batch.ticked {
+                leaf_hashes
+                    .next()
+                    .expect("the clock's entry has a leaf hash");
+                next += 1;
+            }
             for (reply_to, result) in batch.outcomes {
                 let reply = match result {
                     Ok(events) => {
@@ -1078,6 +1173,9 @@ struct AppliedBatch {
     /// are `parties[party_ends[i - 1]..party_ends[i]]`.
     parties: Vec<Did>,
     party_ends: Vec<usize>,
+    /// The first entry is the clock's ([`agentrail_core::command::Tick`]),
+    /// which answers nobody.
+    ticked: bool,
     outcomes: Vec<(oneshot::Sender<Reply>, Applied)>,
     /// Records the state forgot, archived in the same transaction.
     archive: Vec<(String, Vec<u8>)>,

@@ -209,6 +209,23 @@ pub async fn run(
         ledger = ledger.with_clock(Box::new(move || scale.at(unix_now_ms())));
     }
     let ledger = Arc::new(ledger);
+    let started_at = ledger.now();
+    let horizon = agentrail_core::Timestamp(
+        started_at
+            .0
+            .saturating_sub(2 * agentrail_wire::httpsig::SIGNATURE_WINDOW_S),
+    );
+    let recent = {
+        let ledger = Arc::clone(&ledger);
+        tokio::task::spawn_blocking(move || ledger.recent_nonces(horizon))
+            .await
+            .map_err(|e| NodeError::Setup(format!("reading recent nonces stopped: {e}")))??
+    };
+    tracing::info!(
+        recent = recent.len(),
+        "nonces of the last window read from the journal"
+    );
+    let nonces = Nonces::after_start(started_at.0, recent);
     let (sender, receiver) = sync_channel(QUEUE_MAX);
     let writer = {
         let ledger = Arc::clone(&ledger);
@@ -220,7 +237,7 @@ pub async fn run(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (verifier, verifiers) = Verifier::start(
         threads,
-        Arc::new(Nonces::default()),
+        Arc::new(nonces),
         Arc::new(limits::IdentityLimiter::new(&config.limits)),
         queue.clone(),
         Arc::clone(&ledger),

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub accepted: AtomicU64,
+    /// Clock entries journaled (what fell due, applied when it did).
+    pub ticks: AtomicU64,
     pub batches: AtomicU64,
     pub batch_entries: AtomicU64,
     pub queue_full: AtomicU64,
@@ -38,6 +40,11 @@ impl Metrics {
                 "agentrail_commands_accepted_total",
                 "Commands accepted and journaled.",
                 &self.accepted,
+            ),
+            (
+                "agentrail_ticks_total",
+                "Clock entries journaled: expiries, deadlines and windows applied when they fell due.",
+                &self.ticks,
             ),
             (
                 "agentrail_batches_total",

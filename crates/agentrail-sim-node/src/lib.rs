@@ -43,7 +43,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use agentrail_core::state::Archived;
-use agentrail_core::{Authenticated, Event, Genesis, Rejection, SignedCommand, State, Timestamp};
+use agentrail_core::{
+    Authenticated, Command, Event, Genesis, Rejection, SignedCommand, State, Timestamp,
+};
 use agentrail_log::LogSigner;
 use agentrail_log::merkle::{self, Hash, MemoryTree};
 use agentrail_node::ledger::{Job, Ledger, LedgerError, LedgerOptions, Refusal, StoreOpener};
@@ -213,6 +215,9 @@ struct Pending {
     expected: Result<Vec<Event>, Rejection>,
     /// The journal entry's leaf hash, when the reference accepted it.
     leaf: Option<Hash>,
+    /// The clock's entry: the node journals it itself, first in the first
+    /// batch it applies at this time, and answers nobody.
+    clock: bool,
     done: bool,
 }
 
@@ -436,6 +441,10 @@ impl SimulatedNode {
         for end in cuts {
             let mut batch = Vec::new();
             for &index in &open[start..end] {
+                if self.pending[index].clock {
+                    // The node journals the clock's entry on its own.
+                    continue;
+                }
                 let (job, answer) = self.pending[index].job();
                 batch.push(job);
                 answers.push((index, answer));
@@ -444,6 +453,7 @@ impl SimulatedNode {
             start = end;
         }
         self.ledger().process(batches, merge);
+        self.find_clock_entry()?;
         let mut unknown = false;
         for (index, mut answer) in answers {
             let reply = answer
@@ -503,6 +513,35 @@ impl SimulatedNode {
         }
         self.check_checkpoint()?;
         Ok(unknown)
+    }
+
+    /// The clock's entry, when one is pending and the node journaled it:
+    /// the next entry after every acknowledged one, what the reference's
+    /// tick recorded, before any command of its time.
+    fn find_clock_entry(&mut self) -> Result<(), String> {
+        let Some(index) = self.pending.iter().position(|p| p.clock && !p.done) else {
+            return Ok(());
+        };
+        let next = self.tree.size();
+        let Some(Ok(leaves)) = self.ledger().leaves(next, 1) else {
+            return Ok(());
+        };
+        let Some(leaf) = leaves.first() else {
+            return Ok(());
+        };
+        let expected = self.pending[index]
+            .leaf
+            .expect("clock entries are accepted");
+        if merkle::leaf_hash(leaf) != expected {
+            return Err(format!(
+                "entry {next} is not the clock's entry at {:?}: nothing may come before it",
+                self.pending[index].now
+            ));
+        }
+        self.tree.push(expected);
+        self.pending[index].done = true;
+        self.report.acknowledged += 1;
+        Ok(())
     }
 
     /// When the node is healthy its signed checkpoint covers exactly the
@@ -744,13 +783,17 @@ impl Follower for SimulatedNode {
         }
         let signed = SignedCommand::sign(command.command().clone(), key)
             .map_err(|error| format!("a command the simulation sent cannot be signed: {error}"))?;
+        let clock = matches!(command.command(), Command::Tick(_));
+        if clock && (outcome.is_err() || !self.pending.is_empty()) {
+            return Err("the clock's entry comes first at its time, and is accepted".to_owned());
+        }
+        let request = if clock {
+            EntryRequest::Clock {}
+        } else {
+            entry_request(&signed)
+        };
         let leaf = outcome.as_ref().ok().map(|events| {
-            merkle::leaf_hash(&encode_entry(
-                now,
-                *command.signer(),
-                &entry_request(&signed),
-                events,
-            ))
+            merkle::leaf_hash(&encode_entry(now, *command.signer(), &request, events))
         });
         self.pending.push(Pending {
             command: command.clone(),
@@ -758,6 +801,7 @@ impl Follower for SimulatedNode {
             now,
             expected: outcome.clone(),
             leaf,
+            clock,
             done: false,
         });
         Ok(())

@@ -13,6 +13,7 @@
 pub mod bench;
 pub mod kit;
 pub mod parallel;
+pub mod record;
 pub mod rng;
 pub mod simulation;
 

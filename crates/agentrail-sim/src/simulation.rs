@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use agentrail_core::command::{Command, Hold, Split};
+use agentrail_core::command::{Command, Hold, Split, Tick};
 use agentrail_core::constants::{DAY_S, IDEMPOTENCY_RETENTION_S};
 use agentrail_core::grant::{Limit, Limits, Role};
 use agentrail_core::signing::SignatureBytes;
@@ -624,8 +624,25 @@ impl Simulation {
             self.rng.between(0, 240 * every)
         };
         self.now = Timestamp(self.now.0 + seconds);
-        // Expirations fire on the clock, before the step's command.
-        let events = self.state.advance(self.now);
+        // What fell due is the clock's entry, before the step's command, as
+        // a node journals it: no other command may carry a time-driven
+        // event (`submit` checks that nothing is due before a command).
+        if self.state.next_due().is_none_or(|due| due > self.now) {
+            if !self.state.advance(self.now).is_empty() {
+                return Err("time-driven events with nothing due".to_owned());
+            }
+            return Ok(());
+        }
+        let tick = authenticated(&self.operator, Command::Tick(Tick {}));
+        if !self.submit(Ok(tick), Expect::Anything)? {
+            return Err("the clock's entry was refused with something due".to_owned());
+        }
+        let events = self
+            .journal
+            .last()
+            .expect("the tick was journaled")
+            .2
+            .clone();
         self.report.expirations += events.len() as u64;
         for event in &events {
             self.check_payout(event)?;
@@ -1089,7 +1106,14 @@ impl Simulation {
                     .map(|_| false);
             }
         };
+        let ticks = matches!(command.command(), Command::Tick(_));
+        if !ticks && self.state.next_due().is_some_and(|due| due <= self.now) {
+            return Err(format!(
+                "{command:?} would carry time-driven events: nothing may fall due outside the clock's entry"
+            ));
+        }
         let before = Before::capture(&self.state, command.command());
+        let balances = crate::record::Balances::capture(&self.state);
         let result = self.state.apply(&command, self.now);
         let forgotten = self.state.take_archived();
         for archived in &forgotten {
@@ -1106,6 +1130,7 @@ impl Simulation {
         }
         let accepted = match result {
             Ok(events) => {
+                balances.check_parties(&self.state, &events)?;
                 self.check_accepted(&before, &command, &events, expect)?;
                 *self
                     .report
@@ -1359,7 +1384,8 @@ impl Simulation {
 
     fn replay_from(&mut self, mut replayed: State, start: usize) -> Result<(), String> {
         for (index, (command, at, events)) in self.journal.iter().enumerate().skip(start) {
-            replayed.advance(*at);
+            // No `advance` before an entry: what fell due is in the
+            // clock's entries, as in a node's journal.
             let outcome = replayed
                 .apply(command, *at)
                 .map_err(|r| format!("replay refused entry {index}: {r}"))?;
@@ -1439,6 +1465,7 @@ fn command_type(command: &Command) -> &'static str {
         Command::DisputeTask(_) => "dispute_task",
         Command::ResolveDispute(_) => "resolve_dispute",
         Command::LicenseDataset(_) => "license_dataset",
+        Command::Tick(_) => "tick",
         _ => "other",
     }
 }

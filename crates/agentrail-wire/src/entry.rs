@@ -8,12 +8,17 @@
 //!  "events":[…]}
 //! ```
 //!
-//! `request` is the signed request exactly as received (`kind: "http"`), or
-//! a command the node itself signed (`kind: "node"`, the dev faucet's
-//! deposits, signed with the operator key). Replaying the entries' commands
+//! `request` is the signed request exactly as received (`kind: "http"`), a
+//! command the node itself signed (`kind: "node"`, the dev faucet's
+//! deposits, signed with the operator key), or the clock (`kind: "clock"`,
+//! no fields, the operator as `signer`): what time did when it fell due
+//! (expiries, deadlines, ended windows), a [`Command::Tick`] whose events
+//! an auditor checks by replaying it, since it asserts nothing a replay
+//! cannot recompute. Replaying the entries' commands
 //! at their times through `agentrail-core` reproduces the ledger and the
 //! recorded events.
 
+use agentrail_core::command::Tick;
 use agentrail_core::{Authenticated, Command, Did, Event, SignedCommand, Timestamp};
 
 use crate::httpsig::{self, SignatureHeaders};
@@ -38,6 +43,8 @@ pub enum EntryRequest {
     Node {
         command: Box<SignedCommand>,
     },
+    /// The clock's entry ([`Command::Tick`]).
+    Clock {},
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -138,15 +145,19 @@ impl JournalEntry {
                 serde_json::from_slice(&bytes).map_err(|e| EntryError(e.to_string()))
             }
             EntryRequest::Node { command } => Ok(command.command().clone()),
+            EntryRequest::Clock {} => Ok(Command::Tick(Tick {})),
         }
     }
 }
 
 impl JournalEntry {
-    /// Checks the recorded request's own signature, as the node did when it
-    /// accepted it, and returns the command it authorises. Needs nothing but
-    /// the entry: this is how receipts and audits verify offline.
-    pub fn authenticate(&self) -> Result<Authenticated, EntryError> {
+    /// Checks the recorded request's own signature, as the node of the
+    /// ledger `network` (`agentrail:<log origin>`) did when it accepted it,
+    /// and returns the command it authorises. Needs nothing but the entry
+    /// and the log's origin: this is how receipts and audits verify
+    /// offline. A clock entry authorises only a tick by the recorded
+    /// signer, which the replay refuses unless it is the operator.
+    pub fn authenticate(&self, network: &str) -> Result<Authenticated, EntryError> {
         match &self.request {
             EntryRequest::Http {
                 method,
@@ -165,9 +176,10 @@ impl JournalEntry {
                     signature: signature.clone(),
                 };
                 let verified =
-                    httpsig::verify_recorded(method, path, &bytes, &headers, self.time.0).map_err(
-                        |e| EntryError(format!("the request signature fails ({}): {e}", e.code())),
-                    )?;
+                    httpsig::verify_recorded(method, path, &bytes, &headers, self.time.0, network)
+                        .map_err(|e| {
+                            EntryError(format!("the request signature fails ({}): {e}", e.code()))
+                        })?;
                 if verified.signer != self.signer {
                     return Err(EntryError(
                         "the request was signed by another key than the recorded signer".into(),
@@ -189,6 +201,10 @@ impl JournalEntry {
                 }
                 Ok(authenticated)
             }
+            EntryRequest::Clock {} => Ok(Authenticated::assume_verified(
+                self.signer,
+                Command::Tick(Tick {}),
+            )),
         }
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! Content-Digest: sha-256=:<base64 SHA-256 of the body>:
-//! Signature-Input: sig1=("@method" "@path" "content-digest");created=<unix s>;nonce="<nonce>";keyid="<did:key>";alg="ed25519"
+//! Signature-Input: sig1=("@method" "@path" "content-digest");created=<unix s>;nonce="<nonce>";keyid="<did:key>";alg="ed25519";tag="<network id>"
 //! Signature: sig1=:<base64 Ed25519 signature over the signature base>:
 //! ```
 //!
@@ -15,11 +15,18 @@
 //! "@method": POST
 //! "@path": /v1/commands
 //! "content-digest": sha-256=:…:
-//! "@signature-params": ("@method" "@path" "content-digest");created=…;nonce="…";keyid="…";alg="ed25519"
+//! "@signature-params": ("@method" "@path" "content-digest");created=…;nonce="…";keyid="…";alg="ed25519";tag="agentrail:…"
 //! ```
 //!
+//! `tag` (RFC 9421 §2.3, an application-specific tag) is the ledger's
+//! network id, `agentrail:<log origin>` (served in `/v1/health`, and the
+//! one vouchers sign): a request signed for one ledger is refused by every
+//! other (`signature_wrong_network`), even where the same keys are
+//! registered, so a request recorded on its way to one node cannot be
+//! replayed onto another.
+//!
 //! The verifier accepts exactly this shape (one label, these three covered
-//! components in this order, these four parameters in this order). We parse
+//! components in this order, these five parameters in this order). We parse
 //! it by hand rather than with a general structured-field parser: the subset
 //! is fixed, and anything outside it is refused with a precise code instead
 //! of being interpreted.
@@ -39,6 +46,8 @@ pub const SIGNATURE_WINDOW_S: u64 = 300;
 pub const HEADER_BYTES_MAX: usize = 1024;
 /// Longest nonce accepted.
 pub const NONCE_BYTES_MAX: usize = 64;
+/// Longest `tag` (network id) accepted.
+pub const TAG_BYTES_MAX: usize = 128;
 const LABEL: &str = "sig1";
 
 /// The three headers of a signed request.
@@ -67,6 +76,14 @@ pub enum SignatureError {
     Expired,
     #[error("this nonce was already used")]
     NonceReused,
+    #[error(
+        "the signature's tag names another ledger: sign for this node's network id (in /v1/health)"
+    )]
+    WrongNetwork,
+    #[error(
+        "the request was signed before this node started: sign it again with a fresh created time"
+    )]
+    BeforeStart,
 }
 
 impl SignatureError {
@@ -79,6 +96,8 @@ impl SignatureError {
             SignatureError::Invalid => "signature_invalid",
             SignatureError::Expired => "signature_expired",
             SignatureError::NonceReused => "nonce_reused",
+            SignatureError::WrongNetwork => "signature_wrong_network",
+            SignatureError::BeforeStart => "signature_before_start",
         }
     }
 }
@@ -88,8 +107,10 @@ pub fn content_digest(body: &[u8]) -> String {
     format!("sha-256=:{}:", STANDARD.encode(Sha256::digest(body)))
 }
 
-fn signature_params(created: u64, nonce: &str, keyid: &Did) -> String {
-    format!(r#"{COVERED};created={created};nonce="{nonce}";keyid="{keyid}";alg="ed25519""#)
+fn signature_params(created: u64, nonce: &str, keyid: &Did, network: &str) -> String {
+    format!(
+        r#"{COVERED};created={created};nonce="{nonce}";keyid="{keyid}";alg="ed25519";tag="{network}""#
+    )
 }
 
 fn signature_base(method: &str, path: &str, digest: &str, params: &str) -> String {
@@ -98,19 +119,28 @@ fn signature_base(method: &str, path: &str, digest: &str, params: &str) -> Strin
     )
 }
 
-/// Signs a request. `nonce` must be unique per key within the window
-/// (`[A-Za-z0-9_-]`, at most 64 bytes).
+/// What a signer binds a request to besides its method, path and body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignParams<'a> {
+    /// Unix seconds (the ledger's clock, within 300 s).
+    pub created: u64,
+    /// Unique per key within the window (`[A-Za-z0-9_-]`, at most 64 bytes).
+    pub nonce: &'a str,
+    /// The ledger's network id (`agentrail:<log origin>`).
+    pub network: &'a str,
+}
+
+/// Signs a request for one ledger.
 pub fn sign(
     key: &SigningKey,
     method: &str,
     path: &str,
     body: &[u8],
-    created: u64,
-    nonce: &str,
+    params: SignParams<'_>,
 ) -> SignatureHeaders {
     let keyid = Did::from_verifying_key(&key.verifying_key());
     let digest = content_digest(body);
-    let params = signature_params(created, nonce, &keyid);
+    let params = signature_params(params.created, params.nonce, &keyid, params.network);
     let base = signature_base(method, path, &digest, &params);
     let signature = key.sign(base.as_bytes());
     SignatureHeaders {
@@ -120,7 +150,8 @@ pub fn sign(
     }
 }
 
-/// What a verified signature tells: who signed, when, with which nonce.
+/// What a verified signature tells: who signed, when, with which nonce
+/// (for which ledger: the verifier checked the tag).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
     pub signer: Did,
@@ -133,6 +164,7 @@ struct Params<'a> {
     created: u64,
     nonce: &'a str,
     keyid: &'a str,
+    tag: &'a str,
 }
 
 fn quoted<'a>(text: &'a str, name: &str) -> Result<(&'a str, &'a str), SignatureError> {
@@ -173,9 +205,21 @@ fn parse_params(params: &str) -> Result<Params<'_>, SignatureError> {
         .strip_prefix(';')
         .ok_or(SignatureError::Malformed("keyid must follow nonce"))?;
     let (keyid, rest) = quoted(rest, "keyid")?;
-    if rest != r#";alg="ed25519""# {
+    let rest = rest
+        .strip_prefix(r#";alg="ed25519""#)
+        .ok_or(SignatureError::Malformed(
+            r#"alg must be "ed25519" and follow keyid"#,
+        ))?;
+    let rest = rest.strip_prefix(';').ok_or(SignatureError::Malformed(
+        "tag (the ledger's network id) must follow alg",
+    ))?;
+    let (tag, rest) = quoted(rest, "tag")?;
+    if !rest.is_empty() {
+        return Err(SignatureError::Malformed("tag must be the last parameter"));
+    }
+    if tag.is_empty() || tag.len() > TAG_BYTES_MAX || !tag.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(SignatureError::Malformed(
-            r#"alg must be "ed25519" and last"#,
+            "tag must be 1-128 visible ASCII characters",
         ));
     }
     let nonce_ok = !nonce.is_empty()
@@ -192,7 +236,15 @@ fn parse_params(params: &str) -> Result<Params<'_>, SignatureError> {
         created,
         nonce,
         keyid,
+        tag,
     })
+}
+
+/// The `created` and nonce of a recorded `Signature-Input` value of this
+/// shape (`None` for any other).
+pub fn recorded_nonce(signature_input: &str) -> Option<(u64, String)> {
+    let params = parse_params(signature_input.strip_prefix("sig1=")?).ok()?;
+    Some((params.created, params.nonce.to_owned()))
 }
 
 /// A request whose signature headers passed every check but the signature
@@ -237,9 +289,10 @@ impl Prepared {
 }
 
 /// Checks a request's signature headers against its method, path and body,
-/// and `now` (the node's clock): everything except the signature itself,
-/// which the caller checks over [`Prepared::base`] (alone or in a batch).
-/// Nonce reuse is also the caller's check (it needs memory).
+/// `now` (the node's clock) and `network` (the node's network id):
+/// everything except the signature itself, which the caller checks over
+/// [`Prepared::base`] (alone or in a batch). Nonce reuse is also the
+/// caller's check (it needs memory).
 pub fn prepare(
     method: &str,
     path: &str,
@@ -247,8 +300,17 @@ pub fn prepare(
     headers: Option<&SignatureHeaders>,
     digest_present: bool,
     now: u64,
+    network: &str,
 ) -> Result<Prepared, SignatureError> {
-    prepare_at(method, path, body, headers, digest_present, Some(now))
+    prepare_at(
+        method,
+        path,
+        body,
+        headers,
+        digest_present,
+        Some(now),
+        network,
+    )
 }
 
 /// Seconds a journaled request's `created` may lie from the entry's time
@@ -256,16 +318,18 @@ pub fn prepare(
 /// handler checked the window.
 pub const RECORDED_SLACK_S: u64 = 60;
 
-/// Verifies a request as the journal recorded it, accepted at `time`: the
-/// same checks as on arrival, with the window taken around `time`.
+/// Verifies a request as the journal of the ledger `network` recorded it,
+/// accepted at `time`: the same checks as on arrival, with the window taken
+/// around `time`.
 pub fn verify_recorded(
     method: &str,
     path: &str,
     body: &[u8],
     headers: &SignatureHeaders,
     time: u64,
+    network: &str,
 ) -> Result<Verified, SignatureError> {
-    let prepared = prepare_at(method, path, body, Some(headers), true, None)?;
+    let prepared = prepare_at(method, path, body, Some(headers), true, None, network)?;
     if time.abs_diff(prepared.created) > SIGNATURE_WINDOW_S + RECORDED_SLACK_S {
         return Err(SignatureError::Expired);
     }
@@ -279,6 +343,7 @@ fn prepare_at(
     headers: Option<&SignatureHeaders>,
     digest_present: bool,
     now: Option<u64>,
+    network: &str,
 ) -> Result<Prepared, SignatureError> {
     let headers = headers.ok_or(SignatureError::Missing)?;
     if !digest_present {
@@ -324,6 +389,9 @@ fn prepare_at(
     if now.is_some_and(|now| now.abs_diff(parsed.created) > SIGNATURE_WINDOW_S) {
         return Err(SignatureError::Expired);
     }
+    if parsed.tag != network {
+        return Err(SignatureError::WrongNetwork);
+    }
     Ok(Prepared {
         signer,
         created: parsed.created,
@@ -342,8 +410,9 @@ pub fn verify(
     headers: Option<&SignatureHeaders>,
     digest_present: bool,
     now: u64,
+    network: &str,
 ) -> Result<Verified, SignatureError> {
-    prepare(method, path, body, headers, digest_present, now)?.check()
+    prepare(method, path, body, headers, digest_present, now, network)?.check()
 }
 
 #[cfg(test)]
@@ -354,14 +423,33 @@ mod tests {
         SigningKey::from_bytes(&[seed; 32])
     }
 
+    const NETWORK: &str = "agentrail:agentrail.log/0011223344556677";
+
+    fn params(created: u64, nonce: &str) -> SignParams<'_> {
+        SignParams {
+            created,
+            nonce,
+            network: NETWORK,
+        }
+    }
+
     fn check(headers: &SignatureHeaders, body: &[u8], now: u64) -> Result<Verified, &'static str> {
-        verify("POST", "/v1/commands", body, Some(headers), true, now).map_err(|e| e.code())
+        verify(
+            "POST",
+            "/v1/commands",
+            body,
+            Some(headers),
+            true,
+            now,
+            NETWORK,
+        )
+        .map_err(|e| e.code())
     }
 
     #[test]
     fn signed_requests_verify_and_every_tampering_has_its_code() {
         let body = br#"{"type":"transfer"}"#;
-        let headers = sign(&key(1), "POST", "/v1/commands", body, 1_000, "n1");
+        let headers = sign(&key(1), "POST", "/v1/commands", body, params(1_000, "n1"));
         let verified = check(&headers, body, 1_010).unwrap();
         assert_eq!(
             verified.signer,
@@ -378,21 +466,38 @@ mod tests {
             Err("signature_expired")
         );
         assert_eq!(
-            verify("POST", "/v1/other", body, Some(&headers), true, 1_010).map_err(|e| e.code()),
+            verify(
+                "POST",
+                "/v1/other",
+                body,
+                Some(&headers),
+                true,
+                1_010,
+                NETWORK
+            )
+            .map_err(|e| e.code()),
             Err("signature_invalid")
         );
         assert_eq!(
-            verify("POST", "/v1/commands", body, None, true, 1_010).map_err(|e| e.code()),
+            verify("POST", "/v1/commands", body, None, true, 1_010, NETWORK).map_err(|e| e.code()),
             Err("signature_missing")
         );
         assert_eq!(
-            verify("POST", "/v1/commands", body, Some(&headers), false, 1_010)
-                .map_err(|e| e.code()),
+            verify(
+                "POST",
+                "/v1/commands",
+                body,
+                Some(&headers),
+                false,
+                1_010,
+                NETWORK
+            )
+            .map_err(|e| e.code()),
             Err("digest_missing")
         );
 
         // A signature by another key, presented under the first key's id.
-        let other = sign(&key(2), "POST", "/v1/commands", body, 1_000, "n1");
+        let other = sign(&key(2), "POST", "/v1/commands", body, params(1_000, "n1"));
         let forged = SignatureHeaders {
             signature: other.signature,
             ..headers.clone()
@@ -412,24 +517,36 @@ mod tests {
 
         for (input, why) in [
             (
-                r#"sig2=("@method" "@path" "content-digest");created=1;nonce="a";keyid="x";alg="ed25519""#,
+                r#"sig2=("@method" "@path" "content-digest");created=1;nonce="a";keyid="x";alg="ed25519";tag="t""#,
                 "label",
             ),
             (
-                r#"sig1=("@method" "@path");created=1;nonce="a";keyid="x";alg="ed25519""#,
+                r#"sig1=("@method" "@path");created=1;nonce="a";keyid="x";alg="ed25519";tag="t""#,
                 "components",
             ),
             (
-                r#"sig1=("@method" "@path" "content-digest");nonce="a";created=1;keyid="x";alg="ed25519""#,
+                r#"sig1=("@method" "@path" "content-digest");nonce="a";created=1;keyid="x";alg="ed25519";tag="t""#,
                 "order",
             ),
             (
-                r#"sig1=("@method" "@path" "content-digest");created=1;nonce="a b";keyid="x";alg="ed25519""#,
+                r#"sig1=("@method" "@path" "content-digest");created=1;nonce="a b";keyid="x";alg="ed25519";tag="t""#,
                 "nonce",
             ),
             (
-                r#"sig1=("@method" "@path" "content-digest");created=1;nonce="a";keyid="x";alg="rsa""#,
+                r#"sig1=("@method" "@path" "content-digest");created=1;nonce="a";keyid="x";alg="rsa";tag="t""#,
                 "alg",
+            ),
+            (
+                r#"sig1=("@method" "@path" "content-digest");created=1;nonce="a";keyid="x";alg="ed25519""#,
+                "no tag",
+            ),
+            (
+                r#"sig1=("@method" "@path" "content-digest");created=1;nonce="a";keyid="x";alg="ed25519";tag="a b""#,
+                "tag",
+            ),
+            (
+                r#"sig1=("@method" "@path" "content-digest");created=1;nonce="a";keyid="x";alg="ed25519";tag="t";x="y""#,
+                "tag last",
             ),
         ] {
             let bad = SignatureHeaders {
@@ -442,5 +559,86 @@ mod tests {
                 "{why}"
             );
         }
+    }
+
+    #[test]
+    fn a_request_signed_for_one_ledger_is_refused_by_another() {
+        let body = br#"{"type":"transfer"}"#;
+        let headers = sign(&key(1), "POST", "/v1/commands", body, params(1_000, "n1"));
+        assert!(check(&headers, body, 1_010).is_ok());
+        let elsewhere = verify(
+            "POST",
+            "/v1/commands",
+            body,
+            Some(&headers),
+            true,
+            1_010,
+            "agentrail:agentrail.log/8899aabbccddeeff",
+        );
+        assert_eq!(
+            elsewhere.map_err(|e| e.code()),
+            Err("signature_wrong_network")
+        );
+        // Rewriting the tag to the other ledger's breaks the signature.
+        let retagged = SignatureHeaders {
+            signature_input: headers
+                .signature_input
+                .replace(NETWORK, "agentrail:agentrail.log/8899aabbccddeeff"),
+            ..headers.clone()
+        };
+        let moved = verify(
+            "POST",
+            "/v1/commands",
+            body,
+            Some(&retagged),
+            true,
+            1_010,
+            "agentrail:agentrail.log/8899aabbccddeeff",
+        );
+        assert_eq!(moved.map_err(|e| e.code()), Err("signature_invalid"));
+    }
+
+    /// A known answer: the seed-1 key signing a
+    /// transfer body for one network at one time; the base and the headers
+    /// are exactly these bytes.
+    #[test]
+    fn known_answer() {
+        let body = br#"{"type":"transfer"}"#;
+        let headers = sign(
+            &key(1),
+            "POST",
+            "/v1/commands",
+            body,
+            params(1_767_225_600, "n1"),
+        );
+        let keyid = Did::from_verifying_key(&key(1).verifying_key());
+        assert_eq!(
+            headers.signature_input,
+            format!(
+                r#"sig1=("@method" "@path" "content-digest");created=1767225600;nonce="n1";keyid="{keyid}";alg="ed25519";tag="{NETWORK}""#
+            )
+        );
+        assert_eq!(
+            headers.content_digest,
+            "sha-256=:ijCoVIrRwWGqTVQvfqXPRF60TAUCKNmpB5Bt2Xyvtl8=:"
+        );
+        let prepared = prepare(
+            "POST",
+            "/v1/commands",
+            body,
+            Some(&headers),
+            true,
+            1_767_225_600,
+            NETWORK,
+        )
+        .unwrap();
+        assert_eq!(
+            prepared.base,
+            format!(
+                "\"@method\": POST\n\"@path\": /v1/commands\n\"content-digest\": {}\n\"@signature-params\": {}",
+                headers.content_digest,
+                &headers.signature_input["sig1=".len()..]
+            )
+        );
     }
 }

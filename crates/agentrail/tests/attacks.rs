@@ -512,9 +512,23 @@ async fn post(url: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (u16, Str
         .expect("the node answers")
 }
 
-fn signed(signer: &SigningKey, body: &[u8], nonce: &str) -> Vec<(&'static str, String)> {
-    let headers =
-        agentrail_wire::httpsig::sign(signer, "POST", "/v1/commands", body, now().0, nonce);
+fn signed(
+    signer: &SigningKey,
+    body: &[u8],
+    nonce: &str,
+    network: &str,
+) -> Vec<(&'static str, String)> {
+    let headers = agentrail_wire::httpsig::sign(
+        signer,
+        "POST",
+        "/v1/commands",
+        body,
+        agentrail_wire::httpsig::SignParams {
+            created: now().0,
+            nonce,
+            network,
+        },
+    );
     vec![
         ("content-digest", headers.content_digest),
         ("signature-input", headers.signature_input),
@@ -528,6 +542,7 @@ async fn hostile_bytes_get_a_typed_4xx_and_slow_clients_stall_nobody() {
     let node = Node::start(data.path());
     let client = node.client.clone();
     let signer = principal(&client, "bytes-signer").await;
+    let network = client.network().await.unwrap();
     let payee: Did = did(&principal(&client, "bytes-payee").await);
     let from = did(&signer);
     let transfer = |amount: &str| {
@@ -551,16 +566,31 @@ async fn hostile_bytes_get_a_typed_4xx_and_slow_clients_stall_nobody() {
     {
         let body = transfer(amount);
         let nonce = format!("amount-{nonce}");
-        let (status, code) = post(&node.url, body.clone(), &signed(&signer, &body, &nonce)).await;
+        let (status, code) = post(
+            &node.url,
+            body.clone(),
+            &signed(&signer, &body, &nonce, &network),
+        )
+        .await;
         assert_eq!((status, code.as_str()), (400, "invalid_request"), "{label}");
     }
     // The largest amount parses and is refused for funds, not by an overflow.
     let body = transfer("340282366920938463463374607431768211455");
-    let (status, code) = post(&node.url, body.clone(), &signed(&signer, &body, "max")).await;
+    let (status, code) = post(
+        &node.url,
+        body.clone(),
+        &signed(&signer, &body, "max", &network),
+    )
+    .await;
     assert_eq!((status, code.as_str()), (409, "insufficient_funds"));
     // Deeply nested JSON and an oversized body.
     let deep = format!("{}{}", "{\"a\":".repeat(5_000), "}".repeat(5_000)).into_bytes();
-    let (status, _) = post(&node.url, deep.clone(), &signed(&signer, &deep, "deep")).await;
+    let (status, _) = post(
+        &node.url,
+        deep.clone(),
+        &signed(&signer, &deep, "deep", &network),
+    )
+    .await;
     assert_eq!(status, 400);
     // Oversized bodies and headers: the node answers 413 (or the HTTP
     // layer a 4xx) and closes without reading the rest, so a client still

@@ -3,10 +3,12 @@
 
 mod support;
 
+use agentrail_client::Client;
 use agentrail_core::grant::Role;
 use agentrail_core::{Command, Event, Timestamp};
 use agentrail_sim::kit;
 use agentrail_wire::httpsig;
+use ed25519_dalek::SigningKey;
 use support::{BIN, Node, did, key, now, usd};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -177,6 +179,27 @@ async fn raw(url: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, String
     )
 }
 
+/// A request to `/v1/commands` signed at `created` for `network`.
+fn sign_for(
+    signer: &SigningKey,
+    body: &[u8],
+    created: u64,
+    nonce: &str,
+    network: &str,
+) -> httpsig::SignatureHeaders {
+    httpsig::sign(
+        signer,
+        "POST",
+        "/v1/commands",
+        body,
+        httpsig::SignParams {
+            created,
+            nonce,
+            network,
+        },
+    )
+}
+
 fn signed_headers(signature: &httpsig::SignatureHeaders) -> Vec<(&'static str, String)> {
     vec![
         ("content-digest", signature.content_digest.clone()),
@@ -192,7 +215,8 @@ async fn request_signatures_refuse_each_attack_with_its_own_code() {
     let signer = key("sig-signer");
     let body = serde_json::to_vec(&kit::register_principal(did(&signer))).unwrap();
     let t = now().0;
-    let good = httpsig::sign(&signer, "POST", "/v1/commands", &body, t, "nonce-1");
+    let network = Client::new(&node.url).network().await.unwrap();
+    let good = sign_for(&signer, &body, t, "nonce-1", &network);
 
     let mut tampered = body.clone();
     tampered[10] ^= 1;
@@ -201,14 +225,7 @@ async fn request_signatures_refuse_each_attack_with_its_own_code() {
         (400, "digest_mismatch".into())
     );
 
-    let wrong_key = httpsig::sign(
-        &key("sig-other"),
-        "POST",
-        "/v1/commands",
-        &body,
-        t,
-        "nonce-2",
-    );
+    let wrong_key = sign_for(&key("sig-other"), &body, t, "nonce-2", &network);
     let forged = httpsig::SignatureHeaders {
         signature: wrong_key.signature,
         ..good.clone()
@@ -218,10 +235,23 @@ async fn request_signatures_refuse_each_attack_with_its_own_code() {
         (401, "signature_invalid".into())
     );
 
-    let stale = httpsig::sign(&signer, "POST", "/v1/commands", &body, t - 3_600, "nonce-3");
+    let stale = sign_for(&signer, &body, t - 3_600, "nonce-3", &network);
     assert_eq!(
         raw(&node.url, &body, &signed_headers(&stale)).await,
         (401, "signature_expired".into())
+    );
+
+    // Regression (issue 15, item 1): a request signed for another ledger.
+    let elsewhere = sign_for(
+        &signer,
+        &body,
+        t,
+        "nonce-4",
+        "agentrail:agentrail.log/0000000000000000",
+    );
+    assert_eq!(
+        raw(&node.url, &body, &signed_headers(&elsewhere)).await,
+        (401, "signature_wrong_network".into())
     );
 
     let mut no_digest = signed_headers(&good);
@@ -250,16 +280,9 @@ async fn bad_input_gets_a_typed_4xx_never_a_500() {
     let node = Node::start(data.path());
     let signer = key("bad-input");
     let t = now().0;
-    let sign = |body: &[u8], nonce: &str| {
-        signed_headers(&httpsig::sign(
-            &signer,
-            "POST",
-            "/v1/commands",
-            body,
-            t,
-            nonce,
-        ))
-    };
+    let network = Client::new(&node.url).network().await.unwrap();
+    let sign =
+        |body: &[u8], nonce: &str| signed_headers(&sign_for(&signer, body, t, nonce, &network));
 
     let malformed = b"{\"type\": \"transfer\",";
     assert_eq!(

@@ -310,6 +310,7 @@ impl State {
         record.charges.push(plan.charge);
         let outcome = vec![Event::ChannelToppedUp {
             channel_id,
+            from,
             amount: top_up.amount,
             deposit,
         }];
@@ -357,6 +358,7 @@ impl State {
             self.credit(&payee, amount);
             events.push(Event::ChannelCollected {
                 channel_id,
+                from,
                 payee,
                 amount,
                 collected,

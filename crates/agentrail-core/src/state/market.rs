@@ -1191,6 +1191,7 @@ impl State {
         self.forget_later(Forget::Task(task_id.to_owned()));
         Event::TaskApproved {
             task_id: task_id.to_owned(),
+            buyer,
             by,
             parts,
         }
@@ -1366,6 +1367,7 @@ impl State {
             provider_bps: resolve.provider_bps,
             parts,
             buyer,
+            provider,
             refunded,
             slashed,
         }])
