@@ -165,7 +165,8 @@ impl World {
     }
 
     /// `count` signed transfer requests (body, headers), spread over payers.
-    fn requests(&self, count: usize, tag: &str) -> Vec<(Vec<u8>, SignatureHeaders)> {
+    /// Signed for the ledger `network`.
+    fn requests(&self, count: usize, tag: &str, network: &str) -> Vec<(Vec<u8>, SignatureHeaders)> {
         let now = unix_now();
         (0..count)
             .map(|index| {
@@ -185,7 +186,7 @@ impl World {
                     httpsig::SignParams {
                         created: now,
                         nonce: &format!("{tag}-{index}"),
-                        network: &bench_network(),
+                        network,
                     },
                 );
                 (body, headers)
@@ -347,7 +348,7 @@ fn in_process(
 ) -> InProcess {
     let embedded = Embedded::start(world, batch_max);
     let early_nonces = Nonces::default();
-    let requests = world.requests(count, tag);
+    let requests = world.requests(count, tag, &bench_network());
     let verified: Arc<Vec<_>> = Arc::new(match verification {
         Verification::Before => requests
             .iter()
@@ -496,7 +497,7 @@ fn sqlite(world: &World, count: usize) -> rusqlite::Result<f64> {
             (id, 1_000_000_000_000i64),
         )?;
     }
-    let requests = world.requests(count, "sqlite");
+    let requests = world.requests(count, "sqlite", &bench_network());
     let payee = PAYERS as i64;
     let started = Instant::now();
     for (index, (body, _)) in requests.iter().enumerate() {
@@ -554,7 +555,8 @@ fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
         for (key, command) in world.setup(kit::usd(1_000_000)) {
             client.submit(&key, &command).await.expect("setup is valid");
         }
-        let requests = Arc::new(world.requests(count, "http"));
+        let network = client.network().await.expect("the node names its network");
+        let requests = Arc::new(world.requests(count, "http", &network));
         let next = Arc::new(AtomicUsize::new(0));
         let http = reqwest::Client::new();
         let url = format!("http://{address}{COMMANDS_PATH}");

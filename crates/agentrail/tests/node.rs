@@ -5,7 +5,7 @@ mod support;
 
 use agentrail_client::Client;
 use agentrail_core::grant::Role;
-use agentrail_core::{Command, Event, Timestamp};
+use agentrail_core::{Amount, Command, Event, Timestamp};
 use agentrail_sim::kit;
 use agentrail_wire::httpsig;
 use ed25519_dalek::SigningKey;
@@ -633,4 +633,83 @@ fn a_scaled_clock_is_refused_outside_dev_mode() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--dev"), "{stderr}");
+}
+
+/// Regression (issue 15, item 4): a request accepted before a restart
+/// cannot be replayed after it, and nothing signed before the node started
+/// is accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_does_not_reopen_the_nonce_window() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let network = Client::new(&node.url).network().await.unwrap();
+    let signer = key("restart-replay");
+    let body = serde_json::to_vec(&kit::register_principal(did(&signer))).unwrap();
+    // Created ahead of the node's clock, as a client whose clock runs
+    // fast signs: after the restart it still lies in the window.
+    let created = now().0 + 120;
+    let first = signed_headers(&sign_for(&signer, &body, created, "before", &network));
+    assert_eq!(raw(&node.url, &body, &first).await.0, 200);
+    let other = key("restart-late");
+    let late_body = serde_json::to_vec(&kit::register_principal(did(&other))).unwrap();
+    let signed_early = signed_headers(&sign_for(&other, &late_body, now().0, "early", &network));
+    node.stop();
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+
+    let node = Node::start(data.path());
+    assert_eq!(
+        raw(&node.url, &body, &first).await,
+        (401, "nonce_reused".into())
+    );
+    assert_eq!(
+        raw(&node.url, &late_body, &signed_early).await,
+        (401, "signature_before_start".into())
+    );
+    let fresh = signed_headers(&sign_for(&other, &late_body, now().0, "fresh", &network));
+    assert_eq!(raw(&node.url, &late_body, &fresh).await.0, 200);
+}
+
+/// Regression (issue 15, item 9): an expiry is journaled when it falls
+/// due, as a clock entry in the account's history, with no other command
+/// to carry it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expiry_is_journaled_when_it_falls_due_without_another_command() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = &node.client;
+    let principal = key("clock-principal");
+    client
+        .submit(&principal, &kit::register_principal(did(&principal)))
+        .await
+        .unwrap();
+    client.faucet(did(&principal), usd(5)).await.unwrap();
+    let hold = Command::Hold(agentrail_core::command::Hold {
+        hold_id: "soon".into(),
+        from: did(&principal),
+        amount: usd(2),
+        category: None,
+        expires_at: Some(Timestamp(now().0 + 2)),
+    });
+    client.submit(&principal, &hold).await.unwrap();
+    let mut found = None;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let page = client.history(&did(&principal), None, 10).await.unwrap();
+        found = page.items.into_iter().find(|item| {
+            item.events.iter().any(
+                |event| matches!(event, Event::HoldExpired { hold_id, .. } if hold_id == "soon"),
+            )
+        });
+        if found.is_some() {
+            break;
+        }
+    }
+    let entry = found.expect("the hold's expiry is in the account's history");
+    let health = client.health().await.unwrap();
+    assert_eq!(
+        entry.signer, health.operator,
+        "the clock's entry is the operator's"
+    );
+    let balance = client.balance(&did(&principal)).await.unwrap();
+    assert_eq!(balance.held, Amount::ZERO);
 }
