@@ -408,7 +408,7 @@ impl State {
         // ticks before a batch never sees a time-driven event inside an
         // entry of another command.
         assert!(
-            self.next_due().is_none_or(|due| due > now),
+            !self.is_due(now),
             "a command schedules nothing at or before its own time"
         );
         self.assert_totals();
@@ -425,7 +425,7 @@ impl State {
                 reason: "only the ledger's operator records the clock",
             });
         }
-        if self.next_due().is_none_or(|due| due > self.clock.max(now)) {
+        if !self.is_due(now) {
             return Err(Rejection::NothingDue);
         }
         let events = self.advance(now);
@@ -437,6 +437,13 @@ impl State {
     /// a [`Command::Tick`] at that time (or at its next batch after it).
     pub fn next_due(&self) -> Option<Timestamp> {
         self.expiries.first().map(|(due, _)| *due)
+    }
+
+    /// Whether something has fallen due by `now` (or by the ledger's clock,
+    /// if later): what a [`Command::Tick`] at `now` would record.
+    pub fn is_due(&self, now: Timestamp) -> bool {
+        self.next_due()
+            .is_some_and(|due| due <= self.clock.max(now))
     }
 
     /// Moves the clock to `now`, fires every expiry due by then (holds,

@@ -851,7 +851,7 @@ async fn get_health(State(app): State<App>) -> axum::Json<Health> {
         clock: clock.unwrap_or_default(),
         dev: app.faucet_key.is_some(),
         operator: app.ledger.genesis().operator,
-        network: app.ledger.network_id(),
+        network: app.ledger.network().to_owned(),
     })
 }
 

@@ -485,12 +485,8 @@ impl Ledger {
         Arc::clone(&self.checkpoint.read().expect("checkpoint lock"))
     }
 
-    /// The network id channel vouchers sign: `agentrail:<log origin>`.
-    pub fn network_id(&self) -> String {
-        self.network.clone()
-    }
-
-    /// [`Ledger::network_id`], borrowed.
+    /// The network id signed requests and channel vouchers bind:
+    /// `agentrail:<log origin>`.
     pub fn network(&self) -> &str {
         &self.network
     }
@@ -735,8 +731,7 @@ impl Ledger {
     /// Whether an expiry, deadline or window has fallen due on the clock.
     fn is_due(&self) -> bool {
         let state = self.state.read().expect("state lock");
-        let now = state.clock().max((self.clock)());
-        state.next_due().is_some_and(|due| due <= now)
+        state.is_due((self.clock)())
     }
 
     /// The writer's steps on the calling thread, for the deterministic
@@ -798,16 +793,16 @@ impl Ledger {
             archive: Vec::new(),
             snapshot: None,
         };
-        if state.next_due().is_some_and(|due| due <= now) {
+        if state.is_due(now) {
             // What fell due is the batch's first entry, the clock's, so
             // that no other entry carries a time-driven event and the log
             // holds every movement of money.
+            let signer = self.genesis.operator;
             let tick = Authenticated::assume_verified(
-                self.genesis.operator,
+                signer,
                 agentrail_core::Command::Tick(agentrail_core::command::Tick {}),
             );
             let events = state.apply(&tick, now).expect("something is due");
-            let signer = self.genesis.operator;
             batch
                 .entries
                 .push(encode_entry(now, signer, &EntryRequest::Clock {}, &events));

@@ -468,12 +468,7 @@ impl SimulatedNode {
                         // the store could not be read (a later batch of the
                         // attempt failed): the next checkpoint check holds
                         // its leaf to the node's root.
-                        let leaf = self.pending[clock]
-                            .leaf
-                            .expect("clock entries are accepted");
-                        self.tree.push(leaf);
-                        self.pending[clock].done = true;
-                        self.report.acknowledged += 1;
+                        self.acknowledge_clock(clock);
                     }
                     let pending = &self.pending[index];
                     let Ok(expected) = &pending.expected else {
@@ -552,10 +547,18 @@ impl SimulatedNode {
                 self.pending[index].now
             ));
         }
-        self.tree.push(expected);
+        self.acknowledge_clock(index);
+        Ok(())
+    }
+
+    /// The pending clock's entry is the next entry of the log.
+    fn acknowledge_clock(&mut self, index: usize) {
+        let leaf = self.pending[index]
+            .leaf
+            .expect("clock entries are accepted");
+        self.tree.push(leaf);
         self.pending[index].done = true;
         self.report.acknowledged += 1;
-        Ok(())
     }
 
     /// When the node is healthy its signed checkpoint covers exactly the

@@ -627,7 +627,7 @@ impl Simulation {
         // What fell due is the clock's entry, before the step's command, as
         // a node journals it: no other command may carry a time-driven
         // event (`submit` checks that nothing is due before a command).
-        if self.state.next_due().is_none_or(|due| due > self.now) {
+        if !self.state.is_due(self.now) {
             if !self.state.advance(self.now).is_empty() {
                 return Err("time-driven events with nothing due".to_owned());
             }
@@ -1107,7 +1107,7 @@ impl Simulation {
             }
         };
         let ticks = matches!(command.command(), Command::Tick(_));
-        if !ticks && self.state.next_due().is_some_and(|due| due <= self.now) {
+        if !ticks && self.state.is_due(self.now) {
             return Err(format!(
                 "{command:?} would carry time-driven events: nothing may fall due outside the clock's entry"
             ));
