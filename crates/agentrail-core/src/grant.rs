@@ -64,6 +64,12 @@ pub struct Limits {
     /// Payments strictly above this amount wait for the principal's approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_threshold: Option<Amount>,
+    /// A payment that takes the UTC day's spending through the grant
+    /// strictly above this amount waits for the principal's approval, so a
+    /// series of payments each below `approval_threshold` cannot add up past
+    /// the principal unseen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_approval_threshold: Option<Amount>,
 }
 
 /// One limit of a grant, named in rejections.
@@ -78,6 +84,7 @@ pub enum Limit {
     DeniedPayees,
     AllowedCategories,
     ApprovalThreshold,
+    DailyApprovalThreshold,
     NotBefore,
     ExpiresAt,
 }
@@ -93,6 +100,7 @@ impl Limit {
             Limit::DeniedPayees => "denied_payees",
             Limit::AllowedCategories => "allowed_categories",
             Limit::ApprovalThreshold => "approval_threshold",
+            Limit::DailyApprovalThreshold => "daily_approval_threshold",
             Limit::NotBefore => "not_before",
             Limit::ExpiresAt => "expires_at",
         }
@@ -260,6 +268,12 @@ impl Limits {
         }
         if !narrows_cap(self.approval_threshold, parent.approval_threshold) {
             return Err(Limit::ApprovalThreshold);
+        }
+        if !narrows_cap(
+            self.daily_approval_threshold,
+            parent.daily_approval_threshold,
+        ) {
+            return Err(Limit::DailyApprovalThreshold);
         }
         Ok(())
     }
@@ -541,6 +555,7 @@ mod tests {
             denied_payees: vec![],
             allowed_categories: None,
             approval_threshold: None,
+            daily_approval_threshold: None,
         }
     }
 
@@ -857,6 +872,7 @@ mod worked_example {
                 denied_payees: Vec::new(),
                 allowed_categories: Some(vec!["compute".to_owned()]),
                 approval_threshold: Some(Amount::from_atomic(5_000_000)),
+                daily_approval_threshold: None,
             },
             not_before: Timestamp(1_767_225_600),
             expires_at: Timestamp(1_769_817_600),

@@ -19,7 +19,8 @@
 //! - [`market`]: listings, quotes, escrowed tasks, licences; [`reputation`]:
 //!   the score, a pure function of the record;
 //! - [`split`]: exact basis-point splits;
-//! - [`constants`]: every bound.
+//! - [`constants`]: every bound;
+//! - [`text`]: which characters a human-readable field refuses.
 
 #![forbid(unsafe_code)]
 
@@ -38,6 +39,7 @@ pub mod reputation;
 pub mod signing;
 pub mod split;
 pub mod state;
+pub mod text;
 pub mod time;
 
 pub use amount::{Amount, AmountError};

@@ -164,6 +164,18 @@ pub enum Rejection {
         "nothing is due at this time: the clock's entry records expiries only when they fall due"
     )]
     NothingDue,
+    #[error(
+        "the {field} may not be inside the owner tree of a party to the task (its principal, agents or sessions)"
+    )]
+    OwnSideRole { field: &'static str },
+    #[error(
+        "the channel would expire at {expires_at}, after the grant of {subject} ends at {grant_ends_at}"
+    )]
+    ChannelOutlivesGrant {
+        subject: Did,
+        expires_at: crate::time::Timestamp,
+        grant_ends_at: crate::time::Timestamp,
+    },
 }
 
 impl Rejection {
@@ -223,6 +235,8 @@ impl Rejection {
             Rejection::ResultHashMismatch { .. } => "result_hash_mismatch",
             Rejection::ApprovalRequired { .. } => "approval_required",
             Rejection::NothingDue => "nothing_due",
+            Rejection::OwnSideRole { .. } => "own_side_role",
+            Rejection::ChannelOutlivesGrant { .. } => "channel_outlives_grant",
         }
     }
 
@@ -268,6 +282,8 @@ impl Rejection {
             | Rejection::NotArbiter { .. } => Some("task_id"),
             Rejection::ResultHashMismatch { .. } => Some("result_hash"),
             Rejection::ApprovalRequired { .. } => Some("amount"),
+            Rejection::OwnSideRole { field } => Some(field),
+            Rejection::ChannelOutlivesGrant { .. } => Some("expires_at"),
             _ => None,
         }
     }

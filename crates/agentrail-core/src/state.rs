@@ -160,6 +160,12 @@ impl Delegate {
         }
     }
 
+    /// Whether the grant may act now or later: not revoked, not expired (a
+    /// grant whose `not_before` is still ahead counts).
+    fn may_still_act(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.grant.grant().check_active(now) != Err(Inactive::Expired)
+    }
+
     fn check_active(&self, subject: Did, now: Timestamp) -> Result<(), Rejection> {
         if self.revoked_at.is_some() {
             return Err(Rejection::GrantRevoked { subject });
@@ -396,7 +402,7 @@ impl State {
             Command::DeliverTask(deliver) => self.deliver_task(signer, deliver, now)?,
             Command::ApproveTask(approve) => self.approve_task(signer, approve, now)?,
             Command::DisputeTask(dispute) => self.dispute_task(signer, dispute, now)?,
-            Command::ResolveDispute(resolve) => self.resolve_dispute(signer, resolve)?,
+            Command::ResolveDispute(resolve) => self.resolve_dispute(signer, resolve, now)?,
             Command::LicenseDataset(license) => self.license_dataset(signer, license, now)?,
             Command::Tick(_) => unreachable!("ticks return above"),
         };
@@ -765,7 +771,7 @@ impl State {
             .sessions
             .iter()
             .copied()
-            .filter(|session| self.delegate(session).check_active(*session, now).is_ok())
+            .filter(|session| self.delegate(session).may_still_act(now))
             .collect();
         if live_sessions.len() >= SESSIONS_PER_AGENT_MAX {
             return Err(Rejection::TooManyDelegations);
@@ -819,10 +825,12 @@ impl State {
             revoked_by: signer,
             cascaded_from: None,
         }];
+        let mut revoked = vec![subject];
         for session in sessions {
             let delegate = self.delegate_mut(&session);
             if delegate.revoked_at.is_none() {
                 delegate.revoked_at = Some(now);
+                revoked.push(session);
                 events.push(Event::GrantRevoked {
                     subject: session,
                     revoked_by: signer,
@@ -830,6 +838,7 @@ impl State {
                 });
             }
         }
+        events.extend(self.close_channels_of(&revoked, now));
         Ok(events)
     }
 
@@ -885,7 +894,8 @@ impl State {
     ) -> Result<Vec<Event>, Rejection> {
         check_key("idempotency_key", &withdraw.idempotency_key)?;
         check_nonzero(withdraw.amount)?;
-        if let Some(original) = self.recall(signer, &withdraw.idempotency_key, command)? {
+        self.spending_chain(signer, &withdraw.from)?;
+        if let Some(original) = self.recall(withdraw.from, &withdraw.idempotency_key, command)? {
             return Ok(original);
         }
         let account = self
@@ -913,7 +923,7 @@ impl State {
             from: withdraw.from,
             amount: withdraw.amount,
         }];
-        self.remember(signer, &withdraw.idempotency_key, command, &outcome);
+        self.remember(withdraw.from, &withdraw.idempotency_key, command, &outcome);
         Ok(outcome)
     }
 
@@ -933,7 +943,8 @@ impl State {
         if transfer.from == transfer.to {
             return Err(Rejection::SameAccount);
         }
-        if let Some(original) = self.recall(signer, &transfer.idempotency_key, command)? {
+        self.spending_chain(signer, &transfer.from)?;
+        if let Some(original) = self.recall(transfer.from, &transfer.idempotency_key, command)? {
             return Ok(original);
         }
         if !self.accounts.contains_key(&transfer.to) {
@@ -980,7 +991,7 @@ impl State {
             self.credit(&transfer.to, transfer.amount);
             vec![transferred(signer, transfer)]
         };
-        self.remember(signer, &transfer.idempotency_key, command, &outcome);
+        self.remember(transfer.from, &transfer.idempotency_key, command, &outcome);
         Ok(outcome)
     }
 
@@ -1308,6 +1319,12 @@ impl State {
             needs_approval |= limits
                 .approval_threshold
                 .is_some_and(|threshold| amount > threshold);
+            needs_approval |= limits.daily_approval_threshold.is_some_and(|threshold| {
+                spent
+                    .today
+                    .checked_add(amount)
+                    .is_none_or(|today| today > threshold)
+            });
         }
         check_funds(account.balance, amount)?;
         Ok(SpendPlan {
@@ -1396,15 +1413,21 @@ impl State {
 
     // ----- idempotency ---------------------------------------------------
 
-    /// The original outcome when `signer` already used `key` for this exact
-    /// command; a conflict when it used it for another.
+    /// The original outcome when `key` was already used in `scope` for this
+    /// exact command; a conflict when it was used for another.
+    ///
+    /// A key's scope is the account the money leaves (the operator, for a
+    /// deposit): an agent and each of its sessions share one key space, so
+    /// a retry through another key of the same account never pays twice.
+    /// Callers check that the signer may act for the account first, so a
+    /// stranger learns nothing from a key.
     fn recall(
         &self,
-        signer: Did,
+        scope: Did,
         key: &str,
         command: &Command,
     ) -> Result<Option<Vec<Event>>, Rejection> {
-        match self.idempotency.get(&(signer, key.to_owned())) {
+        match self.idempotency.get(&(scope, key.to_owned())) {
             None => Ok(None),
             Some(remembered) if remembered.command == *command => {
                 Ok(Some(vec![Event::Duplicate {
@@ -1417,10 +1440,10 @@ impl State {
         }
     }
 
-    fn remember(&mut self, signer: Did, key: &str, command: &Command, outcome: &[Event]) {
+    fn remember(&mut self, scope: Did, key: &str, command: &Command, outcome: &[Event]) {
         let at = self.clock;
         let previous = self.idempotency.insert(
-            (signer, key.to_owned()),
+            (scope, key.to_owned()),
             Remembered {
                 command: command.clone(),
                 outcome: outcome.to_vec(),
@@ -1429,7 +1452,7 @@ impl State {
         );
         assert!(previous.is_none(), "an idempotency key is remembered once");
         self.idempotency_order
-            .push_back((at, signer, key.to_owned()));
+            .push_back((at, scope, key.to_owned()));
     }
 
     /// Forgets the keys first used `IDEMPOTENCY_RETENTION_S` or more before
@@ -1450,9 +1473,73 @@ impl State {
 
     // ----- identities and accounts ---------------------------------------
 
+    /// Checks that `did` may register: it is new, and it is not the
+    /// operator, which keeps the ledger and holds no account of its own.
     fn check_unregistered(&self, did: &Did) -> Result<(), Rejection> {
+        if *did == self.operator {
+            return Err(Rejection::NotAuthorized {
+                reason: "the node operator keeps the ledger: it is not a principal, an agent or a session",
+            });
+        }
         if self.identities.contains_key(did) {
             return Err(Rejection::AlreadyRegistered { did: *did });
+        }
+        Ok(())
+    }
+
+    /// The principal at the root of `did`'s owner tree: itself for a
+    /// principal, the principal above an agent or a session. `None` for an
+    /// unregistered key (and the operator).
+    pub fn owner_root(&self, did: &Did) -> Option<Did> {
+        match self.identities.get(did)? {
+            Identity::Principal { .. } => Some(*did),
+            Identity::Agent(delegate) | Identity::Session(delegate) => Some(delegate.principal),
+        }
+    }
+
+    /// Checks that `did` may still act in a role it was named to (arbiter,
+    /// validator): registered, and every grant from it up to its principal
+    /// live now, so a revocation or an expiry ends every role at once.
+    fn check_role_live(&self, did: Did, now: Timestamp) -> Result<(), Rejection> {
+        if self.owner_root(&did).is_none() {
+            return Err(Rejection::UnknownIdentity { did });
+        }
+        for subject in self.grant_chain(did) {
+            self.delegate(&subject).check_active(subject, now)?;
+        }
+        Ok(())
+    }
+
+    /// The grants from `did` up to its principal: session and agent, agent
+    /// alone, none for a principal or an unregistered key.
+    fn grant_chain(&self, did: Did) -> Vec<Did> {
+        let mut chain = Vec::new();
+        let mut subject = did;
+        while let Some(delegate) = self.identities.get(&subject).and_then(Identity::delegate) {
+            chain.push(subject);
+            subject = delegate.issuer();
+        }
+        chain
+    }
+
+    /// Checks every recipient of money charged to `delegates` against their
+    /// payee lists: whoever receives a spender's money, by a transfer, a
+    /// payout split, a licence share or a slashed stake, is a payee its
+    /// mandate allows.
+    fn check_payees<'a>(
+        &self,
+        delegates: &[Did],
+        payees: impl IntoIterator<Item = &'a Did>,
+    ) -> Result<(), Rejection> {
+        for payee in payees {
+            for subject in delegates {
+                self.delegate(subject)
+                    .grant
+                    .grant()
+                    .limits
+                    .check_payee(payee)
+                    .map_err(|limit| Rejection::from_limit(limit, *subject, Some(*payee)))?;
+            }
         }
         Ok(())
     }
@@ -1766,7 +1853,7 @@ mod pairs {
 }
 
 /// The version of the snapshot format [`State::to_snapshot`] writes.
-pub const SNAPSHOT_VERSION: u32 = 3;
+pub const SNAPSHOT_VERSION: u32 = 4;
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotEnvelope<S> {
@@ -1906,10 +1993,10 @@ fn check_key(field: &'static str, key: &str) -> Result<(), Rejection> {
 
 fn check_memo(memo: Option<&str>) -> Result<(), Rejection> {
     match memo {
-        Some(memo) if memo.len() > MEMO_BYTES_MAX || memo.chars().any(char::is_control) => {
+        Some(memo) if memo.len() > MEMO_BYTES_MAX || !crate::text::is_plain(memo) => {
             Err(Rejection::InvalidField {
                 field: "memo",
-                reason: "must be at most 256 bytes without control characters",
+                reason: "must be at most 256 bytes without control, bidirectional or invisible characters",
             })
         }
         _ => Ok(()),

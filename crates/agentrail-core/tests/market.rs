@@ -192,8 +192,11 @@ fn negotiation_escrow_delivery_and_approval_pay_the_manifest_exactly() {
     assert_eq!(market.world.available(&helper), 1_999_800);
     let record = market.world.state.record(&provider);
     assert_eq!((record.tasks_paid, record.counterparties.len()), (1, 1));
-    assert!(market.world.state.reputation(&provider).score > 0);
     assert_eq!(market.world.state.listing("gpu").unwrap().open_tasks, 0);
+    // The buyer's principal counts once its registration is old enough.
+    assert_eq!(market.world.state.reputation(&provider).score, 0);
+    market.advance(agentrail_core::reputation::COUNTERPARTY_AGE_MIN_DAYS * 86_400);
+    assert!(market.world.state.reputation(&provider).score > 0);
 }
 
 #[test]
@@ -579,6 +582,7 @@ fn discovery_filters_ranks_and_paginates() {
     // picky earns a reputation with one approved task.
     market.delivered("t1");
     market.ok("buyer", kit::approve_task("t1", RESULT));
+    market.advance(agentrail_core::reputation::COUNTERPARTY_AGE_MIN_DAYS * 86_400);
     let ids = |query: Discovery| -> Vec<String> {
         market
             .world

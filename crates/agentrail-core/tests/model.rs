@@ -41,6 +41,7 @@ struct Grant {
     denied: Vec<usize>,
     categories: Option<Vec<&'static str>>,
     threshold: Option<u128>,
+    daily_threshold: Option<u128>,
     not_before: u64,
     expires_at: u64,
 }
@@ -58,6 +59,7 @@ fn grants() -> BTreeMap<usize, Grant> {
         denied: vec![P1],
         categories: None,
         threshold: Some(8 * UNIT),
+        daily_threshold: None,
         not_before: t0,
         expires_at: t0 + 10 * DAY_S,
     };
@@ -73,6 +75,7 @@ fn grants() -> BTreeMap<usize, Grant> {
                 denied: vec![],
                 categories: Some(vec!["compute"]),
                 threshold: None,
+                daily_threshold: Some(30 * UNIT),
                 ..base.clone()
             },
         ),
@@ -378,15 +381,7 @@ impl Model {
         payee: Option<usize>,
         compute: bool,
     ) -> Result<(Vec<usize>, bool), &'static str> {
-        let chain = match signer {
-            OPERATOR | STRANGER => return Err("unknown_identity"),
-            P0 | P1 if self.owner(from) == signer => vec![],
-            A0 | A1 | A2 if from == signer => vec![signer],
-            S0 | S1 if from == self.grants[&signer].issuer => {
-                vec![signer, self.grants[&signer].issuer]
-            }
-            _ => return Err("not_authorized"),
-        };
+        let chain = self.chain(signer, from)?;
         let day = self.now / DAY_S;
         let mut approval = false;
         for &subject in &chain {
@@ -412,6 +407,9 @@ impl Model {
                 return Err("budget_exceeded");
             }
             approval |= grant.threshold.is_some_and(|threshold| amount > threshold);
+            approval |= grant
+                .daily_threshold
+                .is_some_and(|threshold| today + amount > threshold);
         }
         if self.available[from] < amount {
             return Err("insufficient_funds");
@@ -427,8 +425,23 @@ impl Model {
         }
     }
 
-    fn recall(&self, signer: usize, key: u8, content: &Remembered) -> Result<bool, &'static str> {
-        match self.keys.get(&(signer, key)) {
+    /// The grants that bind `signer` acting for `from`, or why it may not.
+    fn chain(&self, signer: usize, from: usize) -> Result<Vec<usize>, &'static str> {
+        Ok(match signer {
+            OPERATOR | STRANGER => return Err("unknown_identity"),
+            P0 | P1 if self.owner(from) == signer => vec![],
+            A0 | A1 | A2 if from == signer => vec![signer],
+            S0 | S1 if from == self.grants[&signer].issuer => {
+                vec![signer, self.grants[&signer].issuer]
+            }
+            _ => return Err("not_authorized"),
+        })
+    }
+
+    /// Whether `key` was used in `scope` (the account the money leaves, or
+    /// the operator for a deposit) for this content.
+    fn recall(&self, scope: usize, key: u8, content: &Remembered) -> Result<bool, &'static str> {
+        match self.keys.get(&(scope, key)) {
             None => Ok(false),
             // Forgotten after the retention: a new command.
             Some((_, at)) if at + IDEMPOTENCY_RETENTION_S <= self.now => Ok(false),
@@ -489,7 +502,8 @@ impl Model {
                     return Err("amount_zero");
                 }
                 let content = Remembered::Withdraw(from, amount);
-                if self.recall(signer, key, &content)? {
+                self.chain(signer, from)?;
+                if self.recall(from, key, &content)? {
                     return Ok(());
                 }
                 if !(signer == P0 || signer == P1) || self.owner(from) != signer {
@@ -499,7 +513,7 @@ impl Model {
                     return Err("insufficient_funds");
                 }
                 self.available[from] -= amount;
-                self.keys.insert((signer, key), (content, self.now));
+                self.keys.insert((from, key), (content, self.now));
                 Ok(())
             }
             Op::Transfer {
@@ -517,7 +531,8 @@ impl Model {
                     return Err("same_account");
                 }
                 let content = Remembered::Transfer(from, to, amount, compute);
-                if self.recall(signer, key, &content)? {
+                self.chain(signer, from)?;
+                if self.recall(from, key, &content)? {
                     return Ok(());
                 }
                 let (chain, approval) = self.spend(signer, from, amount, Some(to), compute)?;
@@ -544,7 +559,7 @@ impl Model {
                 } else {
                     self.available[to] += amount;
                 }
-                self.keys.insert((signer, key), (content, self.now));
+                self.keys.insert((from, key), (content, self.now));
                 Ok(())
             }
             Op::Hold {
@@ -716,6 +731,7 @@ impl Real {
                     .as_ref()
                     .map(|list| list.iter().map(|c| (*c).to_owned()).collect()),
                 approval_threshold: grant.threshold.map(Amount::from_atomic),
+                daily_approval_threshold: grant.daily_threshold.map(Amount::from_atomic),
             };
             let role = if subject == S0 || subject == S1 {
                 Role::Session

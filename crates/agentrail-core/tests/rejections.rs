@@ -366,7 +366,7 @@ fn rows() -> Vec<Row> {
             build: |w| {
                 Ok(kit::signed(
                     &w.picky.key,
-                    compute(w.picky.did, w.agent.did, usd(1), "a"),
+                    compute(w.picky.did, w.thrifty.did, usd(1), "a"),
                 ))
             },
         },

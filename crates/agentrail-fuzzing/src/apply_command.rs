@@ -47,7 +47,10 @@ fn world() -> &'static (State, Vec<Did>) {
         ok(1, kit::register_agent(grant));
         ok(0, kit::deposit(dids[2], usd(100), "d1"));
         ok(0, kit::deposit(dids[3], usd(100), "d2"));
-        ok(2, kit::open_channel(dids[2], dids[3], usd(5), "c"));
+        ok(
+            2,
+            kit::open_channel_until(dids[2], dids[3], usd(5), "c", Timestamp(T0.0 + 43_200)),
+        );
         ok(
             3,
             kit::publish(agentrail_core::market::PublishListing {

@@ -150,6 +150,8 @@ pub fn rejection_status(rejection: &Rejection) -> StatusCode {
         | "payee_denied"
         | "category_not_allowed"
         | "not_arbiter"
+        | "own_side_role"
+        | "channel_outlives_grant"
         | "approval_required" => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
     }

@@ -10,6 +10,16 @@
 //! rise with every voucher. The server's proposal for the next voucher is
 //! followed, never beyond the price the 402 advertised. An exhausted channel
 //! is topped up once per request.
+//!
+//! One call never pays more than the price its server advertises. When a
+//! server answers `payment_insufficient` (its credit for the stream is short
+//! of the price), the payer asks the terms again: it pays the difference up
+//! to the price advertised now (terms that went stale), and refuses to pay
+//! anything more when the price did not rise (a server demanding more than
+//! it advertised).
+//!
+//! A channel the payer opens expires no later than the signer's grants (a
+//! session's channel cannot outlive the session).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,7 +27,7 @@ use std::sync::Mutex;
 use agentrail_client::Client;
 use agentrail_core::channel::{ChannelId, VoucherTerms, network_hash};
 use agentrail_core::command::{ChannelRef, OpenChannel, TopUpChannel};
-use agentrail_core::{Amount, Command, Did};
+use agentrail_core::{Amount, Command, Did, Timestamp};
 use ed25519_dalek::SigningKey;
 pub use reqwest::{Method, StatusCode};
 
@@ -106,6 +116,8 @@ pub struct Payer {
     options: PayerOptions,
     /// The mandate's per-payment limit, if the signer has one.
     per_payment: Option<Amount>,
+    /// When the first of the signer's grants (and its agent's) ends.
+    grant_ends_at: Option<Timestamp>,
     channels: tokio::sync::Mutex<HashMap<Did, Channel>>,
     spent: Mutex<Amount>,
     /// The payment terms of URLs paid before.
@@ -126,11 +138,20 @@ impl Payer {
     ) -> Result<Payer, PayError> {
         let signer = Did::from_verifying_key(&key.verifying_key());
         let network = node.health().await?.network;
-        let per_payment = match node.grant(&signer).await {
-            Ok(status) => Some(status.grant.grant().limits.max_per_payment),
-            Err(error) if error.code() == Some("unknown_grant") => None,
-            Err(error) => return Err(error.into()),
-        };
+        let (mut per_payment, mut grant_ends_at) = (None, None::<Timestamp>);
+        // The signer's grant, then the one above it (a session's agent).
+        let mut subject = signer;
+        for _ in 0..2 {
+            let grant = match node.grant(&subject).await {
+                Ok(status) => status.grant.grant().clone(),
+                Err(error) if error.code() == Some("unknown_grant") => break,
+                Err(error) => return Err(error.into()),
+            };
+            per_payment.get_or_insert(grant.limits.max_per_payment);
+            grant_ends_at =
+                Some(grant_ends_at.map_or(grant.expires_at, |t| t.min(grant.expires_at)));
+            subject = grant.issuer;
+        }
         Ok(Payer {
             http: reqwest::Client::new(),
             node,
@@ -140,6 +161,7 @@ impl Payer {
             network,
             options,
             per_payment,
+            grant_ends_at,
             channels: tokio::sync::Mutex::new(HashMap::new()),
             spent: Mutex::new(Amount::ZERO),
             terms: Mutex::new(HashMap::new()),
@@ -183,33 +205,15 @@ impl Payer {
                 required
             }
         };
-        let terms = required
-            .accepts
-            .iter()
-            .find(|a| {
-                a.scheme == x402::SCHEME && a.network == self.network && a.asset == x402::ASSET
-            })
-            .cloned()
-            .ok_or_else(|| {
-                PayError::Terms("no channel payment on this ledger is accepted".into())
-            })?;
+        let terms = self.channel_terms(&required)?;
         let payee: Did = terms
             .pay_to
             .parse()
             .map_err(|_| PayError::Terms("payTo is not a did:key".into()))?;
-        // What one call may cost.
-        let price = match terms.extra.pricing.as_str() {
-            "per_call" => terms.amount,
-            "per_unit" => terms.extra.max_amount_per_call.ok_or_else(|| {
-                PayError::Terms("a per-unit price without maxAmountPerCall".into())
-            })?,
-            other => return Err(PayError::Terms(format!("unknown pricing {other:?}"))),
-        };
-        if let Some(limit) = self.per_payment
-            && price > limit
-        {
-            return Err(PayError::OverMandate { price, limit });
-        }
+        let advertised = self.price_of(&terms)?;
+        // What the next voucher adds: a call's price, then at most the
+        // difference to a price the server advertised since.
+        let mut price = advertised;
         let (channel_id, mut stream) = self.checkout(payee, price).await?;
         let (mut topped_up, mut paid_more) = (false, false);
         // Money given in earlier attempts of this call.
@@ -313,15 +317,29 @@ impl Payer {
                 {
                     // The server kept the voucher's money but its credit
                     // for this stream needs more: count the voucher as
-                    // given and pay one more call's price.
+                    // given, and pay more only up to a price the server
+                    // advertises now.
                     paid_more = true;
                     let paid = total.checked_sub(stream.total).unwrap_or(Amount::ZERO);
                     stream.nonce += 1;
                     stream.total = total;
                     stream.proposal = None;
                     paid_before = paid_before.checked_add(paid).unwrap_or(Amount::MAX);
-                    let mut spent = self.spent.lock().expect("spent lock");
-                    *spent = spent.checked_add(paid).unwrap_or(Amount::MAX);
+                    {
+                        let mut spent = self.spent.lock().expect("spent lock");
+                        *spent = spent.checked_add(paid).unwrap_or(Amount::MAX);
+                    }
+                    match self.fresh_price(&method, url, &body, payee).await {
+                        Ok(fresh) if fresh > paid_before => {
+                            price = fresh.checked_sub(paid_before).expect("checked above");
+                        }
+                        Ok(fresh) => {
+                            break Err(PayError::Refused(format!(
+                                "payment_insufficient: the server asks more than the {fresh} it advertises, and {paid_before} was paid"
+                            )));
+                        }
+                        Err(error) => break Err(error),
+                    }
                 }
                 Some(settlement) => {
                     // The server did not take this voucher: the stream's
@@ -345,6 +363,70 @@ impl Payer {
         result
     }
 
+    /// What one call may cost under `terms`, within the mandate.
+    fn price_of(&self, terms: &PaymentRequirements) -> Result<Amount, PayError> {
+        let price = match terms.extra.pricing.as_str() {
+            "per_call" => terms.amount,
+            "per_unit" => terms.extra.max_amount_per_call.ok_or_else(|| {
+                PayError::Terms("a per-unit price without maxAmountPerCall".into())
+            })?,
+            other => return Err(PayError::Terms(format!("unknown pricing {other:?}"))),
+        };
+        if let Some(limit) = self.per_payment
+            && price > limit
+        {
+            return Err(PayError::OverMandate { price, limit });
+        }
+        Ok(price)
+    }
+
+    /// The channel requirement for this ledger in a 402's terms.
+    fn channel_terms(&self, required: &PaymentRequired) -> Result<PaymentRequirements, PayError> {
+        required
+            .accepts
+            .iter()
+            .find(|a| {
+                a.scheme == x402::SCHEME && a.network == self.network && a.asset == x402::ASSET
+            })
+            .cloned()
+            .ok_or_else(|| PayError::Terms("no channel payment on this ledger is accepted".into()))
+    }
+
+    /// Asks `url` its terms again, unpaid, and returns the price of a call
+    /// to `payee` it advertises now (remembered for the next call).
+    async fn fresh_price(
+        &self,
+        method: &Method,
+        url: &str,
+        body: &[u8],
+        payee: Did,
+    ) -> Result<Amount, PayError> {
+        let answer = self
+            .http
+            .request(method.clone(), url)
+            .body(body.to_vec())
+            .send()
+            .await?;
+        if answer.status() != StatusCode::PAYMENT_REQUIRED {
+            return Err(PayError::Refused(format!(
+                "payment_insufficient, then {} to an unpaid request",
+                answer.status()
+            )));
+        }
+        let required: PaymentRequired = header(&answer, x402::PAYMENT_REQUIRED)?
+            .ok_or_else(|| PayError::Terms("a 402 without PAYMENT-REQUIRED".into()))?;
+        let terms = self.channel_terms(&required)?;
+        if terms.pay_to != payee.to_string() {
+            return Err(PayError::Terms("the server changed its payee".into()));
+        }
+        let price = self.price_of(&terms)?;
+        self.terms
+            .lock()
+            .expect("terms lock")
+            .insert(url.to_owned(), required);
+        Ok(price)
+    }
+
     /// A stream of the channel to `payee`, opening the channel if needed.
     async fn checkout(&self, payee: Did, price: Amount) -> Result<(ChannelId, Stream), PayError> {
         let mut channels = self.channels.lock().await;
@@ -357,7 +439,7 @@ impl Payer {
                 payee,
                 deposit,
                 voucher_key: None,
-                expires_at: None,
+                expires_at: self.channel_expiry(),
                 dispute_window_s: None,
                 category: None,
                 idempotency_key: key,
@@ -387,6 +469,17 @@ impl Payer {
             None => return Err(PayError::Busy),
         };
         Ok((channel.id, stream))
+    }
+
+    /// A new channel's expiry: the ledger's default, or the end of the
+    /// signer's grants when that comes first.
+    fn channel_expiry(&self) -> Option<Timestamp> {
+        let end = self.grant_ends_at?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let default = now.saturating_add(agentrail_core::constants::CHANNEL_DURATION_DEFAULT_S);
+        (end.0 < default).then_some(end)
     }
 
     async fn checkin(&self, payee: Did, stream: Stream) {

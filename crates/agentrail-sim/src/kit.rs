@@ -50,6 +50,7 @@ pub fn limits(max_per_payment: Amount, daily_budget: Amount) -> Limits {
         denied_payees: Vec::new(),
         allowed_categories: None,
         approval_threshold: None,
+        daily_approval_threshold: None,
     }
 }
 
@@ -182,6 +183,23 @@ pub fn open_channel(from: Did, payee: Did, deposit: Amount, key: &str) -> Comman
         category: None,
         idempotency_key: key.to_owned(),
     })
+}
+
+/// [`open_channel`] expiring at `expires_at` (within the opener's grant).
+pub fn open_channel_until(
+    from: Did,
+    payee: Did,
+    deposit: Amount,
+    key: &str,
+    expires_at: Timestamp,
+) -> Command {
+    match open_channel(from, payee, deposit, key) {
+        Command::OpenChannel(open) => Command::OpenChannel(agentrail_core::command::OpenChannel {
+            expires_at: Some(expires_at),
+            ..open
+        }),
+        _ => unreachable!("open_channel opens a channel"),
+    }
 }
 
 pub fn collect_channel(channel_id: ChannelId, vouchers: Vec<Voucher>) -> Command {

@@ -215,6 +215,9 @@ pub struct LimitArgs {
     categories: Vec<String>,
     #[arg(long)]
     approval_threshold: Option<Amount>,
+    /// Payments that take a UTC day's spending above this wait for approval.
+    #[arg(long)]
+    daily_approval_threshold: Option<Amount>,
     /// How long the grant lasts: 30d, 12h, 45m or 3600s.
     #[arg(long, default_value = "30d")]
     expires_in: String,
@@ -234,6 +237,8 @@ pub struct SessionLimitArgs {
     categories: Vec<String>,
     #[arg(long)]
     approval_threshold: Option<Amount>,
+    #[arg(long)]
+    daily_approval_threshold: Option<Amount>,
     #[arg(long, default_value = "1d")]
     expires_in: String,
 }
@@ -427,6 +432,7 @@ pub async fn run(command: LedgerCommand, node: &str, json: bool) -> anyhow::Resu
                 denied_payees: limits.deny_payees,
                 allowed_categories: (!limits.categories.is_empty()).then_some(limits.categories),
                 approval_threshold: limits.approval_threshold,
+                daily_approval_threshold: limits.daily_approval_threshold,
             };
             let command = grant(
                 &principal,
@@ -470,6 +476,9 @@ pub async fn run(command: LedgerCommand, node: &str, json: bool) -> anyhow::Resu
                     Some(limits.categories)
                 },
                 approval_threshold: limits.approval_threshold.or(parent.approval_threshold),
+                daily_approval_threshold: limits
+                    .daily_approval_threshold
+                    .or(parent.daily_approval_threshold),
             };
             let command = grant(
                 &agent,

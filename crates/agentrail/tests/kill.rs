@@ -199,7 +199,10 @@ async fn acknowledged_commands_survive_kill_9() {
     for (index, agent) in agents.iter().enumerate() {
         if matches!(load_of(index), Load::Vouchers) {
             let payee = did(&agents[(index + 1) % CLIENTS]);
-            let open = kit::open_channel(did(agent), payee, usd(1_000), "kill-channel");
+            // Within the agent's one-day grant.
+            let expires_at = Timestamp(now().0 + 20 * 3_600);
+            let open =
+                kit::open_channel_until(did(agent), payee, usd(1_000), "kill-channel", expires_at);
             node.client.submit(agent, &open).await.unwrap();
         }
     }

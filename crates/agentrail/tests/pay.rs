@@ -874,3 +874,73 @@ async fn a_payer_whose_terms_went_stale_pays_the_difference() {
     assert_eq!((paid.status.as_u16(), paid.paid), (200, cents(2)));
     assert_eq!(payer.spent(), cents(3));
 }
+
+/// A dishonest server advertises 10 cents a call but answers every voucher
+/// with `payment_insufficient` (it charges 20 behind the advertisement): the
+/// payer pays the advertised 10 once and refuses to pay more.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_demanding_more_than_it_advertised_is_never_paid_it() {
+    use agentrail_pay::payer::{Method, PayError, Payer, PayerOptions};
+    use agentrail_pay::paywall::Paywall;
+    use agentrail_pay::x402::{self, PaymentRequired};
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = node.client.clone();
+    let (buyer, seller) = funded_pair(&client, "greedy").await;
+    let network = client.health().await.unwrap().network;
+    let store = tempfile::tempdir().unwrap();
+    let payee = Payee::open(
+        store.path(),
+        client.clone(),
+        seller.clone(),
+        PayeeOptions::default(),
+    )
+    .await
+    .unwrap();
+    // Rewrites the price of every unpaid 402 from 20 cents to 10.
+    async fn advertise_less(
+        request: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        let paid = request.headers().contains_key(x402::PAYMENT_SIGNATURE);
+        let mut response = next.run(request).await;
+        if !paid && let Some(value) = response.headers().get(x402::PAYMENT_REQUIRED) {
+            let mut required: PaymentRequired =
+                x402::decode_header(value.to_str().unwrap()).unwrap();
+            for terms in &mut required.accepts {
+                terms.amount = cents(10);
+            }
+            let lowered = x402::encode_header(&required);
+            response
+                .headers_mut()
+                .insert(x402::PAYMENT_REQUIRED, lowered.parse().unwrap());
+        }
+        response
+    }
+    let app = axum::Router::new()
+        .route("/greedy", axum::routing::post(|| async { "ok" }))
+        .layer(
+            Paywall::new(payee.clone(), &network)
+                .per_call("/greedy", cents(20))
+                .layer(),
+        )
+        .layer(axum::middleware::from_fn(advertise_less));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let payer = Payer::new(
+        client.clone(),
+        buyer.clone(),
+        did(&buyer),
+        PayerOptions::default(),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{address}/greedy");
+    let refused = payer.fetch(Method::POST, &url, Vec::new()).await;
+    assert!(
+        matches!(&refused, Err(PayError::Refused(reason)) if reason.starts_with("payment_insufficient")),
+        "{refused:?}"
+    );
+    assert_eq!(payer.spent(), cents(10), "the advertised price, once");
+}

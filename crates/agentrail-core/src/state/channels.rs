@@ -228,6 +228,7 @@ impl State {
                 reason: "the deposit is above an approval threshold: only the principal may open this channel",
             });
         }
+        self.check_outlives(&[signer, voucher_key], expires_at)?;
 
         self.charge(&plan.charge);
         self.reserve(&open.from, open.deposit);
@@ -269,10 +270,17 @@ impl State {
     ) -> Result<Vec<Event>, Rejection> {
         check_key("idempotency_key", &top_up.idempotency_key)?;
         check_nonzero(top_up.amount)?;
-        if let Some(original) = self.recall(signer, &top_up.idempotency_key, command)? {
+        let channel_id = top_up.channel_id;
+        let from = self
+            .channels
+            .get(&channel_id)
+            .ok_or(Rejection::ChannelNotFound { channel_id })?
+            .request
+            .from;
+        self.spending_chain(signer, &from)?;
+        if let Some(original) = self.recall(from, &top_up.idempotency_key, command)? {
             return Ok(original);
         }
-        let channel_id = top_up.channel_id;
         let record = self.live_channel(channel_id, true)?;
         if record.charges.len() >= TOP_UPS_PER_CHANNEL_MAX {
             return Err(Rejection::InvalidField {
@@ -302,6 +310,7 @@ impl State {
                 reason: "the top-up is above an approval threshold: only the principal may add it",
             });
         }
+        self.check_outlives(&[signer], self.channels[&channel_id].expires_at)?;
 
         self.charge(&plan.charge);
         self.reserve(&from, top_up.amount);
@@ -314,7 +323,7 @@ impl State {
             amount: top_up.amount,
             deposit,
         }];
-        self.remember(signer, &top_up.idempotency_key, command, &outcome);
+        self.remember(from, &top_up.idempotency_key, command, &outcome);
         Ok(outcome)
     }
 
@@ -514,6 +523,18 @@ impl State {
         for subject in &authority {
             self.delegate(subject).check_active(*subject, now)?;
         }
+        Ok(vec![self.begin_close(channel_id, now)])
+    }
+
+    /// Starts an open channel's close: the payee has the dispute window (up
+    /// to the channel's expiry) to redeem the vouchers it holds.
+    fn begin_close(&mut self, channel_id: ChannelId, now: Timestamp) -> Event {
+        let record = &self.channels[&channel_id];
+        assert_eq!(
+            record.status,
+            ChannelStatus::Open,
+            "only an open channel starts closing"
+        );
         let expires_at = record.expires_at;
         let closes_at = now
             .checked_add_seconds(record.dispute_window_s)
@@ -530,10 +551,49 @@ impl State {
             .get_mut(&channel_id)
             .expect("checked above")
             .status = ChannelStatus::Closing { closes_at };
-        Ok(vec![Event::ChannelClosing {
+        Event::ChannelClosing {
             channel_id,
             closes_at,
-        }])
+        }
+    }
+
+    /// What a revocation does to channels: every open channel whose voucher
+    /// key or opener lost its grant starts closing. A voucher carries no
+    /// time, so the ones signed before the revocation stay good for the
+    /// dispute window and the revoked key cannot keep a channel alive.
+    pub(super) fn close_channels_of(&mut self, revoked: &[Did], now: Timestamp) -> Vec<Event> {
+        let affected: Vec<ChannelId> = self
+            .channels
+            .iter()
+            .filter(|(_, record)| {
+                record.status == ChannelStatus::Open
+                    && (revoked.contains(&record.voucher_key) || revoked.contains(&record.creator))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        affected
+            .into_iter()
+            .map(|channel_id| self.begin_close(channel_id, now))
+            .collect()
+    }
+
+    /// Checks that a channel expiring at `expires_at` ends no later than any
+    /// grant above `subjects` (the spending chain, the voucher key's chain):
+    /// a session's channel cannot outlive the session.
+    fn check_outlives(&self, subjects: &[Did], expires_at: Timestamp) -> Result<(), Rejection> {
+        for subject in subjects {
+            for link in self.grant_chain(*subject) {
+                let grant_ends_at = self.delegate(&link).grant.grant().expires_at;
+                if expires_at > grant_ends_at {
+                    return Err(Rejection::ChannelOutlivesGrant {
+                        subject: link,
+                        expires_at,
+                        grant_ends_at,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Time reached a channel's deadline (already taken off the expiry

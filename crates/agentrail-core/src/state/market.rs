@@ -135,7 +135,7 @@ fn check_text(
     max: usize,
     reason: &'static str,
 ) -> Result<(), Rejection> {
-    if text.len() > max || text.chars().any(char::is_control) {
+    if text.len() > max || !crate::text::is_plain(text) {
         return Err(Rejection::InvalidField { field, reason });
     }
     Ok(())
@@ -356,7 +356,12 @@ impl State {
     pub fn reputation(&self, did: &Did) -> Reputation {
         let empty = Record::default();
         let record = self.records.get(did).unwrap_or(&empty);
-        reputation::score(record, self.registered_at.get(did).copied(), self.clock)
+        reputation::score(
+            record,
+            self.registered_at.get(did).copied(),
+            self.clock,
+            |counterparty| self.registered_at.get(counterparty).copied(),
+        )
     }
 
     /// Listed offers matching `query`, ranked by the provider's reputation
@@ -461,20 +466,20 @@ impl State {
         if publish.name.is_empty() {
             return Err(Rejection::InvalidField {
                 field: "name",
-                reason: "must be 1-64 bytes without control characters",
+                reason: "must be 1-64 bytes without control, bidirectional or invisible characters",
             });
         }
         check_text(
             "name",
             &publish.name,
             LISTING_NAME_BYTES_MAX,
-            "must be 1-64 bytes without control characters",
+            "must be 1-64 bytes without control, bidirectional or invisible characters",
         )?;
         check_text(
             "description",
             &publish.description,
             DESCRIPTION_BYTES_MAX,
-            "must be at most 512 bytes without control characters",
+            "must be at most 512 bytes without control, bidirectional or invisible characters",
         )?;
         let tags = &publish.capabilities;
         let unique: BTreeSet<&String> = tags.iter().collect();
@@ -668,7 +673,7 @@ impl State {
             "description",
             &request.description,
             DESCRIPTION_BYTES_MAX,
-            "must be at most 512 bytes without control characters",
+            "must be at most 512 bytes without control, bidirectional or invisible characters",
         )?;
         check_nonzero(request.budget_max)?;
         check_window(
@@ -712,18 +717,20 @@ impl State {
             ("validator", request.validator),
         ] {
             let Some(party) = party else { continue };
-            let reason = if party == self.operator {
-                Some("may not be the node operator")
-            } else if party == request.from || party == buyer_principal || party == signer {
-                Some("may not be the buyer itself")
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
-                return Err(Rejection::InvalidField { field, reason });
+            if party == self.operator {
+                return Err(Rejection::InvalidField {
+                    field,
+                    reason: "may not be the node operator",
+                });
             }
-            if !self.identities.contains_key(&party) {
-                return Err(Rejection::UnknownIdentity { did: party });
+            // Neither the buyer's principal nor any of its agents or
+            // sessions judges the buyer's own task.
+            match self.owner_root(&party) {
+                None => return Err(Rejection::UnknownIdentity { did: party }),
+                Some(root) if root == buyer_principal => {
+                    return Err(Rejection::OwnSideRole { field });
+                }
+                Some(_) => {}
             }
         }
 
@@ -786,7 +793,7 @@ impl State {
                 "note",
                 note,
                 NOTE_BYTES_MAX,
-                "must be at most 256 bytes without control characters",
+                "must be at most 256 bytes without control, bidirectional or invisible characters",
             )?;
         }
         check_nonzero(submit.price)?;
@@ -802,11 +809,12 @@ impl State {
             });
         }
         let provider_principal = self.principal_of(&submit.provider);
-        for party in [request.arbiter, request.validator].into_iter().flatten() {
-            if party == submit.provider || party == provider_principal || party == signer {
-                return Err(Rejection::NotAuthorized {
-                    reason: "a provider may not be the arbiter or validator of its own task",
-                });
+        for (field, party) in [
+            ("arbiter", request.arbiter),
+            ("validator", request.validator),
+        ] {
+            if party.is_some_and(|party| self.owner_root(&party) == Some(provider_principal)) {
+                return Err(Rejection::OwnSideRole { field });
             }
         }
         if submit.price > request.budget_max {
@@ -833,6 +841,11 @@ impl State {
                     field: "listing_id",
                     reason: "the listing does not offer the capability asked for",
                 });
+            }
+            // A lost dispute pays the listing's stake to the buyer: the
+            // buyer must be a payee the stake's mandate allows.
+            if let Some(charge) = &listing.stake_charge {
+                self.check_payees(&charge.delegates, [&request.from])?;
             }
         }
 
@@ -1101,6 +1114,12 @@ impl State {
                 return Err(Rejection::UnknownAccount { did: split.to });
             }
         }
+        // The escrow is the buyer's money: each part goes to a payee the
+        // buyer's mandate allows.
+        self.check_payees(
+            &task.charge.delegates,
+            manifest.iter().map(|split| &split.to),
+        )?;
         let review_ends_at = now
             .checked_add_seconds(task.terms.review_window_s)
             .expect("clock is bounded");
@@ -1136,6 +1155,7 @@ impl State {
     ) -> Result<Vec<Event>, Rejection> {
         let task = self.task_record(&approve.task_id)?;
         let by = if task.terms.validator == Some(signer) {
+            self.check_role_live(signer, now)?;
             Approver::Validator
         } else {
             self.check_acts_for(signer, &task.terms.buyer, now)
@@ -1180,8 +1200,7 @@ impl State {
             let principal = self.principal_of(&buyer);
             let record = self.records.entry(provider).or_default();
             record.tasks_paid += 1;
-            record.volume = record.volume.checked_add(price).unwrap_or(Amount::MAX);
-            record.counterparties.insert(principal);
+            record.paid_by(principal, price);
         }
         self.tasks.get_mut(task_id).expect("exists").status = TaskStatus::Approved {
             delivery,
@@ -1253,7 +1272,7 @@ impl State {
             "reason",
             &dispute.reason,
             NOTE_BYTES_MAX,
-            "must be at most 256 bytes without control characters",
+            "must be at most 256 bytes without control, bidirectional or invisible characters",
         )?;
         let delivery = delivery.clone();
         let arbitration_ends_at = now
@@ -1280,6 +1299,7 @@ impl State {
         &mut self,
         signer: Did,
         resolve: &ResolveDispute,
+        now: Timestamp,
     ) -> Result<Vec<Event>, Rejection> {
         let task = self.task_record(&resolve.task_id)?;
         if task.terms.arbiter != Some(signer) {
@@ -1287,6 +1307,7 @@ impl State {
                 task_id: resolve.task_id.clone(),
             });
         }
+        self.check_role_live(signer, now)?;
         let TaskStatus::Disputed { delivery, .. } = &task.status else {
             return Err(Self::wrong_state(task, "disputed"));
         };
@@ -1341,17 +1362,17 @@ impl State {
             let record = self.records.entry(provider).or_default();
             if provider_lost {
                 record.disputes_lost += 1;
+                // Volume counts money that may circulate: it can exceed the
+                // deposits over time, so it saturates rather than asserts.
+                record.volume = record
+                    .volume
+                    .checked_add(provider_amount)
+                    .unwrap_or(Amount::MAX);
             } else {
                 record.disputes_won += 1;
                 record.tasks_paid += 1;
-                record.counterparties.insert(principal);
+                record.paid_by(principal, provider_amount);
             }
-            // Volume counts money that may circulate: it can exceed the
-            // deposits over time, so it saturates rather than asserts.
-            record.volume = record
-                .volume
-                .checked_add(provider_amount)
-                .unwrap_or(Amount::MAX);
         }
         self.tasks.get_mut(&task_id).expect("exists").status = TaskStatus::Resolved {
             delivery,
@@ -1460,6 +1481,10 @@ impl State {
                 amount: price,
             });
         }
+        self.check_payees(
+            &plan.charge.delegates,
+            manifest.iter().map(|split| &split.to),
+        )?;
         let self_dealing = self.principal_of(&license.from) == self.principal_of(&provider);
 
         self.charge(&plan.charge);
@@ -1469,8 +1494,7 @@ impl State {
             let principal = self.principal_of(&license.from);
             let record = self.records.entry(provider).or_default();
             record.licences_sold += 1;
-            record.volume = record.volume.checked_add(price).unwrap_or(Amount::MAX);
-            record.counterparties.insert(principal);
+            record.paid_by(principal, price);
         }
         let outcome = vec![Event::DatasetLicensed {
             license_id: license.license_id.clone(),

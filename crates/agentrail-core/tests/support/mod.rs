@@ -35,7 +35,8 @@ pub struct World {
     pub open_agent: Party,
     /// Total budget 15. Funded 100.
     pub thrifty: Party,
-    /// Under `other_principal`; may pay only `principal`. Funded 100.
+    /// Under `other_principal`; may pay only `principal`, `agent` and the
+    /// market's `helper`. Funded 100.
     pub picky: Party,
     /// Session of `agent`: per payment 5, daily 12, total 30.
     pub session: Party,
@@ -118,7 +119,11 @@ impl World {
                 &world.other_principal,
                 &world.picky,
                 Limits {
-                    allowed_payees: Some(vec![world.principal.did]),
+                    allowed_payees: Some(vec![
+                        world.principal.did,
+                        world.agent.did,
+                        party("helper").did,
+                    ]),
                     ..kit::limits(usd(10), usd(25))
                 },
             ),
