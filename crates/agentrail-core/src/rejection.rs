@@ -176,6 +176,13 @@ pub enum Rejection {
         expires_at: crate::time::Timestamp,
         grant_ends_at: crate::time::Timestamp,
     },
+    /// Refused by a node, not the state: the state forgets ended records,
+    /// the node's archive keeps them, and an id is never reused so that the
+    /// earlier record stays readable under it.
+    #[error(
+        "{field} {id:?} belonged to a record that ended and is archived: ids are never reused, choose another"
+    )]
+    IdRetired { field: &'static str, id: String },
 }
 
 impl Rejection {
@@ -237,6 +244,7 @@ impl Rejection {
             Rejection::NothingDue => "nothing_due",
             Rejection::OwnSideRole { .. } => "own_side_role",
             Rejection::ChannelOutlivesGrant { .. } => "channel_outlives_grant",
+            Rejection::IdRetired { .. } => "id_retired",
         }
     }
 
@@ -284,6 +292,7 @@ impl Rejection {
             Rejection::ApprovalRequired { .. } => Some("amount"),
             Rejection::OwnSideRole { field } => Some(field),
             Rejection::ChannelOutlivesGrant { .. } => Some("expires_at"),
+            Rejection::IdRetired { field, .. } => Some(field),
             _ => None,
         }
     }

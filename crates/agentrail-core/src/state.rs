@@ -1662,7 +1662,44 @@ impl State {
         self.check_money_invariants()?;
         self.check_budget_invariants()?;
         self.check_idempotency_invariants()?;
-        self.check_retention_invariants()
+        self.check_retention_invariants()?;
+        self.check_authority_invariants()
+    }
+
+    /// Mandates that bind: the operator is no identity; every session that
+    /// may still act (a future-dated one included) is listed under its
+    /// agent, and a revoked agent's sessions are revoked; every live task's
+    /// arbiter and validator sit outside both parties' owner trees, and its
+    /// payouts and stake go to payees the spenders' mandates allow; no open
+    /// channel outlives, or survives the revocation of, a grant above its
+    /// opener or voucher key.
+    pub fn check_authority_invariants(&self) -> Result<(), InvariantViolation> {
+        let fail = |message: String| Err(InvariantViolation(message));
+        if self.identities.contains_key(&self.operator)
+            || self.accounts.contains_key(&self.operator)
+        {
+            return fail("the operator is registered as an identity".into());
+        }
+        for (did, identity) in &self.identities {
+            let Identity::Session(session) = identity else {
+                continue;
+            };
+            let agent = self.delegate(&session.issuer());
+            if session.may_still_act(self.clock) && !agent.sessions.contains(did) {
+                return fail(format!(
+                    "session {did} may still act but its agent does not list it"
+                ));
+            }
+            // A session expired before its agent's revocation needs none.
+            let cascaded = agent
+                .revoked_at
+                .is_some_and(|at| session.grant.grant().expires_at > at);
+            if cascaded && session.revoked_at.is_none() {
+                return fail(format!("session {did} outlived its agent's revocation"));
+            }
+        }
+        self.check_task_authority()?;
+        self.check_channel_authority()
     }
 
     /// Every remembered key is listed once in first-use order, with its

@@ -129,6 +129,7 @@ pub fn rejection_status(rejection: &Rejection) -> StatusCode {
         | "quote_rounds_exhausted"
         | "price_above_budget"
         | "nothing_due"
+        | "id_retired"
         | "task_wrong_state"
         | "no_arbiter"
         | "result_hash_mismatch"

@@ -814,13 +814,22 @@ impl Ledger {
             let events = state.advance(now);
             assert!(events.is_empty(), "nothing was due");
         }
+        // What the clock just forgot is archived before any command of the
+        // batch is checked against the archive.
+        self.unwritten
+            .lock()
+            .expect("unwritten lock")
+            .add(&mut state);
         for Job {
             command,
             request,
             reply,
         } in jobs
         {
-            let result = state.apply(&command, now);
+            let result = match self.retired_id(&state, command.command()) {
+                Some(rejection) => Err(rejection),
+                None => state.apply(&command, now),
+            };
             if let Ok(events) = &result {
                 let signer = *command.signer();
                 batch
@@ -865,6 +874,55 @@ impl Ledger {
             self.last_snapshot.store(applied, Ordering::Release);
         }
         Some(batch)
+    }
+
+    /// A command that would create a record under an id the archive holds
+    /// (the state forgot it a retention after it ended): refused, so that
+    /// every id names one record for good and the earlier one reads as it
+    /// ended. A store that cannot be read refuses nothing here.
+    fn retired_id(&self, state: &State, command: &agentrail_core::Command) -> Option<Rejection> {
+        use agentrail_core::Command as C;
+        let (kind, field, id, live) = match command {
+            C::Hold(hold) => (
+                ArchiveKind::Hold,
+                "hold_id",
+                &hold.hold_id,
+                state.hold_status(&hold.hold_id).is_some(),
+            ),
+            C::RequestQuotes(request) => (
+                ArchiveKind::Rfq,
+                "rfq_id",
+                &request.rfq_id,
+                state.rfq(&request.rfq_id).is_some(),
+            ),
+            C::AcceptQuote(accept) => (
+                ArchiveKind::Task,
+                "task_id",
+                &accept.task_id,
+                state.task(&accept.task_id).is_some(),
+            ),
+            C::LicenseDataset(license) => (
+                ArchiveKind::License,
+                "license_id",
+                &license.license_id,
+                state.license(&license.license_id).is_some(),
+            ),
+            _ => return None,
+        };
+        if live {
+            return None;
+        }
+        match self.archived(kind, id) {
+            Ok(Some(_)) => Some(Rejection::IdRetired {
+                field,
+                id: id.clone(),
+            }),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(%error, "the archive could not be read to check an id");
+                None
+            }
+        }
     }
 
     /// The committer: makes applied batches durable in order, merging what
@@ -1372,6 +1430,24 @@ mod tests {
         drop(ledger);
         let reopened = open();
         assert_eq!(reopened.read(|s| s.hold_status("h1")), Some(None));
+        assert_eq!(reopened.archived(ArchiveKind::Hold, "h1").unwrap(), voided);
+        // Its id is never reused, so the voided hold keeps reading as it
+        // ended (a second hold under "h1" would hide it).
+        let (job, answer) = signed_job(
+            5,
+            Command::Hold(Hold {
+                hold_id: "h1".into(),
+                from: principal,
+                amount: Amount::from_atomic(10),
+                category: None,
+                expires_at: None,
+            }),
+        );
+        reopened.process(vec![vec![job]], false);
+        match answer.blocking_recv().unwrap() {
+            Err(Refusal::Rejected(rejection)) => assert_eq!(rejection.code(), "id_retired"),
+            other => panic!("a reused id was not refused: {other:?}"),
+        }
         assert_eq!(reopened.archived(ArchiveKind::Hold, "h1").unwrap(), voided);
         reopened.read(|s| s.check_invariants()).unwrap().unwrap();
     }

@@ -375,7 +375,14 @@ impl Simulation {
             // thirds of the run's time when it ran every step), so a
             // misplaced unit is caught within MONEY_CHECK_EVERY steps and
             // the seed reproduces it.
+            // Mandates that bind (roles, payees, sessions, channels): the
+            // step's own events are checked in `submit`; the full
+            // O(identities + tasks + channels) pass runs with the money's
+            // (every step, it quadrupled the run's time).
             if step % MONEY_CHECK_EVERY == 0 {
+                self.state
+                    .check_authority_invariants()
+                    .map_err(|violation| violation.to_string())?;
                 self.state
                     .check_money_invariants()
                     .map_err(|violation| violation.to_string())?;
@@ -1131,6 +1138,7 @@ impl Simulation {
         let accepted = match result {
             Ok(events) => {
                 balances.check_parties(&self.state, &events)?;
+                crate::record::check_roles(&self.state, *command.signer(), &events)?;
                 self.check_accepted(&before, &command, &events, expect)?;
                 *self
                     .report

@@ -483,6 +483,176 @@ async fn market_attacks_are_refused() {
     finish("market_attacks_are_refused", node).await;
 }
 
+/// The defects a probe found, each attack refused with its code: a request
+/// replayed onto another ledger, the operator posing as a principal, a
+/// buyer's own session or a sibling agent as arbiter, a provider's own
+/// agent as validator, a revoked arbiter ruling, a session's channel
+/// outliving the session, a spoofing memo, and a stake or a split paid to
+/// a payee the spender's mandate excludes.
+#[tokio::test(flavor = "multi_thread")]
+async fn probe_attacks_are_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = node.client.clone();
+    let owner = principal(&client, "pr-owner").await;
+    let payee = principal(&client, "pr-payee").await;
+    let judge = principal(&client, "pr-judge").await;
+    let seller = principal(&client, "pr-seller").await;
+    let excluded = principal(&client, "pr-excluded").await;
+    let buyer_limits = Limits {
+        denied_payees: vec![did(&excluded)],
+        ..kit::limits(usd(10), usd(50))
+    };
+    let buyer = agent(&client, &owner, "pr-buyer", buyer_limits).await;
+    let sibling = agent(&client, &owner, "pr-sibling", kit::limits(usd(1), usd(1))).await;
+    let arbiter = agent(&client, &judge, "pr-arbiter", kit::limits(usd(1), usd(1))).await;
+    client.faucet(did(&buyer), usd(40)).await.unwrap();
+
+    // A transfer signed for another ledger where the same keys exist.
+    let elsewhere = client.clone().with_network("agentrail:another-ledger");
+    let (status, code) = refusal(
+        elsewhere
+            .submit(
+                &buyer,
+                &kit::transfer(did(&buyer), did(&payee), usd(1), "replayed"),
+            )
+            .await,
+    );
+    assert_eq!((status, code.as_str()), (401, "signature_wrong_network"));
+    // The operator keeps the ledger; it registers as nothing.
+    let operator = agentrail_wire::keyfile::decode(
+        &std::fs::read_to_string(node.data.join("operator.key")).unwrap(),
+    )
+    .unwrap();
+    attack(
+        &client,
+        &operator,
+        kit::register_principal(did(&operator)),
+        "not_authorized",
+    )
+    .await;
+    // A session of the buyer, one hour long.
+    let t = now().0;
+    let session = key("pr-session");
+    let grant = kit::grant(
+        &buyer,
+        did(&session),
+        Role::Session,
+        Limits {
+            denied_payees: vec![did(&excluded)],
+            ..kit::limits(usd(5), usd(10))
+        },
+        Timestamp(t - 60),
+        Timestamp(t + 3_600),
+        "s",
+    );
+    client
+        .submit(&buyer, &kit::issue_session(grant))
+        .await
+        .unwrap();
+    // Own-side arbiters: the buyer's session, a sibling agent.
+    for (id, role) in [("pr-r1", &session), ("pr-r2", &sibling)] {
+        let request = RequestQuotes {
+            arbiter: Some(did(role)),
+            ..kit::rfq(id, did(&buyer), "compute", usd(5), 3_600)
+        };
+        attack(
+            &client,
+            &buyer,
+            kit::request_quotes(request),
+            "own_side_role",
+        )
+        .await;
+    }
+    // The provider's own agent as validator: its quote is refused.
+    let seller_agent = agent(
+        &client,
+        &seller,
+        "pr-seller-agent",
+        kit::limits(usd(1), usd(1)),
+    )
+    .await;
+    let request = RequestQuotes {
+        validator: Some(did(&seller_agent)),
+        ..kit::rfq("pr-r3", did(&buyer), "compute", usd(5), 3_600)
+    };
+    client
+        .submit(&buyer, &kit::request_quotes(request))
+        .await
+        .unwrap();
+    attack(
+        &client,
+        &seller,
+        kit::quote("pr-q3", "pr-r3", did(&seller), None, usd(4)),
+        "own_side_role",
+    )
+    .await;
+    // A revoked arbiter rules.
+    let request = RequestQuotes {
+        arbiter: Some(did(&arbiter)),
+        ..kit::rfq("pr-r4", did(&buyer), "compute", usd(5), 3_600)
+    };
+    client
+        .submit(&buyer, &kit::request_quotes(request))
+        .await
+        .unwrap();
+    client
+        .submit(
+            &seller,
+            &kit::quote("pr-q4", "pr-r4", did(&seller), None, usd(4)),
+        )
+        .await
+        .unwrap();
+    client
+        .submit(&buyer, &kit::accept("pr-q4", "pr-t4"))
+        .await
+        .unwrap();
+    // A split of the buyer's escrow to a payee its mandate excludes is
+    // refused; the honest delivery lands.
+    attack(
+        &client,
+        &seller,
+        kit::deliver(
+            "pr-t4",
+            b"r",
+            &[(did(&seller), 5_000), (did(&excluded), 5_000)],
+        ),
+        "payee_denied",
+    )
+    .await;
+    client
+        .submit(&seller, &kit::deliver("pr-t4", b"r", &[]))
+        .await
+        .unwrap();
+    client
+        .submit(&buyer, &kit::dispute("pr-t4", "garbage"))
+        .await
+        .unwrap();
+    client
+        .submit(&judge, &kit::revoke(did(&arbiter)))
+        .await
+        .unwrap();
+    attack(&client, &arbiter, kit::resolve("pr-t4", 0), "grant_revoked").await;
+    // A one-hour session opens a thirty-day channel.
+    attack(
+        &client,
+        &session,
+        kit::open_channel(did(&buyer), did(&payee), usd(5), "pr-long"),
+        "channel_outlives_grant",
+    )
+    .await;
+    // A memo that displays as another.
+    let spoof = match kit::transfer(did(&buyer), did(&payee), usd(1), "pr-memo") {
+        Command::Transfer(transfer) => Command::Transfer(agentrail_core::command::Transfer {
+            memo: Some("refund\u{202E}gnp.exe".into()),
+            ..transfer
+        }),
+        _ => unreachable!(),
+    };
+    attack(&client, &buyer, spoof, "invalid_field").await;
+    finish("probe_attacks_are_refused", node).await;
+}
+
 /// Posts a command and returns (status, code), or the transport error when
 /// the node closed the connection before the client finished sending.
 async fn try_post(

@@ -653,6 +653,31 @@ impl State {
     }
 }
 
+impl State {
+    /// No open channel outlives a grant above its opener or its voucher
+    /// key, or stays open once one of them is revoked.
+    pub(super) fn check_channel_authority(&self) -> Result<(), super::InvariantViolation> {
+        for (channel_id, record) in &self.channels {
+            if record.status != ChannelStatus::Open {
+                continue;
+            }
+            for subject in [record.creator, record.voucher_key] {
+                for link in self.grant_chain(subject) {
+                    let delegate = self.delegate(&link);
+                    if delegate.revoked_at.is_some()
+                        || record.expires_at > delegate.grant.grant().expires_at
+                    {
+                        return Err(super::InvariantViolation(format!(
+                            "channel {channel_id} is open beyond the grant of {link}"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What a set of vouchers would change.
 struct Redemption {
     collected: Amount,

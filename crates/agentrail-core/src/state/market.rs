@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::InvariantViolation;
 use super::retention::Forget;
 use super::{Charge, Expiry, State, check_category_field, check_key, check_nonzero, check_splits};
 use crate::amount::{Amount, BPS_WHOLE};
@@ -1523,6 +1524,56 @@ impl State {
         );
         self.forget_later(Forget::License(license.license_id.clone()));
         Ok(outcome)
+    }
+
+    /// Every live task: arbiter and validator outside both owner trees; the
+    /// delivered manifest paid to payees the buyer's charge allows; the
+    /// listing's stake at risk for a buyer its charge allows.
+    pub(super) fn check_task_authority(&self) -> Result<(), InvariantViolation> {
+        let fail = |message: String| Err(InvariantViolation(message));
+        for (task_id, task) in &self.tasks {
+            if task.deadline().is_none() {
+                continue;
+            }
+            let terms = &task.terms;
+            let sides = [
+                self.owner_root(&terms.buyer),
+                self.owner_root(&terms.provider),
+            ];
+            for party in [terms.arbiter, terms.validator].into_iter().flatten() {
+                if sides.contains(&self.owner_root(&party)) {
+                    return fail(format!(
+                        "task {task_id} names {party} from a party's own tree"
+                    ));
+                }
+            }
+            let manifest = match &task.status {
+                TaskStatus::Delivered { delivery, .. } | TaskStatus::Disputed { delivery, .. } => {
+                    delivery.manifest.as_slice()
+                }
+                _ => &[],
+            };
+            if let Err(rejection) = self.check_payees(
+                &task.charge.delegates,
+                manifest.iter().map(|split| &split.to),
+            ) {
+                return fail(format!(
+                    "task {task_id} pays a payee its buyer may not pay: {rejection}"
+                ));
+            }
+            let stake = terms
+                .listing_id
+                .as_ref()
+                .and_then(|id| self.listings[id].stake_charge.as_ref());
+            if let Some(charge) = stake
+                && let Err(rejection) = self.check_payees(&charge.delegates, [&terms.buyer])
+            {
+                return fail(format!(
+                    "task {task_id} puts a stake at risk for a buyer its mandate may not pay: {rejection}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The held money of every listing stake, by provider (for the
