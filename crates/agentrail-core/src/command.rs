@@ -203,9 +203,9 @@ pub struct Transfer {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hold {
-    /// Chosen by the client, unique among the holds the ledger keeps (a
-    /// day after a hold ended, its id is free again; see
-    /// `RECORD_RETENTION_S`); also the idempotency key.
+    /// Chosen by the client, unique among the holds the state keeps; a node
+    /// also refuses an id its archive holds (`id_retired`), so it names one
+    /// hold for good. Also the idempotency key.
     pub hold_id: String,
     pub from: Did,
     pub amount: Amount,

@@ -111,7 +111,7 @@ pub struct ListingRef {
 #[serde(deny_unknown_fields)]
 pub struct RequestQuotes {
     /// Chosen by the client, unique among the records the ledger keeps
-    /// (free again a day after its record ended: `RECORD_RETENTION_S`).
+    /// (and, at a node, among those archived: `id_retired`).
     pub rfq_id: String,
     /// The account that will pay.
     pub from: Did,
@@ -148,7 +148,7 @@ pub struct RequestQuotes {
 #[serde(deny_unknown_fields)]
 pub struct SubmitQuote {
     /// Chosen by the client, unique among the records the ledger keeps
-    /// (free again a day after its record ended: `RECORD_RETENTION_S`).
+    /// (and, at a node, among those archived: `id_retired`).
     pub quote_id: String,
     pub rfq_id: String,
     pub provider: Did,
@@ -178,7 +178,7 @@ pub struct CounterQuote {
 pub struct AcceptQuote {
     pub quote_id: String,
     /// Chosen by the client, unique among the records the ledger keeps
-    /// (free again a day after its record ended: `RECORD_RETENTION_S`).
+    /// (and, at a node, among those archived: `id_retired`).
     pub task_id: String,
 }
 
@@ -231,7 +231,7 @@ pub struct ResolveDispute {
 #[serde(deny_unknown_fields)]
 pub struct LicenseDataset {
     /// Chosen by the client, unique among the records the ledger keeps
-    /// (free again a day after its record ended: `RECORD_RETENTION_S`);
+    /// (and, at a node, among those archived: `id_retired`);
     /// also the idempotency key.
     pub license_id: String,
     pub listing_id: String,
