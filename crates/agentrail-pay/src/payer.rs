@@ -179,31 +179,10 @@ impl Payer {
         let known = self.terms.lock().expect("terms lock").get(url).cloned();
         let required = match known {
             Some(required) => required,
-            None => {
-                let first = self
-                    .http
-                    .request(method.clone(), url)
-                    .body(body.clone())
-                    .send()
-                    .await?;
-                if first.status() != StatusCode::PAYMENT_REQUIRED {
-                    let status = first.status();
-                    return Ok(Paid {
-                        status,
-                        body: first.bytes().await?.to_vec(),
-                        paid: Amount::ZERO,
-                        settlement: None,
-                    });
-                }
-                let required: PaymentRequired = header(&first, x402::PAYMENT_REQUIRED)?
-                    .ok_or_else(|| PayError::Terms("a 402 without PAYMENT-REQUIRED".into()))?;
-                let mut terms = self.terms.lock().expect("terms lock");
-                if terms.len() >= TERMS_KEPT_MAX {
-                    terms.clear();
-                }
-                terms.insert(url.to_owned(), required.clone());
-                required
-            }
+            None => match self.ask_terms(&method, url, &body).await? {
+                Ok(required) => required,
+                Err(free) => return Ok(free),
+            },
         };
         let terms = self.channel_terms(&required)?;
         let payee: Did = terms
@@ -401,6 +380,30 @@ impl Payer {
         body: &[u8],
         payee: Did,
     ) -> Result<Amount, PayError> {
+        let required = match self.ask_terms(method, url, body).await? {
+            Ok(required) => required,
+            Err(answer) => {
+                return Err(PayError::Refused(format!(
+                    "payment_insufficient, then {} to an unpaid request",
+                    answer.status
+                )));
+            }
+        };
+        let terms = self.channel_terms(&required)?;
+        if terms.pay_to != payee.to_string() {
+            return Err(PayError::Terms("the server changed its payee".into()));
+        }
+        self.price_of(&terms)
+    }
+
+    /// Sends `url` an unpaid request: its 402 terms, remembered for the
+    /// next call, or the answer when it asks no payment.
+    async fn ask_terms(
+        &self,
+        method: &Method,
+        url: &str,
+        body: &[u8],
+    ) -> Result<Result<PaymentRequired, Paid>, PayError> {
         let answer = self
             .http
             .request(method.clone(), url)
@@ -408,23 +411,21 @@ impl Payer {
             .send()
             .await?;
         if answer.status() != StatusCode::PAYMENT_REQUIRED {
-            return Err(PayError::Refused(format!(
-                "payment_insufficient, then {} to an unpaid request",
-                answer.status()
-            )));
+            return Ok(Err(Paid {
+                status: answer.status(),
+                body: answer.bytes().await?.to_vec(),
+                paid: Amount::ZERO,
+                settlement: None,
+            }));
         }
         let required: PaymentRequired = header(&answer, x402::PAYMENT_REQUIRED)?
             .ok_or_else(|| PayError::Terms("a 402 without PAYMENT-REQUIRED".into()))?;
-        let terms = self.channel_terms(&required)?;
-        if terms.pay_to != payee.to_string() {
-            return Err(PayError::Terms("the server changed its payee".into()));
+        let mut terms = self.terms.lock().expect("terms lock");
+        if terms.len() >= TERMS_KEPT_MAX {
+            terms.clear();
         }
-        let price = self.price_of(&terms)?;
-        self.terms
-            .lock()
-            .expect("terms lock")
-            .insert(url.to_owned(), required);
-        Ok(price)
+        terms.insert(url.to_owned(), required.clone());
+        Ok(Ok(required))
     }
 
     /// A stream of the channel to `payee`, opening the channel if needed.
