@@ -7,6 +7,8 @@
 //! carries it); either way the state machine only accepts an
 //! [`Authenticated`] command, whose signer has been checked.
 
+use std::collections::BTreeMap;
+
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -145,6 +147,14 @@ pub struct CollectChannel {
     /// Applied in order; each must be above the last one redeemed on its
     /// sub-channel. At most 64; may be empty for a close.
     pub vouchers: Vec<Voucher>,
+    /// Per sub-channel, the total to redeem when it is less than the
+    /// voucher's: a payee collects what it charged, not the credit a payer
+    /// signed ahead (the rest returns to the payer when the channel ends).
+    /// A sub-channel absent here redeems its voucher's whole total. Each
+    /// entry names a sub-channel one of the vouchers pays, and is at most
+    /// that voucher's total.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub amounts: BTreeMap<String, Amount>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -43,7 +43,7 @@ mod market;
 mod retention;
 
 use channels::ChannelRecord;
-pub use channels::{ChannelStatus, ChannelView};
+pub use channels::{ChannelStatus, ChannelView, Redeemed};
 use market::{LicenseRecord, ListingRecord, QuoteRecord, RfqRecord, TaskRecord};
 use retention::Forget;
 pub use retention::{ArchiveKind, Archived};
@@ -1660,6 +1660,7 @@ impl State {
     /// the simulator; [`State::apply`] asserts the O(1) ones on every call.
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
         self.check_money_invariants()?;
+        self.check_channel_books()?;
         self.check_budget_invariants()?;
         self.check_idempotency_invariants()?;
         self.check_retention_invariants()?;

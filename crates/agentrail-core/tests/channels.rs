@@ -49,6 +49,7 @@ fn collect(channel_id: ChannelId, vouchers: Vec<Voucher>) -> Command {
     Command::CollectChannel(CollectChannel {
         channel_id,
         vouchers,
+        amounts: Default::default(),
     })
 }
 
@@ -56,6 +57,7 @@ fn close(channel_id: ChannelId, vouchers: Vec<Voucher>) -> Command {
     Command::CloseChannel(CollectChannel {
         channel_id,
         vouchers,
+        amounts: Default::default(),
     })
 }
 
@@ -149,6 +151,113 @@ fn open_collect_and_close_cooperatively_move_exactly_what_was_vouched() {
         world.apply(&payee_key, collect(id, vec![late])),
         Err(Rejection::ChannelClosed { channel_id: id })
     );
+}
+
+fn collect_up_to(
+    channel_id: ChannelId,
+    vouchers: Vec<Voucher>,
+    sub: &str,
+    amount: Amount,
+) -> Command {
+    Command::CollectChannel(CollectChannel {
+        channel_id,
+        vouchers,
+        amounts: [(sub.to_owned(), amount)].into(),
+    })
+}
+
+#[test]
+fn a_payee_collects_what_it_charged_and_the_credit_signed_ahead_returns_to_the_payer() {
+    let mut world = World::new();
+    let (agent, payee) = (world.thrifty.did, world.other_principal.did);
+    let agent_key = world.thrifty.key.clone();
+    let payee_key = world.other_principal.key.clone();
+    let id = opened(&mut world);
+
+    // The payer signed 6 ahead (a metered call's maximum); 2 was charged.
+    let ahead = voucher(&agent_key, id, payee, "a", 1, usd(6));
+    let events = world.ok(
+        &payee_key,
+        collect_up_to(id, vec![ahead.clone()], "a", usd(2)),
+    );
+    assert!(matches!(
+        events.as_slice(),
+        [Event::ChannelCollected { amount, collected, .. }] if *amount == usd(2) && *collected == usd(2)
+    ));
+    let redeemed = world.state.channel(&id).unwrap().sub_channels["a"];
+    assert_eq!((redeemed.nonce, redeemed.amount), (1, usd(2)));
+
+    // More was charged against the same credit: the same voucher again,
+    // further; never beyond its total, never back, never an older one.
+    world.ok(
+        &payee_key,
+        collect_up_to(id, vec![ahead.clone()], "a", usd(3)),
+    );
+    assert_eq!(
+        world
+            .apply(
+                &payee_key,
+                collect_up_to(id, vec![ahead.clone()], "a", usd(7))
+            )
+            .unwrap_err(),
+        Rejection::InvalidField {
+            field: "amounts",
+            reason: "an amount is more than its voucher's total",
+        }
+    );
+    assert_eq!(
+        world
+            .apply(
+                &payee_key,
+                collect_up_to(id, vec![ahead.clone()], "a", usd(3))
+            )
+            .unwrap_err()
+            .code(),
+        "voucher_stale"
+    );
+    assert_eq!(
+        world
+            .apply(
+                &payee_key,
+                collect_up_to(id, vec![ahead.clone()], "b", usd(1))
+            )
+            .unwrap_err(),
+        Rejection::InvalidField {
+            field: "amounts",
+            reason: "an amount names a sub-channel none of the vouchers pays",
+        }
+    );
+    let next = voucher(&agent_key, id, payee, "a", 2, usd(8));
+    world.ok(&payee_key, collect_up_to(id, vec![next], "a", usd(4)));
+    assert_eq!(
+        world
+            .apply(&payee_key, collect_up_to(id, vec![ahead], "a", usd(5)))
+            .unwrap_err()
+            .code(),
+        "voucher_stale",
+        "an older voucher never redeems after a newer one"
+    );
+
+    // The close redeems up to what was charged; the rest goes home.
+    let last = voucher(&agent_key, id, payee, "a", 3, usd(9));
+    let events = world.ok(
+        &payee_key,
+        Command::CloseChannel(CollectChannel {
+            channel_id: id,
+            vouchers: vec![last],
+            amounts: [("a".to_owned(), usd(5))].into(),
+        }),
+    );
+    assert!(matches!(
+        events.as_slice(),
+        [
+            Event::ChannelCollected { amount, .. },
+            Event::ChannelClosed { paid, refunded, .. }
+        ] if *amount == usd(1) && *paid == usd(5) && *refunded == usd(5)
+    ));
+    assert_eq!(world.available(&payee), usd(5).atomic());
+    assert_eq!(world.available(&agent), usd(95).atomic());
+    world.state.check_invariants().unwrap();
 }
 
 #[test]
@@ -425,10 +534,13 @@ enum Step {
         raise: u64,
         bump: u64,
     },
-    /// The payee collects the best voucher it holds on `sub`, or an older one.
+    /// The payee collects the best voucher it holds on `sub`, or an older
+    /// one; with `up_to`, only that share of its total (in percent, over
+    /// 100 asking for more than it says).
     Collect {
         sub: u8,
         older: bool,
+        up_to: Option<u8>,
     },
     TopUp {
         amount: u64,
@@ -443,7 +555,7 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (0u8..3, 0u64..3_000_000, 0u64..3).prop_map(|(sub, raise, bump)| Step::Pay { sub, raise, bump }),
-        4 => (0u8..3, any::<bool>()).prop_map(|(sub, older)| Step::Collect { sub, older }),
+        4 => (0u8..3, any::<bool>(), prop::option::of(0u8..110)).prop_map(|(sub, older, up_to)| Step::Collect { sub, older, up_to }),
         1 => (1u64..4_000_000).prop_map(|amount| Step::TopUp { amount }),
         1 => Just(Step::StartClose),
         1 => Just(Step::CloseByPayee),
@@ -480,12 +592,23 @@ proptest! {
                     list.push((nonce + bump, amount + raise));
                     continue;
                 }
-                Step::Collect { sub, older } => {
+                Step::Collect { sub, older, up_to } => {
                     let list = &signed[usize::from(sub)];
                     let pick = if older { list.first() } else { list.last() };
                     let Some(&(nonce, amount)) = pick else { continue };
-                    let voucher = voucher(&agent_key, id, payee, &format!("s{sub}"), nonce, Amount::from_atomic(u128::from(amount)));
-                    world.apply(&payee_key, collect(id, vec![voucher]))
+                    let name = format!("s{sub}");
+                    let voucher = voucher(&agent_key, id, payee, &name, nonce, Amount::from_atomic(u128::from(amount)));
+                    match up_to {
+                        None => world.apply(&payee_key, collect(id, vec![voucher])),
+                        Some(percent) => {
+                            let cap = Amount::from_atomic(u128::from(amount) * u128::from(percent) / 100);
+                            let result = world.apply(&payee_key, collect_up_to(id, vec![voucher], &name, cap));
+                            if result.is_ok() {
+                                prop_assert_eq!(world.state.channel(&id).unwrap().sub_channels[&name].amount, cap);
+                            }
+                            result
+                        }
+                    }
                 }
                 Step::TopUp { amount } => {
                     top_ups += 1;
@@ -504,13 +627,13 @@ proptest! {
             // The payee never holds more than the deposit from the channel.
             prop_assert!(after.collected <= after.deposit);
             prop_assert_eq!(Amount::from_atomic(world.available(&payee) - payee_start), after.collected);
-            // Collected is exactly the best redeemed voucher of each stream,
-            // and each is one the payer signed.
+            // Collected is exactly what each stream redeemed, and each is
+            // at most a voucher the payer signed with that nonce.
             let sum: u128 = after.sub_channels.values().map(|r| r.amount.atomic()).sum();
             prop_assert_eq!(sum, after.collected.atomic());
             for (name, redeemed) in &after.sub_channels {
                 let sub: usize = name[1..].parse().unwrap();
-                prop_assert!(signed[sub].contains(&(redeemed.nonce, redeemed.amount.atomic() as u64)));
+                prop_assert!(signed[sub].iter().any(|&(nonce, amount)| nonce == redeemed.nonce && u128::from(amount) >= redeemed.amount.atomic()));
                 // Never below what was redeemed before.
                 if let Some(old) = before.sub_channels.get(name) {
                     prop_assert!(redeemed.nonce >= old.nonce && redeemed.amount >= old.amount);

@@ -12,6 +12,19 @@
 //! sub-channel, and collects them from the ledger by threshold, by time and
 //! before the channel's deadline.
 //!
+//! # What is collected
+//!
+//! A voucher accepted with [`Payee::accept`] is a payment: all of its new
+//! money is earned. One accepted with [`Payee::accept_credit`] is credit the
+//! payer signed ahead (the paywall's way, where a metered call's cost is
+//! known only after it ran): its money is earned only as calls are charged
+//! against it ([`Payee::reserve`], [`Reservation::charge`]). The payee
+//! collects what it earned on each sub-channel, never more: where that is
+//! less than the best voucher's total, the collect names the amount
+//! (`amounts`), and the credit left returns to the payer when the channel
+//! ends. What was charged is kept with the voucher, so credit and charges
+//! both survive a restart.
+//!
 //! # Durability
 //!
 //! Accepted vouchers are written to `vouchers.redb` by a flusher thread
@@ -22,7 +35,9 @@
 //! [`PayeeOptions::max_unsynced`], [`Payee::accept`] waits for the commit
 //! before answering. After a restart the payee holds, for every sub-channel,
 //! a voucher at most `max_unsynced` (per channel) below the best one it had
-//! accepted, and collects it like any other.
+//! accepted, and collects it like any other. Charges are bounded the same
+//! way: a crash forgets at most `max_unsynced` of a channel's charges (the
+//! payee then collects that much less; the payer never pays more).
 
 #![forbid(unsafe_code)]
 
@@ -40,13 +55,16 @@ use agentrail_client::{Client, ClientError};
 use agentrail_core::channel::{ChannelId, Voucher, check_sub_channel_id, network_hash};
 use agentrail_core::command::CollectChannel;
 use agentrail_core::ed25519::{self, Item, PublicKey};
-use agentrail_core::state::{ChannelStatus, ChannelView};
+use agentrail_core::state::{ChannelStatus, ChannelView, Redeemed};
 use agentrail_core::{Amount, Command, Did, Timestamp};
 use ed25519_dalek::SigningKey;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-/// Best voucher per `"<channel id>/<sub-channel id>"`, as JSON.
+/// Per `"<channel id>/<sub-channel id>"`, the best voucher and what was
+/// charged against it, as JSON ([`Stored`]; a bare voucher, as stores
+/// written before charges were kept hold, was earned in full).
 const VOUCHERS: TableDefinition<&str, &[u8]> = TableDefinition::new("vouchers_v1");
 /// Vouchers accepted and waiting for the flusher, at most.
 const PENDING_MAX: usize = 65_536;
@@ -107,6 +125,8 @@ pub enum PaymentError {
     Malformed(&'static str),
     #[error("the voucher pays another payee")]
     WrongPayee,
+    #[error("the sub-channel's credit is {credit}; the call needs {needed}")]
+    Insufficient { credit: Amount, needed: Amount },
     #[error("the payee is overloaded; retry")]
     Busy,
     #[error("the voucher store failed: {0}")]
@@ -128,6 +148,7 @@ impl PaymentError {
             PaymentError::UnknownChannel => "channel_not_found",
             PaymentError::Malformed(_) => "voucher_malformed",
             PaymentError::WrongPayee => "voucher_wrong_payee",
+            PaymentError::Insufficient { .. } => "payment_insufficient",
             PaymentError::Busy => "payee_busy",
             PaymentError::Storage(_) => "payee_storage",
             PaymentError::Node(_) => "node_unavailable",
@@ -145,6 +166,57 @@ pub struct Accepted {
     pub total: Amount,
     /// The sum over the channel's sub-channels.
     pub channel_total: Amount,
+}
+
+/// How much of a voucher's new money is earned on acceptance.
+#[derive(Clone, Copy, Debug)]
+enum Earn {
+    /// All of it: the voucher is a payment.
+    All,
+    /// None yet: it is credit, earned as calls charge it.
+    AsCharged,
+}
+
+/// Credit set aside for one call ([`Payee::reserve`]).
+#[derive(Debug)]
+#[must_use = "a reservation dropped uncharged charges nothing"]
+pub struct Reservation {
+    payee: Payee,
+    channel_id: ChannelId,
+    sub_channel_id: String,
+    needed: Amount,
+    open: bool,
+}
+
+impl Reservation {
+    /// What was set aside.
+    pub fn needed(&self) -> Amount {
+        self.needed
+    }
+
+    /// Earns `cost` (at most what was reserved; the rest is credit again)
+    /// and answers the sub-channel's credit left. Waits for the commit when
+    /// the channel's unsynced charges are over
+    /// [`PayeeOptions::max_unsynced`].
+    pub async fn charge(mut self, cost: Amount) -> Result<Amount, PaymentError> {
+        self.open = false;
+        let (credit, changed) = self.payee.settle_reservation(&self, cost);
+        if changed {
+            self.payee
+                .write_row(self.channel_id, &self.sub_channel_id)
+                .await?;
+        }
+        Ok(credit)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.open {
+            self.open = false;
+            self.payee.settle_reservation(self, Amount::ZERO);
+        }
+    }
 }
 
 /// A channel's facts, as the ledger last told them.
@@ -178,20 +250,89 @@ impl Facts {
     }
 }
 
+/// A sub-channel as the store keeps it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    voucher: Voucher,
+    /// What was earned of the voucher's total: at most that total.
+    charged: Amount,
+}
+
+/// A stored row: a sub-channel, or a bare voucher of an older store.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Row {
+    Stored(Stored),
+    Voucher(Voucher),
+}
+
+#[derive(Debug)]
+struct SubChannel {
+    /// The best voucher accepted.
+    best: Voucher,
+    /// What was earned of it (durable with it).
+    charged: Amount,
+    /// What calls being served may still charge (memory only).
+    reserved: Amount,
+}
+
+impl SubChannel {
+    /// Credit left for new calls.
+    fn credit(&self) -> Amount {
+        self.best
+            .accumulated_amount
+            .saturating_sub(self.charged)
+            .saturating_sub(self.reserved)
+    }
+}
+
 #[derive(Debug, Default)]
 struct ChannelBook {
     facts: Option<Facts>,
-    /// The best voucher accepted per sub-channel.
-    best: BTreeMap<String, Voucher>,
+    subs: BTreeMap<String, SubChannel>,
     /// Sum of the best vouchers' totals.
     claimed: Amount,
-    /// `claimed` as of the last commit that covered this channel.
+    /// Sum of the sub-channels' charges.
+    charged: Amount,
+    /// `claimed` and `charged` as of the last commit that covered them.
     durable_claimed: Amount,
-    /// The ledger's collected total and best redeemed voucher per sub-channel.
+    durable_charged: Amount,
+    /// The ledger's collected total and what it redeemed per sub-channel.
     collected: Amount,
-    redeemed: BTreeMap<String, u64>,
+    redeemed: BTreeMap<String, Redeemed>,
     /// Since when money has waited to be collected.
     waiting_since: Option<Instant>,
+}
+
+impl ChannelBook {
+    /// Earned and not collected yet.
+    fn uncollected(&self) -> Amount {
+        self.charged.saturating_sub(self.collected)
+    }
+
+    /// Whether a commit of this channel's book should be waited for.
+    fn over_bound(&self, max_unsynced: Amount) -> bool {
+        let unsynced = self
+            .claimed
+            .saturating_sub(self.durable_claimed)
+            .max(self.charged.saturating_sub(self.durable_charged));
+        unsynced > max_unsynced
+    }
+
+    /// The store's row of a sub-channel, for the flusher.
+    fn pending(&self, seq: u64, sub: &str) -> Pending {
+        let kept = &self.subs[sub];
+        Pending {
+            seq,
+            stored: Stored {
+                voucher: kept.best.clone(),
+                charged: kept.charged,
+            },
+            claimed: self.claimed,
+            charged: self.charged,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -212,12 +353,14 @@ enum ToFlusher {
     Stop,
 }
 
-/// A voucher on its way to the disk.
+/// A sub-channel on its way to the disk.
 #[derive(Debug)]
 struct Pending {
     seq: u64,
-    voucher: Voucher,
+    stored: Stored,
+    /// The channel's `claimed` and `charged` with it.
     claimed: Amount,
+    charged: Amount,
 }
 
 #[derive(Debug)]
@@ -273,14 +416,36 @@ impl Payee {
             let table = txn.open_table(VOUCHERS).map_err(storage)?;
             for item in table.iter().map_err(storage)? {
                 let (_, value) = item.map_err(storage)?;
-                let voucher: Voucher = serde_json::from_slice(value.value()).map_err(storage)?;
-                let channel = book.channels.entry(voucher.channel_id).or_default();
+                let stored = match serde_json::from_slice(value.value()).map_err(storage)? {
+                    Row::Stored(stored) => stored,
+                    Row::Voucher(voucher) => Stored {
+                        charged: voucher.accumulated_amount,
+                        voucher,
+                    },
+                };
+                if stored.charged > stored.voucher.accumulated_amount {
+                    return Err(storage("a stored charge exceeds its voucher"));
+                }
+                let channel = book.channels.entry(stored.voucher.channel_id).or_default();
+                let overflow = || storage("stored vouchers overflow");
                 channel.claimed = channel
                     .claimed
-                    .checked_add(voucher.accumulated_amount)
-                    .ok_or_else(|| storage("stored vouchers overflow"))?;
+                    .checked_add(stored.voucher.accumulated_amount)
+                    .ok_or_else(overflow)?;
+                channel.charged = channel
+                    .charged
+                    .checked_add(stored.charged)
+                    .ok_or_else(overflow)?;
                 channel.durable_claimed = channel.claimed;
-                channel.best.insert(voucher.sub_channel_id.clone(), voucher);
+                channel.durable_charged = channel.charged;
+                channel.subs.insert(
+                    stored.voucher.sub_channel_id.clone(),
+                    SubChannel {
+                        best: stored.voucher,
+                        charged: stored.charged,
+                        reserved: Amount::ZERO,
+                    },
+                );
             }
         }
         let network = network_hash(&client.health().await?.network);
@@ -332,9 +497,19 @@ impl Payee {
     }
 
     /// Checks a voucher locally and keeps it if it is the best of its
-    /// sub-channel. Answers once it is durable, or within the
-    /// [`PayeeOptions::max_unsynced`] bound.
+    /// sub-channel: a payment, all of its new money earned. Answers once it
+    /// is durable, or within the [`PayeeOptions::max_unsynced`] bound.
     pub async fn accept(&self, voucher: &Voucher) -> Result<Accepted, PaymentError> {
+        self.accept_as(voucher, Earn::All).await
+    }
+
+    /// [`Payee::accept`] for credit signed ahead: the voucher's new money is
+    /// earned only as calls charge it ([`Payee::reserve`]).
+    pub async fn accept_credit(&self, voucher: &Voucher) -> Result<Accepted, PaymentError> {
+        self.accept_as(voucher, Earn::AsCharged).await
+    }
+
+    async fn accept_as(&self, voucher: &Voucher, earn: Earn) -> Result<Accepted, PaymentError> {
         let facts = self.precheck(voucher).await?;
         let signed = facts.public.is_some_and(|key| {
             key.verify(
@@ -345,10 +520,10 @@ impl Payee {
         if !signed {
             return Err(PaymentError::SignatureInvalid);
         }
-        self.keep(voucher, facts).await
+        self.keep(voucher, facts, earn).await
     }
 
-    /// [`Payee::accept`] for many vouchers, their signatures checked as one
+    /// [`Payee::accept`] (payments) for many vouchers, their signatures checked as one
     /// batch (about half the cost of checking them one by one). Vouchers are
     /// kept in order; each gets its own answer.
     pub async fn accept_batch(&self, vouchers: &[Voucher]) -> Vec<Result<Accepted, PaymentError>> {
@@ -389,7 +564,7 @@ impl Payee {
                 Err(error) => Err(error),
                 Ok(Facts { public: None, .. }) => Err(PaymentError::SignatureInvalid),
                 Ok(_) if forged => Err(PaymentError::SignatureInvalid),
-                Ok(facts) => self.keep(voucher, facts).await,
+                Ok(facts) => self.keep(voucher, facts, Earn::All).await,
             });
         }
         answers
@@ -408,27 +583,40 @@ impl Payee {
     }
 
     /// Keeps a voucher whose signature was checked.
-    async fn keep(&self, voucher: &Voucher, mut facts: Facts) -> Result<Accepted, PaymentError> {
+    async fn keep(
+        &self,
+        voucher: &Voucher,
+        mut facts: Facts,
+        earn: Earn,
+    ) -> Result<Accepted, PaymentError> {
         let mut refreshed = false;
         loop {
-            match self.record(voucher, &facts) {
+            match self.record(voucher, &facts, earn) {
                 // The payer may have topped up since the facts were fetched.
                 Err(PaymentError::Exhausted { .. }) if !refreshed => {
                     facts = self.facts(voucher.channel_id, true).await?;
                     refreshed = true;
                 }
                 Err(error) => return Err(error),
-                Ok((accepted, None)) => return Ok(accepted),
-                Ok((accepted, Some(seq))) => {
-                    let mut durable = self.inner.durable.subscribe();
-                    durable
-                        .wait_for(|done| *done >= seq)
-                        .await
-                        .map_err(|_| storage("the flusher stopped"))?;
+                Ok((accepted, wait)) => {
+                    self.wait_durable(wait).await?;
                     return Ok(accepted);
                 }
             }
         }
+    }
+
+    /// Waits for the commit of `seq`, if any.
+    async fn wait_durable(&self, seq: Option<u64>) -> Result<(), PaymentError> {
+        let Some(seq) = seq else {
+            return Ok(());
+        };
+        let mut durable = self.inner.durable.subscribe();
+        durable
+            .wait_for(|done| *done >= seq)
+            .await
+            .map(|_| ())
+            .map_err(|_| storage("the flusher stopped"))
     }
 
     /// Updates the book with a verified voucher; the sequence number to
@@ -437,6 +625,7 @@ impl Payee {
         &self,
         voucher: &Voucher,
         facts: &Facts,
+        earn: Earn,
     ) -> Result<(Accepted, Option<u64>), PaymentError> {
         let time = now();
         match facts.status {
@@ -450,11 +639,11 @@ impl Payee {
         }
         let mut book = self.inner.book.lock().expect("book lock");
         let channel = book.channels.entry(voucher.channel_id).or_default();
-        let previous = channel.best.get(&voucher.sub_channel_id);
+        let previous = channel.subs.get(&voucher.sub_channel_id);
         let (last_nonce, last_amount) = previous
-            .map(|v| (v.nonce, v.accumulated_amount))
+            .map(|sub| (sub.best.nonce, sub.best.accumulated_amount))
             .unwrap_or((0, Amount::ZERO));
-        if previous.is_some_and(|best| best == voucher) {
+        if previous.is_some_and(|sub| sub.best == *voucher) {
             return Ok((
                 Accepted {
                     delta: Amount::ZERO,
@@ -482,32 +671,52 @@ impl Payee {
                 deposit: facts.deposit,
                 claimed: channel.claimed.checked_add(delta).unwrap_or(Amount::MAX),
             })?;
+        let earned = match earn {
+            Earn::All => delta,
+            Earn::AsCharged => Amount::ZERO,
+        };
+        let charged = channel
+            .charged
+            .checked_add(earned)
+            .ok_or(PaymentError::Exhausted {
+                deposit: facts.deposit,
+                claimed: Amount::MAX,
+            })?;
+        let sub = voucher.sub_channel_id.clone();
+        let previous = channel.subs.remove(&sub);
+        let (sub_charged, reserved) = previous
+            .as_ref()
+            .map_or((Amount::ZERO, Amount::ZERO), |p| (p.charged, p.reserved));
+        channel.subs.insert(
+            sub.clone(),
+            SubChannel {
+                best: voucher.clone(),
+                charged: sub_charged
+                    .checked_add(earned)
+                    .expect("within the channel's sum"),
+                reserved,
+            },
+        );
+        let (before_claimed, before_charged) = (channel.claimed, channel.charged);
         channel.claimed = claimed;
-        channel.waiting_since.get_or_insert_with(Instant::now);
-        let previous = channel
-            .best
-            .insert(voucher.sub_channel_id.clone(), voucher.clone());
-        let over_bound = claimed
-            .checked_sub(channel.durable_claimed)
-            .is_some_and(|unsynced| unsynced > self.inner.options.max_unsynced);
+        channel.charged = charged;
+        if !channel.uncollected().is_zero() {
+            channel.waiting_since.get_or_insert_with(Instant::now);
+        }
+        let over_bound = channel.over_bound(self.inner.options.max_unsynced);
         book.seq += 1;
         let seq = book.seq;
-        let pending = Pending {
-            seq,
-            voucher: voucher.clone(),
-            claimed,
-        };
+        let pending = book.channels[&voucher.channel_id].pending(seq, &sub);
         match self.inner.to_flusher.try_send(ToFlusher::Keep(pending)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 // Not kept: undo, so that a retry is accepted.
                 let channel = book.channels.get_mut(&voucher.channel_id).expect("above");
-                channel.claimed = channel.claimed.checked_sub(delta).expect("added above");
+                channel.claimed = before_claimed;
+                channel.charged = before_charged;
                 match previous {
-                    Some(previous) => channel
-                        .best
-                        .insert(previous.sub_channel_id.clone(), previous),
-                    None => channel.best.remove(&voucher.sub_channel_id),
+                    Some(previous) => channel.subs.insert(sub, previous),
+                    None => channel.subs.remove(&sub),
                 };
                 return Err(PaymentError::Busy);
             }
@@ -521,6 +730,105 @@ impl Payee {
             },
             over_bound.then_some(seq),
         ))
+    }
+
+    /// Sets aside `needed` of a sub-channel's credit for a call being
+    /// served, so that concurrent calls cannot spend it twice. The call's
+    /// cost is charged with [`Reservation::charge`]; a reservation dropped
+    /// uncharged (the call failed or was abandoned) charges nothing.
+    pub fn reserve(
+        &self,
+        channel_id: ChannelId,
+        sub_channel_id: &str,
+        needed: Amount,
+    ) -> Result<Reservation, PaymentError> {
+        let mut book = self.inner.book.lock().expect("book lock");
+        let sub = book
+            .channels
+            .get_mut(&channel_id)
+            .and_then(|channel| channel.subs.get_mut(sub_channel_id));
+        let credit = sub.as_ref().map_or(Amount::ZERO, |sub| sub.credit());
+        match sub {
+            Some(sub) if credit >= needed => {
+                sub.reserved = sub.reserved.checked_add(needed).expect("≤ the credit");
+                Ok(Reservation {
+                    payee: self.clone(),
+                    channel_id,
+                    sub_channel_id: sub_channel_id.to_owned(),
+                    needed,
+                    open: true,
+                })
+            }
+            _ => Err(PaymentError::Insufficient { credit, needed }),
+        }
+    }
+
+    /// Ends a reservation: `cost` (at most what was reserved) is earned.
+    /// The sub-channel's credit left after it, and whether its row must be
+    /// written.
+    fn settle_reservation(&self, reservation: &Reservation, cost: Amount) -> (Amount, bool) {
+        let cost = cost.min(reservation.needed);
+        let mut book = self.inner.book.lock().expect("book lock");
+        let channel = book
+            .channels
+            .get_mut(&reservation.channel_id)
+            .expect("a reserved channel stays in the book");
+        let sub = channel
+            .subs
+            .get_mut(&reservation.sub_channel_id)
+            .expect("a reserved sub-channel stays in the book");
+        sub.reserved = sub
+            .reserved
+            .checked_sub(reservation.needed)
+            .expect("reserved above");
+        if cost.is_zero() {
+            return (sub.credit(), false);
+        }
+        sub.charged = sub
+            .charged
+            .checked_add(cost)
+            .expect("≤ the voucher's total");
+        let credit = sub.credit();
+        channel.charged = channel
+            .charged
+            .checked_add(cost)
+            .expect("≤ the claimed sum");
+        channel.waiting_since.get_or_insert_with(Instant::now);
+        (credit, true)
+    }
+
+    /// Hands a sub-channel's row to the flusher, waiting while its queue is
+    /// full (the call was served: its charge must not be dropped), then for
+    /// the commit when the channel is over the unsynced bound.
+    async fn write_row(&self, channel_id: ChannelId, sub: &str) -> Result<(), PaymentError> {
+        loop {
+            let wait = {
+                let mut book = self.inner.book.lock().expect("book lock");
+                let seq = book.seq + 1;
+                let channel = &book.channels[&channel_id];
+                let over_bound = channel.over_bound(self.inner.options.max_unsynced);
+                // Built and sent under the lock, so that rows reach the
+                // flusher in the order of the book's changes.
+                match self
+                    .inner
+                    .to_flusher
+                    .try_send(ToFlusher::Keep(channel.pending(seq, sub)))
+                {
+                    Ok(()) => {
+                        book.seq = seq;
+                        Some(over_bound.then_some(seq))
+                    }
+                    Err(TrySendError::Full(_)) => None,
+                    Err(TrySendError::Disconnected(_)) => {
+                        return Err(storage("the flusher stopped"));
+                    }
+                }
+            };
+            match wait {
+                Some(wait) => return self.wait_durable(wait).await,
+                None => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
     }
 
     /// The channel's facts, fetched from the node when not known yet (or
@@ -547,41 +855,55 @@ impl Payee {
         let channel = book.channels.entry(channel_id).or_default();
         channel.facts = Some(facts.clone());
         channel.collected = view.collected;
-        channel.redeemed = view
-            .sub_channels
-            .iter()
-            .map(|(sub, redeemed)| (sub.clone(), redeemed.nonce))
-            .collect();
+        channel.redeemed = view.sub_channels.clone();
         Ok(facts)
     }
 
-    /// Money accepted on a channel and not collected yet.
+    /// Money earned on a channel and not collected yet.
     pub fn uncollected(&self, channel_id: &ChannelId) -> Amount {
         let book = self.inner.book.lock().expect("book lock");
         book.channels
             .get(channel_id)
-            .map(|c| c.claimed.saturating_sub(c.collected))
+            .map(ChannelBook::uncollected)
             .unwrap_or(Amount::ZERO)
     }
 
-    /// The vouchers worth redeeming on a channel: the best of each
-    /// sub-channel above what the ledger already redeemed.
-    fn redeemable(&self, channel_id: &ChannelId) -> Vec<Voucher> {
+    /// A sub-channel's credit: what its best voucher holds beyond what was
+    /// charged and what calls being served reserved.
+    pub fn credit(&self, channel_id: &ChannelId, sub_channel_id: &str) -> Amount {
+        let book = self.inner.book.lock().expect("book lock");
+        book.channels
+            .get(channel_id)
+            .and_then(|channel| channel.subs.get(sub_channel_id))
+            .map_or(Amount::ZERO, SubChannel::credit)
+    }
+
+    /// What is worth redeeming on a channel: the best voucher of each
+    /// sub-channel that earned more than the ledger redeemed, and the
+    /// amounts to stop at where less was earned than the voucher says.
+    fn redeemable(&self, channel_id: &ChannelId) -> (Vec<Voucher>, BTreeMap<String, Amount>) {
         let book = self.inner.book.lock().expect("book lock");
         let Some(channel) = book.channels.get(channel_id) else {
-            return Vec::new();
+            return Default::default();
         };
-        channel
-            .best
-            .values()
-            .filter(|v| {
-                channel
-                    .redeemed
-                    .get(&v.sub_channel_id)
-                    .is_none_or(|n| v.nonce > *n)
-            })
-            .cloned()
-            .collect()
+        let mut vouchers = Vec::new();
+        let mut amounts = BTreeMap::new();
+        for (id, sub) in &channel.subs {
+            let redeemed = channel.redeemed.get(id);
+            let ahead =
+                redeemed.is_none_or(|r| sub.best.nonce >= r.nonce && sub.charged > r.amount);
+            if sub.charged.is_zero() || !ahead {
+                continue;
+            }
+            if vouchers.len() == agentrail_core::constants::VOUCHERS_PER_COMMAND_MAX {
+                break;
+            }
+            if sub.charged < sub.best.accumulated_amount {
+                amounts.insert(id.clone(), sub.charged);
+            }
+            vouchers.push(sub.best.clone());
+        }
+        (vouchers, amounts)
     }
 
     /// Redeems the channel's best vouchers with the ledger (nothing to do:
@@ -601,17 +923,14 @@ impl Payee {
         channel_id: &ChannelId,
         close: bool,
     ) -> Result<Option<Amount>, PaymentError> {
-        let vouchers = self.redeemable(channel_id);
+        let (vouchers, amounts) = self.redeemable(channel_id);
         if vouchers.is_empty() && !close {
             return Ok(None);
         }
         let body = CollectChannel {
             channel_id: *channel_id,
-            vouchers: vouchers
-                .chunks(agentrail_core::constants::VOUCHERS_PER_COMMAND_MAX)
-                .next()
-                .unwrap_or_default()
-                .to_vec(),
+            vouchers,
+            amounts,
         };
         let command = if close {
             Command::CloseChannel(body)
@@ -624,7 +943,7 @@ impl Payee {
         {
             let mut book = self.inner.book.lock().expect("book lock");
             if let Some(channel) = book.channels.get_mut(channel_id) {
-                channel.waiting_since = (channel.claimed > channel.collected).then(Instant::now);
+                channel.waiting_since = (!channel.uncollected().is_zero()).then(Instant::now);
             }
         }
         let response = result?;
@@ -647,7 +966,7 @@ impl Payee {
             book.channels
                 .iter()
                 .filter(|(_, c)| {
-                    let uncollected = c.claimed.saturating_sub(c.collected);
+                    let uncollected = c.uncollected();
                     if uncollected.is_zero() {
                         return false;
                     }
@@ -692,7 +1011,7 @@ impl Payee {
                     let book = payee.inner.book.lock().expect("book lock");
                     book.channels
                         .iter()
-                        .filter(|(_, c)| c.claimed > c.collected)
+                        .filter(|(_, c)| !c.uncollected().is_zero())
                         .map(|(id, _)| *id)
                         .collect()
                 };
@@ -776,8 +1095,9 @@ fn flush(
         {
             let mut book = inner.book.lock().expect("book lock");
             for item in &group {
-                if let Some(channel) = book.channels.get_mut(&item.voucher.channel_id) {
+                if let Some(channel) = book.channels.get_mut(&item.stored.voucher.channel_id) {
                     channel.durable_claimed = channel.durable_claimed.max(item.claimed);
+                    channel.durable_charged = channel.durable_charged.max(item.charged);
                 }
             }
         }
@@ -787,23 +1107,21 @@ fn flush(
 }
 
 fn commit(db: &Database, group: &[Pending]) -> Result<(), redb::Error> {
-    // Later vouchers of a sub-channel are better: only the last is written.
-    let mut last: HashMap<(ChannelId, &str), &Voucher> = HashMap::new();
+    // A sub-channel's later rows are newer: only the last is written.
+    let mut last: HashMap<(ChannelId, &str), &Stored> = HashMap::new();
     for item in group {
+        let voucher = &item.stored.voucher;
         last.insert(
-            (
-                item.voucher.channel_id,
-                item.voucher.sub_channel_id.as_str(),
-            ),
-            &item.voucher,
+            (voucher.channel_id, voucher.sub_channel_id.as_str()),
+            &item.stored,
         );
     }
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     {
         let mut table = txn.open_table(VOUCHERS)?;
-        for ((channel_id, sub), voucher) in last {
-            let bytes = serde_json::to_vec(voucher).expect("vouchers are JSON");
+        for ((channel_id, sub), stored) in last {
+            let bytes = serde_json::to_vec(stored).expect("sub-channels are JSON");
             table.insert(format!("{channel_id}/{sub}").as_str(), bytes.as_slice())?;
         }
     }

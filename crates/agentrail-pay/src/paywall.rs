@@ -12,18 +12,20 @@
 //!
 //! A priced route without a payment header answers `402` with
 //! `PAYMENT-REQUIRED`. A paid request's voucher is checked by the [`Payee`]
-//! (locally) before the handler runs. Each sub-channel has a **credit**: what
-//! its vouchers added, minus what its calls cost. A call is served only if
-//! the credit covers its most expensive outcome: the price of a call, or
+//! (locally) before the handler runs, as credit
+//! ([`Payee::accept_credit`]). Each sub-channel has a **credit**: what its
+//! vouchers added, minus what its calls were charged. A call is served only
+//! if the credit covers its most expensive outcome: the price of a call, or
 //! `max_per_call` for a route priced per unit, where the handler reports
 //! what it used by putting [`Units`] in the response's extensions and the
-//! call costs `units × price` (capped at `max_per_call`). The settlement
+//! call costs `units × price` (capped at `max_per_call`). A call whose
+//! handler answers an error status (4xx, 5xx) costs nothing. The settlement
 //! response proposes the next voucher: the total that brings the credit back
 //! to what the next call needs, as the channel scheme's server proposals do.
-//! So the server never serves unpaid work, and what a payer leaves unspent
-//! at the end is at most one call's worth per sub-channel. Credits live in
-//! memory: a restarted server forgets them (the payer then pays one call
-//! again).
+//! So the server never serves unpaid work, and the payee collects what the
+//! calls cost, never the credit signed ahead ([`crate::Payee`]): what a
+//! payer leaves unspent returns to it when the channel ends. Credits and
+//! charges are kept with the vouchers, so they survive a restart.
 //!
 //! Refusals are `402` with `PAYMENT-RESPONSE` naming the reason
 //! (`errorReason`: `voucher_signature_invalid`, `voucher_stale`,
@@ -35,11 +37,11 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use agentrail_core::Amount;
-use agentrail_core::channel::{ChannelId, VoucherTerms};
+use agentrail_core::channel::VoucherTerms;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, Service};
@@ -72,8 +74,6 @@ pub struct Paywall {
     payee: Payee,
     network: String,
     routes: HashMap<String, Price>,
-    /// Per `(channel, sub-channel)`: vouchers' additions minus calls' costs.
-    credit: Arc<Mutex<HashMap<(ChannelId, String), Amount>>>,
 }
 
 impl Paywall {
@@ -82,7 +82,6 @@ impl Paywall {
             payee,
             network: network.to_owned(),
             routes: HashMap::new(),
-            credit: Arc::default(),
         }
     }
 
@@ -293,8 +292,7 @@ where
                 payer_id,
                 ..
             } = payload.payload;
-            let key = (voucher.channel_id, voucher.sub_channel_id.clone());
-            let accepted = match paywall.payee.accept(&voucher).await {
+            let accepted = match paywall.payee.accept_credit(&voucher).await {
                 Ok(accepted) => accepted,
                 // The server's own trouble, not the payment's: retry later.
                 Err(
@@ -314,52 +312,55 @@ where
                 Price::PerCall(amount) => *amount,
                 Price::PerUnit { max_per_call, .. } => *max_per_call,
             };
-            // The voucher's money joins the credit; the call is served only
-            // if the credit covers it (a valid voucher's money is kept), and
-            // reserves what it needs until its cost is known, so that
-            // concurrent calls on one sub-channel cannot spend it twice.
-            let reserved = {
-                let mut credits = paywall.credit.lock().expect("credit lock");
-                let credit = credits.entry(key.clone()).or_default();
-                *credit = credit.checked_add(accepted.delta).unwrap_or(Amount::MAX);
-                match credit.checked_sub(needed) {
-                    Some(rest) => {
-                        *credit = rest;
-                        true
+            // The voucher's money joined the credit; the call is served only
+            // if the credit covers it, and reserves what it needs until its
+            // cost is known, so that concurrent calls on one sub-channel
+            // cannot spend it twice.
+            let reservation =
+                match paywall
+                    .payee
+                    .reserve(voucher.channel_id, &voucher.sub_channel_id, needed)
+                {
+                    Ok(reservation) => reservation,
+                    Err(error) => {
+                        return Ok(paywall.refused(
+                            &path,
+                            &price,
+                            error.code(),
+                            &error.to_string(),
+                        ));
                     }
-                    None => false,
-                }
-            };
-            if !reserved {
-                return Ok(paywall.refused(
-                    &path,
-                    &price,
-                    "payment_insufficient",
-                    "the sub-channel's credit does not cover this call",
-                ));
-            }
+                };
             let mut response = inner.call(request).await?;
-            let cost = match &price {
-                Price::PerCall(amount) => *amount,
-                Price::PerUnit {
-                    price,
-                    max_per_call,
-                    ..
-                } => {
-                    let units = response.extensions().get::<Units>().map_or(0, |u| u.0);
-                    price
-                        .checked_mul(u128::from(units))
-                        .unwrap_or(Amount::MAX)
-                        .min(*max_per_call)
+            let cost = if response.status().is_client_error() || response.status().is_server_error()
+            {
+                Amount::ZERO
+            } else {
+                match &price {
+                    Price::PerCall(amount) => *amount,
+                    Price::PerUnit {
+                        price,
+                        max_per_call,
+                        ..
+                    } => {
+                        let units = response.extensions().get::<Units>().map_or(0, |u| u.0);
+                        price
+                            .checked_mul(u128::from(units))
+                            .unwrap_or(Amount::MAX)
+                            .min(*max_per_call)
+                    }
                 }
             };
-            let left = {
-                let mut credits = paywall.credit.lock().expect("credit lock");
-                let credit = credits.entry(key).or_default();
-                *credit = credit
-                    .checked_add(needed.saturating_sub(cost))
-                    .unwrap_or(Amount::MAX);
-                *credit
+            let left = match reservation.charge(cost).await {
+                Ok(left) => left,
+                // Served and charged in memory; the store's trouble is logged
+                // and the charge is written with the sub-channel's next row.
+                Err(error) => {
+                    tracing::error!(code = error.code(), %error, "a charge was not written");
+                    paywall
+                        .payee
+                        .credit(&voucher.channel_id, &voucher.sub_channel_id)
+                }
             };
             // The next voucher brings the credit back to what a call needs.
             let next_total = accepted

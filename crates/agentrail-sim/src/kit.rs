@@ -206,6 +206,23 @@ pub fn collect_channel(channel_id: ChannelId, vouchers: Vec<Voucher>) -> Command
     Command::CollectChannel(agentrail_core::command::CollectChannel {
         channel_id,
         vouchers,
+        amounts: Default::default(),
+    })
+}
+
+/// A collect that redeems each named sub-channel only up to its amount.
+pub fn collect_channel_up_to(
+    channel_id: ChannelId,
+    vouchers: Vec<Voucher>,
+    amounts: &[(&str, Amount)],
+) -> Command {
+    Command::CollectChannel(agentrail_core::command::CollectChannel {
+        channel_id,
+        vouchers,
+        amounts: amounts
+            .iter()
+            .map(|(sub, amount)| ((*sub).to_owned(), *amount))
+            .collect(),
     })
 }
 
@@ -213,6 +230,7 @@ pub fn close_channel(channel_id: ChannelId, vouchers: Vec<Voucher>) -> Command {
     Command::CloseChannel(agentrail_core::command::CollectChannel {
         channel_id,
         vouchers,
+        amounts: Default::default(),
     })
 }
 

@@ -84,6 +84,10 @@ pub enum ChannelCommand {
         key: PathBuf,
         #[arg(long = "voucher", required = true)]
         vouchers: Vec<PathBuf>,
+        /// Redeem a sub-channel only up to this total (what was charged),
+        /// not its voucher's whole total: `SUB_CHANNEL=USD`, repeatable.
+        #[arg(long = "up-to", value_name = "SUB_CHANNEL=USD", value_parser = parse_up_to)]
+        up_to: Vec<(String, Amount)>,
     },
     /// The payee closes at once (redeeming any vouchers given); the payer
     /// starts a close, which ends after the dispute window.
@@ -94,9 +98,20 @@ pub enum ChannelCommand {
         channel: ChannelId,
         #[arg(long = "voucher")]
         vouchers: Vec<PathBuf>,
+        /// As for `collect`: redeem a sub-channel only up to this total.
+        #[arg(long = "up-to", value_name = "SUB_CHANNEL=USD", value_parser = parse_up_to)]
+        up_to: Vec<(String, Amount)>,
     },
     /// Where a channel stands.
     Show { channel: ChannelId },
+}
+
+fn parse_up_to(text: &str) -> Result<(String, Amount), String> {
+    let (sub_channel, amount) = text
+        .split_once('=')
+        .ok_or("expected SUB_CHANNEL=USD, for example cli=0.25")?;
+    let amount = amount.parse::<Amount>().map_err(|e| e.to_string())?;
+    Ok((sub_channel.to_owned(), amount))
 }
 
 fn read_voucher(path: &PathBuf) -> anyhow::Result<Voucher> {
@@ -195,7 +210,11 @@ pub async fn run(command: ChannelCommand, client: &Client, json: bool) -> anyhow
             }
             Ok(ExitCode::SUCCESS)
         }
-        ChannelCommand::Collect { key, vouchers } => {
+        ChannelCommand::Collect {
+            key,
+            vouchers,
+            up_to,
+        } => {
             let vouchers = vouchers
                 .iter()
                 .map(read_voucher)
@@ -204,6 +223,7 @@ pub async fn run(command: ChannelCommand, client: &Client, json: bool) -> anyhow
             let command = Command::CollectChannel(CollectChannel {
                 channel_id,
                 vouchers,
+                amounts: up_to.into_iter().collect(),
             });
             report(
                 json,
@@ -215,6 +235,7 @@ pub async fn run(command: ChannelCommand, client: &Client, json: bool) -> anyhow
             key,
             channel,
             vouchers,
+            up_to,
         } => {
             let key = read_key(&key)?;
             let facts = client.channel(&channel).await?;
@@ -226,10 +247,11 @@ pub async fn run(command: ChannelCommand, client: &Client, json: bool) -> anyhow
                 Command::CloseChannel(CollectChannel {
                     channel_id: channel,
                     vouchers,
+                    amounts: up_to.into_iter().collect(),
                 })
             } else {
                 anyhow::ensure!(
-                    vouchers.is_empty(),
+                    vouchers.is_empty() && up_to.is_empty(),
                     "only the payee redeems vouchers; the payer's close takes none"
                 );
                 Command::StartChannelClose(ChannelRef {

@@ -285,15 +285,21 @@ mod http402 {
         response
     }
 
+    async fn broken() -> impl IntoResponse {
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+    }
+
     /// A provider on a loopback port; its address.
     async fn provider(payee: Payee, network: &str) -> String {
         let app = Router::new()
             .route("/echo", post(echo))
             .route("/metered", post(metered))
+            .route("/broken", post(broken))
             .route("/free", post(echo))
             .layer(
                 Paywall::new(payee, network)
                     .per_call("/echo", cents(1))
+                    .per_call("/broken", cents(1))
                     .per_unit(
                         "/metered",
                         Amount::from_atomic(1_000),
@@ -426,17 +432,97 @@ mod http402 {
                 .checked_add(Amount::from_atomic(1_000 * 4))
                 .unwrap()
         );
-        let _ = costs;
 
-        // The payee collects everything accepted.
+        // The payee collects what the calls cost, not the credit signed
+        // ahead for the next metered call.
         let id = channel_of(&client, &buyer, &seller).await;
-        assert!(payee.collect(&id).await.unwrap().is_some());
+        let charged = cents(40).checked_add(costs).unwrap();
+        assert_eq!(payee.uncollected(&id), charged);
+        assert_eq!(payee.collect(&id).await.unwrap(), Some(charged));
         assert_eq!(
             client.balance(&did(&seller)).await.unwrap().available,
-            payer.spent()
+            charged
         );
         // The payer closes its channels when asked.
         assert_eq!(payer.close_all().await.unwrap(), 1);
+    }
+
+    /// Ten calls at a cent and one metered kilobyte: the payee collects
+    /// 10.1 cents, though the payer signed a metered call's maximum ahead;
+    /// a call the handler failed costs nothing; credit and charges survive
+    /// the payee's restart; the close returns the rest to the payer.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_payee_collects_what_the_calls_cost_not_the_credit_signed_ahead() {
+        let data = tempfile::tempdir().unwrap();
+        let node = Node::start(data.path());
+        let client = node.client.clone();
+        let (buyer, seller) = super::funded_pair(&client, "charged").await;
+        let network = client.health().await.unwrap().network;
+        let store = tempfile::tempdir().unwrap();
+        let open = || {
+            Payee::open(
+                store.path(),
+                client.clone(),
+                seller.clone(),
+                PayeeOptions::default(),
+            )
+        };
+        let payee = open().await.unwrap();
+        let base = provider(payee.clone(), &network).await;
+        let payer = Payer::new(
+            client.clone(),
+            buyer.clone(),
+            did(&buyer),
+            PayerOptions::default(),
+        )
+        .await
+        .unwrap();
+        for _ in 0..10 {
+            let paid = payer
+                .fetch(Method::POST, &format!("{base}/echo"), b"hi".to_vec())
+                .await
+                .unwrap();
+            assert_eq!(paid.status, 200);
+        }
+        let paid = payer
+            .fetch(Method::POST, &format!("{base}/metered"), vec![0; 1024])
+            .await
+            .unwrap();
+        assert_eq!(paid.status, 200);
+        let failed = payer
+            .fetch(Method::POST, &format!("{base}/broken"), Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(failed.status, 500);
+        let charged = cents(10).checked_add(Amount::from_atomic(1_000)).unwrap();
+        let id = channel_of(&client, &buyer, &seller).await;
+        assert_eq!(payee.uncollected(&id), charged);
+        assert!(payer.spent() > charged, "the payer signed credit ahead");
+
+        // Restarted on its store, the payee remembers both.
+        payee.shutdown().await.unwrap();
+        let payee = open().await.unwrap();
+        assert_eq!(payee.uncollected(&id), charged);
+        assert_eq!(payee.close(&id).await.unwrap(), Some(charged));
+        assert_eq!(
+            client.balance(&did(&seller)).await.unwrap().available,
+            charged
+        );
+        let buyer_balance = client.balance(&did(&buyer)).await.unwrap();
+        assert_eq!(buyer_balance.held, Amount::ZERO);
+        assert_eq!(
+            buyer_balance.available,
+            usd(50).checked_sub(charged).unwrap(),
+            "the credit left returned to the payer"
+        );
+        let view = client.channel(&id).await.unwrap();
+        let redeemed: Vec<Amount> = view.sub_channels.values().map(|r| r.amount).collect();
+        assert_eq!(
+            redeemed
+                .iter()
+                .try_fold(Amount::ZERO, |a, b| a.checked_add(*b)),
+            Some(charged)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

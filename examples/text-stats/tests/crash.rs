@@ -1,6 +1,6 @@
 //! The provider killed (SIGKILL) between paid calls: restarted on the same
-//! voucher store, it loses at most its `--max-unsynced` bound and collects
-//! the rest.
+//! voucher store, it loses at most its `--max-unsynced` bound per kill and
+//! collects the rest.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -136,11 +136,14 @@ async fn a_killed_provider_loses_at_most_its_bound_and_collects_the_rest() {
         })
         .unwrap();
     let kept = payee.uncollected(&channel);
+    // A lost voucher is made good by the payer's next one (its total is
+    // cumulative); a lost charge is not (its credit served later calls for
+    // free): each kill may cost up to the bound.
     let bound = Amount::from_atomic(10_000);
     assert!(kept <= total, "kept {kept:?} of {total:?}");
     assert!(
-        kept.checked_add(bound).unwrap() >= total,
-        "lost more than the bound: kept {kept:?} of {total:?} (first run {acknowledged:?})"
+        kept.checked_add(bound.checked_mul(2).unwrap()).unwrap() >= total,
+        "lost more than the bound per kill: kept {kept:?} of {total:?} (first run {acknowledged:?})"
     );
     assert_eq!(payee.collect(&channel).await.unwrap(), Some(kept));
     assert_eq!(node.balance(&seller).await.unwrap().available, kept);

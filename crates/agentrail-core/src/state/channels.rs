@@ -14,10 +14,15 @@
 //! payer and gives it back to the budgets it was charged to (latest charge
 //! first). Invariants, asserted in tests and by [`State::check_invariants`]:
 //! `collected ≤ deposit` (the payee never receives more than the deposit);
-//! `collected` is the sum of the best voucher of each sub-channel (the payer
-//! never loses more than it signed); a voucher is redeemed only above the
-//! last one of its sub-channel (an older voucher never beats a newer one);
-//! an ended channel moves nothing.
+//! `collected` is the sum of what each sub-channel redeemed, each at most
+//! the total of a voucher the payer signed (the payer never loses more than
+//! it signed); a voucher is redeemed only above what its sub-channel
+//! redeemed before, and never below its nonce (an older voucher never
+//! beats a newer one); an ended channel moves nothing.
+//!
+//! A payee may redeem less than a voucher's total (`amounts`): what it
+//! charged, when the payer signed credit ahead for calls not yet made. It
+//! may later redeem the same voucher further, up to its total.
 
 use std::collections::BTreeMap;
 
@@ -352,7 +357,7 @@ impl State {
                 reason: "a collect redeems 1 to 64 vouchers, a close 0 to 64",
             });
         }
-        let redeemed = self.redeem(record, channel_id, &collect.vouchers)?;
+        let redeemed = self.redeem(record, channel_id, &collect.vouchers, &collect.amounts)?;
 
         let from = record.request.from;
         let before = record.collected;
@@ -391,13 +396,34 @@ impl State {
 
     /// Checks vouchers against a channel without changing anything: shapes,
     /// signatures (in one batch), order within each sub-channel, and the
-    /// deposit. The new best voucher of each sub-channel they touch.
+    /// deposit. What each sub-channel they touch has redeemed after them:
+    /// the voucher's nonce and its total, or the smaller amount the payee
+    /// asked for (`amounts`).
     fn redeem(
         &self,
         record: &ChannelRecord,
         channel_id: ChannelId,
         vouchers: &[Voucher],
+        amounts: &BTreeMap<String, Amount>,
     ) -> Result<Redemption, Rejection> {
+        for (sub_channel_id, amount) in amounts {
+            let mut paying = vouchers
+                .iter()
+                .filter(|voucher| voucher.sub_channel_id == *sub_channel_id)
+                .peekable();
+            if paying.peek().is_none() {
+                return Err(Rejection::InvalidField {
+                    field: "amounts",
+                    reason: "an amount names a sub-channel none of the vouchers pays",
+                });
+            }
+            if paying.any(|voucher| *amount > voucher.accumulated_amount) {
+                return Err(Rejection::InvalidField {
+                    field: "amounts",
+                    reason: "an amount is more than its voucher's total",
+                });
+            }
+        }
         for voucher in vouchers {
             let invalid = |reason| Rejection::InvalidField {
                 field: "vouchers",
@@ -454,17 +480,21 @@ impl State {
                     nonce: 0,
                     amount: Amount::ZERO,
                 });
-            if voucher.nonce <= last.nonce || voucher.accumulated_amount <= last.amount {
+            // What this voucher redeems: its total, or what the payee asked.
+            // The same voucher may be redeemed again, further up to its
+            // total (a payee collecting as it charges); an older one never.
+            let amount = amounts
+                .get(id)
+                .copied()
+                .unwrap_or(voucher.accumulated_amount);
+            if voucher.nonce < last.nonce || amount <= last.amount {
                 return Err(Rejection::VoucherStale {
                     sub_channel_id: id.clone(),
                     nonce: last.nonce,
                     amount: last.amount,
                 });
             }
-            let delta = voucher
-                .accumulated_amount
-                .checked_sub(last.amount)
-                .expect("checked above");
+            let delta = amount.checked_sub(last.amount).expect("checked above");
             collected = collected
                 .checked_add(delta)
                 .filter(|total| *total <= record.deposit)
@@ -476,7 +506,7 @@ impl State {
                 id.clone(),
                 Redeemed {
                     nonce: voucher.nonce,
-                    amount: voucher.accumulated_amount,
+                    amount,
                 },
             );
         }
@@ -654,6 +684,24 @@ impl State {
 }
 
 impl State {
+    /// Every channel's collected money is what its sub-channels redeemed,
+    /// within its deposit; a live channel's rest is held for it.
+    pub(super) fn check_channel_books(&self) -> Result<(), super::InvariantViolation> {
+        for (channel_id, record) in &self.channels {
+            let redeemed = record
+                .sub_channels
+                .values()
+                .try_fold(Amount::ZERO, |sum, sub| sum.checked_add(sub.amount));
+            if redeemed != Some(record.collected) || record.collected > record.deposit {
+                return Err(super::InvariantViolation(format!(
+                    "channel {channel_id} collected {} of a {} deposit, its sub-channels redeemed {redeemed:?}",
+                    record.collected, record.deposit
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// No open channel outlives a grant above its opener or its voucher
     /// key, or stays open once one of them is revoked.
     pub(super) fn check_channel_authority(&self) -> Result<(), super::InvariantViolation> {

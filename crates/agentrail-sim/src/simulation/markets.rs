@@ -11,7 +11,7 @@
 //! revoked or expired grant; and the final replay reproduces every outcome.
 
 use agentrail_core::channel::ChannelId;
-use agentrail_core::command::{Command, Split};
+use agentrail_core::command::{CollectChannel, Command, Split};
 use agentrail_core::market::{ListingKind, Pricing, PublishListing, RequestQuotes};
 use agentrail_core::{Amount, Authenticated, Did, Event, Rejection};
 
@@ -430,10 +430,18 @@ impl Simulation {
             total,
         );
         self.market.channels[channel].streams[stream] = (nonce, total);
-        (
-            self.sign(payee, kit::collect_channel(id, vec![voucher])),
-            Expect::Anything,
-        )
+        // A payee that charged less than the voucher's total redeems what it
+        // charged, sometimes asks for more than the voucher says (refused),
+        // and may redeem the same voucher further later.
+        let command = if self.rng.chance(1, 3) {
+            let cents = u64::try_from(total.atomic() / 10_000).unwrap_or(u64::MAX);
+            let up_to = self.random_amount(0, cents.saturating_add(1));
+            let sub = format!("stream-{stream}");
+            kit::collect_channel_up_to(id, vec![voucher], &[(sub.as_str(), up_to)])
+        } else {
+            kit::collect_channel(id, vec![voucher])
+        };
+        (self.sign(payee, command), Expect::Anything)
     }
 
     fn gen_close_channel(&mut self) -> Step {
@@ -541,10 +549,51 @@ impl Simulation {
                     });
                 }
             }
+            Command::CollectChannel(collect) | Command::CloseChannel(collect) => {
+                self.check_redeemed(collect)?;
+            }
             _ => {}
         }
         for event in events {
             self.check_payout(event)?;
+        }
+        Ok(())
+    }
+
+    /// After an accepted collect, no sub-channel has redeemed more than the
+    /// payer signed on it, and one redeemed up to an amount stands at it.
+    fn check_redeemed(&self, collect: &CollectChannel) -> Result<(), String> {
+        let view = self
+            .state
+            .channel(&collect.channel_id)
+            .ok_or("a collect on an unknown channel was accepted")?;
+        let Some(entry) = self
+            .market
+            .channels
+            .iter()
+            .find(|channel| channel.id == collect.channel_id)
+        else {
+            return Ok(());
+        };
+        for (sub, redeemed) in &view.sub_channels {
+            let signed = sub
+                .strip_prefix("stream-")
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| entry.streams.get(i))
+                .ok_or("a sub-channel the payer never signed was redeemed")?;
+            if redeemed.amount > signed.1 {
+                return Err(format!(
+                    "{sub} redeemed {} of {} signed",
+                    redeemed.amount, signed.1
+                ));
+            }
+            if let Some(up_to) = collect.amounts.get(sub) {
+                check_eq(
+                    redeemed.amount.atomic(),
+                    up_to.atomic(),
+                    "a capped redemption stops at its cap",
+                )?;
+            }
         }
         Ok(())
     }
