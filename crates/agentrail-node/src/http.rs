@@ -62,6 +62,11 @@ impl ApiError {
         }
     }
 
+    /// The stable code a client sees.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
     pub(crate) fn with_param(mut self, param: &str) -> ApiError {
         self.param = Some(param.to_owned());
         self

@@ -20,6 +20,14 @@
 //! | `corrupt_journal` | a random byte of the journal file changes, then the node restarts | the node refuses to start or serves exactly what it served before, never a changed entry; a refusal is answered by restoring the file from a copy (a mirror of the log) |
 //! | `corrupt_snapshot` | a random byte of the snapshot file changes, then the node restarts | recovery falls back to an older snapshot or to replay, and reaches the same state |
 //!
+//! One client command in [`SIGNED_EVERY`] reaches the node as a client
+//! sends it: an RFC 9421 signed request for the node's network, admitted by
+//! the node's own request check (signature, nonce window, body) and
+//! journaled as the request. Each such request must be refused by a second
+//! ledger (another network id), also with its tag rewritten to that one; and
+//! after every restart each such request journaled lately must be refused
+//! as a replay by the nonce window the node rebuilds from its journal.
+//!
 //! After every attempt each answer must equal the reference's outcome (the
 //! same events, or the same rejection), each receipt must name the entry
 //! the simulation expects at the next index, and the node's checkpoint must
@@ -48,12 +56,15 @@ use agentrail_core::{
 };
 use agentrail_log::LogSigner;
 use agentrail_log::merkle::{self, Hash, MemoryTree};
+use agentrail_node::http::{Nonces, authenticate_request};
 use agentrail_node::ledger::{Job, Ledger, LedgerError, LedgerOptions, Refusal, StoreOpener};
 use agentrail_sim::simulation::run_following;
 use agentrail_sim::{Follower, Rng, SimConfig, SimFailure, SimReport};
 use agentrail_store::Store;
 use agentrail_store::fault::FaultyDisk;
+use agentrail_wire::api::COMMANDS_PATH;
 use agentrail_wire::entry::{EntryRequest, encode_entry};
+use agentrail_wire::httpsig::{self, SignParams, SignatureError, SignatureHeaders};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::SigningKey;
@@ -69,6 +80,12 @@ const ATTEMPTS_MAX: usize = 4;
 const ARCHIVE_SAMPLES: usize = 8;
 /// Ticks between two full comparisons with the reference, without faults.
 const COMPARE_EVERY: u64 = 64;
+/// One client command in this many is sent as a signed HTTP request.
+pub const SIGNED_EVERY: u64 = 8;
+/// A second ledger's network id: nothing signed for the node verifies there.
+const OTHER_NETWORK: &str = "agentrail:other.test/log";
+/// Signed requests journaled lately, replayed after each restart.
+const REPLAYS_KEPT: usize = 16;
 
 /// What to simulate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +147,10 @@ pub struct NodeSimReport {
     /// Reads of records the reference forgot, served from the node's
     /// archive exactly as the reference last showed them.
     pub archive_reads: u64,
+    /// Commands sent as signed requests, each refused by a second ledger.
+    pub signed_requests: u64,
+    /// Journaled signed requests replayed after a restart, each refused.
+    pub replays_refused: u64,
     pub journal_len: u64,
     /// The log's root at the end, hex: equal runs, equal roots.
     pub root: String,
@@ -207,10 +228,21 @@ struct Disks {
     snapshots: FaultyDisk,
 }
 
+/// A client's signed request, as it went over the wire.
+#[derive(Clone)]
+struct SignedRequest {
+    headers: SignatureHeaders,
+    body: Vec<u8>,
+}
+
 /// A command on its way to the node, with what the reference said of it.
 struct Pending {
     command: Authenticated,
-    signed: SignedCommand,
+    /// What the journal records of it: the request, or the command the
+    /// node signed.
+    request: EntryRequest,
+    /// The request as sent, when it was one.
+    http: Option<SignedRequest>,
     now: Timestamp,
     expected: Result<Vec<Event>, Rejection>,
     /// The journal entry's leaf hash, when the reference accepted it.
@@ -226,16 +258,10 @@ impl Pending {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             command: self.command.clone(),
-            request: entry_request(&self.signed),
+            request: self.request.clone(),
             reply,
         };
         (job, answer)
-    }
-}
-
-fn entry_request(signed: &SignedCommand) -> EntryRequest {
-    EntryRequest::Node {
-        command: Box::new(signed.clone()),
     }
 }
 
@@ -257,6 +283,14 @@ struct SimulatedNode {
     forgotten_keys: Vec<String>,
     /// How many of `forgotten_keys` a comparison checked already.
     forgotten_checked: usize,
+    /// The node's network id, and its window of request nonces (rebuilt
+    /// from the journal at every start, as the node's HTTP layer does).
+    network: String,
+    nonces: Nonces,
+    /// Client commands sent so far.
+    sent: u64,
+    /// Signed requests journaled lately, oldest first.
+    journaled: Vec<SignedRequest>,
     report: NodeSimReport,
 }
 
@@ -288,6 +322,10 @@ impl SimulatedNode {
             forgotten: BTreeMap::new(),
             forgotten_keys: Vec::new(),
             forgotten_checked: 0,
+            network: String::new(),
+            nonces: Nonces::default(),
+            sent: 0,
+            journaled: Vec::new(),
             report: NodeSimReport::default(),
         }
     }
@@ -382,6 +420,15 @@ impl SimulatedNode {
             unknown = self.attempt()?;
             attempts += 1;
         }
+        let landed: Vec<SignedRequest> = self
+            .pending
+            .iter()
+            .filter(|p| p.leaf.is_some())
+            .filter_map(|p| p.http.clone())
+            .collect();
+        self.journaled.extend(landed);
+        let excess = self.journaled.len().saturating_sub(REPLAYS_KEPT);
+        self.journaled.drain(..excess);
         self.pending.clear();
         match fault {
             Some(Fault::CorruptJournal) => self.corrupt(true)?,
@@ -674,7 +721,130 @@ impl SimulatedNode {
             return Err("the journal holds an entry nobody sent".to_owned());
         }
         self.ledger = Some(ledger);
-        self.check_checkpoint()
+        self.check_checkpoint()?;
+        self.start_nonces()?;
+        self.check_replays()
+    }
+
+    /// The nonce window of a node starting now, as its HTTP layer builds
+    /// it: the nonces its journal accepted in the last two windows.
+    fn start_nonces(&mut self) -> Result<(), String> {
+        let now = self.clock.load(Ordering::Relaxed);
+        let horizon = Timestamp(now.saturating_sub(2 * httpsig::SIGNATURE_WINDOW_S));
+        let recent = self
+            .ledger()
+            .recent_nonces(horizon)
+            .map_err(|error| format!("the journal's nonces cannot be read: {error}"))?;
+        self.nonces = Nonces::after_start(now, recent);
+        Ok(())
+    }
+
+    /// Every signed request journaled lately (this tick's included) is
+    /// refused when sent again after the restart: no replay across it.
+    fn check_replays(&mut self) -> Result<(), String> {
+        let now = self.clock.load(Ordering::Relaxed);
+        let this_tick = self
+            .pending
+            .iter()
+            .filter(|p| p.done && p.leaf.is_some())
+            .filter_map(|p| p.http.clone());
+        let replays: Vec<SignedRequest> = self.journaled.iter().cloned().chain(this_tick).collect();
+        for replay in replays {
+            let admitted = authenticate_request(
+                &self.nonces,
+                "POST",
+                COMMANDS_PATH,
+                Some(replay.headers.clone()),
+                true,
+                &replay.body,
+                now,
+                &self.network,
+            );
+            match admitted {
+                Err(error)
+                    if [
+                        SignatureError::NonceReused.code(),
+                        SignatureError::BeforeStart.code(),
+                        SignatureError::Expired.code(),
+                    ]
+                    .contains(&error.code()) =>
+                {
+                    self.report.replays_refused += 1;
+                }
+                Err(error) => {
+                    return Err(format!(
+                        "a replayed request was refused for another reason: {error:?}"
+                    ));
+                }
+                Ok(_) => {
+                    return Err(format!(
+                        "a journaled request was admitted again after a restart: {}",
+                        replay.headers.signature_input
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A client's command as a signed request for the node's network,
+    /// admitted by the node's request check; a second ledger refuses it,
+    /// as sent and with its tag rewritten to that ledger's.
+    fn signed_request(
+        &mut self,
+        key: &SigningKey,
+        command: &Authenticated,
+        now: Timestamp,
+    ) -> Result<(EntryRequest, SignedRequest), String> {
+        let body = serde_json::to_vec(command.command())
+            .map_err(|error| format!("a command is not JSON: {error}"))?;
+        let nonce = format!("sim-{}", self.sent);
+        let params = SignParams {
+            created: now.0,
+            nonce: &nonce,
+            network: &self.network,
+        };
+        let headers = httpsig::sign(key, "POST", COMMANDS_PATH, &body, params);
+        let (admitted, request) = authenticate_request(
+            &self.nonces,
+            "POST",
+            COMMANDS_PATH,
+            Some(headers.clone()),
+            true,
+            &body,
+            now.0,
+            &self.network,
+        )
+        .map_err(|error| format!("the node refused a well-signed request: {error:?}"))?;
+        if admitted.signer() != command.signer() || admitted.command() != command.command() {
+            return Err("the node admitted another command than the one signed".to_owned());
+        }
+        let elsewhere = |headers: &SignatureHeaders| {
+            httpsig::verify(
+                "POST",
+                COMMANDS_PATH,
+                &body,
+                Some(headers),
+                true,
+                now.0,
+                OTHER_NETWORK,
+            )
+        };
+        if elsewhere(&headers) != Err(SignatureError::WrongNetwork) {
+            return Err("a request signed for the node was not refused by another ledger".into());
+        }
+        let retagged = SignatureHeaders {
+            signature_input: headers.signature_input.replace(
+                &format!("tag=\"{}\"", self.network),
+                &format!("tag=\"{OTHER_NETWORK}\""),
+            ),
+            ..headers.clone()
+        };
+        if elsewhere(&retagged) != Err(SignatureError::Invalid) {
+            return Err("a request retagged for another ledger verified there".into());
+        }
+        self.report.signed_requests += 1;
+        Ok((request, SignedRequest { headers, body }))
     }
 
     /// Changes one random byte of the journal or the snapshot file, then
@@ -778,8 +948,9 @@ impl Follower for SimulatedNode {
         let ledger = self
             .open()
             .map_err(|error| format!("the node did not start: {error}"))?;
+        self.network = ledger.network().to_owned();
         self.ledger = Some(ledger);
-        Ok(())
+        self.start_nonces()
     }
 
     fn command(
@@ -798,23 +969,36 @@ impl Follower for SimulatedNode {
         if self.pending.last().is_some_and(|last| last.now != now) {
             return Err("commands of one tick must share a time".to_owned());
         }
-        let signed = SignedCommand::sign(command.command().clone(), key)
-            .map_err(|error| format!("a command the simulation sent cannot be signed: {error}"))?;
         let clock = matches!(command.command(), Command::Tick(_));
         if clock && (outcome.is_err() || !self.pending.is_empty()) {
             return Err("the clock's entry comes first at its time, and is accepted".to_owned());
         }
+        let mut http = None;
         let request = if clock {
             EntryRequest::Clock {}
         } else {
-            entry_request(&signed)
+            self.sent += 1;
+            if self.sent.is_multiple_of(SIGNED_EVERY) {
+                let (request, signed) = self.signed_request(key, command, now)?;
+                http = Some(signed);
+                request
+            } else {
+                let signed =
+                    SignedCommand::sign(command.command().clone(), key).map_err(|error| {
+                        format!("a command the simulation sent cannot be signed: {error}")
+                    })?;
+                EntryRequest::Node {
+                    command: Box::new(signed),
+                }
+            }
         };
         let leaf = outcome.as_ref().ok().map(|events| {
             merkle::leaf_hash(&encode_entry(now, *command.signer(), &request, events))
         });
         self.pending.push(Pending {
             command: command.clone(),
-            signed,
+            request,
+            http,
             now,
             expected: outcome.clone(),
             leaf,

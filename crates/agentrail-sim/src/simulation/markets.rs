@@ -560,8 +560,9 @@ impl Simulation {
         Ok(())
     }
 
-    /// After an accepted collect, no sub-channel has redeemed more than the
-    /// payer signed on it, and one redeemed up to an amount stands at it.
+    /// After an accepted collect, no voucher of it verifies on another
+    /// network, no sub-channel has redeemed more than the payer signed on
+    /// it, and one redeemed up to an amount stands at it.
     fn check_redeemed(&self, collect: &CollectChannel) -> Result<(), String> {
         let view = self
             .state
@@ -575,6 +576,19 @@ impl Simulation {
         else {
             return Ok(());
         };
+        // What the ledger redeemed was signed for this network, and for no
+        // other: a second ledger would refuse every voucher of it.
+        let key = view
+            .voucher_key
+            .public_key()
+            .ok_or("a channel's voucher key is not a key")?;
+        let elsewhere = agentrail_core::channel::network_hash("agentrail:other.test/log");
+        for voucher in &collect.vouchers {
+            let signature = voucher.payer_signature.0.to_bytes();
+            if key.verify(&voucher.signing_bytes(&elsewhere), &signature) {
+                return Err("a redeemed voucher verifies on another network".into());
+            }
+        }
         for (sub, redeemed) in &view.sub_channels {
             let signed = sub
                 .strip_prefix("stream-")
