@@ -312,6 +312,14 @@ async fn channel_attacks_are_refused() {
         "voucher_signature_invalid",
     )
     .await;
+    // A payee redeeming more than a voucher says, through an amount.
+    attack(
+        &client,
+        &payee,
+        kit::collect_channel_up_to(id, vec![voucher(8, usd(3))], &[("s", usd(4))]),
+        "invalid_field",
+    )
+    .await;
     // Nothing moves once it is closed.
     client
         .submit(&payee, &kit::close_channel(id, vec![voucher(8, usd(3))]))
