@@ -20,10 +20,11 @@
 //! | `corrupt_journal` | a random byte of the journal file changes, then the node restarts | the node refuses to start or serves exactly what it served before, never a changed entry; a refusal is answered by restoring the file from a copy (a mirror of the log) |
 //! | `corrupt_snapshot` | a random byte of the snapshot file changes, then the node restarts | recovery falls back to an older snapshot or to replay, and reaches the same state |
 //!
-//! One client command in [`SIGNED_EVERY`] reaches the node as a client
-//! sends it: an RFC 9421 signed request for the node's network, admitted by
-//! the node's own request check (signature, nonce window, body) and
-//! journaled as the request. Each such request must be refused by a second
+//! Client commands reach the node as clients send them: RFC 9421 signed
+//! requests for the node's network, admitted by the node's own request
+//! check (signature, nonce window, body) and journaled as the requests (one
+//! in [`NODE_SIGNED_EVERY`] goes as a command the node signed itself, as
+//! its faucet does, so that both kinds of entry are recovered). Each such request must be refused by a second
 //! ledger (another network id), also with its tag rewritten to that one; and
 //! after every restart each such request journaled lately must be refused
 //! as a replay by the nonce window the node rebuilds from its journal.
@@ -80,8 +81,9 @@ const ATTEMPTS_MAX: usize = 4;
 const ARCHIVE_SAMPLES: usize = 8;
 /// Ticks between two full comparisons with the reference, without faults.
 const COMPARE_EVERY: u64 = 64;
-/// One client command in this many is sent as a signed HTTP request.
-pub const SIGNED_EVERY: u64 = 8;
+/// One client command in this many is journaled as a command the node
+/// signed itself; the others go as signed HTTP requests.
+pub const NODE_SIGNED_EVERY: u64 = 8;
 /// A second ledger's network id: nothing signed for the node verifies there.
 const OTHER_NETWORK: &str = "agentrail:other.test/log";
 /// Signed requests journaled lately, replayed after each restart.
@@ -978,11 +980,7 @@ impl Follower for SimulatedNode {
             EntryRequest::Clock {}
         } else {
             self.sent += 1;
-            if self.sent.is_multiple_of(SIGNED_EVERY) {
-                let (request, signed) = self.signed_request(key, command, now)?;
-                http = Some(signed);
-                request
-            } else {
+            if self.sent.is_multiple_of(NODE_SIGNED_EVERY) {
                 let signed =
                     SignedCommand::sign(command.command().clone(), key).map_err(|error| {
                         format!("a command the simulation sent cannot be signed: {error}")
@@ -990,6 +988,10 @@ impl Follower for SimulatedNode {
                 EntryRequest::Node {
                     command: Box::new(signed),
                 }
+            } else {
+                let (request, signed) = self.signed_request(key, command, now)?;
+                http = Some(signed);
+                request
             }
         };
         let leaf = outcome.as_ref().ok().map(|events| {
