@@ -678,10 +678,7 @@ impl Payee {
         let charged = channel
             .charged
             .checked_add(earned)
-            .ok_or(PaymentError::Exhausted {
-                deposit: facts.deposit,
-                claimed: Amount::MAX,
-            })?;
+            .expect("charges ≤ the claimed sum ≤ the deposit");
         let sub = voucher.sub_channel_id.clone();
         let previous = channel.subs.remove(&sub);
         let (sub_charged, reserved) = previous
