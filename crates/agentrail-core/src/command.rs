@@ -144,8 +144,9 @@ pub struct TopUpChannel {
 #[serde(deny_unknown_fields)]
 pub struct CollectChannel {
     pub channel_id: ChannelId,
-    /// Applied in order; each must be above the last one redeemed on its
-    /// sub-channel. At most 64; may be empty for a close.
+    /// Applied in order; each must redeem more than its sub-channel did
+    /// before, and no older nonce than it did. At most 64; may be empty for
+    /// a close.
     pub vouchers: Vec<Voucher>,
     /// Per sub-channel, the total to redeem when it is less than the
     /// voucher's: a payee collects what it charged, not the credit a payer

@@ -66,6 +66,10 @@ use tokio::sync::watch;
 /// charged against it, as JSON ([`Stored`]; a bare voucher, as stores
 /// written before charges were kept hold, was earned in full).
 const VOUCHERS: TableDefinition<&str, &[u8]> = TableDefinition::new("vouchers_v1");
+/// Longest a charge waits for room in the flusher's queue.
+const ROW_WAIT_MAX: Duration = Duration::from_secs(5);
+/// Why a channel's sums cannot overflow: each is at most its deposit.
+const SUMS: &str = "a channel's sums stay within its deposit";
 /// Vouchers accepted and waiting for the flusher, at most.
 const PENDING_MAX: usize = 65_536;
 
@@ -74,8 +78,9 @@ const PENDING_MAX: usize = 65_536;
 pub struct PayeeOptions {
     /// Longest an accepted voucher waits for its fsync.
     pub flush_every: Duration,
-    /// Most a channel's accepted-but-not-durable amount may reach before
-    /// [`Payee::accept`] waits for the fsync: the bound of a crash's loss.
+    /// Most a channel's accepted-but-not-durable amount (vouchers, and
+    /// charges) may reach before [`Payee::accept`] or a charge waits for
+    /// the fsync: the bound of a crash's loss.
     pub max_unsynced: Amount,
     /// Collect once a channel's uncollected amount reaches this.
     pub collect_threshold: Amount,
@@ -295,7 +300,9 @@ struct ChannelBook {
     claimed: Amount,
     /// Sum of the sub-channels' charges.
     charged: Amount,
-    /// `claimed` and `charged` as of the last commit that covered them.
+    /// Per sub-channel, the voucher total and the charge its last committed
+    /// row holds (or the ledger redeemed); their sums.
+    durable: BTreeMap<String, Durable>,
     durable_claimed: Amount,
     durable_charged: Amount,
     /// The ledger's collected total and what it redeemed per sub-channel.
@@ -305,10 +312,64 @@ struct ChannelBook {
     waiting_since: Option<Instant>,
 }
 
+/// What is safe of a sub-channel if the payee crashes now.
+#[derive(Clone, Copy, Debug, Default)]
+struct Durable {
+    total: Amount,
+    charged: Amount,
+}
+
 impl ChannelBook {
-    /// Earned and not collected yet.
+    /// Earned and not collected yet: per sub-channel, what was charged
+    /// beyond what the ledger redeemed.
     fn uncollected(&self) -> Amount {
-        self.charged.saturating_sub(self.collected)
+        self.subs
+            .iter()
+            .map(|(id, sub)| {
+                let redeemed = self.redeemed.get(id).map_or(Amount::ZERO, |r| r.amount);
+                sub.charged.saturating_sub(redeemed)
+            })
+            .fold(Amount::ZERO, |sum, part| sum.checked_add(part).expect(SUMS))
+    }
+
+    /// Records that a sub-channel's voucher total and charge are safe (a
+    /// committed row, or the ledger), never lowering what was.
+    fn make_durable(&mut self, sub: &str, total: Amount, charged: Amount) {
+        let durable = self.durable.entry(sub.to_owned()).or_default();
+        let (total, charged) = (durable.total.max(total), durable.charged.max(charged));
+        self.durable_claimed = self
+            .durable_claimed
+            .checked_add(total.saturating_sub(durable.total))
+            .expect(SUMS);
+        self.durable_charged = self
+            .durable_charged
+            .checked_add(charged.saturating_sub(durable.charged))
+            .expect(SUMS);
+        *durable = Durable { total, charged };
+    }
+
+    /// What the ledger redeemed was charged: after a crash that lost
+    /// charges the ledger had already collected, the sub-channel's charge
+    /// rises to what was redeemed (within its best voucher), so that the
+    /// calls it paid for are not served again. The ledger keeps it: it is
+    /// durable.
+    fn charge_redeemed(&mut self) {
+        let raised: Vec<(String, Amount, Amount)> = self
+            .redeemed
+            .iter()
+            .filter_map(|(id, redeemed)| {
+                let sub = self.subs.get_mut(id)?;
+                let floor = redeemed.amount.min(sub.best.accumulated_amount);
+                let raise = floor.saturating_sub(sub.charged);
+                sub.charged = sub.charged.max(floor);
+                Some((id.clone(), raise, floor))
+            })
+            .collect();
+        for (id, raise, floor) in raised {
+            self.charged = self.charged.checked_add(raise).expect(SUMS);
+            let total = self.durable.get(&id).map_or(Amount::ZERO, |d| d.total);
+            self.make_durable(&id, total, floor);
+        }
     }
 
     /// Whether a commit of this channel's book should be waited for.
@@ -329,8 +390,6 @@ impl ChannelBook {
                 voucher: kept.best.clone(),
                 charged: kept.charged,
             },
-            claimed: self.claimed,
-            charged: self.charged,
         }
     }
 }
@@ -358,9 +417,6 @@ enum ToFlusher {
 struct Pending {
     seq: u64,
     stored: Stored,
-    /// The channel's `claimed` and `charged` with it.
-    claimed: Amount,
-    charged: Amount,
 }
 
 #[derive(Debug)]
@@ -436,8 +492,11 @@ impl Payee {
                     .charged
                     .checked_add(stored.charged)
                     .ok_or_else(overflow)?;
-                channel.durable_claimed = channel.claimed;
-                channel.durable_charged = channel.charged;
+                channel.make_durable(
+                    &stored.voucher.sub_channel_id,
+                    stored.voucher.accumulated_amount,
+                    stored.charged,
+                );
                 channel.subs.insert(
                     stored.voucher.sub_channel_id.clone(),
                     SubChannel {
@@ -481,6 +540,19 @@ impl Payee {
         for channel_id in kept {
             if let Err(error) = payee.facts(channel_id, true).await {
                 tracing::warn!(%channel_id, %error, "channel facts not fetched at open");
+            }
+        }
+        // What was earned before the restart waits from now.
+        for channel in payee
+            .inner
+            .book
+            .lock()
+            .expect("book lock")
+            .channels
+            .values_mut()
+        {
+            if !channel.uncollected().is_zero() {
+                channel.waiting_since = Some(Instant::now());
             }
         }
         Ok(payee)
@@ -697,7 +769,7 @@ impl Payee {
         let (before_claimed, before_charged) = (channel.claimed, channel.charged);
         channel.claimed = claimed;
         channel.charged = charged;
-        if !channel.uncollected().is_zero() {
+        if !earned.is_zero() {
             channel.waiting_since.get_or_insert_with(Instant::now);
         }
         let over_bound = channel.over_bound(self.inner.options.max_unsynced);
@@ -706,7 +778,7 @@ impl Payee {
         let pending = book.channels[&voucher.channel_id].pending(seq, &sub);
         match self.inner.to_flusher.try_send(ToFlusher::Keep(pending)) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
+            Err(unsent) => {
                 // Not kept: undo, so that a retry is accepted.
                 let channel = book.channels.get_mut(&voucher.channel_id).expect("above");
                 channel.claimed = before_claimed;
@@ -715,9 +787,11 @@ impl Payee {
                     Some(previous) => channel.subs.insert(sub, previous),
                     None => channel.subs.remove(&sub),
                 };
-                return Err(PaymentError::Busy);
+                return Err(match unsent {
+                    TrySendError::Full(_) => PaymentError::Busy,
+                    TrySendError::Disconnected(_) => storage("the flusher stopped"),
+                });
             }
-            Err(TrySendError::Disconnected(_)) => return Err(storage("the flusher stopped")),
         }
         Ok((
             Accepted {
@@ -795,9 +869,12 @@ impl Payee {
     }
 
     /// Hands a sub-channel's row to the flusher, waiting while its queue is
-    /// full (the call was served: its charge must not be dropped), then for
-    /// the commit when the channel is over the unsynced bound.
+    /// full (the call was served: its charge must not be dropped) up to
+    /// [`ROW_WAIT_MAX`], then for the commit when the channel is over the
+    /// unsynced bound. A row not handed over stays in the book, written
+    /// with the sub-channel's next row.
     async fn write_row(&self, channel_id: ChannelId, sub: &str) -> Result<(), PaymentError> {
+        let started = Instant::now();
         loop {
             let wait = {
                 let mut book = self.inner.book.lock().expect("book lock");
@@ -823,6 +900,7 @@ impl Payee {
             };
             match wait {
                 Some(wait) => return self.wait_durable(wait).await,
+                None if started.elapsed() >= ROW_WAIT_MAX => return Err(PaymentError::Busy),
                 None => tokio::time::sleep(Duration::from_millis(1)).await,
             }
         }
@@ -853,6 +931,7 @@ impl Payee {
         channel.facts = Some(facts.clone());
         channel.collected = view.collected;
         channel.redeemed = view.sub_channels.clone();
+        channel.charge_redeemed();
         Ok(facts)
     }
 
@@ -1092,9 +1171,13 @@ fn flush(
         {
             let mut book = inner.book.lock().expect("book lock");
             for item in &group {
-                if let Some(channel) = book.channels.get_mut(&item.stored.voucher.channel_id) {
-                    channel.durable_claimed = channel.durable_claimed.max(item.claimed);
-                    channel.durable_charged = channel.durable_charged.max(item.charged);
+                let voucher = &item.stored.voucher;
+                if let Some(channel) = book.channels.get_mut(&voucher.channel_id) {
+                    channel.make_durable(
+                        &voucher.sub_channel_id,
+                        voucher.accumulated_amount,
+                        item.stored.charged,
+                    );
                 }
             }
         }

@@ -24,10 +24,13 @@
 //! requests for the node's network, admitted by the node's own request
 //! check (signature, nonce window, body) and journaled as the requests (one
 //! in [`NODE_SIGNED_EVERY`] goes as a command the node signed itself, as
-//! its faucet does, so that both kinds of entry are recovered). Each such request must be refused by a second
-//! ledger (another network id), also with its tag rewritten to that one; and
-//! after every restart each such request journaled lately must be refused
-//! as a replay by the nonce window the node rebuilds from its journal.
+//! its faucet does, so that both kinds of entry are recovered). The same
+//! request check run for another network id (a second ledger where the
+//! same keys exist) must refuse each of them, as sent and with its tag
+//! rewritten to that network. After every restart each such request
+//! journaled lately must be refused as a replay: by the nonce window the
+//! node rebuilds from its journal when it was created since the start (a
+//! restart within its tick), as created before the start otherwise.
 //!
 //! After every attempt each answer must equal the reference's outcome (the
 //! same events, or the same rejection), each receipt must name the entry
@@ -151,8 +154,12 @@ pub struct NodeSimReport {
     pub archive_reads: u64,
     /// Commands sent as signed requests, each refused by a second ledger.
     pub signed_requests: u64,
-    /// Journaled signed requests replayed after a restart, each refused.
+    /// Journaled signed requests created since a restart (in its tick),
+    /// replayed after it: each refused by the rebuilt nonce window.
     pub replays_refused: u64,
+    /// Journaled signed requests created before a restart, replayed after
+    /// it: each refused as older than the start (or the window).
+    pub replays_too_old: u64,
     pub journal_len: u64,
     /// The log's root at the end, hex: equal runs, equal roots.
     pub root: String,
@@ -235,6 +242,7 @@ struct Disks {
 struct SignedRequest {
     headers: SignatureHeaders,
     body: Vec<u8>,
+    created: u64,
 }
 
 /// A command on its way to the node, with what the reference said of it.
@@ -289,6 +297,8 @@ struct SimulatedNode {
     /// from the journal at every start, as the node's HTTP layer does).
     network: String,
     nonces: Nonces,
+    /// The clock when the node last started.
+    started_at: u64,
     /// Client commands sent so far.
     sent: u64,
     /// Signed requests journaled lately, oldest first.
@@ -326,6 +336,7 @@ impl SimulatedNode {
             forgotten_checked: 0,
             network: String::new(),
             nonces: Nonces::default(),
+            started_at: 0,
             sent: 0,
             journaled: Vec::new(),
             report: NodeSimReport::default(),
@@ -738,6 +749,7 @@ impl SimulatedNode {
             .recent_nonces(horizon)
             .map_err(|error| format!("the journal's nonces cannot be read: {error}"))?;
         self.nonces = Nonces::after_start(now, recent);
+        self.started_at = now;
         Ok(())
     }
 
@@ -762,20 +774,24 @@ impl SimulatedNode {
                 now,
                 &self.network,
             );
+            let since_start = replay.created >= self.started_at;
+            let expected: &[SignatureError] = if since_start {
+                &[SignatureError::NonceReused]
+            } else {
+                &[SignatureError::BeforeStart, SignatureError::Expired]
+            };
             match admitted {
-                Err(error)
-                    if [
-                        SignatureError::NonceReused.code(),
-                        SignatureError::BeforeStart.code(),
-                        SignatureError::Expired.code(),
-                    ]
-                    .contains(&error.code()) =>
-                {
-                    self.report.replays_refused += 1;
+                Err(error) if expected.iter().any(|e| e.code() == error.code()) => {
+                    if since_start {
+                        self.report.replays_refused += 1;
+                    } else {
+                        self.report.replays_too_old += 1;
+                    }
                 }
                 Err(error) => {
                     return Err(format!(
-                        "a replayed request was refused for another reason: {error:?}"
+                        "a replayed request was refused with {}, not {expected:?}",
+                        error.code()
                     ));
                 }
                 Ok(_) => {
@@ -821,18 +837,22 @@ impl SimulatedNode {
         if admitted.signer() != command.signer() || admitted.command() != command.command() {
             return Err("the node admitted another command than the one signed".to_owned());
         }
+        // A second ledger's request check: its own network id and nonces.
         let elsewhere = |headers: &SignatureHeaders| {
-            httpsig::verify(
+            authenticate_request(
+                &Nonces::default(),
                 "POST",
                 COMMANDS_PATH,
-                &body,
-                Some(headers),
+                Some(headers.clone()),
                 true,
+                &body,
                 now.0,
                 OTHER_NETWORK,
             )
+            .err()
+            .map(|error| error.code().to_owned())
         };
-        if elsewhere(&headers) != Err(SignatureError::WrongNetwork) {
+        if elsewhere(&headers).as_deref() != Some(SignatureError::WrongNetwork.code()) {
             return Err("a request signed for the node was not refused by another ledger".into());
         }
         let retagged = SignatureHeaders {
@@ -842,11 +862,18 @@ impl SimulatedNode {
             ),
             ..headers.clone()
         };
-        if elsewhere(&retagged) != Err(SignatureError::Invalid) {
+        if elsewhere(&retagged).as_deref() != Some(SignatureError::Invalid.code()) {
             return Err("a request retagged for another ledger verified there".into());
         }
         self.report.signed_requests += 1;
-        Ok((request, SignedRequest { headers, body }))
+        Ok((
+            request,
+            SignedRequest {
+                headers,
+                body,
+                created: now.0,
+            },
+        ))
     }
 
     /// Changes one random byte of the journal or the snapshot file, then

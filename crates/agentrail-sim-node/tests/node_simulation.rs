@@ -57,7 +57,7 @@ fn the_node_loses_nothing_acknowledged_through_crashes_and_disk_faults() {
         .filter(|f| f.message.starts_with("lost"))
         .count();
     println!(
-        "node-sim: seeds={} commands={} rounds={} acknowledged={} refused={} retried={} landed_unanswered={} corruption_refused={} corruption_harmless={} comparisons={} archive_reads={} signed_requests={} replays_refused={} faults={faults:?} lost={lost} invariant_violations={} panics={panics}",
+        "node-sim: seeds={} commands={} rounds={} acknowledged={} refused={} retried={} landed_unanswered={} corruption_refused={} corruption_harmless={} comparisons={} archive_reads={} signed_requests={} replays_refused={} replays_too_old={} faults={faults:?} lost={lost} invariant_violations={} panics={panics}",
         seeds.len(),
         sum(|r| r.commands),
         sum(|r| r.restarts),
@@ -71,6 +71,7 @@ fn the_node_loses_nothing_acknowledged_through_crashes_and_disk_faults() {
         sum(|r| r.archive_reads),
         sum(|r| r.signed_requests),
         sum(|r| r.replays_refused),
+        sum(|r| r.replays_too_old),
         failures.len() - panics - lost,
     );
     if let Some(failure) = failures.first() {

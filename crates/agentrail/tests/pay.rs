@@ -261,6 +261,72 @@ async fn the_collector_collects_above_the_threshold() {
     }));
 }
 
+/// Credit is earned only as it is charged, and what the ledger redeemed
+/// counts as charged even when the payee's store lost the charge: after a
+/// restart on an older copy of its store, the calls the ledger already paid
+/// are not served again, and nothing is collected twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn credit_is_earned_as_charged_and_what_the_ledger_redeemed_stays_charged() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let (buyer, seller, id) = world(&node, "credit").await;
+    let store = tempfile::tempdir().unwrap();
+    let open = |path: std::path::PathBuf| {
+        let (client, seller) = (node.client.clone(), seller.clone());
+        async move {
+            Payee::open(&path, client, seller, PayeeOptions::default())
+                .await
+                .unwrap()
+        }
+    };
+    let payee = open(store.path().to_owned()).await;
+    let network = *payee.network();
+    let ahead = kit::voucher(&buyer, &network, id, did(&seller), "a", 1, cents(10));
+    assert_eq!(payee.accept_credit(&ahead).await.unwrap().delta, cents(10));
+    assert_eq!(payee.uncollected(&id), Amount::ZERO, "credit is not earned");
+    assert_eq!(payee.collect(&id).await.unwrap(), None);
+    // Two calls reserve at once; one fails (nothing charged), one costs 3.
+    let first = payee.reserve(id, "a", cents(6)).unwrap();
+    let refused = payee.reserve(id, "a", cents(6)).unwrap_err();
+    assert_eq!(refused.code(), "payment_insufficient");
+    let second = payee.reserve(id, "a", cents(4)).unwrap();
+    drop(second);
+    assert_eq!(payee.credit(&id, "a"), cents(4));
+    assert_eq!(first.charge(cents(3)).await.unwrap(), cents(7));
+    payee.shutdown().await.unwrap();
+
+    // A copy of the store as it was before the next charge.
+    let older = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        store.path().join("vouchers.redb"),
+        older.path().join("vouchers.redb"),
+    )
+    .unwrap();
+    let payee = open(store.path().to_owned()).await;
+    let charge = payee.reserve(id, "a", cents(5)).unwrap();
+    assert_eq!(charge.charge(cents(5)).await.unwrap(), cents(2));
+    assert_eq!(payee.collect(&id).await.unwrap(), Some(cents(8)));
+    let view = node.client.channel(&id).await.unwrap();
+    assert_eq!(
+        (view.sub_channels["a"].nonce, view.sub_channels["a"].amount),
+        (1, cents(8))
+    );
+    payee.shutdown().await.unwrap();
+
+    // Restarted on the older copy: the 5 charged since is what the ledger
+    // redeemed, so it stays charged, and nothing is left to collect.
+    let payee = open(older.path().to_owned()).await;
+    assert_eq!(payee.credit(&id, "a"), cents(2));
+    assert_eq!(payee.uncollected(&id), Amount::ZERO);
+    assert_eq!(payee.collect(&id).await.unwrap(), None);
+    // The rest of the credit is still the payer's: the close returns it.
+    assert_eq!(payee.close(&id).await.unwrap(), Some(Amount::ZERO));
+    assert_eq!(
+        node.client.balance(&did(&seller)).await.unwrap().available,
+        cents(8)
+    );
+}
+
 mod http402 {
     use super::*;
     use agentrail_pay::payer::{PayError, Payer, PayerOptions};

@@ -13,6 +13,7 @@
 use agentrail_core::channel::ChannelId;
 use agentrail_core::command::{CollectChannel, Command, Split};
 use agentrail_core::market::{ListingKind, Pricing, PublishListing, RequestQuotes};
+use agentrail_core::state::ChannelStatus;
 use agentrail_core::{Amount, Authenticated, Did, Event, Rejection};
 
 use super::{CATEGORIES, Expect, Kind, Simulation, check_eq};
@@ -410,13 +411,24 @@ impl Simulation {
         }
         let channel = recent(&mut self.rng, self.market.channels.len());
         let stream = self.rng.below(3) as usize;
+        let sub = format!("stream-{stream}");
+        // How the payee redeems: the whole voucher, up to what it charged,
+        // or (refused) more than the voucher says.
+        let how = self.rng.below(6);
         let (nonce, total) = self.market.channels[channel].streams[stream];
-        // Mostly a newer voucher, sometimes a replay of the last one.
-        let (nonce, total) = if self.rng.chance(9, 10) {
+        // Mostly a newer voucher, sometimes a replay of the last one: often
+        // when redeeming up to what was charged, which may redeem the same
+        // voucher further than before.
+        let replay = if how < 2 {
+            self.rng.chance(1, 2)
+        } else {
+            self.rng.chance(1, 10)
+        };
+        let (nonce, total) = if replay {
+            (nonce, total)
+        } else {
             let step = self.random_amount(1, 200);
             (nonce + 1, total.checked_add(step).expect("small sums"))
-        } else {
-            (nonce, total)
         };
         let entry = &self.market.channels[channel];
         let (id, payer, payee) = (entry.id, entry.payer, entry.payee);
@@ -425,23 +437,52 @@ impl Simulation {
             &kit::network(),
             id,
             self.actors[payee].did,
-            &format!("stream-{stream}"),
+            &sub,
             nonce,
             total,
         );
         self.market.channels[channel].streams[stream] = (nonce, total);
-        // A payee that charged less than the voucher's total redeems what it
-        // charged, sometimes asks for more than the voucher says (refused),
-        // and may redeem the same voucher further later.
-        let command = if self.rng.chance(1, 3) {
-            let cents = u64::try_from(total.atomic() / 10_000).unwrap_or(u64::MAX);
-            let up_to = self.random_amount(0, cents.saturating_add(1));
-            let sub = format!("stream-{stream}");
-            kit::collect_channel_up_to(id, vec![voucher], &[(sub.as_str(), up_to)])
-        } else {
-            kit::collect_channel(id, vec![voucher])
+        let view = self.state.channel(&id);
+        let live = view.as_ref().is_some_and(|view| {
+            matches!(
+                view.status,
+                ChannelStatus::Open | ChannelStatus::Closing { .. }
+            )
+        });
+        let redeemed = view
+            .as_ref()
+            .and_then(|view| view.sub_channels.get(&sub))
+            .map_or(Amount::ZERO, |redeemed| redeemed.amount);
+        let cents = |amount: Amount| u64::try_from(amount.atomic() / 10_000).unwrap_or(u64::MAX);
+        let (up_to, expect) = match how {
+            0 | 1 => {
+                // Above what was redeemed when anything is left, else stale.
+                let (low, high) = (cents(redeemed) + 1, cents(total));
+                let up_to = if low <= high {
+                    self.random_amount(low, high)
+                } else {
+                    self.random_amount(0, high)
+                };
+                (Some(up_to), Expect::Anything)
+            }
+            2 => {
+                let over = total
+                    .checked_add(self.random_amount(1, 100))
+                    .expect("small sums");
+                let expect = if live {
+                    Expect::Refused("invalid_field")
+                } else {
+                    Expect::RefusedAny
+                };
+                (Some(over), expect)
+            }
+            _ => (None, Expect::Anything),
         };
-        (self.sign(payee, command), Expect::Anything)
+        let command = match up_to {
+            Some(up_to) => kit::collect_channel_up_to(id, vec![voucher], &[(sub.as_str(), up_to)]),
+            None => kit::collect_channel(id, vec![voucher]),
+        };
+        (self.sign(payee, command), expect)
     }
 
     fn gen_close_channel(&mut self) -> Step {
