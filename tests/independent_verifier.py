@@ -213,6 +213,135 @@ def open_checkpoint(note, log_key):
     raise ValueError("the checkpoint is not signed by the log key")
 
 
+# --- Structured fields (RFC 8941), the subset signature headers use -------
+
+
+class Fields:
+    """A parser of RFC 8941 dictionaries of items and inner lists."""
+
+    def __init__(self, text):
+        self.text, self.at = text, 0
+
+    def peek(self):
+        return self.text[self.at] if self.at < len(self.text) else ""
+
+    def take(self, char):
+        if self.peek() != char:
+            raise ValueError(f"structured field: expected {char!r} at {self.at}")
+        self.at += 1
+
+    def spaces(self):
+        while self.peek() == " ":
+            self.at += 1
+
+    def key(self):
+        start = self.at
+        if not (self.peek().islower() or self.peek() == "*"):
+            raise ValueError("structured field: a key starts with a-z or *")
+        while self.peek() and (self.peek().islower() or self.peek().isdigit() or self.peek() in "_-.*"):
+            self.at += 1
+        return self.text[start : self.at]
+
+    def bare_item(self):
+        char = self.peek()
+        if char == '"':
+            self.at += 1
+            value = ""
+            while True:
+                char = self.peek()
+                self.at += 1
+                if char == "\\":
+                    value += self.peek()
+                    self.at += 1
+                elif char == '"':
+                    return ("string", value)
+                elif char == "" or not (0x20 <= ord(char) <= 0x7E):
+                    raise ValueError("structured field: a bad string")
+                else:
+                    value += char
+        if char == "-" or char.isdigit():
+            start = self.at
+            self.at += 1
+            while self.peek().isdigit():
+                self.at += 1
+            return ("integer", int(self.text[start : self.at]))
+        if char == ":":
+            end = self.text.index(":", self.at + 1)
+            value = base64.b64decode(self.text[self.at + 1 : end], validate=True)
+            self.at = end + 1
+            return ("bytes", value)
+        if char == "?":
+            self.at += 2
+            return ("boolean", self.text[self.at - 1] == "1")
+        start = self.at
+        while self.peek() and (self.peek().isalnum() or self.peek() in ":/!#$%&'*+-.^_`|~"):
+            self.at += 1
+        if start == self.at:
+            raise ValueError("structured field: an item was expected")
+        return ("token", self.text[start : self.at])
+
+    def params(self):
+        params = []
+        while self.peek() == ";":
+            self.at += 1
+            self.spaces()
+            name = self.key()
+            value = ("boolean", True)
+            if self.peek() == "=":
+                self.at += 1
+                value = self.bare_item()
+            params.append((name, value))
+        return params
+
+    def member(self):
+        if self.peek() == "(":
+            self.at += 1
+            items = []
+            while True:
+                self.spaces()
+                if self.peek() == ")":
+                    self.at += 1
+                    return ("list", items, self.params())
+                items.append((self.bare_item(), self.params()))
+        return ("item", self.bare_item(), self.params())
+
+    def dictionary(self):
+        members = {}
+        self.spaces()
+        while self.at < len(self.text):
+            name = self.key()
+            if self.peek() == "=":
+                self.at += 1
+                members[name] = self.member()
+            else:
+                members[name] = ("item", ("boolean", True), self.params())
+            self.spaces()
+            if self.at < len(self.text):
+                self.take(",")
+                self.spaces()
+        return members
+
+
+def serialize_bare(item):
+    kind, value = item
+    if kind == "string":
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if kind == "integer":
+        return str(value)
+    if kind == "bytes":
+        return ":" + base64.b64encode(value).decode() + ":"
+    if kind == "boolean":
+        return "?1" if value else "?0"
+    return value
+
+
+def serialize_params(params):
+    return "".join(
+        ";" + name + ("" if value == ("boolean", True) else "=" + serialize_bare(value))
+        for name, value in params
+    )
+
+
 # --- The recorded request (RFC 9421 / RFC 9530) ---------------------------
 
 
@@ -228,21 +357,33 @@ def verify_request(entry, network):
     digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
     if request["content_digest"] != digest:
         raise ValueError("the body does not match its Content-Digest")
-    params = request["signature_input"].split("=", 1)[1]
-    keyid = params.split('keyid="', 1)[1].split('"', 1)[0]
+    # Any label; the signature whose tag is this log's network id
+    # ("agentrail:<log origin>"): the request is bound to one ledger.
+    inputs = Fields(request["signature_input"]).dictionary()
+    chosen = [
+        (label, member)
+        for label, member in inputs.items()
+        if member[0] == "list" and ("tag", ("string", network)) in member[2]
+    ]
+    if not chosen:
+        raise ValueError("the request was signed for another ledger than this log's")
+    label, (_, items, params) = chosen[0]
+    names = [value for (kind, value), item_params in items if kind == "string" and not item_params]
+    if sorted(names) != sorted(["@method", "@path", "content-digest"]) or len(names) != len(items):
+        raise ValueError("the request must cover @method, @path and content-digest, and no more")
+    values = dict(params)
+    keyid = values.get("keyid", ("", ""))[1]
     if keyid != entry["signer"]:
         raise ValueError("the request's keyid is not the recorded signer")
-    # The signature is bound to one ledger: its tag, the last parameter, is
-    # the network id "agentrail:<log origin>".
-    if not params.endswith(';tag="' + network + '"'):
-        raise ValueError("the request was signed for another ledger than this log's")
-    base = (
-        f'"@method": {request["method"]}\n'
-        f'"@path": {request["path"]}\n'
-        f'"content-digest": {request["content_digest"]}\n'
-        f'"@signature-params": {params}'
-    )
-    signature = base64.b64decode(request["signature"].split("=:", 1)[1].rstrip(":"), validate=True)
+    if values.get("alg", ("string", "ed25519")) != ("string", "ed25519"):
+        raise ValueError("the request is not signed with Ed25519")
+    component = {"@method": request["method"], "@path": request["path"], "content-digest": request["content_digest"]}
+    inner = "(" + " ".join(serialize_bare(("string", n)) for n in names) + ")" + serialize_params(params)
+    base = "".join(f'"{name}": {component[name]}\n' for name in names) + f'"@signature-params": {inner}'
+    signatures = Fields(request["signature"]).dictionary()
+    kind, signature = signatures.get(label, ("item", ("", b"")))[1]
+    if kind != "bytes":
+        raise ValueError("the request's Signature has no signature for its label")
     if not ed25519_verify(did_key_public(keyid), base.encode(), signature):
         raise ValueError("the request signature does not verify")
     return "HTTP request signed by " + keyid

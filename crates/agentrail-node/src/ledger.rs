@@ -513,7 +513,7 @@ impl Ledger {
                     signature_input, ..
                 } = &entry.request
                     && let Some((created, nonce)) =
-                        agentrail_wire::httpsig::recorded_nonce(signature_input)
+                        agentrail_wire::httpsig::recorded_nonce(signature_input, self.network())
                 {
                     recent.push((entry.signer, nonce, created));
                 }
