@@ -314,6 +314,7 @@ async fn run_async(
         limits: agentrail_node::limits::ServeLimits::default(),
         journal_cache_bytes: agentrail_node::JOURNAL_CACHE_BYTES,
         time_scale: None,
+        cors_origins: Vec::new(),
     };
     let node = tokio::spawn(agentrail_node::run(
         config,

@@ -296,6 +296,47 @@ pub struct App {
     pub faucet_key: Option<Arc<SigningKey>>,
 }
 
+/// The headers a web page's request may carry: what a signed command needs.
+const CORS_REQUEST_HEADERS: [&str; 4] = [
+    "content-type",
+    "content-digest",
+    "signature-input",
+    "signature",
+];
+
+/// CORS for the API: pages from `origins` (every origin in dev mode) may
+/// call it, with the headers a signed request carries, and read
+/// `Retry-After`. Without origins (and outside dev mode) no page may: the
+/// browser refuses the preflight. An origin that is not an absolute
+/// `scheme://host[:port]` is refused here.
+pub fn cors(origins: &[String], dev: bool) -> Result<tower_http::cors::CorsLayer, String> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = if dev {
+        AllowOrigin::any()
+    } else {
+        let mut values = Vec::with_capacity(origins.len());
+        for origin in origins {
+            let well_formed = origin.split_once("://").is_some_and(|(scheme, host)| {
+                matches!(scheme, "http" | "https") && !host.is_empty() && !host.contains('/')
+            });
+            let value = HeaderValue::from_str(origin)
+                .ok()
+                .filter(|_| well_formed)
+                .ok_or_else(|| {
+                    format!("--cors-origin {origin:?} is not an origin like https://app.example")
+                })?;
+            values.push(value);
+        }
+        AllowOrigin::list(values)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers(CORS_REQUEST_HEADERS.map(axum::http::HeaderName::from_static))
+        .expose_headers([axum::http::header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(600)))
+}
+
 pub fn router(app: App) -> Router {
     Router::new()
         .route(COMMANDS_PATH, post(post_command))
@@ -1068,4 +1109,68 @@ async fn get_metrics(State(app): State<App>) -> Response {
         ),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    async fn preflight(router: Router, origin: &str) -> (StatusCode, Option<String>) {
+        let request = axum::http::Request::builder()
+            .method(Method::OPTIONS)
+            .uri(COMMANDS_PATH)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-digest,signature-input,signature,content-type",
+            )
+            .body(Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let allowed = response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (response.status(), allowed)
+    }
+
+    fn api(cors: tower_http::cors::CorsLayer) -> Router {
+        Router::new()
+            .route(COMMANDS_PATH, post(|| async { "ok" }))
+            .layer(cors)
+    }
+
+    #[tokio::test]
+    async fn pages_from_the_listed_origins_may_call_the_api_and_no_others() {
+        let listed = cors(&["https://dash.example".to_owned()], false).unwrap();
+        assert_eq!(
+            preflight(api(listed.clone()), "https://dash.example").await,
+            (StatusCode::OK, Some("https://dash.example".to_owned()))
+        );
+        assert_eq!(preflight(api(listed), "https://evil.example").await.1, None);
+        assert_eq!(
+            preflight(api(cors(&[], false).unwrap()), "https://dash.example")
+                .await
+                .1,
+            None,
+            "no origin is allowed unless named"
+        );
+        assert_eq!(
+            preflight(api(cors(&[], true).unwrap()), "http://localhost:3000")
+                .await
+                .1,
+            Some("*".to_owned()),
+            "dev mode lets every page call"
+        );
+        for bad in [
+            "dash.example",
+            "https://dash.example/path",
+            "ftp://x",
+            "https://a\nb",
+        ] {
+            assert!(cors(&[bad.to_owned()], false).is_err(), "{bad}");
+        }
+    }
 }

@@ -50,6 +50,9 @@ pub struct NodeConfig {
     /// Dev mode only: a ledger clock that runs faster than the real one
     /// (soak tests cover days of retention windows in minutes).
     pub time_scale: Option<agentrail_core::time::TimeScale>,
+    /// Web origins whose pages may call the API (CORS), e.g.
+    /// `https://dashboard.example`; in dev mode every origin may.
+    pub cors_origins: Vec<String>,
 }
 
 /// Why the node could not run.
@@ -248,12 +251,13 @@ pub async fn run(
         verifier,
         faucet_key: faucet_key.map(Arc::new),
     };
+    let cors = http::cors(&config.cors_origins, config.dev).map_err(NodeError::Setup)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     tracing::info!(%address, dev = config.dev, operator = %genesis.operator, "node listening");
     ready(address);
     let listener = limits::LimitedListener::new(listener, config.limits);
-    axum::serve(listener, router(app))
+    axum::serve(listener, router(app).layer(cors))
         .with_graceful_shutdown(shutdown)
         .await?;
     // The router (and its queue senders) is gone: the verifier threads drain

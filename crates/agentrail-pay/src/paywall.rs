@@ -27,6 +27,11 @@
 //! payer leaves unspent returns to it when the channel ends. Credits and
 //! charges are kept with the vouchers, so they survive a restart.
 //!
+//! Web pages may pay too: the layer answers CORS, by default for every
+//! origin, letting a page send `PAYMENT-SIGNATURE` / `X-PAYMENT` and read
+//! `PAYMENT-REQUIRED` / `PAYMENT-RESPONSE`, as x402's HTTP transport needs
+//! ([`x402_cors`]; [`Paywall::cors`] narrows it).
+//!
 //! Refusals are `402` with `PAYMENT-RESPONSE` naming the reason
 //! (`errorReason`: `voucher_signature_invalid`, `voucher_stale`,
 //! `channel_exhausted`, `channel_expired`, `channel_closed`, …) and a fresh
@@ -45,6 +50,7 @@ use agentrail_core::channel::VoucherTerms;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, Service};
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 use crate::x402::{
     self, ChannelPayload, ChannelState, PaymentPayload, PaymentRequired, PaymentRequirements,
@@ -74,6 +80,26 @@ pub struct Paywall {
     payee: Payee,
     network: String,
     routes: HashMap<String, Price>,
+    cors: CorsLayer,
+}
+
+/// CORS for x402 over HTTP: any origin; a page may send the payment
+/// headers and read the 402's and the settlement's.
+pub fn x402_cors() -> CorsLayer {
+    use axum::http::{HeaderName, Method};
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("payment-signature"),
+            HeaderName::from_static("x-payment"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("payment-required"),
+            HeaderName::from_static("payment-response"),
+            HeaderName::from_static("retry-after"),
+        ])
 }
 
 impl Paywall {
@@ -82,6 +108,7 @@ impl Paywall {
             payee,
             network: network.to_owned(),
             routes: HashMap::new(),
+            cors: x402_cors(),
         }
     }
 
@@ -108,6 +135,13 @@ impl Paywall {
                 max_per_call,
             },
         );
+        self
+    }
+
+    /// Replaces the CORS rules (by default [`x402_cors`]), for example to
+    /// let only some origins' pages pay.
+    pub fn cors(mut self, cors: CorsLayer) -> Paywall {
+        self.cors = cors;
         self
     }
 
@@ -213,13 +247,13 @@ pub struct PaywallLayer {
 }
 
 impl<S> Layer<S> for PaywallLayer {
-    type Service = PaywallService<S>;
+    type Service = Cors<PaywallService<S>>;
 
-    fn layer(&self, inner: S) -> PaywallService<S> {
-        PaywallService {
+    fn layer(&self, inner: S) -> Cors<PaywallService<S>> {
+        self.paywall.cors.layer(PaywallService {
             paywall: Arc::clone(&self.paywall),
             inner,
-        }
+        })
     }
 }
 

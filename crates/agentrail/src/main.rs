@@ -98,6 +98,11 @@ enum Commands {
         /// from, reading it as that second; default: when the node starts.
         #[arg(long, requires = "dev_time_scale")]
         dev_time_origin_ms: Option<u64>,
+        /// A web origin whose pages may call the API (CORS), e.g.
+        /// https://dashboard.example; repeatable. In dev mode every origin
+        /// may.
+        #[arg(long = "cors-origin", value_name = "ORIGIN")]
+        cors_origins: Vec<String>,
     },
     #[command(flatten)]
     Ledger(LedgerCommand),
@@ -229,6 +234,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             journal_cache_mb,
             dev_time_scale,
             dev_time_origin_ms,
+            cors_origins,
         } => {
             let limits = agentrail_node::limits::ServeLimits {
                 connections_max: connections_max as usize,
@@ -253,6 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }),
                     scale,
                 }),
+                cors_origins,
             };
             runtime()?.block_on(async {
                 let ready = |address: std::net::SocketAddr| {

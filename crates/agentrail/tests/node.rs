@@ -208,6 +208,35 @@ fn signed_headers(signature: &httpsig::SignatureHeaders) -> Vec<(&'static str, S
     ]
 }
 
+/// A dev node lets any web page call it (CORS): the preflight of a signed
+/// command is allowed with the headers it carries.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dev_node_answers_the_preflight_of_a_signed_command() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let response = reqwest::Client::new()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/commands", node.url),
+        )
+        .header("origin", "http://localhost:5173")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type,content-digest,signature-input,signature",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    let allowed = response.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(allowed.contains("signature-input"), "{allowed}");
+}
+
 /// A request signed as PyPI's `http-message-signatures` signs by default
 /// (label `pyhms`, `created;keyid;alg;nonce;tag`, the components in the
 /// caller's order), at `created`: the node takes it like its own shape,

@@ -591,6 +591,62 @@ mod http402 {
         );
     }
 
+    /// A web page may pay: the preflight allows the payment headers, and
+    /// the 402 exposes its own to the page.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn pages_may_pay_the_paywall_answers_cors_for_x402() {
+        let data = tempfile::tempdir().unwrap();
+        let node = Node::start(data.path());
+        let client = node.client.clone();
+        let (_, seller) = super::funded_pair(&client, "cors").await;
+        let network = client.health().await.unwrap().network;
+        let store = tempfile::tempdir().unwrap();
+        let payee = Payee::open(
+            store.path(),
+            client.clone(),
+            seller,
+            PayeeOptions::default(),
+        )
+        .await
+        .unwrap();
+        let base = provider(payee, &network).await;
+        let http = reqwest::Client::new();
+        let preflight = http
+            .request(Method::OPTIONS, format!("{base}/echo"))
+            .header("origin", "https://shop.example")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "payment-signature,content-type",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(preflight.status().is_success(), "{}", preflight.status());
+        let allowed = preflight.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(allowed.contains("payment-signature"), "{allowed}");
+        assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+        let unpaid = http
+            .post(format!("{base}/echo"))
+            .header("origin", "https://shop.example")
+            .body("hi")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unpaid.status(), 402);
+        let exposed = unpaid.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            exposed.contains("payment-required") && exposed.contains("payment-response"),
+            "{exposed}"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn a_price_above_the_mandate_is_refused_before_paying() {
         let data = tempfile::tempdir().unwrap();
