@@ -308,6 +308,7 @@ pub fn run_channel_bench(
             journal_cache_bytes: agentrail_node::JOURNAL_CACHE_BYTES,
             time_scale: None,
             cors_origins: Vec::new(),
+            tls: None,
         };
         let server = tokio::spawn(agentrail_node::run(
             node_config,

@@ -541,6 +541,7 @@ fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
             journal_cache_bytes: agentrail_node::JOURNAL_CACHE_BYTES,
             time_scale: None,
             cors_origins: Vec::new(),
+            tls: None,
         };
         let server = tokio::spawn(agentrail_node::run(
             config,

@@ -46,6 +46,41 @@ pub enum ClientError {
     /// The node answered something this client does not understand.
     #[error("unexpected answer from the node: {0}")]
     Decode(String),
+    /// The TLS set-up failed: a CA file that cannot be read or parsed.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// The environment variable naming a PEM file of extra CA certificates
+/// (as `--ca-cert` does for the CLI).
+pub const CA_CERT_ENV: &str = "AGENTRAIL_CA_CERT";
+
+/// An HTTP client for `http://` and `https://` alike: rustls with the ring
+/// provider, the system's roots, and the certificates of the PEM file
+/// `ca_cert` as extra roots (a private CA, a self-signed node).
+pub fn http_client(ca_cert: Option<&std::path::Path>) -> Result<reqwest::Client, ClientError> {
+    // One provider for the process; reqwest picks up the installed one.
+    // Installing fails only when one is already installed: either is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path).map_err(|e| {
+            ClientError::Tls(format!("cannot read the CA file {}: {e}", path.display()))
+        })?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            ClientError::Tls(format!("{} holds no PEM certificate: {e}", path.display()))
+        })?;
+        if certificates.is_empty() {
+            return Err(ClientError::Tls(format!(
+                "{} holds no PEM certificate",
+                path.display()
+            )));
+        }
+        builder = builder.tls_certs_merge(certificates);
+    }
+    builder
+        .build()
+        .map_err(|e| ClientError::Tls(format!("the HTTP client cannot be built: {e}")))
 }
 
 impl ClientError {
@@ -112,13 +147,40 @@ fn unix_now() -> u64 {
 }
 
 impl Client {
+    /// A client of the node at `base` (`http://` or `https://`), trusting
+    /// the system's roots and, when `AGENTRAIL_CA_CERT` names a PEM file,
+    /// its certificates. A CA file that cannot be used is logged and left
+    /// out; [`Client::connect`] reports it instead.
     pub fn new(base: &str) -> Client {
+        let ca = std::env::var_os(CA_CERT_ENV).map(std::path::PathBuf::from);
+        let http = http_client(ca.as_deref()).unwrap_or_else(|error| {
+            tracing::warn!(%error, "the CA file of {CA_CERT_ENV} is left out");
+            http_client(None).expect("a TLS client with the system's roots builds")
+        });
+        Client::with_http(base, http)
+    }
+
+    /// A client of the node at `base` that also trusts the certificates of
+    /// the PEM file `ca_cert`.
+    pub fn connect(base: &str, ca_cert: Option<&std::path::Path>) -> Result<Client, ClientError> {
+        Ok(Client::with_http(base, http_client(ca_cert)?))
+    }
+
+    /// A client of the node at `base` over `http` (its TLS roots, proxies
+    /// and timeouts).
+    pub fn with_http(base: &str, http: reqwest::Client) -> Client {
         Client {
             base: base.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
+            http,
             clock: SigningClock(Arc::new(unix_now)),
             network: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// The HTTP client underneath (for other HTTP calls with the same TLS
+    /// roots, as the paying client's).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The same client signing for the ledger `network`

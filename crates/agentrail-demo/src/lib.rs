@@ -315,6 +315,7 @@ async fn run_async(
         journal_cache_bytes: agentrail_node::JOURNAL_CACHE_BYTES,
         time_scale: None,
         cors_origins: Vec::new(),
+        tls: None,
     };
     let node = tokio::spawn(agentrail_node::run(
         config,

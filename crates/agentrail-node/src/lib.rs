@@ -12,6 +12,7 @@ pub mod limits;
 mod market_http;
 pub mod metrics;
 pub mod openapi;
+pub mod tls;
 pub mod verifier;
 
 use std::net::SocketAddr;
@@ -53,6 +54,15 @@ pub struct NodeConfig {
     /// Web origins whose pages may call the API (CORS), e.g.
     /// `https://dashboard.example`; in dev mode every origin may.
     pub cors_origins: Vec<String>,
+    /// HTTPS: a PEM certificate chain and its PEM private key.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The files of a node's TLS identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Why the node could not run.
@@ -252,14 +262,28 @@ pub async fn run(
         faucet_key: faucet_key.map(Arc::new),
     };
     let cors = http::cors(&config.cors_origins, config.dev).map_err(NodeError::Setup)?;
+    let tls = match &config.tls {
+        Some(files) => Some(tls::server_config(&files.cert, &files.key).map_err(NodeError::Setup)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     tracing::info!(%address, dev = config.dev, operator = %genesis.operator, "node listening");
     ready(address);
     let listener = limits::LimitedListener::new(listener, config.limits);
-    axum::serve(listener, router(app).layer(cors))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let app = router(app).layer(cors);
+    match tls {
+        Some(tls) => {
+            axum::serve(tls::TlsListener::new(listener, tls)?, app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
     // The router (and its queue senders) is gone: the verifier threads drain
     // their queue and stop, then the writer drains and stops.
     tokio::task::spawn_blocking(move || {

@@ -153,7 +153,8 @@ impl Payer {
             subject = grant.issuer;
         }
         Ok(Payer {
-            http: reqwest::Client::new(),
+            // The node client's TLS roots (a CA file given to it included).
+            http: node.http().clone(),
             node,
             key,
             signer,

@@ -360,8 +360,7 @@ pub(crate) fn summarize(response: &agentrail_wire::api::CommandResponse) -> Stri
     )
 }
 
-pub async fn run(command: LedgerCommand, node: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let client = Client::new(node);
+pub async fn run(command: LedgerCommand, client: Client, json: bool) -> anyhow::Result<ExitCode> {
     let submit = |key: SigningKey, command: Command| {
         let client = client.clone();
         async move { client.submit(&key, &command).await }

@@ -101,8 +101,7 @@ fn decode_hash(text: &str) -> anyhow::Result<Hash> {
         .ok_or_else(|| anyhow!("the node sent a hash that is not 32 bytes of base64"))
 }
 
-pub async fn run(command: ProofCommand, node: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let client = Client::new(node);
+pub async fn run(command: ProofCommand, client: Client, json: bool) -> anyhow::Result<ExitCode> {
     match command {
         ProofCommand::Verify { receipt, log_key } => {
             let key = read_key(&log_key)?;
@@ -157,7 +156,10 @@ pub async fn run(command: ProofCommand, node: &str, json: bool) -> anyhow::Resul
             match watch_once(&client, &state, log_key.as_deref(), json).await {
                 Ok(()) => {}
                 Err(WatchError::Lies(reason)) => {
-                    eprintln!("ALERT: the log at {node} rewrote its history: {reason}");
+                    eprintln!(
+                        "ALERT: the log at {} rewrote its history: {reason}",
+                        client.base()
+                    );
                     if json {
                         println!(
                             "{}",

@@ -38,6 +38,10 @@ struct Cli {
     /// The node to talk to.
     #[arg(long, global = true, env = "AGENTRAIL_NODE", default_value = agentrail_client::DEFAULT_NODE)]
     node: String,
+    /// A PEM file of CA certificates to trust besides the system's (an
+    /// `https://` node with a private or self-signed certificate).
+    #[arg(long, global = true, env = agentrail_client::CA_CERT_ENV)]
+    ca_cert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Commands,
 }
@@ -103,6 +107,12 @@ enum Commands {
         /// may.
         #[arg(long = "cors-origin", value_name = "ORIGIN")]
         cors_origins: Vec<String>,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
     },
     #[command(flatten)]
     Ledger(LedgerCommand),
@@ -235,6 +245,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dev_time_scale,
             dev_time_origin_ms,
             cors_origins,
+            tls_cert,
+            tls_key,
         } => {
             let limits = agentrail_node::limits::ServeLimits {
                 connections_max: connections_max as usize,
@@ -260,20 +272,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     scale,
                 }),
                 cors_origins,
+                tls: tls_cert
+                    .zip(tls_key)
+                    .map(|(cert, key)| agentrail_node::TlsFiles { cert, key }),
+            };
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
             };
             runtime()?.block_on(async {
                 let ready = |address: std::net::SocketAddr| {
                     // Scripts and tests read this line to find the port.
-                    println!("agentrail node listening on http://{address}");
+                    println!("agentrail node listening on {scheme}://{address}");
                 };
                 agentrail_node::run(config, ready, shutdown_signal()).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
         Commands::Ledger(command) => {
-            runtime()?.block_on(ledger_cli::run(command, &cli.node, cli.json))
+            let client = agentrail_client::Client::connect(&cli.node, cli.ca_cert.as_deref())?;
+            runtime()?.block_on(ledger_cli::run(command, client, cli.json))
         }
-        Commands::Proof(command) => runtime()?.block_on(log_cli::run(command, &cli.node, cli.json)),
+        Commands::Proof(command) => {
+            let client = agentrail_client::Client::connect(&cli.node, cli.ca_cert.as_deref())?;
+            runtime()?.block_on(log_cli::run(command, client, cli.json))
+        }
         Commands::Simulate {
             seed,
             seeds,

@@ -208,6 +208,87 @@ fn signed_headers(signature: &httpsig::SignatureHeaders) -> Vec<(&'static str, S
     ]
 }
 
+/// A node serving HTTPS with a self-signed certificate: the CLI and the
+/// client reach it when told to trust the certificate (`--ca-cert`,
+/// `AGENTRAIL_CA_CERT`, `Client::connect`), and refuse it otherwise.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_node_is_reached_with_its_ca_and_refused_without() {
+    let data = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key_file) = (data.path().join("node.pem"), data.path().join("node.key"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key_file, certified.signing_key.serialize_pem()).unwrap();
+    let node = Node::start_with(
+        &data.path().join("node"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    assert!(node.url.starts_with("https://"), "{}", node.url);
+
+    // The client library, trusting the certificate: reads and a command.
+    let client = Client::connect(&node.url, Some(&cert)).unwrap();
+    let principal = key("tls-principal");
+    client
+        .submit(&principal, &kit::register_principal(did(&principal)))
+        .await
+        .unwrap();
+    client.faucet(did(&principal), usd(3)).await.unwrap();
+    assert_eq!(
+        client.balance(&did(&principal)).await.unwrap().available,
+        usd(3)
+    );
+    // Not trusting it: a TLS failure, not an answer.
+    let untrusted = Client::connect(&node.url, None).unwrap();
+    assert!(matches!(
+        untrusted.health().await,
+        Err(agentrail_client::ClientError::Transport(_))
+    ));
+    // Plain HTTP to the TLS port gets no API answer.
+    let plain = Client::new(&node.url.replace("https://", "http://"));
+    assert!(plain.health().await.is_err());
+
+    // The CLI, by environment variable and by flag.
+    let balance = |extra: &[&str], env: Option<&std::path::Path>| {
+        let mut command = std::process::Command::new(BIN);
+        command
+            .args(["--json", "--node", &node.url])
+            .args(extra)
+            .args(["balance", &did(&principal).to_string()])
+            .env_remove("AGENTRAIL_CA_CERT");
+        if let Some(path) = env {
+            command.env("AGENTRAIL_CA_CERT", path);
+        }
+        command.output().unwrap()
+    };
+    let by_env = balance(&[], Some(&cert));
+    assert!(
+        by_env.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_env.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&by_env.stdout).unwrap();
+    assert_eq!(shown["available"], "3000000");
+    let by_flag = balance(&["--ca-cert", cert.to_str().unwrap()], None);
+    assert!(
+        by_flag.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_flag.stderr)
+    );
+    let refused = balance(&[], None);
+    assert!(!refused.status.success());
+    let missing = balance(&["--ca-cert", "/nonexistent/ca.pem"], None);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("cannot read the CA file"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}
+
 /// A dev node lets any web page call it (CORS): the preflight of a signed
 /// command is allowed with the headers it carries.
 #[tokio::test(flavor = "multi_thread")]

@@ -55,6 +55,7 @@ async fn a_killed_provider_loses_at_most_its_bound_and_collects_the_rest() {
         journal_cache_bytes: agentrail_node::JOURNAL_CACHE_BYTES,
         time_scale: None,
         cors_origins: Vec::new(),
+        tls: None,
     };
     tokio::spawn(agentrail_node::run(
         config,

@@ -64,7 +64,7 @@ impl Node {
             .expect("an address")
             .to_owned();
         assert!(
-            url.starts_with("http://127.0.0.1:"),
+            url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"),
             "unexpected first line: {line:?}"
         );
         Node {
