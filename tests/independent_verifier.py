@@ -215,9 +215,14 @@ def open_checkpoint(note, log_key):
 
 # --- Structured fields (RFC 8941), the subset signature headers use -------
 
+LCALPHA = "abcdefghijklmnopqrstuvwxyz"
+DIGITS = "0123456789"
+ALPHA = LCALPHA + LCALPHA.upper()
+TCHAR = ALPHA + DIGITS + "!#$%&'*+-.^_`|~"
+
 
 class Fields:
-    """A parser of RFC 8941 dictionaries of items and inner lists."""
+    """A strict parser of RFC 8941 dictionaries (items and inner lists)."""
 
     def __init__(self, text):
         self.text, self.at = text, 0
@@ -225,10 +230,8 @@ class Fields:
     def peek(self):
         return self.text[self.at] if self.at < len(self.text) else ""
 
-    def take(self, char):
-        if self.peek() != char:
-            raise ValueError(f"structured field: expected {char!r} at {self.at}")
-        self.at += 1
+    def fail(self, what):
+        raise ValueError(f"structured field: {what} at {self.at}")
 
     def spaces(self):
         while self.peek() == " ":
@@ -236,9 +239,9 @@ class Fields:
 
     def key(self):
         start = self.at
-        if not (self.peek().islower() or self.peek() == "*"):
-            raise ValueError("structured field: a key starts with a-z or *")
-        while self.peek() and (self.peek().islower() or self.peek().isdigit() or self.peek() in "_-.*"):
+        if not self.peek() or self.peek() not in LCALPHA + "*":
+            self.fail("a key starts with a-z or *")
+        while self.peek() and self.peek() in LCALPHA + DIGITS + "_-.*":
             self.at += 1
         return self.text[start : self.at]
 
@@ -251,37 +254,53 @@ class Fields:
                 char = self.peek()
                 self.at += 1
                 if char == "\\":
+                    if self.peek() not in ('"', "\\"):
+                        self.fail("only \\\" and \\\\ are escapes")
                     value += self.peek()
                     self.at += 1
                 elif char == '"':
                     return ("string", value)
                 elif char == "" or not (0x20 <= ord(char) <= 0x7E):
-                    raise ValueError("structured field: a bad string")
+                    self.fail("a string holds printable ASCII only")
                 else:
                     value += char
-        if char == "-" or char.isdigit():
+        if char and char in "-" + DIGITS:
             start = self.at
             self.at += 1
-            while self.peek().isdigit():
+            while self.peek() and self.peek() in DIGITS + ".":
                 self.at += 1
-            return ("integer", int(self.text[start : self.at]))
+            text = self.text[start : self.at]
+            digits = text.lstrip("-")
+            if "." in digits:
+                whole, _, fraction = digits.partition(".")
+                if not whole or not fraction or len(whole) > 12 or len(fraction) > 3 or "." in fraction:
+                    self.fail("a bad decimal")
+                return ("decimal", text)
+            if not digits or len(digits) > 15:
+                self.fail("a bad integer")
+            return ("integer", int(text))
         if char == ":":
-            end = self.text.index(":", self.at + 1)
+            end = self.text.find(":", self.at + 1)
+            if end < 0:
+                self.fail("an unterminated byte sequence")
             value = base64.b64decode(self.text[self.at + 1 : end], validate=True)
             self.at = end + 1
             return ("bytes", value)
         if char == "?":
+            if self.text[self.at + 1 : self.at + 2] not in ("0", "1"):
+                self.fail("a boolean is ?0 or ?1")
             self.at += 2
             return ("boolean", self.text[self.at - 1] == "1")
-        start = self.at
-        while self.peek() and (self.peek().isalnum() or self.peek() in ":/!#$%&'*+-.^_`|~"):
+        if char and char in ALPHA + "*":
+            start = self.at
             self.at += 1
-        if start == self.at:
-            raise ValueError("structured field: an item was expected")
-        return ("token", self.text[start : self.at])
+            while self.peek() and self.peek() in TCHAR + ":/":
+                self.at += 1
+            return ("token", self.text[start : self.at])
+        self.fail("an item was expected")
 
     def params(self):
-        params = []
+        params = {}
         while self.peek() == ";":
             self.at += 1
             self.spaces()
@@ -290,7 +309,7 @@ class Fields:
             if self.peek() == "=":
                 self.at += 1
                 value = self.bare_item()
-            params.append((name, value))
+            params[name] = value
         return params
 
     def member(self):
@@ -303,6 +322,8 @@ class Fields:
                     self.at += 1
                     return ("list", items, self.params())
                 items.append((self.bare_item(), self.params()))
+                if self.peek() not in (" ", ")"):
+                    self.fail("inner list items are separated by spaces")
         return ("item", self.bare_item(), self.params())
 
     def dictionary(self):
@@ -317,8 +338,12 @@ class Fields:
                 members[name] = ("item", ("boolean", True), self.params())
             self.spaces()
             if self.at < len(self.text):
-                self.take(",")
+                if self.peek() != ",":
+                    self.fail("dictionary members are separated by commas")
+                self.at += 1
                 self.spaces()
+                if self.at == len(self.text):
+                    self.fail("a trailing comma")
         return members
 
 
@@ -328,6 +353,9 @@ def serialize_bare(item):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if kind == "integer":
         return str(value)
+    if kind == "decimal":
+        whole, _, fraction = value.partition(".")
+        return whole + "." + (fraction.rstrip("0") or "0")
     if kind == "bytes":
         return ":" + base64.b64encode(value).decode() + ":"
     if kind == "boolean":
@@ -338,8 +366,30 @@ def serialize_bare(item):
 def serialize_params(params):
     return "".join(
         ";" + name + ("" if value == ("boolean", True) else "=" + serialize_bare(value))
-        for name, value in params
+        for name, value in params.items()
     )
+
+
+def serialize_dictionary(members):
+    out = []
+    for name, member in members.items():
+        if member[0] == "list":
+            _, items, params = member
+            inner = " ".join(serialize_bare(item) + serialize_params(p) for item, p in items)
+            out.append(f"{name}=({inner}){serialize_params(params)}")
+        elif member[1] == ("boolean", True):
+            out.append(name + serialize_params(member[2]))
+        else:
+            out.append(f"{name}={serialize_bare(member[1])}{serialize_params(member[2])}")
+    return ", ".join(out)
+
+
+def canonical_dictionary(text):
+    """A dictionary written exactly as RFC 8941 serializes it."""
+    members = Fields(text).dictionary()
+    if serialize_dictionary(members) != text:
+        raise ValueError("a signature header is not written as RFC 8941 serializes it")
+    return members
 
 
 # --- The recorded request (RFC 9421 / RFC 9530) ---------------------------
@@ -359,11 +409,11 @@ def verify_request(entry, network):
         raise ValueError("the body does not match its Content-Digest")
     # Any label; the signature whose tag is this log's network id
     # ("agentrail:<log origin>"): the request is bound to one ledger.
-    inputs = Fields(request["signature_input"]).dictionary()
+    inputs = canonical_dictionary(request["signature_input"])
     chosen = [
         (label, member)
         for label, member in inputs.items()
-        if member[0] == "list" and ("tag", ("string", network)) in member[2]
+        if member[0] == "list" and member[2].get("tag") == ("string", network)
     ]
     if not chosen:
         raise ValueError("the request was signed for another ledger than this log's")
@@ -371,8 +421,10 @@ def verify_request(entry, network):
     names = [value for (kind, value), item_params in items if kind == "string" and not item_params]
     if sorted(names) != sorted(["@method", "@path", "content-digest"]) or len(names) != len(items):
         raise ValueError("the request must cover @method, @path and content-digest, and no more")
-    values = dict(params)
-    keyid = values.get("keyid", ("", ""))[1]
+    values = params
+    if values.get("keyid", ("", ""))[0] != "string":
+        raise ValueError("the request's keyid is not a string")
+    keyid = values["keyid"][1]
     if keyid != entry["signer"]:
         raise ValueError("the request's keyid is not the recorded signer")
     if values.get("alg", ("string", "ed25519")) != ("string", "ed25519"):
@@ -380,7 +432,7 @@ def verify_request(entry, network):
     component = {"@method": request["method"], "@path": request["path"], "content-digest": request["content_digest"]}
     inner = "(" + " ".join(serialize_bare(("string", n)) for n in names) + ")" + serialize_params(params)
     base = "".join(f'"{name}": {component[name]}\n' for name in names) + f'"@signature-params": {inner}'
-    signatures = Fields(request["signature"]).dictionary()
+    signatures = canonical_dictionary(request["signature"])
     kind, signature = signatures.get(label, ("item", ("", b"")))[1]
     if kind != "bytes":
         raise ValueError("the request's Signature has no signature for its label")

@@ -98,6 +98,9 @@ impl ClientError {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// Why the CA file of `AGENTRAIL_CA_CERT` could not be used: every
+    /// call answers it rather than trying without the file.
+    tls_error: Option<Arc<str>>,
     clock: SigningClock,
     /// The network id requests are signed for, once known.
     network: Arc<OnceLock<String>>,
@@ -149,15 +152,18 @@ fn unix_now() -> u64 {
 impl Client {
     /// A client of the node at `base` (`http://` or `https://`), trusting
     /// the system's roots and, when `AGENTRAIL_CA_CERT` names a PEM file,
-    /// its certificates. A CA file that cannot be used is logged and left
-    /// out; [`Client::connect`] reports it instead.
+    /// its certificates. When that file cannot be used, every call answers
+    /// [`ClientError::Tls`] with the reason ([`Client::connect`] reports it
+    /// at once instead).
     pub fn new(base: &str) -> Client {
         let ca = std::env::var_os(CA_CERT_ENV).map(std::path::PathBuf::from);
-        let http = http_client(ca.as_deref()).unwrap_or_else(|error| {
-            tracing::warn!(%error, "the CA file of {CA_CERT_ENV} is left out");
-            http_client(None).expect("a TLS client with the system's roots builds")
-        });
-        Client::with_http(base, http)
+        match http_client(ca.as_deref()) {
+            Ok(http) => Client::with_http(base, http),
+            Err(error) => Client {
+                tls_error: Some(Arc::from(error.to_string())),
+                ..Client::with_http(base, reqwest::Client::new())
+            },
+        }
     }
 
     /// A client of the node at `base` that also trusts the certificates of
@@ -172,6 +178,7 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_owned(),
             http,
+            tls_error: None,
             clock: SigningClock(Arc::new(unix_now)),
             network: Arc::new(OnceLock::new()),
         }
@@ -430,6 +437,9 @@ impl Client {
 
     /// The body of a successful answer; a refusal as [`ClientError::Api`].
     async fn send_raw(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
+        if let Some(error) = &self.tls_error {
+            return Err(ClientError::Tls(format!("{CA_CERT_ENV}: {error}")));
+        }
         let response = request
             .send()
             .await

@@ -312,12 +312,20 @@ const CORS_REQUEST_HEADERS: [&str; 4] = [
 pub fn cors(origins: &[String], dev: bool) -> Result<tower_http::cors::CorsLayer, String> {
     use tower_http::cors::{AllowOrigin, CorsLayer};
     let allow = if dev {
+        if !origins.is_empty() {
+            tracing::info!("dev mode: every origin may call the API, --cors-origin aside");
+        }
         AllowOrigin::any()
     } else {
         let mut values = Vec::with_capacity(origins.len());
         for origin in origins {
+            // What a browser sends as Origin: scheme, host and maybe port.
             let well_formed = origin.split_once("://").is_some_and(|(scheme, host)| {
-                matches!(scheme, "http" | "https") && !host.is_empty() && !host.contains('/')
+                matches!(scheme, "http" | "https")
+                    && !host.is_empty()
+                    && host.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:[]".contains(&b)
+                    })
             });
             let value = HeaderValue::from_str(origin)
                 .ok()
@@ -1169,6 +1177,9 @@ mod tests {
             "https://dash.example/path",
             "ftp://x",
             "https://a\nb",
+            "https://Dash.example",
+            "https://user@dash.example",
+            "https://dash.example?x",
         ] {
             assert!(cors(&[bad.to_owned()], false).is_err(), "{bad}");
         }

@@ -82,6 +82,9 @@ pub struct LimitedListener {
     listener: TcpListener,
     limits: ServeLimits,
     connections: Arc<Mutex<Connections>>,
+    /// Whether a connection over the limits is answered with a plain-text
+    /// 429 (not under TLS, where it would read as garbage) or just closed.
+    answer_refusals: bool,
 }
 
 impl LimitedListener {
@@ -90,7 +93,15 @@ impl LimitedListener {
             listener,
             limits,
             connections: Arc::default(),
+            answer_refusals: true,
         }
+    }
+
+    /// The same listener closing connections over the limits without an
+    /// answer (for TLS, where a plain-text 429 means nothing).
+    pub fn without_refusals(mut self) -> LimitedListener {
+        self.answer_refusals = false;
+        self
     }
 
     /// A slot for a connection from `peer`, or `None` over a limit.
@@ -144,10 +155,11 @@ impl axum::serve::Listener for LimitedListener {
                         peer,
                     );
                 }
-                None => {
+                None if self.answer_refusals => {
                     tracing::debug!(%peer, "connection refused: over the limit");
                     refuse(stream);
                 }
+                None => tracing::debug!(%peer, "connection closed: over the limit"),
             }
         }
     }

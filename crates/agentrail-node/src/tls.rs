@@ -2,10 +2,13 @@
 //! --tls-key FILE`.
 //!
 //! rustls with the ring provider (the clients' provider too). Handshakes
-//! run on their own tasks, at most [`HANDSHAKES_MAX`] at once and each
-//! within [`HANDSHAKE_TIMEOUT`], so a slow or silent client holds up no
-//! other connection; a connection past the bound is closed. The connection
-//! limits of [`crate::limits`] apply underneath, to the TCP connections.
+//! run on their own tasks, each within [`HANDSHAKE_TIMEOUT`], so a slow or
+//! silent client holds up no other connection. The connection limits of
+//! [`crate::limits`] apply underneath, to the TCP connections (in all and
+//! per address): a handshake holds its connection's place, so one address
+//! can hold no more handshakes than it may hold connections, and a
+//! connection over the limits is closed without a word (a plain-text 429
+//! means nothing to a TLS client).
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,14 +19,12 @@ use std::time::Duration;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::limits::{LimitedListener, LimitedStream};
 
-/// TLS handshakes in progress at once, at most.
-pub const HANDSHAKES_MAX: usize = 1_024;
 /// Longest a handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections handshaken and waiting for the server to take them.
@@ -65,26 +66,21 @@ pub struct TlsListener {
 
 impl TlsListener {
     /// Starts accepting on `inner` (on the current runtime).
-    pub fn new(mut inner: LimitedListener, config: Arc<ServerConfig>) -> io::Result<TlsListener> {
+    pub fn new(inner: LimitedListener, config: Arc<ServerConfig>) -> io::Result<TlsListener> {
         use axum::serve::Listener;
+        let mut inner = inner.without_refusals();
         let local = inner.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (ready, receiver) = mpsc::channel(READY_MAX);
         tokio::spawn(async move {
-            let handshakes = Arc::new(Semaphore::new(HANDSHAKES_MAX));
             loop {
                 let (stream, peer) = tokio::select! {
                     accepted = inner.accept() => accepted,
                     // The server is gone: stop listening.
                     () = ready.closed() => return,
                 };
-                let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
-                    tracing::debug!(%peer, "too many TLS handshakes at once; closed");
-                    continue;
-                };
                 let (acceptor, ready) = (acceptor.clone(), ready.clone());
                 tokio::spawn(async move {
-                    let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = ready.send((tls, peer)).await;

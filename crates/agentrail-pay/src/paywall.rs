@@ -27,10 +27,12 @@
 //! payer leaves unspent returns to it when the channel ends. Credits and
 //! charges are kept with the vouchers, so they survive a restart.
 //!
-//! Web pages may pay too: the layer answers CORS, by default for every
-//! origin, letting a page send `PAYMENT-SIGNATURE` / `X-PAYMENT` and read
-//! `PAYMENT-REQUIRED` / `PAYMENT-RESPONSE`, as x402's HTTP transport needs
-//! ([`x402_cors`]; [`Paywall::cors`] narrows it).
+//! Web pages may pay too: the priced routes answer CORS, by default for
+//! every origin, letting a page send `PAYMENT-SIGNATURE` / `X-PAYMENT` and
+//! read `PAYMENT-REQUIRED` / `PAYMENT-RESPONSE`, as x402's HTTP transport
+//! needs ([`x402_cors`]; [`Paywall::cors`] narrows it). The app's other
+//! routes keep whatever CORS the app gives them; on a priced route these
+//! rules replace the app's.
 //!
 //! Refusals are `402` with `PAYMENT-RESPONSE` naming the reason
 //! (`errorReason`: `voucher_signature_invalid`, `voucher_stale`,
@@ -49,8 +51,8 @@ use agentrail_core::Amount;
 use agentrail_core::channel::VoucherTerms;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, StatusCode};
-use tower::{Layer, Service};
-use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
+use tower::{Layer, Service, ServiceExt};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::x402::{
     self, ChannelPayload, ChannelState, PaymentPayload, PaymentRequired, PaymentRequirements,
@@ -247,13 +249,13 @@ pub struct PaywallLayer {
 }
 
 impl<S> Layer<S> for PaywallLayer {
-    type Service = Cors<PaywallService<S>>;
+    type Service = PaywallService<S>;
 
-    fn layer(&self, inner: S) -> Cors<PaywallService<S>> {
-        self.paywall.cors.layer(PaywallService {
+    fn layer(&self, inner: S) -> PaywallService<S> {
+        PaywallService {
             paywall: Arc::clone(&self.paywall),
             inner,
-        })
+        }
     }
 }
 
@@ -289,148 +291,163 @@ where
             let Some(price) = paywall.routes.get(&path).cloned() else {
                 return inner.call(request).await;
             };
-            let header = request
-                .headers()
-                .get(x402::PAYMENT_SIGNATURE)
-                .or_else(|| request.headers().get(x402::X_PAYMENT));
-            let Some(header) = header else {
-                return Ok(paywall.payment_required(
-                    &path,
-                    &price,
-                    "PAYMENT-SIGNATURE header is required",
-                ));
-            };
-            let payload: PaymentPayload = match header
-                .to_str()
-                .map_err(|e| e.to_string())
-                .and_then(x402::decode_header)
-            {
-                Ok(payload) => payload,
-                Err(reason) => {
-                    let body = serde_json::json!({"error": {"code": "invalid_payment", "message": reason}});
-                    return Ok(json_response(StatusCode::BAD_REQUEST, &body));
-                }
-            };
-            if payload.scheme() != Some(x402::SCHEME)
-                || payload.network() != Some(paywall.network.as_str())
-            {
-                return Ok(paywall.refused(
-                    &path,
-                    &price,
-                    "unsupported_scheme",
-                    "this server accepts the channel scheme on its own network only",
-                ));
-            }
-            let ChannelPayload {
-                receipt: voucher,
-                payer_id,
-                ..
-            } = payload.payload;
-            let accepted = match paywall.payee.accept_credit(&voucher).await {
-                Ok(accepted) => accepted,
-                // The server's own trouble, not the payment's: retry later.
-                Err(
-                    error @ (PaymentError::Busy | PaymentError::Storage(_) | PaymentError::Node(_)),
-                ) => {
-                    let body = serde_json::json!({"error": {"code": error.code(), "message": error.to_string()}});
-                    let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
-                    insert_header(&mut response, "retry-after", "1");
-                    return Ok(response);
-                }
-                Err(error) => {
-                    let code = error.code();
-                    return Ok(paywall.refused(&path, &price, code, &error.to_string()));
-                }
-            };
-            let needed = match &price {
-                Price::PerCall(amount) => *amount,
-                Price::PerUnit { max_per_call, .. } => *max_per_call,
-            };
-            // The voucher's money joined the credit; the call is served only
-            // if the credit covers it, and reserves what it needs until its
-            // cost is known, so that concurrent calls on one sub-channel
-            // cannot spend it twice.
-            let reservation =
-                match paywall
-                    .payee
-                    .reserve(voucher.channel_id, &voucher.sub_channel_id, needed)
-                {
-                    Ok(reservation) => reservation,
-                    Err(error) => {
-                        return Ok(paywall.refused(
-                            &path,
-                            &price,
-                            error.code(),
-                            &error.to_string(),
-                        ));
-                    }
-                };
-            let mut response = inner.call(request).await?;
-            let cost = if response.status().is_client_error() || response.status().is_server_error()
-            {
-                Amount::ZERO
-            } else {
-                match &price {
-                    Price::PerCall(amount) => *amount,
-                    Price::PerUnit {
-                        price,
-                        max_per_call,
-                        ..
-                    } => {
-                        let units = response.extensions().get::<Units>().map_or(0, |u| u.0);
-                        price
-                            .checked_mul(u128::from(units))
-                            .unwrap_or(Amount::MAX)
-                            .min(*max_per_call)
-                    }
-                }
-            };
-            let left = match reservation.charge(cost).await {
-                Ok(left) => left,
-                // Served and charged in memory; the store's trouble is logged
-                // and the charge is written with the sub-channel's next row.
-                Err(error) => {
-                    tracing::error!(code = error.code(), %error, "a charge was not written");
-                    paywall
-                        .payee
-                        .credit(&voucher.channel_id, &voucher.sub_channel_id)
-                }
-            };
-            // The next voucher brings the credit back to what a call needs.
-            let next_total = accepted
-                .total
-                .checked_add(needed.saturating_sub(left))
-                .unwrap_or(Amount::MAX);
-            let settlement = SettlementResponse {
-                success: true,
-                transaction: format!(
-                    "{}/{}/{}",
-                    voucher.channel_id, voucher.sub_channel_id, voucher.nonce
-                ),
-                network: paywall.network.clone(),
-                payer: Some(payer_id),
-                error_reason: None,
-                channel: Some(ChannelState {
-                    channel_id: voucher.channel_id,
-                    sub_channel_id: voucher.sub_channel_id.clone(),
-                    accumulated_amount: accepted.total,
-                    nonce: voucher.nonce,
-                    proposal: VoucherTerms {
-                        channel_id: voucher.channel_id,
-                        epoch: 0,
-                        sub_channel_id: voucher.sub_channel_id.clone(),
-                        accumulated_amount: next_total,
-                        nonce: voucher.nonce + 1,
-                        payee_id: paywall.payee.did(),
-                    },
-                }),
-            };
-            insert_header(
-                &mut response,
-                x402::PAYMENT_RESPONSE,
-                &x402::encode_header(&settlement),
-            );
-            Ok(response)
+            // A priced route answers CORS by x402's rules (a page may pay);
+            // the app's other routes keep their own.
+            let cors = paywall.cors.clone();
+            let paid = tower::service_fn(move |request| {
+                serve_paid(
+                    Arc::clone(&paywall),
+                    inner.clone(),
+                    request,
+                    price.clone(),
+                    path.clone(),
+                )
+            });
+            cors.layer(paid).oneshot(request).await
         })
     }
+}
+
+/// A request to a priced route: checked, served and charged.
+async fn serve_paid<S>(
+    paywall: Arc<Paywall>,
+    mut inner: S,
+    request: Request<Body>,
+    price: Price,
+    path: String,
+) -> Result<Response<Body>, S::Error>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Send,
+    S::Future: Send,
+{
+    let header = request
+        .headers()
+        .get(x402::PAYMENT_SIGNATURE)
+        .or_else(|| request.headers().get(x402::X_PAYMENT));
+    let Some(header) = header else {
+        return Ok(paywall.payment_required(&path, &price, "PAYMENT-SIGNATURE header is required"));
+    };
+    let payload: PaymentPayload = match header
+        .to_str()
+        .map_err(|e| e.to_string())
+        .and_then(x402::decode_header)
+    {
+        Ok(payload) => payload,
+        Err(reason) => {
+            let body = serde_json::json!({"error": {"code": "invalid_payment", "message": reason}});
+            return Ok(json_response(StatusCode::BAD_REQUEST, &body));
+        }
+    };
+    if payload.scheme() != Some(x402::SCHEME) || payload.network() != Some(paywall.network.as_str())
+    {
+        return Ok(paywall.refused(
+            &path,
+            &price,
+            "unsupported_scheme",
+            "this server accepts the channel scheme on its own network only",
+        ));
+    }
+    let ChannelPayload {
+        receipt: voucher,
+        payer_id,
+        ..
+    } = payload.payload;
+    let accepted = match paywall.payee.accept_credit(&voucher).await {
+        Ok(accepted) => accepted,
+        // The server's own trouble, not the payment's: retry later.
+        Err(error @ (PaymentError::Busy | PaymentError::Storage(_) | PaymentError::Node(_))) => {
+            let body =
+                serde_json::json!({"error": {"code": error.code(), "message": error.to_string()}});
+            let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+            insert_header(&mut response, "retry-after", "1");
+            return Ok(response);
+        }
+        Err(error) => {
+            let code = error.code();
+            return Ok(paywall.refused(&path, &price, code, &error.to_string()));
+        }
+    };
+    let needed = match &price {
+        Price::PerCall(amount) => *amount,
+        Price::PerUnit { max_per_call, .. } => *max_per_call,
+    };
+    // The voucher's money joined the credit; the call is served only
+    // if the credit covers it, and reserves what it needs until its
+    // cost is known, so that concurrent calls on one sub-channel
+    // cannot spend it twice.
+    let reservation =
+        match paywall
+            .payee
+            .reserve(voucher.channel_id, &voucher.sub_channel_id, needed)
+        {
+            Ok(reservation) => reservation,
+            Err(error) => {
+                return Ok(paywall.refused(&path, &price, error.code(), &error.to_string()));
+            }
+        };
+    let mut response = inner.call(request).await?;
+    let cost = if response.status().is_client_error() || response.status().is_server_error() {
+        Amount::ZERO
+    } else {
+        match &price {
+            Price::PerCall(amount) => *amount,
+            Price::PerUnit {
+                price,
+                max_per_call,
+                ..
+            } => {
+                let units = response.extensions().get::<Units>().map_or(0, |u| u.0);
+                price
+                    .checked_mul(u128::from(units))
+                    .unwrap_or(Amount::MAX)
+                    .min(*max_per_call)
+            }
+        }
+    };
+    let left = match reservation.charge(cost).await {
+        Ok(left) => left,
+        // Served and charged in memory; the store's trouble is logged
+        // and the charge is written with the sub-channel's next row.
+        Err(error) => {
+            tracing::error!(code = error.code(), %error, "a charge was not written");
+            paywall
+                .payee
+                .credit(&voucher.channel_id, &voucher.sub_channel_id)
+        }
+    };
+    // The next voucher brings the credit back to what a call needs.
+    let next_total = accepted
+        .total
+        .checked_add(needed.saturating_sub(left))
+        .unwrap_or(Amount::MAX);
+    let settlement = SettlementResponse {
+        success: true,
+        transaction: format!(
+            "{}/{}/{}",
+            voucher.channel_id, voucher.sub_channel_id, voucher.nonce
+        ),
+        network: paywall.network.clone(),
+        payer: Some(payer_id),
+        error_reason: None,
+        channel: Some(ChannelState {
+            channel_id: voucher.channel_id,
+            sub_channel_id: voucher.sub_channel_id.clone(),
+            accumulated_amount: accepted.total,
+            nonce: voucher.nonce,
+            proposal: VoucherTerms {
+                channel_id: voucher.channel_id,
+                epoch: 0,
+                sub_channel_id: voucher.sub_channel_id.clone(),
+                accumulated_amount: next_total,
+                nonce: voucher.nonce + 1,
+                payee_id: paywall.payee.did(),
+            },
+        }),
+    };
+    insert_header(
+        &mut response,
+        x402::PAYMENT_RESPONSE,
+        &x402::encode_header(&settlement),
+    );
+    Ok(response)
 }

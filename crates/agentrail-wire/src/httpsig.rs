@@ -42,7 +42,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, Signer, SigningKey};
-use sfv::{BareItem, Dictionary, FieldType, InnerList, ListEntry, Parser};
+use sfv::{BareItem, Dictionary, FieldType, InnerList, ListEntry, Parser, Version};
 use sha2::{Digest, Sha256};
 
 use agentrail_core::Did;
@@ -209,9 +209,11 @@ fn malformed(reason: &'static str) -> SignatureError {
 /// Parses a `Signature-Input` value and picks its signature for `network`:
 /// the one tagged with it, else the first.
 fn parse_params(signature_input: &str, network: Option<&str>) -> Result<Params, SignatureError> {
-    let dictionary: Dictionary = Parser::new(signature_input)
-        .parse()
-        .map_err(|_| malformed("Signature-Input is not an RFC 8941 dictionary"))?;
+    let dictionary = canonical_dictionary(
+        signature_input,
+        "Signature-Input is not an RFC 8941 dictionary",
+        "Signature-Input must be written as RFC 8941 serializes it (no repeated keys or parameters, single spaces)",
+    )?;
     if dictionary.is_empty() || dictionary.len() > SIGNATURES_MAX {
         return Err(malformed("Signature-Input must hold 1 to 8 signatures"));
     }
@@ -235,6 +237,13 @@ fn parse_params(signature_input: &str, network: Option<&str>) -> Result<Params, 
             "a Signature-Input member must be an inner list of covered components",
         ));
     };
+    // Signed for another ledger: say so before anything else is judged.
+    let tag = list.params.get("tag").and_then(BareItem::as_string);
+    if let (Some(network), Some(tag)) = (network, tag)
+        && tag.as_str() != network
+    {
+        return Err(SignatureError::WrongNetwork);
+    }
     let components = components(list)?;
     let mut created = None;
     let mut expires = None;
@@ -333,11 +342,33 @@ pub fn recorded_nonce(signature_input: &str, network: &str) -> Option<(u64, Stri
     Some((params.created, params.nonce))
 }
 
+/// An RFC 8941 dictionary that is written exactly as RFC 8941 serializes
+/// it. A value the parser would read the same way though written otherwise
+/// (a repeated key, base64 without its padding, other spacing) is refused:
+/// the journal records the headers as received, and every verifier must
+/// rebuild the very bytes that were signed from them.
+fn canonical_dictionary(
+    text: &str,
+    not_dictionary: &'static str,
+    not_canonical: &'static str,
+) -> Result<Dictionary, SignatureError> {
+    let dictionary: Dictionary = Parser::new(text)
+        .with_version(Version::Rfc8941)
+        .parse()
+        .map_err(|_| malformed(not_dictionary))?;
+    if dictionary.serialize().as_deref() != Some(text) {
+        return Err(malformed(not_canonical));
+    }
+    Ok(dictionary)
+}
+
 /// The signature of `label` in a `Signature` value: 64 bytes.
 fn signature_of(signature: &str, label: &str) -> Result<[u8; 64], SignatureError> {
-    let dictionary: Dictionary = Parser::new(signature)
-        .parse()
-        .map_err(|_| malformed("Signature is not an RFC 8941 dictionary"))?;
+    let dictionary = canonical_dictionary(
+        signature,
+        "Signature is not an RFC 8941 dictionary",
+        "Signature must be written as RFC 8941 serializes it (base64 with its padding)",
+    )?;
     let entry = dictionary.get(label).ok_or(malformed(
         "Signature holds no signature with the label of Signature-Input",
     ))?;
@@ -738,6 +769,29 @@ mod tests {
                 ..good.clone()
             },
         ] {
+            assert_eq!(
+                check(&bad, body, 1_010).map(|_| ()),
+                Err("signature_malformed"),
+                "{bad:?}"
+            );
+        }
+        // Written otherwise than RFC 8941 serializes it, though it would
+        // parse to the same: a repeated parameter, base64 without padding,
+        // other spacing. Refused, so every verifier rebuilds the same bytes.
+        let repeated = SignatureHeaders {
+            signature_input: format!(r#"{};tag="{NETWORK}""#, good.signature_input),
+            ..good.clone()
+        };
+        let unpadded = SignatureHeaders {
+            signature: good.signature.replace("==:", ":"),
+            ..good.clone()
+        };
+        let spaced = SignatureHeaders {
+            signature_input: good.signature_input.replace("\" \"", "\"  \""),
+            ..good.clone()
+        };
+        assert!(good.signature.ends_with("==:"));
+        for bad in [repeated, unpadded, spaced] {
             assert_eq!(
                 check(&bad, body, 1_010).map(|_| ()),
                 Err("signature_malformed"),

@@ -354,6 +354,31 @@ async fn an_independent_verifier_accepts_receipts_and_consistency_proofs() {
             .unwrap();
         indices.push(paid.index);
     }
+    // One request signed in another library's shape (label, orders).
+    let body =
+        serde_json::to_vec(&kit::transfer(did(&payer), did(&payee), usd(1), "py-shape")).unwrap();
+    let network = client.network().await.unwrap();
+    let headers = support::signed_in_shape(
+        &payer,
+        &body,
+        &network,
+        "pyhms",
+        ["content-digest", "@method", "@path"],
+        now().0,
+        "py-shape-1",
+    );
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/v1/commands", node.url))
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let answer: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+    indices.push(
+        answer["index"]
+            .as_u64()
+            .expect("the shaped request was accepted"),
+    );
     let new_note = work.path().join("new.note");
     let newest = client.checkpoint().await.unwrap();
     std::fs::write(&new_note, &newest).unwrap();
@@ -371,7 +396,8 @@ async fn an_independent_verifier_accepts_receipts_and_consistency_proofs() {
         let mut forged = receipt.clone();
         let mut leaf = STANDARD.decode(&forged.leaf).unwrap();
         let text = String::from_utf8(leaf.clone()).unwrap();
-        let at = text.find("\"signature\":\"sig1=:").unwrap() + 20;
+        let at = text.find("\"signature\":\"").unwrap();
+        let at = at + text[at..].find("=:").unwrap() + 2;
         leaf[at] = if leaf[at] == b'A' { b'B' } else { b'A' };
         forged.leaf = STANDARD.encode(&leaf);
         std::fs::write(&path, serde_json::to_string(&forged).unwrap()).unwrap();

@@ -324,8 +324,6 @@ async fn a_dev_node_answers_the_preflight_of_a_signed_command() {
 /// and refuses it sent again.
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_in_other_libraries_shapes_are_accepted() {
-    use base64::Engine;
-    use ed25519_dalek::Signer;
     let data = tempfile::tempdir().unwrap();
     let node = Node::start(data.path());
     let network = Client::new(&node.url).network().await.unwrap();
@@ -334,31 +332,10 @@ async fn requests_in_other_libraries_shapes_are_accepted() {
         ("sig", ["content-digest", "@path", "@method"]),
     ] {
         let signer = key(&format!("shape-{label}"));
-        let keyid = did(&signer);
-        let body = serde_json::to_vec(&kit::register_principal(keyid)).unwrap();
-        let digest = httpsig::content_digest(&body);
-        let inner = format!(
-            r#"({});created={};keyid="{keyid}";alg="ed25519";nonce="{label}-1";tag="{network}""#,
-            components.map(|c| format!("\"{c}\"")).join(" "),
-            now().0
-        );
-        let mut base = String::new();
-        for component in components {
-            let value = match component {
-                "@method" => "POST",
-                "@path" => "/v1/commands",
-                _ => digest.as_str(),
-            };
-            base.push_str(&format!("\"{component}\": {value}\n"));
-        }
-        base.push_str(&format!("\"@signature-params\": {inner}"));
-        let signature = base64::engine::general_purpose::STANDARD
-            .encode(signer.sign(base.as_bytes()).to_bytes());
-        let headers = [
-            ("content-digest", digest.clone()),
-            ("signature-input", format!("{label}={inner}")),
-            ("signature", format!("{label}=:{signature}:")),
-        ];
+        let body = serde_json::to_vec(&kit::register_principal(did(&signer))).unwrap();
+        let nonce = format!("{label}-1");
+        let headers =
+            support::signed_in_shape(&signer, &body, &network, label, components, now().0, &nonce);
         assert_eq!(raw(&node.url, &body, &headers).await.0, 200, "{label}");
         assert_eq!(
             raw(&node.url, &body, &headers).await,

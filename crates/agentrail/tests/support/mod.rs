@@ -155,3 +155,44 @@ pub async fn money_of(client: &Client, accounts: &[SigningKey]) -> (u128, u128) 
 pub fn is_server_error(error: &agentrail_client::ClientError) -> bool {
     matches!(error, agentrail_client::ClientError::Api { status, .. } if *status >= 500 && *status != 503)
 }
+
+/// The headers of a request to `/v1/commands` signed as another RFC 9421
+/// library may sign it: under `label`, the components in the order given,
+/// the parameters as PyPI's `http-message-signatures` writes them
+/// (`created;keyid;alg;nonce;tag`).
+#[allow(dead_code)]
+pub fn signed_in_shape(
+    signer: &SigningKey,
+    body: &[u8],
+    network: &str,
+    label: &str,
+    components: [&str; 3],
+    created: u64,
+    nonce: &str,
+) -> Vec<(&'static str, String)> {
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    let digest = agentrail_wire::httpsig::content_digest(body);
+    let keyid = did(signer);
+    let inner = format!(
+        r#"({});created={created};keyid="{keyid}";alg="ed25519";nonce="{nonce}";tag="{network}""#,
+        components.map(|c| format!("\"{c}\"")).join(" "),
+    );
+    let mut base = String::new();
+    for component in components {
+        let value = match component {
+            "@method" => "POST",
+            "@path" => "/v1/commands",
+            _ => digest.as_str(),
+        };
+        base.push_str(&format!("\"{component}\": {value}\n"));
+    }
+    base.push_str(&format!("\"@signature-params\": {inner}"));
+    let signature =
+        base64::engine::general_purpose::STANDARD.encode(signer.sign(base.as_bytes()).to_bytes());
+    vec![
+        ("content-digest", digest),
+        ("signature-input", format!("{label}={inner}")),
+        ("signature", format!("{label}=:{signature}:")),
+    ]
+}
