@@ -51,6 +51,27 @@ pub enum ClientError {
     Tls(String),
 }
 
+/// What [`Client::with_observer`] is shown of each answer.
+#[derive(Debug)]
+pub struct Answer<'a> {
+    pub method: &'a str,
+    /// The path and query asked for.
+    pub path: &'a str,
+    pub status: u16,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// A function shown every answer of the node.
+#[derive(Clone)]
+pub struct Observer(Arc<dyn Fn(&Answer<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
 /// The environment variable naming a PEM file of extra CA certificates
 /// (as `--ca-cert` does for the CLI).
 pub const CA_CERT_ENV: &str = "AGENTRAIL_CA_CERT";
@@ -101,6 +122,9 @@ pub struct Client {
     /// Why the CA file of `AGENTRAIL_CA_CERT` could not be used: every
     /// call answers it rather than trying without the file.
     tls_error: Option<Arc<str>>,
+    /// Shown every answer the node gives (tests check them against the
+    /// OpenAPI document).
+    observer: Option<Observer>,
     clock: SigningClock,
     /// The network id requests are signed for, once known.
     network: Arc<OnceLock<String>>,
@@ -179,9 +203,19 @@ impl Client {
             base: base.trim_end_matches('/').to_owned(),
             http,
             tls_error: None,
+            observer: None,
             clock: SigningClock(Arc::new(unix_now)),
             network: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// The same client showing `observer` every answer of the node.
+    pub fn with_observer(
+        mut self,
+        observer: impl Fn(&Answer<'_>) + Send + Sync + 'static,
+    ) -> Client {
+        self.observer = Some(Observer(Arc::new(observer)));
+        self
     }
 
     /// The HTTP client underneath (for other HTTP calls with the same TLS
@@ -440,15 +474,38 @@ impl Client {
         if let Some(error) = &self.tls_error {
             return Err(ClientError::Tls(format!("{CA_CERT_ENV}: {error}")));
         }
-        let response = request
-            .send()
+        let request = request
+            .build()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let (method, url) = (request.method().clone(), request.url().clone());
+        let response = self
+            .http
+            .execute(request)
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response
             .bytes()
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if let Some(Observer(observer)) = &self.observer {
+            let path = match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            };
+            observer(&Answer {
+                method: method.as_str(),
+                path: &path,
+                status: status.as_u16(),
+                content_type: content_type.as_deref(),
+                body: &bytes,
+            });
+        }
         if status.is_success() {
             return Ok(bytes.to_vec());
         }

@@ -128,7 +128,7 @@ pub fn network_hash(network: &str) -> [u8; 32] {
 
 /// What a voucher commits to, before it is signed: also x402's unsigned
 /// *proposal* for the next payment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VoucherTerms {
     pub channel_id: ChannelId,
@@ -218,7 +218,7 @@ pub fn check_sub_channel_id(id: &str) -> Result<(), &'static str> {
 }
 
 /// A signed voucher: x402's channel receipt in the agentrail binding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Voucher {
     pub channel_id: ChannelId,

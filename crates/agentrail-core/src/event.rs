@@ -13,14 +13,14 @@ use crate::market::{Approver, ListingKind, RefundReason, Side};
 use crate::time::Timestamp;
 
 /// One payee's part of a released hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Part {
     pub to: Did,
     pub amount: Amount,
 }
 
 /// Why a channel closed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CloseReason {
     /// The payee closed it.
@@ -32,7 +32,7 @@ pub enum CloseReason {
 }
 
 /// Something the ledger did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {

@@ -34,7 +34,7 @@ pub const GRANT_VERSION: u32 = 1;
 pub type GrantId = DocumentId;
 
 /// What a grant makes its subject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Granted by a principal; spends from its own account.
@@ -45,7 +45,7 @@ pub enum Role {
 
 /// The spending limits of a grant. Absent options mean "no limit of this
 /// kind at this level"; the limits of every grant above still apply.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     pub max_per_payment: Amount,
@@ -73,7 +73,7 @@ pub struct Limits {
 }
 
 /// One limit of a grant, named in rejections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Limit {
@@ -108,7 +108,7 @@ impl Limit {
 }
 
 /// The unsigned body of a grant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
     pub version: u32,
@@ -150,14 +150,14 @@ pub struct Spent {
 
 /// The most money that can still leave through a grant before it expires,
 /// even if its key is stolen, and which limit decides it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Exposure {
     pub amount: Amount,
     pub bound: ExposureBound,
 }
 
 /// The limit that binds a grant's [`Exposure`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ExposureBound {
     /// The grant is expired or revoked: nothing can leave through it.
@@ -508,7 +508,7 @@ impl SignedGrant {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SignedGrantWire {
     grant: Value,

@@ -36,6 +36,7 @@ pub mod grant;
 pub mod market;
 pub mod rejection;
 pub mod reputation;
+mod schema;
 pub mod signing;
 pub mod split;
 pub mod state;

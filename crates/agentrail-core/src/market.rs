@@ -28,7 +28,7 @@ use crate::event::Part;
 use crate::time::Timestamp;
 
 /// What a listing offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ListingKind {
     /// Work done on request: an API, compute, a task.
@@ -39,7 +39,7 @@ pub enum ListingKind {
 }
 
 /// How a listing is priced.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "model", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Pricing {
     /// A fixed price for each call (for a dataset: each licensed use).
@@ -68,7 +68,7 @@ impl Pricing {
 /// principal. A stake, if any, is reserved from the provider's account
 /// (counted against its mandate like a hold) while the listing stands, and
 /// is slashed to the buyer when the provider loses a dispute.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishListing {
     /// Chosen by the client, unique in the ledger; also the idempotency key.
@@ -98,7 +98,7 @@ pub struct PublishListing {
     pub content_hash: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListingRef {
     pub listing_id: String,
@@ -107,7 +107,7 @@ pub struct ListingRef {
 /// A buyer asks for quotes. No money moves until a quote is accepted. The
 /// terms named here (deadline, review window, arbiter, validator) are what
 /// every quote agrees to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestQuotes {
     /// Chosen by the client, unique among the records the ledger keeps
@@ -144,7 +144,7 @@ pub struct RequestQuotes {
 }
 
 /// A provider's offer on a request for quotes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitQuote {
     /// Chosen by the client, unique among the records the ledger keeps
@@ -164,7 +164,7 @@ pub struct SubmitQuote {
 
 /// A counter-offer: by the buyer's side, or the provider's answer to one.
 /// Offers alternate, and a quote takes at most [`crate::constants::QUOTE_ROUNDS_MAX`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CounterQuote {
     pub quote_id: String,
@@ -173,7 +173,7 @@ pub struct CounterQuote {
 
 /// The buyer accepts the provider's latest offer: the price is reserved in
 /// escrow from the buyer's account, within its mandate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptQuote {
     pub quote_id: String,
@@ -184,7 +184,7 @@ pub struct AcceptQuote {
 
 /// The lead provider delivers: the result's hash and a contribution
 /// manifest (contributor → basis points), signed with this command.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverTask {
     pub task_id: String,
@@ -199,14 +199,14 @@ pub struct DeliverTask {
 
 /// The buyer (or the validator named in the terms) approves a delivery;
 /// naming its result hash binds the approval to what was delivered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveTask {
     pub task_id: String,
     pub result_hash: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisputeTask {
     pub task_id: String,
@@ -217,7 +217,7 @@ pub struct DisputeTask {
 /// The arbiter's ruling: the provider's share of the price in basis points;
 /// the rest returns to the buyer. Below half, the provider lost and its
 /// listing's stake goes to the buyer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveDispute {
     pub task_id: String,
@@ -227,7 +227,7 @@ pub struct ResolveDispute {
 /// Buys one licensed use of a dataset listing: its price goes to the
 /// creators in the listing's revenue share; the journal entry's receipt is
 /// the licence.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LicenseDataset {
     /// Chosen by the client, unique among the records the ledger keeps
@@ -241,14 +241,14 @@ pub struct LicenseDataset {
 
 // ----- views ----------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ListingStatus {
     Listed,
     Withdrawn,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ListingView {
     #[serde(flatten)]
     pub listing: PublishListing,
@@ -260,7 +260,7 @@ pub struct ListingView {
     pub open_tasks: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RfqStatus {
     Open,
@@ -270,14 +270,14 @@ pub enum RfqStatus {
 }
 
 /// Which side made an offer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     Buyer,
     Provider,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QuoteStatus {
     Open,
@@ -286,7 +286,7 @@ pub enum QuoteStatus {
     Closed,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QuoteView {
     pub quote_id: String,
     pub rfq_id: String,
@@ -301,7 +301,7 @@ pub struct QuoteView {
     pub status: QuoteStatus,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RfqView {
     #[serde(flatten)]
     pub request: RequestQuotes,
@@ -312,7 +312,7 @@ pub struct RfqView {
 
 /// The agreed terms of a task, fixed at acceptance; `terms_hash` in the
 /// events is SHA-256 of their RFC 8785 canonical JSON.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskTerms {
     pub task_id: String,
     pub rfq_id: String,
@@ -329,7 +329,7 @@ pub struct TaskTerms {
 }
 
 /// Who approved a delivery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Approver {
     Buyer,
@@ -339,7 +339,7 @@ pub enum Approver {
 }
 
 /// Why escrow returned to the buyer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RefundReason {
     DeadlineMissed,
@@ -348,7 +348,7 @@ pub enum RefundReason {
 }
 
 /// Where a task stands; the variants own what each state knows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum TaskStatus {
     Funded,
@@ -391,7 +391,7 @@ impl TaskStatus {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Delivery {
     pub result_hash: String,
     pub uri: Option<String>,
@@ -400,7 +400,7 @@ pub struct Delivery {
     pub delivered_at: Timestamp,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskView {
     pub terms: TaskTerms,
     pub terms_hash: String,
@@ -408,7 +408,7 @@ pub struct TaskView {
     pub status: TaskStatus,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LicenseView {
     pub license_id: String,
     pub listing_id: String,
@@ -421,7 +421,7 @@ pub struct LicenseView {
 
 /// A discovery query: filters, then ranking by reputation (highest first),
 /// price (lowest first) and listing id.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Discovery {
     pub capability: Option<String>,
     pub kind: Option<ListingKind>,
@@ -434,13 +434,13 @@ pub struct Discovery {
     pub limit: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Discovered {
     pub listing: ListingView,
     pub reputation: u16,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DiscoveryPage {
     pub listings: Vec<Discovered>,
     /// Matching listings in all.
@@ -450,7 +450,7 @@ pub struct DiscoveryPage {
 }
 
 /// Which open requests for quotes a provider looks for.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RfqQuery {
     pub capability: Option<String>,
     /// Only requests this provider may quote on (not its own, and inviting
@@ -461,7 +461,7 @@ pub struct RfqQuery {
     pub limit: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RfqPage {
     /// Latest expiry first.
     pub rfqs: Vec<RfqView>,

@@ -69,7 +69,7 @@ const _: () = assert!(
 );
 
 /// What the ledger recorded of one provider's settled work.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Record {
     /// Tasks that paid the provider: approved, or disputes it won.
     pub tasks_paid: u64,
@@ -96,7 +96,7 @@ impl Record {
 }
 
 /// A score and how it was reached.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Reputation {
     pub version: u32,
     /// 0-1000.

@@ -60,7 +60,9 @@ pub struct Genesis {
 }
 
 /// An account's money.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Balance {
     /// Free to spend.
     pub available: Amount,
@@ -70,7 +72,9 @@ pub struct Balance {
 
 /// Ledger-wide sums, kept as the ledger moves and checked against the
 /// accounts by [`State::check_invariants`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Totals {
     pub deposited: Amount,
     pub withdrawn: Amount,
@@ -79,7 +83,7 @@ pub struct Totals {
 }
 
 /// What kind of identity a did:key is registered as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IdentityKind {
     Principal,
@@ -88,7 +92,7 @@ pub enum IdentityKind {
 }
 
 /// The state of an agent or session grant, for status pages and passports.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GrantStatus {
     pub grant: SignedGrant,
     pub principal: Did,
@@ -105,7 +109,7 @@ pub struct GrantStatus {
 }
 
 /// Where a hold stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HoldStatus {
     Reserved,
@@ -115,7 +119,7 @@ pub enum HoldStatus {
 }
 
 /// Where a payment above an approval threshold stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalStatus {
     Pending,
@@ -129,7 +133,7 @@ pub enum ApprovalStatus {
 #[error("ledger invariant broken: {0}")]
 pub struct InvariantViolation(pub String);
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 struct Account {
     balance: Balance,
     /// The principal that owns the account (itself, for a principal).
@@ -137,7 +141,7 @@ struct Account {
 }
 
 /// An agent or a session: a grant and what has been spent through it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 struct Delegate {
     grant: SignedGrant,
     principal: Did,
@@ -180,7 +184,7 @@ impl Delegate {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 enum Identity {
     Principal { agents: Vec<Did> },
     Agent(Delegate),
@@ -214,14 +218,14 @@ impl Identity {
 /// The budgets a spend was counted against: the grants of the spending
 /// chain (session and agent, or agent alone; none for a principal), on one
 /// UTC day. Refunding a charge restores exactly what it took.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 struct Charge {
     delegates: Vec<Did>,
     day: u64,
     amount: Amount,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 struct HoldRecord {
     creator: Did,
     request: Hold,
@@ -233,7 +237,7 @@ struct HoldRecord {
     status: HoldStatus,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 struct ApprovalRecord {
     signer: Did,
     transfer: Transfer,
@@ -242,7 +246,9 @@ struct ApprovalRecord {
     status: ApprovalStatus,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 enum Expiry {
     Hold(String),
     Approval(u64),
@@ -252,7 +258,7 @@ enum Expiry {
     Task(String),
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 struct Remembered {
     command: Command,
     outcome: Vec<Event>,
@@ -1893,7 +1899,7 @@ mod pairs {
 /// The version of the snapshot format [`State::to_snapshot`] writes.
 pub const SNAPSHOT_VERSION: u32 = 4;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct SnapshotEnvelope<S> {
     version: u32,
     state: S,
@@ -1938,7 +1944,7 @@ impl State {
     /// invariant before trusting it (pair assertion: checked before writing,
     /// checked again after reading).
     pub fn from_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
-        #[derive(Deserialize)]
+        #[derive(Deserialize, schemars::JsonSchema)]
         struct Version {
             version: u32,
         }

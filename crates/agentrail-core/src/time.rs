@@ -9,7 +9,18 @@ use crate::constants::{DAY_S, TIMESTAMP_MAX};
 
 /// Seconds since 1970-01-01T00:00:00Z (Unix time, UTC).
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(transparent)]
 pub struct Timestamp(pub u64);

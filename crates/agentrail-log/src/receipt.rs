@@ -30,7 +30,7 @@ pub const LEAF_BYTES_MAX: usize = u16::MAX as usize;
 const PROOF_HASHES_MAX: usize = 64;
 
 /// A receipt as served by `GET /v1/receipts/{index}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     pub index: u64,

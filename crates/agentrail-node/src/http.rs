@@ -115,7 +115,110 @@ impl IntoResponse for ApiError {
 
 /// The HTTP status of each ledger rejection.
 pub fn rejection_status(rejection: &Rejection) -> StatusCode {
-    match rejection.code() {
+    status_of(rejection.code())
+}
+
+/// The state machine's rejection codes (`Rejection::code`); a test checks
+/// the list against the source.
+pub const REJECTION_CODES: [&str; 56] = [
+    "already_registered",
+    "amount_overflow",
+    "amount_zero",
+    "approval_not_found",
+    "approval_not_pending",
+    "approval_required",
+    "budget_exceeded",
+    "category_not_allowed",
+    "channel_closed",
+    "channel_closing",
+    "channel_exhausted",
+    "channel_expired",
+    "channel_not_found",
+    "channel_outlives_grant",
+    "grant_expired",
+    "grant_not_yet_valid",
+    "grant_revoked",
+    "grant_widens",
+    "hold_not_active",
+    "hold_not_found",
+    "id_retired",
+    "idempotency_conflict",
+    "insufficient_funds",
+    "invalid_field",
+    "invalid_grant",
+    "invalid_grant_signature",
+    "invalid_signature",
+    "invalid_split",
+    "listing_busy",
+    "listing_not_found",
+    "listing_withdrawn",
+    "no_arbiter",
+    "not_arbiter",
+    "not_authorized",
+    "not_operator",
+    "nothing_due",
+    "offer_out_of_turn",
+    "own_side_role",
+    "payee_denied",
+    "payee_not_allowed",
+    "per_payment_limit_exceeded",
+    "price_above_budget",
+    "quote_not_found",
+    "quote_not_open",
+    "quote_rounds_exhausted",
+    "result_hash_mismatch",
+    "rfq_closed",
+    "rfq_not_found",
+    "same_account",
+    "task_not_found",
+    "task_wrong_state",
+    "too_many_delegations",
+    "unknown_account",
+    "unknown_identity",
+    "voucher_signature_invalid",
+    "voucher_stale",
+];
+
+/// The HTTP layer's own codes, with their status: request signatures and
+/// bodies, paths and queries, limits, storage and the faucet.
+pub const HTTP_CODES: [(&str, u16); 32] = [
+    ("invalid_range", 400),
+    ("not_in_log", 404),
+    ("entry_too_large", 500),
+    ("signature_missing", 401),
+    ("digest_missing", 400),
+    ("digest_mismatch", 400),
+    ("signature_malformed", 401),
+    ("signature_invalid", 401),
+    ("signature_expired", 401),
+    ("nonce_reused", 401),
+    ("signature_wrong_network", 401),
+    ("signature_before_start", 401),
+    ("malformed_json", 400),
+    ("invalid_request", 400),
+    ("invalid_did", 400),
+    ("invalid_path", 400),
+    ("invalid_query", 400),
+    ("body_too_large", 413),
+    ("not_found", 404),
+    ("no_such_tile", 404),
+    ("unknown_grant", 404),
+    ("method_not_allowed", 405),
+    ("rate_limited", 429),
+    ("too_many_connections", 429),
+    ("faucet_disabled", 404),
+    ("faucet_limit", 400),
+    ("overloaded", 503),
+    ("storage_unavailable", 503),
+    ("outcome_unknown", 503),
+    ("shutting_down", 503),
+    ("unavailable", 503),
+    ("invalid_signature", 401),
+];
+
+/// The HTTP status of a rejection code.
+pub fn status_of(code: &str) -> StatusCode {
+    match code {
         "invalid_signature" => StatusCode::UNAUTHORIZED,
         "unknown_identity" | "unknown_account" | "hold_not_found" | "approval_not_found"
         | "listing_not_found" | "rfq_not_found" | "quote_not_found" | "task_not_found"

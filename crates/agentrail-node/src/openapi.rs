@@ -2,6 +2,8 @@
 //! route table below (the router serves exactly these routes; a test checks
 //! that each one answers).
 
+use schemars::SchemaGenerator;
+use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
 /// (method, path, summary, request schema, response schema).
@@ -88,35 +90,35 @@ pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 26] = [
         "/v1/listings/{id}",
         "A listing (agent card entry): pricing, stake, revenue share, status",
         None,
-        "Object",
+        "ListingView",
     ),
     (
         "get",
         "/v1/rfqs",
         "Open requests for quotes, by capability and by a provider that may quote on them",
         None,
-        "Object",
+        "RfqPage",
     ),
     (
         "get",
         "/v1/rfqs/{id}",
         "A request for quotes and its quotes",
         None,
-        "Object",
+        "RfqView",
     ),
     (
         "get",
         "/v1/tasks/{id}",
         "An escrowed task: terms, terms hash, state",
         None,
-        "Object",
+        "TaskView",
     ),
     (
         "get",
         "/v1/licenses/{id}",
         "A dataset licence: content hash, licensee, royalties paid",
         None,
-        "Object",
+        "LicenseView",
     ),
     (
         "get",
@@ -178,55 +180,50 @@ pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 26] = [
     ("get", "/metrics", "Prometheus metrics (text)", None, "Text"),
 ];
 
-fn schemas() -> Value {
-    let did = json!({"type": "string", "pattern": "^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]+$"});
-    let amount = json!({"type": "string", "pattern": "^(0|[1-9][0-9]{0,38})$", "description": "atomic units; 1 USD = 1000000"});
-    json!({
-        "Did": did,
-        "Amount": amount,
-        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-            "code": {"type": "string"}, "message": {"type": "string"}, "param": {"type": "string"}}}}},
-        "Command": {"type": "object", "required": ["type"], "description": "A ledger command; see ARCHITECTURE.md", "properties": {"type": {"type": "string", "enum": [
-            "register_principal", "register_agent", "issue_session", "revoke", "deposit", "withdraw", "transfer", "hold", "release", "void", "approve", "decline",
-            "open_channel", "top_up_channel", "collect_channel", "close_channel", "start_channel_close",
-            "publish_listing", "withdraw_listing", "request_quotes", "submit_quote", "counter_quote", "accept_quote",
-            "deliver_task", "approve_task", "dispute_task", "resolve_dispute", "license_dataset"]}}},
-        "CommandResponse": {"type": "object", "required": ["index", "time", "events", "receipt"], "properties": {
-            "index": {"type": "integer"}, "time": {"type": "integer"}, "events": {"type": "array", "items": {"type": "object"}},
-            "receipt": {"type": "object", "required": ["index", "leaf_hash"], "properties": {"index": {"type": "integer"}, "leaf_hash": {"type": "string", "format": "byte"}}}}},
-        "LogEntry": {"type": "object", "required": ["index", "leaf", "leaf_hash"], "properties": {
-            "index": {"type": "integer"}, "leaf": {"type": "string", "format": "byte"}, "leaf_hash": {"type": "string", "format": "byte"}}},
-        "ConsistencyProof": {"type": "object", "required": ["from", "to", "proof"], "properties": {
-            "from": {"type": "integer"}, "to": {"type": "integer"}, "proof": {"type": "array", "items": {"type": "string", "format": "byte"}}}},
-        "Receipt": {"type": "object", "required": ["index", "tree_size", "leaf", "leaf_hash", "inclusion_proof", "checkpoint"], "properties": {
-            "index": {"type": "integer"}, "tree_size": {"type": "integer"}, "leaf": {"type": "string", "format": "byte"}, "leaf_hash": {"type": "string", "format": "byte"},
-            "inclusion_proof": {"type": "array", "items": {"type": "string", "format": "byte"}}, "checkpoint": {"type": "string"}}},
-        "Binary": {"type": "string", "format": "binary"},
-        "HoldResponse": {"type": "object", "required": ["id", "status"], "properties": {"id": {"type": "string"}, "status": {"type": "string", "enum": ["reserved", "released", "voided", "expired"]}}},
-        "ChannelView": {"type": "object", "required": ["channel_id", "from", "payee", "voucher_key", "deposit", "collected", "expires_at", "dispute_window_s", "status", "sub_channels"], "properties": {
-            "channel_id": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "from": {"$ref": "#/components/schemas/Did"}, "payee": {"$ref": "#/components/schemas/Did"},
-            "voucher_key": {"$ref": "#/components/schemas/Did"}, "deposit": {"$ref": "#/components/schemas/Amount"}, "collected": {"$ref": "#/components/schemas/Amount"},
-            "expires_at": {"type": "integer"}, "dispute_window_s": {"type": "integer"},
-            "status": {"type": "object", "required": ["state"], "properties": {"state": {"type": "string", "enum": ["open", "closing", "closed", "expired"]}, "closes_at": {"type": "integer"}}},
-            "sub_channels": {"type": "object", "additionalProperties": {"type": "object", "required": ["nonce", "amount"], "properties": {"nonce": {"type": "integer"}, "amount": {"$ref": "#/components/schemas/Amount"}}}}}},
-        "ApprovalResponse": {"type": "object", "required": ["id", "status"], "properties": {"id": {"type": "integer"}, "status": {"type": "string"}}},
-        "FaucetRequest": {"type": "object", "required": ["to", "amount"], "properties": {"to": {"$ref": "#/components/schemas/Did"}, "amount": {"$ref": "#/components/schemas/Amount"}}},
-        "BalanceResponse": {"type": "object", "required": ["did", "available", "held"], "properties": {
-            "did": {"$ref": "#/components/schemas/Did"}, "available": {"$ref": "#/components/schemas/Amount"}, "held": {"$ref": "#/components/schemas/Amount"}}},
-        "HistoryPage": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"type": "object"}}, "next_before": {"type": "integer", "nullable": true}}},
-        "GrantStatus": {"type": "object"},
-        "Passport": {"type": "object", "required": ["did", "kind", "owner_chain"]},
-        "Health": {"type": "object", "required": ["status", "journal_len", "clock", "dev", "operator", "network"]},
-        "DiscoveryPage": {"type": "object", "required": ["listings", "total"], "properties": {
-            "listings": {"type": "array", "items": {"type": "object", "required": ["listing", "reputation"]}}, "total": {"type": "integer"}, "next_offset": {"type": "integer", "nullable": true}}},
-        "Reputation": {"type": "object", "required": ["version", "score"], "properties": {"version": {"type": "integer"}, "score": {"type": "integer", "minimum": 0, "maximum": 1000}}},
-        "AgentCard": {"type": "object", "required": ["protocolVersion", "name", "description", "url", "version", "capabilities", "defaultInputModes", "defaultOutputModes", "skills"]},
-        "Object": {"type": "object"},
-        "Text": {"type": "string"}
-    })
+/// How a route's body is written: JSON of a named type, text or bytes.
+fn content(name: &str, generator: &mut SchemaGenerator) -> (&'static str, Value) {
+    use agentrail_core::market::{
+        DiscoveryPage, LicenseView, ListingView, RfqPage, RfqView, TaskView,
+    };
+    use agentrail_wire::api;
+    let schema = match name {
+        "Text" => return ("text/plain", json!({"type": "string"})),
+        "Binary" => {
+            return (
+                "application/octet-stream",
+                json!({"type": "string", "format": "binary"}),
+            );
+        }
+        "Object" => return ("application/json", json!({"type": "object"})),
+        "Command" => generator.subschema_for::<agentrail_core::Command>(),
+        "CommandResponse" => generator.subschema_for::<api::CommandResponse>(),
+        "FaucetRequest" => generator.subschema_for::<api::FaucetRequest>(),
+        "BalanceResponse" => generator.subschema_for::<api::BalanceResponse>(),
+        "HistoryPage" => generator.subschema_for::<api::HistoryPage>(),
+        "GrantStatus" => generator.subschema_for::<agentrail_core::state::GrantStatus>(),
+        "Passport" => generator.subschema_for::<api::Passport>(),
+        "Health" => generator.subschema_for::<api::Health>(),
+        "HoldResponse" => generator.subschema_for::<api::HoldResponse>(),
+        "ChannelView" => generator.subschema_for::<agentrail_core::state::ChannelView>(),
+        "ApprovalResponse" => generator.subschema_for::<api::ApprovalResponse>(),
+        "DiscoveryPage" => generator.subschema_for::<DiscoveryPage>(),
+        "ListingView" => generator.subschema_for::<ListingView>(),
+        "RfqPage" => generator.subschema_for::<RfqPage>(),
+        "RfqView" => generator.subschema_for::<RfqView>(),
+        "TaskView" => generator.subschema_for::<TaskView>(),
+        "LicenseView" => generator.subschema_for::<LicenseView>(),
+        "Reputation" => generator.subschema_for::<agentrail_core::reputation::Reputation>(),
+        "AgentCard" => generator.subschema_for::<api::AgentCard>(),
+        "LogEntry" => generator.subschema_for::<api::LogEntry>(),
+        "ConsistencyProof" => generator.subschema_for::<api::ConsistencyProof>(),
+        "Receipt" => generator.subschema_for::<agentrail_log::receipt::Receipt>(),
+        other => unreachable!("no schema named {other}"),
+    };
+    ("application/json", schema.to_value())
 }
 
 fn operation(
+    generator: &mut SchemaGenerator,
     method: &str,
     path: &str,
     summary: &str,
@@ -290,42 +287,181 @@ fn operation(
         parameters.push(json!({"name": "before", "in": "query", "schema": {"type": "integer"}}));
         parameters.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}));
     }
-    let error = json!({"description": "refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let error = generator
+        .subschema_for::<agentrail_wire::api::ErrorBody>()
+        .to_value();
+    let error = json!({"description": "refused: `error.code` is one of the codes of `x-error-codes`", "content": {"application/json": {"schema": error}}});
+    let (response_type, response_schema) = content(response, generator);
     let mut op = json!({
         "summary": summary,
         "operationId": format!("{method}_{}", path.trim_start_matches('/').replace(['/', '{', '}', '.'], "_")),
         "parameters": parameters,
         "responses": {
-            "200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{response}")}}}},
+            "200": {"description": "ok", "content": {response_type: {"schema": response_schema}}},
             "4XX": error.clone(),
             "503": error
         }
     });
     if let Some(request) = request {
-        op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{request}")}}}});
+        let (request_type, request_schema) = content(request, generator);
+        op["requestBody"] =
+            json!({"required": true, "content": {request_type: {"schema": request_schema}}});
     }
     if method == "post" && path == "/v1/commands" {
         op["parameters"] = json!([
-            {"name": "Signature-Input", "in": "header", "required": true, "schema": {"type": "string"}},
-            {"name": "Signature", "in": "header", "required": true, "schema": {"type": "string"}},
-            {"name": "Content-Digest", "in": "header", "required": true, "schema": {"type": "string"}}
+            {"name": "Content-Digest", "in": "header", "required": true, "schema": {"type": "string"}, "description": "sha-256=:<base64 SHA-256 of the body>: (RFC 9530)"}
         ]);
+        op["security"] = json!([{"httpMessageSignature": []}]);
     }
     op
 }
 
 /// The document, as JSON text.
 pub fn document() -> String {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|settings| settings.definitions_path = "#/components/schemas/".into())
+        .into_generator();
     let mut paths = serde_json::Map::new();
     for (method, path, summary, request, response) in ROUTES {
         let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
-        entry[method] = operation(method, path, summary, request, response);
+        entry[method] = operation(&mut generator, method, path, summary, request, response);
     }
+    let schemas: serde_json::Map<String, Value> = generator.take_definitions(true);
     let document = json!({
-        "openapi": "3.0.3",
-        "info": {"title": "agentrail node API", "version": env!("CARGO_PKG_VERSION")},
+        "openapi": "3.1.0",
+        "info": {
+            "title": "agentrail node API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The wire contract: docs/protocol.md; its known-answer vectors: docs/vectors.json."
+        },
         "paths": paths,
-        "components": {"schemas": schemas()}
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "httpMessageSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Signature",
+                    "description": "RFC 9421 HTTP Message Signature with Ed25519 (Signature-Input and Signature headers) covering \"@method\", \"@path\" and \"content-digest\", with created, nonce, keyid (the signer's did:key) and tag (the network id); see docs/protocol.md"
+                }
+            }
+        },
+        "x-error-codes": error_codes()
     });
     serde_json::to_string(&document).expect("the document is JSON")
+}
+
+/// Every stable error code the node answers, with its HTTP status.
+fn error_codes() -> Value {
+    let mut codes = serde_json::Map::new();
+    for code in crate::http::REJECTION_CODES {
+        codes.insert(
+            code.to_owned(),
+            json!(crate::http::status_of(code).as_u16()),
+        );
+    }
+    for (code, status) in crate::http::HTTP_CODES {
+        codes.entry(code.to_owned()).or_insert(json!(status));
+    }
+    Value::Object(codes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document_value() -> Value {
+        serde_json::from_str(&document()).unwrap()
+    }
+
+    /// Every command and every event has a schema with its properties, and
+    /// every read its own.
+    #[test]
+    fn every_command_event_and_read_has_properties() {
+        let document = document_value();
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        let variants = |name: &str| -> Vec<Value> {
+            let schema = &schemas[name];
+            schema["oneOf"]
+                .as_array()
+                .or(schema["anyOf"].as_array())
+                .unwrap_or_else(|| panic!("{name} is not a union: {schema}"))
+                .clone()
+        };
+        let commands = variants("Command");
+        // Every command, the clock's `tick` (which only the node journals) included.
+        assert_eq!(commands.len(), 29, "one schema per command");
+        for command in commands.iter().chain(variants("Event").iter()) {
+            let tag = &command["properties"]["type"];
+            assert!(tag["const"].is_string(), "tagged by type: {command}");
+            assert!(
+                command["properties"].as_object().unwrap().len() > 1
+                    || command["required"].as_array().is_some_and(|r| r.len() == 1),
+                "{command}"
+            );
+        }
+        for read in [
+            "GrantStatus",
+            "Passport",
+            "Health",
+            "AgentCard",
+            "ChannelView",
+            "HistoryPage",
+        ] {
+            assert!(
+                schemas[read]["properties"]
+                    .as_object()
+                    .is_some_and(|p| !p.is_empty()),
+                "{read} has properties"
+            );
+        }
+        // Every reference resolves.
+        let text = document.to_string();
+        for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = &reference[..reference.find('"').unwrap()];
+            assert!(
+                schemas.contains_key(name),
+                "{name} is referenced but missing"
+            );
+        }
+        // Text and bytes are declared as what they are.
+        let checkpoint = &document["paths"]["/checkpoint"]["get"]["responses"]["200"]["content"];
+        assert!(checkpoint.get("text/plain").is_some(), "{checkpoint}");
+        assert!(document["components"]["securitySchemes"]["httpMessageSignature"].is_object());
+    }
+
+    /// The codes listed are the state machine's, each with its status.
+    #[test]
+    fn the_error_codes_are_the_ones_the_sources_answer() {
+        let source = include_str!("../../agentrail-core/src/rejection.rs");
+        let start = source.find("pub fn code(&self)").unwrap();
+        let body = &source[start..start + source[start..].find("\n    }\n").unwrap()];
+        let mut codes: Vec<&str> = body
+            .split("=> \"")
+            .skip(1)
+            .map(|rest| &rest[..rest.find('"').unwrap()])
+            .collect();
+        codes.sort_unstable();
+        codes.dedup();
+        let mut listed = crate::http::REJECTION_CODES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(listed, codes);
+        let node_sources = [
+            include_str!("http.rs"),
+            include_str!("market_http.rs"),
+            include_str!("limits.rs"),
+        ]
+        .concat();
+        for (code, _) in crate::http::HTTP_CODES {
+            let quoted = format!("\"{code}\"");
+            let wire = include_str!("../../agentrail-wire/src/httpsig.rs");
+            assert!(
+                node_sources.matches(&quoted).count() > 1 || wire.contains(&quoted),
+                "{code} is answered somewhere"
+            );
+        }
+        let document = document_value();
+        assert_eq!(document["x-error-codes"]["insufficient_funds"], 409);
+        assert_eq!(document["x-error-codes"]["nonce_reused"], 401);
+    }
 }

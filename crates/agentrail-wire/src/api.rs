@@ -19,12 +19,12 @@ pub const BODY_BYTES_MAX: usize = 32 * 1024;
 pub const HISTORY_PAGE_MAX: usize = 200;
 
 /// Every error: `{"error":{"code":"…","message":"…","param":"…"}}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorDetail {
     /// Stable machine code, e.g. `budget_exceeded`.
     pub code: String,
@@ -37,7 +37,7 @@ pub struct ErrorDetail {
 
 /// The answer to an accepted command: where it is in the journal, and what
 /// it did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CommandResponse {
     pub index: u64,
     pub time: Timestamp,
@@ -48,7 +48,7 @@ pub struct CommandResponse {
 }
 
 /// `GET /v1/holds/{id}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldResponse {
     pub id: String,
@@ -56,7 +56,7 @@ pub struct HoldResponse {
 }
 
 /// `GET /v1/approvals/{id}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalResponse {
     pub id: u64,
@@ -64,7 +64,7 @@ pub struct ApprovalResponse {
 }
 
 /// `GET /v1/log/entries/{index}`: one leaf of the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogEntry {
     pub index: u64,
@@ -75,7 +75,7 @@ pub struct LogEntry {
 }
 
 /// `GET /v1/log/proof/consistency?from=M&to=N`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyProof {
     pub from: u64,
@@ -85,7 +85,7 @@ pub struct ConsistencyProof {
 }
 
 /// A journaled command's place in the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptRef {
     pub index: u64,
@@ -94,14 +94,14 @@ pub struct ReceiptRef {
 }
 
 /// Dev mode: the node deposits from its operator key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaucetRequest {
     pub to: Did,
     pub amount: Amount,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BalanceResponse {
     pub did: Did,
     pub available: Amount,
@@ -109,7 +109,7 @@ pub struct BalanceResponse {
 }
 
 /// One journal entry that concerns an identity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HistoryItem {
     pub index: u64,
     pub time: Timestamp,
@@ -119,14 +119,14 @@ pub struct HistoryItem {
 
 /// A page of history, newest first; pass `next_before` as `before` for the
 /// next page.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HistoryPage {
     pub items: Vec<HistoryItem>,
     pub next_before: Option<u64>,
 }
 
 /// Everything the ledger knows of one identity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Passport {
     pub did: Did,
     pub kind: IdentityKind,
@@ -150,7 +150,7 @@ pub struct Passport {
 /// An agent's card in the A2A Agent Card shape (protocol 0.3), built from
 /// its listings; agentrail's market terms ride in the
 /// `capabilities.extensions` entry named [`MARKET_EXTENSION_URI`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentCard {
     pub protocol_version: String,
@@ -166,14 +166,14 @@ pub struct AgentCard {
     pub skills: Vec<AgentSkill>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AgentProvider {
     /// The owning principal's did:key.
     pub organization: String,
     pub url: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentCapabilities {
     pub streaming: bool,
@@ -181,7 +181,7 @@ pub struct AgentCapabilities {
     pub extensions: Vec<AgentExtension>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AgentExtension {
     pub uri: String,
     pub description: String,
@@ -189,7 +189,7 @@ pub struct AgentExtension {
     pub params: serde_json::Value,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AgentSkill {
     /// The listing id.
     pub id: String,
@@ -201,7 +201,7 @@ pub struct AgentSkill {
 /// Names the agentrail market extension of an A2A Agent Card.
 pub const MARKET_EXTENSION_URI: &str = "https://agentrail.dev/a2a/market/v1";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Health {
     pub status: String,
     pub journal_len: u64,

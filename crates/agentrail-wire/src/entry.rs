@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 pub const ENTRY_VERSION: u32 = 1;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EntryRequest {
     Http {
@@ -47,7 +47,7 @@ pub enum EntryRequest {
     Clock {},
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JournalEntry {
     pub version: u32,
     pub time: Timestamp,
@@ -57,7 +57,7 @@ pub struct JournalEntry {
 }
 
 /// A journal entry without its request ([`JournalEntry::decode_summary`]).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 pub struct EntrySummary {
     pub version: u32,
     pub time: Timestamp,
@@ -72,7 +72,7 @@ pub struct EntryError(pub String);
 
 /// A journal entry made of borrowed parts: encodes to exactly the bytes of
 /// the [`JournalEntry`] with the same fields, without copying them first.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct EntryParts<'a> {
     version: u32,
     time: Timestamp,

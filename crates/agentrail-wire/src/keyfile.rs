@@ -7,7 +7,7 @@ use agentrail_core::Did;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct KeyFile {
     did: Did,

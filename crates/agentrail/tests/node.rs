@@ -505,7 +505,7 @@ async fn openapi_lists_every_route_and_every_listed_route_answers() {
         .json()
         .await
         .unwrap();
-    assert_eq!(document["openapi"], "3.0.3");
+    assert_eq!(document["openapi"], "3.1.0");
     let paths = document["paths"].as_object().unwrap();
     assert_eq!(paths.len(), 26);
     let someone = "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp";
@@ -520,7 +520,7 @@ async fn openapi_lists_every_route_and_every_listed_route_answers() {
         let status = response.status().as_u16();
         let body = response.text().await.unwrap();
         assert!(
-            !body.contains("\"not_found\""),
+            !body.contains("\"code\":\"not_found\""),
             "{path} is listed but not routed"
         );
         assert!(status < 500, "{path} answered {status}");
@@ -849,4 +849,54 @@ async fn an_expiry_is_journaled_when_it_falls_due_without_another_command() {
     );
     let balance = client.balance(&did(&principal)).await.unwrap();
     assert_eq!(balance.held, Amount::ZERO);
+}
+
+/// The contract check every test's client runs refuses an answer the
+/// document does not allow: a wrong body, a wrong content type, an unlisted
+/// code or status.
+#[test]
+fn the_contract_check_refuses_what_the_document_does_not_allow() {
+    let answer = |path: &str, status: u16, content_type: &str, body: &str| {
+        let (path, content_type, body) =
+            (path.to_owned(), content_type.to_owned(), body.to_owned());
+        std::panic::catch_unwind(move || {
+            support::check_answer(&agentrail_client::Answer {
+                method: "GET",
+                path: &path,
+                status,
+                content_type: Some(&content_type),
+                body: body.as_bytes(),
+            })
+        })
+        .is_ok()
+    };
+    let balance = r#"{"did":"did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp","available":"5","held":"0"}"#;
+    let path = "/v1/accounts/did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp/balance";
+    assert!(answer(path, 200, "application/json", balance));
+    assert!(!answer(
+        path,
+        200,
+        "application/json",
+        &balance.replace("\"5\"", "5")
+    ));
+    assert!(!answer(
+        path,
+        200,
+        "application/json",
+        &balance.replace(",\"held\":\"0\"", "")
+    ));
+    assert!(!answer(path, 200, "text/plain", balance));
+    let refused = r#"{"error":{"code":"unknown_account","message":"no such account"}}"#;
+    assert!(answer(path, 404, "application/json", refused));
+    assert!(
+        !answer(path, 400, "application/json", refused),
+        "the listed status"
+    );
+    assert!(!answer(
+        path,
+        404,
+        "application/json",
+        &refused.replace("unknown_account", "made_up")
+    ));
+    assert!(!answer("/v1/nowhere", 200, "application/json", "{}"));
 }

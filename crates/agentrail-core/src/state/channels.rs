@@ -44,7 +44,7 @@ use crate::rejection::Rejection;
 use crate::time::Timestamp;
 
 /// Where a channel stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ChannelStatus {
     Open,
@@ -57,13 +57,13 @@ pub enum ChannelStatus {
 }
 
 /// The best voucher redeemed on one sub-channel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Redeemed {
     pub nonce: u64,
     pub amount: Amount,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub(super) struct ChannelRecord {
     pub(super) creator: Did,
     pub(super) request: OpenChannel,
@@ -98,7 +98,7 @@ impl ChannelRecord {
 }
 
 /// A channel as readers see it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChannelView {
     pub channel_id: ChannelId,
     pub from: Did,

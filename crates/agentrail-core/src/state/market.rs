@@ -42,7 +42,7 @@ use crate::reputation::{self, Record, Reputation};
 use crate::split::split_largest_remainder;
 use crate::time::Timestamp;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub(super) struct ListingRecord {
     creator: Did,
     request: PublishListing,
@@ -55,7 +55,7 @@ pub(super) struct ListingRecord {
     open_tasks: u32,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub(super) struct RfqRecord {
     creator: Did,
     request: RequestQuotes,
@@ -65,7 +65,7 @@ pub(super) struct RfqRecord {
     pub(super) quotes: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub(super) struct QuoteRecord {
     creator: Did,
     request: SubmitQuote,
@@ -76,7 +76,7 @@ pub(super) struct QuoteRecord {
     status: QuoteStatus,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub(super) struct TaskRecord {
     creator: Did,
     outcome: Vec<Event>,
@@ -122,7 +122,7 @@ impl TaskRecord {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub(super) struct LicenseRecord {
     creator: Did,
     request: LicenseDataset,

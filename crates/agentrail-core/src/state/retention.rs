@@ -32,7 +32,9 @@ use crate::market::{LicenseView, RfqStatus, RfqView, TaskView};
 use crate::time::Timestamp;
 
 /// A record waiting to be forgotten.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub(super) enum Forget {
     Hold(String),
     Approval(u64),
@@ -42,7 +44,7 @@ pub(super) enum Forget {
 }
 
 /// A record the state forgot, as its read showed it last.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Archived {
     Hold {

@@ -69,7 +69,7 @@ impl Node {
         );
         Node {
             child,
-            client: Client::new(&url),
+            client: Client::new(&url).with_observer(check_answer),
             url,
             data: data.to_owned(),
         }
@@ -195,4 +195,127 @@ pub fn signed_in_shape(
         ("signature-input", format!("{label}={inner}")),
         ("signature", format!("{label}=:{signature}:")),
     ]
+}
+
+/// The OpenAPI document and a validator per schema it names.
+struct Contract {
+    document: serde_json::Value,
+    validators:
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<jsonschema::Validator>>>,
+}
+
+fn contract() -> &'static Contract {
+    static CONTRACT: std::sync::OnceLock<Contract> = std::sync::OnceLock::new();
+    CONTRACT.get_or_init(|| Contract {
+        document: serde_json::from_str(&agentrail_node::openapi::document())
+            .expect("the document is JSON"),
+        validators: Default::default(),
+    })
+}
+
+/// The route of the document a concrete path is an instance of.
+fn route_of(path: &str) -> Option<&'static str> {
+    let path = path.split('?').next().unwrap_or(path);
+    agentrail_node::openapi::ROUTES
+        .iter()
+        .map(|route| route.1)
+        .find(|template| {
+            let (mut asked, mut listed) = (path.split('/'), template.split('/'));
+            loop {
+                match (asked.next(), listed.next()) {
+                    (None, None) => return true,
+                    (Some(_), Some("{path}")) => return true,
+                    (Some(a), Some(l)) if l.starts_with('{') || a == l => {}
+                    _ => return false,
+                }
+            }
+        })
+}
+
+/// Checks one answer of the node against the OpenAPI document: the body of
+/// a success against its route's schema and content type, a refusal
+/// against the error schema, its code among the listed codes with the
+/// listed status. Every test's client is shown every answer.
+#[allow(dead_code)]
+pub fn check_answer(answer: &agentrail_client::Answer<'_>) {
+    let contract = contract();
+    let route = route_of(answer.path)
+        .unwrap_or_else(|| panic!("{} is no route of the document", answer.path));
+    let operation = &contract.document["paths"][route][answer.method.to_ascii_lowercase()];
+    assert!(
+        operation.is_object(),
+        "{} {route} is not in the document",
+        answer.method
+    );
+    let kind = if answer.status < 300 {
+        "200"
+    } else if answer.status < 500 {
+        "4XX"
+    } else {
+        "503"
+    };
+    let content = operation["responses"][kind]["content"]
+        .as_object()
+        .unwrap_or_else(|| {
+            panic!(
+                "{} {route} answered {}, which the document does not list",
+                answer.method, answer.status
+            )
+        });
+    let (declared, media) = content.iter().next().expect("one content type");
+    let actual = answer
+        .content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    assert_eq!(
+        actual, declared,
+        "{} {route} answered {} as {actual}",
+        answer.method, answer.status
+    );
+    if declared != "application/json" {
+        return;
+    }
+    let body: serde_json::Value = serde_json::from_slice(answer.body)
+        .unwrap_or_else(|e| panic!("{} {route}: the body is not JSON: {e}", answer.method));
+    let schema = &media["schema"];
+    let key = schema.to_string();
+    let validator = {
+        let mut validators = contract.validators.lock().unwrap();
+        validators
+            .entry(key)
+            .or_insert_with(|| {
+                let mut root = schema.clone();
+                root["$schema"] = "https://json-schema.org/draft/2020-12/schema".into();
+                root["components"] = contract.document["components"].clone();
+                std::sync::Arc::new(
+                    jsonschema::validator_for(&root).expect("the document's schemas compile"),
+                )
+            })
+            .clone()
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(&body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} {} ({}) does not match the document: {errors:?}\n{body}",
+        answer.method,
+        answer.path,
+        answer.status
+    );
+    if answer.status >= 300 {
+        let code = body["error"]["code"].as_str().unwrap_or("");
+        let listed = &contract.document["x-error-codes"][code];
+        assert_eq!(
+            listed.as_u64(),
+            Some(u64::from(answer.status)),
+            "{} {route}: code {code} with status {} (listed: {listed})",
+            answer.method,
+            answer.status
+        );
+    }
 }
