@@ -181,39 +181,139 @@ pub const REJECTION_CODES: [&str; 56] = [
 
 /// The HTTP layer's own codes, with their status: request signatures and
 /// bodies, paths and queries, limits, storage and the faucet.
-pub const HTTP_CODES: [(&str, u16); 32] = [
-    ("invalid_range", 400),
-    ("not_in_log", 404),
-    ("entry_too_large", 500),
-    ("signature_missing", 401),
-    ("digest_missing", 400),
-    ("digest_mismatch", 400),
-    ("signature_malformed", 401),
-    ("signature_invalid", 401),
-    ("signature_expired", 401),
-    ("nonce_reused", 401),
-    ("signature_wrong_network", 401),
-    ("signature_before_start", 401),
-    ("malformed_json", 400),
-    ("invalid_request", 400),
-    ("invalid_did", 400),
-    ("invalid_path", 400),
-    ("invalid_query", 400),
-    ("body_too_large", 413),
-    ("not_found", 404),
-    ("no_such_tile", 404),
-    ("unknown_grant", 404),
-    ("method_not_allowed", 405),
-    ("rate_limited", 429),
-    ("too_many_connections", 429),
-    ("faucet_disabled", 404),
-    ("faucet_limit", 400),
-    ("overloaded", 503),
-    ("storage_unavailable", 503),
-    ("outcome_unknown", 503),
-    ("shutting_down", 503),
-    ("unavailable", 503),
-    ("invalid_signature", 401),
+pub const HTTP_CODES: [(&str, u16, &str); 32] = [
+    (
+        "invalid_range",
+        400,
+        "the proof's sizes are not 0 < from <= to <= the log's size",
+    ),
+    (
+        "not_in_log",
+        404,
+        "the log holds no entry at this index yet",
+    ),
+    (
+        "entry_too_large",
+        500,
+        "a journal entry exceeds the 64 KiB a bundle may carry (never for an entry the node wrote)",
+    ),
+    (
+        "signature_missing",
+        401,
+        "the request is not signed: Signature and Signature-Input are required",
+    ),
+    (
+        "digest_missing",
+        400,
+        "a mutating request carries Content-Digest (sha-256 of the body)",
+    ),
+    (
+        "digest_mismatch",
+        400,
+        "the body does not match its Content-Digest",
+    ),
+    (
+        "signature_malformed",
+        401,
+        "the signature headers break a rule of docs/protocol.md; the message names it",
+    ),
+    (
+        "signature_invalid",
+        401,
+        "the signature does not verify with the key of keyid",
+    ),
+    (
+        "signature_expired",
+        401,
+        "created lies more than 300 s from the node's clock, or expires has passed",
+    ),
+    (
+        "nonce_reused",
+        401,
+        "this key used this nonce within the window",
+    ),
+    (
+        "signature_wrong_network",
+        401,
+        "the request was signed for another ledger (its tag)",
+    ),
+    (
+        "signature_before_start",
+        401,
+        "the request was created before the node started; sign it again",
+    ),
+    ("malformed_json", 400, "the body is not JSON"),
+    (
+        "invalid_request",
+        400,
+        "the body does not have the expected shape; the message names the fields",
+    ),
+    (
+        "invalid_did",
+        400,
+        "a path segment is not an Ed25519 did:key",
+    ),
+    ("invalid_path", 400, "a path segment is malformed"),
+    (
+        "invalid_query",
+        400,
+        "a query parameter is malformed or out of range",
+    ),
+    ("body_too_large", 413, "the body exceeds 32 KiB"),
+    ("not_found", 404, "no such endpoint"),
+    ("no_such_tile", 404, "no such tile or bundle yet"),
+    (
+        "unknown_grant",
+        404,
+        "the identity holds no grant (a principal, or unknown)",
+    ),
+    (
+        "method_not_allowed",
+        405,
+        "the endpoint does not take this method",
+    ),
+    (
+        "rate_limited",
+        429,
+        "this identity sent more than its rate; wait Retry-After",
+    ),
+    (
+        "too_many_connections",
+        429,
+        "too many open connections; retry in a second",
+    ),
+    ("faucet_disabled", 404, "the faucet exists in dev mode only"),
+    (
+        "faucet_limit",
+        400,
+        "the faucet gives at most 1,000,000 USD at a time",
+    ),
+    (
+        "overloaded",
+        503,
+        "the ledger is busy; the command was not applied: retry after Retry-After",
+    ),
+    (
+        "storage_unavailable",
+        503,
+        "the journal could not be written; the command was not applied",
+    ),
+    (
+        "outcome_unknown",
+        503,
+        "the storage failed while committing: retry with the same idempotency key",
+    ),
+    (
+        "shutting_down",
+        503,
+        "the node is stopping; the command was not applied",
+    ),
+    ("unavailable", 503, "the node cannot serve this now; retry"),
+    (
+        "invalid_signature",
+        401,
+        "the signature does not match the command and the signer's key",
+    ),
 ];
 
 /// The HTTP status of a rejection code.

@@ -326,7 +326,17 @@ pub fn document() -> String {
         let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
         entry[method] = operation(&mut generator, method, path, summary, request, response);
     }
-    let schemas: serde_json::Map<String, Value> = generator.take_definitions(true);
+    let mut schemas: serde_json::Map<String, Value> = generator.take_definitions(true);
+    let codes = error_codes();
+    if let Some(code) = schemas
+        .get_mut("ErrorDetail")
+        .and_then(|detail| detail.pointer_mut("/properties/code"))
+    {
+        code["enum"] = codes
+            .as_object()
+            .map(|c| c.keys().cloned().collect::<Vec<_>>())
+            .into();
+    }
     let document = json!({
         "openapi": "3.1.0",
         "info": {
@@ -346,22 +356,66 @@ pub fn document() -> String {
                 }
             }
         },
-        "x-error-codes": error_codes()
+        "x-error-codes": codes
     });
     serde_json::to_string(&document).expect("the document is JSON")
 }
 
-/// Every stable error code the node answers, with its HTTP status.
+/// The message templates of the state machine's rejections, by code, read
+/// from the `#[error(…)]` attribute of each `Rejection` variant (fields in
+/// braces are filled in the real message).
+fn rejection_messages() -> std::collections::BTreeMap<&'static str, &'static str> {
+    const SOURCE: &str = include_str!("../../agentrail-core/src/rejection.rs");
+    let mut by_variant = std::collections::BTreeMap::new();
+    let mut template = None;
+    for line in SOURCE.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("#[error(\"") {
+            template = rest.strip_suffix("\")]");
+        } else if let Some(template) = template.take() {
+            let variant = line
+                .split(|c: char| !c.is_alphanumeric())
+                .next()
+                .unwrap_or("");
+            by_variant.insert(variant, template);
+        }
+    }
+    let mut by_code = std::collections::BTreeMap::new();
+    for line in SOURCE.lines().map(str::trim) {
+        let Some(rest) = line.strip_prefix("Rejection::") else {
+            continue;
+        };
+        let variant = rest
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or("");
+        if let (Some((_, code)), Some(template)) =
+            (rest.split_once("=> \""), by_variant.get(variant))
+        {
+            by_code.insert(code.trim_end_matches("\","), *template);
+        }
+    }
+    by_code
+}
+
+/// Every stable error code the node answers, with its HTTP status and
+/// what it means.
 fn error_codes() -> Value {
+    let messages = rejection_messages();
     let mut codes = serde_json::Map::new();
     for code in crate::http::REJECTION_CODES {
+        let description = match messages.get(code) {
+            Some(&"{0}") | None => "refused by the ledger's rules; the message says why",
+            Some(template) => template,
+        };
         codes.insert(
             code.to_owned(),
-            json!(crate::http::status_of(code).as_u16()),
+            json!({"status": crate::http::status_of(code).as_u16(), "description": description}),
         );
     }
-    for (code, status) in crate::http::HTTP_CODES {
-        codes.entry(code.to_owned()).or_insert(json!(status));
+    for (code, status, description) in crate::http::HTTP_CODES {
+        codes
+            .entry(code.to_owned())
+            .or_insert(json!({"status": status, "description": description}));
     }
     Value::Object(codes)
 }
@@ -452,7 +506,7 @@ mod tests {
             include_str!("limits.rs"),
         ]
         .concat();
-        for (code, _) in crate::http::HTTP_CODES {
+        for (code, _, _) in crate::http::HTTP_CODES {
             let quoted = format!("\"{code}\"");
             let wire = include_str!("../../agentrail-wire/src/httpsig.rs");
             assert!(
@@ -461,7 +515,24 @@ mod tests {
             );
         }
         let document = document_value();
-        assert_eq!(document["x-error-codes"]["insufficient_funds"], 409);
-        assert_eq!(document["x-error-codes"]["nonce_reused"], 401);
+        let codes = &document["x-error-codes"];
+        assert_eq!(codes["insufficient_funds"]["status"], 409);
+        assert_eq!(codes["nonce_reused"]["status"], 401);
+        for (code, listed) in codes.as_object().unwrap() {
+            let description = listed["description"].as_str().unwrap();
+            assert!(description.len() > 10, "{code}: {description}");
+        }
+        assert!(
+            codes["grant_expired"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("expired")
+        );
+        let detail =
+            &document["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"];
+        assert_eq!(
+            detail.as_array().unwrap().len(),
+            codes.as_object().unwrap().len()
+        );
     }
 }

@@ -309,7 +309,7 @@ pub fn check_answer(answer: &agentrail_client::Answer<'_>) {
     );
     if answer.status >= 300 {
         let code = body["error"]["code"].as_str().unwrap_or("");
-        let listed = &contract.document["x-error-codes"][code];
+        let listed = &contract.document["x-error-codes"][code]["status"];
         assert_eq!(
             listed.as_u64(),
             Some(u64::from(answer.status)),
