@@ -411,7 +411,7 @@ pub fn run_channel_bench(
         progress("unpaid");
         let text: Arc<Vec<u8>> =
             Arc::new(b"Agents pay each other per call, a fraction of a cent at a time.".to_vec());
-        let http = reqwest::Client::new();
+        let http = node.http().clone();
         let free = serve(routes()).await;
         let (unpaid_rps, unpaid_p50_us, unpaid_p99_us) = {
             let (http, url, text) = (http.clone(), format!("{free}/stats"), Arc::clone(&text));

@@ -560,7 +560,7 @@ fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
         let network = client.network().await.expect("the node names its network");
         let requests = Arc::new(world.requests(count, "http", &network));
         let next = Arc::new(AtomicUsize::new(0));
-        let http = reqwest::Client::new();
+        let http = client.http().clone();
         let url = format!("http://{address}{COMMANDS_PATH}");
         let started = Instant::now();
         let mut tasks = Vec::new();

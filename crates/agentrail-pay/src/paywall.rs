@@ -385,7 +385,8 @@ where
                 return Ok(paywall.refused(&path, &price, error.code(), &error.to_string()));
             }
         };
-    let mut response = inner.call(request).await?;
+    // A clone of the inner service: made ready before it is called.
+    let mut response = inner.ready().await?.call(request).await?;
     let cost = if response.status().is_client_error() || response.status().is_server_error() {
         Amount::ZERO
     } else {
