@@ -685,7 +685,7 @@ impl State {
 
 impl State {
     /// Every channel's collected money is what its sub-channels redeemed,
-    /// within its deposit; a live channel's rest is held for it.
+    /// within its deposit.
     pub(super) fn check_channel_books(&self) -> Result<(), super::InvariantViolation> {
         for (channel_id, record) in &self.channels {
             let redeemed = record
