@@ -308,6 +308,16 @@ fn operation(
             json!({"required": true, "content": {request_type: {"schema": request_schema}}});
     }
     if method == "post" && path == "/v1/commands" {
+        // The command of docs/vectors.json#request, signed there.
+        op["requestBody"]["content"]["application/json"]["examples"] = json!({
+            "transfer": {"summary": "1.5 USD from an agent to a payee", "value": {
+                "type": "transfer",
+                "from": "did:key:z6Mko9hTggMwjSTEaJaPUfE6tqcy2xvU6BnNq3e3o8qVBiyH",
+                "to": "did:key:z6MkvRXNYcE7MMduynWTgeKbDaT1iijDSC8pZqXZc8rHPrf2",
+                "amount": "1500000",
+                "idempotency_key": "vector-1"
+            }}
+        });
         op["parameters"] = json!([
             {"name": "Content-Digest", "in": "header", "required": true, "schema": {"type": "string"}, "description": "sha-256=:<base64 SHA-256 of the body>: (RFC 9530)"}
         ]);
@@ -482,6 +492,11 @@ mod tests {
         let checkpoint = &document["paths"]["/checkpoint"]["get"]["responses"]["200"]["content"];
         assert!(checkpoint.get("text/plain").is_some(), "{checkpoint}");
         assert!(document["components"]["securitySchemes"]["httpMessageSignature"].is_object());
+        // The example is a command the schema takes (its fields, its tag).
+        let example = &document["paths"]["/v1/commands"]["post"]["requestBody"]["content"]["application/json"]
+            ["examples"]["transfer"]["value"];
+        let command: agentrail_core::Command = serde_json::from_value(example.clone()).unwrap();
+        assert!(matches!(command, agentrail_core::Command::Transfer(_)));
     }
 
     /// The codes listed are the state machine's, each with its status.
