@@ -1116,12 +1116,7 @@ impl Payee {
     /// Waits until every voucher accepted so far is durable.
     pub async fn sync(&self) -> Result<(), PaymentError> {
         let seq = self.inner.book.lock().expect("book lock").seq;
-        let mut durable = self.inner.durable.subscribe();
-        durable
-            .wait_for(|done| *done >= seq)
-            .await
-            .map(|_| ())
-            .map_err(|_| storage("the flusher stopped"))
+        self.wait_durable(Some(seq)).await
     }
 }
 
