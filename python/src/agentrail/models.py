@@ -1,0 +1,2544 @@
+"""The node's wire types, generated from its OpenAPI document by
+`tools/generate_models.py` (datamodel-code-generator). Do not edit.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+
+class AgentExtension(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    description: str
+    params: Any
+    required: bool
+    uri: str
+
+
+class AgentProvider(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    organization: str
+    """
+    The owning principal's did:key.
+    """
+    url: str
+
+
+class AgentSkill(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    description: str
+    id: str
+    """
+    The listing id.
+    """
+    name: str
+    tags: list[str]
+
+
+class Amount(RootModel[str]):
+    root: str = Field(..., examples=['2500000'], pattern='^(0|[1-9][0-9]{0,38})$')
+    """
+    Atomic units (1 USD = 1,000,000), as a decimal string
+    """
+
+
+class ApprovalStatus(Enum):
+    """
+    Where a payment above an approval threshold stands.
+    """
+
+    pending = 'pending'
+    approved = 'approved'
+    declined = 'declined'
+    expired = 'expired'
+
+
+class Approver(Enum):
+    """
+    Who approved a delivery.
+    """
+
+    buyer = 'buyer'
+    validator = 'validator'
+    review_window_ended = 'review_window_ended'
+
+
+class ChannelId(RootModel[str]):
+    root: str = Field(..., pattern='^[0-9a-f]{64}$', title='ChannelId')
+    """
+    SHA-256 over the payer, the payee and the opener's idempotency key (docs/protocol.md)
+    """
+
+
+class OpenStatus(BaseModel):
+    """
+    Where a channel stands.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    state: Literal['open']
+
+
+class ClosedStatus(BaseModel):
+    """
+    Where a channel stands.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    state: Literal['closed']
+
+
+class ExpiredStatus(BaseModel):
+    """
+    Where a channel stands.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    state: Literal['expired']
+
+
+class CloseReason(Enum):
+    """
+    Why a channel closed.
+    """
+
+    cooperative = 'cooperative'
+    dispute_window_ended = 'dispute_window_ended'
+    expired = 'expired'
+
+
+class VoidCommand(BaseModel):
+    """
+    Returns a reserved hold to its account.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    hold_id: str
+    type: Literal['void']
+
+
+class ApproveCommand(BaseModel):
+    """
+    The principal approves a payment waiting above a threshold.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    approval_id: int = Field(..., ge=0)
+    type: Literal['approve']
+
+
+class DeclineCommand(BaseModel):
+    """
+    The principal declines a payment waiting above a threshold.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    approval_id: int = Field(..., ge=0)
+    type: Literal['decline']
+
+
+class TopUpChannelCommand(BaseModel):
+    """
+    Adds to a channel's deposit, counted against the mandate.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    amount: Amount
+    channel_id: ChannelId
+    idempotency_key: str
+    type: Literal['top_up_channel']
+
+
+class StartChannelCloseCommand(BaseModel):
+    """
+    The payer starts closing: the payee may still collect during the
+    channel's dispute window, then the rest returns to the payer.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    channel_id: ChannelId
+    type: Literal['start_channel_close']
+
+
+class WithdrawListingCommand(BaseModel):
+    """
+    Withdraws a listing and returns its stake.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    listing_id: str
+    type: Literal['withdraw_listing']
+
+
+class CounterQuoteCommand(BaseModel):
+    """
+    A counter-offer, by either side in turn.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    price: Amount
+    quote_id: str
+    type: Literal['counter_quote']
+
+
+class AcceptQuoteCommand(BaseModel):
+    """
+    The buyer accepts a quote: the price goes into escrow, a task begins.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    quote_id: str
+    task_id: str
+    """
+    Chosen by the client, unique among the records the ledger keeps
+    (and, at a node, among those archived: `id_retired`).
+    """
+    type: Literal['accept_quote']
+
+
+class ApproveTaskCommand(BaseModel):
+    """
+    The buyer or the validator approves a delivery: the escrow pays out.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    result_hash: str
+    task_id: str
+    type: Literal['approve_task']
+
+
+class DisputeTaskCommand(BaseModel):
+    """
+    The buyer disputes a delivery before the arbiter named in the terms.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    reason: str
+    """
+    At most 256 bytes.
+    """
+    task_id: str
+    type: Literal['dispute_task']
+
+
+class ResolveDisputeCommand(BaseModel):
+    """
+    The arbiter splits a disputed task's escrow.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    provider_bps: int = Field(..., ge=0, le=65535)
+    task_id: str
+    type: Literal['resolve_dispute']
+
+
+class TickCommand(BaseModel):
+    """
+    The clock: records what time did (expiries, deadlines, windows that
+    ended) at the moment it fell due; signed by the operator. A node
+    journals one, before any other command at that time, whenever
+    something is due, so that the log is the whole transcript and no
+    other entry carries a time-driven event.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    type: Literal['tick']
+
+
+class ConsistencyProof(BaseModel):
+    """
+    `GET /v1/log/proof/consistency?from=M&to=N`.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    from_: int = Field(..., alias='from', ge=0)
+    proof: list[str]
+    """
+    Base64 hashes (RFC 9162 §2.1.4).
+    """
+    to: int = Field(..., ge=0)
+
+
+class Did(RootModel[str]):
+    root: str = Field(
+        ...,
+        examples=['did:key:z6Mko9hTggMwjSTEaJaPUfE6tqcy2xvU6BnNq3e3o8qVBiyH'],
+        pattern='^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]{44}$',
+    )
+    """
+    An Ed25519 did:key: base58btc of 0xed 0x01 and the 32-byte public key
+    """
+
+
+class DocumentId(RootModel[str]):
+    root: str = Field(..., pattern='^[0-9a-f]{64}$', title='DocumentId')
+    """
+    SHA-256 of a signed document's signing bytes
+    """
+
+
+class ErrorCode(Enum):
+    """
+    Stable machine code, e.g. `budget_exceeded`.
+    """
+
+    already_registered = 'already_registered'
+    amount_overflow = 'amount_overflow'
+    amount_zero = 'amount_zero'
+    approval_not_found = 'approval_not_found'
+    approval_not_pending = 'approval_not_pending'
+    approval_required = 'approval_required'
+    body_too_large = 'body_too_large'
+    budget_exceeded = 'budget_exceeded'
+    category_not_allowed = 'category_not_allowed'
+    channel_closed = 'channel_closed'
+    channel_closing = 'channel_closing'
+    channel_exhausted = 'channel_exhausted'
+    channel_expired = 'channel_expired'
+    channel_not_found = 'channel_not_found'
+    channel_outlives_grant = 'channel_outlives_grant'
+    digest_mismatch = 'digest_mismatch'
+    digest_missing = 'digest_missing'
+    entry_too_large = 'entry_too_large'
+    faucet_disabled = 'faucet_disabled'
+    faucet_limit = 'faucet_limit'
+    grant_expired = 'grant_expired'
+    grant_not_yet_valid = 'grant_not_yet_valid'
+    grant_revoked = 'grant_revoked'
+    grant_widens = 'grant_widens'
+    hold_not_active = 'hold_not_active'
+    hold_not_found = 'hold_not_found'
+    id_retired = 'id_retired'
+    idempotency_conflict = 'idempotency_conflict'
+    insufficient_funds = 'insufficient_funds'
+    invalid_did = 'invalid_did'
+    invalid_field = 'invalid_field'
+    invalid_grant = 'invalid_grant'
+    invalid_grant_signature = 'invalid_grant_signature'
+    invalid_path = 'invalid_path'
+    invalid_query = 'invalid_query'
+    invalid_range = 'invalid_range'
+    invalid_request = 'invalid_request'
+    invalid_signature = 'invalid_signature'
+    invalid_split = 'invalid_split'
+    listing_busy = 'listing_busy'
+    listing_not_found = 'listing_not_found'
+    listing_withdrawn = 'listing_withdrawn'
+    malformed_json = 'malformed_json'
+    method_not_allowed = 'method_not_allowed'
+    no_arbiter = 'no_arbiter'
+    no_such_tile = 'no_such_tile'
+    nonce_reused = 'nonce_reused'
+    not_arbiter = 'not_arbiter'
+    not_authorized = 'not_authorized'
+    not_found = 'not_found'
+    not_in_log = 'not_in_log'
+    not_operator = 'not_operator'
+    nothing_due = 'nothing_due'
+    offer_out_of_turn = 'offer_out_of_turn'
+    outcome_unknown = 'outcome_unknown'
+    overloaded = 'overloaded'
+    own_side_role = 'own_side_role'
+    payee_denied = 'payee_denied'
+    payee_not_allowed = 'payee_not_allowed'
+    per_payment_limit_exceeded = 'per_payment_limit_exceeded'
+    price_above_budget = 'price_above_budget'
+    quote_not_found = 'quote_not_found'
+    quote_not_open = 'quote_not_open'
+    quote_rounds_exhausted = 'quote_rounds_exhausted'
+    rate_limited = 'rate_limited'
+    result_hash_mismatch = 'result_hash_mismatch'
+    rfq_closed = 'rfq_closed'
+    rfq_not_found = 'rfq_not_found'
+    same_account = 'same_account'
+    shutting_down = 'shutting_down'
+    signature_before_start = 'signature_before_start'
+    signature_expired = 'signature_expired'
+    signature_invalid = 'signature_invalid'
+    signature_malformed = 'signature_malformed'
+    signature_missing = 'signature_missing'
+    signature_wrong_network = 'signature_wrong_network'
+    storage_unavailable = 'storage_unavailable'
+    task_not_found = 'task_not_found'
+    task_wrong_state = 'task_wrong_state'
+    too_many_connections = 'too_many_connections'
+    too_many_delegations = 'too_many_delegations'
+    unavailable = 'unavailable'
+    unknown_account = 'unknown_account'
+    unknown_grant = 'unknown_grant'
+    unknown_identity = 'unknown_identity'
+    voucher_signature_invalid = 'voucher_signature_invalid'
+    voucher_stale = 'voucher_stale'
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    code: ErrorCode = Field(..., title='ErrorCode')
+    """
+    Stable machine code, e.g. `budget_exceeded`.
+    """
+    message: str
+    """
+    For people.
+    """
+    param: str | None = None
+    """
+    The request field the error is about.
+    """
+
+
+class PrincipalRegisteredEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    principal: Did
+    type: Literal['principal_registered']
+
+
+class AgentRegisteredEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    agent: Did
+    grant_id: DocumentId
+    principal: Did
+    type: Literal['agent_registered']
+
+
+class SessionIssuedEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    agent: Did
+    grant_id: DocumentId
+    session: Did
+    type: Literal['session_issued']
+
+
+class GrantRevokedEvent(BaseModel):
+    """
+    `subject`'s grant ended; `cascaded_from` names the revoked grant
+    above it when the revocation came from there.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    cascaded_from: Did | None = None
+    revoked_by: Did
+    subject: Did
+    type: Literal['grant_revoked']
+
+
+class DepositedEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    to: Did
+    type: Literal['deposited']
+
+
+class WithdrawnEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    from_: Did = Field(..., alias='from')
+    type: Literal['withdrawn']
+
+
+class TransferredEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    category: str | None = None
+    from_: Did = Field(..., alias='from')
+    memo: str | None = None
+    signer: Did
+    to: Did
+    type: Literal['transferred']
+
+
+class PaymentApprovedEvent(BaseModel):
+    """
+    Followed by the `Transferred` event that pays it.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    approval_id: int = Field(..., ge=0)
+    type: Literal['payment_approved']
+
+
+class PaymentDeclinedEvent(BaseModel):
+    """
+    The held amount returned to `from`.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    approval_id: int = Field(..., ge=0)
+    from_: Did = Field(..., alias='from')
+    type: Literal['payment_declined']
+
+
+class PaymentExpiredEvent(BaseModel):
+    """
+    The held amount returned to `from`.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    approval_id: int = Field(..., ge=0)
+    from_: Did = Field(..., alias='from')
+    type: Literal['payment_expired']
+
+
+class HoldVoidedEvent(BaseModel):
+    """
+    The held amount returned to `from`.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    from_: Did = Field(..., alias='from')
+    hold_id: str
+    type: Literal['hold_voided']
+
+
+class HoldExpiredEvent(BaseModel):
+    """
+    The held amount returned to `from`.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    from_: Did = Field(..., alias='from')
+    hold_id: str
+    type: Literal['hold_expired']
+
+
+class ChannelToppedUpEvent(BaseModel):
+    """
+    `amount` more of `from`'s money reserved in the channel.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    channel_id: ChannelId
+    deposit: Amount
+    from_: Did = Field(..., alias='from')
+    type: Literal['channel_topped_up']
+
+
+class ChannelCollectedEvent(BaseModel):
+    """
+    `amount` of `from`'s held deposit moved to the payee now;
+    `collected` is the channel's total.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    channel_id: ChannelId
+    collected: Amount
+    from_: Did = Field(..., alias='from')
+    payee: Did
+    type: Literal['channel_collected']
+
+
+class ChannelClosedEvent(BaseModel):
+    """
+    The channel ended: the payee received `paid` in all, `refunded`
+    returned to the payer.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    channel_id: ChannelId
+    from_: Did = Field(..., alias='from')
+    paid: Amount
+    reason: CloseReason
+    refunded: Amount
+    type: Literal['channel_closed']
+
+
+class ListingWithdrawnEvent(BaseModel):
+    """
+    The listing is withdrawn; what its stake still held returned.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    listing_id: str
+    provider: Did
+    stake_returned: Amount
+    type: Literal['listing_withdrawn']
+
+
+class QuoteSubmittedEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    price: Amount
+    provider: Did
+    quote_id: str
+    rfq_id: str
+    type: Literal['quote_submitted']
+
+
+class InactiveBound(BaseModel):
+    """
+    The grant is expired or revoked: nothing can leave through it.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    kind: Literal['inactive']
+
+
+class TotalBudgetBound(BaseModel):
+    """
+    The remaining total budget.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    kind: Literal['total_budget']
+
+
+class DailyBudgetBound(BaseModel):
+    """
+    The daily budget over the UTC days left in the window (today counts
+    with what is left of it).
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    days: int = Field(..., ge=0)
+    kind: Literal['daily_budget']
+
+
+class ParentBound(BaseModel):
+    """
+    A grant above this one binds first.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    kind: Literal['parent']
+
+
+class ExposureBound(
+    RootModel[InactiveBound | TotalBudgetBound | DailyBudgetBound | ParentBound]
+):
+    root: InactiveBound | TotalBudgetBound | DailyBudgetBound | ParentBound = Field(
+        ..., discriminator='kind'
+    )
+    """
+    The limit that binds a grant's [`Exposure`].
+    """
+
+
+class FaucetRequest(BaseModel):
+    """
+    Dev mode: the node deposits from its operator key.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    amount: Amount
+    to: Did
+
+
+class HoldStatus(Enum):
+    """
+    Where a hold stands.
+    """
+
+    reserved = 'reserved'
+    released = 'released'
+    voided = 'voided'
+    expired = 'expired'
+
+
+class IdentityKind(Enum):
+    """
+    What kind of identity a did:key is registered as.
+    """
+
+    principal = 'principal'
+    agent = 'agent'
+    session = 'session'
+
+
+class Limits(BaseModel):
+    """
+    The spending limits of a grant. Absent options mean "no limit of this
+    kind at this level"; the limits of every grant above still apply.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    allowed_categories: list[str] | None = None
+    """
+    When present, every payment must name one of these categories.
+    """
+    allowed_payees: list[Did] | None = None
+    """
+    When present, only these payees may be paid.
+    """
+    approval_threshold: Amount | None = None
+    """
+    Payments strictly above this amount wait for the principal's approval.
+    """
+    daily_approval_threshold: Amount | None = None
+    """
+    A payment that takes the UTC day's spending through the grant
+    strictly above this amount waits for the principal's approval, so a
+    series of payments each below `approval_threshold` cannot add up past
+    the principal unseen.
+    """
+    daily_budget: Amount
+    denied_payees: list[Did] | None = None
+    """
+    These payees may never be paid.
+    """
+    max_per_payment: Amount
+    total_budget: Amount | None = None
+
+
+class ListingKind(Enum):
+    """
+    What a listing offers.
+    """
+
+    service = 'service'
+    dataset = 'dataset'
+
+
+class ListingStatus(Enum):
+    listed = 'listed'
+    withdrawn = 'withdrawn'
+
+
+class LogEntry(BaseModel):
+    """
+    `GET /v1/log/entries/{index}`: one leaf of the log.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    index: int = Field(..., ge=0)
+    leaf: str
+    """
+    Base64 of the leaf (the journal entry's bytes).
+    """
+    leaf_hash: str
+    """
+    Base64 of its RFC 9162 leaf hash.
+    """
+
+
+class Part(BaseModel):
+    """
+    One payee's part of a released hold.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    to: Did
+
+
+class PerCallPricing(BaseModel):
+    """
+    A fixed price for each call (for a dataset: each licensed use).
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    model: Literal['per_call']
+    price: Amount
+
+
+class PerUnitPricing(BaseModel):
+    """
+    A price for each unit of work, e.g. a token or a kilobyte.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    model: Literal['per_unit']
+    price: Amount
+    unit: str
+
+
+class PerTaskPricing(BaseModel):
+    """
+    A fixed price for a whole task.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    model: Literal['per_task']
+    price: Amount
+
+
+class OnQuotePricing(BaseModel):
+    """
+    Priced by quote only.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    model: Literal['on_quote']
+
+
+class Pricing(
+    RootModel[PerCallPricing | PerUnitPricing | PerTaskPricing | OnQuotePricing]
+):
+    root: PerCallPricing | PerUnitPricing | PerTaskPricing | OnQuotePricing = Field(
+        ..., discriminator='model'
+    )
+    """
+    How a listing is priced.
+    """
+
+
+class QuoteStatus(Enum):
+    open = 'open'
+    accepted = 'accepted'
+    closed = 'closed'
+
+
+class Receipt(BaseModel):
+    """
+    A receipt as served by `GET /v1/receipts/{index}`.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    checkpoint: str
+    """
+    The signed checkpoint the proof leads to.
+    """
+    inclusion_proof: list[str]
+    """
+    Base64 hashes, from the leaf up.
+    """
+    index: int = Field(..., ge=0)
+    leaf: str
+    """
+    Base64 of the leaf: the journal entry's bytes.
+    """
+    leaf_hash: str
+    """
+    Base64 of the leaf's RFC 9162 hash.
+    """
+    tree_size: int = Field(..., ge=0)
+
+
+class ReceiptRef(BaseModel):
+    """
+    A journaled command's place in the log.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    index: int = Field(..., ge=0)
+    leaf_hash: str
+    """
+    Base64 of the RFC 9162 leaf hash.
+    """
+
+
+class Redeemed(BaseModel):
+    """
+    The best voucher redeemed on one sub-channel.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    nonce: int = Field(..., ge=0)
+
+
+class RefundReason(Enum):
+    """
+    Why escrow returned to the buyer.
+    """
+
+    deadline_missed = 'deadline_missed'
+    arbitration_lapsed = 'arbitration_lapsed'
+
+
+class Reputation(BaseModel):
+    """
+    A score and how it was reached.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    age_days: int = Field(..., ge=0)
+    age_points: int = Field(..., ge=0, le=65535)
+    counterparty_points: int = Field(..., ge=0, le=65535)
+    disputes_lost: int = Field(..., ge=0)
+    disputes_won: int = Field(..., ge=0)
+    distinct_counterparties: int = Field(..., ge=0)
+    licences_sold: int = Field(..., ge=0)
+    penalty_points: int = Field(..., ge=0, le=65535)
+    qualifying_counterparties: int = Field(..., ge=0)
+    """
+    Counterparties old enough and paying enough to count.
+    """
+    qualifying_volume: Amount
+    """
+    What the qualifying counterparties paid.
+    """
+    quality_points: int = Field(..., ge=0, le=65535)
+    refunds: int = Field(..., ge=0)
+    score: int = Field(..., ge=0, le=65535)
+    """
+    0-1000.
+    """
+    tasks_paid: int = Field(..., ge=0)
+    version: int = Field(..., ge=0)
+    volume: Amount
+    volume_points: int = Field(..., ge=0, le=65535)
+
+
+class RfqStatus(Enum):
+    open = 'open'
+    awarded = 'awarded'
+    expired = 'expired'
+
+
+class Role(Enum):
+    """
+    What a grant makes its subject.
+    """
+
+    agent = 'agent'
+    session = 'session'
+
+
+class Side(Enum):
+    """
+    Which side made an offer.
+    """
+
+    buyer = 'buyer'
+    provider = 'provider'
+
+
+class Signature(RootModel[str]):
+    root: str = Field(..., pattern='^[0-9a-f]{128}$', title='Signature')
+    """
+    An Ed25519 signature
+    """
+
+
+class Split(BaseModel):
+    """
+    One payee's share of a release, in basis points of the hold.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    bps: int = Field(..., ge=0, le=65535)
+    to: Did
+
+
+class FundedStatus(BaseModel):
+    """
+    Where a task stands; the variants own what each state knows.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    state: Literal['funded']
+
+
+class RefundedStatus(BaseModel):
+    """
+    Where a task stands; the variants own what each state knows.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    reason: RefundReason
+    state: Literal['refunded']
+
+
+class Timestamp(RootModel[int]):
+    root: int = Field(..., ge=0)
+    """
+    Seconds since 1970-01-01T00:00:00Z (Unix time, UTC).
+    """
+
+
+class Voucher(BaseModel):
+    """
+    A signed voucher: x402's channel receipt in the agentrail binding.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    accumulatedAmount: Amount
+    channelId: ChannelId
+    epoch: int = Field(..., ge=0)
+    nonce: int = Field(..., ge=0)
+    payeeId: Did
+    payerSignature: Signature
+    subChannelId: str
+
+
+class AgentCapabilities(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    extensions: list[AgentExtension]
+    pushNotifications: bool
+    streaming: bool
+
+
+class AgentCard(BaseModel):
+    """
+    An agent's card in the A2A Agent Card shape (protocol 0.3), built from
+    its listings; agentrail's market terms ride in the
+    `capabilities.extensions` entry named [`MARKET_EXTENSION_URI`].
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    capabilities: AgentCapabilities
+    defaultInputModes: list[str]
+    defaultOutputModes: list[str]
+    description: str
+    name: str
+    preferredTransport: str
+    protocolVersion: str
+    provider: AgentProvider
+    skills: list[AgentSkill]
+    url: str
+    version: str
+
+
+class ApprovalResponse(BaseModel):
+    """
+    `GET /v1/approvals/{id}`.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    id: int = Field(..., ge=0)
+    status: ApprovalStatus
+
+
+class BalanceResponse(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    available: Amount
+    did: Did
+    held: Amount
+
+
+class ClosingStatus(BaseModel):
+    """
+    The payer started a close; the payee may collect until `closes_at`.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    closes_at: Timestamp
+    state: Literal['closing']
+
+
+class ChannelStatus(
+    RootModel[OpenStatus | ClosingStatus | ClosedStatus | ExpiredStatus]
+):
+    root: OpenStatus | ClosingStatus | ClosedStatus | ExpiredStatus = Field(
+        ..., discriminator='state'
+    )
+    """
+    Where a channel stands.
+    """
+
+
+class ChannelView(BaseModel):
+    """
+    A channel as readers see it.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    channel_id: ChannelId
+    collected: Amount
+    deposit: Amount
+    dispute_window_s: int = Field(..., ge=0)
+    expires_at: Timestamp
+    from_: Did = Field(..., alias='from')
+    payee: Did
+    status: ChannelStatus
+    sub_channels: dict[str, Redeemed]
+    """
+    The best voucher redeemed on each sub-channel.
+    """
+    voucher_key: Did
+
+
+class RegisterPrincipalCommand(BaseModel):
+    """
+    A principal registers itself; signed by the principal.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    principal: Did
+    type: Literal['register_principal']
+
+
+class RevokeCommand(BaseModel):
+    """
+    Ends a grant and every grant below it; signed by its issuer or the
+    principal above it.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    subject: Did
+    type: Literal['revoke']
+
+
+class DepositCommand(BaseModel):
+    """
+    Money enters the ledger; signed by the operator.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    amount: Amount
+    idempotency_key: str
+    to: Did
+    type: Literal['deposit']
+
+
+class WithdrawCommand(BaseModel):
+    """
+    Money leaves the ledger; signed by the principal owning the account.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    amount: Amount
+    from_: Did = Field(..., alias='from')
+    idempotency_key: str
+    type: Literal['withdraw']
+
+
+class TransferCommand(BaseModel):
+    """
+    Pays another account, or waits for approval above a threshold.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    amount: Amount
+    category: str | None = None
+    from_: Did = Field(..., alias='from')
+    idempotency_key: str
+    memo: str | None = None
+    to: Did
+    type: Literal['transfer']
+
+
+class HoldCommand(BaseModel):
+    """
+    Reserves money for later release (escrow).
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    amount: Amount
+    category: str | None = None
+    expires_at: Timestamp | None = None
+    """
+    When the hold voids itself; at most 90 days ahead, 90 days if absent.
+    """
+    from_: Did = Field(..., alias='from')
+    hold_id: str
+    """
+    Chosen by the client, unique among the holds the state keeps; a node
+    also refuses an id its archive holds (`id_retired`), so it names one
+    hold for good. Also the idempotency key.
+    """
+    type: Literal['hold']
+
+
+class ReleaseCommand(BaseModel):
+    """
+    Pays a reserved hold out to one or several payees by basis points.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    hold_id: str
+    splits: list[Split]
+    type: Literal['release']
+
+
+class OpenChannelCommand(BaseModel):
+    """
+    Opens a payment channel: reserves a deposit for a payee, counted
+    once against the mandate; the payer then pays with vouchers.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    category: str | None = None
+    deposit: Amount
+    dispute_window_s: int | None = Field(None, ge=0)
+    """
+    Seconds the payee keeps to collect once the payer starts a close:
+    60 s to 7 days, one day if absent.
+    """
+    expires_at: Timestamp | None = None
+    """
+    When the channel closes by itself; at most 90 days ahead, 30 days if
+    absent.
+    """
+    from_: Did = Field(..., alias='from')
+    idempotency_key: str
+    """
+    Chosen by the client; with `from` and `payee` it derives the channel
+    id ([`crate::channel::ChannelId::derive`]). Also the idempotency key.
+    """
+    payee: Did
+    type: Literal['open_channel']
+    voucher_key: Did | None = None
+    """
+    Signs the channel's vouchers (a key the payer's paying client may
+    hold); the open's signer if absent.
+    """
+
+
+class CollectChannelCommand(BaseModel):
+    """
+    The payee redeems its best vouchers; the channel stays open.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    amounts: dict[str, Amount] | None = None
+    """
+    Per sub-channel, the total to redeem when it is less than the
+    voucher's: a payee collects what it charged, not the credit a payer
+    signed ahead (the rest returns to the payer when the channel ends).
+    A sub-channel absent here redeems its voucher's whole total. Each
+    entry names a sub-channel one of the vouchers pays, and is at most
+    that voucher's total.
+    """
+    channel_id: ChannelId
+    type: Literal['collect_channel']
+    vouchers: list[Voucher]
+    """
+    Applied in order; each must redeem more than its sub-channel did
+    before, and no older nonce than it did. At most 64; may be empty for
+    a close.
+    """
+
+
+class CloseChannelCommand(BaseModel):
+    """
+    The payee redeems its last vouchers and closes the channel at once;
+    the rest of the deposit returns to the payer.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    amounts: dict[str, Amount] | None = None
+    """
+    Per sub-channel, the total to redeem when it is less than the
+    voucher's: a payee collects what it charged, not the credit a payer
+    signed ahead (the rest returns to the payer when the channel ends).
+    A sub-channel absent here redeems its voucher's whole total. Each
+    entry names a sub-channel one of the vouchers pays, and is at most
+    that voucher's total.
+    """
+    channel_id: ChannelId
+    type: Literal['close_channel']
+    vouchers: list[Voucher]
+    """
+    Applied in order; each must redeem more than its sub-channel did
+    before, and no older nonce than it did. At most 64; may be empty for
+    a close.
+    """
+
+
+class PublishListingCommand(BaseModel):
+    """
+    Publishes an agent card (and reserves its stake).
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    capabilities: list[str]
+    """
+    1-16 tags of `[a-z0-9_.-]`, 1-32 bytes each.
+    """
+    content_hash: str | None = None
+    """
+    SHA-256 of the content, 64 lower-case hex digits: datasets only.
+    """
+    description: str | None = ''
+    """
+    At most 512 bytes.
+    """
+    endpoint: str | None = None
+    """
+    Where the service answers (`http://` or `https://`, at most 256 bytes).
+    """
+    kind: ListingKind
+    listing_id: str
+    """
+    Chosen by the client, unique in the ledger; also the idempotency key.
+    """
+    name: str
+    """
+    1-64 bytes.
+    """
+    pricing: Pricing
+    provider: Did
+    revenue_share: list[Split] | None = None
+    """
+    Who shares the revenue, in basis points summing to 10,000; empty
+    means the provider alone. A dataset's licence fees and a task
+    delivered without a manifest are paid out this way.
+    """
+    stake: Amount | None = None
+    type: Literal['publish_listing']
+
+
+class RequestQuotesCommand(BaseModel):
+    """
+    A buyer asks providers for quotes.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    arbiter: Did | None = None
+    """
+    Decides a dispute; any identity but the operator, the buyer's side
+    and the provider. Without one, deliveries cannot be disputed.
+    """
+    budget_max: Amount
+    """
+    No quote may ask more.
+    """
+    capability: str
+    """
+    The capability wanted; also the category the budget is charged to.
+    """
+    deadline_s: int = Field(..., ge=0)
+    """
+    Seconds from acceptance to the delivery deadline (60 s to 90 days).
+    """
+    description: str | None = ''
+    expires_at: Timestamp | None = None
+    """
+    Quotes are taken until then: at most 30 days ahead, one day if absent.
+    """
+    from_: Did = Field(..., alias='from')
+    """
+    The account that will pay.
+    """
+    invited: list[Did] | None = None
+    """
+    Only these providers may quote (at most 32); anyone if empty.
+    """
+    review_window_s: int | None = Field(None, ge=0)
+    """
+    Seconds the buyer keeps to approve or dispute a delivery before it
+    approves by default (60 s to 7 days; one day if absent).
+    """
+    rfq_id: str
+    """
+    Chosen by the client, unique among the records the ledger keeps
+    (and, at a node, among those archived: `id_retired`).
+    """
+    type: Literal['request_quotes']
+    validator: Did | None = None
+    """
+    May approve a delivery in the buyer's place by signing its result
+    hash.
+    """
+
+
+class SubmitQuoteCommand(BaseModel):
+    """
+    A provider quotes on a request.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    listing_id: str | None = None
+    """
+    The provider's listing the work comes under (its stake backs the
+    task); it must offer the capability asked for.
+    """
+    note: str | None = None
+    """
+    At most 256 bytes.
+    """
+    price: Amount
+    provider: Did
+    quote_id: str
+    """
+    Chosen by the client, unique among the records the ledger keeps
+    (and, at a node, among those archived: `id_retired`).
+    """
+    rfq_id: str
+    type: Literal['submit_quote']
+
+
+class DeliverTaskCommand(BaseModel):
+    """
+    The provider delivers a task's result and its contribution manifest.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    manifest: list[Split] | None = None
+    """
+    Empty: the listing's revenue share, or the provider alone.
+    """
+    result_hash: str
+    """
+    SHA-256 of the result, 64 lower-case hex digits.
+    """
+    task_id: str
+    type: Literal['deliver_task']
+    uri: str | None = None
+
+
+class LicenseDatasetCommand(BaseModel):
+    """
+    Buys one licensed use of a dataset.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    from_: Did = Field(..., alias='from')
+    """
+    The account that pays and holds the licence.
+    """
+    license_id: str
+    """
+    Chosen by the client, unique among the records the ledger keeps
+    (and, at a node, among those archived: `id_retired`);
+    also the idempotency key.
+    """
+    listing_id: str
+    type: Literal['license_dataset']
+
+
+class Delivery(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    delivered_at: Timestamp
+    manifest: list[Split]
+    """
+    The manifest in force: contributors and their basis points.
+    """
+    result_hash: str
+    uri: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """
+    Every error: `{"error":{"code":"…","message":"…","param":"…"}}`.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    error: ErrorDetail
+
+
+class PaymentPendingEvent(BaseModel):
+    """
+    A payment above an approval threshold: its amount is held until the
+    principal approves or declines it, or `expires_at` passes.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    approval_id: int = Field(..., ge=0)
+    expires_at: Timestamp
+    from_: Did = Field(..., alias='from')
+    to: Did
+    type: Literal['payment_pending']
+
+
+class HoldReservedEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    expires_at: Timestamp
+    from_: Did = Field(..., alias='from')
+    hold_id: str
+    type: Literal['hold_reserved']
+
+
+class HoldReleasedEvent(BaseModel):
+    """
+    `from`'s held money paid out as `parts`.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    from_: Did = Field(..., alias='from')
+    hold_id: str
+    parts: list[Part]
+    type: Literal['hold_released']
+
+
+class ChannelOpenedEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    channel_id: ChannelId
+    deposit: Amount
+    expires_at: Timestamp
+    from_: Did = Field(..., alias='from')
+    payee: Did
+    type: Literal['channel_opened']
+    voucher_key: Did
+
+
+class ChannelClosingEvent(BaseModel):
+    """
+    The payer started a close: the payee may collect until `closes_at`.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    channel_id: ChannelId
+    closes_at: Timestamp
+    type: Literal['channel_closing']
+
+
+class ListingPublishedEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    kind: ListingKind
+    listing_id: str
+    provider: Did
+    stake: Amount
+    type: Literal['listing_published']
+
+
+class QuotesRequestedEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    budget_max: Amount
+    buyer: Did
+    capability: str
+    expires_at: Timestamp
+    rfq_id: str
+    type: Literal['quotes_requested']
+
+
+class QuoteCounteredEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    by: Side
+    price: Amount
+    quote_id: str
+    round: int = Field(..., ge=0, le=255)
+    type: Literal['quote_countered']
+
+
+class TaskFundedEvent(BaseModel):
+    """
+    The buyer accepted: `price` is reserved from its account in escrow
+    until `deadline`, under terms whose canonical hash is `terms_hash`.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    buyer: Did
+    deadline: Timestamp
+    price: Amount
+    provider: Did
+    quote_id: str
+    task_id: str
+    terms_hash: str
+    type: Literal['task_funded']
+
+
+class TaskDeliveredEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    manifest: list[Split]
+    provider: Did
+    result_hash: str
+    review_ends_at: Timestamp
+    task_id: str
+    type: Literal['task_delivered']
+
+
+class TaskApprovedEvent(BaseModel):
+    """
+    `buyer`'s escrow paid the contributors of the manifest.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    buyer: Did
+    by: Approver
+    parts: list[Part]
+    task_id: str
+    type: Literal['task_approved']
+
+
+class TaskDisputedEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    arbiter: Did
+    arbitration_ends_at: Timestamp
+    task_id: str
+    type: Literal['task_disputed']
+
+
+class DisputeResolvedEvent(BaseModel):
+    """
+    The arbiter ruled: `parts` to the contributors, `refunded` to the
+    buyer, and `slashed` of the provider's stake to the buyer.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    arbiter: Did
+    buyer: Did
+    parts: list[Part]
+    provider: Did
+    provider_bps: int = Field(..., ge=0, le=65535)
+    refunded: Amount
+    slashed: Amount
+    task_id: str
+    type: Literal['dispute_resolved']
+
+
+class TaskRefundedEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    buyer: Did
+    reason: RefundReason
+    task_id: str
+    type: Literal['task_refunded']
+
+
+class DatasetLicensedEvent(BaseModel):
+    """
+    One licensed use: `price` paid to the creators as `parts`.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    content_hash: str
+    license_id: str
+    licensee: Did
+    listing_id: str
+    parts: list[Part]
+    price: Amount
+    type: Literal['dataset_licensed']
+
+
+class Exposure(BaseModel):
+    """
+    The most money that can still leave through a grant before it expires,
+    even if its key is stolen, and which limit decides it.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    bound: ExposureBound
+
+
+class Grant(BaseModel):
+    """
+    The unsigned body of a grant.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    expires_at: Timestamp
+    issuer: Did
+    limits: Limits
+    nonce: str
+    """
+    Issuer-chosen, so that two grants with equal terms have distinct ids.
+    """
+    not_before: Timestamp
+    role: Role
+    subject: Did
+    version: int = Field(..., ge=0)
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    clock: Timestamp
+    dev: bool
+    journal_len: int = Field(..., ge=0)
+    network: str
+    """
+    The network id channel vouchers sign (`agentrail:<log origin>`).
+    """
+    operator: Did
+    """
+    The ledger's operator (its genesis): what an audit replays from.
+    """
+    status: str
+
+
+class HoldResponse(BaseModel):
+    """
+    `GET /v1/holds/{id}`.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    id: str
+    status: HoldStatus
+
+
+class LicenseView(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    content_hash: str
+    license_id: str
+    licensed_at: Timestamp
+    licensee: Did
+    listing_id: str
+    parts: list[Part]
+    price: Amount
+
+
+class ListingView(BaseModel):
+    """
+    Publishes an agent card. Signed by the provider, its session, or its
+    principal. A stake, if any, is reserved from the provider's account
+    (counted against its mandate like a hold) while the listing stands, and
+    is slashed to the buyer when the provider loses a dispute.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    capabilities: list[str]
+    """
+    1-16 tags of `[a-z0-9_.-]`, 1-32 bytes each.
+    """
+    content_hash: str | None = None
+    """
+    SHA-256 of the content, 64 lower-case hex digits: datasets only.
+    """
+    description: str | None = ''
+    """
+    At most 512 bytes.
+    """
+    endpoint: str | None = None
+    """
+    Where the service answers (`http://` or `https://`, at most 256 bytes).
+    """
+    kind: ListingKind
+    listing_id: str
+    """
+    Chosen by the client, unique in the ledger; also the idempotency key.
+    """
+    name: str
+    """
+    1-64 bytes.
+    """
+    open_tasks: int = Field(..., ge=0)
+    """
+    Tasks under this listing not yet settled.
+    """
+    pricing: Pricing
+    provider: Did
+    published_at: Timestamp
+    revenue_share: list[Split] | None = None
+    """
+    Who shares the revenue, in basis points summing to 10,000; empty
+    means the provider alone. A dataset's licence fees and a task
+    delivered without a manifest are paid out this way.
+    """
+    stake: Amount | None = None
+    stake_held: Amount
+    """
+    What the stake still holds (zero once slashed or withdrawn).
+    """
+    status: ListingStatus
+
+
+class QuoteView(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    last_offer_by: Side
+    listing_id: str | None = None
+    note: str | None = None
+    price: Amount
+    """
+    The latest offer, by `last_offer_by`.
+    """
+    provider: Did
+    quote_id: str
+    rfq_id: str
+    rounds: int = Field(..., ge=0, le=255)
+    """
+    Offers made so far, the first quote included.
+    """
+    status: QuoteStatus
+
+
+class RfqView(BaseModel):
+    """
+    A buyer asks for quotes. No money moves until a quote is accepted. The
+    terms named here (deadline, review window, arbiter, validator) are what
+    every quote agrees to.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    arbiter: Did | None = None
+    """
+    Decides a dispute; any identity but the operator, the buyer's side
+    and the provider. Without one, deliveries cannot be disputed.
+    """
+    budget_max: Amount
+    """
+    No quote may ask more.
+    """
+    capability: str
+    """
+    The capability wanted; also the category the budget is charged to.
+    """
+    deadline_s: int = Field(..., ge=0)
+    """
+    Seconds from acceptance to the delivery deadline (60 s to 90 days).
+    """
+    description: str | None = ''
+    expires_at: Timestamp
+    from_: Did = Field(..., alias='from')
+    """
+    The account that will pay.
+    """
+    invited: list[Did] | None = None
+    """
+    Only these providers may quote (at most 32); anyone if empty.
+    """
+    quotes: list[QuoteView]
+    review_window_s: int | None = Field(None, ge=0)
+    """
+    Seconds the buyer keeps to approve or dispute a delivery before it
+    approves by default (60 s to 7 days; one day if absent).
+    """
+    rfq_id: str
+    """
+    Chosen by the client, unique among the records the ledger keeps
+    (and, at a node, among those archived: `id_retired`).
+    """
+    status: RfqStatus
+    validator: Did | None = None
+    """
+    May approve a delivery in the buyer's place by signing its result
+    hash.
+    """
+
+
+class SignedGrant(BaseModel):
+    """
+    A grant and its issuer's signature over "agentrail grant v1\\n" and the grant's JCS bytes
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    grant: Grant
+    signature: Signature
+
+
+class DeliveredStatus(BaseModel):
+    """
+    Where a task stands; the variants own what each state knows.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    delivery: Delivery
+    review_ends_at: Timestamp
+    state: Literal['delivered']
+
+
+class ApprovedStatus(BaseModel):
+    """
+    Where a task stands; the variants own what each state knows.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    by: Approver
+    delivery: Delivery
+    parts: list[Part]
+    state: Literal['approved']
+
+
+class DisputedStatus(BaseModel):
+    """
+    Where a task stands; the variants own what each state knows.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    arbitration_ends_at: Timestamp
+    delivery: Delivery
+    reason: str
+    state: Literal['disputed']
+
+
+class ResolvedStatus(BaseModel):
+    """
+    Where a task stands; the variants own what each state knows.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    delivery: Delivery
+    parts: list[Part]
+    provider_bps: int = Field(..., ge=0, le=65535)
+    refunded: Amount
+    slashed: Amount
+    state: Literal['resolved']
+
+
+class TaskStatus(
+    RootModel[
+        FundedStatus
+        | DeliveredStatus
+        | ApprovedStatus
+        | DisputedStatus
+        | ResolvedStatus
+        | RefundedStatus
+    ]
+):
+    root: (
+        FundedStatus
+        | DeliveredStatus
+        | ApprovedStatus
+        | DisputedStatus
+        | ResolvedStatus
+        | RefundedStatus
+    ) = Field(..., discriminator='state')
+    """
+    Where a task stands; the variants own what each state knows.
+    """
+
+
+class TaskTerms(BaseModel):
+    """
+    The agreed terms of a task, fixed at acceptance; `terms_hash` in the
+    events is SHA-256 of their RFC 8785 canonical JSON.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    arbiter: Did | None = None
+    buyer: Did
+    capability: str
+    deadline: Timestamp
+    listing_id: str | None = None
+    price: Amount
+    provider: Did
+    quote_id: str
+    review_window_s: int = Field(..., ge=0)
+    rfq_id: str
+    task_id: str
+    validator: Did | None = None
+
+
+class TaskView(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    funded_at: Timestamp
+    status: TaskStatus
+    terms: TaskTerms
+    terms_hash: str
+
+
+class RegisterAgentCommand(BaseModel):
+    """
+    A principal grants an agent a mandate; signed by the principal.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    grant: SignedGrant
+    type: Literal['register_agent']
+
+
+class IssueSessionCommand(BaseModel):
+    """
+    An agent grants a session key a narrower mandate; signed by the agent.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    grant: SignedGrant
+    type: Literal['issue_session']
+
+
+class Command(
+    RootModel[
+        RegisterPrincipalCommand
+        | RegisterAgentCommand
+        | IssueSessionCommand
+        | RevokeCommand
+        | DepositCommand
+        | WithdrawCommand
+        | TransferCommand
+        | HoldCommand
+        | ReleaseCommand
+        | VoidCommand
+        | ApproveCommand
+        | DeclineCommand
+        | OpenChannelCommand
+        | TopUpChannelCommand
+        | CollectChannelCommand
+        | CloseChannelCommand
+        | StartChannelCloseCommand
+        | PublishListingCommand
+        | WithdrawListingCommand
+        | RequestQuotesCommand
+        | SubmitQuoteCommand
+        | CounterQuoteCommand
+        | AcceptQuoteCommand
+        | DeliverTaskCommand
+        | ApproveTaskCommand
+        | DisputeTaskCommand
+        | ResolveDisputeCommand
+        | LicenseDatasetCommand
+        | TickCommand
+    ]
+):
+    root: (
+        RegisterPrincipalCommand
+        | RegisterAgentCommand
+        | IssueSessionCommand
+        | RevokeCommand
+        | DepositCommand
+        | WithdrawCommand
+        | TransferCommand
+        | HoldCommand
+        | ReleaseCommand
+        | VoidCommand
+        | ApproveCommand
+        | DeclineCommand
+        | OpenChannelCommand
+        | TopUpChannelCommand
+        | CollectChannelCommand
+        | CloseChannelCommand
+        | StartChannelCloseCommand
+        | PublishListingCommand
+        | WithdrawListingCommand
+        | RequestQuotesCommand
+        | SubmitQuoteCommand
+        | CounterQuoteCommand
+        | AcceptQuoteCommand
+        | DeliverTaskCommand
+        | ApproveTaskCommand
+        | DisputeTaskCommand
+        | ResolveDisputeCommand
+        | LicenseDatasetCommand
+        | TickCommand
+    ) = Field(..., discriminator='type')
+    """
+    A request to change the ledger. Every variant names what it touches; the
+    signer is carried beside it (see [`Authenticated`]).
+    """
+
+
+class Discovered(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    listing: ListingView
+    reputation: int = Field(..., ge=0, le=65535)
+
+
+class DiscoveryPage(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    listings: list[Discovered]
+    next_offset: int | None = Field(None, ge=0)
+    """
+    The offset of the next page, if there is one.
+    """
+    total: int = Field(..., ge=0)
+    """
+    Matching listings in all.
+    """
+
+
+class GrantStatus(BaseModel):
+    """
+    The state of an agent or session grant, for status pages and passports.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    active: bool
+    exposure: Exposure
+    """
+    The most that can still leave through this grant and those above it.
+    """
+    grant: SignedGrant
+    principal: Did
+    remaining_today: Amount
+    """
+    What this grant's own daily budget still allows today.
+    """
+    remaining_total: Amount | None = None
+    """
+    What this grant's own total budget still allows, if it has one.
+    """
+    revoked_at: Timestamp | None = None
+    spent_today: Amount
+    spent_total: Amount
+
+
+class RfqPage(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    next_offset: int | None = Field(None, ge=0)
+    rfqs: list[RfqView]
+    """
+    Latest expiry first.
+    """
+    total: int = Field(..., ge=0)
+
+
+class CommandResponse(BaseModel):
+    """
+    The answer to an accepted command: where it is in the journal, and what
+    it did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    events: list[Event]
+    index: int = Field(..., ge=0)
+    receipt: ReceiptRef
+    """
+    Where the command sits in the transparency log; the full proof is at
+    `GET /v1/receipts/{index}`.
+    """
+    time: Timestamp
+
+
+class DuplicateEvent(BaseModel):
+    """
+    The command repeated an idempotency key with identical content:
+    nothing was applied again, and this is the original outcome.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    original: list[Event]
+    type: Literal['duplicate']
+
+
+class HistoryItem(BaseModel):
+    """
+    One journal entry that concerns an identity.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    events: list[Event]
+    index: int = Field(..., ge=0)
+    signer: Did
+    time: Timestamp
+
+
+class HistoryPage(BaseModel):
+    """
+    A page of history, newest first; pass `next_before` as `before` for the
+    next page.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    items: list[HistoryItem]
+    next_before: int | None = Field(None, ge=0)
+
+
+class Passport(BaseModel):
+    """
+    Everything the ledger knows of one identity.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    balance: BalanceResponse | None = None
+    """
+    The account of a principal or agent.
+    """
+    did: Did
+    grant: GrantStatus | None = None
+    """
+    The grant of an agent or session: limits, spending, exposure.
+    """
+    kind: IdentityKind
+    listings: list[ListingView] | None = Field([], validate_default=True)
+    """
+    Listings it published (withdrawn ones included).
+    """
+    owner_chain: list[Did]
+    """
+    From the identity up to its principal.
+    """
+    recent: list[HistoryItem]
+    """
+    The newest journal entries that concern it; each `index` is the
+    log leaf whose receipt (`/v1/receipts/{index}`) proves it.
+    """
+    reputation: Reputation | None = None
+    """
+    Its reputation (principals and agents), with the components.
+    """
+
+
+class Event(
+    RootModel[
+        PrincipalRegisteredEvent
+        | AgentRegisteredEvent
+        | SessionIssuedEvent
+        | GrantRevokedEvent
+        | DepositedEvent
+        | WithdrawnEvent
+        | TransferredEvent
+        | PaymentPendingEvent
+        | PaymentApprovedEvent
+        | PaymentDeclinedEvent
+        | PaymentExpiredEvent
+        | HoldReservedEvent
+        | HoldReleasedEvent
+        | HoldVoidedEvent
+        | HoldExpiredEvent
+        | ChannelOpenedEvent
+        | ChannelToppedUpEvent
+        | ChannelCollectedEvent
+        | ChannelClosingEvent
+        | ChannelClosedEvent
+        | ListingPublishedEvent
+        | ListingWithdrawnEvent
+        | QuotesRequestedEvent
+        | QuoteSubmittedEvent
+        | QuoteCounteredEvent
+        | TaskFundedEvent
+        | TaskDeliveredEvent
+        | TaskApprovedEvent
+        | TaskDisputedEvent
+        | DisputeResolvedEvent
+        | TaskRefundedEvent
+        | DatasetLicensedEvent
+        | DuplicateEvent
+    ]
+):
+    root: (
+        PrincipalRegisteredEvent
+        | AgentRegisteredEvent
+        | SessionIssuedEvent
+        | GrantRevokedEvent
+        | DepositedEvent
+        | WithdrawnEvent
+        | TransferredEvent
+        | PaymentPendingEvent
+        | PaymentApprovedEvent
+        | PaymentDeclinedEvent
+        | PaymentExpiredEvent
+        | HoldReservedEvent
+        | HoldReleasedEvent
+        | HoldVoidedEvent
+        | HoldExpiredEvent
+        | ChannelOpenedEvent
+        | ChannelToppedUpEvent
+        | ChannelCollectedEvent
+        | ChannelClosingEvent
+        | ChannelClosedEvent
+        | ListingPublishedEvent
+        | ListingWithdrawnEvent
+        | QuotesRequestedEvent
+        | QuoteSubmittedEvent
+        | QuoteCounteredEvent
+        | TaskFundedEvent
+        | TaskDeliveredEvent
+        | TaskApprovedEvent
+        | TaskDisputedEvent
+        | DisputeResolvedEvent
+        | TaskRefundedEvent
+        | DatasetLicensedEvent
+        | DuplicateEvent
+    ) = Field(..., discriminator='type')
+    """
+    Something the ledger did.
+    """
+
+
+CommandResponse.model_rebuild()
+DuplicateEvent.model_rebuild()
+HistoryItem.model_rebuild()

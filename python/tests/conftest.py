@@ -1,0 +1,57 @@
+"""Starts the real node binary (built by `cargo test`) on a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def node_binary() -> Path:
+    binary = Path(os.environ.get("AGENTRAIL_BIN", ROOT / "target" / "debug" / "agentrail"))
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing: run `cargo build` (scripts/test does)")
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data = tmp_path_factory.mktemp("node")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = open(data / "node.log", "wb")
+    process = subprocess.Popen(
+        [str(node_binary()), "serve", "--dev", "--data", str(data / "data"), "--listen", f"127.0.0.1:{port}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((data / "node.log").read_text())
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
