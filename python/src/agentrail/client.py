@@ -189,6 +189,9 @@ class Client:
     def grant_status(self, did: str) -> models.GrantStatus:
         return self._get(f"/v1/grants/{did}", models.GrantStatus)
 
+    def channel(self, channel_id: str) -> models.ChannelView:
+        return self._get(f"/v1/channels/{channel_id}", models.ChannelView)
+
     def receipt(self, index: int) -> models.Receipt:
         return self._get(f"/v1/receipts/{index}", models.Receipt)
 

@@ -1,0 +1,291 @@
+"""Paying HTTP 402 (x402 v2, the `channel` scheme) from httpx.
+
+`ChannelPayer` is an `httpx.Auth`: a request answered `402` is paid with a
+voucher on a channel to the payee, opened (or topped up) within the
+agent's mandate and the payer's own spending cap, and sent again. Each
+request in flight takes a sub-channel of its own. Each sub-channel's
+total and nonce are written to a SQLite file *before* its voucher is sent,
+so a restarted agent never signs a nonce twice and never pays for credit it
+gave before (the payee keeps the unspent credit of a voucher it received).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .channels import channel_id, sign_voucher
+from .client import AgentrailError, Client, new_idempotency_key
+from .keys import Key
+
+PAYMENT_REQUIRED = "PAYMENT-REQUIRED"
+PAYMENT_SIGNATURE = "PAYMENT-SIGNATURE"
+PAYMENT_RESPONSE = "PAYMENT-RESPONSE"
+HEADER_BYTES_MAX = 8 * 1024
+
+
+class PaymentError(Exception):
+    """A 402 this payer will not or cannot pay; `reason` is stable."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+def decode_header(text: str) -> dict[str, Any]:
+    if len(text) > HEADER_BYTES_MAX:
+        raise PaymentError("header_too_large", f"an x402 header is at most {HEADER_BYTES_MAX} bytes")
+    try:
+        value = json.loads(base64.b64decode(text.strip(), validate=True))
+    except ValueError as error:
+        raise PaymentError("header_malformed", "an x402 header is base64 of JSON") from error
+    if not isinstance(value, dict):
+        raise PaymentError("header_malformed", "an x402 header is a JSON object")
+    return value
+
+
+def encode_header(value: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(value, separators=(",", ":")).encode()).decode()
+
+
+@dataclass
+class Stream:
+    channel: str
+    sub: str
+    total: int
+    nonce: int
+    proposal: int | None = None
+
+
+class ChannelPayer(httpx.Auth):
+    """Pays 402 answers through agentrail channels, with a spending cap.
+
+    `key` signs vouchers and channel commands; `payer` is the account that
+    pays (an agent's did when `key` is one of its sessions). `max_per_call`
+    and `max_total` (atomic units) bind whatever a server asks, on top of
+    the mandate the ledger enforces.
+    """
+
+    requires_response_body = True
+
+    def __init__(
+        self,
+        client: Client,
+        key: Key,
+        state: str | Path,
+        *,
+        payer: str | None = None,
+        max_per_call: int,
+        max_total: int,
+        deposit_calls: int = 1000,
+    ) -> None:
+        self.client = client
+        self.key = key
+        self.payer = payer or key.did
+        self.max_per_call = max_per_call
+        self.max_total = max_total
+        self.deposit_calls = deposit_calls
+        self.network = client.network()
+        self._lock = threading.Lock()
+        self._busy: set[tuple[str, str]] = set()
+        self._db = sqlite3.connect(str(state), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS channels (
+                payee TEXT NOT NULL, network TEXT NOT NULL, channel TEXT NOT NULL,
+                deposit TEXT NOT NULL, PRIMARY KEY (payee, network));
+            CREATE TABLE IF NOT EXISTS streams (
+                channel TEXT NOT NULL, sub TEXT NOT NULL, total TEXT NOT NULL,
+                nonce INTEGER NOT NULL, PRIMARY KEY (channel, sub));
+            CREATE TABLE IF NOT EXISTS spent (one INTEGER PRIMARY KEY CHECK (one = 1),
+                amount TEXT NOT NULL);
+            """
+        )
+
+    # --- state -------------------------------------------------------------
+
+    def spent(self) -> int:
+        """Atomic units this payer has signed away, across restarts."""
+        row = self._db.execute("SELECT amount FROM spent").fetchone()
+        return int(row[0]) if row else 0
+
+    def channels(self) -> list[str]:
+        """The channels this payer opened, on this network."""
+        rows = self._db.execute("SELECT channel FROM channels WHERE network = ?", (self.network,))
+        return [row[0] for row in rows.fetchall()]
+
+    def _checkout(self, payee: str, price: int) -> Stream:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT channel FROM channels WHERE payee = ? AND network = ?",
+                (payee, self.network),
+            ).fetchone()
+            if row is None:
+                channel = self._open(payee, price)
+            else:
+                channel = row[0]
+            for sub, total, nonce in self._db.execute(
+                "SELECT sub, total, nonce FROM streams WHERE channel = ? ORDER BY sub", (channel,)
+            ).fetchall():
+                if (channel, sub) not in self._busy:
+                    self._busy.add((channel, sub))
+                    return Stream(channel, sub, int(total), nonce)
+            count = self._db.execute(
+                "SELECT COUNT(*) FROM streams WHERE channel = ?", (channel,)
+            ).fetchone()[0]
+            sub = f"py-{count}"
+            self._db.execute(
+                "INSERT INTO streams VALUES (?, ?, '0', 0)", (channel, sub)
+            )
+            self._busy.add((channel, sub))
+            return Stream(channel, sub, 0, 0)
+
+    def _checkin(self, stream: Stream) -> None:
+        with self._lock:
+            self._busy.discard((stream.channel, stream.sub))
+
+    def _record(self, stream: Stream, total: int, nonce: int) -> None:
+        """Writes a voucher's total and nonce before it leaves, with what it
+        adds to the spending cap; refuses one past the cap."""
+        with self._lock:
+            added = total - stream.total
+            spent = self.spent() + added
+            if spent > self.max_total:
+                raise PaymentError(
+                    "spending_cap", f"paying {added} would pass this payer's cap of {self.max_total}"
+                )
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "UPDATE streams SET total = ?, nonce = ? WHERE channel = ? AND sub = ?",
+                (str(total), nonce, stream.channel, stream.sub),
+            )
+            self._db.execute(
+                "INSERT INTO spent VALUES (1, ?) ON CONFLICT (one) DO UPDATE SET amount = excluded.amount",
+                (str(spent),),
+            )
+            self._db.execute("COMMIT")
+        stream.total, stream.nonce = total, nonce
+
+    def _deposit(self, price: int) -> int:
+        room = self.max_total - self.spent()
+        return max(price, min(price * self.deposit_calls, room))
+
+    def _open(self, payee: str, price: int) -> str:
+        key = new_idempotency_key()
+        deposit = self._deposit(price)
+        self.client.submit(
+            self.key,
+            {
+                "type": "open_channel",
+                "from": self.payer,
+                "payee": payee,
+                "deposit": str(deposit),
+                "idempotency_key": key,
+            },
+        )
+        channel = channel_id(self.payer, payee, key)
+        self._db.execute(
+            "INSERT INTO channels VALUES (?, ?, ?, ?)", (payee, self.network, channel, str(deposit))
+        )
+        return channel
+
+    def _top_up(self, channel: str, price: int) -> None:
+        self.client.submit(
+            self.key,
+            {
+                "type": "top_up_channel",
+                "channel_id": channel,
+                "amount": str(self._deposit(price)),
+                "idempotency_key": new_idempotency_key(),
+            },
+        )
+
+    # --- the 402 flow ------------------------------------------------------
+
+    def _terms(self, response: httpx.Response) -> tuple[dict[str, Any], dict[str, Any], int]:
+        header = response.headers.get(PAYMENT_REQUIRED)
+        if header is None:
+            raise PaymentError("no_terms", "a 402 without PAYMENT-REQUIRED")
+        required = decode_header(header)
+        for terms in required.get("accepts", []):
+            if terms.get("scheme") == "channel" and terms.get("network") == self.network:
+                extra = terms.get("extra") or {}
+                if extra.get("pricing") == "per_unit":
+                    price = int(extra.get("maxAmountPerCall", -1))
+                else:
+                    price = int(terms.get("amount", -1))
+                if price < 0:
+                    raise PaymentError("terms_malformed", "a channel price that is not an amount")
+                if price > self.max_per_call:
+                    raise PaymentError(
+                        "over_limit", f"a call costs up to {price}, above this payer's {self.max_per_call}"
+                    )
+                return required, terms, price
+        raise PaymentError("unsupported_scheme", f"no channel terms on {self.network}")
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        response = yield request
+        if response.status_code != 402:
+            return
+        required, terms, price = self._terms(response)
+        stream = self._checkout(terms["payTo"], price)
+        try:
+            topped_up = False
+            while True:
+                full = stream.total + price
+                total = stream.proposal if stream.proposal and stream.total < stream.proposal <= full else full
+                voucher = sign_voucher(
+                    self.key,
+                    self.network,
+                    {
+                        "channelId": stream.channel,
+                        "epoch": 0,
+                        "subChannelId": stream.sub,
+                        "accumulatedAmount": str(total),
+                        "nonce": stream.nonce + 1,
+                        "payeeId": terms["payTo"],
+                    },
+                )
+                self._record(stream, total, stream.nonce + 1)
+                payload = {
+                    "x402Version": 2,
+                    "resource": required.get("resource"),
+                    "accepted": terms,
+                    "payload": {"version": 1, "payerId": self.payer, "receipt": voucher},
+                }
+                request.headers[PAYMENT_SIGNATURE] = encode_header(payload)
+                response = yield request
+                settlement_header = response.headers.get(PAYMENT_RESPONSE)
+                if settlement_header is None:
+                    return
+                settlement = decode_header(settlement_header)
+                if settlement.get("success"):
+                    proposal = (settlement.get("channel") or {}).get("proposal") or {}
+                    amount = proposal.get("accumulatedAmount")
+                    stream.proposal = int(amount) if amount is not None else None
+                    return
+                stream.proposal = None
+                if settlement.get("errorReason") == "channel_exhausted" and not topped_up:
+                    topped_up = True
+                    self._top_up(stream.channel, price)
+                    continue
+                raise PaymentError(
+                    settlement.get("errorReason") or "refused", f"the payee answered {response.status_code}"
+                )
+        except AgentrailError as error:
+            raise PaymentError(error.code, error.message) from error
+        finally:
+            self._checkin(stream)
+
+    def close(self) -> None:
+        self._db.close()
