@@ -96,6 +96,8 @@ class ChannelPayer(httpx.Auth):
         self.network = client.network()
         self._lock = threading.Lock()
         self._busy: set[tuple[str, str]] = set()
+        # Terms seen per URL: a URL paid before is paid at once, in one round trip.
+        self._known: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {}
         self._db = sqlite3.connect(str(state), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -234,10 +236,14 @@ class ChannelPayer(httpx.Auth):
         raise PaymentError("unsupported_scheme", f"no channel terms on {self.network}")
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        response = yield request
-        if response.status_code != 402:
-            return
-        required, terms, price = self._terms(response)
+        url = str(request.url)
+        known = self._known.get(url)
+        if known is None:
+            response = yield request
+            if response.status_code != 402:
+                return
+            known = self._terms(response)
+        required, terms, price = known
         stream = self._checkout(terms["payTo"], price)
         try:
             topped_up = False
@@ -267,9 +273,11 @@ class ChannelPayer(httpx.Auth):
                 response = yield request
                 settlement_header = response.headers.get(PAYMENT_RESPONSE)
                 if settlement_header is None:
+                    self._known.pop(url, None)
                     return
                 settlement = decode_header(settlement_header)
                 if settlement.get("success"):
+                    self._known[url] = known
                     proposal = (settlement.get("channel") or {}).get("proposal") or {}
                     amount = proposal.get("accumulatedAmount")
                     stream.proposal = int(amount) if amount is not None else None
@@ -279,6 +287,7 @@ class ChannelPayer(httpx.Auth):
                     topped_up = True
                     self._top_up(stream.channel, price)
                     continue
+                self._known.pop(url, None)
                 raise PaymentError(
                     settlement.get("errorReason") or "refused", f"the payee answered {response.status_code}"
                 )
