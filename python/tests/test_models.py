@@ -12,6 +12,7 @@ from agentrail import models
 
 PACKAGE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PACKAGE / "tools"))
+import generate_api  # noqa: E402
 import generate_models  # noqa: E402
 
 
@@ -23,6 +24,11 @@ def test_models_match_the_node_openapi_document(node: str, tmp_path: Path) -> No
     assert (tmp_path / "models.py").read_text() == committed, (
         "src/agentrail/models.py is stale: run "
         "tools/generate_models.py on the node's /v1/openapi.json"
+    )
+    generate_api.generate(tmp_path / "openapi.json", tmp_path / "models.py", tmp_path / "api.py")
+    committed = (PACKAGE / "src" / "agentrail" / "api.py").read_text()
+    assert (tmp_path / "api.py").read_text() == committed, (
+        "src/agentrail/api.py is stale: run tools/generate_api.py on the node's /v1/openapi.json"
     )
 
 

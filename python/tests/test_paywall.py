@@ -1,0 +1,229 @@
+"""The Python paywall (examples/text-stats-py) paid by the Python payer and by
+the Rust payer (examples/text-stats's buyer), against the real node."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+
+from agentrail import Client, Key
+from agentrail.channels import sign_voucher
+from agentrail.payer import ChannelPayer, PaymentError, decode_header, encode_header
+
+from conftest import ROOT, free_port, node_binary
+
+EXAMPLE = ROOT / "examples" / "text-stats-py"
+STATS_PRICE = 1_000
+SCHEMA = json.loads((ROOT / "tests" / "x402-v2.schema.json").read_text())
+
+
+def conforms(definition: str, value: Any) -> None:
+    """Checks `value` against x402's published v2 schema."""
+    schema = {**SCHEMA, "$ref": f"#/$defs/{definition}"}
+    jsonschema.validate(value, schema)
+
+
+class Provider:
+    def __init__(self, node: str, folder: Path, port: int, *extra: str) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable, str(EXAMPLE / "provider.py"), "--node", node,
+                "--key", str(folder / "provider.key"), "--store", str(folder / "vouchers.sqlite"),
+                "--listen", f"127.0.0.1:{port}", *extra,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert "listening on" in line, line
+        self.did = line.split()[1]
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.post(self.url + "/stats", content=b"x", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.process.send_signal(sig)
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture()
+def provider(node: str, tmp_path: Path) -> Iterator[Provider]:
+    running = Provider(node, tmp_path, free_port(), "--collect-threshold", "5000", "--check-every", "0.2")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def funded(node: str, usd: str = "5") -> tuple[Client, Key]:
+    client = Client(node)
+    key = Key.generate()
+    client.register_principal(key)
+    client.faucet(key.did, usd)
+    return client, key
+
+
+def collected(client: Client, channel: str) -> int:
+    return int(client.channel(channel).collected.root)
+
+
+def wait_for(predicate: Any, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_402_is_x402_v2_and_refusals_are_typed(node: str, provider: Provider) -> None:
+    unpaid = httpx.post(provider.url + "/stats", content=b"hello")
+    assert unpaid.status_code == 402
+    required = decode_header(unpaid.headers["PAYMENT-REQUIRED"])
+    conforms("PaymentRequired", required)
+    (terms,) = required["accepts"]
+    assert terms["scheme"] == "channel" and terms["payTo"] == provider.did and terms["amount"] == "1000"
+    metered = decode_header(httpx.post(provider.url + "/stats/full").headers["PAYMENT-REQUIRED"])
+    assert metered["accepts"][0]["extra"] == {"pricing": "per_unit", "unit": "kilobyte", "maxAmountPerCall": "50000"}
+    assert unpaid.headers["access-control-allow-origin"] == "*"
+
+    garbled = httpx.post(provider.url + "/stats", headers={"PAYMENT-SIGNATURE": "%%%"})
+    assert garbled.status_code == 400 and garbled.json()["error"]["code"] == "invalid_payment"
+
+    # A voucher on a channel the ledger does not know, then a forged one.
+    client, key = funded(node)
+    voucher = sign_voucher(key, client.network(), {
+        "channelId": "ab" * 32, "epoch": 0, "subChannelId": "s", "accumulatedAmount": "1000",
+        "nonce": 1, "payeeId": provider.did,
+    })
+    payload = {"x402Version": 2, "accepted": terms, "payload": {"version": 1, "payerId": key.did, "receipt": voucher}}
+    unknown = httpx.post(provider.url + "/stats", headers={"PAYMENT-SIGNATURE": encode_header(payload)})
+    assert unknown.status_code == 402
+    settlement = decode_header(unknown.headers["PAYMENT-RESPONSE"])
+    conforms("SettlementResponse", settlement)
+    assert settlement["errorReason"] == "channel_not_found"
+
+    payer = ChannelPayer(client, key, ":memory:", max_per_call=10_000, max_total=100_000)
+    with httpx.Client(auth=payer) as http:
+        assert http.post(provider.url + "/stats", content=b"open the channel").status_code == 200
+    (channel,) = payer.channels()
+    impostor = Key.generate()
+    forged = sign_voucher(impostor, client.network(), {
+        "channelId": channel, "epoch": 0, "subChannelId": "forged", "accumulatedAmount": "5000",
+        "nonce": 1, "payeeId": provider.did,
+    })
+    payload["payload"]["receipt"] = forged
+    answer = httpx.post(provider.url + "/stats", headers={"PAYMENT-SIGNATURE": encode_header(payload)})
+    assert decode_header(answer.headers["PAYMENT-RESPONSE"])["errorReason"] == "voucher_signature_invalid"
+    # Replaying an accepted voucher buys nothing: its credit was spent.
+    payload["payload"]["receipt"] = sign_voucher(key, client.network(), {
+        "channelId": channel, "epoch": 0, "subChannelId": "py-0", "accumulatedAmount": "1000",
+        "nonce": 1, "payeeId": provider.did,
+    })
+    replay = httpx.post(provider.url + "/stats", headers={"PAYMENT-SIGNATURE": encode_header(payload)})
+    assert replay.status_code == 402
+    assert decode_header(replay.headers["PAYMENT-RESPONSE"])["errorReason"] == "payment_insufficient"
+
+
+def test_the_python_payer_pays_the_python_provider_which_collects(node: str, provider: Provider, tmp_path: Path) -> None:
+    client, key = funded(node)
+    payer = ChannelPayer(client, key, tmp_path / "payer.sqlite", max_per_call=60_000, max_total=1_000_000)
+    with httpx.Client(auth=payer) as http:
+        for _ in range(10):
+            answer = http.post(provider.url + "/stats", content=b"the quick brown fox jumps over the lazy dog")
+            assert answer.status_code == 200, answer.text
+            settlement = decode_header(answer.headers["PAYMENT-RESPONSE"])
+            conforms("SettlementResponse", settlement)
+        assert answer.json()["words"] == 9
+        # Metered: 3 started kilobytes, 1500; the credit signed ahead is 50000.
+        full = http.post(provider.url + "/stats/full", content=b"word " * 500)
+        assert full.status_code == 200 and full.json()["words"] == 500
+    (channel,) = payer.channels()
+    # 10 calls and a metered one earned 11500: over the threshold of 5000,
+    # collected by the provider by itself, never the credit signed ahead.
+    wait_for(lambda: collected(client, channel) == 10 * STATS_PRICE + 1_500)
+    assert payer.spent() >= collected(client, channel)
+
+
+def test_the_rust_payer_pays_the_python_provider(node: str, provider: Provider, tmp_path: Path) -> None:
+    client, key = funded(node)
+    key.save(tmp_path / "buyer.key")
+    buyer = node_binary().parent / "buyer"
+    run = subprocess.run(
+        [str(buyer), "--node", node, "--key", str(tmp_path / "buyer.key"), "--provider", provider.url,
+         "--calls", "40", "--concurrency", "4"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "40 paid calls" in run.stdout, run.stdout
+    # The buyer started closing its channel; the provider collects within
+    # the dispute window what the calls cost: 40 calls and one metered call
+    # on 40 copies of a 177-byte text (7 started kilobytes, 3500).
+    history = client.history(key.did).model_dump(mode="json")
+    channels = {e["channel_id"] for item in history["items"] for e in item["events"] if e["type"] == "channel_opened"}
+    (channel,) = channels
+    wait_for(lambda: collected(client, channel) == 40 * STATS_PRICE + 3_500)
+
+
+def test_a_killed_provider_loses_at_most_its_bound_and_the_payer_never_pays_twice(node: str, tmp_path: Path) -> None:
+    port = free_port()
+    # Bound: a crash may lose at most 3 calls' worth of a channel.
+    running = Provider(node, tmp_path, port, "--max-unsynced", "3000", "--collect-threshold", "1000000000")
+    client, key = funded(node)
+    payer = ChannelPayer(client, key, tmp_path / "payer.sqlite", max_per_call=10_000, max_total=1_000_000)
+    served = 0
+    with httpx.Client(auth=payer) as http:
+        for _ in range(20):
+            assert http.post(running.url + "/stats", content=b"before").status_code == 200
+            served += 1
+        running.stop(signal.SIGKILL)
+        running = Provider(node, tmp_path, port, "--max-unsynced", "3000", "--collect-threshold", "1000000000")
+        try:
+            for _ in range(20):
+                answer = http.post(running.url + "/stats", content=b"after")
+                assert answer.status_code == 200, answer.text
+                served += 1
+        finally:
+            running.stop()  # a clean stop syncs; the store keeps every charge
+    (channel,) = payer.channels()
+    # Closing makes the provider's collector-free path explicit: a restart
+    # with a low threshold collects what the store holds.
+    running = Provider(node, tmp_path, port, "--collect-threshold", "1", "--check-every", "0.2")
+    try:
+        wait_for(lambda: collected(client, channel) > 0)
+        time.sleep(0.5)
+        earned = collected(client, channel)
+    finally:
+        running.stop()
+    assert served * STATS_PRICE - 3_000 <= earned <= served * STATS_PRICE
+    # The payer signed credit for each call once; nothing was paid twice.
+    assert payer.spent() <= served * STATS_PRICE + STATS_PRICE * 2
+
+
+def test_over_limit_terms_are_refused_before_anything_is_signed(node: str, provider: Provider) -> None:
+    client, key = funded(node)
+    payer = ChannelPayer(client, key, ":memory:", max_per_call=10_000, max_total=100_000)
+    with httpx.Client(auth=payer) as http, pytest.raises(PaymentError) as refused:
+        http.post(provider.url + "/stats/full", content=b"x")  # up to 50000 a call
+    assert refused.value.reason == "over_limit"
+    assert payer.spent() == 0 and payer.channels() == []
+
+
