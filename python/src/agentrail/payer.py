@@ -97,7 +97,7 @@ class ChannelPayer(httpx.Auth):
         self._lock = threading.Lock()
         self._busy: set[tuple[str, str]] = set()
         # Terms seen per URL: a URL paid before is paid at once, in one round trip.
-        self._known: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {}
+        self._known: dict[str, dict[str, Any]] = {}
         self._db = sqlite3.connect(str(state), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -179,7 +179,20 @@ class ChannelPayer(httpx.Auth):
         stream.total, stream.nonce = total, nonce
 
     def _deposit(self, price: int) -> int:
+        """Credit for `deposit_calls` calls, within this payer's cap and the
+        signer's mandate (a channel's deposit is one payment to the
+        ledger). At least the price: below it, the node's refusal names the
+        limit."""
         room = self.max_total - self.spent()
+        try:
+            status = self.client.grant_status(self.key.did)
+        except AgentrailError:
+            status = None  # a principal: no mandate above it
+        if status is not None:
+            limits = status.grant.grant.limits
+            room = min(room, int(limits.max_per_payment.root), int(status.remaining_today.root))
+            if status.remaining_total is not None:
+                room = min(room, int(status.remaining_total.root))
         return max(price, min(price * self.deposit_calls, room))
 
     def _open(self, payee: str, price: int) -> str:
@@ -214,87 +227,135 @@ class ChannelPayer(httpx.Auth):
 
     # --- the 402 flow ------------------------------------------------------
 
-    def _terms(self, response: httpx.Response) -> tuple[dict[str, Any], dict[str, Any], int]:
-        header = response.headers.get(PAYMENT_REQUIRED)
-        if header is None:
-            raise PaymentError("no_terms", "a 402 without PAYMENT-REQUIRED")
-        required = decode_header(header)
+    def choose(self, required: dict[str, Any], limit: int | None = None) -> tuple[dict[str, Any], int]:
+        """The channel terms of a `PaymentRequired` on this network, and the
+        most one call may cost; refuses terms above `max_per_call` (or the
+        lower `limit`) before anything is signed."""
+        ceiling = self.max_per_call if limit is None else min(limit, self.max_per_call)
         for terms in required.get("accepts", []):
+            if not isinstance(terms, dict):
+                continue
             if terms.get("scheme") == "channel" and terms.get("network") == self.network:
                 extra = terms.get("extra") or {}
-                if extra.get("pricing") == "per_unit":
-                    price = int(extra.get("maxAmountPerCall", -1))
-                else:
-                    price = int(terms.get("amount", -1))
-                if price < 0:
-                    raise PaymentError("terms_malformed", "a channel price that is not an amount")
-                if price > self.max_per_call:
-                    raise PaymentError(
-                        "over_limit", f"a call costs up to {price}, above this payer's {self.max_per_call}"
-                    )
-                return required, terms, price
+                try:
+                    if extra.get("pricing") == "per_unit":
+                        price = int(extra.get("maxAmountPerCall", -1))
+                    else:
+                        price = int(terms.get("amount", -1))
+                except (TypeError, ValueError):
+                    price = -1
+                if price < 0 or not isinstance(terms.get("payTo"), str):
+                    raise PaymentError("terms_malformed", "channel terms without an amount or a payee")
+                if price > ceiling:
+                    raise PaymentError("over_limit", f"a call costs up to {price}, above this payer's {ceiling}")
+                return terms, price
         raise PaymentError("unsupported_scheme", f"no channel terms on {self.network}")
+
+    def begin(self, required: dict[str, Any], limit: int | None = None) -> Payment:
+        """A payment of one call for whatever carries x402 (HTTP, MCP): its
+        `payload()`s are sent until `outcome()` says it is done. Close it."""
+        terms, price = self.choose(required, limit)
+        return Payment(self, required, terms, price)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         url = str(request.url)
+        limit = request.extensions.get("agentrail_max_amount")
         known = self._known.get(url)
-        if known is None:
+        if known is None or limit is not None:
             response = yield request
             if response.status_code != 402:
                 return
-            known = self._terms(response)
-        required, terms, price = known
-        stream = self._checkout(terms["payTo"], price)
+            header = response.headers.get(PAYMENT_REQUIRED)
+            if header is None:
+                raise PaymentError("no_terms", "a 402 without PAYMENT-REQUIRED")
+            required = decode_header(header)
+        else:
+            required = known
+        payment = self.begin(required, limit)
         try:
-            topped_up = False
             while True:
-                full = stream.total + price
-                total = stream.proposal if stream.proposal and stream.total < stream.proposal <= full else full
-                voucher = sign_voucher(
-                    self.key,
-                    self.network,
-                    {
-                        "channelId": stream.channel,
-                        "epoch": 0,
-                        "subChannelId": stream.sub,
-                        "accumulatedAmount": str(total),
-                        "nonce": stream.nonce + 1,
-                        "payeeId": terms["payTo"],
-                    },
-                )
-                self._record(stream, total, stream.nonce + 1)
-                payload = {
-                    "x402Version": 2,
-                    "resource": required.get("resource"),
-                    "accepted": terms,
-                    "payload": {"version": 1, "payerId": self.payer, "receipt": voucher},
-                }
-                request.headers[PAYMENT_SIGNATURE] = encode_header(payload)
+                request.headers[PAYMENT_SIGNATURE] = encode_header(payment.payload())
                 response = yield request
-                settlement_header = response.headers.get(PAYMENT_RESPONSE)
-                if settlement_header is None:
+                header = response.headers.get(PAYMENT_RESPONSE)
+                if header is None:
                     self._known.pop(url, None)
                     return
-                settlement = decode_header(settlement_header)
-                if settlement.get("success"):
-                    self._known[url] = known
-                    proposal = (settlement.get("channel") or {}).get("proposal") or {}
-                    amount = proposal.get("accumulatedAmount")
-                    stream.proposal = int(amount) if amount is not None else None
+                if payment.outcome(decode_header(header)):
+                    self._known[url] = required
                     return
-                stream.proposal = None
-                if settlement.get("errorReason") == "channel_exhausted" and not topped_up:
-                    topped_up = True
-                    self._top_up(stream.channel, price)
-                    continue
-                self._known.pop(url, None)
-                raise PaymentError(
-                    settlement.get("errorReason") or "refused", f"the payee answered {response.status_code}"
-                )
-        except AgentrailError as error:
-            raise PaymentError(error.code, error.message) from error
+        except PaymentError:
+            self._known.pop(url, None)
+            raise
         finally:
-            self._checkin(stream)
+            payment.close()
 
     def close(self) -> None:
         self._db.close()
+
+
+class Payment:
+    """One call's payment on a sub-channel of its own (`ChannelPayer.begin`)."""
+
+    def __init__(self, payer: ChannelPayer, required: dict[str, Any], terms: dict[str, Any], price: int) -> None:
+        self.payer, self.required, self.terms, self.price = payer, required, terms, price
+        try:
+            self.stream = payer._checkout(terms["payTo"], price)
+        except AgentrailError as error:
+            raise PaymentError(error.code, error.message) from error
+        self.topped_up = False
+        self.paid = 0
+
+    def payload(self) -> dict[str, Any]:
+        """Signs the next voucher (written down first) and answers x402's
+        `PaymentPayload`. The total is the payee's proposal when it is within
+        one price of credit, else the running total plus the price."""
+        stream = self.stream
+        full = stream.total + self.price
+        total = stream.proposal if stream.proposal and stream.total < stream.proposal <= full else full
+        voucher = sign_voucher(
+            self.payer.key,
+            self.payer.network,
+            {
+                "channelId": stream.channel,
+                "epoch": 0,
+                "subChannelId": stream.sub,
+                "accumulatedAmount": str(total),
+                "nonce": stream.nonce + 1,
+                "payeeId": self.terms["payTo"],
+            },
+        )
+        before = stream.total
+        self.payer._record(stream, total, stream.nonce + 1)
+        self.paid += total - before
+        return {
+            "x402Version": 2,
+            "resource": self.required.get("resource"),
+            "accepted": self.terms,
+            "payload": {"version": 1, "payerId": self.payer.payer, "receipt": voucher},
+        }
+
+    def outcome(self, settlement: dict[str, Any]) -> bool:
+        """True when the payee took the payment; False when it is to be sent
+        again (the channel was topped up); raises `PaymentError` otherwise."""
+        stream = self.stream
+        if settlement.get("success"):
+            proposal = (settlement.get("channel") or {}).get("proposal") or {}
+            amount = proposal.get("accumulatedAmount")
+            try:
+                stream.proposal = int(amount) if amount is not None else None
+            except (TypeError, ValueError):
+                stream.proposal = None
+            return True
+        stream.proposal = None
+        reason = settlement.get("errorReason") or "refused"
+        if reason == "channel_exhausted" and not self.topped_up:
+            self.topped_up = True
+            try:
+                self.payer._top_up(stream.channel, self.price)
+            except AgentrailError as error:
+                raise PaymentError(error.code, error.message) from error
+            return False
+        raise PaymentError(reason, "the payee refused the payment")
+
+    def close(self) -> None:
+        self.payer._checkin(self.stream)

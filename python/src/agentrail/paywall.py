@@ -600,7 +600,7 @@ def _commit(db: sqlite3.Connection, rows: list[tuple[str, str, str, str]]) -> No
         raise
 
 
-# --- the ASGI middleware -------------------------------------------------------
+# --- selling: what HTTP and MCP share ----------------------------------------
 
 
 @dataclass
@@ -622,6 +622,124 @@ def report_units(scope_or_request: Any, units: int) -> None:
     meter.units = units
 
 
+class PaidCall:
+    """A call whose payment was accepted and whose credit is reserved:
+    `settle` charges what it cost and answers x402's `SettlementResponse`
+    (with the proposal of the next voucher); `release` charges nothing."""
+
+    def __init__(
+        self, seller: Seller, price: Price, voucher: dict[str, Any], payer: str,
+        accepted: Accepted, reservation: Reservation,
+    ) -> None:
+        self.seller, self.price, self.voucher, self.payer = seller, price, voucher, payer
+        self.accepted, self.reservation = accepted, reservation
+
+    def cost(self, ok: bool, units: int = 0) -> int:
+        """A call that failed costs nothing; one priced per unit costs
+        `units` × the price, at most `max_per_call`."""
+        if not ok:
+            return 0
+        if isinstance(self.price, PerCall):
+            return self.price.price
+        return min(units * self.price.price, self.price.max_per_call)
+
+    async def settle(self, cost: int) -> dict[str, Any]:
+        payee = self.seller.payee
+        channel, sub, nonce = self.voucher["channelId"], self.voucher["subChannelId"], int(self.voucher["nonce"])
+        try:
+            left = await self.reservation.charge(cost)
+        except PayeeError:
+            # Served and charged in memory; written with the sub-channel's next row.
+            left = payee.credit(channel, sub)
+        needed = self.seller.needed(self.price)
+        proposal = {
+            "channelId": channel,
+            "epoch": 0,
+            "subChannelId": sub,
+            "accumulatedAmount": str(self.accepted.total + max(0, needed - left)),
+            "nonce": nonce + 1,
+            "payeeId": payee.did,
+        }
+        return {
+            "success": True,
+            "transaction": f"{channel}/{sub}/{nonce}",
+            "network": payee.network,
+            "payer": self.payer,
+            "channel": {
+                "channelId": channel,
+                "subChannelId": sub,
+                "accumulatedAmount": str(self.accepted.total),
+                "nonce": nonce,
+                "proposal": proposal,
+            },
+        }
+
+    def release(self) -> None:
+        self.reservation.release()
+
+
+class Seller:
+    """x402 `channel` terms and payments for one payee, whatever carries
+    them: the ASGI `Paywall`, or paid MCP tools (`agentrail.mcp_paid`)."""
+
+    def __init__(self, payee: Payee) -> None:
+        self.payee = payee
+
+    @staticmethod
+    def needed(price: Price) -> int:
+        """The credit a call needs: its most expensive outcome."""
+        return price.price if isinstance(price, PerCall) else price.max_per_call
+
+    def requirements(self, price: Price) -> dict[str, Any]:
+        extra: dict[str, Any] = {"pricing": "per_call"}
+        if isinstance(price, PerUnit):
+            extra = {"pricing": "per_unit", "unit": price.unit, "maxAmountPerCall": str(price.max_per_call)}
+        return {
+            "scheme": "channel",
+            "network": self.payee.network,
+            "asset": "USD",
+            "payTo": self.payee.did,
+            "amount": str(price.price),
+            "maxTimeoutSeconds": 60,
+            "extra": extra,
+        }
+
+    def payment_required(self, resource: str, price: Price, message: str) -> dict[str, Any]:
+        """x402's `PaymentRequired` for `resource`."""
+        return {
+            "x402Version": 2,
+            "error": message,
+            "resource": {"url": resource},
+            "accepts": [self.requirements(price)],
+        }
+
+    def refusal(self, code: str) -> dict[str, Any]:
+        """x402's `SettlementResponse` of a refused payment."""
+        return {"success": False, "transaction": "", "network": self.payee.network, "errorReason": code}
+
+    async def begin(self, payload: Any, price: Price) -> PaidCall:
+        """Checks a `PaymentPayload` and reserves the credit the call needs.
+        Raises `PayeeError`: `invalid_payment` for a payload that is not one."""
+        try:
+            accepted_terms = payload["accepted"]
+            voucher = payload["payload"]["receipt"]
+            payer = payload["payload"]["payerId"]
+            if not isinstance(voucher, dict) or not isinstance(accepted_terms, dict) or not isinstance(payer, str):
+                raise TypeError("the payload's accepted and receipt are objects, its payerId a string")
+        except (KeyError, TypeError) as error:
+            raise PayeeError("invalid_payment", f"not an x402 channel payment: {error}") from error
+        if not self.payee._started:
+            await self.payee.start()
+        if accepted_terms.get("scheme") != "channel" or accepted_terms.get("network") != self.payee.network:
+            raise PayeeError("unsupported_scheme", "this server accepts the channel scheme on its own network only")
+        accepted = await self.payee.accept_credit(voucher)
+        reservation = self.payee.reserve(voucher["channelId"], voucher["subChannelId"], self.needed(price))
+        return PaidCall(self, price, voucher, payer, accepted, reservation)
+
+
+# --- the ASGI middleware -------------------------------------------------------
+
+
 def _encode(value: dict[str, Any]) -> bytes:
     return base64.b64encode(json.dumps(value, separators=(",", ":")).encode())
 
@@ -640,6 +758,7 @@ class Paywall:
     def __init__(self, app: App, payee: Payee, routes: dict[str, Price]) -> None:
         self.app = app
         self.payee = payee
+        self.seller = Seller(payee)
         self.routes = dict(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -673,41 +792,11 @@ class Paywall:
 
         return wrapped
 
-    def _requirements(self, price: Price) -> dict[str, Any]:
-        if isinstance(price, PerCall):
-            amount, extra = price.price, {"pricing": "per_call"}
-        else:
-            amount = price.price
-            extra = {"pricing": "per_unit", "unit": price.unit, "maxAmountPerCall": str(price.max_per_call)}
-        return {
-            "scheme": "channel",
-            "network": self.payee.network,
-            "asset": "USD",
-            "payTo": self.payee.did,
-            "amount": str(amount),
-            "maxTimeoutSeconds": 60,
-            "extra": extra,
-        }
-
     async def _required(self, send: Send, path: str, price: Price, message: str, refusal: str | None = None) -> None:
-        required = {
-            "x402Version": 2,
-            "error": message,
-            "resource": {"url": path},
-            "accepts": [self._requirements(price)],
-        }
-        extra = [(b"payment-required", _encode(required))]
-        code = "payment_required"
+        extra = [(b"payment-required", _encode(self.seller.payment_required(path, price, message)))]
         if refusal is not None:
-            code = refusal
-            settlement = {
-                "success": False,
-                "transaction": "",
-                "network": self.payee.network,
-                "errorReason": refusal,
-            }
-            extra.append((b"payment-response", _encode(settlement)))
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+            extra.append((b"payment-response", _encode(self.seller.refusal(refusal))))
+        body = json.dumps({"error": {"code": refusal or "payment_required", "message": message}}).encode()
         await _answer(send, 402, body, extra)
 
     async def _paid(self, scope: Scope, receive: Receive, send: Send, price: Price, headers: dict[bytes, bytes]) -> None:
@@ -720,36 +809,16 @@ class Paywall:
             if len(header) > HEADER_BYTES_MAX:
                 raise ValueError(f"a payment header is at most {HEADER_BYTES_MAX} bytes")
             payload = json.loads(base64.b64decode(header.strip(), validate=True))
-            accepted_terms = payload["accepted"]
-            voucher = payload["payload"]["receipt"]
-            payer = payload["payload"]["payerId"]
-            if not isinstance(voucher, dict) or not isinstance(accepted_terms, dict):
-                raise ValueError("the payload's receipt and accepted are objects")
-        except (ValueError, KeyError, TypeError) as error:
-            body = json.dumps({"error": {"code": "invalid_payment", "message": f"the payment header: {error}"}})
-            await _answer(send, 400, body.encode(), [])
-            return
-        if accepted_terms.get("scheme") != "channel" or accepted_terms.get("network") != self.payee.network:
-            await self._required(
-                send, path, price, "this server accepts the channel scheme on its own network only",
-                "unsupported_scheme",
-            )
-            return
-        try:
-            accepted = await self.payee.accept_credit(voucher)
-        except PayeeError as error:
-            if error.retryable:
+            call = await self.seller.begin(payload, price)
+        except (ValueError, PayeeError) as error:
+            if isinstance(error, ValueError) or error.code == "invalid_payment":
+                body = json.dumps({"error": {"code": "invalid_payment", "message": f"the payment header: {error}"}})
+                await _answer(send, 400, body.encode(), [])
+            elif error.retryable:
                 body = json.dumps({"error": {"code": error.code, "message": error.message}}).encode()
                 await _answer(send, 503, body, [(b"retry-after", b"1")])
             else:
                 await self._required(send, path, price, error.message, error.code)
-            return
-        needed = price.price if isinstance(price, PerCall) else price.max_per_call
-        channel, sub, nonce = voucher["channelId"], voucher["subChannelId"], int(voucher["nonce"])
-        try:
-            reservation = self.payee.reserve(channel, sub, needed)
-        except PayeeError as error:
-            await self._required(send, path, price, error.message, error.code)
             return
         meter = Meter()
         scope = dict(scope)
@@ -757,40 +826,7 @@ class Paywall:
 
         async def paid_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status = int(message["status"])
-                if status >= 400:
-                    cost = 0
-                elif isinstance(price, PerCall):
-                    cost = price.price
-                else:
-                    cost = min(meter.units * price.price, price.max_per_call)
-                try:
-                    left = await reservation.charge(cost)
-                except PayeeError:
-                    # Served and charged in memory; written with the
-                    # sub-channel's next row.
-                    left = self.payee.credit(channel, sub)
-                proposal = {
-                    "channelId": channel,
-                    "epoch": 0,
-                    "subChannelId": sub,
-                    "accumulatedAmount": str(accepted.total + max(0, needed - left)),
-                    "nonce": nonce + 1,
-                    "payeeId": self.payee.did,
-                }
-                settlement = {
-                    "success": True,
-                    "transaction": f"{channel}/{sub}/{nonce}",
-                    "network": self.payee.network,
-                    "payer": payer,
-                    "channel": {
-                        "channelId": channel,
-                        "subChannelId": sub,
-                        "accumulatedAmount": str(accepted.total),
-                        "nonce": nonce,
-                        "proposal": proposal,
-                    },
-                }
+                settlement = await call.settle(call.cost(int(message["status"]) < 400, meter.units))
                 message = dict(message)
                 message["headers"] = [*message.get("headers", []), *CORS, (b"payment-response", _encode(settlement))]
             await send(message)
@@ -798,7 +834,7 @@ class Paywall:
         try:
             await self.app(scope, receive, paid_send)
         finally:
-            reservation.release()
+            call.release()
 
 
 async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
