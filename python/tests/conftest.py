@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +16,7 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "text-stats-py"
 
 
 def node_binary() -> Path:
@@ -55,3 +59,35 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+class Provider:
+    def __init__(self, node: str, folder: Path, port: int, *extra: str) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable, str(EXAMPLE / "provider.py"), "--node", node,
+                "--key", str(folder / "provider.key"), "--store", str(folder / "vouchers.sqlite"),
+                "--listen", f"127.0.0.1:{port}", *extra,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert "listening on" in line, line
+        self.did = line.split()[1]
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.post(self.url + "/stats", content=b"x", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.process.send_signal(sig)
+        self.process.wait(timeout=30)

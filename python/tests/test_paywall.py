@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +19,8 @@ from agentrail import Client, Key
 from agentrail.channels import sign_voucher
 from agentrail.payer import ChannelPayer, PaymentError, decode_header, encode_header
 
-from conftest import ROOT, free_port, node_binary
+from conftest import ROOT, Provider, free_port, node_binary
 
-EXAMPLE = ROOT / "examples" / "text-stats-py"
 STATS_PRICE = 1_000
 SCHEMA = json.loads((ROOT / "tests" / "x402-v2.schema.json").read_text())
 
@@ -32,38 +29,6 @@ def conforms(definition: str, value: Any) -> None:
     """Checks `value` against x402's published v2 schema."""
     schema = {**SCHEMA, "$ref": f"#/$defs/{definition}"}
     jsonschema.validate(value, schema)
-
-
-class Provider:
-    def __init__(self, node: str, folder: Path, port: int, *extra: str) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [
-                sys.executable, str(EXAMPLE / "provider.py"), "--node", node,
-                "--key", str(folder / "provider.key"), "--store", str(folder / "vouchers.sqlite"),
-                "--listen", f"127.0.0.1:{port}", *extra,
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert "listening on" in line, line
-        self.did = line.split()[1]
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx.post(self.url + "/stats", content=b"x", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        self.process.send_signal(sig)
-        self.process.wait(timeout=30)
 
 
 @pytest.fixture()

@@ -15,6 +15,7 @@ import base64
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ PAYMENT_REQUIRED = "PAYMENT-REQUIRED"
 PAYMENT_SIGNATURE = "PAYMENT-SIGNATURE"
 PAYMENT_RESPONSE = "PAYMENT-RESPONSE"
 HEADER_BYTES_MAX = 8 * 1024
+# How long a channel this payer opens lives, at most (a grant above it may end sooner).
+CHANNEL_LIFETIME_S = 7 * 86_400
 
 
 class PaymentError(Exception):
@@ -178,17 +181,23 @@ class ChannelPayer(httpx.Auth):
             self._db.execute("COMMIT")
         stream.total, stream.nonce = total, nonce
 
-    def _deposit(self, price: int) -> int:
+    def _mandates(self) -> list[Any]:
+        """The grants above this payer (the signer's and the paying
+        account's), as the node reports them: a principal has none."""
+        found = []
+        for did in dict.fromkeys([self.key.did, self.payer]):
+            try:
+                found.append(self.client.grant_status(did))
+            except AgentrailError:
+                pass
+        return found
+
+    def _deposit(self, price: int, mandates: list[Any]) -> int:
         """Credit for `deposit_calls` calls, within this payer's cap and the
-        signer's mandate (a channel's deposit is one payment to the
-        ledger). At least the price: below it, the node's refusal names the
-        limit."""
+        mandates (a channel's deposit is one payment to the ledger). At
+        least the price: below it, the node's refusal names the limit."""
         room = self.max_total - self.spent()
-        try:
-            status = self.client.grant_status(self.key.did)
-        except AgentrailError:
-            status = None  # a principal: no mandate above it
-        if status is not None:
+        for status in mandates:
             limits = status.grant.grant.limits
             room = min(room, int(limits.max_per_payment.root), int(status.remaining_today.root))
             if status.remaining_total is not None:
@@ -197,17 +206,20 @@ class ChannelPayer(httpx.Auth):
 
     def _open(self, payee: str, price: int) -> str:
         key = new_idempotency_key()
-        deposit = self._deposit(price)
-        self.client.submit(
-            self.key,
-            {
-                "type": "open_channel",
-                "from": self.payer,
-                "payee": payee,
-                "deposit": str(deposit),
-                "idempotency_key": key,
-            },
-        )
+        mandates = self._mandates()
+        deposit = self._deposit(price, mandates)
+        command: dict[str, Any] = {
+            "type": "open_channel",
+            "from": self.payer,
+            "payee": payee,
+            "deposit": str(deposit),
+            "idempotency_key": key,
+        }
+        # A channel may not outlive a grant above it.
+        ends = [status.grant.grant.expires_at.root for status in mandates]
+        if ends:
+            command["expires_at"] = min([int(time.time()) + CHANNEL_LIFETIME_S, *ends])
+        self.client.submit(self.key, command)
         channel = channel_id(self.payer, payee, key)
         self._db.execute(
             "INSERT INTO channels VALUES (?, ?, ?, ?)", (payee, self.network, channel, str(deposit))
@@ -220,7 +232,7 @@ class ChannelPayer(httpx.Auth):
             {
                 "type": "top_up_channel",
                 "channel_id": channel,
-                "amount": str(self._deposit(price)),
+                "amount": str(self._deposit(price, self._mandates())),
                 "idempotency_key": new_idempotency_key(),
             },
         )
