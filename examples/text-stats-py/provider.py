@@ -26,9 +26,9 @@ from fastapi import FastAPI, Request
 from agentrail import AgentrailError, AsyncClient, Key
 from agentrail.paywall import Payee, Paywall, PerCall, PerUnit, report_units
 
-STATS_PRICE = 1_000
-FULL_PRICE_PER_KB = 500
-FULL_MAX_PER_CALL = 50_000
+STATS_PRICE = "0.001"
+FULL_PRICE_PER_KB = "0.0005"
+FULL_MAX_PER_CALL = "0.05"
 
 
 def stats(text: str, top: int | None) -> dict[str, Any]:
@@ -69,10 +69,8 @@ async def main() -> None:
     parser.add_argument("--key", type=Path, default=Path("provider.key"), help="created if missing")
     parser.add_argument("--store", type=Path, default=Path("provider-vouchers.sqlite"))
     parser.add_argument("--listen", default="127.0.0.1:8403")
-    parser.add_argument("--max-unsynced", type=int, default=1_000_000,
-                        help="atomic units a crash may lose per channel")
-    parser.add_argument("--collect-threshold", type=int, default=5_000_000,
-                        help="collect a channel once this much (atomic units) is earned")
+    parser.add_argument("--max-unsynced", default="1", help="USD a crash may lose per channel")
+    parser.add_argument("--collect-threshold", default="5", help="collect a channel once this much (USD) is earned")
     parser.add_argument("--check-every", type=float, default=30.0, help="seconds between collector checks")
     args = parser.parse_args()
     if not args.key.exists():

@@ -1,4 +1,6 @@
-"""Starts the real node binary (built by `cargo test`) on a free port."""
+"""The real node binary (built by `cargo test`) on a free port, and the example
+providers: the Rust one (examples/text-stats) and the Python one
+(examples/text-stats-py)."""
 
 from __future__ import annotations
 
@@ -91,3 +93,27 @@ class Provider:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         self.process.send_signal(sig)
         self.process.wait(timeout=30)
+
+
+@pytest.fixture()
+def rust_provider(node: str, tmp_path: Path) -> Iterator[str]:
+    binary = node_binary().parent / "provider"
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(binary), "--node", node, "--key", str(tmp_path / "provider.key"),
+            "--store", str(tmp_path / "vouchers"), "--listen", f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert "listening on" in line, line
+    threading.Thread(target=process.stdout.read, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

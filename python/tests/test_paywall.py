@@ -33,7 +33,7 @@ def conforms(definition: str, value: Any) -> None:
 
 @pytest.fixture()
 def provider(node: str, tmp_path: Path) -> Iterator[Provider]:
-    running = Provider(node, tmp_path, free_port(), "--collect-threshold", "5000", "--check-every", "0.2")
+    running = Provider(node, tmp_path, free_port(), "--collect-threshold", "0.005", "--check-every", "0.2")
     try:
         yield running
     finally:
@@ -86,7 +86,7 @@ def test_a_402_is_x402_v2_and_refusals_are_typed(node: str, provider: Provider) 
     conforms("SettlementResponse", settlement)
     assert settlement["errorReason"] == "channel_not_found"
 
-    payer = ChannelPayer(client, key, ":memory:", max_per_call=10_000, max_total=100_000)
+    payer = ChannelPayer(client, key, ":memory:", max_per_call="0.01", max_total="0.1")
     with httpx.Client(auth=payer) as http:
         assert http.post(provider.url + "/stats", content=b"open the channel").status_code == 200
     (channel,) = payer.channels()
@@ -110,7 +110,7 @@ def test_a_402_is_x402_v2_and_refusals_are_typed(node: str, provider: Provider) 
 
 def test_the_python_payer_pays_the_python_provider_which_collects(node: str, provider: Provider, tmp_path: Path) -> None:
     client, key = funded(node)
-    payer = ChannelPayer(client, key, tmp_path / "payer.sqlite", max_per_call=60_000, max_total=1_000_000)
+    payer = ChannelPayer(client, key, tmp_path / "payer.sqlite", max_per_call="0.06", max_total="1")
     with httpx.Client(auth=payer) as http:
         for _ in range(10):
             answer = http.post(provider.url + "/stats", content=b"the quick brown fox jumps over the lazy dog")
@@ -151,16 +151,16 @@ def test_the_rust_payer_pays_the_python_provider(node: str, provider: Provider, 
 def test_a_killed_provider_loses_at_most_its_bound_and_the_payer_never_pays_twice(node: str, tmp_path: Path) -> None:
     port = free_port()
     # Bound: a crash may lose at most 3 calls' worth of a channel.
-    running = Provider(node, tmp_path, port, "--max-unsynced", "3000", "--collect-threshold", "1000000000")
+    running = Provider(node, tmp_path, port, "--max-unsynced", "0.003", "--collect-threshold", "1000")
     client, key = funded(node)
-    payer = ChannelPayer(client, key, tmp_path / "payer.sqlite", max_per_call=10_000, max_total=1_000_000)
+    payer = ChannelPayer(client, key, tmp_path / "payer.sqlite", max_per_call="0.01", max_total="1")
     served = 0
     with httpx.Client(auth=payer) as http:
         for _ in range(20):
             assert http.post(running.url + "/stats", content=b"before").status_code == 200
             served += 1
         running.stop(signal.SIGKILL)
-        running = Provider(node, tmp_path, port, "--max-unsynced", "3000", "--collect-threshold", "1000000000")
+        running = Provider(node, tmp_path, port, "--max-unsynced", "0.003", "--collect-threshold", "1000")
         try:
             for _ in range(20):
                 answer = http.post(running.url + "/stats", content=b"after")
@@ -171,7 +171,7 @@ def test_a_killed_provider_loses_at_most_its_bound_and_the_payer_never_pays_twic
     (channel,) = payer.channels()
     # Closing makes the provider's collector-free path explicit: a restart
     # with a low threshold collects what the store holds.
-    running = Provider(node, tmp_path, port, "--collect-threshold", "1", "--check-every", "0.2")
+    running = Provider(node, tmp_path, port, "--collect-threshold", "0.000001", "--check-every", "0.2")
     try:
         wait_for(lambda: collected(client, channel) > 0)
         time.sleep(0.5)
@@ -185,7 +185,7 @@ def test_a_killed_provider_loses_at_most_its_bound_and_the_payer_never_pays_twic
 
 def test_over_limit_terms_are_refused_before_anything_is_signed(node: str, provider: Provider) -> None:
     client, key = funded(node)
-    payer = ChannelPayer(client, key, ":memory:", max_per_call=10_000, max_total=100_000)
+    payer = ChannelPayer(client, key, ":memory:", max_per_call="0.01", max_total="0.1")
     with httpx.Client(auth=payer) as http, pytest.raises(PaymentError) as refused:
         http.post(provider.url + "/stats/full", content=b"x")  # up to 50000 a call
     assert refused.value.reason == "over_limit"

@@ -60,7 +60,7 @@ def main() -> None:
             client.register_principal(key)
             client.faucet(key.did, "100")
             payer = ChannelPayer(client, key, Path(folder) / "payer.sqlite",
-                                 max_per_call=10_000, max_total=10**9)
+                                 max_per_call="0.01", max_total="1000")
             url = f"http://127.0.0.1:{provider_port}/stats"
             latencies = []
             with httpx.Client(auth=payer) as http:

@@ -17,16 +17,17 @@ DAY_S = 86_400
 
 @dataclass(frozen=True)
 class Limits:
-    """What a grant allows, in USD (converted exactly to atomic units)."""
+    """What a grant allows, in USD (`Decimal` or a decimal string, converted
+    exactly to atomic units)."""
 
-    max_per_payment: Decimal
-    daily_budget: Decimal
-    total_budget: Decimal | None = None
+    max_per_payment: Decimal | str
+    daily_budget: Decimal | str
+    total_budget: Decimal | str | None = None
     allowed_payees: Sequence[str] | None = None
     denied_payees: Sequence[str] = field(default_factory=tuple)
     allowed_categories: Sequence[str] | None = None
-    approval_threshold: Decimal | None = None
-    daily_approval_threshold: Decimal | None = None
+    approval_threshold: Decimal | str | None = None
+    daily_approval_threshold: Decimal | str | None = None
 
     def wire(self) -> dict[str, Any]:
         limits: dict[str, Any] = {

@@ -6,7 +6,7 @@ A provider prices its own MCP tools with `paid_tool`::
     seller = Seller(Payee(AsyncClient(node), key, "vouchers.sqlite"))
 
     @server.tool()
-    @paid_tool(seller, PerCall(1_000))
+    @paid_tool(seller, PerCall("0.001"))
     async def text_stats(text: str) -> dict[str, Any]:
         ...
 

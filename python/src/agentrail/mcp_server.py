@@ -418,9 +418,12 @@ def main(argv: list[str] | None = None) -> None:
         if not name or not command_line:
             parser.error("--mcp-server is NAME=COMMAND")
         servers[name] = shlex.split(command_line)
-    max_per_call = to_atomic(Decimal(args.max_per_call))
-    payer = ChannelPayer(sync, key, state, payer=account, max_per_call=max_per_call,
-                         max_total=to_atomic(Decimal(args.max_total)))
+    try:
+        payer = ChannelPayer(sync, key, state, payer=account, max_per_call=args.max_per_call,
+                             max_total=args.max_total)
+    except (AmountError, TypeError) as error:
+        parser.error(f"--max-per-call and --max-total are USD amounts: {error}")
+    max_per_call = payer.max_per_call
     wallet = Wallet(key, account, role, AsyncClient(args.node), payer, _pinned_log_key(args, sync, state),
                     servers, max_per_call)
     build(wallet).run()

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from .api import USD, usd
 from .channels import channel_id, sign_voucher
 from .client import AgentrailError, Client, new_idempotency_key
 from .keys import Key
@@ -73,7 +74,7 @@ class ChannelPayer(httpx.Auth):
 
     `key` signs vouchers and channel commands; `payer` is the account that
     pays (an agent's did when `key` is one of its sessions). `max_per_call`
-    and `max_total` (atomic units) bind whatever a server asks, on top of
+    and `max_total` (USD) bind whatever a server asks, on top of
     the mandate the ledger enforces.
     """
 
@@ -86,15 +87,16 @@ class ChannelPayer(httpx.Auth):
         state: str | Path,
         *,
         payer: str | None = None,
-        max_per_call: int,
-        max_total: int,
+        max_per_call: USD,
+        max_total: USD,
         deposit_calls: int = 1000,
     ) -> None:
         self.client = client
         self.key = key
         self.payer = payer or key.did
-        self.max_per_call = max_per_call
-        self.max_total = max_total
+        # Atomic units from here on.
+        self.max_per_call = int(usd(max_per_call))
+        self.max_total = int(usd(max_total))
         self.deposit_calls = deposit_calls
         self.network = client.network()
         self._lock = threading.Lock()

@@ -4,8 +4,8 @@ The Python twin of the Rust paywall (`agentrail_pay::paywall`)::
 
     payee = Payee(AsyncClient(node), key, "vouchers.sqlite")
     app = Paywall(app, payee, {
-        "/stats": PerCall(1_000),
-        "/stats/full": PerUnit(500, "kilobyte", max_per_call=50_000),
+        "/stats": PerCall("0.001"),
+        "/stats/full": PerUnit("0.0005", "kilobyte", max_per_call="0.05"),
     })
 
 A priced route without a payment header answers `402` with
@@ -43,6 +43,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import models
+from .api import USD, usd
 from .channels import verify_voucher
 from .client import AgentrailError, AsyncClient
 from .keys import Key, KeyFormatError
@@ -76,21 +77,30 @@ class PayeeError(Exception):
         return self.code in ("payee_busy", "payee_storage", "node_unavailable")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class PerCall:
-    """A route priced per call, in atomic units."""
+    """A route priced per call: `PerCall("0.001")` (USD). `price` is atomic."""
 
     price: int
 
+    def __init__(self, price: USD) -> None:
+        object.__setattr__(self, "price", int(usd(price)))
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class PerUnit:
-    """A route priced per unit the handler reports; a call costs at most
-    `max_per_call` (atomic units)."""
+    """A route priced per unit the handler reports, a call costing at most
+    `max_per_call`: `PerUnit("0.0005", "kilobyte", "0.05")` (USD). The
+    fields are atomic."""
 
     price: int
     unit: str
     max_per_call: int
+
+    def __init__(self, price: USD, unit: str, max_per_call: USD) -> None:
+        object.__setattr__(self, "price", int(usd(price)))
+        object.__setattr__(self, "unit", unit)
+        object.__setattr__(self, "max_per_call", int(usd(max_per_call)))
 
 
 Price = PerCall | PerUnit
@@ -208,7 +218,11 @@ class Reservation:
 
 class Payee:
     """Accepts, keeps and collects vouchers. Start it inside the event loop
-    (`await payee.start()`; `Paywall` does it at the app's startup)."""
+    (`await payee.start()`; `Paywall` does it at the app's startup).
+
+    `max_unsynced` (USD) bounds what a crash may lose per channel;
+    `collect_threshold` (USD), `collect_every` and `collect_margin`
+    (seconds before the channel's deadline) say when to collect."""
 
     def __init__(
         self,
@@ -217,8 +231,8 @@ class Payee:
         store: str | Path,
         *,
         flush_every: float = 0.010,
-        max_unsynced: int = 1_000_000,
-        collect_threshold: int = 5_000_000,
+        max_unsynced: USD = "1",
+        collect_threshold: USD = "5",
         collect_every: float = 3_600.0,
         collect_margin: float = 600.0,
         check_every: float = 30.0,
@@ -227,8 +241,9 @@ class Payee:
         self.key = key
         self.did = key.did
         self.flush_every = flush_every
-        self.max_unsynced = max_unsynced
-        self.collect_threshold = collect_threshold
+        # Atomic units from here on.
+        self.max_unsynced = int(usd(max_unsynced))
+        self.collect_threshold = int(usd(collect_threshold))
         self.collect_every = collect_every
         self.collect_margin = collect_margin
         self.check_every = check_every
