@@ -27,7 +27,9 @@ TEXT = (
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--node", default="http://127.0.0.1:8402")
-    parser.add_argument("--key", type=Path, default=Path("buyer.key"), help="a funded principal, agent or session")
+    parser.add_argument(
+        "--key", type=Path, default=Path("buyer.key"), help="a funded principal, agent or session"
+    )
     parser.add_argument("--payer", help="the paying account when --key is a session (its agent)")
     parser.add_argument("--state", type=Path, default=Path("buyer-channels.sqlite"))
     parser.add_argument("--provider", default="http://127.0.0.1:8403")
@@ -37,7 +39,9 @@ def main() -> None:
     args = parser.parse_args()
     client = Client(args.node)
     key = Key.load(args.key)
-    payer = ChannelPayer(client, key, args.state, payer=args.payer, max_per_call="0.05", max_total=args.max_total)
+    payer = ChannelPayer(
+        client, key, args.state, payer=args.payer, max_per_call="0.05", max_total=args.max_total
+    )
     before = payer.spent()
     with httpx.Client(auth=payer, timeout=30) as http:
         started = time.perf_counter()
@@ -48,11 +52,22 @@ def main() -> None:
         full.raise_for_status()
     spent = payer.spent() - before
     if args.json:
-        print(json.dumps({"calls": args.calls, "seconds": elapsed, "calls_per_s": args.calls / elapsed,
-                          "metered_words": full.json()["words"], "signed_atomic": spent}))
+        print(
+            json.dumps(
+                {
+                    "calls": args.calls,
+                    "seconds": elapsed,
+                    "calls_per_s": args.calls / elapsed,
+                    "metered_words": full.json()["words"],
+                    "signed_atomic": spent,
+                }
+            )
+        )
     else:
-        print(f"{args.calls} paid calls in {elapsed:.2f} s ({args.calls / elapsed:.0f}/s); a metered call on "
-              f"{full.json()['words']} words; signed {to_usd(spent)} USD of credit")
+        print(
+            f"{args.calls} paid calls in {elapsed:.2f} s ({args.calls / elapsed:.0f}/s); a metered call on "
+            f"{full.json()['words']} words; signed {to_usd(spent)} USD of credit"
+        )
 
 
 if __name__ == "__main__":

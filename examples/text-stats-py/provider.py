@@ -70,7 +70,9 @@ async def main() -> None:
     parser.add_argument("--store", type=Path, default=Path("provider-vouchers.sqlite"))
     parser.add_argument("--listen", default="127.0.0.1:8403")
     parser.add_argument("--max-unsynced", default="1", help="USD a crash may lose per channel")
-    parser.add_argument("--collect-threshold", default="5", help="collect a channel once this much (USD) is earned")
+    parser.add_argument(
+        "--collect-threshold", default="5", help="collect a channel once this much (USD) is earned"
+    )
     parser.add_argument("--check-every", type=float, default=30.0, help="seconds between collector checks")
     args = parser.parse_args()
     if not args.key.exists():
@@ -82,12 +84,22 @@ async def main() -> None:
     except AgentrailError as error:
         if error.code != "already_registered":
             raise
-    payee = Payee(client, key, args.store, max_unsynced=args.max_unsynced,
-                  collect_threshold=args.collect_threshold, check_every=args.check_every)
-    priced = Paywall(app(), payee, {
-        "/stats": PerCall(STATS_PRICE),
-        "/stats/full": PerUnit(FULL_PRICE_PER_KB, "kilobyte", FULL_MAX_PER_CALL),
-    })
+    payee = Payee(
+        client,
+        key,
+        args.store,
+        max_unsynced=args.max_unsynced,
+        collect_threshold=args.collect_threshold,
+        check_every=args.check_every,
+    )
+    priced = Paywall(
+        app(),
+        payee,
+        {
+            "/stats": PerCall(STATS_PRICE),
+            "/stats/full": PerUnit(FULL_PRICE_PER_KB, "kilobyte", FULL_MAX_PER_CALL),
+        },
+    )
     host, port = args.listen.rsplit(":", 1)
     config = uvicorn.Config(priced, host=host, port=int(port), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)

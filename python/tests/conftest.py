@@ -68,9 +68,17 @@ class Provider:
         self.url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
             [
-                sys.executable, str(EXAMPLE / "provider.py"), "--node", node,
-                "--key", str(folder / "provider.key"), "--store", str(folder / "vouchers.sqlite"),
-                "--listen", f"127.0.0.1:{port}", *extra,
+                sys.executable,
+                str(EXAMPLE / "provider.py"),
+                "--node",
+                node,
+                "--key",
+                str(folder / "provider.key"),
+                "--store",
+                str(folder / "vouchers.sqlite"),
+                "--listen",
+                f"127.0.0.1:{port}",
+                *extra,
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -101,8 +109,15 @@ def rust_provider(node: str, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [
-            str(binary), "--node", node, "--key", str(tmp_path / "provider.key"),
-            "--store", str(tmp_path / "vouchers"), "--listen", f"127.0.0.1:{port}",
+            str(binary),
+            "--node",
+            node,
+            "--key",
+            str(tmp_path / "provider.key"),
+            "--store",
+            str(tmp_path / "vouchers"),
+            "--listen",
+            f"127.0.0.1:{port}",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -39,7 +39,9 @@ def test_mandates_approvals_holds_sessions_and_withdrawals(node: str) -> None:
     owner, agent, shop, session = Key.generate(), Key.generate(), Key.generate(), Key.generate()
     registered(client, owner, shop)
     client.faucet(owner.did, "100")
-    client.register_agent(owner, agent.did, Limits(max_per_payment="10", daily_budget="50", approval_threshold="2"))
+    client.register_agent(
+        owner, agent.did, Limits(max_per_payment="10", daily_budget="50", approval_threshold="2")
+    )
     client.transfer(owner, agent.did, "30")
 
     # Above the approval threshold: pending until the owner approves or declines.
@@ -63,7 +65,9 @@ def test_mandates_approvals_holds_sessions_and_withdrawals(node: str) -> None:
     assert client.hold_status("py-hold-void").model_dump(mode="json")["status"] != "held"
 
     # A session pays from its agent's account; a revoked one cannot.
-    client.issue_session(agent, session.did, Limits(max_per_payment="1", daily_budget="2", approval_threshold="1"))
+    client.issue_session(
+        agent, session.did, Limits(max_per_payment="1", daily_budget="2", approval_threshold="1")
+    )
     client.transfer(session, shop.did, "0.5", from_=agent.did)
     client.revoke(agent, subject=session.did)
     with pytest.raises(AgentrailError) as revoked:
@@ -91,19 +95,31 @@ def test_channels_through_the_async_client(node: str) -> None:
             await client.register_principal(payee)
             await client.faucet(payer.did, "10")
             network = await client.network()
-            opened = await client.open_channel(payer, payee=payee.did, deposit="2", idempotency_key="py-open-1")
+            opened = await client.open_channel(
+                payer, payee=payee.did, deposit="2", idempotency_key="py-open-1"
+            )
             channel = channel_id(payer.did, payee.did, "py-open-1")
             assert events(opened)[0]["channel_id"] == channel
             await client.top_up_channel(payer, channel_id=channel, amount="1")
             assert (await client.channel(channel)).deposit.root == "3000000"
 
             def voucher(total: int, nonce: int) -> dict[str, object]:
-                return sign_voucher(payer, network, {
-                    "channelId": channel, "epoch": 0, "subChannelId": "a", "accumulatedAmount": str(total),
-                    "nonce": nonce, "payeeId": payee.did,
-                })
+                return sign_voucher(
+                    payer,
+                    network,
+                    {
+                        "channelId": channel,
+                        "epoch": 0,
+                        "subChannelId": "a",
+                        "accumulatedAmount": str(total),
+                        "nonce": nonce,
+                        "payeeId": payee.did,
+                    },
+                )
 
-            collected = await client.collect_channel(payee, channel_id=channel, vouchers=[voucher(500_000, 1)])
+            collected = await client.collect_channel(
+                payee, channel_id=channel, vouchers=[voucher(500_000, 1)]
+            )
             assert any(e["type"] == "channel_collected" for e in events(collected))
             await client.start_channel_close(payer, channel_id=channel)
             await client.close_channel(payee, channel_id=channel, vouchers=[voucher(700_000, 2)])
@@ -123,8 +139,15 @@ def test_the_market_hires_delivers_approves_disputes_and_licenses(node: str) -> 
     client.register_agent(owner, buyer.did, Limits(max_per_payment="20", daily_budget="60"))
     client.transfer(owner, buyer.did, "50")
     client.publish_listing(
-        provider, listing_id="py-gpu", name="GPU hours", kind="service", capabilities=["py-gpu"],
-        pricing=per_task("8"), provider=provider.did, stake="10", endpoint="https://provider.example/a2a",
+        provider,
+        listing_id="py-gpu",
+        name="GPU hours",
+        kind="service",
+        capabilities=["py-gpu"],
+        pricing=per_task("8"),
+        provider=provider.did,
+        stake="10",
+        endpoint="https://provider.example/a2a",
     )
     found = client.listings(capability="py-gpu")
     assert found.total == 1 and found.listings[0].model_dump(mode="json")["listing"]["listing_id"] == "py-gpu"
@@ -141,9 +164,19 @@ def test_the_market_hires_delivers_approves_disputes_and_licenses(node: str) -> 
     worker = threading.Thread(target=provide, daemon=True)
     worker.start()
     try:
-        hired = hire(client, buyer, capability="py-gpu", budget_max="15", deadline_s=3_600,
-                     description="an hour of GPU", arbiter=arbiter.did, strategy=BuyerStrategy())
-        second = hire(client, buyer, capability="py-gpu", budget_max="15", deadline_s=3_600, arbiter=arbiter.did)
+        hired = hire(
+            client,
+            buyer,
+            capability="py-gpu",
+            budget_max="15",
+            deadline_s=3_600,
+            description="an hour of GPU",
+            arbiter=arbiter.did,
+            strategy=BuyerStrategy(),
+        )
+        second = hire(
+            client, buyer, capability="py-gpu", budget_max="15", deadline_s=3_600, arbiter=arbiter.did
+        )
     finally:
         stop.set()
         worker.join(timeout=10)
@@ -153,7 +186,9 @@ def test_the_market_hires_delivers_approves_disputes_and_licenses(node: str) -> 
     assert task["terms"]["provider"] == provider.did and task["terms"]["price"] == "7650000"
 
     result = hashlib.sha256(b"the GPU hour's output").hexdigest()
-    client.deliver_task(provider, task_id=hired.task_id, result_hash=result, uri="https://provider.example/out")
+    client.deliver_task(
+        provider, task_id=hired.task_id, result_hash=result, uri="https://provider.example/out"
+    )
     client.approve_task(buyer, task_id=hired.task_id, result_hash=result)
     assert client.task(hired.task_id).model_dump(mode="json")["status"]["state"] == "approved"
 
@@ -166,8 +201,14 @@ def test_the_market_hires_delivers_approves_disputes_and_licenses(node: str) -> 
     # A dataset, licensed per call of its listing.
     content = hashlib.sha256(b"a dataset").hexdigest()
     client.publish_listing(
-        provider, listing_id="py-data", name="a dataset", kind="dataset", capabilities=["py-data"],
-        pricing=per_call("0.25"), provider=provider.did, content_hash=content,
+        provider,
+        listing_id="py-data",
+        name="a dataset",
+        kind="dataset",
+        capabilities=["py-data"],
+        pricing=per_call("0.25"),
+        provider=provider.did,
+        content_hash=content,
     )
     licensed = client.license_dataset(buyer, listing_id="py-data", license_id="py-licence")
     assert events(licensed)[0]["type"] == "dataset_licensed"
@@ -185,6 +226,8 @@ def test_every_command_has_a_method() -> None:
         if name.endswith("Command") and name != "Command" and isinstance(cls, type)
     }
     node_only = {"tick"}
-    missing = {name for name in commands - node_only if not hasattr(Client, name) or not hasattr(AsyncClient, name)}
+    missing = {
+        name for name in commands - node_only if not hasattr(Client, name) or not hasattr(AsyncClient, name)
+    }
     assert not missing
     assert api.usd("1.5") == "1500000"

@@ -23,9 +23,22 @@ from conftest import EXAMPLE, Provider, free_port
 SCRIPT = Path(sys.executable).parent / "agentrail-mcp"
 OWNER_ONLY = {"approve", "decline", "revoke", "register_agent", "issue_session", "withdraw", "raise_limits"}
 REQUIRED = {
-    "whoami", "balance", "history", "passport", "transfer", "check_payment_requirements", "fetch_paid",
-    "search_listings", "request_quotes", "accept_quote", "task_status", "deliver", "dispute",
-    "get_receipt", "verify_receipt", "call_paid_tool",
+    "whoami",
+    "balance",
+    "history",
+    "passport",
+    "transfer",
+    "check_payment_requirements",
+    "fetch_paid",
+    "search_listings",
+    "request_quotes",
+    "accept_quote",
+    "task_status",
+    "deliver",
+    "dispute",
+    "get_receipt",
+    "verify_receipt",
+    "call_paid_tool",
 }
 
 
@@ -64,7 +77,9 @@ async def call(session: ClientSession, name: str, /, **arguments: Any) -> tuple[
 def test_the_wallet_lists_its_tools_pays_and_refuses_what_the_mandate_does_not_allow(
     node: str, provider: Provider, tmp_path: Path
 ) -> None:
-    key = agent_key(node, tmp_path, "agent", Limits(max_per_payment=Decimal("1"), daily_budget=Decimal("3")), "5")
+    key = agent_key(
+        node, tmp_path, "agent", Limits(max_per_payment=Decimal("1"), daily_budget=Decimal("3")), "5"
+    )
     mcp_provider = (
         f"{sys.executable} {EXAMPLE / 'mcp_provider.py'} --node {node} --key {tmp_path / 'mcp-provider.key'}"
         f" --store {tmp_path / 'mcp-vouchers.sqlite'}"
@@ -97,20 +112,33 @@ def test_the_wallet_lists_its_tools_pays_and_refuses_what_the_mandate_does_not_a
             assert not error and terms["payment_required"] and terms["payable"], terms
             assert terms["accepts"][0]["amount_usd"] == "0.001"
 
-            error, fetched = await call(session, "fetch_paid", url=url, method="POST",
-                                        body="the quick brown fox", max_amount="0.002")
+            error, fetched = await call(
+                session, "fetch_paid", url=url, method="POST", body="the quick brown fox", max_amount="0.002"
+            )
             assert not error and fetched["status"] == 200, fetched
             assert json.loads(fetched["body"])["words"] == 4
             assert fetched["settlement"]["success"] and Decimal(fetched["signed_usd"]) > 0
 
             # The wallet's own per-call cap: /stats/full may cost 0.05.
-            error, refused = await call(session, "fetch_paid", url=provider.url + "/stats/full", method="POST",
-                                        body="x", max_amount="0.01")
+            error, refused = await call(
+                session,
+                "fetch_paid",
+                url=provider.url + "/stats/full",
+                method="POST",
+                body="x",
+                max_amount="0.01",
+            )
             assert error and refused.startswith("over_limit"), refused
 
             # x402 over MCP: a paid tool of another server, paid through a channel.
-            error, answer = await call(session, "call_paid_tool", server_name="stats", tool="text_stats",
-                                       arguments={"text": "to be or not to be"}, max_amount="0.002")
+            error, answer = await call(
+                session,
+                "call_paid_tool",
+                server_name="stats",
+                tool="text_stats",
+                arguments={"text": "to be or not to be"},
+                max_amount="0.002",
+            )
             assert not error, answer
             assert not answer["is_error"] and answer["structured"]["words"] == 6, answer
             assert answer["settlement"]["success"] and Decimal(answer["signed_usd"]) > 0
@@ -126,13 +154,21 @@ def test_a_payment_over_the_mandate_is_refused_with_the_mandate_code(
 ) -> None:
     # A mandate of at most 0.0005 USD a payment cannot open a channel for a
     # 0.001 call: the node refuses it, and the wallet says why.
-    key = agent_key(node, tmp_path, "tight", Limits(max_per_payment=Decimal("0.0005"), daily_budget=Decimal("1")), "1")
+    key = agent_key(
+        node, tmp_path, "tight", Limits(max_per_payment=Decimal("0.0005"), daily_budget=Decimal("1")), "1"
+    )
 
     async def drive() -> None:
         async with stdio_client(wallet(node, key)) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
-            error, refused = await call(session, "fetch_paid", url=provider.url + "/stats", method="POST",
-                                        body="hello", max_amount="0.01")
+            error, refused = await call(
+                session,
+                "fetch_paid",
+                url=provider.url + "/stats",
+                method="POST",
+                body="hello",
+                max_amount="0.01",
+            )
             assert error and refused.startswith("per_payment_limit_exceeded"), refused
             error, balance = await call(session, "balance")
             assert not error and balance["available"] == "1"

@@ -22,12 +22,13 @@ def test_models_match_the_node_openapi_document(node: str, tmp_path: Path) -> No
     generate_models.generate(tmp_path / "openapi.json", tmp_path / "models.py")
     committed = (PACKAGE / "src" / "agentrail" / "models.py").read_text()
     assert (tmp_path / "models.py").read_text() == committed, (
-        "src/agentrail/models.py is stale: run "
-        "tools/generate_models.py on the node's /v1/openapi.json"
+        "src/agentrail/models.py is stale: run " "tools/generate_models.py on the node's /v1/openapi.json"
     )
     generate_api.generate(tmp_path / "openapi.json", tmp_path / "models.py", tmp_path / "api.py")
     committed = (PACKAGE / "src" / "agentrail" / "api.py").read_text()
-    assert (tmp_path / "api.py").read_text() == committed, (
+    assert (
+        tmp_path / "api.py"
+    ).read_text() == committed, (
         "src/agentrail/api.py is stale: run tools/generate_api.py on the node's /v1/openapi.json"
     )
 

@@ -30,9 +30,7 @@ def test_a_mandate_binds_an_agent_and_its_session(node: str, tmp_path: Path) -> 
         principal, agent.did, Limits(max_per_payment=Decimal("5"), daily_budget=Decimal("20"))
     )
     client.transfer(principal, agent.did, "30")
-    client.issue_session(
-        agent, session.did, Limits(max_per_payment=Decimal("2"), daily_budget=Decimal("3"))
-    )
+    client.issue_session(agent, session.did, Limits(max_per_payment=Decimal("2"), daily_budget=Decimal("3")))
 
     paid = client.transfer(session, vendor.did, "1.5", from_=agent.did, idempotency_key="py-pay-1")
     assert any(

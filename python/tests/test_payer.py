@@ -11,7 +11,6 @@ import pytest
 from agentrail import Client, Key
 from agentrail.payer import ChannelPayer, PaymentError
 
-
 STATS_PRICE = 1_000  # examples/text-stats: 0.001 USD per call
 
 

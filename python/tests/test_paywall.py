@@ -67,7 +67,11 @@ def test_a_402_is_x402_v2_and_refusals_are_typed(node: str, provider: Provider) 
     (terms,) = required["accepts"]
     assert terms["scheme"] == "channel" and terms["payTo"] == provider.did and terms["amount"] == "1000"
     metered = decode_header(httpx.post(provider.url + "/stats/full").headers["PAYMENT-REQUIRED"])
-    assert metered["accepts"][0]["extra"] == {"pricing": "per_unit", "unit": "kilobyte", "maxAmountPerCall": "50000"}
+    assert metered["accepts"][0]["extra"] == {
+        "pricing": "per_unit",
+        "unit": "kilobyte",
+        "maxAmountPerCall": "50000",
+    }
     assert unpaid.headers["access-control-allow-origin"] == "*"
 
     garbled = httpx.post(provider.url + "/stats", headers={"PAYMENT-SIGNATURE": "%%%"})
@@ -75,11 +79,23 @@ def test_a_402_is_x402_v2_and_refusals_are_typed(node: str, provider: Provider) 
 
     # A voucher on a channel the ledger does not know, then a forged one.
     client, key = funded(node)
-    voucher = sign_voucher(key, client.network(), {
-        "channelId": "ab" * 32, "epoch": 0, "subChannelId": "s", "accumulatedAmount": "1000",
-        "nonce": 1, "payeeId": provider.did,
-    })
-    payload = {"x402Version": 2, "accepted": terms, "payload": {"version": 1, "payerId": key.did, "receipt": voucher}}
+    voucher = sign_voucher(
+        key,
+        client.network(),
+        {
+            "channelId": "ab" * 32,
+            "epoch": 0,
+            "subChannelId": "s",
+            "accumulatedAmount": "1000",
+            "nonce": 1,
+            "payeeId": provider.did,
+        },
+    )
+    payload = {
+        "x402Version": 2,
+        "accepted": terms,
+        "payload": {"version": 1, "payerId": key.did, "receipt": voucher},
+    }
     unknown = httpx.post(provider.url + "/stats", headers={"PAYMENT-SIGNATURE": encode_header(payload)})
     assert unknown.status_code == 402
     settlement = decode_header(unknown.headers["PAYMENT-RESPONSE"])
@@ -91,29 +107,49 @@ def test_a_402_is_x402_v2_and_refusals_are_typed(node: str, provider: Provider) 
         assert http.post(provider.url + "/stats", content=b"open the channel").status_code == 200
     (channel,) = payer.channels()
     impostor = Key.generate()
-    forged = sign_voucher(impostor, client.network(), {
-        "channelId": channel, "epoch": 0, "subChannelId": "forged", "accumulatedAmount": "5000",
-        "nonce": 1, "payeeId": provider.did,
-    })
+    forged = sign_voucher(
+        impostor,
+        client.network(),
+        {
+            "channelId": channel,
+            "epoch": 0,
+            "subChannelId": "forged",
+            "accumulatedAmount": "5000",
+            "nonce": 1,
+            "payeeId": provider.did,
+        },
+    )
     payload["payload"]["receipt"] = forged
     answer = httpx.post(provider.url + "/stats", headers={"PAYMENT-SIGNATURE": encode_header(payload)})
     assert decode_header(answer.headers["PAYMENT-RESPONSE"])["errorReason"] == "voucher_signature_invalid"
     # Replaying an accepted voucher buys nothing: its credit was spent.
-    payload["payload"]["receipt"] = sign_voucher(key, client.network(), {
-        "channelId": channel, "epoch": 0, "subChannelId": "py-0", "accumulatedAmount": "1000",
-        "nonce": 1, "payeeId": provider.did,
-    })
+    payload["payload"]["receipt"] = sign_voucher(
+        key,
+        client.network(),
+        {
+            "channelId": channel,
+            "epoch": 0,
+            "subChannelId": "py-0",
+            "accumulatedAmount": "1000",
+            "nonce": 1,
+            "payeeId": provider.did,
+        },
+    )
     replay = httpx.post(provider.url + "/stats", headers={"PAYMENT-SIGNATURE": encode_header(payload)})
     assert replay.status_code == 402
     assert decode_header(replay.headers["PAYMENT-RESPONSE"])["errorReason"] == "payment_insufficient"
 
 
-def test_the_python_payer_pays_the_python_provider_which_collects(node: str, provider: Provider, tmp_path: Path) -> None:
+def test_the_python_payer_pays_the_python_provider_which_collects(
+    node: str, provider: Provider, tmp_path: Path
+) -> None:
     client, key = funded(node)
     payer = ChannelPayer(client, key, tmp_path / "payer.sqlite", max_per_call="0.06", max_total="1")
     with httpx.Client(auth=payer) as http:
         for _ in range(10):
-            answer = http.post(provider.url + "/stats", content=b"the quick brown fox jumps over the lazy dog")
+            answer = http.post(
+                provider.url + "/stats", content=b"the quick brown fox jumps over the lazy dog"
+            )
             assert answer.status_code == 200, answer.text
             settlement = decode_header(answer.headers["PAYMENT-RESPONSE"])
             conforms("SettlementResponse", settlement)
@@ -133,9 +169,22 @@ def test_the_rust_payer_pays_the_python_provider(node: str, provider: Provider, 
     key.save(tmp_path / "buyer.key")
     buyer = node_binary().parent / "buyer"
     run = subprocess.run(
-        [str(buyer), "--node", node, "--key", str(tmp_path / "buyer.key"), "--provider", provider.url,
-         "--calls", "40", "--concurrency", "4"],
-        capture_output=True, text=True, timeout=120,
+        [
+            str(buyer),
+            "--node",
+            node,
+            "--key",
+            str(tmp_path / "buyer.key"),
+            "--provider",
+            provider.url,
+            "--calls",
+            "40",
+            "--concurrency",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr
     assert "40 paid calls" in run.stdout, run.stdout
@@ -143,12 +192,16 @@ def test_the_rust_payer_pays_the_python_provider(node: str, provider: Provider, 
     # the dispute window what the calls cost: 40 calls and one metered call
     # on 40 copies of a 177-byte text (7 started kilobytes, 3500).
     history = client.history(key.did).model_dump(mode="json")
-    channels = {e["channel_id"] for item in history["items"] for e in item["events"] if e["type"] == "channel_opened"}
+    channels = {
+        e["channel_id"] for item in history["items"] for e in item["events"] if e["type"] == "channel_opened"
+    }
     (channel,) = channels
     wait_for(lambda: collected(client, channel) == 40 * STATS_PRICE + 3_500)
 
 
-def test_a_killed_provider_loses_at_most_its_bound_and_the_payer_never_pays_twice(node: str, tmp_path: Path) -> None:
+def test_a_killed_provider_loses_at_most_its_bound_and_the_payer_never_pays_twice(
+    node: str, tmp_path: Path
+) -> None:
     port = free_port()
     # Bound: a crash may lose at most 3 calls' worth of a channel.
     running = Provider(node, tmp_path, port, "--max-unsynced", "0.003", "--collect-threshold", "1000")
@@ -190,5 +243,3 @@ def test_over_limit_terms_are_refused_before_anything_is_signed(node: str, provi
         http.post(provider.url + "/stats/full", content=b"x")  # up to 50000 a call
     assert refused.value.reason == "over_limit"
     assert payer.spent() == 0 and payer.channels() == []
-
-

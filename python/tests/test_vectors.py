@@ -49,9 +49,7 @@ def test_grant_signing_bytes_id_and_signature() -> None:
     assert grant_signing_bytes(document).decode() == vector["signing_bytes_utf8"]
     assert grant_id(document) == vector["grant_id"]
     issuer = next(
-        Key.from_seed(bytes.fromhex(k["seed_hex"]))
-        for k in VECTORS["keys"]
-        if k["did"] == document["issuer"]
+        Key.from_seed(bytes.fromhex(k["seed_hex"])) for k in VECTORS["keys"] if k["did"] == document["issuer"]
     )
     assert sign_grant(issuer, document) == vector["signed_grant"]
     assert vector["signed_grant"]["signature"] == vector["signature_hex"]
@@ -64,8 +62,13 @@ def test_signed_request() -> None:
     assert content_digest(body) == vector["content_digest"]
     network = VECTORS["network"]["network_id"]
     headers = sign_request(
-        key, network, vector["method"], vector["path"], body,
-        created=vector["created"], nonce=vector["nonce"],
+        key,
+        network,
+        vector["method"],
+        vector["path"],
+        body,
+        created=vector["created"],
+        nonce=vector["nonce"],
     )
     assert headers["Signature-Input"] == vector["signature_input"]
     assert headers["Signature"] == vector["signature"]
@@ -81,9 +84,7 @@ def test_channel_id_and_voucher() -> None:
     assert voucher_signing_bytes(network, voucher["terms"]).hex() == voucher["signing_bytes_hex"]
     assert len(voucher_signing_bytes(network, voucher["terms"])) == 181
     payer = next(
-        Key.from_seed(bytes.fromhex(k["seed_hex"]))
-        for k in VECTORS["keys"]
-        if k["did"] == channel["from"]
+        Key.from_seed(bytes.fromhex(k["seed_hex"])) for k in VECTORS["keys"] if k["did"] == channel["from"]
     )
     assert sign_voucher(payer, network, voucher["terms"]) == voucher["signed"]
     assert verify_voucher(payer.did, network, voucher["signed"])

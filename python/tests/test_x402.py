@@ -71,11 +71,15 @@ def test_x402s_requests_adapter_pays_the_rust_provider(node: str, rust_provider:
     assert channels.spent() == 3 * STATS_PRICE
 
 
-def test_x402s_spend_controls_bind_before_anything_is_signed(node: str, provider: Provider, tmp_path: Path) -> None:
+def test_x402s_spend_controls_bind_before_anything_is_signed(
+    node: str, provider: Provider, tmp_path: Path
+) -> None:
     channels = payer(node, tmp_path)
-    x402 = x402ClientSync().set_spend_controls({
-        "allowed_assets": [{"network": NETWORKS, "asset": "USD", "max_amount_per_payment": "500"}],
-    })
+    x402 = x402ClientSync().set_spend_controls(
+        {
+            "allowed_assets": [{"network": NETWORKS, "asset": "USD", "max_amount_per_payment": "500"}],
+        }
+    )
     x402.register(NETWORKS, ChannelScheme(channels))
     session = wrapRequestsWithPayment(requests.Session(), x402)
     with pytest.raises(Exception, match="(?i)spend|requirements"):

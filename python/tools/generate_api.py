@@ -153,15 +153,24 @@ def render(annotation: Any) -> tuple[str, str]:
 def docstring(text: str | None, indent: str) -> str:
     lines = (text or "").strip().splitlines() or [""]
     body = "\n".join((indent + line.strip()) if line.strip() else "" for line in lines)
-    return f'{indent}"""{body.strip()}\n{indent}"""\n' if len(lines) > 1 else f'{indent}"""{lines[0].strip()}"""\n'
+    return (
+        f'{indent}"""{body.strip()}\n{indent}"""\n'
+        if len(lines) > 1
+        else f'{indent}"""{lines[0].strip()}"""\n'
+    )
 
 
 def command_methods(models: types.ModuleType) -> str:
     out = []
     commands = sorted(
-        (cls for name, cls in vars(models).items()
-         if isinstance(cls, type) and name.endswith("Command") and name != "Command"
-         and issubclass(cls, pydantic.BaseModel)),
+        (
+            cls
+            for name, cls in vars(models).items()
+            if isinstance(cls, type)
+            and name.endswith("Command")
+            and name != "Command"
+            and issubclass(cls, pydantic.BaseModel)
+        ),
         key=lambda cls: cls.__name__,
     )
     for cls in commands:

@@ -18,13 +18,7 @@ def network_hash(network: str) -> bytes:
 def channel_id(payer: str, payee: str, idempotency_key: str) -> str:
     """The id of the channel `payer` opens to `payee` under that key."""
     key = idempotency_key.encode()
-    data = (
-        CHANNEL_ID_PREFIX
-        + public_of_did(payer)
-        + public_of_did(payee)
-        + len(key).to_bytes(8, "big")
-        + key
-    )
+    data = CHANNEL_ID_PREFIX + public_of_did(payer) + public_of_did(payee) + len(key).to_bytes(8, "big") + key
     return hashlib.sha256(data).hexdigest()
 
 

@@ -37,9 +37,7 @@ class AgentrailError(Exception):
 def _error_of(response: httpx.Response) -> AgentrailError:
     try:
         detail = response.json()["error"]
-        return AgentrailError(
-            response.status_code, detail["code"], detail["message"], detail.get("param")
-        )
+        return AgentrailError(response.status_code, detail["code"], detail["message"], detail.get("param"))
     except (ValueError, KeyError, TypeError):
         return AgentrailError(response.status_code, "http_error", response.text[:200])
 
@@ -64,9 +62,7 @@ def _document(command: BaseModel | dict[str, Any]) -> bytes:
 
 
 def _retryable(response: httpx.Response, error: AgentrailError) -> bool:
-    return response.status_code == 429 or (
-        response.status_code == 503 and error.code in RETRY_CODES
-    )
+    return response.status_code == 429 or (response.status_code == 503 and error.code in RETRY_CODES)
 
 
 COMMANDS_PATH = "/v1/commands"

@@ -98,7 +98,7 @@ class Key:
             seed = bytes.fromhex(document["seed"])
             did = document["did"]
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise KeyFormatError(f"{path}: expected {{\"did\": …, \"seed\": …}}") from error
+            raise KeyFormatError(f'{path}: expected {{"did": …, "seed": …}}') from error
         key = cls.from_seed(seed)
         if key.did != did:
             raise KeyFormatError(f"{path}: the seed is not the key of {did}")

@@ -83,7 +83,10 @@ class BuyerStrategy:
     def ranked_price(self, quote: models.QuoteView, reputation: int) -> int:
         discount = self.reputation_weight_bps * min(reputation, REPUTATION_MAX) // REPUTATION_MAX
         price = _atomic(quote.price)
-        return price // BPS_WHOLE * (BPS_WHOLE - discount) + price % BPS_WHOLE * (BPS_WHOLE - discount) // BPS_WHOLE
+        return (
+            price // BPS_WHOLE * (BPS_WHOLE - discount)
+            + price % BPS_WHOLE * (BPS_WHOLE - discount) // BPS_WHOLE
+        )
 
     def first_counter(self, quote: models.QuoteView) -> int:
         keep = BPS_WHOLE - min(self.counter_discount_bps, BPS_WHOLE - 1)
@@ -181,8 +184,14 @@ def hire(
     account = account or key.did
     rfq_id = new_id()
     client.request_quotes(
-        key, capability=capability, budget_max=budget_max, deadline_s=deadline_s,
-        description=description, from_=account, rfq_id=rfq_id, **request,
+        key,
+        capability=capability,
+        budget_max=budget_max,
+        deadline_s=deadline_s,
+        description=description,
+        from_=account,
+        rfq_id=rfq_id,
+        **request,
     )
     deadline = time.monotonic() + wait_s
     try:

@@ -32,6 +32,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent
+from pydantic import ValidationError
 
 from . import models
 from .client import AgentrailError, AsyncClient, Client
@@ -117,22 +118,22 @@ def build(wallet: Wallet) -> MCPServer:
         async def guarded(*args: Any, **kwargs: Any) -> Any:
             try:
                 return await fn(*args, **kwargs)
-            except Refused as refusal:
-                return CallToolResult(
-                    content=[TextContent(type="text", text=str(refusal))],
-                    structured_content={"error": {"code": refusal.code, "message": refusal.message}},
-                    is_error=True,
+            except ValidationError as error:
+                refusal = Refused(
+                    "invalid_request", f"{error.error_count()} invalid field(s): {error.errors()[0]['msg']}"
                 )
+            except Refused as caught:
+                refusal = caught
+            return CallToolResult(
+                content=[TextContent(type="text", text=str(refusal))],
+                structured_content={"error": {"code": refusal.code, "message": refusal.message}},
+                is_error=True,
+            )
 
         return server.tool()(guarded)
 
-    async def command(coroutine: Any) -> models.CommandResponse:
-        try:
-            return await coroutine
-        except AgentrailError as error:
-            raise _refused(error) from error
-
-    async def read(coroutine: Any) -> Any:
+    async def node(coroutine: Any) -> Any:
+        """Awaits a call to the node; its refusal becomes the tool's."""
         try:
             return await coroutine
         except AgentrailError as error:
@@ -159,7 +160,10 @@ def build(wallet: Wallet) -> MCPServer:
         answer["mandate"] = {
             "active": status.active,
             "principal": status.principal.root,
-            "limits": {k: (_usd(v) if k.endswith(("payment", "budget", "threshold")) else v) for k, v in limits.items()},
+            "limits": {
+                k: (_usd(v) if k.endswith(("payment", "budget", "threshold")) else v)
+                for k, v in limits.items()
+            },
             "spent_today": _usd(status.spent_today),
             "remaining_today": _usd(status.remaining_today),
             "spent_total": _usd(status.spent_total),
@@ -170,18 +174,24 @@ def build(wallet: Wallet) -> MCPServer:
     @tool
     async def balance(did: str | None = None) -> dict[str, Any]:
         """The balance of an account (default: the one this wallet pays from), in USD."""
-        view = await read(client.balance(did or wallet.account))
+        view = await node(client.balance(did or wallet.account))
         return {"did": view.did.root, "available": _usd(view.available), "held": _usd(view.held)}
 
     @tool
     async def history(limit: int = 20, before: int | None = None) -> dict[str, Any]:
         """The account's journal entries, newest first (each names its entry
         index; pass `next_before` as `before` for the next page)."""
-        page = await read(client.history(wallet.account, limit=max(1, min(limit, HISTORY_MAX)), before=before))
+        page = await node(
+            client.history(wallet.account, limit=max(1, min(limit, HISTORY_MAX)), before=before)
+        )
         return {
             "items": [
-                {"entry": item.index, "time": item.time.root, "signer": item.signer.root,
-                 "events": [_dump(e) for e in item.events]}
+                {
+                    "entry": item.index,
+                    "time": item.time.root,
+                    "signer": item.signer.root,
+                    "events": [_dump(e) for e in item.events],
+                }
                 for item in page.items
             ],
             "next_before": page.next_before,
@@ -190,16 +200,24 @@ def build(wallet: Wallet) -> MCPServer:
     @tool
     async def passport(did: str | None = None) -> dict[str, Any]:
         """Everything the ledger knows of an identity (default: this wallet)."""
-        return _dump(await read(client.passport(did or wallet.key.did)))
+        return _dump(await node(client.passport(did or wallet.key.did)))
 
     @tool
-    async def transfer(to: str, amount: str, memo: str | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+    async def transfer(
+        to: str, amount: str, memo: str | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """Pays `amount` USD to `to` (a did:key) from this wallet's account,
         within the mandate. The same idempotency key never pays twice."""
-        response = await command(client.transfer(
-            wallet.key, to, _usd(_atomic(amount, "amount")),
-            from_=wallet.account, memo=memo, idempotency_key=idempotency_key,
-        ))
+        response = await node(
+            client.transfer(
+                wallet.key,
+                to,
+                _usd(_atomic(amount, "amount")),
+                from_=wallet.account,
+                memo=memo,
+                idempotency_key=idempotency_key,
+            )
+        )
         return _command_result(response)
 
     def payer_http() -> httpx.Client:
@@ -218,8 +236,14 @@ def build(wallet: Wallet) -> MCPServer:
             return {"url": url, "status": response.status_code, "payment_required": False}
         header = response.headers.get(PAYMENT_REQUIRED)
         if header is None:
-            return {"url": url, "status": 402, "payment_required": True, "accepts": [], "payable": False,
-                    "why": "a 402 without PAYMENT-REQUIRED"}
+            return {
+                "url": url,
+                "status": 402,
+                "payment_required": True,
+                "accepts": [],
+                "payable": False,
+                "why": "a 402 without PAYMENT-REQUIRED",
+            }
         try:
             required = decode_header(header)
             terms, price = wallet.payer.choose(required)
@@ -234,14 +258,20 @@ def build(wallet: Wallet) -> MCPServer:
                     shown["amount_usd"] = _usd(option["amount"])
                 accepts.append(shown)
         return {
-            "url": url, "status": 402, "payment_required": True, "accepts": accepts,
-            "payable": payable, "why": why,
+            "url": url,
+            "status": 402,
+            "payment_required": True,
+            "accepts": accepts,
+            "payable": payable,
+            "why": why,
             "max_per_call_usd": None if price is None else _usd(price),
             "pay_to": None if terms is None else terms.get("payTo"),
         }
 
     @tool
-    async def fetch_paid(url: str, method: str = "GET", body: str | None = None, max_amount: str = "0.01") -> dict[str, Any]:
+    async def fetch_paid(
+        url: str, method: str = "GET", body: str | None = None, max_amount: str = "0.01"
+    ) -> dict[str, Any]:
         """Fetches a URL and pays its 402 (x402, channel scheme) — at most
         `max_amount` USD for this call, within this wallet's cap and the
         mandate. Answers the status, the body (cut at 64 KiB) and what was paid."""
@@ -253,8 +283,9 @@ def build(wallet: Wallet) -> MCPServer:
 
         def fetch() -> httpx.Response:
             with payer_http() as http:
-                return http.request(method.upper(), url, content=content or None,
-                                    extensions={"agentrail_max_amount": limit})
+                return http.request(
+                    method.upper(), url, content=content or None, extensions={"agentrail_max_amount": limit}
+                )
 
         try:
             response = await asyncio.to_thread(fetch)
@@ -280,8 +311,9 @@ def build(wallet: Wallet) -> MCPServer:
         }
 
     @tool
-    async def call_paid_tool(server_name: str, tool: str, arguments: dict[str, Any] | None = None,
-                                max_amount: str = "0.01") -> dict[str, Any]:
+    async def call_paid_tool(
+        server_name: str, tool: str, arguments: dict[str, Any] | None = None, max_amount: str = "0.01"
+    ) -> dict[str, Any]:
         """Calls `tool` of an MCP server the owner configured (by name) and
         pays it if it asks (x402 over MCP), at most `max_amount` USD."""
         command_line = wallet.servers.get(server_name)
@@ -293,7 +325,9 @@ def build(wallet: Wallet) -> MCPServer:
             async with stdio_client(parameters) as (read_stream, write_stream):
                 async with ClientSession(read_stream, write_stream) as session:
                     await session.initialize()
-                    result, paid = await pay_tool_call(session, wallet.payer, tool, arguments or {}, max_amount=limit)
+                    result, paid = await pay_tool_call(
+                        session, wallet.payer, tool, arguments or {}, max_amount=limit
+                    )
         except PaymentError as error:
             raise _refused(error) from error
         return {
@@ -307,66 +341,93 @@ def build(wallet: Wallet) -> MCPServer:
         }
 
     @tool
-    async def search_listings(capability: str | None = None, kind: str | None = None, max_price: str | None = None,
-                              min_reputation: int | None = None, limit: int = 10) -> dict[str, Any]:
+    async def search_listings(
+        capability: str | None = None,
+        kind: str | None = None,
+        max_price: str | None = None,
+        min_reputation: int | None = None,
+        limit: int = 10,
+    ) -> dict[str, Any]:
         """Discovers live listings (services, datasets), ranked by the market."""
-        page = await read(client.listings(
-            capability=capability, kind=kind,
-            max_price=None if max_price is None else str(_atomic(max_price, "max_price")),
-            min_reputation=min_reputation, limit=max(1, min(limit, 50)),
-        ))
+        page = await node(
+            client.listings(
+                capability=capability,
+                kind=kind,
+                max_price=None if max_price is None else str(_atomic(max_price, "max_price")),
+                min_reputation=min_reputation,
+                limit=max(1, min(limit, 50)),
+            )
+        )
         return _dump(page)
 
     @tool
-    async def request_quotes(capability: str, budget_max: str, deadline_s: int, description: str | None = None,
-                             invited: list[str] | None = None) -> dict[str, Any]:
+    async def request_quotes(
+        capability: str,
+        budget_max: str,
+        deadline_s: int,
+        description: str | None = None,
+        invited: list[str] | None = None,
+    ) -> dict[str, Any]:
         """Asks providers of a capability for quotes, up to `budget_max` USD,
         for delivery within `deadline_s` seconds of acceptance."""
-        response = await command(client.request_quotes(
-            wallet.key, capability=capability, budget_max=_usd(_atomic(budget_max, "budget_max")),
-            deadline_s=deadline_s, description=description, invited=invited, from_=wallet.account,
-        ))
+        response = await node(
+            client.request_quotes(
+                wallet.key,
+                capability=capability,
+                budget_max=_usd(_atomic(budget_max, "budget_max")),
+                deadline_s=deadline_s,
+                description=description,
+                invited=invited,
+                from_=wallet.account,
+            )
+        )
         rfq = next((e for e in _command_result(response)["events"] if "rfq_id" in e), {})
         return _command_result(response, rfq_id=rfq.get("rfq_id"))
 
     @tool
     async def accept_quote(quote_id: str) -> dict[str, Any]:
         """Accepts a quote: its price is locked in escrow and the task starts."""
-        response = await command(client.accept_quote(wallet.key, quote_id=quote_id))
+        response = await node(client.accept_quote(wallet.key, quote_id=quote_id))
         task = next((e for e in _command_result(response)["events"] if "task_id" in e), {})
         return _command_result(response, task_id=task.get("task_id"))
 
     @tool
     async def task_status(task_id: str) -> dict[str, Any]:
         """Where a task stands: its parties, price, deadlines and state."""
-        return _dump(await read(client.task(task_id)))
+        return _dump(await node(client.task(task_id)))
 
     @tool
     async def deliver(task_id: str, result_hash: str, uri: str | None = None) -> dict[str, Any]:
         """As the task's provider: delivers a result (its SHA-256 hex, and where to fetch it)."""
-        return _command_result(await command(client.deliver_task(wallet.key, task_id=task_id, result_hash=result_hash, uri=uri)))
+        return _command_result(
+            await node(client.deliver_task(wallet.key, task_id=task_id, result_hash=result_hash, uri=uri))
+        )
 
     @tool
     async def dispute(task_id: str, reason: str) -> dict[str, Any]:
         """As the task's buyer: disputes a delivery within the review window."""
-        return _command_result(await command(client.dispute_task(wallet.key, task_id=task_id, reason=reason)))
+        return _command_result(await node(client.dispute_task(wallet.key, task_id=task_id, reason=reason)))
 
     @tool
     async def get_receipt(entry: int) -> dict[str, Any]:
         """The proof that a journal entry is in the transparency log."""
-        return _dump(await read(client.receipt(entry)))
+        return _dump(await node(client.receipt(entry)))
 
     @tool
     async def verify_receipt(entry: int) -> dict[str, Any]:
         """Verifies an entry's receipt against the pinned log key: the
         checkpoint's signature and the entry's inclusion proof."""
-        receipt = await read(client.receipt(entry))
+        receipt = await node(client.receipt(entry))
         try:
             proof = check_receipt(receipt, wallet.log_key)
         except ProofError as error:
             return {"entry": entry, "verified": False, "why": str(error)}
-        return {"entry": proof.index, "verified": True, "tree_size": proof.tree_size,
-                "checkpoint": receipt.checkpoint}
+        return {
+            "entry": proof.index,
+            "verified": True,
+            "tree_size": proof.tree_size,
+            "checkpoint": receipt.checkpoint,
+        }
 
     return server
 
@@ -383,20 +444,43 @@ def _pinned_log_key(args: argparse.Namespace, node: Client, state: Path) -> LogK
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="agentrail-mcp", description="An agentrail wallet as MCP tools, over stdio.")
+    parser = argparse.ArgumentParser(
+        prog="agentrail-mcp", description="An agentrail wallet as MCP tools, over stdio."
+    )
     parser.add_argument("--node", default=os.environ.get("AGENTRAIL_NODE", "http://127.0.0.1:8402"))
-    parser.add_argument("--key", default=os.environ.get("AGENTRAIL_KEY"), help="the agent's or session's key file")
-    parser.add_argument("--account", default=os.environ.get("AGENTRAIL_ACCOUNT"),
-                        help="the account paid from (default: the key's own, or its agent's for a session)")
-    parser.add_argument("--state", default=os.environ.get("AGENTRAIL_STATE"),
-                        help="the payer's channel state (default: next to the key)")
-    parser.add_argument("--max-per-call", default=os.environ.get("AGENTRAIL_MAX_PER_CALL", "0.10"),
-                        help="USD one paid call may cost at most")
-    parser.add_argument("--max-total", default=os.environ.get("AGENTRAIL_MAX_TOTAL", "10"),
-                        help="USD this wallet may sign away through channels, across restarts")
-    parser.add_argument("--log-key", default=os.environ.get("AGENTRAIL_LOG_KEY"), help="the log's note key to pin")
-    parser.add_argument("--mcp-server", action="append", default=[], metavar="NAME=COMMAND",
-                        help="a paid MCP server (stdio) that call_paid_tool may call")
+    parser.add_argument(
+        "--key", default=os.environ.get("AGENTRAIL_KEY"), help="the agent's or session's key file"
+    )
+    parser.add_argument(
+        "--account",
+        default=os.environ.get("AGENTRAIL_ACCOUNT"),
+        help="the account paid from (default: the key's own, or its agent's for a session)",
+    )
+    parser.add_argument(
+        "--state",
+        default=os.environ.get("AGENTRAIL_STATE"),
+        help="the payer's channel state (default: next to the key)",
+    )
+    parser.add_argument(
+        "--max-per-call",
+        default=os.environ.get("AGENTRAIL_MAX_PER_CALL", "0.10"),
+        help="USD one paid call may cost at most",
+    )
+    parser.add_argument(
+        "--max-total",
+        default=os.environ.get("AGENTRAIL_MAX_TOTAL", "10"),
+        help="USD this wallet may sign away through channels, across restarts",
+    )
+    parser.add_argument(
+        "--log-key", default=os.environ.get("AGENTRAIL_LOG_KEY"), help="the log's note key to pin"
+    )
+    parser.add_argument(
+        "--mcp-server",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="a paid MCP server (stdio) that call_paid_tool may call",
+    )
     args = parser.parse_args(argv)
     if not args.key:
         parser.error("--key (or AGENTRAIL_KEY) names the agent's or session's key file")
@@ -419,13 +503,22 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--mcp-server is NAME=COMMAND")
         servers[name] = shlex.split(command_line)
     try:
-        payer = ChannelPayer(sync, key, state, payer=account, max_per_call=args.max_per_call,
-                             max_total=args.max_total)
+        payer = ChannelPayer(
+            sync, key, state, payer=account, max_per_call=args.max_per_call, max_total=args.max_total
+        )
     except (AmountError, TypeError) as error:
         parser.error(f"--max-per-call and --max-total are USD amounts: {error}")
     max_per_call = payer.max_per_call
-    wallet = Wallet(key, account, role, AsyncClient(args.node), payer, _pinned_log_key(args, sync, state),
-                    servers, max_per_call)
+    wallet = Wallet(
+        key,
+        account,
+        role,
+        AsyncClient(args.node),
+        payer,
+        _pinned_log_key(args, sync, state),
+        servers,
+        max_per_call,
+    )
     build(wallet).run()
 
 

@@ -106,8 +106,7 @@ class ChannelPayer(httpx.Auth):
         self._db = sqlite3.connect(str(state), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(
-            """
+        self._db.executescript("""
             CREATE TABLE IF NOT EXISTS channels (
                 payee TEXT NOT NULL, network TEXT NOT NULL, channel TEXT NOT NULL,
                 deposit TEXT NOT NULL, PRIMARY KEY (payee, network));
@@ -116,8 +115,7 @@ class ChannelPayer(httpx.Auth):
                 nonce INTEGER NOT NULL, PRIMARY KEY (channel, sub));
             CREATE TABLE IF NOT EXISTS spent (one INTEGER PRIMARY KEY CHECK (one = 1),
                 amount TEXT NOT NULL);
-            """
-        )
+            """)
 
     # --- state -------------------------------------------------------------
 
@@ -147,13 +145,11 @@ class ChannelPayer(httpx.Auth):
                 if (channel, sub) not in self._busy:
                     self._busy.add((channel, sub))
                     return Stream(channel, sub, int(total), nonce)
-            count = self._db.execute(
-                "SELECT COUNT(*) FROM streams WHERE channel = ?", (channel,)
-            ).fetchone()[0]
+            count = self._db.execute("SELECT COUNT(*) FROM streams WHERE channel = ?", (channel,)).fetchone()[
+                0
+            ]
             sub = f"py-{count}"
-            self._db.execute(
-                "INSERT INTO streams VALUES (?, ?, '0', 0)", (channel, sub)
-            )
+            self._db.execute("INSERT INTO streams VALUES (?, ?, '0', 0)", (channel, sub))
             self._busy.add((channel, sub))
             return Stream(channel, sub, 0, 0)
 
@@ -261,7 +257,9 @@ class ChannelPayer(httpx.Auth):
                 if price < 0 or not isinstance(terms.get("payTo"), str):
                     raise PaymentError("terms_malformed", "channel terms without an amount or a payee")
                 if price > ceiling:
-                    raise PaymentError("over_limit", f"a call costs up to {price}, above this payer's {ceiling}")
+                    raise PaymentError(
+                        "over_limit", f"a call costs up to {price}, above this payer's {ceiling}"
+                    )
                 return terms, price
         raise PaymentError("unsupported_scheme", f"no channel terms on {self.network}")
 
@@ -310,7 +308,9 @@ class ChannelPayer(httpx.Auth):
 class Payment:
     """One call's payment on a sub-channel of its own (`ChannelPayer.begin`)."""
 
-    def __init__(self, payer: ChannelPayer, required: dict[str, Any], terms: dict[str, Any], price: int) -> None:
+    def __init__(
+        self, payer: ChannelPayer, required: dict[str, Any], terms: dict[str, Any], price: int
+    ) -> None:
         self.payer, self.required, self.terms, self.price = payer, required, terms, price
         try:
             self.stream = payer._checkout(terms["payTo"], price)

@@ -159,9 +159,7 @@ class _Channel:
     waiting_since: float | None = None
 
     def uncollected(self) -> int:
-        return sum(
-            max(0, sub.charged - self.redeemed.get(id_, (0, 0))[0]) for id_, sub in self.subs.items()
-        )
+        return sum(max(0, sub.charged - self.redeemed.get(id_, (0, 0))[0]) for id_, sub in self.subs.items())
 
     def make_durable(self, sub: str, total: int, charged: int) -> None:
         old_total, old_charged = self.durable.get(sub, (0, 0))
@@ -334,7 +332,9 @@ class Payee:
         except (KeyFormatError, ValueError):
             signed = False
         if not signed:
-            raise PayeeError("voucher_signature_invalid", "the voucher is not signed by the channel's voucher key")
+            raise PayeeError(
+                "voucher_signature_invalid", "the voucher is not signed by the channel's voucher key"
+            )
         refreshed = False
         while True:
             try:
@@ -404,7 +404,9 @@ class Payee:
         kept = book.subs.get(sub) if book else None
         credit = kept.credit() if kept else 0
         if kept is None or credit < needed:
-            raise PayeeError("payment_insufficient", f"the sub-channel's credit is {credit}; the call needs {needed}")
+            raise PayeeError(
+                "payment_insufficient", f"the sub-channel's credit is {credit}; the call needs {needed}"
+            )
         kept.reserved += needed
         return Reservation(self, channel, sub, needed)
 
@@ -578,7 +580,10 @@ class Payee:
                 uncollected >= self.collect_threshold
                 or deadline is None
                 or now + self.collect_margin >= deadline
-                or (book.waiting_since is not None and time.monotonic() - book.waiting_since >= self.collect_every)
+                or (
+                    book.waiting_since is not None
+                    and time.monotonic() - book.waiting_since >= self.collect_every
+                )
             )
             if not due:
                 continue
@@ -643,8 +648,13 @@ class PaidCall:
     (with the proposal of the next voucher); `release` charges nothing."""
 
     def __init__(
-        self, seller: Seller, price: Price, voucher: dict[str, Any], payer: str,
-        accepted: Accepted, reservation: Reservation,
+        self,
+        seller: Seller,
+        price: Price,
+        voucher: dict[str, Any],
+        payer: str,
+        accepted: Accepted,
+        reservation: Reservation,
     ) -> None:
         self.seller, self.price, self.voucher, self.payer = seller, price, voucher, payer
         self.accepted, self.reservation = accepted, reservation
@@ -660,7 +670,11 @@ class PaidCall:
 
     async def settle(self, cost: int) -> dict[str, Any]:
         payee = self.seller.payee
-        channel, sub, nonce = self.voucher["channelId"], self.voucher["subChannelId"], int(self.voucher["nonce"])
+        channel, sub, nonce = (
+            self.voucher["channelId"],
+            self.voucher["subChannelId"],
+            int(self.voucher["nonce"]),
+        )
         try:
             left = await self.reservation.charge(cost)
         except PayeeError:
@@ -739,14 +753,20 @@ class Seller:
             accepted_terms = payload["accepted"]
             voucher = payload["payload"]["receipt"]
             payer = payload["payload"]["payerId"]
-            if not isinstance(voucher, dict) or not isinstance(accepted_terms, dict) or not isinstance(payer, str):
+            if (
+                not isinstance(voucher, dict)
+                or not isinstance(accepted_terms, dict)
+                or not isinstance(payer, str)
+            ):
                 raise TypeError("the payload's accepted and receipt are objects, its payerId a string")
         except (KeyError, TypeError) as error:
             raise PayeeError("invalid_payment", f"not an x402 channel payment: {error}") from error
         if not self.payee._started:
             await self.payee.start()
         if accepted_terms.get("scheme") != "channel" or accepted_terms.get("network") != self.payee.network:
-            raise PayeeError("unsupported_scheme", "this server accepts the channel scheme on its own network only")
+            raise PayeeError(
+                "unsupported_scheme", "this server accepts the channel scheme on its own network only"
+            )
         accepted = await self.payee.accept_credit(voucher)
         reservation = self.payee.reserve(voucher["channelId"], voucher["subChannelId"], self.needed(price))
         return PaidCall(self, price, voucher, payer, accepted, reservation)
@@ -788,11 +808,16 @@ class Paywall:
             await self.payee.start()
         headers = {name.lower(): value for name, value in scope.get("headers", [])}
         if scope["method"] == "OPTIONS" and b"access-control-request-method" in headers:
-            await _answer(send, 204, b"", [
-                *CORS,
-                (b"access-control-allow-methods", b"GET, POST, PUT, DELETE"),
-                (b"access-control-allow-headers", b"content-type, payment-signature, x-payment"),
-            ])
+            await _answer(
+                send,
+                204,
+                b"",
+                [
+                    *CORS,
+                    (b"access-control-allow-methods", b"GET, POST, PUT, DELETE"),
+                    (b"access-control-allow-headers", b"content-type, payment-signature, x-payment"),
+                ],
+            )
             return
         await self._paid(scope, receive, send, price, headers)
 
@@ -807,14 +832,18 @@ class Paywall:
 
         return wrapped
 
-    async def _required(self, send: Send, path: str, price: Price, message: str, refusal: str | None = None) -> None:
+    async def _required(
+        self, send: Send, path: str, price: Price, message: str, refusal: str | None = None
+    ) -> None:
         extra = [(b"payment-required", _encode(self.seller.payment_required(path, price, message)))]
         if refusal is not None:
             extra.append((b"payment-response", _encode(self.seller.refusal(refusal))))
         body = json.dumps({"error": {"code": refusal or "payment_required", "message": message}}).encode()
         await _answer(send, 402, body, extra)
 
-    async def _paid(self, scope: Scope, receive: Receive, send: Send, price: Price, headers: dict[bytes, bytes]) -> None:
+    async def _paid(
+        self, scope: Scope, receive: Receive, send: Send, price: Price, headers: dict[bytes, bytes]
+    ) -> None:
         path = scope["path"]
         header = headers.get(b"payment-signature") or headers.get(b"x-payment")
         if header is None:
@@ -827,7 +856,9 @@ class Paywall:
             call = await self.seller.begin(payload, price)
         except (ValueError, PayeeError) as error:
             if isinstance(error, ValueError) or error.code == "invalid_payment":
-                body = json.dumps({"error": {"code": "invalid_payment", "message": f"the payment header: {error}"}})
+                body = json.dumps(
+                    {"error": {"code": "invalid_payment", "message": f"the payment header: {error}"}}
+                )
                 await _answer(send, 400, body.encode(), [])
             elif error.retryable:
                 body = json.dumps({"error": {"code": error.code, "message": error.message}}).encode()
@@ -843,7 +874,11 @@ class Paywall:
             if message["type"] == "http.response.start":
                 settlement = await call.settle(call.cost(int(message["status"]) < 400, meter.units))
                 message = dict(message)
-                message["headers"] = [*message.get("headers", []), *CORS, (b"payment-response", _encode(settlement))]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *CORS,
+                    (b"payment-response", _encode(settlement)),
+                ]
             await send(message)
 
         try:
@@ -853,9 +888,16 @@ class Paywall:
 
 
 async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *CORS, *headers],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *CORS,
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

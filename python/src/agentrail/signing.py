@@ -54,10 +54,7 @@ def random_nonce() -> str:
 
 
 def signature_params(did: str, network: str, created: int, nonce: str) -> str:
-    return (
-        f'{COVERED};created={created};nonce="{nonce}";keyid="{did}";'
-        f'alg="ed25519";tag="{network}"'
-    )
+    return f'{COVERED};created={created};nonce="{nonce}";keyid="{did}";' f'alg="ed25519";tag="{network}"'
 
 
 def signature_base(method: str, path: str, digest: str, params: str) -> str:
