@@ -1067,9 +1067,21 @@ async fn a_payer_whose_terms_went_stale_pays_the_difference() {
     first.await.unwrap();
     // The same address again, though the closed connections linger in
     // TIME_WAIT.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_reuseaddr(true).unwrap();
-    socket.bind(address).unwrap();
+    // The old server's connections are dropped by tasks of their own, so
+    // the address may stay busy for a moment after it stopped.
+    let mut attempts = 0;
+    let socket = loop {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        match socket.bind(address) {
+            Ok(()) => break socket,
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("{address} stayed busy: {error}"),
+        }
+    };
     let _second = serve(cents(2), socket.listen(64).unwrap());
     // A connection kept alive to the old server may fail: the payer retires
     // that stream (its voucher's fate is unknown) and the retry uses another.
