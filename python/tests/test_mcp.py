@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from decimal import Decimal
@@ -84,7 +85,17 @@ def test_the_wallet_lists_its_tools_pays_and_refuses_what_the_mandate_does_not_a
         f"{sys.executable} {EXAMPLE / 'mcp_provider.py'} --node {node} --key {tmp_path / 'mcp-provider.key'}"
         f" --store {tmp_path / 'mcp-vouchers.sqlite'}"
     )
-    parameters = wallet(node, key, "--max-per-call", "0.05", "--mcp-server", f"stats={mcp_provider}")
+    parameters = wallet(
+        node,
+        key,
+        "--allow-local-urls",
+        "--max-per-call",
+        "0.05",
+        "--max-transfer",
+        "1.5",
+        "--mcp-server",
+        f"stats={mcp_provider}",
+    )
     shop = Key.generate()
     Client(node).register_principal(shop)
 
@@ -103,9 +114,11 @@ def test_the_wallet_lists_its_tools_pays_and_refuses_what_the_mandate_does_not_a
             error, proof = await call(session, "verify_receipt", entry=paid["entry"])
             assert not error and proof["verified"] and proof["entry"] == paid["entry"]
 
-            # The mandate binds whatever the LLM asks.
-            error, refused = await call(session, "transfer", to=shop.did, amount="2")
+            # The mandate binds whatever the LLM asks, and the wallet's own cap before it.
+            error, refused = await call(session, "transfer", to=shop.did, amount="1.2")
             assert error and refused.startswith("per_payment_limit_exceeded"), refused
+            error, refused = await call(session, "transfer", to=shop.did, amount="2")
+            assert error and refused.startswith("wallet_cap"), refused
 
             url = provider.url + "/stats"
             error, terms = await call(session, "check_payment_requirements", url=url, method="POST")
@@ -159,7 +172,9 @@ def test_a_payment_over_the_mandate_is_refused_with_the_mandate_code(
     )
 
     async def drive() -> None:
-        async with stdio_client(wallet(node, key)) as (read, write), ClientSession(read, write) as session:
+        async with stdio_client(wallet(node, key, "--allow-local-urls")) as (read, write), ClientSession(
+            read, write
+        ) as session:
             await session.initialize()
             error, refused = await call(
                 session,
@@ -174,3 +189,37 @@ def test_a_payment_over_the_mandate_is_refused_with_the_mandate_code(
             assert not error and balance["available"] == "1"
 
     asyncio.run(drive())
+
+
+def test_the_wallet_refuses_local_urls_and_a_principals_key_by_default(
+    node: str, provider: Provider, tmp_path: Path
+) -> None:
+    key = agent_key(
+        node, tmp_path, "agent", Limits(max_per_payment=Decimal("1"), daily_budget=Decimal("3")), "2"
+    )
+
+    async def drive() -> None:
+        async with stdio_client(wallet(node, key)) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            for url in (
+                provider.url + "/stats",
+                "http://169.254.169.254/latest/meta-data/",
+                "file:///etc/passwd",
+            ):
+                error, refused = await call(session, "fetch_paid", url=url, method="POST")
+                assert error and refused.startswith("url_not_allowed"), (url, refused)
+            error, refused = await call(session, "check_payment_requirements", url=provider.url + "/stats")
+            assert error and refused.startswith("url_not_allowed"), refused
+
+    asyncio.run(drive())
+    principal = Key.generate()
+    Client(node).register_principal(principal)
+    principal.save(tmp_path / "owner.key")
+    started = subprocess.run(
+        [str(SCRIPT), "--node", node, "--key", str(tmp_path / "owner.key")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert started.returncode == 2 and "--allow-principal" in started.stderr, started.stderr

@@ -3,6 +3,7 @@ the Rust payer (examples/text-stats's buyer), against the real node."""
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import subprocess
@@ -243,3 +244,99 @@ def test_over_limit_terms_are_refused_before_anything_is_signed(node: str, provi
         http.post(provider.url + "/stats/full", content=b"x")  # up to 50000 a call
     assert refused.value.reason == "over_limit"
     assert payer.spent() == 0 and payer.channels() == []
+
+
+def test_vouchers_the_ledger_could_not_redeem_are_refused_as_malformed(node: str, provider: Provider) -> None:
+    client, key = funded(node)
+    payer = ChannelPayer(client, key, ":memory:", max_per_call="0.01", max_total="0.1")
+    with httpx.Client(auth=payer) as http:
+        assert http.post(provider.url + "/stats", content=b"open").status_code == 200
+    (channel,) = payer.channels()
+    terms = decode_header(httpx.post(provider.url + "/stats").headers["PAYMENT-REQUIRED"])["accepts"][0]
+    good = sign_voucher(
+        key,
+        client.network(),
+        {
+            "channelId": channel,
+            "epoch": 0,
+            "subChannelId": "fresh",
+            "accumulatedAmount": "1000",
+            "nonce": 1,
+            "payeeId": provider.did,
+        },
+    )
+
+    def send(voucher: dict[str, Any]) -> httpx.Response:
+        payload = {
+            "x402Version": 2,
+            "accepted": terms,
+            "payload": {"version": 1, "payerId": key.did, "receipt": voucher},
+        }
+        return httpx.post(provider.url + "/stats", headers={"PAYMENT-SIGNATURE": encode_header(payload)})
+
+    for bad in (
+        {"nonce": "1"},
+        {"nonce": True},
+        {"epoch": False},
+        {"subChannelId": "fresh\n"},
+        {"nonce": 1 << 64},
+        {"accumulatedAmount": str(1 << 128)},
+        {"accumulatedAmount": 1000},
+    ):
+        answer = send({**good, **bad})
+        assert answer.status_code == 402, (bad, answer.text)
+        assert decode_header(answer.headers["PAYMENT-RESPONSE"])["errorReason"] == "voucher_malformed", bad
+    # JSON nested past any parser's depth is a 400, not a crash.
+    deep = base64.b64encode(b'{"x402Version":2,"payload":' + b"[" * 2500 + b"]" * 2500 + b"}").decode()
+    answer = httpx.post(provider.url + "/stats", headers={"PAYMENT-SIGNATURE": deep})
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_payment"
+    # The good one is still accepted: nothing above was kept.
+    assert send(good).status_code == 200
+
+
+def test_the_payer_follows_proposals_so_metered_calls_sign_what_they_cost(
+    node: str, provider: Provider
+) -> None:
+    client, key = funded(node)
+    payer = ChannelPayer(client, key, ":memory:", max_per_call="0.05", max_total="1")
+    with httpx.Client(auth=payer) as http:
+        for _ in range(3):
+            assert http.post(provider.url + "/stats/full", content=b"word " * 600).status_code == 200
+    # The first call signs its ceiling (0.05) as credit; each later one
+    # restores only what the call before cost (3 KB: 0.0015).
+    assert payer.spent() == 50_000 + 2 * 1_500
+
+
+def test_a_payee_crying_exhausted_cannot_make_the_payer_lock_up_more(node: str) -> None:
+    client, key = funded(node)
+    payee = Key.generate()
+    client.register_principal(payee)
+    network = client.network()
+    terms = {
+        "scheme": "channel",
+        "network": network,
+        "asset": "USD",
+        "payTo": payee.did,
+        "amount": "1000",
+        "maxTimeoutSeconds": 60,
+        "extra": {"pricing": "per_call"},
+    }
+
+    def hostile(request: httpx.Request) -> httpx.Response:
+        required = encode_header({"x402Version": 2, "resource": {"url": "/x"}, "accepts": [terms]})
+        if "PAYMENT-SIGNATURE" not in request.headers:
+            return httpx.Response(402, headers={"PAYMENT-REQUIRED": required})
+        refusal = encode_header(
+            {"success": False, "transaction": "", "network": network, "errorReason": "channel_exhausted"}
+        )
+        return httpx.Response(402, headers={"PAYMENT-REQUIRED": required, "PAYMENT-RESPONSE": refusal})
+
+    payer = ChannelPayer(client, key, ":memory:", max_per_call="0.01", max_total="1")
+    with httpx.Client(auth=payer, transport=httpx.MockTransport(hostile)) as http, pytest.raises(
+        PaymentError
+    ) as refused:
+        http.get("http://hostile.example/x")
+    assert refused.value.reason == "channel_exhausted"
+    (channel,) = payer.channels()
+    assert client.channel(channel).deposit.root == "1000000"  # never topped up
+    assert payer.spent() == 1_000

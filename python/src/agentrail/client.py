@@ -43,10 +43,15 @@ def _error_of(response: httpx.Response) -> AgentrailError:
 
 
 def _retry_after(response: httpx.Response) -> float:
+    """Seconds to wait, as the node says, within 0..30 (a date, a NaN or a
+    negative number waits one second)."""
     try:
-        return min(float(response.headers.get("Retry-After", "1")), 30.0)
+        seconds = float(response.headers.get("Retry-After", "1"))
     except ValueError:
         return 1.0
+    if not seconds >= 0.0:  # negative, or NaN
+        return 1.0
+    return min(seconds, 30.0)
 
 
 def new_idempotency_key() -> str:

@@ -53,12 +53,16 @@ def grant(
     role: Literal["agent", "session"],
     limits: Limits,
     *,
-    valid_for_s: int = 30 * DAY_S,
+    valid_for_s: int | None = None,
     not_before: int | None = None,
     nonce: str | None = None,
 ) -> dict[str, Any]:
-    """A signed grant (`{"grant", "signature"}`) ready for a command."""
+    """A signed grant (`{"grant", "signature"}`) ready for a command. It
+    lasts `valid_for_s`: by default 30 days for an agent, one day for a
+    session (short-lived, and within the agent's grant)."""
     start = int(time.time()) if not_before is None else not_before
+    if valid_for_s is None:
+        valid_for_s = 30 * DAY_S if role == "agent" else DAY_S
     document = {
         "version": 1,
         "issuer": issuer.did,

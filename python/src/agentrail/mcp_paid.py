@@ -78,13 +78,17 @@ def paid_tool(
                 required = seller.payment_required(resource, price, error.message)
                 return _required_result(required, seller.refusal(error.code))
             try:
-                result = await tool(*args, **kwargs)
-            except Exception as error:
-                call.release()
-                return CallToolResult(content=[TextContent(type="text", text=str(error))], is_error=True)
-            settlement = await call.settle(call.cost(True, units(result) if units else 0))
+                try:
+                    result = await tool(*args, **kwargs)
+                    text = json.dumps(result)
+                    cost = call.cost(True, units(result) if units else 0)
+                except Exception as error:  # a failed call costs nothing
+                    return CallToolResult(content=[TextContent(type="text", text=str(error))], is_error=True)
+                settlement = await call.settle(cost)
+            finally:
+                call.release()  # nothing once settled; a cancelled call costs nothing
             return CallToolResult(
-                content=[TextContent(type="text", text=json.dumps(result))],
+                content=[TextContent(type="text", text=text)],
                 structured_content=result if isinstance(result, dict) else {"result": result},
                 _meta={PAYMENT_RESPONSE: settlement},
             )

@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import ipaddress
 import os
 import shlex
+import urllib.parse
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -44,7 +46,7 @@ from .proof import verify_receipt as check_receipt
 from .units import AmountError, to_atomic, to_usd
 
 BODY_BYTES_MAX = 1 << 20
-ANSWER_CHARS_MAX = 64 * 1024
+ANSWER_BYTES_MAX = 64 * 1024
 HISTORY_MAX = 100
 
 
@@ -58,6 +60,11 @@ class Wallet:
     log_key: LogKey
     servers: dict[str, list[str]]
     max_per_call: int
+    # Most one transfer, or one request for quotes, may commit (atomic).
+    max_transfer: int
+    # Whether fetch_paid and check_payment_requirements may reach loopback
+    # and private addresses (a dev provider on 127.0.0.1).
+    allow_local_urls: bool = False
 
 
 class Refused(Exception):
@@ -67,6 +74,28 @@ class Refused(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code, self.message = code, message
+
+
+async def _check_url(url: str, allow_local: bool) -> None:
+    """Only http(s), and (unless allowed) never loopback, private,
+    link-local or reserved addresses: an LLM must not reach the machine's
+    own services or a cloud's metadata endpoint through the wallet."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise Refused("url_not_allowed", "only http:// and https:// URLs are fetched")
+    if allow_local:
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(parsed.hostname, parsed.port or 443)
+    except OSError as error:
+        raise Refused("unreachable", f"{parsed.hostname} does not resolve: {error}") from error
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            raise Refused(
+                "url_not_allowed",
+                f"{parsed.hostname} is a local or private address ({address}); see --allow-local-urls",
+            )
 
 
 def _usd(atomic: Any) -> str:
@@ -207,7 +236,12 @@ def build(wallet: Wallet) -> MCPServer:
         to: str, amount: str, memo: str | None = None, idempotency_key: str | None = None
     ) -> dict[str, Any]:
         """Pays `amount` USD to `to` (a did:key) from this wallet's account,
-        within the mandate. The same idempotency key never pays twice."""
+        within the mandate and the wallet's own cap on one transfer. The
+        same idempotency key never pays twice."""
+        if _atomic(amount, "amount") > wallet.max_transfer:
+            raise Refused(
+                "wallet_cap", f"a transfer is at most {_usd(wallet.max_transfer)} USD in this wallet"
+            )
         response = await node(
             client.transfer(
                 wallet.key,
@@ -227,9 +261,12 @@ def build(wallet: Wallet) -> MCPServer:
     async def check_payment_requirements(url: str, method: str = "GET") -> dict[str, Any]:
         """What a URL asks to be paid (x402), without paying: its price per
         call or per unit, the payee, and whether this wallet can pay it."""
+        await _check_url(url, wallet.allow_local_urls)
         async with httpx.AsyncClient(timeout=30.0) as http:
             try:
-                response = await http.request(method.upper(), url)
+                # Headers only: the body is never read.
+                async with http.stream(method.upper(), url) as response:
+                    pass
             except httpx.HTTPError as error:
                 raise Refused("unreachable", f"{error}") from error
         if response.status_code != 402:
@@ -279,16 +316,23 @@ def build(wallet: Wallet) -> MCPServer:
         content = (body or "").encode()
         if len(content) > BODY_BYTES_MAX:
             raise Refused("body_too_large", f"a body is at most {BODY_BYTES_MAX} bytes")
+        await _check_url(url, wallet.allow_local_urls)
         before = wallet.payer.spent()
 
-        def fetch() -> httpx.Response:
+        def fetch() -> tuple[httpx.Response, bytes, bool]:
             with payer_http() as http:
-                return http.request(
+                with http.stream(
                     method.upper(), url, content=content or None, extensions={"agentrail_max_amount": limit}
-                )
+                ) as response:
+                    kept = bytearray()
+                    for chunk in response.iter_bytes():
+                        kept += chunk
+                        if len(kept) > ANSWER_BYTES_MAX:
+                            return response, bytes(kept[:ANSWER_BYTES_MAX]), True
+                    return response, bytes(kept), False
 
         try:
-            response = await asyncio.to_thread(fetch)
+            response, answer, truncated = await asyncio.to_thread(fetch)
         except PaymentError as error:
             raise _refused(error) from error
         except httpx.HTTPError as error:
@@ -299,12 +343,11 @@ def build(wallet: Wallet) -> MCPServer:
                 settlement = decode_header(response.headers[PAYMENT_RESPONSE])
             except PaymentError:
                 settlement = None
-        text = response.text
         return {
             "url": url,
             "status": response.status_code,
-            "body": text[:ANSWER_CHARS_MAX],
-            "truncated": len(text) > ANSWER_CHARS_MAX,
+            "body": answer.decode("utf-8", "replace"),
+            "truncated": truncated,
             "signed_usd": _usd(wallet.payer.spent() - before),
             "channel_id": (settlement or {}).get("channel", {}).get("channelId") if settlement else None,
             "settlement": settlement,
@@ -368,8 +411,11 @@ def build(wallet: Wallet) -> MCPServer:
         description: str | None = None,
         invited: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Asks providers of a capability for quotes, up to `budget_max` USD,
-        for delivery within `deadline_s` seconds of acceptance."""
+        """Asks providers of a capability for quotes, up to `budget_max` USD
+        (at most the wallet's cap on one transfer), for delivery within
+        `deadline_s` seconds of acceptance."""
+        if _atomic(budget_max, "budget_max") > wallet.max_transfer:
+            raise Refused("wallet_cap", f"a budget is at most {_usd(wallet.max_transfer)} USD in this wallet")
         response = await node(
             client.request_quotes(
                 wallet.key,
@@ -472,7 +518,22 @@ def main(argv: list[str] | None = None) -> None:
         help="USD this wallet may sign away through channels, across restarts",
     )
     parser.add_argument(
+        "--max-transfer",
+        default=os.environ.get("AGENTRAIL_MAX_TRANSFER", "1"),
+        help="USD one transfer (or one request's budget) may be at most",
+    )
+    parser.add_argument(
         "--log-key", default=os.environ.get("AGENTRAIL_LOG_KEY"), help="the log's note key to pin"
+    )
+    parser.add_argument(
+        "--allow-local-urls",
+        action="store_true",
+        help="let fetch_paid reach loopback and private addresses (a dev provider)",
+    )
+    parser.add_argument(
+        "--allow-principal",
+        action="store_true",
+        help="run with a principal's key, which no mandate bounds (only the wallet's caps)",
     )
     parser.add_argument(
         "--mcp-server",
@@ -494,6 +555,11 @@ def main(argv: list[str] | None = None) -> None:
             account = status.grant.grant.issuer.root
     except AgentrailError:
         pass
+    if role == "principal" and not args.allow_principal:
+        parser.error(
+            "this key has no grant: a principal's key is bound by no mandate. Give the wallet an agent's "
+            "or a session's key, or pass --allow-principal"
+        )
     account = args.account or account
     state = Path(args.state) if args.state else Path(args.key).with_suffix(".channels.sqlite")
     servers: dict[str, list[str]] = {}
@@ -509,6 +575,10 @@ def main(argv: list[str] | None = None) -> None:
     except (AmountError, TypeError) as error:
         parser.error(f"--max-per-call and --max-total are USD amounts: {error}")
     max_per_call = payer.max_per_call
+    try:
+        max_transfer = to_atomic(Decimal(args.max_transfer))
+    except (AmountError, ArithmeticError) as error:
+        parser.error(f"--max-transfer is a USD amount: {error}")
     wallet = Wallet(
         key,
         account,
@@ -518,6 +588,8 @@ def main(argv: list[str] | None = None) -> None:
         _pinned_log_key(args, sync, state),
         servers,
         max_per_call,
+        max_transfer,
+        args.allow_local_urls,
     )
     build(wallet).run()
 

@@ -34,6 +34,10 @@ PAYMENT_RESPONSE = "PAYMENT-RESPONSE"
 HEADER_BYTES_MAX = 8 * 1024
 # How long a channel this payer opens lives, at most (a grant above it may end sooner).
 CHANNEL_LIFETIME_S = 7 * 86_400
+# URLs whose terms are remembered, at most (then forgotten all at once).
+KNOWN_URLS_MAX = 1_024
+# What a payee says of a channel that will take no more vouchers.
+CHANNEL_OVER = {"channel_expired", "channel_closed", "channel_closing", "channel_not_found"}
 
 
 class PaymentError(Exception):
@@ -49,7 +53,7 @@ def decode_header(text: str) -> dict[str, Any]:
         raise PaymentError("header_too_large", f"an x402 header is at most {HEADER_BYTES_MAX} bytes")
     try:
         value = json.loads(base64.b64decode(text.strip(), validate=True))
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise PaymentError("header_malformed", "an x402 header is base64 of JSON") from error
     if not isinstance(value, dict):
         raise PaymentError("header_malformed", "an x402 header is a JSON object")
@@ -78,7 +82,8 @@ class ChannelPayer(httpx.Auth):
     the mandate the ledger enforces.
     """
 
-    requires_response_body = True
+    # Only headers are read: a 402's body is never buffered.
+    requires_response_body = False
 
     def __init__(
         self,
@@ -103,6 +108,9 @@ class ChannelPayer(httpx.Auth):
         self._busy: set[tuple[str, str]] = set()
         # Terms seen per URL: a URL paid before is paid at once, in one round trip.
         self._known: dict[str, dict[str, Any]] = {}
+        # The payee's proposal for each sub-channel's next voucher, and the
+        # resource it was made for (a proposal is the credit one route needs).
+        self._proposals: dict[tuple[str, str], tuple[str, int]] = {}
         self._db = sqlite3.connect(str(state), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -168,15 +176,19 @@ class ChannelPayer(httpx.Auth):
                     "spending_cap", f"paying {added} would pass this payer's cap of {self.max_total}"
                 )
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "UPDATE streams SET total = ?, nonce = ? WHERE channel = ? AND sub = ?",
-                (str(total), nonce, stream.channel, stream.sub),
-            )
-            self._db.execute(
-                "INSERT INTO spent VALUES (1, ?) ON CONFLICT (one) DO UPDATE SET amount = excluded.amount",
-                (str(spent),),
-            )
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute(
+                    "UPDATE streams SET total = ?, nonce = ? WHERE channel = ? AND sub = ?",
+                    (str(total), nonce, stream.channel, stream.sub),
+                )
+                self._db.execute(
+                    "INSERT INTO spent VALUES (1, ?) ON CONFLICT (one) DO UPDATE SET amount = excluded.amount",
+                    (str(spent),),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         stream.total, stream.nonce = total, nonce
 
     def _mandates(self) -> list[Any]:
@@ -225,15 +237,41 @@ class ChannelPayer(httpx.Auth):
         return channel
 
     def _top_up(self, channel: str, price: int) -> None:
+        """Adds to a channel's deposit, only when what this payer signed on
+        it, and one more call, would pass it: a payee cannot make the payer
+        lock up money by calling a channel exhausted."""
+        with self._lock:
+            row = self._db.execute("SELECT deposit FROM channels WHERE channel = ?", (channel,)).fetchone()
+            signed = sum(
+                int(total)
+                for (total,) in self._db.execute("SELECT total FROM streams WHERE channel = ?", (channel,))
+            )
+        deposit = int(row[0]) if row else 0
+        if signed + price <= deposit:
+            raise PaymentError(
+                "channel_exhausted",
+                "the payee calls the channel exhausted, but it holds what this payer signed",
+            )
+        amount = self._deposit(price, self._mandates())
         self.client.submit(
             self.key,
             {
                 "type": "top_up_channel",
                 "channel_id": channel,
-                "amount": str(self._deposit(price, self._mandates())),
+                "amount": str(amount),
                 "idempotency_key": new_idempotency_key(),
             },
         )
+        with self._lock:
+            self._db.execute(
+                "UPDATE channels SET deposit = ? WHERE channel = ?", (str(deposit + amount), channel)
+            )
+
+    def _forget_channel(self, channel: str) -> None:
+        """A channel the payee or the ledger says is over: the next payment
+        to that payee opens another."""
+        with self._lock:
+            self._db.execute("DELETE FROM channels WHERE channel = ?", (channel,))
 
     # --- the 402 flow ------------------------------------------------------
 
@@ -246,7 +284,9 @@ class ChannelPayer(httpx.Auth):
             if not isinstance(terms, dict):
                 continue
             if terms.get("scheme") == "channel" and terms.get("network") == self.network:
-                extra = terms.get("extra") or {}
+                extra = terms.get("extra")
+                if not isinstance(extra, dict):
+                    extra = {}
                 try:
                     if extra.get("pricing") == "per_unit":
                         price = int(extra.get("maxAmountPerCall", -1))
@@ -293,6 +333,8 @@ class ChannelPayer(httpx.Auth):
                     self._known.pop(url, None)
                     return
                 if payment.outcome(decode_header(header)):
+                    if len(self._known) >= KNOWN_URLS_MAX:
+                        self._known.clear()
                     self._known[url] = required
                     return
         except PaymentError:
@@ -312,17 +354,33 @@ class Payment:
         self, payer: ChannelPayer, required: dict[str, Any], terms: dict[str, Any], price: int
     ) -> None:
         self.payer, self.required, self.terms, self.price = payer, required, terms, price
+        resource = required.get("resource")
+        self.resource = str(resource.get("url")) if isinstance(resource, dict) else ""
+        self.stream = self._checkout()
+        self.topped_up = False
+        self.reopened = False
+        self.paid = 0
+        self._last: dict[str, Any] | None = None
+        self._resend = False
+
+    def _checkout(self) -> Stream:
         try:
-            self.stream = payer._checkout(terms["payTo"], price)
+            stream = self.payer._checkout(self.terms["payTo"], self.price)
         except AgentrailError as error:
             raise PaymentError(error.code, error.message) from error
-        self.topped_up = False
-        self.paid = 0
+        proposal = self.payer._proposals.get((stream.channel, stream.sub))
+        if proposal is not None and proposal[0] == self.resource:
+            stream.proposal = proposal[1]
+        return stream
 
     def payload(self) -> dict[str, Any]:
         """Signs the next voucher (written down first) and answers x402's
         `PaymentPayload`. The total is the payee's proposal when it is within
-        one price of credit, else the running total plus the price."""
+        one price of credit, else the running total plus the price. After a
+        top-up, the same voucher is sent again: one call never signs twice."""
+        if self._resend and self._last is not None:
+            self._resend = False
+            return self._last
         stream = self.stream
         full = stream.total + self.price
         total = stream.proposal if stream.proposal and stream.total < stream.proposal <= full else full
@@ -341,34 +399,46 @@ class Payment:
         before = stream.total
         self.payer._record(stream, total, stream.nonce + 1)
         self.paid += total - before
-        return {
+        self._last = {
             "x402Version": 2,
             "resource": self.required.get("resource"),
             "accepted": self.terms,
             "payload": {"version": 1, "payerId": self.payer.payer, "receipt": voucher},
         }
+        return self._last
 
     def outcome(self, settlement: dict[str, Any]) -> bool:
         """True when the payee took the payment; False when it is to be sent
-        again (the channel was topped up); raises `PaymentError` otherwise."""
+        again (the channel was topped up, or replaced because it ended);
+        raises `PaymentError` otherwise."""
         stream = self.stream
+        key = (stream.channel, stream.sub)
         if settlement.get("success"):
-            proposal = (settlement.get("channel") or {}).get("proposal") or {}
-            amount = proposal.get("accumulatedAmount")
+            channel = settlement.get("channel")
+            proposal = channel.get("proposal") if isinstance(channel, dict) else None
+            amount = proposal.get("accumulatedAmount") if isinstance(proposal, dict) else None
             try:
-                stream.proposal = int(amount) if amount is not None else None
+                self.payer._proposals[key] = (self.resource, int(amount))  # type: ignore[arg-type]
             except (TypeError, ValueError):
-                stream.proposal = None
+                self.payer._proposals.pop(key, None)
             return True
+        self.payer._proposals.pop(key, None)
         stream.proposal = None
         reason = settlement.get("errorReason") or "refused"
-        if reason == "channel_exhausted" and not self.topped_up:
-            self.topped_up = True
-            try:
+        try:
+            if reason == "channel_exhausted" and not self.topped_up:
+                self.topped_up = True
                 self.payer._top_up(stream.channel, self.price)
-            except AgentrailError as error:
-                raise PaymentError(error.code, error.message) from error
-            return False
+                self._resend = True
+                return False
+            if reason in CHANNEL_OVER and not self.reopened:
+                self.reopened = True
+                self.payer._forget_channel(stream.channel)
+                self.payer._checkin(stream)
+                self.stream = self._checkout()
+                return False
+        except AgentrailError as error:
+            raise PaymentError(error.code, error.message) from error
         raise PaymentError(reason, "the payee refused the payment")
 
     def close(self) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import re
 import sqlite3
 import time
@@ -57,9 +58,13 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 HEADER_BYTES_MAX = 8 * 1024
 SUB_CHANNEL_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 VOUCHERS_PER_COMMAND_MAX = 64
+# The ledger redeems at most this many sub-channels of a channel: a voucher
+# opening one more could never be collected (and would fail its batch).
+SUB_CHANNELS_MAX = 1_024
 # Sub-channels waiting for the flusher, at most: past it a payment is a 503.
 PENDING_MAX = 65_536
 METER = "agentrail.meter"
+logger = logging.getLogger("agentrail.paywall")
 
 
 class PayeeError(Exception):
@@ -269,6 +274,8 @@ class Payee:
         async with self._start_lock:
             if self._started:
                 return
+            if self._stopping:
+                raise PayeeError("payee_storage", "the payee was shut down")
             self.network = await self.client.network()
             self._db = await asyncio.to_thread(self._open_store)
             for channel, sub, voucher, charged in self._db.execute(
@@ -324,12 +331,12 @@ class Payee:
         sub-channel, as credit that calls are charged against."""
         if not self._started:
             await self.start()
-        self._precheck(voucher)
+        voucher = self._canonical(voucher)
         channel = voucher["channelId"]
         facts = await self._facts(channel, refresh=False)
         try:
             signed = verify_voucher(facts.voucher_key, self.network, voucher)
-        except (KeyFormatError, ValueError):
+        except (KeyFormatError, ValueError, OverflowError):
             signed = False
         if not signed:
             raise PayeeError(
@@ -350,17 +357,32 @@ class Payee:
                 await self._wait_durable(wait)
             return accepted
 
-    def _precheck(self, voucher: dict[str, Any]) -> None:
+    def _canonical(self, voucher: Any) -> dict[str, Any]:
+        """The voucher as the node will read it, or `voucher_malformed`:
+        parsed strictly (a nonce is an integer, never `"7"`, `7.0` or
+        `true`) and within the wire's ranges, so that what is kept can
+        always be redeemed."""
         try:
-            models.Voucher.model_validate(voucher)
+            parsed = models.Voucher.model_validate(voucher, strict=True)
         except ValidationError as error:
             raise PayeeError("voucher_malformed", str(error.errors()[0]["msg"])) from error
-        if voucher["payeeId"] != self.did:
+        if parsed.payeeId.root != self.did:
             raise PayeeError("voucher_wrong_payee", "the voucher pays another payee")
-        if voucher["epoch"] != 0:
+        if parsed.epoch != 0:
             raise PayeeError("voucher_malformed", "epoch must be 0")
-        if not SUB_CHANNEL_ID.match(voucher["subChannelId"]):
+        if not SUB_CHANNEL_ID.fullmatch(parsed.subChannelId):
             raise PayeeError("voucher_malformed", "a subChannelId is 1-64 of A-Z a-z 0-9 _ . : -")
+        if parsed.nonce >= 1 << 64 or int(parsed.accumulatedAmount.root) >= 1 << 128:
+            raise PayeeError("voucher_malformed", "a nonce is a u64 and an amount a u128")
+        return {
+            "channelId": parsed.channelId.root,
+            "epoch": 0,
+            "subChannelId": parsed.subChannelId,
+            "accumulatedAmount": parsed.accumulatedAmount.root,
+            "nonce": parsed.nonce,
+            "payeeId": parsed.payeeId.root,
+            "payerSignature": parsed.payerSignature.root,
+        }
 
     def _record(self, voucher: dict[str, Any], facts: _Facts) -> tuple[Accepted, int | None]:
         if facts.state == "closed":
@@ -381,6 +403,11 @@ class Payee:
             raise PayeeError(
                 "voucher_stale",
                 f"the voucher is not above the best one of its sub-channel (nonce {last_nonce}, amount {last_amount})",
+            )
+        if previous is None and len(book.subs.keys() | book.redeemed.keys()) >= SUB_CHANNELS_MAX:
+            raise PayeeError(
+                "voucher_malformed",
+                f"a channel has at most {SUB_CHANNELS_MAX} sub-channels (the ledger's bound)",
             )
         delta = total - last_amount
         if book.claimed + delta > facts.deposit:
@@ -590,20 +617,23 @@ class Payee:
             try:
                 if await self.collect(channel):
                     collected += 1
-            except (AgentrailError, PayeeError):
-                pass  # tried again at the next check
+            except Exception as error:  # the node unreachable, a refusal: tried again at the next check
+                logger.warning("collecting channel %s failed: %s", channel, error)
         return collected
 
     async def _collector(self) -> None:
         while True:
             await asyncio.sleep(self.check_every)
-            for channel, book in list(self._book.items()):
-                if book.uncollected():
-                    try:
-                        await self._facts(channel, refresh=True)
-                    except PayeeError:
-                        pass
-            await self.collect_due()
+            try:
+                for channel, book in list(self._book.items()):
+                    if book.uncollected():
+                        try:
+                            await self._facts(channel, refresh=True)
+                        except PayeeError:
+                            pass
+                await self.collect_due()
+            except Exception:  # never let the collector die: money would wait for nothing
+                logger.exception("the collector's check failed")
 
 
 def _commit(db: sqlite3.Connection, rows: list[tuple[str, str, str, str]]) -> None:
@@ -637,8 +667,8 @@ def report_units(scope_or_request: Any, units: int) -> None:
     meter = scope.get(METER)
     if meter is None:
         raise LookupError("report_units on a route the paywall does not price per unit")
-    if units < 0:
-        raise ValueError("units are at least 0")
+    if type(units) is not int or units < 0:
+        raise ValueError("units are a whole number, at least 0")
     meter.units = units
 
 
@@ -666,6 +696,8 @@ class PaidCall:
             return 0
         if isinstance(self.price, PerCall):
             return self.price.price
+        if type(units) is not int or units < 0:
+            raise ValueError("units are a whole number, at least 0")
         return min(units * self.price.price, self.price.max_per_call)
 
     async def settle(self, cost: int) -> dict[str, Any]:
@@ -775,6 +807,16 @@ class Seller:
 # --- the ASGI middleware -------------------------------------------------------
 
 
+def _route(scope: Scope) -> str:
+    """The path routes are priced by: below the app's mount point (a
+    `root_path` from the server or a Starlette `Mount`)."""
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", ""))
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path
+
+
 def _encode(value: dict[str, Any]) -> bytes:
     return base64.b64encode(json.dumps(value, separators=(",", ":")).encode())
 
@@ -800,9 +842,13 @@ class Paywall:
         if scope["type"] == "lifespan":
             await self.app(scope, self._lifespan(receive), send)
             return
-        price = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
+        price = self.routes.get(_route(scope)) if scope["type"] in ("http", "websocket") else None
         if price is None:
             await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            # A priced route is not served unpaid over another protocol.
+            await send({"type": "websocket.close", "code": 1008, "reason": "payment required over HTTP"})
             return
         if not self.payee._started:
             await self.payee.start()
@@ -844,7 +890,7 @@ class Paywall:
     async def _paid(
         self, scope: Scope, receive: Receive, send: Send, price: Price, headers: dict[bytes, bytes]
     ) -> None:
-        path = scope["path"]
+        path = _route(scope)
         header = headers.get(b"payment-signature") or headers.get(b"x-payment")
         if header is None:
             await self._required(send, path, price, "PAYMENT-SIGNATURE header is required")
@@ -854,8 +900,8 @@ class Paywall:
                 raise ValueError(f"a payment header is at most {HEADER_BYTES_MAX} bytes")
             payload = json.loads(base64.b64decode(header.strip(), validate=True))
             call = await self.seller.begin(payload, price)
-        except (ValueError, PayeeError) as error:
-            if isinstance(error, ValueError) or error.code == "invalid_payment":
+        except (ValueError, RecursionError, PayeeError) as error:
+            if not isinstance(error, PayeeError) or error.code == "invalid_payment":
                 body = json.dumps(
                     {"error": {"code": "invalid_payment", "message": f"the payment header: {error}"}}
                 )

@@ -19,6 +19,10 @@ through x402's recovery. x402's spend controls apply on top of the
 payer's caps and the mandate: "USD" on `agentrail:*` is one of this
 scheme's default assets, so x402's default cap of $1 a payment holds.
 
+x402 calls a scheme synchronously, from its async client too: the first
+payment to a payee opens the channel there (one request to the node),
+blocking that event loop for its round trip; later payments sign locally.
+
 x402's `SettleResponse` keeps no `channel` member, so the payee's
 proposals are not followed here (the `ChannelPayer` as an `httpx.Auth`
 does follow them): each voucher adds the call's highest price, and credit
@@ -51,6 +55,9 @@ class ChannelScheme:
         self.scheme_hooks = self
         self._lock = threading.Lock()
         self._open: dict[tuple[str, str, int], Payment] = {}
+        # Payments x402 is about to send again (its recovery after a top-up
+        # or a replaced channel), by payee: the same call is not paid twice.
+        self._again: dict[str, Payment] = {}
 
     def find_default_asset(self, asset: str, network: str) -> dict[str, Any] | None:
         """USD on an agentrail network is a default asset (6 decimals)."""
@@ -64,7 +71,12 @@ class ChannelScheme:
         caps and the mandate; answers the scheme's inner payload."""
         terms = requirements.model_dump(mode="json", by_alias=True, exclude_none=True)
         cap = getattr(context, "max_amount_per_payment", None)
-        payment = self.payer.begin({"x402Version": 2, "accepts": [terms]}, int(cap) if cap else None)
+        with self._lock:
+            payment = self._again.pop(str(terms.get("payTo")), None)
+        if payment is None or payment.terms != terms:
+            if payment is not None:
+                payment.close()
+            payment = self.payer.begin({"x402Version": 2, "accepts": [terms]}, int(cap) if cap else None)
         try:
             payload = payment.payload()
         except BaseException:
@@ -92,13 +104,23 @@ class ChannelScheme:
             payment = self._open.pop(key, None)  # type: ignore[arg-type]
         if payment is None:
             return None
+        again = False
         try:
             settled = ctx.settle_response
             if settled is None:
                 return None
             outcome = {"success": settled.success, "errorReason": settled.error_reason}
-            return None if payment.outcome(outcome) else RecoveredResponseResult()
+            if payment.outcome(outcome):
+                return None
+            again = True
+            with self._lock:
+                stale = self._again.pop(str(payment.terms.get("payTo")), None)
+                self._again[str(payment.terms.get("payTo"))] = payment
+            if stale is not None:
+                stale.close()
+            return RecoveredResponseResult()
         except PaymentError:
             return None  # the caller sees the payee's 402
         finally:
-            payment.close()
+            if not again:
+                payment.close()
