@@ -731,6 +731,22 @@ impl Payee {
                 amount: last_amount,
             });
         }
+        // The ledger redeems at most so many sub-channels of a channel: a
+        // voucher opening one more could never be collected, and would fail
+        // every batch it joined.
+        if previous.is_none() {
+            let known = channel.subs.len()
+                + channel
+                    .redeemed
+                    .keys()
+                    .filter(|id| !channel.subs.contains_key(*id))
+                    .count();
+            if known >= agentrail_core::constants::SUB_CHANNELS_PER_CHANNEL_MAX {
+                return Err(PaymentError::Malformed(
+                    "a channel has at most 1024 sub-channels (the ledger's bound)",
+                ));
+            }
+        }
         let delta = voucher
             .accumulated_amount
             .checked_sub(last_amount)

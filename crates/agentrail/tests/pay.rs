@@ -130,6 +130,52 @@ async fn vouchers_are_checked_locally_and_each_bad_one_has_its_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_channel_takes_no_more_sub_channels_than_the_ledger_redeems() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let (buyer, seller, id) = world(&node, "subs").await;
+    let store = tempfile::tempdir().unwrap();
+    let payee = Payee::open(
+        store.path(),
+        node.client.clone(),
+        seller.clone(),
+        PayeeOptions::default(),
+    )
+    .await
+    .unwrap();
+    let network = *payee.network();
+    let voucher = |sub: &str, nonce: u64, total: u128| {
+        kit::voucher(
+            &buyer,
+            &network,
+            id,
+            did(&seller),
+            sub,
+            nonce,
+            Amount::from_atomic(total),
+        )
+    };
+    let max = agentrail_core::constants::SUB_CHANNELS_PER_CHANNEL_MAX;
+    let all: Vec<_> = (0..max).map(|n| voucher(&format!("s{n}"), 1, 1)).collect();
+    for result in payee.accept_batch(&all).await {
+        result.unwrap();
+    }
+    let one_more = payee.accept(&voucher("s-extra", 1, 1)).await;
+    assert_eq!(one_more.unwrap_err().code(), "voucher_malformed");
+    // A known sub-channel still takes its next voucher, and every one of
+    // them can be collected.
+    assert_eq!(
+        payee.accept(&voucher("s0", 2, 2)).await.unwrap().delta,
+        Amount::from_atomic(1)
+    );
+    let mut collected = Amount::ZERO;
+    while let Some(amount) = payee.collect(&id).await.unwrap() {
+        collected = collected.checked_add(amount).unwrap();
+    }
+    assert_eq!(collected, Amount::from_atomic(max as u128 + 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_batch_names_its_forgery_and_keeps_the_rest() {
     let data = tempfile::tempdir().unwrap();
     let node = Node::start(data.path());
