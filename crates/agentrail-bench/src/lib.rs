@@ -211,6 +211,7 @@ impl Embedded {
         let genesis = Genesis {
             operator: kit::did(&world.operator),
             network: kit::network(),
+            chain: None,
         };
         let ledger = Arc::new(
             Ledger::open(

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::amount::Amount;
 use crate::canonical::CanonicalError;
+use crate::chain::{ChainDeposit, EvmAddress, Hash32};
 use crate::channel::{ChannelId, Voucher};
 use crate::did::Did;
 use crate::grant::SignedGrant;
@@ -100,6 +101,9 @@ pub enum Command {
     /// something is due, so that the log is the whole transcript and no
     /// other entry carries a time-driven event.
     Tick(Tick),
+    /// Records that the vault paid a pending withdrawal; signed by the
+    /// operator once the chain shows the payout.
+    SettleWithdrawal(SettleWithdrawal),
 }
 
 /// The clock's entry has no fields: the entry's time is what it records.
@@ -187,7 +191,13 @@ pub struct Revoke {
 pub struct Deposit {
     pub to: Did,
     pub amount: Amount,
+    /// For a chain deposit: `eip155:<chain id>:deposit:<vault deposit id>`
+    /// ([`crate::chain::deposit_key`]).
     pub idempotency_key: String,
+    /// The vault's `Deposited` log this credits; required on a ledger bound
+    /// to a chain, refused on one that is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainDeposit>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -196,6 +206,19 @@ pub struct Withdraw {
     pub from: Did,
     pub amount: Amount,
     pub idempotency_key: String,
+    /// Where the vault pays the tokens; required on a ledger bound to a
+    /// chain, refused on one that is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<EvmAddress>,
+}
+
+/// The vault paid pending withdrawal `id` in transaction `tx` of `block`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettleWithdrawal {
+    pub id: u64,
+    pub tx: Hash32,
+    pub block: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
+use crate::chain::{EvmAddress, Hash32};
 use crate::channel::ChannelId;
 use crate::command::Split;
 use crate::did::Did;
@@ -63,6 +64,32 @@ pub enum Event {
     Withdrawn {
         from: Did,
         amount: Amount,
+    },
+    /// A chain deposit to a did:key with no account yet: the ledger keeps
+    /// it for that key, and credits it when the key registers.
+    DepositUnclaimed {
+        to: Did,
+        amount: Amount,
+    },
+    /// The deposits kept for `to` moved into its new account.
+    DepositClaimed {
+        to: Did,
+        amount: Amount,
+    },
+    /// A withdrawal debited for payment on chain, waiting for the vault.
+    WithdrawalRequested {
+        id: u64,
+        from: Did,
+        to: EvmAddress,
+        amount: Amount,
+    },
+    /// The vault paid withdrawal `id` in transaction `tx`.
+    WithdrawalPaid {
+        id: u64,
+        from: Did,
+        to: EvmAddress,
+        amount: Amount,
+        tx: Hash32,
     },
     Transferred {
         from: Did,
@@ -272,6 +299,10 @@ impl Event {
             }
             Event::Deposited { to, .. } => out.push(*to),
             Event::Withdrawn { from, .. } => out.push(*from),
+            Event::DepositUnclaimed { to, .. } | Event::DepositClaimed { to, .. } => out.push(*to),
+            Event::WithdrawalRequested { from, .. } | Event::WithdrawalPaid { from, .. } => {
+                out.push(*from)
+            }
             Event::Transferred {
                 from, to, signer, ..
             } => out.extend([*from, *to, *signer]),

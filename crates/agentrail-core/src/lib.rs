@@ -26,6 +26,7 @@
 
 pub mod amount;
 pub mod canonical;
+pub mod chain;
 pub mod channel;
 pub mod command;
 pub mod constants;

@@ -183,6 +183,16 @@ pub enum Rejection {
         "{field} {id:?} belonged to a record that ended and is archived: ids are never reused, choose another"
     )]
     IdRetired { field: &'static str, id: String },
+    /// A ledger bound to a chain takes money in only from its vault.
+    #[error(
+        "this ledger is bound to a chain: money comes in only as a deposit to its vault on chain"
+    )]
+    ChainDepositRequired,
+    /// Chain deposits are credited once each, in the vault's id order.
+    #[error("the vault's deposit {got} is not the next to credit: that is deposit {expected}")]
+    DepositOutOfOrder { expected: u64, got: u64 },
+    #[error("there is no pending withdrawal {id}")]
+    WithdrawalNotFound { id: u64 },
 }
 
 impl Rejection {
@@ -245,6 +255,9 @@ impl Rejection {
             Rejection::OwnSideRole { .. } => "own_side_role",
             Rejection::ChannelOutlivesGrant { .. } => "channel_outlives_grant",
             Rejection::IdRetired { .. } => "id_retired",
+            Rejection::ChainDepositRequired => "chain_deposit_required",
+            Rejection::DepositOutOfOrder { .. } => "deposit_out_of_order",
+            Rejection::WithdrawalNotFound { .. } => "withdrawal_not_found",
         }
     }
 
@@ -293,6 +306,8 @@ impl Rejection {
             Rejection::OwnSideRole { field } => Some(field),
             Rejection::ChannelOutlivesGrant { .. } => Some("expires_at"),
             Rejection::IdRetired { field, .. } => Some(field),
+            Rejection::ChainDepositRequired | Rejection::DepositOutOfOrder { .. } => Some("chain"),
+            Rejection::WithdrawalNotFound { .. } => Some("id"),
             _ => None,
         }
     }

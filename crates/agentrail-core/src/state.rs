@@ -21,9 +21,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::amount::{Amount, BPS_WHOLE};
+use crate::chain::{ChainBinding, ChainDeposit, PendingWithdrawal};
 use crate::command::{
-    Authenticated, Command, Decision, Deposit, Hold, RegisterGrant, RegisterPrincipal, Release,
-    Revoke, Transfer, Void, Withdraw,
+    Authenticated, Command, Decision, Hold, RegisterGrant, RegisterPrincipal, Release, Revoke,
+    Transfer, Void,
 };
 use crate::constants::{
     AGENTS_PER_PRINCIPAL_MAX, APPROVAL_WINDOW_S, HOLD_DURATION_MAX_S, IDEMPOTENCY_RETENTION_S,
@@ -39,6 +40,7 @@ use crate::split::split_largest_remainder;
 use crate::time::Timestamp;
 
 mod channels;
+mod custody;
 mod market;
 mod retention;
 
@@ -57,6 +59,10 @@ pub struct Genesis {
     /// vouchers sign ([`crate::channel::network_hash`]), so that a voucher
     /// for one ledger is worthless on another.
     pub network: [u8; 32],
+    /// The chain and vault whose tokens the ledger counts, if any: then
+    /// money enters only as the vault's deposits and leaves only as
+    /// withdrawals it pays (`state/custody.rs`).
+    pub chain: Option<ChainBinding>,
 }
 
 /// An account's money.
@@ -80,6 +86,12 @@ pub struct Totals {
     pub withdrawn: Amount,
     pub available: Amount,
     pub held: Amount,
+    /// Chain deposits kept for did:keys that have no account yet.
+    #[serde(default)]
+    pub unclaimed: Amount,
+    /// Withdrawn, and not yet paid by the vault.
+    #[serde(default)]
+    pub pending_withdrawals: Amount,
 }
 
 /// What kind of identity a did:key is registered as.
@@ -323,6 +335,25 @@ pub struct State {
     /// ([`State::take_archived`]); never part of a snapshot.
     #[serde(skip)]
     archived: Vec<Archived>,
+    /// See [`Genesis::chain`].
+    #[serde(default)]
+    chain: Option<ChainBinding>,
+    /// How many of the vault's deposits were credited: the next must carry
+    /// id `chain_deposits + 1`.
+    #[serde(default)]
+    chain_deposits: u64,
+    /// The last one, whose block a follower checks is still on chain.
+    #[serde(default)]
+    last_chain_deposit: Option<ChainDeposit>,
+    /// Chain deposits to did:keys without an account, until they register.
+    #[serde(default)]
+    unclaimed: BTreeMap<Did, Amount>,
+    /// Withdrawals debited and not yet paid by the vault, by id.
+    #[serde(default)]
+    pending_withdrawals: BTreeMap<u64, PendingWithdrawal>,
+    /// Withdrawal ids given out (the last one).
+    #[serde(default)]
+    withdrawals: u64,
 }
 
 impl State {
@@ -351,6 +382,12 @@ impl State {
             records: BTreeMap::new(),
             forget_at: BTreeSet::new(),
             archived: Vec::new(),
+            chain: genesis.chain,
+            chain_deposits: 0,
+            last_chain_deposit: None,
+            unclaimed: BTreeMap::new(),
+            pending_withdrawals: BTreeMap::new(),
+            withdrawals: 0,
         }
     }
 
@@ -380,6 +417,7 @@ impl State {
             Command::Revoke(revoke) => self.revoke(signer, revoke, now)?,
             Command::Deposit(deposit) => self.deposit(signer, deposit, command.command())?,
             Command::Withdraw(withdraw) => self.withdraw(signer, withdraw, command.command())?,
+            Command::SettleWithdrawal(settle) => self.settle_withdrawal(signer, settle)?,
             Command::Transfer(transfer) => {
                 self.transfer(signer, transfer, command.command(), now)?
             }
@@ -553,6 +591,7 @@ impl State {
         Genesis {
             operator: self.operator,
             network: self.network,
+            chain: self.chain,
         }
     }
 
@@ -693,9 +732,11 @@ impl State {
         self.check_unregistered(&signer)?;
         self.identities
             .insert(signer, Identity::Principal { agents: Vec::new() });
-        self.open_account(signer, signer);
+        let claimed = self.open_account(signer, signer);
         self.registered_at.insert(signer, now);
-        Ok(vec![Event::PrincipalRegistered { principal: signer }])
+        let mut events = vec![Event::PrincipalRegistered { principal: signer }];
+        events.extend(claimed);
+        Ok(events)
     }
 
     fn register_agent(
@@ -736,13 +777,15 @@ impl State {
         }
         self.identities
             .insert(agent, Identity::Agent(new_delegate(signed.clone(), signer)));
-        self.open_account(agent, signer);
+        let claimed = self.open_account(agent, signer);
         self.registered_at.insert(agent, now);
-        Ok(vec![Event::AgentRegistered {
+        let mut events = vec![Event::AgentRegistered {
             agent,
             principal: signer,
             grant_id: signed.id(),
-        }])
+        }];
+        events.extend(claimed);
+        Ok(events)
     }
 
     fn issue_session(
@@ -849,89 +892,6 @@ impl State {
     }
 
     // ----- money in and out ----------------------------------------------
-
-    fn deposit(
-        &mut self,
-        signer: Did,
-        deposit: &Deposit,
-        command: &Command,
-    ) -> Result<Vec<Event>, Rejection> {
-        if signer != self.operator {
-            return Err(Rejection::NotOperator);
-        }
-        check_key("idempotency_key", &deposit.idempotency_key)?;
-        check_nonzero(deposit.amount)?;
-        if let Some(original) = self.recall(signer, &deposit.idempotency_key, command)? {
-            return Ok(original);
-        }
-        let account = self
-            .accounts
-            .get(&deposit.to)
-            .ok_or(Rejection::UnknownAccount { did: deposit.to })?;
-        let overflows = account
-            .balance
-            .available
-            .checked_add(deposit.amount)
-            .is_none()
-            || self.totals.deposited.checked_add(deposit.amount).is_none();
-        if overflows {
-            return Err(Rejection::AmountOverflow);
-        }
-
-        self.totals.deposited = self
-            .totals
-            .deposited
-            .checked_add(deposit.amount)
-            .expect("checked above");
-        self.credit(&deposit.to, deposit.amount);
-        let outcome = vec![Event::Deposited {
-            to: deposit.to,
-            amount: deposit.amount,
-        }];
-        self.remember(signer, &deposit.idempotency_key, command, &outcome);
-        Ok(outcome)
-    }
-
-    fn withdraw(
-        &mut self,
-        signer: Did,
-        withdraw: &Withdraw,
-        command: &Command,
-    ) -> Result<Vec<Event>, Rejection> {
-        check_key("idempotency_key", &withdraw.idempotency_key)?;
-        check_nonzero(withdraw.amount)?;
-        self.spending_chain(signer, &withdraw.from)?;
-        if let Some(original) = self.recall(withdraw.from, &withdraw.idempotency_key, command)? {
-            return Ok(original);
-        }
-        let account = self
-            .accounts
-            .get(&withdraw.from)
-            .ok_or(Rejection::UnknownAccount { did: withdraw.from })?;
-        let is_principal = matches!(
-            self.identities.get(&signer),
-            Some(Identity::Principal { .. })
-        );
-        if !is_principal || account.owner != signer {
-            return Err(Rejection::NotAuthorized {
-                reason: "only the principal that owns an account withdraws from it",
-            });
-        }
-        check_funds(account.balance, withdraw.amount)?;
-
-        self.debit(&withdraw.from, withdraw.amount);
-        self.totals.withdrawn = self
-            .totals
-            .withdrawn
-            .checked_add(withdraw.amount)
-            .expect("withdrawn ≤ deposited");
-        let outcome = vec![Event::Withdrawn {
-            from: withdraw.from,
-            amount: withdraw.amount,
-        }];
-        self.remember(withdraw.from, &withdraw.idempotency_key, command, &outcome);
-        Ok(outcome)
-    }
 
     // ----- payments ------------------------------------------------------
 
@@ -1564,7 +1524,9 @@ impl State {
             .expect("the subject is a registered agent or session")
     }
 
-    fn open_account(&mut self, did: Did, owner: Did) {
+    /// Opens `did`'s account, with any chain deposits kept for it.
+    #[must_use = "the claim's event belongs to the command's outcome"]
+    fn open_account(&mut self, did: Did, owner: Did) -> Option<Event> {
         let previous = self.accounts.insert(
             did,
             Account {
@@ -1573,6 +1535,7 @@ impl State {
             },
         );
         assert!(previous.is_none(), "an account opens once");
+        self.claim_deposits(did)
     }
 
     fn account_mut(&mut self, did: &Did) -> &mut Account {
@@ -1647,7 +1610,8 @@ impl State {
         self.credit(from, amount);
     }
 
-    /// Conservation, in O(1): available + held == deposited − withdrawn.
+    /// Conservation, in O(1): available + held + unclaimed == deposited −
+    /// withdrawn.
     fn assert_totals(&self) {
         let in_ledger = self
             .totals
@@ -1658,6 +1622,7 @@ impl State {
             .totals
             .available
             .checked_add(self.totals.held)
+            .and_then(|sum| sum.checked_add(self.totals.unclaimed))
             .expect("balances ≤ deposits");
         assert_eq!(accounted, in_ledger, "money was created or destroyed");
     }
@@ -1753,10 +1718,42 @@ impl State {
                 self.totals
             ));
         }
-        if available + held != self.totals.deposited.atomic() - self.totals.withdrawn.atomic() {
+        let unclaimed: u128 = self.unclaimed.values().map(|a| a.atomic()).sum();
+        let pending: u128 = self
+            .pending_withdrawals
+            .values()
+            .map(|w| w.amount.atomic())
+            .sum();
+        if unclaimed != self.totals.unclaimed.atomic()
+            || pending != self.totals.pending_withdrawals.atomic()
+        {
             return fail(format!(
-                "balances + holds != deposits − withdrawals: {:?}",
+                "unclaimed {unclaimed} and pending {pending} differ from totals {:?}",
                 self.totals
+            ));
+        }
+        if available + held + unclaimed
+            != self.totals.deposited.atomic() - self.totals.withdrawn.atomic()
+        {
+            return fail(format!(
+                "balances + holds + unclaimed != deposits − withdrawals: {:?}",
+                self.totals
+            ));
+        }
+        if pending > self.totals.withdrawn.atomic()
+            || self
+                .unclaimed
+                .keys()
+                .any(|did| self.accounts.contains_key(did))
+            || (self.chain.is_none() && (unclaimed != 0 || self.withdrawals != 0))
+            || self
+                .pending_withdrawals
+                .keys()
+                .any(|id| *id == 0 || *id > self.withdrawals)
+        {
+            return fail(format!(
+                "chain books out of shape: {:?}, {} withdrawal ids",
+                self.totals, self.withdrawals
             ));
         }
         let mut reserved: BTreeMap<Did, u128> = BTreeMap::new();

@@ -708,6 +708,7 @@ impl Real {
             state: State::new(Genesis {
                 operator: dids[OPERATOR],
                 network: kit::network(),
+                chain: None,
             }),
             keys,
             dids,

@@ -26,6 +26,7 @@ fn world() -> &'static (State, Vec<Did>) {
         let mut state = State::new(Genesis {
             operator: dids[0],
             network: kit::network(),
+            chain: None,
         });
         let mut ok = |who: usize, command: Command| {
             state

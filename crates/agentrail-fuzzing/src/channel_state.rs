@@ -18,6 +18,7 @@ pub fn run(data: &[u8]) {
     let mut state = State::new(Genesis {
         operator: kit::did(&operator),
         network: kit::network(),
+        chain: None,
     });
     let mut now = T0;
     for key in [&payer, &payee, &thief] {

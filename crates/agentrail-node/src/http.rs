@@ -120,7 +120,7 @@ pub fn rejection_status(rejection: &Rejection) -> StatusCode {
 
 /// The state machine's rejection codes (`Rejection::code`); a test checks
 /// the list against the source.
-pub const REJECTION_CODES: [&str; 56] = [
+pub const REJECTION_CODES: [&str; 59] = [
     "already_registered",
     "amount_overflow",
     "amount_zero",
@@ -129,12 +129,14 @@ pub const REJECTION_CODES: [&str; 56] = [
     "approval_required",
     "budget_exceeded",
     "category_not_allowed",
+    "chain_deposit_required",
     "channel_closed",
     "channel_closing",
     "channel_exhausted",
     "channel_expired",
     "channel_not_found",
     "channel_outlives_grant",
+    "deposit_out_of_order",
     "grant_expired",
     "grant_not_yet_valid",
     "grant_revoked",
@@ -177,6 +179,7 @@ pub const REJECTION_CODES: [&str; 56] = [
     "unknown_identity",
     "voucher_signature_invalid",
     "voucher_stale",
+    "withdrawal_not_found",
 ];
 
 /// The HTTP layer's own codes, with their status: request signatures and
@@ -320,9 +323,16 @@ pub const HTTP_CODES: [(&str, u16, &str); 32] = [
 pub fn status_of(code: &str) -> StatusCode {
     match code {
         "invalid_signature" => StatusCode::UNAUTHORIZED,
-        "unknown_identity" | "unknown_account" | "hold_not_found" | "approval_not_found"
-        | "listing_not_found" | "rfq_not_found" | "quote_not_found" | "task_not_found"
-        | "channel_not_found" => StatusCode::NOT_FOUND,
+        "unknown_identity"
+        | "unknown_account"
+        | "hold_not_found"
+        | "approval_not_found"
+        | "listing_not_found"
+        | "rfq_not_found"
+        | "quote_not_found"
+        | "task_not_found"
+        | "channel_not_found"
+        | "withdrawal_not_found" => StatusCode::NOT_FOUND,
         "already_registered"
         | "idempotency_conflict"
         | "hold_not_active"
@@ -345,7 +355,8 @@ pub fn status_of(code: &str) -> StatusCode {
         | "channel_expired"
         | "channel_closing"
         | "voucher_stale"
-        | "channel_exhausted" => StatusCode::CONFLICT,
+        | "channel_exhausted"
+        | "deposit_out_of_order" => StatusCode::CONFLICT,
         "not_authorized"
         | "not_operator"
         | "grant_not_yet_valid"
@@ -361,6 +372,7 @@ pub fn status_of(code: &str) -> StatusCode {
         | "not_arbiter"
         | "own_side_role"
         | "channel_outlives_grant"
+        | "chain_deposit_required"
         | "approval_required" => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
     }
@@ -834,6 +846,7 @@ async fn post_faucet(State(app): State<App>, body: Body) -> Response {
             to: request.to,
             amount: request.amount,
             idempotency_key: format!("faucet-{}", hex::encode(nonce)),
+            chain: None,
         });
         let signed = SignedCommand::sign(command, &key).map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())

@@ -1355,6 +1355,7 @@ mod tests {
         let genesis = Genesis {
             operator: did_of(9),
             network: [0; 32],
+            chain: None,
         };
         let clock = Arc::new(AtomicU64::new(1_000_000));
         let open = || {
@@ -1383,6 +1384,7 @@ mod tests {
                         to: principal,
                         amount: Amount::from_atomic(100),
                         idempotency_key: "d1".into(),
+                        chain: None,
                     }),
                 ),
                 signed_job(
@@ -1467,6 +1469,7 @@ mod tests {
         let genesis = Genesis {
             operator: Did::from_public_key_bytes([1; 32]),
             network: [0; 32],
+            chain: None,
         };
         let ledger =
             Arc::new(Ledger::open_with(opener, genesis, log(), LedgerOptions::default()).unwrap());
@@ -1529,6 +1532,7 @@ mod tests {
         let genesis = Genesis {
             operator: Did::from_public_key_bytes([1; 32]),
             network: [0; 32],
+            chain: None,
         };
         let options = LedgerOptions {
             batch_max: 8,
@@ -1608,6 +1612,7 @@ mod tests {
         let genesis = Genesis {
             operator: Did::from_public_key_bytes([1; 32]),
             network: [0; 32],
+            chain: None,
         };
         let ledger =
             Arc::new(Ledger::open(&dir, genesis, log(), LedgerOptions::default()).unwrap());

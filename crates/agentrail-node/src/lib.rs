@@ -195,6 +195,7 @@ pub async fn run(
     let genesis = Genesis {
         operator,
         network: network_hash(&network_id(log.name())),
+        chain: None,
     };
     let data_dir = config.data_dir.clone();
     let options = LedgerOptions {

@@ -75,6 +75,7 @@ fn chain() -> Chain {
     let mut state = State::new(Genesis {
         operator: kit::did(&operator),
         network: kit::network(),
+        chain: None,
     });
     let now = Timestamp(T0.0 + 60);
     let roomy = || kit::limits(usd(1_000), usd(1_000_000_000));

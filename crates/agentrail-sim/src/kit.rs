@@ -107,6 +107,7 @@ pub fn deposit(to: Did, amount: Amount, key: &str) -> Command {
         to,
         amount,
         idempotency_key: key.to_owned(),
+        chain: None,
     })
 }
 
@@ -115,6 +116,7 @@ pub fn withdraw(from: Did, amount: Amount, key: &str) -> Command {
         from,
         amount,
         idempotency_key: key.to_owned(),
+        to: None,
     })
 }
 

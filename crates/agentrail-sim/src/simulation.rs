@@ -311,6 +311,7 @@ impl Simulation {
         let state = State::new(Genesis {
             operator: kit::did(&operator),
             network: kit::network(),
+            chain: None,
         });
         let strangers = (0..config.strangers)
             .map(|_| SigningKey::from_bytes(&rng.bytes32()))
@@ -1377,6 +1378,7 @@ impl Simulation {
         let from_genesis = State::new(Genesis {
             operator: kit::did(&self.operator),
             network: kit::network(),
+            chain: None,
         });
         self.replay_from(from_genesis, 0)?;
         if let Some((bytes, covers)) = self.snapshot.take() {

@@ -506,6 +506,7 @@ pub async fn run(command: LedgerCommand, client: Client, json: bool) -> anyhow::
                 to,
                 amount,
                 idempotency_key: idempotency_key.unwrap_or_else(fresh_key),
+                chain: None,
             });
             report(json, submit(read_key(&key)?, command).await, summarize)
         }
@@ -521,6 +522,7 @@ pub async fn run(command: LedgerCommand, client: Client, json: bool) -> anyhow::
                 from,
                 amount,
                 idempotency_key: idempotency_key.unwrap_or_else(fresh_key),
+                to: None,
             });
             report(json, submit(key, command).await, summarize)
         }

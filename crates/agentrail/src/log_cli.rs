@@ -404,6 +404,7 @@ async fn audit(client: &Client, key_arg: Option<&str>, json: bool) -> anyhow::Re
     let mut state = State::new(Genesis {
         operator: health.operator,
         network: network_hash(&network),
+        chain: None,
     });
     let mut tree = MemoryTree::new();
     let mut replayed: u64 = 0;

@@ -190,7 +190,13 @@ class Commands(Generic[R]):
         )
 
     def deposit(
-        self, signer: Key, *, amount: USD, to: str, idempotency_key: str | None = None
+        self,
+        signer: Key,
+        *,
+        amount: USD,
+        to: str,
+        chain: models.ChainDeposit | dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> R:
         """Money enters the ledger; signed by the operator."""
         return self._command(
@@ -200,6 +206,7 @@ class Commands(Generic[R]):
                     {
                         "type": "deposit",
                         "amount": usd(amount),
+                        "chain": chain,
                         "idempotency_key": idempotency_key or new_id(),
                         "to": to,
                     }
@@ -426,6 +433,19 @@ class Commands(Generic[R]):
             ),
         )
 
+    def settle_withdrawal(self, signer: Key, *, block: int, id: int, tx: str) -> R:
+        """Records that the vault paid a pending withdrawal; signed by the
+        operator once the chain shows the payout.
+        """
+        return self._command(
+            signer,
+            models.SettleWithdrawalCommand.model_validate(
+                _present(
+                    {"type": "settle_withdrawal", "block": block, "id": id, "tx": tx}
+                )
+            ),
+        )
+
     def start_channel_close(self, signer: Key, *, channel_id: str) -> R:
         """The payer starts closing: the payee may still collect during the
         channel's dispute window, then the rest returns to the payer.
@@ -505,6 +525,7 @@ class Commands(Generic[R]):
         amount: USD,
         from_: str | None = None,
         idempotency_key: str | None = None,
+        to: str | None = None,
     ) -> R:
         """Money leaves the ledger; signed by the principal owning the account."""
         return self._command(
@@ -516,6 +537,7 @@ class Commands(Generic[R]):
                         "amount": usd(amount),
                         "from": from_ or signer.did,
                         "idempotency_key": idempotency_key or new_id(),
+                        "to": to,
                     }
                 )
             ),

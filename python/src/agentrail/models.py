@@ -345,12 +345,14 @@ class ErrorCode(Enum):
     body_too_large = 'body_too_large'
     budget_exceeded = 'budget_exceeded'
     category_not_allowed = 'category_not_allowed'
+    chain_deposit_required = 'chain_deposit_required'
     channel_closed = 'channel_closed'
     channel_closing = 'channel_closing'
     channel_exhausted = 'channel_exhausted'
     channel_expired = 'channel_expired'
     channel_not_found = 'channel_not_found'
     channel_outlives_grant = 'channel_outlives_grant'
+    deposit_out_of_order = 'deposit_out_of_order'
     digest_mismatch = 'digest_mismatch'
     digest_missing = 'digest_missing'
     entry_too_large = 'entry_too_large'
@@ -423,6 +425,7 @@ class ErrorCode(Enum):
     unknown_identity = 'unknown_identity'
     voucher_signature_invalid = 'voucher_signature_invalid'
     voucher_stale = 'voucher_stale'
+    withdrawal_not_found = 'withdrawal_not_found'
 
 
 class ErrorDetail(BaseModel):
@@ -522,6 +525,33 @@ class WithdrawnEvent(BaseModel):
     amount: Amount
     from_: Did = Field(..., alias='from')
     type: Literal['withdrawn']
+
+
+class DepositUnclaimedEvent(BaseModel):
+    """
+    A chain deposit to a did:key with no account yet: the ledger keeps
+    it for that key, and credits it when the key registers.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    to: Did
+    type: Literal['deposit_unclaimed']
+
+
+class DepositClaimedEvent(BaseModel):
+    """
+    The deposits kept for `to` moved into its new account.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    to: Did
+    type: Literal['deposit_claimed']
 
 
 class TransferredEvent(BaseModel):
@@ -683,6 +713,17 @@ class QuoteSubmittedEvent(BaseModel):
     type: Literal['quote_submitted']
 
 
+class EvmAddress(RootModel[str]):
+    root: str = Field(
+        ...,
+        examples=['0x5fbdb2315678afecb367f032d93f642f64180aa3'],
+        pattern='^0x[0-9a-f]{40}$',
+    )
+    """
+    An EVM address: 0x and 40 lowercase hex digits (no EIP-55 checksum).
+    """
+
+
 class InactiveBound(BaseModel):
     """
     The grant is expired or revoked: nothing can leave through it.
@@ -751,6 +792,17 @@ class FaucetRequest(BaseModel):
     )
     amount: Amount
     to: Did
+
+
+class Hash32(RootModel[str]):
+    root: str = Field(
+        ...,
+        examples=['0x0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0'],
+        pattern='^0x[0-9a-f]{64}$',
+    )
+    """
+    A 32-byte hash (a transaction's or a block's): 0x and 64 lowercase hex digits.
+    """
 
 
 class HoldStatus(Enum):
@@ -1175,6 +1227,36 @@ class BalanceResponse(BaseModel):
     held: Amount
 
 
+class ChainDeposit(BaseModel):
+    """
+    One `Deposited` log of the vault, as the operator credits it.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    block: int = Field(..., ge=0)
+    """
+    The block the log is in, and its hash, so an auditor can find it
+    and a follower can tell when a reorg took it away.
+    """
+    block_hash: Hash32
+    from_: EvmAddress = Field(..., alias='from')
+    """
+    Who sent the tokens.
+    """
+    id: int = Field(..., ge=0)
+    """
+    The vault's deposit id: 1, 2, 3, … — credited in this order, each once.
+    """
+    log_index: int = Field(..., ge=0)
+    tx: Hash32
+    """
+    The transaction and the log's index in its block.
+    """
+
+
 class ClosingStatus(BaseModel):
     """
     The payer started a close; the payee may collect until `closes_at`.
@@ -1258,7 +1340,16 @@ class DepositCommand(BaseModel):
         populate_by_name=True,
     )
     amount: Amount
+    chain: ChainDeposit | None = None
+    """
+    The vault's `Deposited` log this credits; required on a ledger bound
+    to a chain, refused on one that is not.
+    """
     idempotency_key: str
+    """
+    For a chain deposit: `eip155:<chain id>:deposit:<vault deposit id>`
+    ([`crate::chain::deposit_key`]).
+    """
     to: Did
     type: Literal['deposit']
 
@@ -1275,6 +1366,11 @@ class WithdrawCommand(BaseModel):
     amount: Amount
     from_: Did = Field(..., alias='from')
     idempotency_key: str
+    to: EvmAddress | None = None
+    """
+    Where the vault pays the tokens; required on a ledger bound to a
+    chain, refused on one that is not.
+    """
     type: Literal['withdraw']
 
 
@@ -1606,6 +1702,22 @@ class LicenseDatasetCommand(BaseModel):
     type: Literal['license_dataset']
 
 
+class SettleWithdrawalCommand(BaseModel):
+    """
+    Records that the vault paid a pending withdrawal; signed by the
+    operator once the chain shows the payout.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    block: int = Field(..., ge=0)
+    id: int = Field(..., ge=0)
+    tx: Hash32
+    type: Literal['settle_withdrawal']
+
+
 class Delivery(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,
@@ -1628,6 +1740,37 @@ class ErrorBody(BaseModel):
         populate_by_name=True,
     )
     error: ErrorDetail
+
+
+class WithdrawalRequestedEvent(BaseModel):
+    """
+    A withdrawal debited for payment on chain, waiting for the vault.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    from_: Did = Field(..., alias='from')
+    id: int = Field(..., ge=0)
+    to: EvmAddress
+    type: Literal['withdrawal_requested']
+
+
+class WithdrawalPaidEvent(BaseModel):
+    """
+    The vault paid withdrawal `id` in transaction `tx`.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    from_: Did = Field(..., alias='from')
+    id: int = Field(..., ge=0)
+    to: EvmAddress
+    tx: Hash32
+    type: Literal['withdrawal_paid']
 
 
 class PaymentPendingEvent(BaseModel):
@@ -2264,6 +2407,7 @@ class Command(
         | ResolveDisputeCommand
         | LicenseDatasetCommand
         | TickCommand
+        | SettleWithdrawalCommand
     ]
 ):
     root: (
@@ -2296,6 +2440,7 @@ class Command(
         | ResolveDisputeCommand
         | LicenseDatasetCommand
         | TickCommand
+        | SettleWithdrawalCommand
     ) = Field(..., discriminator='type')
     """
     A request to change the ledger. Every variant names what it touches; the
@@ -2470,6 +2615,10 @@ class Event(
         | GrantRevokedEvent
         | DepositedEvent
         | WithdrawnEvent
+        | DepositUnclaimedEvent
+        | DepositClaimedEvent
+        | WithdrawalRequestedEvent
+        | WithdrawalPaidEvent
         | TransferredEvent
         | PaymentPendingEvent
         | PaymentApprovedEvent
@@ -2506,6 +2655,10 @@ class Event(
         | GrantRevokedEvent
         | DepositedEvent
         | WithdrawnEvent
+        | DepositUnclaimedEvent
+        | DepositClaimedEvent
+        | WithdrawalRequestedEvent
+        | WithdrawalPaidEvent
         | TransferredEvent
         | PaymentPendingEvent
         | PaymentApprovedEvent

@@ -73,6 +73,7 @@ impl World {
             state: State::new(Genesis {
                 operator: operator.did,
                 network: agentrail_sim::kit::network(),
+                chain: None,
             }),
             now: T0,
             operator,
