@@ -42,6 +42,17 @@ impl Chain {
         }
     }
 
+    /// A chain ledger with one registered principal.
+    fn with_principal() -> (Chain, SigningKey, Did) {
+        let mut chain = Chain::new();
+        let principal = kit::key("principal");
+        let did = kit::did(&principal);
+        chain
+            .apply(&principal, kit::register_principal(did))
+            .unwrap();
+        (chain, principal, did)
+    }
+
     fn apply(&mut self, key: &SigningKey, command: Command) -> Result<Vec<Event>, Rejection> {
         self.now = Timestamp(self.now.0 + 1);
         let outcome = self.state.apply(&kit::signed(key, command), self.now);
@@ -99,12 +110,7 @@ fn code(outcome: Result<Vec<Event>, Rejection>) -> &'static str {
 
 #[test]
 fn deposits_are_credited_once_each_in_the_vaults_order() {
-    let mut chain = Chain::new();
-    let principal = kit::key("principal");
-    let did = kit::did(&principal);
-    chain
-        .apply(&principal, kit::register_principal(did))
-        .unwrap();
+    let (mut chain, _, did) = Chain::with_principal();
 
     assert_eq!(
         chain.credit(1, did, usd(5)).unwrap(),
@@ -137,12 +143,7 @@ fn deposits_are_credited_once_each_in_the_vaults_order() {
 
 #[test]
 fn money_enters_a_chain_ledger_only_from_its_vault() {
-    let mut chain = Chain::new();
-    let principal = kit::key("principal");
-    let did = kit::did(&principal);
-    chain
-        .apply(&principal, kit::register_principal(did))
-        .unwrap();
+    let (mut chain, principal, did) = Chain::with_principal();
     let operator = chain.operator.clone();
     assert_eq!(
         code(chain.apply(&operator, kit::deposit(did, usd(5), "faucet"))),
@@ -213,12 +214,7 @@ fn a_deposit_to_a_key_without_an_account_waits_for_it_to_register() {
 
 #[test]
 fn a_withdrawal_is_pending_until_the_operator_records_the_payout() {
-    let mut chain = Chain::new();
-    let principal = kit::key("principal");
-    let did = kit::did(&principal);
-    chain
-        .apply(&principal, kit::register_principal(did))
-        .unwrap();
+    let (mut chain, principal, did) = Chain::with_principal();
     chain.credit(1, did, usd(10)).unwrap();
     let payee = EvmAddress([0x77; 20]);
 
