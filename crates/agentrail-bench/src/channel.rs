@@ -309,6 +309,7 @@ pub fn run_channel_bench(
             time_scale: None,
             cors_origins: Vec::new(),
             tls: None,
+            chain: None,
         };
         let server = tokio::spawn(agentrail_node::run(
             node_config,

@@ -543,6 +543,7 @@ fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
             time_scale: None,
             cors_origins: Vec::new(),
             tls: None,
+            chain: None,
         };
         let server = tokio::spawn(agentrail_node::run(
             config,

@@ -316,6 +316,7 @@ async fn run_async(
         time_scale: None,
         cors_origins: Vec::new(),
         tls: None,
+        chain: None,
     };
     let node = tokio::spawn(agentrail_node::run(
         config,

@@ -1118,8 +1118,34 @@ async fn get_passport(
 
 async fn get_health(State(app): State<App>) -> axum::Json<Health> {
     let clock = app.ledger.read(|state| state.clock());
+    let genesis = app.ledger.genesis();
+    let chain = match genesis.chain {
+        None => None,
+        Some(binding) => Some(
+            app.ledger
+                .chain_health
+                .lock()
+                .expect("chain health lock")
+                .clone()
+                .unwrap_or_else(|| agentrail_wire::api::ChainHealth {
+                    binding: Some(binding),
+                    deposits_credited: app
+                        .ledger
+                        .read(|state| state.chain_deposits().0)
+                        .unwrap_or_default(),
+                    ..Default::default()
+                }),
+        ),
+    };
+    let alarm = chain.as_ref().is_some_and(|chain| chain.alarm.is_some());
     axum::Json(Health {
-        status: if clock.is_some() { "ok" } else { "degraded" }.to_owned(),
+        status: if clock.is_some() && !alarm {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .to_owned(),
+        chain,
         journal_len: app.ledger.journal_len(),
         clock: clock.unwrap_or_default(),
         dev: app.faucet_key.is_some(),
@@ -1325,14 +1351,20 @@ async fn get_openapi() -> Response {
 }
 
 async fn get_metrics(State(app): State<App>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.ledger.metrics.render(
-            app.ledger.journal_len(),
-            &app.ledger.read(|state| state.sizes()).unwrap_or_default(),
-        ),
-    )
-        .into_response()
+    let mut text = app.ledger.metrics.render(
+        app.ledger.journal_len(),
+        &app.ledger.read(|state| state.sizes()).unwrap_or_default(),
+    );
+    if let Some(chain) = app
+        .ledger
+        .chain_health
+        .lock()
+        .expect("chain health lock")
+        .as_ref()
+    {
+        crate::metrics::render_chain(&mut text, chain);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 #[cfg(test)]

@@ -178,6 +178,8 @@ pub struct Ledger {
     /// The newest snapshot serialized, waiting to be saved once durable.
     snapshot_buffer: Mutex<SnapshotBuffer>,
     pub metrics: Metrics,
+    /// What the chain follower last reported, on a node that runs one.
+    pub chain_health: Mutex<Option<agentrail_wire::api::ChainHealth>>,
 }
 
 /// A snapshot the writer serialized: the state after the first `covers`
@@ -460,6 +462,7 @@ impl Ledger {
             clock: Box::new(unix_now),
             snapshot_buffer: Mutex::new(SnapshotBuffer::default()),
             metrics: Metrics::default(),
+            chain_health: Mutex::new(None),
         })
     }
 

@@ -12,6 +12,7 @@ pub mod limits;
 mod market_http;
 pub mod metrics;
 pub mod openapi;
+mod service;
 pub mod tls;
 pub mod verifier;
 
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
 
+use agentrail_core::chain::ChainBinding;
 use agentrail_core::channel::{network_hash, network_id};
 use agentrail_core::{Did, Genesis};
 use agentrail_log::LogSigner;
@@ -32,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::http::{App, Nonces, router};
 use crate::ledger::{Ledger, LedgerError, LedgerOptions, QUEUE_MAX, Queue};
 use crate::verifier::Verifier;
+pub use service::{NodeHandle, SubmitError};
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -56,6 +59,9 @@ pub struct NodeConfig {
     pub cors_origins: Vec<String>,
     /// HTTPS: a PEM certificate chain and its PEM private key.
     pub tls: Option<TlsFiles>,
+    /// The EVM chain a new ledger is bound to (its vault and the
+    /// operator's address); an existing ledger must name the same.
+    pub chain: Option<ChainBinding>,
 }
 
 /// The files of a node's TLS identity.
@@ -77,10 +83,29 @@ pub enum NodeError {
     Io(#[from] std::io::Error),
 }
 
+/// `genesis.json`: version 1 names the operator; version 2 also binds the
+/// ledger to a vault on an EVM chain.
 #[derive(Serialize, Deserialize)]
 struct GenesisFile {
     version: u32,
     operator: Did,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chain: Option<ChainBinding>,
+}
+
+/// The chain binding of the ledger in `data_dir`, if it has a genesis:
+/// `Ok(None)` when there is no ledger yet, `Ok(Some(None))` when it has no
+/// chain.
+pub fn ledger_chain(data_dir: &Path) -> Result<Option<Option<ChainBinding>>, NodeError> {
+    let path = data_dir.join(GENESIS_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| NodeError::Setup(format!("cannot read {}: {e}", path.display())))?;
+    let file: GenesisFile = serde_json::from_str(&text)
+        .map_err(|e| NodeError::Setup(format!("{} is damaged: {e}", path.display())))?;
+    Ok(Some(file.chain))
 }
 
 const GENESIS_FILE: &str = "genesis.json";
@@ -122,8 +147,10 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// Reads or creates the ledger's genesis file, and the operator key in dev
-/// mode: the operator, and the faucet's key.
-fn genesis(config: &NodeConfig) -> Result<(Did, Option<SigningKey>), NodeError> {
+/// mode: the operator, the chain binding, and the faucet's key.
+fn genesis(
+    config: &NodeConfig,
+) -> Result<(Did, Option<ChainBinding>, Option<SigningKey>), NodeError> {
     let setup = |message: String| NodeError::Setup(message);
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| setup(format!("cannot create {}: {e}", config.data_dir.display())))?;
@@ -145,8 +172,9 @@ fn genesis(config: &NodeConfig) -> Result<(Did, Option<SigningKey>), NodeError> 
             }
         };
         let text = serde_json::to_string_pretty(&GenesisFile {
-            version: 1,
+            version: if config.chain.is_some() { 2 } else { 1 },
             operator,
+            chain: config.chain,
         })
         .expect("JSON");
         write_private(&genesis_path, &text)
@@ -156,6 +184,24 @@ fn genesis(config: &NodeConfig) -> Result<(Did, Option<SigningKey>), NodeError> 
         .map_err(|e| setup(format!("cannot read {}: {e}", genesis_path.display())))?;
     let file: GenesisFile = serde_json::from_str(&text)
         .map_err(|e| setup(format!("{} is damaged: {e}", genesis_path.display())))?;
+    if !matches!(file.version, 1 | 2) || (file.version == 1) != file.chain.is_none() {
+        return Err(setup(format!(
+            "{} has version {}, which this node does not read",
+            genesis_path.display(),
+            file.version
+        )));
+    }
+    if let Some(asked) = config.chain
+        && file.chain != Some(asked)
+    {
+        return Err(setup(match file.chain {
+            None => "this ledger is not bound to a chain; a chain binding is chosen when the ledger is created".into(),
+            Some(bound) => format!(
+                "this ledger is bound to vault {} on chain {} (operator {}), not to vault {} on chain {}",
+                bound.vault, bound.chain_id, bound.operator, asked.vault, asked.chain_id
+            ),
+        }));
+    }
     let faucet_key = if config.dev {
         let text = std::fs::read_to_string(&key_path).map_err(|_| {
             setup(
@@ -172,7 +218,7 @@ fn genesis(config: &NodeConfig) -> Result<(Did, Option<SigningKey>), NodeError> 
     } else {
         None
     };
-    Ok((file.operator, faucet_key))
+    Ok((file.operator, file.chain, faucet_key))
 }
 
 /// The system clock in Unix milliseconds.
@@ -189,13 +235,25 @@ pub async fn run(
     ready: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    let (operator, faucet_key) = genesis(&config)?;
+    run_with(config, |_| {}, ready, shutdown).await
+}
+
+/// Runs the node as [`run`] does, and calls `services` with a handle to
+/// it once it accepts connections: for tasks that run beside it (the
+/// chain follower) and stop with it.
+pub async fn run_with(
+    config: NodeConfig,
+    services: impl FnOnce(NodeHandle),
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let (operator, chain, faucet_key) = genesis(&config)?;
     let log = log_signer(&config)?;
     // Channel vouchers name the ledger by its log.
     let genesis = Genesis {
         operator,
         network: network_hash(&network_id(log.name())),
-        chain: None,
+        chain,
     };
     let data_dir = config.data_dir.clone();
     let options = LedgerOptions {
@@ -256,11 +314,17 @@ pub async fn run(
         queue.clone(),
         Arc::clone(&ledger),
     )?;
+    let faucet_key = faucet_key.map(Arc::new);
+    let handle = NodeHandle {
+        ledger: Arc::clone(&ledger),
+        queue: queue.clone(),
+        operator_key: faucet_key.clone(),
+    };
     let app = App {
         ledger: Arc::clone(&ledger),
         queue,
         verifier,
-        faucet_key: faucet_key.map(Arc::new),
+        faucet_key,
     };
     let cors = http::cors(&config.cors_origins, config.dev).map_err(NodeError::Setup)?;
     let tls = match &config.tls {
@@ -271,6 +335,7 @@ pub async fn run(
     let address = listener.local_addr()?;
     tracing::info!(%address, dev = config.dev, operator = %genesis.operator, "node listening");
     ready(address);
+    services(handle);
     let listener = limits::LimitedListener::new(listener, config.limits);
     let app = router(app).layer(cors);
     match tls {

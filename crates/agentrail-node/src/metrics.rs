@@ -113,3 +113,45 @@ impl Metrics {
         out
     }
 }
+
+/// Appends the chain follower's gauges.
+pub fn render_chain(out: &mut String, chain: &agentrail_wire::api::ChainHealth) {
+    let gauges = [
+        (
+            "agentrail_chain_alarm",
+            "1 when the chain contradicts what the ledger credited (a reorg deeper than the confirmations); crediting has stopped.",
+            u64::from(chain.alarm.is_some()),
+        ),
+        (
+            "agentrail_chain_rpc_up",
+            "1 when the last call to the chain's RPC endpoint succeeded.",
+            u64::from(chain.rpc_ok),
+        ),
+        (
+            "agentrail_chain_head_block",
+            "The newest block the chain follower saw.",
+            chain.head.unwrap_or_default(),
+        ),
+        (
+            "agentrail_chain_deposits_credited",
+            "Vault deposits the ledger credited.",
+            chain.deposits_credited,
+        ),
+        (
+            "agentrail_chain_withdrawals_pending",
+            "Withdrawals debited and not yet paid on chain.",
+            chain.pending_withdrawals,
+        ),
+        (
+            "agentrail_chain_anchored_size",
+            "The log size last anchored in the vault.",
+            chain.anchored_size.unwrap_or_default(),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Bodies of the `/v1` API. Amounts are strings of atomic units; identities
 //! are did:key strings; times are Unix seconds.
 
+use agentrail_core::chain::ChainBinding;
 use agentrail_core::market::ListingView;
 use agentrail_core::reputation::Reputation;
 use agentrail_core::state::{GrantStatus, IdentityKind};
@@ -211,4 +212,39 @@ pub struct Health {
     pub operator: Did,
     /// The network id channel vouchers sign (`agentrail:<log origin>`).
     pub network: String,
+    /// The chain this ledger is bound to, and how its follower fares;
+    /// absent on a ledger with no chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainHealth>,
+}
+
+/// How a node bound to an EVM chain follows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ChainHealth {
+    /// The genesis' binding: chain id, vault and the operator's address.
+    pub binding: Option<ChainBinding>,
+    /// Whether this node runs the chain follower (`serve --chain-rpc`).
+    pub following: bool,
+    /// Whether the last call to the chain's RPC endpoint succeeded.
+    pub rpc_ok: bool,
+    /// The newest block the follower saw.
+    pub head: Option<u64>,
+    /// The newest block with the required confirmations.
+    pub safe: Option<u64>,
+    /// Confirmations a deposit needs before it is credited.
+    pub confirmations: u64,
+    /// Vault deposits credited (the next has id one more).
+    pub deposits_credited: u64,
+    /// Withdrawals debited and not yet paid on chain.
+    pub pending_withdrawals: u64,
+    /// The log size last anchored in the vault.
+    pub anchored_size: Option<u64>,
+    /// Set when the chain contradicts what the ledger credited (a reorg
+    /// deeper than the confirmations): crediting stops until an operator
+    /// looks. The node keeps serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<String>,
+    /// The last RPC error, if the last call failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }

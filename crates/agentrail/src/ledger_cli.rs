@@ -77,6 +77,10 @@ pub enum LedgerCommand {
         amount: Amount,
         #[arg(long)]
         idempotency_key: Option<String>,
+        /// The EVM address the vault pays, on a ledger bound to a chain
+        /// (required there; refused elsewhere).
+        #[arg(long)]
+        to: Option<agentrail_chain::alloy_primitives::Address>,
     },
     /// Pay another account.
     Transfer {
@@ -515,6 +519,7 @@ pub async fn run(command: LedgerCommand, client: Client, json: bool) -> anyhow::
             from,
             amount,
             idempotency_key,
+            to,
         } => {
             let key = read_key(&key)?;
             let from = from.unwrap_or_else(|| did_of(&key));
@@ -522,7 +527,7 @@ pub async fn run(command: LedgerCommand, client: Client, json: bool) -> anyhow::
                 from,
                 amount,
                 idempotency_key: idempotency_key.unwrap_or_else(fresh_key),
-                to: None,
+                to: to.map(agentrail_chain::evm_address),
             });
             report(json, submit(key, command).await, summarize)
         }

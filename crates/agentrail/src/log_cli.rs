@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 /// Exit code when the log contradicts itself (a rewritten history, a replay
 /// that disagrees with what the node serves).
-const EXIT_LOG_LIES: u8 = 3;
+pub(crate) const EXIT_LOG_LIES: u8 = 3;
 
 #[derive(Debug, Subcommand)]
 pub enum ProofCommand {
@@ -53,7 +53,154 @@ pub enum ProofCommand {
         /// node, which proves only internal consistency).
         #[arg(long)]
         log_key: Option<String>,
+        #[command(flatten)]
+        chain: ChainCheck,
     },
+}
+
+/// Checks against the vault on chain, for `audit` and `log watch`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChainCheck {
+    /// Also check the log against the root anchored in the vault on this
+    /// chain (a consistency proof from the anchored size), and, in an
+    /// audit, proof of reserves: the vault holds what the ledger owes.
+    #[arg(long, value_name = "URL")]
+    pub chain_rpc: Option<String>,
+    /// The vault (default: the one the node's genesis names).
+    #[arg(long, requires = "chain_rpc")]
+    pub vault: Option<agentrail_chain::alloy_primitives::Address>,
+}
+
+/// The log against the vault's anchor.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnchorCheck {
+    pub anchored_size: u64,
+    pub checkpoint_size: u64,
+    pub consistent: bool,
+    pub reason: Option<String>,
+}
+
+impl AnchorCheck {
+    pub fn describe(&self) -> String {
+        match (&self.reason, self.anchored_size) {
+            (Some(reason), _) => format!("INCONSISTENT with the anchor: {reason}"),
+            (None, 0) => "nothing anchored yet".into(),
+            (None, size) => format!(
+                "consistent with the anchored root of {size} entries (checkpoint of {} entries)",
+                self.checkpoint_size
+            ),
+        }
+    }
+}
+
+/// Checks the node's newest checkpoint (signed by `key`, or by the key the
+/// node states) against the (size, root) the vault anchored: equal at the
+/// same size, a valid consistency proof from a smaller one.
+pub async fn check_anchor_with(
+    client: &Client,
+    vault: &agentrail_chain::Vault<'_>,
+    key: Option<&LogKey>,
+) -> anyhow::Result<AnchorCheck> {
+    let (size, root) = vault.anchored().await?;
+    let key = match key {
+        Some(key) => key.clone(),
+        None => LogKey::parse(&client.log_key().await?)?,
+    };
+    let newest = Checkpoint::open(&client.checkpoint().await?, &key)
+        .context("the node's checkpoint does not verify with the log key")?;
+    let mut check = AnchorCheck {
+        anchored_size: size,
+        checkpoint_size: newest.size,
+        consistent: true,
+        reason: None,
+    };
+    if size == 0 {
+        return Ok(check);
+    }
+    let fail = |mut check: AnchorCheck, reason: String| {
+        check.consistent = false;
+        check.reason = Some(reason);
+        Ok(check)
+    };
+    if newest.size < size {
+        return fail(
+            check,
+            format!(
+                "the vault anchored {size} entries, the node's log has {}",
+                newest.size
+            ),
+        );
+    }
+    if newest.size == size {
+        if newest.root != root.0 {
+            return fail(
+                check,
+                format!("the root of {size} entries differs from the anchored one"),
+            );
+        }
+        return Ok(check);
+    }
+    let proof = client.consistency(size, newest.size).await?;
+    let hashes = proof
+        .proof
+        .iter()
+        .map(|h| decode_hash(h))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Err(e) = merkle::verify_consistency(size, newest.size, &root.0, &newest.root, &hashes) {
+        return fail(
+            check,
+            format!(
+                "no valid consistency proof from the anchored {size} entries to {}: {e}",
+                newest.size
+            ),
+        );
+    }
+    check.consistent = true;
+    Ok(check)
+}
+
+pub async fn check_anchor(
+    client: &Client,
+    vault: &agentrail_chain::Vault<'_>,
+) -> anyhow::Result<AnchorCheck> {
+    check_anchor_with(client, vault, None).await
+}
+
+/// The endpoint and vault a chain check reads.
+async fn chain_target(
+    check: &ChainCheck,
+    client: &Client,
+) -> anyhow::Result<
+    Option<(
+        agentrail_chain::Rpc,
+        u64,
+        agentrail_chain::alloy_primitives::Address,
+    )>,
+> {
+    let Some(url) = &check.chain_rpc else {
+        return Ok(None);
+    };
+    let rpc = agentrail_chain::Rpc::new(url, agentrail_client::http_client(None)?)?;
+    let chain_id = rpc.chain_id().await.context("reading the chain id")?;
+    let bound = client.health().await?.chain.and_then(|chain| chain.binding);
+    let vault = match (check.vault, bound) {
+        (Some(vault), Some(bound)) if agentrail_chain::evm_address(vault) != bound.vault => bail!(
+            "the node's genesis binds vault {}, not {vault}",
+            bound.vault
+        ),
+        (Some(vault), _) => vault,
+        (None, Some(bound)) => agentrail_chain::alloy_primitives::Address::from(bound.vault.0),
+        (None, None) => bail!("the node names no vault: pass --vault"),
+    };
+    if let Some(bound) = bound
+        && bound.chain_id != chain_id
+    {
+        bail!(
+            "the node is bound to chain {}, the endpoint serves chain {chain_id}",
+            bound.chain_id
+        );
+    }
+    Ok(Some((rpc, chain_id, vault)))
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +218,8 @@ pub enum LogCommand {
         /// Keep watching, checking every this many seconds.
         #[arg(long)]
         every: Option<u64>,
+        #[command(flatten)]
+        chain: ChainCheck,
     },
     /// Print the node's log verifier key.
     Key,
@@ -151,9 +300,10 @@ pub async fn run(command: ProofCommand, client: Client, json: bool) -> anyhow::R
                     state,
                     log_key,
                     every,
+                    chain,
                 },
         } => loop {
-            match watch_once(&client, &state, log_key.as_deref(), json).await {
+            match watch_once(&client, &state, log_key.as_deref(), &chain, json).await {
                 Ok(()) => {}
                 Err(WatchError::Lies(reason)) => {
                     eprintln!(
@@ -177,7 +327,9 @@ pub async fn run(command: ProofCommand, client: Client, json: bool) -> anyhow::R
                 None => return Ok(ExitCode::SUCCESS),
             }
         },
-        ProofCommand::Audit { log_key } => audit(&client, log_key.as_deref(), json).await,
+        ProofCommand::Audit { log_key, chain } => {
+            audit(&client, log_key.as_deref(), &chain, json).await
+        }
     }
 }
 
@@ -265,6 +417,7 @@ async fn watch_once(
     client: &Client,
     state_path: &Path,
     key_arg: Option<&str>,
+    chain: &ChainCheck,
     json: bool,
 ) -> Result<(), WatchError> {
     let saved: Option<WatchState> = match std::fs::read_to_string(state_path) {
@@ -322,6 +475,21 @@ async fn watch_once(
             },
         )?;
     }
+    let anchor = match chain_target(chain, client).await? {
+        None => None,
+        Some((rpc, chain_id, address)) => {
+            let vault = agentrail_chain::Vault {
+                rpc: &rpc,
+                chain_id,
+                address,
+            };
+            let check = check_anchor_with(client, &vault, Some(&key)).await?;
+            if !check.consistent {
+                return Err(WatchError::Lies(check.describe()));
+            }
+            Some(check)
+        }
+    };
     let state = WatchState {
         log_key: key_text,
         size: newest.size,
@@ -335,13 +503,16 @@ async fn watch_once(
     if json {
         println!(
             "{}",
-            serde_json::json!({"consistent": true, "from": previous, "to": newest.size})
+            serde_json::json!({"consistent": true, "from": previous, "to": newest.size, "anchor": anchor})
         );
     } else {
         println!(
             "consistent: the log grew from {previous} to {} entries without rewriting any",
             newest.size
         );
+        if let Some(anchor) = anchor {
+            println!("  chain: {}", anchor.describe());
+        }
     }
     Ok(())
 }
@@ -388,7 +559,12 @@ struct Findings {
     mismatches: Vec<String>,
 }
 
-async fn audit(client: &Client, key_arg: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+async fn audit(
+    client: &Client,
+    key_arg: Option<&str>,
+    chain: &ChainCheck,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let key = match key_arg {
         Some(text) => read_key(text)?,
         None => {
@@ -401,10 +577,11 @@ async fn audit(client: &Client, key_arg: Option<&str>, json: bool) -> anyhow::Re
     };
     let health = client.health().await?;
     let network = network_id(key.name());
+    let target = chain_target(chain, client).await?;
     let mut state = State::new(Genesis {
         operator: health.operator,
         network: network_hash(&network),
-        chain: None,
+        chain: health.chain.as_ref().and_then(|chain| chain.binding),
     });
     let mut tree = MemoryTree::new();
     let mut replayed: u64 = 0;
@@ -477,15 +654,45 @@ async fn audit(client: &Client, key_arg: Option<&str>, json: bool) -> anyhow::Re
         if findings.mismatches.is_empty() {
             let accounts = state.balances().count();
             let identities = state.identities().count();
+            let mut onchain = None;
+            if let Some((rpc, chain_id, address)) = &target {
+                let vault = agentrail_chain::Vault {
+                    rpc,
+                    chain_id: *chain_id,
+                    address: *address,
+                };
+                let anchor = check_anchor_with(client, &vault, Some(&key)).await?;
+                if !anchor.consistent {
+                    return lies(json, anchor.describe());
+                }
+                let reserves = agentrail_chain::reserves::check(&vault, &state).await?;
+                if !reserves.covered {
+                    return lies(
+                        json,
+                        format!(
+                            "proof of reserves failed: the vault holds {} atomic units, the ledger owes {}",
+                            reserves.held, reserves.owed
+                        ),
+                    );
+                }
+                onchain = Some((anchor, reserves));
+            }
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"consistent": true, "entries": replayed, "accounts": accounts, "identities": identities, "root": STANDARD.encode(tree.root())})
+                    serde_json::json!({"consistent": true, "entries": replayed, "accounts": accounts, "identities": identities, "root": STANDARD.encode(tree.root()), "anchor": onchain.as_ref().map(|o| &o.0), "reserves": onchain.as_ref().map(|o| &o.1)})
                 );
             } else {
                 println!(
                     "audit passed: {replayed} entries replayed, root matches the signed checkpoint, {accounts} balances and {identities} identities match the node"
                 );
+                if let Some((anchor, reserves)) = &onchain {
+                    println!("  chain: {}", anchor.describe());
+                    println!(
+                        "  reserves: the vault holds {} atomic units, the ledger owes {}",
+                        reserves.held, reserves.owed
+                    );
+                }
             }
             return Ok(ExitCode::SUCCESS);
         }

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod chain_cli;
 mod channel_cli;
 mod demo_cli;
 mod ledger_cli;
@@ -113,6 +114,14 @@ enum Commands {
         /// The PEM private key of --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        chain: chain_cli::ServeChain,
+    },
+    /// The vault on an EVM chain: deploy (dev chains), mint test tokens,
+    /// deposit, status.
+    Chain {
+        #[command(subcommand)]
+        command: chain_cli::ChainCommand,
     },
     #[command(flatten)]
     Ledger(LedgerCommand),
@@ -247,6 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cors_origins,
             tls_cert,
             tls_key,
+            chain,
         } => {
             let limits = agentrail_node::limits::ServeLimits {
                 connections_max: connections_max as usize,
@@ -275,6 +285,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tls: tls_cert
                     .zip(tls_key)
                     .map(|(cert, key)| agentrail_node::TlsFiles { cert, key }),
+                chain: None,
             };
             let scheme = if config.tls.is_some() {
                 "https"
@@ -282,13 +293,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "http"
             };
             runtime()?.block_on(async {
+                let mut config = config;
+                let prepared = chain.prepare(&config.data_dir).await?;
+                config.chain = prepared.as_ref().map(|prepared| prepared.binding);
                 let ready = |address: std::net::SocketAddr| {
                     // Scripts and tests read this line to find the port.
                     println!("agentrail node listening on {scheme}://{address}");
                 };
-                agentrail_node::run(config, ready, shutdown_signal()).await
+                let services = |node: agentrail_node::NodeHandle| {
+                    if let Some(prepared) = prepared {
+                        prepared.spawn(node);
+                    }
+                };
+                agentrail_node::run_with(config, services, ready, shutdown_signal()).await?;
+                anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)
+        }
+        Commands::Chain { command } => {
+            let client = agentrail_client::Client::connect(&cli.node, cli.ca_cert.as_deref())?;
+            runtime()?.block_on(chain_cli::run(command, client, cli.json))
         }
         Commands::Ledger(command) => {
             let client = agentrail_client::Client::connect(&cli.node, cli.ca_cert.as_deref())?;

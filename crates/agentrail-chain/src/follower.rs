@@ -1,0 +1,430 @@
+//! The node's chain service: it credits the vault's deposits once they
+//! have enough confirmations, pays the ledger's withdrawals from the vault
+//! and records each payout once the chain shows it, and anchors the log.
+//!
+//! Exactly once comes from the ledger, not from this loop's memory: a
+//! deposit is credited only as the next vault id after the ledger's last
+//! (`deposit_out_of_order` otherwise), under an idempotency key made of the
+//! chain id and the vault's deposit id; a withdrawal is paid under its
+//! ledger id, which the vault pays at most once. The loop keeps no state a
+//! crash could lose: after a restart it reads where the ledger stands and
+//! goes on from there.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentrail_core::chain::{ChainBinding, ChainDeposit, EvmAddress, Hash32, deposit_key};
+use agentrail_core::command::{Command, Deposit, SettleWithdrawal, SignedCommand};
+use agentrail_core::{Amount, Did};
+use agentrail_node::{NodeHandle, SubmitError};
+use agentrail_wire::api::ChainHealth;
+use alloy_primitives::{Address, B256, U256};
+use ed25519_dalek::SigningKey;
+
+use crate::bindings::Withdrawal;
+use crate::rpc::Rpc;
+use crate::vault::{Vault, VaultError, unix_now};
+use crate::wallet::EvmKey;
+
+/// Blocks one `eth_getLogs` query covers at most.
+const LOG_RANGE: u64 = 2_000;
+/// Withdrawals paid per round.
+const PAYOUTS_PER_ROUND: usize = 16;
+/// How long an operator's withdrawal authorization stays valid.
+const AUTHORIZATION_S: u64 = 3_600;
+
+/// How the node follows its chain.
+#[derive(Clone, Debug)]
+pub struct FollowerConfig {
+    pub binding: ChainBinding,
+    /// Confirmations before a deposit is credited and a payout recorded
+    /// (1: the block that holds it is enough).
+    pub confirmations: u64,
+    /// The first block to look for deposits in (the vault's creation).
+    pub start_block: u64,
+    /// How often the chain is read.
+    pub poll: Duration,
+    /// Anchor when the log grew by this many entries since the last anchor
+    /// (0: not by size).
+    pub anchor_every: u64,
+    /// Anchor when this long passed since the last anchor and the log grew.
+    pub anchor_interval: Option<Duration>,
+}
+
+/// Why the follower could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FollowerError {
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// The chain service of one node.
+pub struct Follower {
+    node: NodeHandle,
+    rpc: Rpc,
+    config: FollowerConfig,
+    /// Signs the operator's ledger commands (deposits, settlements).
+    operator_key: Arc<SigningKey>,
+    /// The vault operator's EVM key: signs withdrawal authorizations and
+    /// sends the anchor and withdrawal transactions.
+    evm_key: EvmKey,
+    /// Where the next log query starts; `None`: from the last credited
+    /// deposit's block.
+    cursor: Option<u64>,
+    /// Set once the chain contradicts the ledger; crediting stops.
+    alarm: Option<String>,
+    anchored: Option<u64>,
+    last_anchor: tokio::time::Instant,
+    health: ChainHealth,
+}
+
+impl std::fmt::Debug for Follower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower")
+            .field("config", &self.config)
+            .field("evm_key", &self.evm_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Follower {
+    /// Checks that the key and the endpoint fit the ledger's binding.
+    pub async fn new(
+        node: NodeHandle,
+        rpc: Rpc,
+        config: FollowerConfig,
+        operator_key: Arc<SigningKey>,
+        evm_key: EvmKey,
+    ) -> Result<Follower, FollowerError> {
+        let binding = config.binding;
+        if node.genesis().chain != Some(binding) {
+            return Err(FollowerError::Setup(
+                "the follower's binding is not the ledger's".into(),
+            ));
+        }
+        if Did::from_verifying_key(&operator_key.verifying_key()) != node.genesis().operator {
+            return Err(FollowerError::Setup(
+                "the operator key is not this ledger's operator".into(),
+            ));
+        }
+        if EvmAddress(evm_key.address().into_array()) != binding.operator {
+            return Err(FollowerError::Setup(format!(
+                "the EVM key is {}, not the vault's operator {}",
+                evm_key.address(),
+                binding.operator
+            )));
+        }
+        if config.confirmations == 0 {
+            return Err(FollowerError::Setup(
+                "confirmations must be at least 1".into(),
+            ));
+        }
+        let health = ChainHealth {
+            binding: Some(binding),
+            following: true,
+            confirmations: config.confirmations,
+            ..ChainHealth::default()
+        };
+        Ok(Follower {
+            node,
+            rpc,
+            config,
+            operator_key,
+            evm_key,
+            cursor: None,
+            alarm: None,
+            anchored: None,
+            last_anchor: tokio::time::Instant::now(),
+            health,
+        })
+    }
+
+    fn vault(&self) -> Vault<'_> {
+        Vault {
+            rpc: &self.rpc,
+            chain_id: self.config.binding.chain_id,
+            address: Address::from(self.config.binding.vault.0),
+        }
+    }
+
+    /// Follows the chain until the task is dropped. An unreachable
+    /// endpoint is reported and retried; the node keeps serving.
+    pub async fn run(mut self) {
+        tracing::info!(
+            chain_id = self.config.binding.chain_id,
+            vault = %self.config.binding.vault,
+            confirmations = self.config.confirmations,
+            "following the chain"
+        );
+        loop {
+            match self.round().await {
+                Ok(()) => {
+                    self.health.rpc_ok = true;
+                    self.health.last_error = None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "chain round failed; retrying");
+                    self.health.rpc_ok = false;
+                    self.health.last_error = Some(e.to_string());
+                }
+            }
+            self.health.alarm.clone_from(&self.alarm);
+            self.node.report_chain(self.health.clone());
+            tokio::time::sleep(self.config.poll).await;
+        }
+    }
+
+    /// One round: deposits, payouts, anchor.
+    pub async fn round(&mut self) -> Result<(), FollowerError> {
+        let head = self.rpc.block_number().await.map_err(VaultError::from)?;
+        self.health.head = Some(head);
+        let safe = (head + 1).checked_sub(self.config.confirmations);
+        self.health.safe = safe;
+        if let Some(safe) = safe {
+            if self.alarm.is_none() {
+                self.credit_deposits(safe).await?;
+            }
+            self.pay_withdrawals(head, safe).await?;
+        }
+        self.anchor().await?;
+        let (credited, pending) = self
+            .node
+            .read(|state| {
+                (
+                    state.chain_deposits().0,
+                    state.pending_withdrawals().count() as u64,
+                )
+            })
+            .await
+            .unwrap_or_default();
+        self.health.deposits_credited = credited;
+        self.health.pending_withdrawals = pending;
+        Ok(())
+    }
+
+    fn raise(&mut self, alarm: String) {
+        tracing::error!(alarm = %alarm, "chain alarm: crediting stopped");
+        self.alarm = Some(alarm);
+    }
+
+    async fn submit(&self, command: Command) -> Result<(), SubmitOutcome> {
+        let signed = SignedCommand::sign(command, &self.operator_key)
+            .map_err(|e| SubmitOutcome::Refused(e.to_string()))?;
+        match self.node.submit(signed).await {
+            Ok(_) => Ok(()),
+            Err(SubmitError::Rejected(rejection)) => Err(SubmitOutcome::Refused(format!(
+                "{}: {rejection}",
+                rejection.code()
+            ))),
+            Err(other) => Err(SubmitOutcome::Retry(other.to_string())),
+        }
+    }
+
+    /// Credits the vault's deposits in blocks up to `safe`, in id order.
+    async fn credit_deposits(&mut self, safe: u64) -> Result<(), FollowerError> {
+        let Some((credited, last)) = self.node.read(|state| state.chain_deposits()).await else {
+            return Ok(());
+        };
+        if let Some(last) = last {
+            // The block of the last credit must still be on the chain; if
+            // it is not, a reorg deeper than the confirmations removed or
+            // moved a credited deposit.
+            let now = self
+                .rpc
+                .block_hash(last.block)
+                .await
+                .map_err(VaultError::from)?;
+            if now != Some(B256::from(last.block_hash.0)) {
+                self.raise(format!(
+                    "deposit {} was credited from block {} ({}), which the chain no longer has: a reorg deeper than {} confirmations",
+                    last.id, last.block, last.block_hash, self.config.confirmations
+                ));
+                return Ok(());
+            }
+        }
+        let from = self
+            .cursor
+            .unwrap_or_else(|| last.map_or(self.config.start_block, |last| last.block));
+        if from > safe {
+            return Ok(());
+        }
+        let to = safe.min(from.saturating_add(LOG_RANGE - 1));
+        let mut logs = self.vault().deposits(from, to).await?;
+        logs.sort_by_key(|deposit| (deposit.log.block_number, deposit.log.log_index));
+        let mut next = credited + 1;
+        for deposit in logs {
+            let Ok(id) = u64::try_from(deposit.id) else {
+                self.raise(format!("the vault reports deposit id {}", deposit.id));
+                return Ok(());
+            };
+            if id < next {
+                continue;
+            }
+            if id > next {
+                // A log this follower has not seen lies before `from`:
+                // read again from the last credit.
+                tracing::warn!(id, next, "deposit ids skip; reading the range again");
+                self.cursor = None;
+                return Ok(());
+            }
+            let amount = u128::try_from(deposit.amount)
+                .map(Amount::from_atomic)
+                .map_err(|_| FollowerError::Setup("a deposit beyond u128".into()))?;
+            let chain = ChainDeposit {
+                id,
+                from: EvmAddress(deposit.from.into_array()),
+                tx: Hash32(deposit.log.transaction_hash.0),
+                log_index: deposit.log.log_index,
+                block: deposit.log.block_number,
+                block_hash: Hash32(deposit.log.block_hash.0),
+            };
+            let to = Did::from_public_key_bytes(deposit.account.0);
+            let command = Command::Deposit(Deposit {
+                to,
+                amount,
+                idempotency_key: deposit_key(self.config.binding.chain_id, &chain),
+                chain: Some(chain),
+            });
+            match self.submit(command).await {
+                Ok(()) => {
+                    tracing::info!(id, %to, %amount, tx = %deposit.log.transaction_hash, "deposit credited");
+                    next += 1;
+                }
+                Err(SubmitOutcome::Retry(reason)) => {
+                    tracing::warn!(id, reason, "deposit not credited yet; retrying");
+                    return Ok(());
+                }
+                Err(SubmitOutcome::Refused(reason)) => {
+                    self.raise(format!("the ledger refused vault deposit {id}: {reason}"));
+                    return Ok(());
+                }
+            }
+        }
+        self.cursor = Some(to + 1);
+        Ok(())
+    }
+
+    /// Pays pending withdrawals and records the payouts the chain
+    /// confirmed.
+    async fn pay_withdrawals(&mut self, head: u64, safe: u64) -> Result<(), FollowerError> {
+        let Some(pending) = self
+            .node
+            .read(|state| {
+                state
+                    .pending_withdrawals()
+                    .take(PAYOUTS_PER_ROUND)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .await
+        else {
+            return Ok(());
+        };
+        for withdrawal in pending {
+            let vault = self.vault();
+            if vault.withdrawn(withdrawal.id).await? {
+                let Some(log) = vault
+                    .withdrawal_log(withdrawal.id, self.config.start_block, head)
+                    .await?
+                else {
+                    continue;
+                };
+                if log.block_number > safe {
+                    continue;
+                }
+                let settle = Command::SettleWithdrawal(SettleWithdrawal {
+                    id: withdrawal.id,
+                    tx: Hash32(log.transaction_hash.0),
+                    block: log.block_number,
+                });
+                match self.submit(settle).await {
+                    Ok(()) => tracing::info!(
+                        id = withdrawal.id,
+                        tx = %log.transaction_hash,
+                        "withdrawal paid and recorded"
+                    ),
+                    Err(SubmitOutcome::Retry(reason) | SubmitOutcome::Refused(reason)) => {
+                        tracing::warn!(id = withdrawal.id, reason, "payout not recorded yet")
+                    }
+                }
+                continue;
+            }
+            let message = Withdrawal {
+                id: U256::from(withdrawal.id),
+                account: B256::from(*withdrawal.from.public_key_bytes()),
+                to: Address::from(withdrawal.to.0),
+                amount: U256::from(withdrawal.amount.atomic()),
+                deadline: U256::from(unix_now() + AUTHORIZATION_S),
+            };
+            let signature = vault.authorize_withdrawal(&self.evm_key, &message);
+            match vault.withdraw(&self.evm_key, &message, signature).await {
+                Ok(receipt) => tracing::info!(
+                    id = withdrawal.id,
+                    to = %message.to,
+                    tx = %receipt.transaction_hash,
+                    "withdrawal sent"
+                ),
+                Err(e) => tracing::warn!(id = withdrawal.id, error = %e, "withdrawal not paid yet"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Anchors the newest checkpoint when the log grew enough or long
+    /// enough ago.
+    async fn anchor(&mut self) -> Result<(), FollowerError> {
+        if self.config.anchor_every == 0 && self.config.anchor_interval.is_none() {
+            return Ok(());
+        }
+        let anchored = match self.anchored {
+            Some(size) => size,
+            None => {
+                let (size, _) = self.vault().anchored().await?;
+                self.anchored = Some(size);
+                size
+            }
+        };
+        self.health.anchored_size = Some(anchored);
+        let (size, root) = self.node.checkpoint();
+        if size <= anchored {
+            return Ok(());
+        }
+        let by_size = self.config.anchor_every > 0 && size - anchored >= self.config.anchor_every;
+        let by_time = self
+            .config
+            .anchor_interval
+            .is_some_and(|interval| self.last_anchor.elapsed() >= interval);
+        if !by_size && !by_time {
+            return Ok(());
+        }
+        match self
+            .vault()
+            .anchor(&self.evm_key, size, B256::from(root))
+            .await
+        {
+            Ok(receipt) => {
+                tracing::info!(size, tx = %receipt.transaction_hash, gas = receipt.gas_used, "log anchored");
+                self.anchored = Some(size);
+                self.health.anchored_size = Some(size);
+                self.last_anchor = tokio::time::Instant::now();
+            }
+            Err(e) => {
+                // Read the anchor again next round (another anchor may
+                // have landed).
+                self.anchored = None;
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+enum SubmitOutcome {
+    /// Not applied now; the same command may be sent again.
+    Retry(String),
+    /// The ledger will not apply it.
+    Refused(String),
+}
