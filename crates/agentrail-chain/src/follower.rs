@@ -150,9 +150,17 @@ impl Follower {
         }
     }
 
-    /// Follows the chain until the task is dropped. An unreachable
-    /// endpoint is reported and retried; the node keeps serving.
-    pub async fn run(mut self) {
+    /// Follows the chain until the node stops. An unreachable endpoint is
+    /// reported and retried; the node keeps serving.
+    pub async fn run(self) {
+        let node = self.node.clone();
+        tokio::select! {
+            () = node.stopped() => {}
+            () = self.follow() => {}
+        }
+    }
+
+    async fn follow(mut self) {
         tracing::info!(
             chain_id = self.config.binding.chain_id,
             vault = %self.config.binding.vault,

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod anvil;
+pub mod audit;
 pub mod bindings;
 pub mod follower;
 pub mod reserves;

@@ -9,7 +9,10 @@
 
 #![forbid(unsafe_code)]
 
+mod chain;
 mod scenarios;
+
+pub use chain::CONFIRMATIONS as CHAIN_CONFIRMATIONS;
 
 use std::time::Instant;
 
@@ -29,11 +32,18 @@ use tokio::sync::oneshot;
 pub struct DemoOptions {
     /// Paid calls in the pay-per-call scenario.
     pub calls: usize,
+    /// Play on a ledger bound to a vault on a local anvil chain: money
+    /// enters as deposited tokens and leaves as a withdrawal to an EVM
+    /// address.
+    pub chain: bool,
 }
 
 impl Default for DemoOptions {
     fn default() -> DemoOptions {
-        DemoOptions { calls: 1_000 }
+        DemoOptions {
+            calls: 1_000,
+            chain: false,
+        }
     }
 }
 
@@ -84,6 +94,8 @@ pub struct DemoReport {
     /// The faucet's deposits equal every account's money (available + held).
     pub money_conserved: bool,
     pub deposited: Amount,
+    /// What left through the vault (`--chain`).
+    pub withdrawn: Amount,
     pub balances: Vec<BalanceLine>,
     pub reputations: Vec<ReputationLine>,
     /// Checks that did not belong to one scenario.
@@ -109,6 +121,11 @@ pub enum Progress {
     Verifying {
         entries: u64,
     },
+    /// `--chain`: the dev chain runs and the node follows its vault.
+    ChainStarted {
+        rpc: String,
+        vault: String,
+    },
 }
 
 /// A player: a name for people, keys, and its own connection to the node.
@@ -121,11 +138,15 @@ pub(crate) struct Actor {
     pub has_account: bool,
 }
 
-/// The demo's world: the node, the players, what the faucet paid.
+/// The demo's world: the node, the players, what the faucet (or the vault)
+/// paid in and what left through the vault.
 pub(crate) struct World {
     pub url: String,
     pub actors: Vec<Actor>,
     pub deposited: Amount,
+    pub withdrawn: Amount,
+    /// The dev chain, with `--chain`.
+    pub chain: Option<chain::ChainWorld>,
 }
 
 fn unix_now() -> Timestamp {
@@ -225,14 +246,24 @@ impl World {
         )
     }
 
-    /// The dev faucet pays `amount` to `name`.
+    /// The dev faucet pays `amount` to `name`; on a chain, the owner's
+    /// tokens are deposited into the vault for `name`, and this returns
+    /// once the node credited them.
     pub async fn fund(&mut self, name: &str, amount: Amount) -> anyhow::Result<()> {
         let did = self.did(name);
-        self.actor(name)
-            .client
-            .faucet(did, amount)
-            .await
-            .with_context(|| format!("funding {name}"))?;
+        match self.chain.as_mut() {
+            Some(chain) => {
+                let observer = Client::new(&self.url);
+                chain.deposit(&observer, did, amount, name).await?;
+            }
+            None => {
+                self.actor(name)
+                    .client
+                    .faucet(did, amount)
+                    .await
+                    .with_context(|| format!("funding {name}"))?;
+            }
+        }
         self.deposited = self
             .deposited
             .checked_add(amount)
@@ -303,6 +334,11 @@ async fn run_async(
 ) -> anyhow::Result<DemoReport> {
     let started = Instant::now();
     let data = tempfile::tempdir().context("a temporary data directory")?;
+    let chain = if options.chain {
+        Some(chain::ChainWorld::start().await?)
+    } else {
+        None
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let (ready_tx, ready_rx) = oneshot::channel();
     let config = agentrail_node::NodeConfig {
@@ -316,10 +352,14 @@ async fn run_async(
         time_scale: None,
         cors_origins: Vec::new(),
         tls: None,
-        chain: None,
+        chain: chain.as_ref().map(chain::ChainWorld::binding),
     };
-    let node = tokio::spawn(agentrail_node::run(
+    let (handle_tx, handle_rx) = oneshot::channel();
+    let node = tokio::spawn(agentrail_node::run_with(
         config,
+        move |handle| {
+            let _ = handle_tx.send(handle);
+        },
         move |address| {
             let _ = ready_tx.send(address);
         },
@@ -328,6 +368,14 @@ async fn run_async(
         },
     ));
     let address = ready_rx.await.context("the node did not start")?;
+    let handle = handle_rx.await.context("the node did not start")?;
+    if let Some(chain) = &chain {
+        chain.spawn_follower(handle)?;
+        progress(Progress::ChainStarted {
+            rpc: chain.anvil.url().to_owned(),
+            vault: chain.deployment.vault.to_string(),
+        });
+    }
     let url = format!("http://{address}");
     progress(Progress::NodeStarted { url: url.clone() });
     let observer = Client::new(&url);
@@ -339,6 +387,8 @@ async fn run_async(
         url: url.clone(),
         actors: Vec::new(),
         deposited: Amount::ZERO,
+        withdrawn: Amount::ZERO,
+        chain,
     };
     let mut reports = Vec::new();
     let count = scenarios::ALL.len();
@@ -357,6 +407,30 @@ async fn run_async(
         progress(Progress::ScenarioEnded {
             index,
             count,
+            report: report.clone(),
+        });
+        reports.push(report);
+    }
+    if world.chain.is_some() {
+        let name = "On chain: withdraw to an EVM address, anchor, reserves";
+        progress(Progress::ScenarioStarted {
+            index: count,
+            count: count + 1,
+            name,
+        });
+        let scenario_started = Instant::now();
+        let mut figures = Vec::new();
+        let outcome = chain::finish(&mut world, &mut figures).await;
+        let report = ScenarioReport {
+            name,
+            passed: outcome.is_ok(),
+            seconds: scenario_started.elapsed().as_secs_f64(),
+            figures,
+            error: outcome.err().map(|e| format!("{e:#}")),
+        };
+        progress(Progress::ScenarioEnded {
+            index: count,
+            count: count + 1,
             report: report.clone(),
         });
         reports.push(report);
@@ -396,11 +470,16 @@ async fn run_async(
             held: balance.held,
         });
     }
-    let money_conserved = total == world.deposited;
+    let owed = world
+        .deposited
+        .checked_sub(world.withdrawn)
+        .context("withdrew more than deposited")?;
+    let money_conserved = total == owed;
     if !money_conserved {
         errors.push(format!(
-            "the faucet paid {} but the accounts hold {}",
+            "{} USD came in and {} USD left, but the accounts hold {}",
             world.deposited.to_decimal_string(),
+            world.withdrawn.to_decimal_string(),
             total.to_decimal_string()
         ));
     }
@@ -434,6 +513,7 @@ async fn run_async(
         receipts_verified,
         money_conserved,
         deposited: world.deposited,
+        withdrawn: world.withdrawn,
         balances,
         reputations,
         errors,

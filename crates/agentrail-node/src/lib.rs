@@ -315,10 +315,12 @@ pub async fn run_with(
         Arc::clone(&ledger),
     )?;
     let faucet_key = faucet_key.map(Arc::new);
+    let (stop_services, stopping) = tokio::sync::watch::channel(false);
     let handle = NodeHandle {
         ledger: Arc::clone(&ledger),
         queue: queue.clone(),
         operator_key: faucet_key.clone(),
+        stopping,
     };
     let app = App {
         ledger: Arc::clone(&ledger),
@@ -350,6 +352,8 @@ pub async fn run_with(
                 .await?
         }
     }
+    // The services beside the node return and drop their queue senders.
+    let _ = stop_services.send(true);
     // The router (and its queue senders) is gone: the verifier threads drain
     // their queue and stop, then the writer drains and stops.
     tokio::task::spawn_blocking(move || {

@@ -19,6 +19,9 @@ pub struct NodeHandle {
     pub(crate) ledger: Arc<Ledger>,
     pub(crate) queue: Queue,
     pub(crate) operator_key: Option<Arc<SigningKey>>,
+    /// Turns true when the node stops serving: services then return and
+    /// drop their handles, which lets the writer drain and stop.
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Why a submitted command did not land.
@@ -85,6 +88,14 @@ impl NodeHandle {
     /// The operator's key, when the node holds it (dev mode).
     pub fn operator_key(&self) -> Option<Arc<SigningKey>> {
         self.operator_key.clone()
+    }
+
+    /// Completes once the node stops serving. A service must then return
+    /// and drop every clone of its handle: the node waits for that before
+    /// its writer stops.
+    pub async fn stopped(&self) {
+        let mut stopping = self.stopping.clone();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
     /// Publishes the chain follower's state in `/v1/health` and `/metrics`.

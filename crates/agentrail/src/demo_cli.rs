@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use agentrail_demo::{DemoOptions, DemoReport, Progress};
 
-pub fn run(calls: usize, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(calls: usize, chain: bool, json: bool) -> anyhow::Result<ExitCode> {
     let progress = |event: Progress| {
         let mut err = std::io::stderr().lock();
         let _ = match event {
@@ -21,6 +21,11 @@ pub fn run(calls: usize, json: bool) -> anyhow::Result<ExitCode> {
                 None => writeln!(err, "ok ({:.2} s)", report.seconds),
                 Some(error) => writeln!(err, "FAILED: {error}"),
             },
+            Progress::ChainStarted { rpc, vault } => writeln!(
+                err,
+                "anvil on {rpc}; the node follows vault {vault} ({} confirmations)",
+                agentrail_demo::CHAIN_CONFIRMATIONS
+            ),
             Progress::Verifying { entries } => {
                 writeln!(
                     err,
@@ -29,7 +34,7 @@ pub fn run(calls: usize, json: bool) -> anyhow::Result<ExitCode> {
             }
         };
     };
-    let report = agentrail_demo::run(DemoOptions { calls }, &progress)?;
+    let report = agentrail_demo::run(DemoOptions { calls, chain }, &progress)?;
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -71,7 +76,7 @@ fn print_summary(report: &DemoReport) {
         );
     }
     println!(
-        "\n{} journal entries, {} receipts verified offline; money {} ({} USD deposited)",
+        "\n{} journal entries, {} receipts verified offline; money {} ({} USD deposited, {} USD withdrawn)",
         report.journal_entries,
         report.receipts_verified,
         if report.money_conserved {
@@ -79,7 +84,8 @@ fn print_summary(report: &DemoReport) {
         } else {
             "NOT conserved"
         },
-        report.deposited.to_decimal_string()
+        report.deposited.to_decimal_string(),
+        report.withdrawn.to_decimal_string()
     );
     for error in &report.errors {
         println!("error: {error}");

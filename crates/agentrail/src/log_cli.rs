@@ -71,99 +71,13 @@ pub struct ChainCheck {
     pub vault: Option<agentrail_chain::alloy_primitives::Address>,
 }
 
-/// The log against the vault's anchor.
-#[derive(Debug, Clone, Serialize)]
-pub struct AnchorCheck {
-    pub anchored_size: u64,
-    pub checkpoint_size: u64,
-    pub consistent: bool,
-    pub reason: Option<String>,
-}
-
-impl AnchorCheck {
-    pub fn describe(&self) -> String {
-        match (&self.reason, self.anchored_size) {
-            (Some(reason), _) => format!("INCONSISTENT with the anchor: {reason}"),
-            (None, 0) => "nothing anchored yet".into(),
-            (None, size) => format!(
-                "consistent with the anchored root of {size} entries (checkpoint of {} entries)",
-                self.checkpoint_size
-            ),
-        }
-    }
-}
-
-/// Checks the node's newest checkpoint (signed by `key`, or by the key the
-/// node states) against the (size, root) the vault anchored: equal at the
-/// same size, a valid consistency proof from a smaller one.
-pub async fn check_anchor_with(
-    client: &Client,
-    vault: &agentrail_chain::Vault<'_>,
-    key: Option<&LogKey>,
-) -> anyhow::Result<AnchorCheck> {
-    let (size, root) = vault.anchored().await?;
-    let key = match key {
-        Some(key) => key.clone(),
-        None => LogKey::parse(&client.log_key().await?)?,
-    };
-    let newest = Checkpoint::open(&client.checkpoint().await?, &key)
-        .context("the node's checkpoint does not verify with the log key")?;
-    let mut check = AnchorCheck {
-        anchored_size: size,
-        checkpoint_size: newest.size,
-        consistent: true,
-        reason: None,
-    };
-    if size == 0 {
-        return Ok(check);
-    }
-    let fail = |mut check: AnchorCheck, reason: String| {
-        check.consistent = false;
-        check.reason = Some(reason);
-        Ok(check)
-    };
-    if newest.size < size {
-        return fail(
-            check,
-            format!(
-                "the vault anchored {size} entries, the node's log has {}",
-                newest.size
-            ),
-        );
-    }
-    if newest.size == size {
-        if newest.root != root.0 {
-            return fail(
-                check,
-                format!("the root of {size} entries differs from the anchored one"),
-            );
-        }
-        return Ok(check);
-    }
-    let proof = client.consistency(size, newest.size).await?;
-    let hashes = proof
-        .proof
-        .iter()
-        .map(|h| decode_hash(h))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if let Err(e) = merkle::verify_consistency(size, newest.size, &root.0, &newest.root, &hashes) {
-        return fail(
-            check,
-            format!(
-                "no valid consistency proof from the anchored {size} entries to {}: {e}",
-                newest.size
-            ),
-        );
-    }
-    check.consistent = true;
-    Ok(check)
-}
+use agentrail_chain::audit::check_anchor as check_anchor_with;
 
 pub async fn check_anchor(
     client: &Client,
     vault: &agentrail_chain::Vault<'_>,
-) -> anyhow::Result<AnchorCheck> {
-    check_anchor_with(client, vault, None).await
+) -> anyhow::Result<agentrail_chain::audit::AnchorCheck> {
+    Ok(check_anchor_with(client, vault, None).await?)
 }
 
 /// The endpoint and vault a chain check reads.

@@ -57,6 +57,12 @@ enum Commands {
         /// Paid calls in the pay-per-call scenario.
         #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         calls: u64,
+        /// Play on a ledger bound to a vault on a local anvil chain (run
+        /// scripts/evm-tools first): money enters as tokens deposited on
+        /// chain, leaves as a withdrawal to an EVM address, and the log is
+        /// anchored in the vault; prints the transaction hashes.
+        #[arg(long)]
+        chain: bool,
     },
     /// Run a node: the ledger, its journal and the /v1 API.
     Serve {
@@ -238,7 +244,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Commands::Demo { calls } => demo_cli::run(calls as usize, cli.json),
+        Commands::Demo { calls, chain } => demo_cli::run(calls as usize, chain, cli.json),
         Commands::Serve {
             dev,
             data,

@@ -1227,6 +1227,29 @@ class BalanceResponse(BaseModel):
     held: Amount
 
 
+class ChainBinding(BaseModel):
+    """
+    What a ledger's genesis binds it to on chain.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    chain_id: int = Field(..., ge=0)
+    """
+    The EIP-155 chain id.
+    """
+    operator: EvmAddress
+    """
+    The vault's operator: signs withdrawals and anchors the log.
+    """
+    vault: EvmAddress
+    """
+    The `AgentrailVault` holding the ledger's tokens.
+    """
+
+
 class ChainDeposit(BaseModel):
     """
     One `Deposited` log of the vault, as the operator credits it.
@@ -1254,6 +1277,62 @@ class ChainDeposit(BaseModel):
     tx: Hash32
     """
     The transaction and the log's index in its block.
+    """
+
+
+class ChainHealth(BaseModel):
+    """
+    How a node bound to an EVM chain follows it.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    alarm: str | None = None
+    """
+    Set when the chain contradicts what the ledger credited (a reorg
+    deeper than the confirmations): crediting stops until an operator
+    looks. The node keeps serving.
+    """
+    anchored_size: int | None = Field(None, ge=0)
+    """
+    The log size last anchored in the vault.
+    """
+    binding: ChainBinding | None = None
+    """
+    The genesis' binding: chain id, vault and the operator's address.
+    """
+    confirmations: int = Field(..., ge=0)
+    """
+    Confirmations a deposit needs before it is credited.
+    """
+    deposits_credited: int = Field(..., ge=0)
+    """
+    Vault deposits credited (the next has id one more).
+    """
+    following: bool
+    """
+    Whether this node runs the chain follower (`serve --chain-rpc`).
+    """
+    head: int | None = Field(None, ge=0)
+    """
+    The newest block the follower saw.
+    """
+    last_error: str | None = None
+    """
+    The last RPC error, if the last call failed.
+    """
+    pending_withdrawals: int = Field(..., ge=0)
+    """
+    Withdrawals debited and not yet paid on chain.
+    """
+    rpc_ok: bool
+    """
+    Whether the last call to the chain's RPC endpoint succeeded.
+    """
+    safe: int | None = Field(None, ge=0)
+    """
+    The newest block with the required confirmations.
     """
 
 
@@ -2050,6 +2129,11 @@ class Health(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,
     )
+    chain: ChainHealth | None = None
+    """
+    The chain this ledger is bound to, and how its follower fares;
+    absent on a ledger with no chain.
+    """
     clock: Timestamp
     dev: bool
     journal_len: int = Field(..., ge=0)
