@@ -27,7 +27,9 @@ fn decode_hash(text: &str) -> Result<Hash, AuditError> {
         .decode(text)
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| AuditError::Log("the node sent a hash that is not 32 bytes of base64".into()))
+        .ok_or_else(|| {
+            AuditError::Log("the node sent a hash that is not 32 bytes of base64".into())
+        })
 }
 
 /// The log against the vault's anchor.

@@ -21,6 +21,7 @@ pub mod vault;
 pub mod wallet;
 
 pub use alloy_primitives;
+pub use alloy_sol_types;
 pub use follower::{Follower, FollowerConfig, FollowerError};
 pub use rpc::{Rpc, RpcError};
 pub use vault::{Deployment, Vault, VaultError};

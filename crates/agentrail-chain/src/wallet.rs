@@ -97,9 +97,14 @@ impl EvmKey {
             .mode(0o600)
             .open(path)
             .map_err(fail)?;
-        let text = format!("0x{}\n", hex::encode(self.key.to_bytes()));
+        let text = format!("{}\n", self.secret_hex());
         file.write_all(text.as_bytes()).map_err(fail)?;
         file.sync_all().map_err(fail)
+    }
+
+    /// The secret as a key file holds it: `0x` and 64 hex digits.
+    pub fn secret_hex(&self) -> String {
+        format!("0x{}", hex::encode(self.key.to_bytes()))
     }
 
     pub fn address(&self) -> Address {

@@ -58,7 +58,10 @@ impl ChainWorld {
             rpc,
             deployment,
             owner,
-            transactions: vec![("the owner mints 100,000,000 test USD".into(), minted.transaction_hash)],
+            transactions: vec![(
+                "the owner mints 100,000,000 test USD".into(),
+                minted.transaction_hash,
+            )],
         })
     }
 
@@ -109,7 +112,13 @@ impl ChainWorld {
 
     /// The owner deposits `amount` on chain to `to`; returns once the node
     /// credited it.
-    pub async fn deposit(&mut self, observer: &agentrail_client::Client, to: Did, amount: Amount, name: &str) -> anyhow::Result<()> {
+    pub async fn deposit(
+        &mut self,
+        observer: &agentrail_client::Client,
+        to: Did,
+        amount: Amount,
+        name: &str,
+    ) -> anyhow::Result<()> {
         let receipt = self
             .vault()
             .deposit_with_authorization(&self.owner, account_of(&to), U256::from(amount.atomic()))
@@ -123,12 +132,17 @@ impl ChainWorld {
             .id;
         let id = u64::try_from(id).context("a deposit id beyond u64")?;
         self.transactions.push((
-            format!("deposit {id}: {} USD for {name}", amount.to_decimal_string()),
+            format!(
+                "deposit {id}: {} USD for {name}",
+                amount.to_decimal_string()
+            ),
             receipt.transaction_hash,
         ));
         wait_for(|| async {
             let health = observer.health().await?;
-            Ok(health.chain.is_some_and(|chain| chain.deposits_credited >= id))
+            Ok(health
+                .chain
+                .is_some_and(|chain| chain.deposits_credited >= id))
         })
         .await
         .with_context(|| format!("deposit {id} was not credited"))
@@ -155,15 +169,15 @@ where
 /// The chain's part at the end of the demo: the richest principal
 /// withdraws half its money to an EVM address, the log is anchored, and
 /// the anchor and the reserves are checked.
-pub(crate) async fn finish(
-    world: &mut World,
-    figures: &mut Vec<Figure>,
-) -> anyhow::Result<()> {
+pub(crate) async fn finish(world: &mut World, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     let observer = agentrail_client::Client::new(&world.url);
     let mut richest: Option<(String, Amount)> = None;
     for actor in world.actors.iter().filter(|actor| actor.has_account) {
         let balance = observer.balance(&actor.did).await?;
-        if richest.as_ref().is_none_or(|(_, most)| balance.available > *most) {
+        if richest
+            .as_ref()
+            .is_none_or(|(_, most)| balance.available > *most)
+        {
             richest = Some((actor.name.clone(), balance.available));
         }
     }
@@ -203,7 +217,11 @@ pub(crate) async fn finish(
     let after = vault::balance_of(&chain.rpc, token, payee).await?;
     expect(
         after - before == U256::from(amount.atomic()),
-        format!("{payee} received {} atomic units, not {}", after - before, amount.atomic()),
+        format!(
+            "{payee} received {} atomic units, not {}",
+            after - before,
+            amount.atomic()
+        ),
     )?;
     // Recorded by the ledger once the payout has its confirmations.
     wait_for(|| async {
@@ -223,7 +241,10 @@ pub(crate) async fn finish(
         .await?
         .context("no Withdrawn log")?;
     chain.transactions.push((
-        format!("{name} withdraws {} USD to {payee}", amount.to_decimal_string()),
+        format!(
+            "{name} withdraws {} USD to {payee}",
+            amount.to_decimal_string()
+        ),
         paid.transaction_hash,
     ));
     figures.push(Figure {
@@ -236,23 +257,28 @@ pub(crate) async fn finish(
     });
     // The anchor catches up with the log within a few seconds.
     let size = observer.health().await?.journal_len;
-    wait_for(|| async {
-        Ok(chain.vault().anchored().await?.0 >= size)
-    })
-    .await
-    .context("the log was not anchored")?;
+    wait_for(|| async { Ok(chain.vault().anchored().await?.0 >= size) })
+        .await
+        .context("the log was not anchored")?;
     let key = agentrail_log::LogKey::parse(&observer.log_key().await?)?;
-    let anchor = agentrail_chain::audit::check_anchor(&observer, &chain.vault(), Some(&key)).await?;
+    let anchor =
+        agentrail_chain::audit::check_anchor(&observer, &chain.vault(), Some(&key)).await?;
     expect(anchor.consistent, anchor.describe())?;
     figures.push(Figure {
         label: "anchored in the vault".into(),
         value: anchor.describe(),
     });
     let held = vault::balance_of(&chain.rpc, token, chain.deployment.vault).await?;
-    let owed = world.deposited.checked_sub(world.withdrawn).context("withdrew more than deposited")?;
+    let owed = world
+        .deposited
+        .checked_sub(world.withdrawn)
+        .context("withdrew more than deposited")?;
     expect(
         held >= U256::from(owed.atomic()),
-        format!("the vault holds {held} atomic units, the ledger owes {}", owed.atomic()),
+        format!(
+            "the vault holds {held} atomic units, the ledger owes {}",
+            owed.atomic()
+        ),
     )?;
     figures.push(Figure {
         label: "reserves".into(),
