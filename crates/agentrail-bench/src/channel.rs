@@ -94,7 +94,7 @@ pub struct ChannelBenchReport {
     pub ledger_commands_per_million: f64,
 }
 
-fn key(label: &str) -> SigningKey {
+pub(crate) fn key(label: &str) -> SigningKey {
     kit::key(&format!("bench-channel-{label}"))
 }
 
@@ -138,7 +138,7 @@ fn terms(channel_id: ChannelId, payee: Did, sub: &str, nonce: u64, total: u64) -
 }
 
 /// Vouchers `first..first + count` of one sub-channel, signed on all cores.
-fn vouchers(
+pub(crate) fn vouchers(
     payer: &SigningKey,
     network: &[u8; 32],
     channel_id: ChannelId,

@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod channel;
 pub mod log;
 

@@ -10,6 +10,7 @@
 //! crash could lose: after a restart it reads where the ledger stands and
 //! goes on from there.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use ed25519_dalek::SigningKey;
 use crate::bindings::Withdrawal;
 use crate::rpc::Rpc;
 use crate::vault::{Vault, VaultError, unix_now};
-use crate::wallet::EvmKey;
+use crate::wallet::{EvmKey, send};
 
 /// Blocks one `eth_getLogs` query covers at most.
 const LOG_RANGE: u64 = 2_000;
@@ -32,6 +33,10 @@ const LOG_RANGE: u64 = 2_000;
 const PAYOUTS_PER_ROUND: usize = 16;
 /// How long an operator's withdrawal authorization stays valid.
 const AUTHORIZATION_S: u64 = 3_600;
+/// How long a sent transaction may stay unmined before the follower sends
+/// its work again (the vault refuses a second payout of an id, and an
+/// anchor that does not grow).
+const IN_FLIGHT_MAX: Duration = Duration::from_secs(300);
 
 /// How the node follows its chain.
 #[derive(Clone, Debug)]
@@ -78,6 +83,12 @@ pub struct Follower {
     alarm: Option<String>,
     anchored: Option<u64>,
     last_anchor: tokio::time::Instant,
+    /// The anchor transaction sent and not yet mined: (hash, size).
+    anchor_in_flight: Option<(B256, u64)>,
+    /// Withdrawal transactions sent and not yet mined, by ledger id, with
+    /// when they were sent. The follower waits for them across rounds
+    /// rather than within one, so crediting never waits for a block.
+    payouts_in_flight: HashMap<u64, (B256, tokio::time::Instant)>,
     health: ChainHealth,
 }
 
@@ -138,6 +149,8 @@ impl Follower {
             alarm: None,
             anchored: None,
             last_anchor: tokio::time::Instant::now(),
+            anchor_in_flight: None,
+            payouts_in_flight: HashMap::new(),
             health,
         })
     }
@@ -331,8 +344,13 @@ impl Follower {
         else {
             return Ok(());
         };
+        let pending_ids: Vec<u64> = pending.iter().map(|withdrawal| withdrawal.id).collect();
         for withdrawal in pending {
-            let vault = self.vault();
+            let vault = Vault {
+                rpc: &self.rpc,
+                chain_id: self.config.binding.chain_id,
+                address: Address::from(self.config.binding.vault.0),
+            };
             if vault.withdrawn(withdrawal.id).await? {
                 let Some(log) = vault
                     .withdrawal_log(withdrawal.id, self.config.start_block, head)
@@ -360,6 +378,22 @@ impl Follower {
                 }
                 continue;
             }
+            if let Some((tx, sent)) = self.payouts_in_flight.get(&withdrawal.id).copied() {
+                match self.rpc.receipt(tx).await.map_err(VaultError::from)? {
+                    None if sent.elapsed() < IN_FLIGHT_MAX => continue,
+                    None => {
+                        tracing::warn!(id = withdrawal.id, %tx, "payout not mined; sending it again");
+                    }
+                    Some(receipt) if receipt.status == 1 => {
+                        // Mined: the vault's `withdrawn` shows it next round.
+                        continue;
+                    }
+                    Some(_) => {
+                        tracing::warn!(id = withdrawal.id, %tx, "payout reverted; retrying");
+                    }
+                }
+                self.payouts_in_flight.remove(&withdrawal.id);
+            }
             let message = Withdrawal {
                 id: U256::from(withdrawal.id),
                 account: B256::from(*withdrawal.from.public_key_bytes()),
@@ -368,14 +402,21 @@ impl Follower {
                 deadline: U256::from(unix_now() + AUTHORIZATION_S),
             };
             let signature = vault.authorize_withdrawal(&self.evm_key, &message);
-            match vault.withdraw(&self.evm_key, &message, signature).await {
-                Ok(receipt) => tracing::info!(
-                    id = withdrawal.id,
-                    to = %message.to,
-                    tx = %receipt.transaction_hash,
-                    "withdrawal sent"
-                ),
+            let call = vault.withdraw_call(&message, signature);
+            match send(&self.rpc, self.config.binding.chain_id, &self.evm_key, call).await {
+                Ok(tx) => {
+                    tracing::info!(id = withdrawal.id, to = %message.to, %tx, "withdrawal sent");
+                    self.payouts_in_flight
+                        .insert(withdrawal.id, (tx, tokio::time::Instant::now()));
+                }
                 Err(e) => tracing::warn!(id = withdrawal.id, error = %e, "withdrawal not paid yet"),
+            }
+        }
+        // Forget what the ledger no longer lists as pending.
+        let ids: Vec<u64> = self.payouts_in_flight.keys().copied().collect();
+        for id in ids {
+            if !pending_ids.contains(&id) {
+                self.payouts_in_flight.remove(&id);
             }
         }
         Ok(())
@@ -386,6 +427,20 @@ impl Follower {
     async fn anchor(&mut self) -> Result<(), FollowerError> {
         if self.config.anchor_every == 0 && self.config.anchor_interval.is_none() {
             return Ok(());
+        }
+        if let Some((tx, size)) = self.anchor_in_flight {
+            match self.rpc.receipt(tx).await.map_err(VaultError::from)? {
+                None if self.last_anchor.elapsed() < IN_FLIGHT_MAX => return Ok(()),
+                Some(receipt) if receipt.status == 1 => {
+                    tracing::info!(size, %tx, gas = receipt.gas_used, "log anchored");
+                    self.anchored = Some(size);
+                    self.health.anchored_size = Some(size);
+                }
+                // Not mined for long, or reverted (another anchor may have
+                // landed): read the vault's anchor again.
+                _ => self.anchored = None,
+            }
+            self.anchor_in_flight = None;
         }
         let anchored = match self.anchored {
             Some(size) => size,
@@ -408,24 +463,12 @@ impl Follower {
         if !by_size && !by_time {
             return Ok(());
         }
-        match self
-            .vault()
-            .anchor(&self.evm_key, size, B256::from(root))
+        let call = self.vault().anchor_call(size, B256::from(root));
+        let tx = send(&self.rpc, self.config.binding.chain_id, &self.evm_key, call)
             .await
-        {
-            Ok(receipt) => {
-                tracing::info!(size, tx = %receipt.transaction_hash, gas = receipt.gas_used, "log anchored");
-                self.anchored = Some(size);
-                self.health.anchored_size = Some(size);
-                self.last_anchor = tokio::time::Instant::now();
-            }
-            Err(e) => {
-                // Read the anchor again next round (another anchor may
-                // have landed).
-                self.anchored = None;
-                return Err(e.into());
-            }
-        }
+            .map_err(VaultError::from)?;
+        self.anchor_in_flight = Some((tx, size));
+        self.last_anchor = tokio::time::Instant::now();
         Ok(())
     }
 }

@@ -349,14 +349,8 @@ impl Vault<'_> {
         operator.sign_hash_bytes(&digest)
     }
 
-    /// Sends `withdraw` for an authorized withdrawal, from `sender` (anyone
-    /// may send it; the vault checks the operator's signature).
-    pub async fn withdraw(
-        &self,
-        sender: &EvmKey,
-        withdrawal: &Withdrawal,
-        signature: Vec<u8>,
-    ) -> Result<Receipt, VaultError> {
+    /// The `withdraw` call of an authorized withdrawal.
+    pub fn withdraw_call(&self, withdrawal: &Withdrawal, signature: Vec<u8>) -> Call {
         let data = AgentrailVault::withdrawCall {
             id: withdrawal.id,
             account: withdrawal.account,
@@ -366,36 +360,42 @@ impl Vault<'_> {
             signature: signature.into(),
         }
         .abi_encode();
-        Ok(transact(
-            self.rpc,
-            self.chain_id,
-            sender,
-            Call {
-                to: Some(self.address),
-                data,
-            },
-        )
-        .await?)
+        Call {
+            to: Some(self.address),
+            data,
+        }
     }
 
-    /// Anchors the log's checkpoint (operator only).
+    /// Sends `withdraw` for an authorized withdrawal, from `sender` (anyone
+    /// may send it; the vault checks the operator's signature), and waits
+    /// for it.
+    pub async fn withdraw(
+        &self,
+        sender: &EvmKey,
+        withdrawal: &Withdrawal,
+        signature: Vec<u8>,
+    ) -> Result<Receipt, VaultError> {
+        let call = self.withdraw_call(withdrawal, signature);
+        Ok(transact(self.rpc, self.chain_id, sender, call).await?)
+    }
+
+    /// The `anchor` call (operator only).
+    pub fn anchor_call(&self, size: u64, root: B256) -> Call {
+        Call {
+            to: Some(self.address),
+            data: AgentrailVault::anchorCall { size, root }.abi_encode(),
+        }
+    }
+
+    /// Anchors the log's checkpoint and waits for it.
     pub async fn anchor(
         &self,
         operator: &EvmKey,
         size: u64,
         root: B256,
     ) -> Result<Receipt, VaultError> {
-        let data = AgentrailVault::anchorCall { size, root }.abi_encode();
-        Ok(transact(
-            self.rpc,
-            self.chain_id,
-            operator,
-            Call {
-                to: Some(self.address),
-                data,
-            },
-        )
-        .await?)
+        let call = self.anchor_call(size, root);
+        Ok(transact(self.rpc, self.chain_id, operator, call).await?)
     }
 }
 
@@ -403,4 +403,43 @@ pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The known-answer vector of docs/protocol.md ("Withdrawal
+    /// authorizations"): the chain tests also check this digest against
+    /// the contract's own `withdrawalDigest`.
+    #[test]
+    fn the_withdrawal_digest_and_signature_match_the_documented_vector() {
+        let vault: Address = "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512"
+            .parse()
+            .unwrap();
+        let withdrawal = Withdrawal {
+            id: U256::from(1),
+            account: B256::repeat_byte(0x11),
+            to: "0x00000000000000000000000000000000000a11ce"
+                .parse()
+                .unwrap(),
+            amount: U256::from(20_000_000u64),
+            deadline: U256::from(1_800_000_000u64),
+        };
+        let digest = withdrawal.eip712_signing_hash(&withdrawal_domain(31337, vault));
+        let key =
+            EvmKey::parse("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+                .unwrap();
+        let signature = key.sign_hash_bytes(&digest);
+        // The signature is also what `cast wallet sign --data` (Foundry)
+        // gives for the same typed data and key.
+        assert_eq!(
+            digest.to_string(),
+            "0x57b934514422b9cb2e577bd607e6d8ad02fd37758dffdcb766ef386454b2083c"
+        );
+        assert_eq!(
+            format!("0x{}", hex::encode(signature)),
+            "0x3164d5dd0071aad49b61e5ad9a4d0762682f79f9d5acdaa679c2f744fc4ab86e2f4010563e436b784bbdf7091fc4e7e25108461b447e5c9477e1e776c12e9f391c"
+        );
+    }
 }

@@ -155,6 +155,26 @@ enum Commands {
 
 #[derive(Debug, Subcommand)]
 enum BenchTarget {
+    /// The ledger on a local anvil chain (run scripts/evm-tools first):
+    /// deposit-to-credit latency at N confirmations, gas per deposit,
+    /// anchor and withdrawal, and the gas of a million payments through a
+    /// channel beside a million x402 `exact` transfers.
+    Chain {
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
+        confirmations: u64,
+        /// Seconds between anvil's blocks.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=60))]
+        block_time_s: u64,
+        /// Deposits timed.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+        deposits: u64,
+        /// Payments carried by the channel.
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+        payments: u64,
+        /// The node anchors every this many log entries.
+        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+        anchor_every: u64,
+    },
     /// Micropayments: Ed25519 limit, voucher acceptance, paid vs unpaid
     /// HTTP calls, one ledger transfer per payment, and ledger commands per
     /// million payments, side by side in one run.
@@ -368,6 +388,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Commands::Bench {
             target:
+                BenchTarget::Chain {
+                    confirmations,
+                    block_time_s,
+                    deposits,
+                    payments,
+                    anchor_every,
+                },
+        } => {
+            let report = agentrail_bench::chain::run_chain_bench(
+                agentrail_bench::chain::ChainBenchConfig {
+                    confirmations,
+                    block_time_s,
+                    deposits: deposits as usize,
+                    payments: payments as usize,
+                    anchor_every,
+                },
+                &mut |stage| eprintln!("bench chain: {stage}"),
+            )
+            .map_err(anyhow::Error::msg)?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print_chain_report(&report);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Bench {
+            target:
                 BenchTarget::Channel {
                     verifications,
                     calls,
@@ -538,6 +586,69 @@ fn print_log_report(report: &agentrail_bench::log::LogBenchReport) {
         report.durable_without_log_per_s,
         report.log_overhead_percent
     );
+}
+
+fn print_chain_report(r: &agentrail_bench::chain::ChainBenchReport) {
+    println!(
+        "chain (anvil, a block every {} s, {} confirmations)",
+        r.block_time_s, r.confirmations
+    );
+    let rows: [(&str, String); 15] = [
+        (
+            "deposit to credit, p50",
+            format!("{:.0} ms", r.deposit_to_credit_p50_ms),
+        ),
+        (
+            "deposit to credit, max",
+            format!("{:.0} ms", r.deposit_to_credit_max_ms),
+        ),
+        (
+            "deposit by authorization",
+            format!("{} gas", r.deposit_with_authorization_gas),
+        ),
+        (
+            "approve + deposit",
+            format!("{} gas", r.deposit_with_approval_gas),
+        ),
+        (
+            "anchor (median)",
+            format!("{} gas, {} anchors", r.anchor_gas, r.anchors),
+        ),
+        ("withdrawal", format!("{} gas", r.withdraw_gas)),
+        (
+            "x402 exact (transferWithAuthorization)",
+            format!("{} gas", r.transfer_with_authorization_gas),
+        ),
+        ("channel payments", r.channel_payments.to_string()),
+        (
+            "channel ledger commands",
+            r.channel_ledger_commands.to_string(),
+        ),
+        (
+            "anchors while the channel ran",
+            r.channel_anchors.to_string(),
+        ),
+        (
+            "channel's share of anchors",
+            format!("{:.0} gas", r.channel_anchor_share_gas),
+        ),
+        (
+            "channel gas (deposit + withdrawal + share)",
+            format!("{:.0}", r.channel_gas),
+        ),
+        (
+            "gas per 1M payments, channel",
+            format!("{:.0}", r.channel_gas_per_million),
+        ),
+        (
+            "gas per 1M payments, exact",
+            format!("{:.0}", r.exact_gas_per_million),
+        ),
+        ("exact ÷ channel", format!("{:.0}×", r.exact_vs_channel_gas)),
+    ];
+    for (label, value) in rows {
+        println!("  {label:<46} {value}");
+    }
 }
 
 fn print_channel_report(r: &agentrail_bench::channel::ChannelBenchReport) {
