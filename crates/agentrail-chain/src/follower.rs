@@ -14,23 +14,30 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentrail_core::chain::{ChainBinding, ChainDeposit, EvmAddress, Hash32, deposit_key};
+use agentrail_core::chain::{
+    ChainBinding, ChainDeposit, EvmAddress, Hash32, PendingWithdrawal, deposit_key,
+};
 use agentrail_core::command::{Command, Deposit, SettleWithdrawal, SignedCommand};
 use agentrail_core::{Amount, Did};
 use agentrail_node::{NodeHandle, SubmitError};
 use agentrail_wire::api::ChainHealth;
 use alloy_primitives::{Address, B256, U256};
+use alloy_sol_types::SolEvent;
 use ed25519_dalek::SigningKey;
 
-use crate::bindings::Withdrawal;
-use crate::rpc::Rpc;
+use crate::bindings::{AgentrailVault, Withdrawal};
+use crate::rpc::{Log, Rpc};
 use crate::vault::{Vault, VaultError, unix_now};
 use crate::wallet::{EvmKey, send};
 
 /// Blocks one `eth_getLogs` query covers at most.
 const LOG_RANGE: u64 = 2_000;
-/// Withdrawals paid per round.
+/// Withdrawal transactions sent per round.
 const PAYOUTS_PER_ROUND: usize = 16;
+/// Pending withdrawals looked at per round.
+const PENDING_READ_MAX: usize = 1_024;
+/// How long a withdrawal whose payout failed waits before another try.
+const PAYOUT_BACKOFF: Duration = Duration::from_secs(30);
 /// How long an operator's withdrawal authorization stays valid.
 const AUTHORIZATION_S: u64 = 3_600;
 /// How long a sent transaction may stay unmined before the follower sends
@@ -89,6 +96,11 @@ pub struct Follower {
     /// when they were sent. The follower waits for them across rounds
     /// rather than within one, so crediting never waits for a block.
     payouts_in_flight: HashMap<u64, (B256, tokio::time::Instant)>,
+    /// Withdrawals whose last payout attempt failed, until when they wait.
+    payout_backoff: HashMap<u64, tokio::time::Instant>,
+    /// Whether the endpoint's chain id and the vault's operator were
+    /// checked against the binding.
+    verified: bool,
     health: ChainHealth,
 }
 
@@ -151,6 +163,8 @@ impl Follower {
             last_anchor: tokio::time::Instant::now(),
             anchor_in_flight: None,
             payouts_in_flight: HashMap::new(),
+            payout_backoff: HashMap::new(),
+            verified: false,
             health,
         })
     }
@@ -200,17 +214,28 @@ impl Follower {
 
     /// One round: deposits, payouts, anchor.
     pub async fn round(&mut self) -> Result<(), FollowerError> {
+        if !self.verified {
+            self.verify_binding().await?;
+        }
         let head = self.rpc.block_number().await.map_err(VaultError::from)?;
         self.health.head = Some(head);
-        let safe = (head + 1).checked_sub(self.config.confirmations);
+        let safe = head
+            .saturating_add(1)
+            .checked_sub(self.config.confirmations);
         self.health.safe = safe;
-        if let Some(safe) = safe {
-            if self.alarm.is_none() {
+        // Once the chain contradicts the ledger, nothing more moves: no
+        // credit, no payout, no anchor, until an operator looks.
+        if self.alarm.is_none() {
+            if let Some(safe) = safe {
                 self.credit_deposits(safe).await?;
+                if self.alarm.is_none() {
+                    self.pay_withdrawals(head, safe).await?;
+                }
             }
-            self.pay_withdrawals(head, safe).await?;
+            if self.alarm.is_none() {
+                self.anchor().await?;
+            }
         }
-        self.anchor().await?;
         let (credited, pending) = self
             .node
             .read(|state| {
@@ -223,6 +248,30 @@ impl Follower {
             .unwrap_or_default();
         self.health.deposits_credited = credited;
         self.health.pending_withdrawals = pending;
+        Ok(())
+    }
+
+    /// The endpoint serves the bound chain, and the vault there is the
+    /// bound one: a vault at the same address on another chain (a testnet,
+    /// a fork) holds other money.
+    async fn verify_binding(&mut self) -> Result<(), FollowerError> {
+        let binding = self.config.binding;
+        let chain_id = self.rpc.chain_id().await.map_err(VaultError::from)?;
+        if chain_id != binding.chain_id {
+            self.raise(format!(
+                "the RPC endpoint serves chain {chain_id}, this ledger is bound to chain {}",
+                binding.chain_id
+            ));
+        } else {
+            let operator = self.vault().operator().await?;
+            if operator != Address::from(binding.operator.0) {
+                self.raise(format!(
+                    "the vault's operator is {operator}, the ledger's genesis names {}",
+                    binding.operator
+                ));
+            }
+        }
+        self.verified = true;
         Ok(())
     }
 
@@ -258,7 +307,11 @@ impl Follower {
                 .block_hash(last.block)
                 .await
                 .map_err(VaultError::from)?;
-            if now != Some(B256::from(last.block_hash.0)) {
+            let Some(now) = now else {
+                // A lagging endpoint: not there yet; look again later.
+                return Ok(());
+            };
+            if now != B256::from(last.block_hash.0) {
                 self.raise(format!(
                     "deposit {} was credited from block {} ({}), which the chain no longer has: a reorg deeper than {} confirmations",
                     last.id, last.block, last.block_hash, self.config.confirmations
@@ -285,6 +338,15 @@ impl Follower {
                 continue;
             }
             if id > next {
+                if self.cursor.is_none() {
+                    // Read from the last credit (or the start block) and
+                    // still a gap: deposit `next` lies before where this
+                    // follower looks.
+                    self.raise(format!(
+                        "vault deposit {next} is not at or after block {from} (the next found is {id}): is --chain-from-block after the vault's first deposit?"
+                    ));
+                    return Ok(());
+                }
                 // A log this follower has not seen lies before `from`:
                 // read again from the last credit.
                 tracing::warn!(id, next, "deposit ids skip; reading the range again");
@@ -324,19 +386,20 @@ impl Follower {
                 }
             }
         }
-        self.cursor = Some(to + 1);
+        self.cursor = Some(to.saturating_add(1));
         Ok(())
     }
 
     /// Pays pending withdrawals and records the payouts the chain
-    /// confirmed.
+    /// confirmed. One withdrawal's failure (a payee the token refuses, an
+    /// endpoint error) backs that one off; the others go on.
     async fn pay_withdrawals(&mut self, head: u64, safe: u64) -> Result<(), FollowerError> {
         let Some(pending) = self
             .node
             .read(|state| {
                 state
                     .pending_withdrawals()
-                    .take(PAYOUTS_PER_ROUND)
+                    .take(PENDING_READ_MAX)
                     .cloned()
                     .collect::<Vec<_>>()
             })
@@ -344,81 +407,159 @@ impl Follower {
         else {
             return Ok(());
         };
-        let pending_ids: Vec<u64> = pending.iter().map(|withdrawal| withdrawal.id).collect();
-        for withdrawal in pending {
-            let vault = Vault {
-                rpc: &self.rpc,
-                chain_id: self.config.binding.chain_id,
-                address: Address::from(self.config.binding.vault.0),
-            };
-            if vault.withdrawn(withdrawal.id).await? {
-                let Some(log) = vault
-                    .withdrawal_log(withdrawal.id, self.config.start_block, head)
-                    .await?
-                else {
-                    continue;
-                };
-                if log.block_number > safe {
-                    continue;
-                }
-                let settle = Command::SettleWithdrawal(SettleWithdrawal {
-                    id: withdrawal.id,
-                    tx: Hash32(log.transaction_hash.0),
-                    block: log.block_number,
-                });
-                match self.submit(settle).await {
-                    Ok(()) => tracing::info!(
-                        id = withdrawal.id,
-                        tx = %log.transaction_hash,
-                        "withdrawal paid and recorded"
-                    ),
-                    Err(SubmitOutcome::Retry(reason) | SubmitOutcome::Refused(reason)) => {
-                        tracing::warn!(id = withdrawal.id, reason, "payout not recorded yet")
-                    }
-                }
+        let now = tokio::time::Instant::now();
+        let mut sent = 0;
+        for withdrawal in &pending {
+            if self
+                .payout_backoff
+                .get(&withdrawal.id)
+                .is_some_and(|until| *until > now)
+            {
                 continue;
             }
-            if let Some((tx, sent)) = self.payouts_in_flight.get(&withdrawal.id).copied() {
-                match self.rpc.receipt(tx).await.map_err(VaultError::from)? {
-                    None if sent.elapsed() < IN_FLIGHT_MAX => continue,
-                    None => {
-                        tracing::warn!(id = withdrawal.id, %tx, "payout not mined; sending it again");
-                    }
-                    Some(receipt) if receipt.status == 1 => {
-                        // Mined: the vault's `withdrawn` shows it next round.
-                        continue;
-                    }
-                    Some(_) => {
-                        tracing::warn!(id = withdrawal.id, %tx, "payout reverted; retrying");
-                    }
+            match self.pay_one(withdrawal, head, safe, &mut sent).await {
+                Ok(()) => {
+                    self.payout_backoff.remove(&withdrawal.id);
                 }
-                self.payouts_in_flight.remove(&withdrawal.id);
+                Err(e) => {
+                    tracing::warn!(id = withdrawal.id, error = %e, "payout failed; backing off");
+                    self.payout_backoff
+                        .insert(withdrawal.id, now + PAYOUT_BACKOFF);
+                }
             }
-            let message = Withdrawal {
-                id: U256::from(withdrawal.id),
-                account: B256::from(*withdrawal.from.public_key_bytes()),
-                to: Address::from(withdrawal.to.0),
-                amount: U256::from(withdrawal.amount.atomic()),
-                deadline: U256::from(unix_now() + AUTHORIZATION_S),
-            };
-            let signature = vault.authorize_withdrawal(&self.evm_key, &message);
-            let call = vault.withdraw_call(&message, signature);
-            match send(&self.rpc, self.config.binding.chain_id, &self.evm_key, call).await {
-                Ok(tx) => {
-                    tracing::info!(id = withdrawal.id, to = %message.to, %tx, "withdrawal sent");
-                    self.payouts_in_flight
-                        .insert(withdrawal.id, (tx, tokio::time::Instant::now()));
-                }
-                Err(e) => tracing::warn!(id = withdrawal.id, error = %e, "withdrawal not paid yet"),
+            if self.alarm.is_some() {
+                return Ok(());
             }
         }
         // Forget what the ledger no longer lists as pending.
-        let ids: Vec<u64> = self.payouts_in_flight.keys().copied().collect();
-        for id in ids {
-            if !pending_ids.contains(&id) {
-                self.payouts_in_flight.remove(&id);
-            }
+        let pending_ids: std::collections::HashSet<u64> =
+            pending.iter().map(|withdrawal| withdrawal.id).collect();
+        self.payouts_in_flight
+            .retain(|id, _| pending_ids.contains(id));
+        self.payout_backoff.retain(|id, _| pending_ids.contains(id));
+        Ok(())
+    }
+
+    /// The `Withdrawn` log of `id`: from the receipt of the transaction
+    /// this follower sent, or searched for backwards from the head (a
+    /// payout sent before a restart).
+    async fn payout_log(&self, id: u64, head: u64) -> Result<Option<Log>, FollowerError> {
+        let vault = self.vault();
+        if let Some((tx, _)) = self.payouts_in_flight.get(&id)
+            && let Some(receipt) = self.rpc.receipt(*tx).await.map_err(VaultError::from)?
+            && receipt.status == 1
+            && let Some(log) = receipt.logs.iter().find(|log| {
+                log.address == vault.address
+                    && log.topics.first() == Some(&AgentrailVault::Withdrawn::SIGNATURE_HASH)
+                    && log.topics.get(1) == Some(&B256::from(U256::from(id)))
+            })
+        {
+            return Ok(Some(log.clone()));
         }
+        let mut to = head;
+        loop {
+            let from = to
+                .saturating_sub(LOG_RANGE - 1)
+                .max(self.config.start_block);
+            if let Some(log) = vault.withdrawal_log(id, from, to).await? {
+                return Ok(Some(log));
+            }
+            if from <= self.config.start_block {
+                return Ok(None);
+            }
+            to = from - 1;
+        }
+    }
+
+    async fn pay_one(
+        &mut self,
+        withdrawal: &PendingWithdrawal,
+        head: u64,
+        safe: u64,
+        sent: &mut usize,
+    ) -> Result<(), FollowerError> {
+        if self.vault().withdrawn(withdrawal.id).await? {
+            let Some(log) = self.payout_log(withdrawal.id, head).await? else {
+                return Ok(());
+            };
+            // The vault paid this id: it must have paid it as the ledger
+            // debited it.
+            let paid =
+                AgentrailVault::Withdrawn::decode_raw_log(log.topics.iter().copied(), &log.data)
+                    .map_err(|e| {
+                        FollowerError::Setup(format!("a Withdrawn log does not decode: {e}"))
+                    })?;
+            if paid.account != B256::from(*withdrawal.from.public_key_bytes())
+                || paid.to != Address::from(withdrawal.to.0)
+                || paid.amount != U256::from(withdrawal.amount.atomic())
+            {
+                self.raise(format!(
+                    "the vault paid withdrawal {} as {} to {} for {}, not as the ledger debited it ({} to {} for {}): is another ledger using this vault?",
+                    withdrawal.id,
+                    paid.account,
+                    paid.to,
+                    paid.amount,
+                    withdrawal.from,
+                    withdrawal.to,
+                    withdrawal.amount.atomic()
+                ));
+                return Ok(());
+            }
+            if log.block_number > safe {
+                return Ok(());
+            }
+            let settle = Command::SettleWithdrawal(SettleWithdrawal {
+                id: withdrawal.id,
+                tx: Hash32(log.transaction_hash.0),
+                block: log.block_number,
+            });
+            match self.submit(settle).await {
+                Ok(()) => tracing::info!(
+                    id = withdrawal.id,
+                    tx = %log.transaction_hash,
+                    "withdrawal paid and recorded"
+                ),
+                Err(SubmitOutcome::Retry(reason) | SubmitOutcome::Refused(reason)) => {
+                    tracing::warn!(id = withdrawal.id, reason, "payout not recorded yet")
+                }
+            }
+            return Ok(());
+        }
+        if let Some((tx, sent_at)) = self.payouts_in_flight.get(&withdrawal.id).copied() {
+            match self.rpc.receipt(tx).await.map_err(VaultError::from)? {
+                None if sent_at.elapsed() < IN_FLIGHT_MAX => return Ok(()),
+                None => {
+                    tracing::warn!(id = withdrawal.id, %tx, "payout not mined; sending it again");
+                }
+                // Mined: the vault's `withdrawn` shows it next round (or
+                // a reorg removed it, and it is sent again).
+                Some(receipt) if receipt.status == 1 => return Ok(()),
+                Some(_) => {
+                    tracing::warn!(id = withdrawal.id, %tx, "payout reverted; retrying");
+                }
+            }
+            self.payouts_in_flight.remove(&withdrawal.id);
+        }
+        if *sent >= PAYOUTS_PER_ROUND {
+            return Ok(());
+        }
+        let message = Withdrawal {
+            id: U256::from(withdrawal.id),
+            account: B256::from(*withdrawal.from.public_key_bytes()),
+            to: Address::from(withdrawal.to.0),
+            amount: U256::from(withdrawal.amount.atomic()),
+            deadline: U256::from(unix_now() + AUTHORIZATION_S),
+        };
+        let vault = self.vault();
+        let signature = vault.authorize_withdrawal(&self.evm_key, &message);
+        let call = vault.withdraw_call(&message, signature);
+        let tx = send(&self.rpc, self.config.binding.chain_id, &self.evm_key, call)
+            .await
+            .map_err(VaultError::from)?;
+        *sent += 1;
+        tracing::info!(id = withdrawal.id, to = %message.to, %tx, "withdrawal sent");
+        self.payouts_in_flight
+            .insert(withdrawal.id, (tx, tokio::time::Instant::now()));
         Ok(())
     }
 

@@ -171,7 +171,14 @@ pub async fn send(rpc: &Rpc, chain_id: u64, key: &EvmKey, call: Call) -> Result<
     let signed = tx.into_signed(signature);
     let mut raw = Vec::new();
     signed.eip2718_encode(&mut raw);
-    let hash = rpc.send_raw(&raw).await?;
+    let hash = *signed.hash();
+    let answered = rpc.send_raw(&raw).await?;
+    if answered != hash {
+        return Err(WalletError::Rpc(RpcError::Malformed {
+            method: "eth_sendRawTransaction".into(),
+            reason: format!("the endpoint answered {answered} for transaction {hash}"),
+        }));
+    }
     tracing::debug!(%hash, nonce, "transaction sent");
     Ok(hash)
 }

@@ -1524,7 +1524,9 @@ impl State {
             .expect("the subject is a registered agent or session")
     }
 
-    /// Opens `did`'s account, with any chain deposits kept for it.
+    /// Opens `did`'s account, with any chain deposits kept for it when the
+    /// key opened its own account (a principal registering itself; an
+    /// agent's account belongs to whoever registered it).
     #[must_use = "the claim's event belongs to the command's outcome"]
     fn open_account(&mut self, did: Did, owner: Did) -> Option<Event> {
         let previous = self.accounts.insert(
@@ -1535,7 +1537,11 @@ impl State {
             },
         );
         assert!(previous.is_none(), "an account opens once");
-        self.claim_deposits(did)
+        if did == owner {
+            self.claim_deposits(did)
+        } else {
+            None
+        }
     }
 
     fn account_mut(&mut self, did: &Did) -> &mut Account {
@@ -1741,10 +1747,13 @@ impl State {
             ));
         }
         if pending > self.totals.withdrawn.atomic()
-            || self
-                .unclaimed
-                .keys()
-                .any(|did| self.accounts.contains_key(did))
+            // Kept deposits wait for a key that has not opened its own
+            // account (an agent's belongs to its principal).
+            || self.unclaimed.keys().any(|did| {
+                self.accounts
+                    .get(did)
+                    .is_some_and(|account| account.owner == *did)
+            })
             || (self.chain.is_none() && (unclaimed != 0 || self.withdrawals != 0))
             || self
                 .pending_withdrawals

@@ -164,11 +164,11 @@ fn money_enters_a_chain_ledger_only_from_its_vault() {
 }
 
 #[test]
-fn a_deposit_to_a_key_without_an_account_waits_for_it_to_register() {
+fn a_deposit_to_a_key_waits_until_that_key_registers_itself() {
     let mut chain = Chain::new();
     let principal = kit::key("principal");
-    let agent = kit::key("agent");
-    let (principal_did, agent_did) = (kit::did(&principal), kit::did(&agent));
+    let victim = kit::key("victim");
+    let (principal_did, victim_did) = (kit::did(&principal), kit::did(&victim));
     assert_eq!(
         chain.credit(1, principal_did, usd(7)).unwrap(),
         vec![Event::DepositUnclaimed {
@@ -176,7 +176,7 @@ fn a_deposit_to_a_key_without_an_account_waits_for_it_to_register() {
             amount: usd(7)
         }]
     );
-    chain.credit(2, agent_did, usd(2)).unwrap();
+    chain.credit(2, victim_did, usd(2)).unwrap();
     assert_eq!(chain.state.totals().unclaimed, usd(9));
     assert_eq!(chain.state.liabilities(), usd(9));
 
@@ -190,9 +190,12 @@ fn a_deposit_to_a_key_without_an_account_waits_for_it_to_register() {
             amount: usd(7)
         })
     );
+    // A principal registers someone else's key as its agent (the grant is
+    // the principal's signature alone): what was deposited to that key is
+    // not the principal's to collect, before or after the registration.
     let grant = kit::grant(
         &principal,
-        agent_did,
+        victim_did,
         Role::Agent,
         kit::limits(usd(10), usd(10)),
         T0,
@@ -200,16 +203,29 @@ fn a_deposit_to_a_key_without_an_account_waits_for_it_to_register() {
         "a",
     );
     let events = chain.apply(&principal, kit::register_agent(grant)).unwrap();
-    assert!(events.contains(&Event::DepositClaimed {
-        to: agent_did,
-        amount: usd(2)
-    }));
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, Event::DepositClaimed { .. })),
+        "{events:?}"
+    );
+    assert_eq!(
+        chain.credit(3, victim_did, usd(4)).unwrap(),
+        vec![Event::DepositUnclaimed {
+            to: victim_did,
+            amount: usd(4)
+        }]
+    );
+    assert_eq!(
+        chain.state.balance(&victim_did).unwrap().available,
+        Amount::ZERO
+    );
     assert_eq!(
         chain.state.balance(&principal_did).unwrap().available,
         usd(7)
     );
-    assert_eq!(chain.state.balance(&agent_did).unwrap().available, usd(2));
-    assert_eq!(chain.state.totals().unclaimed, Amount::ZERO);
+    assert_eq!(chain.state.totals().unclaimed, usd(6));
+    assert_eq!(chain.state.liabilities(), usd(13));
 }
 
 #[test]

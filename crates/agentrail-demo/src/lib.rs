@@ -136,6 +136,8 @@ pub(crate) struct Actor {
     pub client: Client,
     /// Has an account (principals and agents).
     pub has_account: bool,
+    /// An agent's principal.
+    pub principal: Option<String>,
 }
 
 /// The demo's world: the node, the players, what the faucet (or the vault)
@@ -182,6 +184,7 @@ impl World {
             did,
             client: Client::new(&self.url),
             has_account,
+            principal: None,
         });
         did
     }
@@ -201,6 +204,9 @@ impl World {
         limits: Limits,
     ) -> anyhow::Result<Did> {
         let did = self.add(name, agentrail_client::generate_key(), true);
+        if let Some(actor) = self.actors.last_mut() {
+            actor.principal = Some(principal.to_owned());
+        }
         let now = unix_now();
         let grant = kit::grant(
             &self.actor(principal).key,
@@ -252,9 +258,24 @@ impl World {
     pub async fn fund(&mut self, name: &str, amount: Amount) -> anyhow::Result<()> {
         let did = self.did(name);
         match self.chain.as_mut() {
-            Some(chain) => {
+            Some(_) => {
+                // A vault deposit goes to a key that registered itself: an
+                // agent's money is deposited to its principal, who passes
+                // it on.
                 let observer = Client::new(&self.url);
-                chain.deposit(&observer, did, amount, name).await?;
+                let principal = self.actor(name).principal.clone();
+                let depositee = principal.as_deref().unwrap_or(name);
+                let depositee_did = self.did(depositee);
+                let chain = self.chain.as_mut().expect("checked above");
+                chain
+                    .deposit(&observer, depositee_did, amount, depositee)
+                    .await?;
+                let tag = format!("fund-{name}-{}", chain.transactions.len());
+                if let Some(principal) = principal {
+                    let from = self.did(&principal);
+                    self.submit(&principal, kit::transfer(from, did, amount, &tag))
+                        .await?;
+                }
             }
             None => {
                 self.actor(name)

@@ -316,9 +316,10 @@ pub async fn run_with(
     )?;
     let faucet_key = faucet_key.map(Arc::new);
     let (stop_services, stopping) = tokio::sync::watch::channel(false);
+    let services_queue = Arc::new(std::sync::Mutex::new(Some(queue.clone())));
     let handle = NodeHandle {
         ledger: Arc::clone(&ledger),
-        queue: queue.clone(),
+        queue: Arc::clone(&services_queue),
         operator_key: faucet_key.clone(),
         stopping,
     };
@@ -352,8 +353,9 @@ pub async fn run_with(
                 .await?
         }
     }
-    // The services beside the node return and drop their queue senders.
+    // The services beside the node stop, and no handle can queue more.
     let _ = stop_services.send(true);
+    services_queue.lock().expect("the queue lock").take();
     // The router (and its queue senders) is gone: the verifier threads drain
     // their queue and stop, then the writer drains and stops.
     tokio::task::spawn_blocking(move || {

@@ -17,7 +17,9 @@ use crate::ledger::{Job, Ledger, Queue, QueueError, Refusal};
 #[derive(Clone, Debug)]
 pub struct NodeHandle {
     pub(crate) ledger: Arc<Ledger>,
-    pub(crate) queue: Queue,
+    /// The writer's queue until the node stops; then `None` for every
+    /// clone at once, so a handle kept anywhere never holds the writer up.
+    pub(crate) queue: Arc<std::sync::Mutex<Option<Queue>>>,
     pub(crate) operator_key: Option<Arc<SigningKey>>,
     /// Turns true when the node stops serving: services then return and
     /// drop their handles, which lets the writer drain and stop.
@@ -42,7 +44,13 @@ impl NodeHandle {
     pub async fn submit(&self, command: SignedCommand) -> Result<CommandResponse, SubmitError> {
         let authenticated = command.clone().verify().map_err(SubmitError::Rejected)?;
         let (reply, answer) = oneshot::channel();
-        self.queue
+        let queue = self
+            .queue
+            .lock()
+            .expect("the queue lock")
+            .clone()
+            .ok_or_else(|| SubmitError::Busy("the node is stopping".into()))?;
+        queue
             .submit(Job {
                 command: authenticated,
                 request: EntryRequest::Node {

@@ -100,7 +100,7 @@ impl ServeChain {
         let operator_key = self
             .operator_key
             .as_deref()
-            .map(crate::ledger_cli::read_key)
+            .map(crate::cli_support::read_key)
             .transpose()?
             .map(Arc::new);
         let rpc = Rpc::new(url, agentrail_client::http_client(None)?)?;

@@ -12,7 +12,7 @@ use agentrail_core::{Amount, Command, Did, Timestamp};
 use anyhow::Context;
 use clap::Subcommand;
 
-use crate::ledger_cli::{
+use crate::cli_support::{
     did_of, fresh_key, now, parse_duration_s, read_key, report, spending_account, summarize,
 };
 

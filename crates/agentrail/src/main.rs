@@ -5,6 +5,7 @@
 
 mod chain_cli;
 mod channel_cli;
+mod cli_support;
 mod demo_cli;
 mod ledger_cli;
 mod log_cli;

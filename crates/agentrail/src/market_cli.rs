@@ -17,7 +17,7 @@ use agentrail_sim::kit::sha256_hex;
 use anyhow::Context;
 use clap::Subcommand;
 
-use crate::ledger_cli::{
+use crate::cli_support::{
     did_of, fresh_key, parse_duration_s, read_key, report, spending_account, summarize,
 };
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use agentrail_chain::alloy_primitives::hex;
 use agentrail_chain::alloy_primitives::{Address, B256, U256};
-use agentrail_chain::alloy_sol_types::{SolError, SolStruct};
+use agentrail_chain::alloy_sol_types::SolError;
 use agentrail_chain::anvil::Anvil;
 use agentrail_chain::bindings::{AgentrailVault, Withdrawal};
 use agentrail_chain::vault::{self, Deployment, Vault, VaultError};

@@ -56,6 +56,7 @@ async fn a_killed_provider_loses_at_most_its_bound_and_collects_the_rest() {
         time_scale: None,
         cors_origins: Vec::new(),
         tls: None,
+        chain: None,
     };
     tokio::spawn(agentrail_node::run(
         config,

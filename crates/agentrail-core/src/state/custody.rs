@@ -67,7 +67,8 @@ impl State {
                 });
             }
         }
-        let has_account = self.accounts.contains_key(&deposit.to);
+        let owner = self.accounts.get(&deposit.to).map(|account| account.owner);
+        let has_account = owner.is_some();
         if !has_account && chain.is_none() {
             return Err(Rejection::UnknownAccount { did: deposit.to });
         }
@@ -82,7 +83,17 @@ impl State {
             .deposited
             .checked_add(deposit.amount)
             .expect("checked above");
-        let event = if has_account {
+        // A vault deposit names a key, and anyone may send one: only a key
+        // that registered itself (a principal, its own account's owner)
+        // takes it at once. What is deposited to any other key is kept
+        // until that key registers itself: a principal that registers
+        // someone else's key as its agent — even while the deposit waits
+        // for its confirmations — must not collect what was sent to it.
+        let credited = match chain {
+            None => has_account,
+            Some(_) => owner == Some(deposit.to),
+        };
+        let event = if credited {
             self.credit(&deposit.to, deposit.amount);
             Event::Deposited {
                 to: deposit.to,
