@@ -298,7 +298,7 @@ async fn run(
         };
         let signature = payer
             .sign_hash(&message.eip712_signing_hash(&token_domain(chain_id, deployment.token)));
-        let data = TestUSD::transferWithAuthorization_1Call {
+        let data = TestUSD::transferWithAuthorizationCall {
             from: message.from,
             to: message.to,
             value: message.value,

@@ -155,7 +155,7 @@ pub async fn mint_to(
 
 /// A token balance.
 pub async fn balance_of(rpc: &Rpc, token: Address, owner: Address) -> Result<U256, VaultError> {
-    view(rpc, token, TestUSD::balanceOfCall(owner)).await
+    view(rpc, token, TestUSD::balanceOfCall { owner }).await
 }
 
 /// A `Deposited` log, decoded.
@@ -202,7 +202,7 @@ impl Vault<'_> {
         view(
             self.rpc,
             self.address,
-            AgentrailVault::withdrawnCall(U256::from(id)),
+            AgentrailVault::withdrawnCall { id: U256::from(id) },
         )
         .await
     }
@@ -219,7 +219,7 @@ impl Vault<'_> {
             })
             .await?;
         logs.into_iter()
-            .filter(|log| !log.removed)
+            .filter(|log| !log.removed && log.address == self.address)
             .map(|log| {
                 DepositLog::decode(log).map_err(|reason| VaultError::Decode {
                     call: "Deposited",
@@ -248,7 +248,9 @@ impl Vault<'_> {
                 to,
             })
             .await?;
-        Ok(logs.into_iter().find(|log| !log.removed))
+        Ok(logs
+            .into_iter()
+            .find(|log| !log.removed && log.address == self.address))
     }
 
     /// Deposits `amount` to `account` from `payer`'s tokens with one

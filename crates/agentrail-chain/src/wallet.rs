@@ -1,11 +1,17 @@
 //! An EVM account: its key file, EIP-712 signatures, and transactions it
-//! signs and sends (EIP-1559, encoded by `alloy-consensus`).
+//! signs and sends.
+//!
+//! Transactions are EIP-1559 (type 2), RLP-encoded here with `alloy-rlp`:
+//! `alloy-consensus` does the same for every transaction type and brought
+//! 26 crates (two `darling`s, `serde_with`, `alloy-trie`, every EIP's
+//! types) for these dozen lines. A test checks the bytes against Foundry's
+//! `cast mktx` for the same fields and key.
 
 use std::path::Path;
 use std::time::Duration;
 
-use alloy_consensus::{SignableTransaction, TxEip1559};
-use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256};
+use alloy_primitives::{Address, B256, Bytes, Signature, U256, keccak256};
+use alloy_rlp::{Encodable, Header};
 use k256::ecdsa::SigningKey;
 
 use crate::rpc::{Receipt, Rpc, RpcError};
@@ -156,22 +162,16 @@ pub async fn send(rpc: &Rpc, chain_id: u64, key: &EvmKey, call: Call) -> Result<
     let gas_limit = estimate.saturating_add(estimate / 5).saturating_add(10_000);
     let base = rpc.base_fee().await?;
     let tip = rpc.priority_fee().await?;
-    let tx = TxEip1559 {
+    let tx = Eip1559 {
         chain_id,
         nonce,
-        gas_limit,
-        max_fee_per_gas: base.saturating_mul(2).saturating_add(tip),
         max_priority_fee_per_gas: tip,
-        to: call.to.map_or(TxKind::Create, TxKind::Call),
-        value: U256::ZERO,
-        access_list: Default::default(),
-        input: Bytes::from(call.data),
+        max_fee_per_gas: base.saturating_mul(2).saturating_add(tip),
+        gas_limit,
+        to: call.to,
+        data: call.data,
     };
-    let signature = key.sign_hash(&tx.signature_hash());
-    let signed = tx.into_signed(signature);
-    let mut raw = Vec::new();
-    signed.eip2718_encode(&mut raw);
-    let hash = *signed.hash();
+    let (raw, hash) = tx.sign(key);
     let answered = rpc.send_raw(&raw).await?;
     if answered != hash {
         return Err(WalletError::Rpc(RpcError::Malformed {
@@ -181,6 +181,70 @@ pub async fn send(rpc: &Rpc, chain_id: u64, key: &EvmKey, call: Call) -> Result<
     }
     tracing::debug!(%hash, nonce, "transaction sent");
     Ok(hash)
+}
+
+/// The fields of an EIP-1559 transaction agentrail sends (no value, no
+/// access list).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Eip1559 {
+    pub chain_id: u64,
+    pub nonce: u64,
+    pub max_priority_fee_per_gas: u128,
+    pub max_fee_per_gas: u128,
+    pub gas_limit: u64,
+    /// `None` creates a contract.
+    pub to: Option<Address>,
+    pub data: Vec<u8>,
+}
+
+impl Eip1559 {
+    /// The RLP list of the fields, with the signature's when given.
+    fn rlp(&self, signature: Option<&Signature>) -> Vec<u8> {
+        let to = self
+            .to
+            .map_or(Bytes::new(), |to| Bytes::copy_from_slice(to.as_slice()));
+        let data = Bytes::copy_from_slice(&self.data);
+        let access_list = Header {
+            list: true,
+            payload_length: 0,
+        };
+        let mut payload = Vec::new();
+        self.chain_id.encode(&mut payload);
+        self.nonce.encode(&mut payload);
+        self.max_priority_fee_per_gas.encode(&mut payload);
+        self.max_fee_per_gas.encode(&mut payload);
+        self.gas_limit.encode(&mut payload);
+        to.encode(&mut payload);
+        U256::ZERO.encode(&mut payload);
+        data.encode(&mut payload);
+        access_list.encode(&mut payload);
+        if let Some(signature) = signature {
+            u8::from(signature.v()).encode(&mut payload);
+            signature.r().encode(&mut payload);
+            signature.s().encode(&mut payload);
+        }
+        let mut out = vec![2u8];
+        Header {
+            list: true,
+            payload_length: payload.len(),
+        }
+        .encode(&mut out);
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    /// What the sender signs: keccak256(0x02 ‖ rlp(fields)).
+    pub fn signing_hash(&self) -> B256 {
+        keccak256(self.rlp(None))
+    }
+
+    /// The signed transaction's bytes, and its hash.
+    pub fn sign(&self, key: &EvmKey) -> (Vec<u8>, B256) {
+        let signature = key.sign_hash(&self.signing_hash());
+        let raw = self.rlp(Some(&signature));
+        let hash = keccak256(&raw);
+        (raw, hash)
+    }
 }
 
 /// Waits for the receipt of `tx`.
@@ -206,5 +270,43 @@ pub async fn wait(rpc: &Rpc, tx: B256) -> Result<Receipt, WalletError> {
             return Err(WalletError::NotMined(tx));
         }
         tokio::time::sleep(RECEIPT_POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes Foundry's `cast mktx --private-key <anvil's first key>
+    /// --chain 31337 --nonce 7 --gas-limit 100000 --gas-price 3000000000
+    /// --priority-gas-price 1000000000 0x…a11ce 'deposit(bytes32,uint256)'
+    /// 0x11…11 20000000` prints.
+    #[test]
+    fn a_signed_transaction_is_the_one_cast_makes() {
+        let key =
+            EvmKey::parse("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+                .unwrap();
+        let mut data = hex::decode("1de26e16").unwrap();
+        data.extend_from_slice(&[0x11; 32]);
+        data.extend_from_slice(&U256::from(20_000_000u64).to_be_bytes::<32>());
+        let tx = Eip1559 {
+            chain_id: 31337,
+            nonce: 7,
+            max_priority_fee_per_gas: 1_000_000_000,
+            max_fee_per_gas: 3_000_000_000,
+            gas_limit: 100_000,
+            to: Some(
+                "0x00000000000000000000000000000000000a11ce"
+                    .parse()
+                    .unwrap(),
+            ),
+            data,
+        };
+        let (raw, hash) = tx.sign(&key);
+        assert_eq!(
+            format!("0x{}", hex::encode(&raw)),
+            "0x02f8b2827a6907843b9aca0084b2d05e00830186a09400000000000000000000000000000000000a11ce80b8441de26e1611111111111111111111111111111111111111111111111111111111111111110000000000000000000000000000000000000000000000000000000001312d00c001a0e121fffd9f9683e0d2b9327eb78a3c26b05fa6c40b62e15111d8fcd0ba35baffa04adc94dce22541b4cf453571f772c3ef5d859c888d225abf3406fe9be83d8454"
+        );
+        assert_eq!(hash, keccak256(&raw));
     }
 }

@@ -87,10 +87,15 @@ pub struct Prepared {
 
 impl ServeChain {
     /// Reads the keys and the vault, and checks them against the chain.
-    pub async fn prepare(&self, data: &Path) -> anyhow::Result<Option<Prepared>> {
+    pub async fn prepare(&self, data: &Path, dev: bool) -> anyhow::Result<Option<Prepared>> {
         let Some(url) = &self.chain_rpc else {
             return Ok(None);
         };
+        if !dev && self.operator_key.is_none() {
+            bail!(
+                "--chain-rpc outside dev mode needs --operator-key FILE: the ledger operator's key signs each credit and payout"
+            );
+        }
         let file = read_chain_file(data)?;
         let evm_key_path = self
             .evm_key

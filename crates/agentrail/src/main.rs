@@ -321,7 +321,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             runtime()?.block_on(async {
                 let mut config = config;
-                let prepared = chain.prepare(&config.data_dir).await?;
+                let prepared = chain.prepare(&config.data_dir, config.dev).await?;
                 config.chain = prepared.as_ref().map(|prepared| prepared.binding);
                 let ready = |address: std::net::SocketAddr| {
                     // Scripts and tests read this line to find the port.

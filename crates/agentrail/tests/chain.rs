@@ -761,3 +761,39 @@ async fn an_outside_program_deposits_with_cast_and_reads_the_anchor() {
     assert_eq!(anchored_size, checkpoint.size);
     assert_eq!(anchored_root, format!("0x{}", hex::encode(checkpoint.root)));
 }
+
+#[test]
+fn the_chain_demo_deposits_withdraws_anchors_and_conserves_the_money() {
+    let output = Process::new(BIN)
+        .args(["demo", "--chain", "--json", "--calls", "50"])
+        .output()
+        .expect("the demo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the chain demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["money_conserved"], true);
+    assert_eq!(report["receipts_verified"], report["journal_entries"]);
+    let scenarios = report["scenarios"].as_array().unwrap();
+    let onchain = scenarios.last().unwrap();
+    assert_eq!(onchain["passed"], true, "{onchain}");
+    let figures = onchain["figures"].as_array().unwrap();
+    let hashes = figures
+        .iter()
+        .filter(|figure| {
+            figure["value"]
+                .as_str()
+                .is_some_and(|value| value.len() == 66 && value.starts_with("0x"))
+        })
+        .count();
+    // The mint, a deposit per funding, and the withdrawal.
+    assert!(hashes >= 3, "{figures:?}");
+    assert!(
+        report["withdrawn"].as_str().is_some_and(|w| w != "0"),
+        "{report}"
+    );
+}
