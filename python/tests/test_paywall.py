@@ -141,9 +141,22 @@ def test_a_402_is_x402_v2_and_refusals_are_typed(node: str, provider: Provider) 
     assert decode_header(replay.headers["PAYMENT-RESPONSE"])["errorReason"] == "payment_insufficient"
 
 
+@pytest.fixture()
+def collects_at_11500(node: str, tmp_path: Path) -> Iterator[Provider]:
+    """A provider whose threshold only the whole test's earnings reach: with
+    a lower one, a check falling between two calls would collect part and
+    leave a rest below the threshold, which only time collects."""
+    running = Provider(node, tmp_path, free_port(), "--collect-threshold", "0.0115", "--check-every", "0.2")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 def test_the_python_payer_pays_the_python_provider_which_collects(
-    node: str, provider: Provider, tmp_path: Path
+    node: str, collects_at_11500: Provider, tmp_path: Path
 ) -> None:
+    provider = collects_at_11500
     client, key = funded(node)
     payer = ChannelPayer(client, key, tmp_path / "payer.sqlite", max_per_call="0.06", max_total="1")
     with httpx.Client(auth=payer) as http:
@@ -159,8 +172,8 @@ def test_the_python_payer_pays_the_python_provider_which_collects(
         full = http.post(provider.url + "/stats/full", content=b"word " * 500)
         assert full.status_code == 200 and full.json()["words"] == 500
     (channel,) = payer.channels()
-    # 10 calls and a metered one earned 11500: over the threshold of 5000,
-    # collected by the provider by itself, never the credit signed ahead.
+    # 10 calls and a metered one earned 11500, the threshold: collected by
+    # the provider by itself, never the credit signed ahead.
     wait_for(lambda: collected(client, channel) == 10 * STATS_PRICE + 1_500)
     assert payer.spent() >= collected(client, channel)
 

@@ -104,6 +104,10 @@ pub enum Command {
     /// Records that the vault paid a pending withdrawal; signed by the
     /// operator once the chain shows the payout.
     SettleWithdrawal(SettleWithdrawal),
+    /// A key that chain deposits were kept for takes them into its own
+    /// account; signed by that key. (An agent's key, whose account a
+    /// principal opened: the vault's deposits to it wait for its consent.)
+    ClaimDeposits(ClaimDeposits),
 }
 
 /// The clock's entry has no fields: the entry's time is what it records.
@@ -219,6 +223,13 @@ pub struct SettleWithdrawal {
     pub id: u64,
     pub tx: Hash32,
     pub block: u64,
+}
+
+/// The signer takes every chain deposit kept for its key into its account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimDeposits {
+    pub idempotency_key: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -193,6 +193,9 @@ pub enum Rejection {
     DepositOutOfOrder { expected: u64, got: u64 },
     #[error("there is no pending withdrawal {id}")]
     WithdrawalNotFound { id: u64 },
+    /// A claim found no chain deposit kept for the signer's key.
+    #[error("no chain deposit is kept unclaimed for {did}")]
+    NoUnclaimedDeposits { did: Did },
 }
 
 impl Rejection {
@@ -258,6 +261,7 @@ impl Rejection {
             Rejection::ChainDepositRequired => "chain_deposit_required",
             Rejection::DepositOutOfOrder { .. } => "deposit_out_of_order",
             Rejection::WithdrawalNotFound { .. } => "withdrawal_not_found",
+            Rejection::NoUnclaimedDeposits { .. } => "no_unclaimed_deposits",
         }
     }
 

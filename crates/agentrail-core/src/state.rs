@@ -418,6 +418,9 @@ impl State {
             Command::Deposit(deposit) => self.deposit(signer, deposit, command.command())?,
             Command::Withdraw(withdraw) => self.withdraw(signer, withdraw, command.command())?,
             Command::SettleWithdrawal(settle) => self.settle_withdrawal(signer, settle)?,
+            Command::ClaimDeposits(claim) => {
+                self.claim_chain_deposits(signer, claim, command.command())?
+            }
             Command::Transfer(transfer) => {
                 self.transfer(signer, transfer, command.command(), now)?
             }

@@ -4,7 +4,7 @@
 //! the books always say what the vault must hold.
 
 use agentrail_core::chain::{ChainBinding, ChainDeposit, EvmAddress, Hash32, deposit_key};
-use agentrail_core::command::{Deposit, SettleWithdrawal, Withdraw};
+use agentrail_core::command::{ClaimDeposits, Deposit, SettleWithdrawal, Withdraw};
 use agentrail_core::constants::DAY_S;
 use agentrail_core::grant::Role;
 use agentrail_core::{Amount, Command, Did, Event, Genesis, Rejection, State, Timestamp};
@@ -101,6 +101,12 @@ fn settle(id: u64) -> Command {
         id,
         tx: Hash32([0xcc; 32]),
         block: 900,
+    })
+}
+
+fn claim(key: &str) -> Command {
+    Command::ClaimDeposits(ClaimDeposits {
+        idempotency_key: key.into(),
     })
 }
 
@@ -226,6 +232,34 @@ fn a_deposit_to_a_key_waits_until_that_key_registers_itself() {
     );
     assert_eq!(chain.state.totals().unclaimed, usd(6));
     assert_eq!(chain.state.liabilities(), usd(13));
+
+    // Nobody but the key's holder claims it: not the principal that
+    // registered it, not the operator.
+    assert_eq!(
+        code(chain.apply(&principal, claim("c1"))),
+        "no_unclaimed_deposits"
+    );
+    let operator = chain.operator.clone();
+    assert_eq!(code(chain.apply(&operator, claim("c1"))), "unknown_account");
+    assert_eq!(chain.state.totals().unclaimed, usd(6));
+    // The key's own signature takes it into its account, once; a retry
+    // with the same key answers the same, a new claim finds nothing.
+    let claimed = vec![Event::DepositClaimed {
+        to: victim_did,
+        amount: usd(6),
+    }];
+    assert_eq!(chain.apply(&victim, claim("c1")).unwrap(), claimed);
+    assert_eq!(
+        chain.apply(&victim, claim("c1")).unwrap(),
+        vec![Event::Duplicate { original: claimed }]
+    );
+    assert_eq!(
+        code(chain.apply(&victim, claim("c2"))),
+        "no_unclaimed_deposits"
+    );
+    assert_eq!(chain.state.balance(&victim_did).unwrap().available, usd(6));
+    assert_eq!(chain.state.totals().unclaimed, Amount::ZERO);
+    assert_eq!(chain.state.liabilities(), usd(13));
 }
 
 #[test]
@@ -324,6 +358,9 @@ enum Step {
     Register {
         who: usize,
     },
+    Claim {
+        who: usize,
+    },
     Withdraw {
         who: usize,
         cents: u32,
@@ -337,6 +374,7 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => (-2i8..=1, 0usize..3, 1u32..5_000).prop_map(|(ahead, to, cents)| Step::Deposit { ahead, to, cents }),
         1 => (0usize..3).prop_map(|who| Step::Register { who }),
+        1 => (0usize..3).prop_map(|who| Step::Claim { who }),
         2 => (0usize..3, 1u32..5_000).prop_map(|(who, cents)| Step::Withdraw { who, cents }),
         2 => (0u64..6).prop_map(|id| Step::Settle { id }),
     ]
@@ -373,6 +411,10 @@ proptest! {
                 }
                 Step::Register { who } => {
                     let _ = chain.apply(&keys[who].clone(), kit::register_principal(dids[who]));
+                }
+                Step::Claim { who } => {
+                    // Claims move money within the books, never out of them.
+                    let _ = chain.apply(&keys[who].clone(), claim(&format!("c{n}")));
                 }
                 Step::Withdraw { who, cents } => {
                     let amount = Amount::from_atomic(u128::from(cents) * 10_000);

@@ -120,7 +120,7 @@ pub fn rejection_status(rejection: &Rejection) -> StatusCode {
 
 /// The state machine's rejection codes (`Rejection::code`); a test checks
 /// the list against the source.
-pub const REJECTION_CODES: [&str; 59] = [
+pub const REJECTION_CODES: [&str; 60] = [
     "already_registered",
     "amount_overflow",
     "amount_zero",
@@ -155,6 +155,7 @@ pub const REJECTION_CODES: [&str; 59] = [
     "listing_not_found",
     "listing_withdrawn",
     "no_arbiter",
+    "no_unclaimed_deposits",
     "not_arbiter",
     "not_authorized",
     "not_operator",
@@ -347,6 +348,7 @@ pub fn status_of(code: &str) -> StatusCode {
         | "quote_rounds_exhausted"
         | "price_above_budget"
         | "nothing_due"
+        | "no_unclaimed_deposits"
         | "id_retired"
         | "task_wrong_state"
         | "no_arbiter"

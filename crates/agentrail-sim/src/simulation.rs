@@ -1476,6 +1476,7 @@ fn command_type(command: &Command) -> &'static str {
         Command::ResolveDispute(_) => "resolve_dispute",
         Command::LicenseDataset(_) => "license_dataset",
         Command::Tick(_) => "tick",
+        Command::ClaimDeposits(_) => "claim_deposits",
         _ => "other",
     }
 }

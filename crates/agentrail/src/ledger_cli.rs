@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use agentrail_client::{Client, generate_key};
 use agentrail_core::command::{
-    Decision, Deposit, RegisterGrant, RegisterPrincipal, Revoke, Transfer, Withdraw,
+    ClaimDeposits, Decision, Deposit, RegisterGrant, RegisterPrincipal, Revoke, Transfer, Withdraw,
 };
 use agentrail_core::grant::{GRANT_VERSION, Grant, Limits, Role};
 use agentrail_core::{Amount, Command, Did, Timestamp};
@@ -82,6 +82,15 @@ pub enum LedgerCommand {
         /// (required there; refused elsewhere).
         #[arg(long)]
         to: Option<agentrail_chain::alloy_primitives::Address>,
+    },
+    /// Take what vault deposits kept for this key into its account (an
+    /// agent's key, whose deposits wait for its own signature).
+    ClaimDeposits {
+        /// The key the deposits name.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        idempotency_key: Option<String>,
     },
     /// Pay another account.
     Transfer {
@@ -441,6 +450,15 @@ pub async fn run(command: LedgerCommand, client: Client, json: bool) -> anyhow::
                 to: to.map(agentrail_chain::evm_address),
             });
             report(json, submit(key, command).await, summarize)
+        }
+        LedgerCommand::ClaimDeposits {
+            key,
+            idempotency_key,
+        } => {
+            let command = Command::ClaimDeposits(ClaimDeposits {
+                idempotency_key: idempotency_key.unwrap_or_else(fresh_key),
+            });
+            report(json, submit(read_key(&key)?, command).await, summarize)
         }
         LedgerCommand::Transfer {
             key,

@@ -19,8 +19,9 @@ use agentrail_chain::bindings::{AgentrailVault, Withdrawal};
 use agentrail_chain::vault::{self, Deployment, Vault, VaultError};
 use agentrail_chain::{Rpc, RpcError, WalletError, account_of};
 use agentrail_client::Client;
-use agentrail_core::command::Withdraw;
-use agentrail_core::{Command, Did};
+use agentrail_core::command::{ClaimDeposits, Withdraw};
+use agentrail_core::grant::Role;
+use agentrail_core::{Command, Did, Timestamp};
 use agentrail_sim::kit;
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
@@ -252,6 +253,45 @@ async fn a_deposit_is_credited_once_after_n_confirmations_across_restarts() {
         usd(32).atomic()
     );
     assert_eq!(chain_health(&node.client).await.deposits_credited, 2);
+
+    // A deposit to an agent's key waits for that key's own signature: the
+    // principal that registered it cannot take it, the agent can, once.
+    let agent = key("chain-agent");
+    let now = now_s();
+    let grant = kit::grant(
+        &owner,
+        did(&agent),
+        Role::Agent,
+        kit::limits(usd(5), usd(5)),
+        Timestamp(now - 60),
+        Timestamp(now + 86_400),
+        "chain-agent",
+    );
+    node.client
+        .submit(&owner, &kit::register_agent(grant))
+        .await
+        .unwrap();
+    chain.deposit(did(&agent), 4).await;
+    chain.mine(CONFIRMATIONS).await;
+    wait_until("the agent's deposit is kept", || async {
+        chain_health(&node.client).await.deposits_credited == 3
+    })
+    .await;
+    assert_eq!(available(&node.client, &did(&agent)).await, 0);
+    let claim = Command::ClaimDeposits(ClaimDeposits {
+        idempotency_key: "claim-1".into(),
+    });
+    let refused = node.client.submit(&owner, &claim).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("no_unclaimed_deposits"),
+        "{refused}"
+    );
+    node.client.submit(&agent, &claim).await.unwrap();
+    assert_eq!(available(&node.client, &did(&agent)).await, usd(4).atomic());
+    assert_eq!(
+        available(&node.client, &did(&owner)).await,
+        usd(32).atomic()
+    );
     assert_eq!(support::panics(data.path()), 0);
 }
 

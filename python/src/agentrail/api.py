@@ -88,6 +88,23 @@ class Commands(Generic[R]):
             ),
         )
 
+    def claim_deposits(self, signer: Key, *, idempotency_key: str | None = None) -> R:
+        """A key that chain deposits were kept for takes them into its own
+        account; signed by that key. (An agent's key, whose account a
+        principal opened: the vault's deposits to it wait for its consent.)
+        """
+        return self._command(
+            signer,
+            models.ClaimDepositsCommand.model_validate(
+                _present(
+                    {
+                        "type": "claim_deposits",
+                        "idempotency_key": idempotency_key or new_id(),
+                    }
+                )
+            ),
+        )
+
     def close_channel(
         self,
         signer: Key,

@@ -296,6 +296,21 @@ class TickCommand(BaseModel):
     type: Literal['tick']
 
 
+class ClaimDepositsCommand(BaseModel):
+    """
+    A key that chain deposits were kept for takes them into its own
+    account; signed by that key. (An agent's key, whose account a
+    principal opened: the vault's deposits to it wait for its consent.)
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    idempotency_key: str
+    type: Literal['claim_deposits']
+
+
 class ConsistencyProof(BaseModel):
     """
     `GET /v1/log/proof/consistency?from=M&to=N`.
@@ -384,6 +399,7 @@ class ErrorCode(Enum):
     method_not_allowed = 'method_not_allowed'
     no_arbiter = 'no_arbiter'
     no_such_tile = 'no_such_tile'
+    no_unclaimed_deposits = 'no_unclaimed_deposits'
     nonce_reused = 'nonce_reused'
     not_arbiter = 'not_arbiter'
     not_authorized = 'not_authorized'
@@ -2492,6 +2508,7 @@ class Command(
         | LicenseDatasetCommand
         | TickCommand
         | SettleWithdrawalCommand
+        | ClaimDepositsCommand
     ]
 ):
     root: (
@@ -2525,6 +2542,7 @@ class Command(
         | LicenseDatasetCommand
         | TickCommand
         | SettleWithdrawalCommand
+        | ClaimDepositsCommand
     ) = Field(..., discriminator='type')
     """
     A request to change the ledger. Every variant names what it touches; the

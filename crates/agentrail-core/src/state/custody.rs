@@ -18,7 +18,7 @@
 
 use super::{State, check_funds, check_key, check_nonzero};
 use crate::chain::{PendingWithdrawal, deposit_key};
-use crate::command::{Command, Deposit, SettleWithdrawal, Withdraw};
+use crate::command::{ClaimDeposits, Command, Deposit, SettleWithdrawal, Withdraw};
 use crate::did::Did;
 use crate::event::Event;
 use crate::rejection::Rejection;
@@ -132,6 +132,31 @@ impl State {
             .expect("totals cover every unclaimed deposit");
         self.credit(&did, amount);
         Some(Event::DepositClaimed { to: did, amount })
+    }
+
+    /// The signer takes what chain deposits kept for its own key into its
+    /// account. Only that key signs this: a principal that registered
+    /// someone else's key as its agent cannot collect what was sent to it,
+    /// and the key's holder, who can, sees the account's owner first.
+    pub(super) fn claim_chain_deposits(
+        &mut self,
+        signer: Did,
+        claim: &ClaimDeposits,
+        command: &Command,
+    ) -> Result<Vec<Event>, Rejection> {
+        check_key("idempotency_key", &claim.idempotency_key)?;
+        if let Some(original) = self.recall(signer, &claim.idempotency_key, command)? {
+            return Ok(original);
+        }
+        if !self.accounts.contains_key(&signer) {
+            return Err(Rejection::UnknownAccount { did: signer });
+        }
+        let event = self
+            .claim_deposits(signer)
+            .ok_or(Rejection::NoUnclaimedDeposits { did: signer })?;
+        let outcome = vec![event];
+        self.remember(signer, &claim.idempotency_key, command, &outcome);
+        Ok(outcome)
     }
 
     pub(super) fn withdraw(
