@@ -32,13 +32,17 @@ def conforms(definition: str, value: Any) -> None:
     jsonschema.validate(value, schema)
 
 
-@pytest.fixture()
-def provider(node: str, tmp_path: Path) -> Iterator[Provider]:
-    running = Provider(node, tmp_path, free_port(), "--collect-threshold", "0.005", "--check-every", "0.2")
+def running_provider(node: str, folder: Path, threshold: str) -> Iterator[Provider]:
+    running = Provider(node, folder, free_port(), "--collect-threshold", threshold, "--check-every", "0.2")
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture()
+def provider(node: str, tmp_path: Path) -> Iterator[Provider]:
+    yield from running_provider(node, tmp_path, "0.005")
 
 
 def funded(node: str, usd: str = "5") -> tuple[Client, Key]:
@@ -146,11 +150,7 @@ def collects_at_11500(node: str, tmp_path: Path) -> Iterator[Provider]:
     """A provider whose threshold only the whole test's earnings reach: with
     a lower one, a check falling between two calls would collect part and
     leave a rest below the threshold, which only time collects."""
-    running = Provider(node, tmp_path, free_port(), "--collect-threshold", "0.0115", "--check-every", "0.2")
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running_provider(node, tmp_path, "0.0115")
 
 
 def test_the_python_payer_pays_the_python_provider_which_collects(
