@@ -7,21 +7,16 @@
 //! log's checkpoints in the vault. [`reserves`] checks from outside that
 //! the vault holds what the ledger owes. The pure rules (what a chain
 //! deposit credits, what a pending withdrawal is) live in
-//! `agentrail_core::state::custody`; this crate is the I/O around them.
+//! `agentrail_core::state::custody`; this crate is the I/O around them, over `agentrail-evm`'s plumbing.
 
 #![forbid(unsafe_code)]
 
-pub mod anvil;
 pub mod audit;
-pub mod bindings;
 pub mod follower;
 pub mod reserves;
-pub mod rpc;
 pub mod vault;
-pub mod wallet;
 
-pub use alloy_primitives;
-pub use alloy_sol_types;
+pub use agentrail_evm::{alloy_primitives, alloy_sol_types, anvil, bindings, rpc, wallet};
 pub use follower::{Follower, FollowerConfig, FollowerError};
 pub use rpc::{Rpc, RpcError};
 pub use vault::{Deployment, Vault, VaultError};

@@ -16,6 +16,9 @@ sol! {
         function mint(address to, uint256 amount) external;
         function approve(address spender, uint256 value) external returns (bool);
         function balanceOf(address owner) external view returns (uint256);
+        function name() external view returns (string);
+        function version() external view returns (string);
+        function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
         function transferWithAuthorization(
             address from,
             address to,
@@ -27,6 +30,12 @@ sol! {
             bytes32 r,
             bytes32 s
         ) external;
+
+        error InsufficientBalance();
+        error InvalidSignature();
+        error Expired();
+        error NotYetValid();
+        error AuthorizationAlreadyUsed();
     }
 
     interface AgentrailVault {
@@ -151,6 +160,9 @@ mod tests {
             TestUSD::approveCall::SIGNATURE,
             TestUSD::balanceOfCall::SIGNATURE,
             TestUSD::transferWithAuthorizationCall::SIGNATURE,
+            TestUSD::nameCall::SIGNATURE,
+            TestUSD::versionCall::SIGNATURE,
+            TestUSD::authorizationStateCall::SIGNATURE,
         ] {
             assert!(token.iter().any(|s| s == signature), "{signature}");
         }
@@ -184,6 +196,16 @@ mod tests {
             AgentrailVault::InvalidAuthorization::SIGNATURE,
         ] {
             assert!(errors.iter().any(|s| s == signature), "{signature}");
+        }
+        let token_errors = signatures(TEST_USD_ARTIFACT, "error");
+        for signature in [
+            TestUSD::InsufficientBalance::SIGNATURE,
+            TestUSD::InvalidSignature::SIGNATURE,
+            TestUSD::Expired::SIGNATURE,
+            TestUSD::NotYetValid::SIGNATURE,
+            TestUSD::AuthorizationAlreadyUsed::SIGNATURE,
+        ] {
+            assert!(token_errors.iter().any(|s| s == signature), "{signature}");
         }
         // Indexed arguments are not in a signature: check them too.
         let value: serde_json::Value = serde_json::from_str(VAULT_ARTIFACT).unwrap();
