@@ -423,7 +423,7 @@ pub fn run_channel_bench(
             .await
         };
         progress("paid");
-        let paid = serve(paid_routes(payee.clone(), &network_id)).await;
+        let paid = serve(paid_routes(payee.clone(), &network_id, None)).await;
         let payer = Arc::new(
             Payer::new(
                 node.clone(),

@@ -456,7 +456,9 @@ async fn pay_per_call(
     let api = format!("http://{}", listener.local_addr()?);
     let serving = payee.clone();
     let server =
-        tokio::spawn(async move { axum::serve(listener, paid_routes(serving, &network)).await });
+        tokio::spawn(
+            async move { axum::serve(listener, paid_routes(serving, &network, None)).await },
+        );
 
     let buyer = world.actor("content-agent");
     let before = buyer.client.health().await?.journal_len;

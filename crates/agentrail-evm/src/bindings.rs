@@ -31,6 +31,8 @@ sol! {
             bytes32 s
         ) external;
 
+        event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce);
+
         error InsufficientBalance();
         error InvalidSignature();
         error Expired();
@@ -197,6 +199,12 @@ mod tests {
         ] {
             assert!(errors.iter().any(|s| s == signature), "{signature}");
         }
+        let token_events = signatures(TEST_USD_ARTIFACT, "event");
+        assert!(
+            token_events
+                .iter()
+                .any(|s| s == TestUSD::AuthorizationUsed::SIGNATURE)
+        );
         let token_errors = signatures(TEST_USD_ARTIFACT, "error");
         for signature in [
             TestUSD::InsufficientBalance::SIGNATURE,

@@ -31,7 +31,7 @@ pub enum WalletError {
     /// The transaction was mined and reverted.
     #[error("transaction {tx} reverted")]
     Reverted { tx: B256, receipt: Box<Receipt> },
-    #[error("transaction {0} was not mined within {MINE_TIMEOUT:?}")]
+    #[error("transaction {0} was not mined in time")]
     NotMined(B256),
 }
 
@@ -249,7 +249,13 @@ impl Eip1559 {
 
 /// Waits for the receipt of `tx`.
 pub async fn wait(rpc: &Rpc, tx: B256) -> Result<Receipt, WalletError> {
-    let deadline = tokio::time::Instant::now() + MINE_TIMEOUT;
+    wait_within(rpc, tx, MINE_TIMEOUT).await
+}
+
+/// Waits at most `timeout` for the receipt of `tx` ([`WalletError::NotMined`]
+/// after it).
+pub async fn wait_within(rpc: &Rpc, tx: B256, timeout: Duration) -> Result<Receipt, WalletError> {
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         match rpc.receipt(tx).await {
             Ok(Some(receipt)) => {

@@ -41,6 +41,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod exact;
+pub mod exact_store;
+pub mod facilitator;
 pub mod payer;
 pub mod paywall;
 pub mod x402;

@@ -31,8 +31,13 @@ use agentrail_core::{Amount, Command, Did, Timestamp};
 use ed25519_dalek::SigningKey;
 pub use reqwest::{Method, StatusCode};
 
+use agentrail_evm::EvmKey;
+use agentrail_evm::alloy_primitives::{Address, U256};
+use agentrail_evm::eip3009::{self, Authorization, TokenDomain};
+
 use crate::x402::{
-    self, ChannelPayload, PaymentPayload, PaymentRequired, PaymentRequirements, SettlementResponse,
+    self, ChannelPayload, ExactAuthorization, ExactPayload, PaymentPayload, PaymentRequired,
+    PaymentRequirements, SettlementResponse,
 };
 
 /// How the payer opens channels.
@@ -70,6 +75,18 @@ pub enum PayError {
     Refused(String),
     #[error("too many requests in flight on one channel")]
     Busy,
+    #[error(
+        "an exact payment of {price} would take on-chain spending past the mandate's budget of {budget} ({spent} paid)"
+    )]
+    OverBudget {
+        price: Amount,
+        spent: Amount,
+        budget: Amount,
+    },
+    #[error(
+        "the mandate names the payees or categories it may pay, which an on-chain payment to an address cannot be checked against"
+    )]
+    MandateRestricted,
 }
 
 /// One sub-channel's counters.
@@ -122,6 +139,16 @@ pub struct Payer {
     spent: Mutex<Amount>,
     /// The payment terms of URLs paid before.
     terms: Mutex<HashMap<String, PaymentRequired>>,
+    /// The EVM key that pays x402's `exact` scheme, when given.
+    exact_key: Option<EvmKey>,
+    /// The least of the signer's grants' daily and total budgets: what
+    /// `exact` payments through this payer may add up to.
+    budget: Option<Amount>,
+    /// Whether a grant names payees or categories (which an address on
+    /// chain cannot be checked against).
+    restricted: bool,
+    /// What `exact` payments through this payer added up to.
+    exact_spent: Mutex<Amount>,
 }
 
 /// URLs whose terms are remembered; the memory is emptied when full.
@@ -139,6 +166,7 @@ impl Payer {
         let signer = Did::from_verifying_key(&key.verifying_key());
         let network = node.health().await?.network;
         let (mut per_payment, mut grant_ends_at) = (None, None::<Timestamp>);
+        let (mut budget, mut restricted) = (None::<Amount>, false);
         // The signer's grant, then the one above it (a session's agent).
         let mut subject = signer;
         for _ in 0..2 {
@@ -148,6 +176,14 @@ impl Payer {
                 Err(error) => return Err(error.into()),
             };
             per_payment.get_or_insert(grant.limits.max_per_payment);
+            let limits = &grant.limits;
+            let least = limits
+                .total_budget
+                .map_or(limits.daily_budget, |total| total.min(limits.daily_budget));
+            budget = Some(budget.map_or(least, |b| b.min(least)));
+            restricted |= limits.allowed_payees.is_some()
+                || limits.allowed_categories.is_some()
+                || limits.approval_threshold.is_some();
             grant_ends_at =
                 Some(grant_ends_at.map_or(grant.expires_at, |t| t.min(grant.expires_at)));
             subject = grant.issuer;
@@ -166,7 +202,18 @@ impl Payer {
             channels: tokio::sync::Mutex::new(HashMap::new()),
             spent: Mutex::new(Amount::ZERO),
             terms: Mutex::new(HashMap::new()),
+            exact_key: None,
+            budget,
+            restricted,
+            exact_spent: Mutex::new(Amount::ZERO),
         })
+    }
+
+    /// Pays x402's `exact` scheme on EVM chains from `key` too, when a
+    /// server offers no channel on this ledger.
+    pub fn with_exact_key(mut self, key: EvmKey) -> Payer {
+        self.exact_key = Some(key);
+        self
     }
 
     /// Everything paid through this payer so far.
@@ -185,6 +232,15 @@ impl Payer {
                 Err(free) => return Ok(free),
             },
         };
+        // Channel first; `exact` when the server offers no channel here.
+        if self.pick(&required).is_none()
+            && let Some(key) = &self.exact_key
+            && let Some(terms) = required.accepts.iter().find(|a| exact_payable(a))
+        {
+            return self
+                .pay_exact(key, &method, url, body, &required, terms)
+                .await;
+        }
         let terms = self.channel_terms(&required)?;
         let payee: Did = terms
             .pay_to
@@ -227,12 +283,14 @@ impl Payer {
                 accepted: Some(terms.clone()),
                 scheme: None,
                 network: None,
-                payload: ChannelPayload {
+                payload: serde_json::to_value(ChannelPayload {
                     version: 1,
                     payer_id: self.signer.to_string(),
                     client_tx_ref: None,
                     receipt: voucher,
-                },
+                })
+                .expect("a voucher is JSON"),
+                extensions: None,
             };
             let sent = self
                 .http
@@ -345,7 +403,7 @@ impl Payer {
 
     /// What one call may cost under `terms`, within the mandate.
     fn price_of(&self, terms: &PaymentRequirements) -> Result<Amount, PayError> {
-        let price = match terms.extra.pricing.as_str() {
+        let price = match terms.extra.pricing.as_deref().unwrap_or("per_call") {
             "per_call" => terms.amount,
             "per_unit" => terms.extra.max_amount_per_call.ok_or_else(|| {
                 PayError::Terms("a per-unit price without maxAmountPerCall".into())
@@ -548,6 +606,202 @@ impl Payer {
             .accepts
             .iter()
             .find(|a| a.scheme == x402::SCHEME && a.network == self.network)
+    }
+}
+
+/// Whether `terms` is `exact` on an EVM chain with a token domain.
+fn exact_payable(terms: &PaymentRequirements) -> bool {
+    terms.scheme == x402::EXACT
+        && terms.network.starts_with("eip155:")
+        && terms.extra.name.is_some()
+        && terms.extra.version.is_some()
+}
+
+/// How often a paid `exact` request is sent again, the same payment each
+/// time, while the server answers that its settlement is pending.
+const EXACT_RETRIES: usize = 5;
+
+impl Payer {
+    /// Pays one call with an EIP-3009 authorization of exactly the price,
+    /// within the mandate: the per-payment limit and, summed over this
+    /// payer's `exact` payments, the least budget of its grants.
+    async fn pay_exact(
+        &self,
+        key: &EvmKey,
+        method: &Method,
+        url: &str,
+        body: Vec<u8>,
+        required: &PaymentRequired,
+        terms: &PaymentRequirements,
+    ) -> Result<Paid, PayError> {
+        let price = terms.amount;
+        if self.restricted {
+            return Err(PayError::MandateRestricted);
+        }
+        if let Some(limit) = self.per_payment
+            && price > limit
+        {
+            return Err(PayError::OverMandate { price, limit });
+        }
+        let chain_id: u64 = terms
+            .network
+            .strip_prefix("eip155:")
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| PayError::Terms(format!("network {:?}", terms.network)))?;
+        let token: Address = terms
+            .asset
+            .parse()
+            .map_err(|_| PayError::Terms(format!("asset {:?} is not an address", terms.asset)))?;
+        let pay_to: Address = terms
+            .pay_to
+            .parse()
+            .map_err(|_| PayError::Terms(format!("payTo {:?} is not an address", terms.pay_to)))?;
+        let domain = TokenDomain {
+            name: terms.extra.name.clone().unwrap_or_default(),
+            version: terms.extra.version.clone().unwrap_or_default(),
+            chain_id,
+            token,
+        };
+        // The budget is taken before signing and given back when the
+        // server did not take the payment.
+        {
+            let mut spent = self.exact_spent.lock().expect("exact lock");
+            let after = spent.checked_add(price).unwrap_or(Amount::MAX);
+            if let Some(budget) = self.budget
+                && after > budget
+            {
+                return Err(PayError::OverBudget {
+                    price,
+                    spent: *spent,
+                    budget,
+                });
+            }
+            *spent = after;
+        }
+        let now = crate::exact::now_seconds();
+        let authorization = Authorization {
+            from: key.address(),
+            to: pay_to,
+            value: U256::from(price.atomic()),
+            valid_after: 0,
+            valid_before: now.saturating_add(terms.max_timeout_seconds.max(30)),
+            nonce: eip3009::random_nonce(),
+        };
+        let signature = authorization.sign(&domain, key);
+        // The server's extensions echoed, with a payment id when it
+        // declares payment-identifier: the retries below are one request.
+        let mut extensions = required.extensions.clone();
+        if let Some(declared) = extensions
+            .as_mut()
+            .and_then(|e| e.get_mut(x402::PAYMENT_IDENTIFIER))
+            .and_then(|d| d.get_mut("info"))
+            .and_then(|info| info.as_object_mut())
+        {
+            declared.insert(
+                "id".into(),
+                format!("pay_{}", hex::encode(eip3009::random_nonce()))[..36]
+                    .to_owned()
+                    .into(),
+            );
+        }
+        let payload = PaymentPayload {
+            x402_version: x402::X402_VERSION,
+            resource: Some(required.resource.clone()),
+            accepted: Some(terms.clone()),
+            scheme: None,
+            network: None,
+            payload: serde_json::to_value(ExactPayload {
+                signature: format!("0x{}", hex::encode(&signature)),
+                authorization: ExactAuthorization {
+                    from: authorization.from.to_checksum(None),
+                    to: terms.pay_to.clone(),
+                    value: authorization.value.to_string(),
+                    valid_after: authorization.valid_after.to_string(),
+                    valid_before: authorization.valid_before.to_string(),
+                    nonce: authorization.nonce.to_string(),
+                },
+            })
+            .expect("an authorization is JSON"),
+            extensions,
+        };
+        let header_value = x402::encode_header(&payload);
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            let sent = self
+                .http
+                .request(method.clone(), url)
+                .header(x402::PAYMENT_SIGNATURE, &header_value)
+                .body(body.clone())
+                .send()
+                .await;
+            let response = match sent {
+                Ok(response) => response,
+                // Whether the server settled is unknown: the same payment
+                // is sent again, which settles at most once.
+                Err(_) if attempt < EXACT_RETRIES => continue,
+                Err(error) => break Err(PayError::Http(error)),
+            };
+            let status = response.status();
+            let settlement = header::<SettlementResponse>(&response, x402::PAYMENT_RESPONSE);
+            let bytes = response.bytes().await.map(|b| b.to_vec());
+            match (settlement, bytes) {
+                (Ok(Some(settlement)), Ok(bytes)) if settlement.success && status.is_success() => {
+                    break Ok(Paid {
+                        status,
+                        body: bytes,
+                        paid: price,
+                        settlement: Some(settlement),
+                    });
+                }
+                _ if (status == StatusCode::SERVICE_UNAVAILABLE
+                    || status == StatusCode::CONFLICT)
+                    && attempt < EXACT_RETRIES =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(500 * attempt as u64))
+                        .await;
+                }
+                (Ok(Some(settlement)), _) => {
+                    break Err(PayError::Refused(
+                        settlement
+                            .error_reason
+                            .unwrap_or_else(|| status.to_string()),
+                    ));
+                }
+                (Ok(None), Ok(bytes)) if status.is_success() => {
+                    // Served without a settlement header: the server did
+                    // not say it took the money; count it as paid, since
+                    // the authorization may still be used.
+                    break Ok(Paid {
+                        status,
+                        body: bytes,
+                        paid: price,
+                        settlement: None,
+                    });
+                }
+                (Ok(None), _) => {
+                    break Err(PayError::Refused(format!(
+                        "{status} without PAYMENT-RESPONSE"
+                    )));
+                }
+                (Err(error), _) => break Err(error),
+            }
+        };
+        match &outcome {
+            Ok(_) => {
+                let mut spent = self.spent.lock().expect("spent lock");
+                *spent = spent.checked_add(price).unwrap_or(Amount::MAX);
+            }
+            // Refused: the authorization was not used, unless the refusal
+            // says it was; its budget comes back. An answer lost in
+            // transit keeps it taken (the payment may have settled).
+            Err(PayError::Refused(reason)) if reason != "invalid_exact_evm_nonce_already_used" => {
+                let mut spent = self.exact_spent.lock().expect("exact lock");
+                *spent = spent.checked_sub(price).unwrap_or(Amount::ZERO);
+            }
+            Err(_) => {}
+        }
+        outcome
     }
 }
 

@@ -54,6 +54,9 @@ use axum::http::{HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::exact::{self, ExactError, ExactTerms, Settler};
+use crate::exact_store::{ExactStore, Record};
+use crate::facilitator::FacilitatorClient;
 use crate::x402::{
     self, ChannelPayload, ChannelState, PaymentPayload, PaymentRequired, PaymentRequirements,
     RequirementExtra, ResourceInfo, SettlementResponse,
@@ -83,6 +86,118 @@ pub struct Paywall {
     network: String,
     routes: HashMap<String, Price>,
     cors: CorsLayer,
+    exact: Option<Arc<ExactOffer>>,
+}
+
+/// Who settles the `exact` payments a paywall accepts.
+#[derive(Debug)]
+pub enum ExactSettlement {
+    /// The paywall itself, from its own EVM key.
+    Local(Arc<Settler>),
+    /// A facilitator by URL (`agentrail facilitator`, or any x402 one).
+    Facilitator(FacilitatorClient),
+}
+
+impl ExactSettlement {
+    async fn verify(
+        &self,
+        requirements: &PaymentRequirements,
+        payload: &PaymentPayload,
+    ) -> Result<(), ExactError> {
+        match self {
+            ExactSettlement::Local(settler) => {
+                settler.verify(requirements, payload).await.map(drop)
+            }
+            ExactSettlement::Facilitator(client) => {
+                client.verify(requirements, payload).await.map(drop)
+            }
+        }
+    }
+
+    async fn settle(
+        &self,
+        requirements: &PaymentRequirements,
+        payload: &PaymentPayload,
+    ) -> Result<String, ExactError> {
+        match self {
+            ExactSettlement::Local(settler) => settler
+                .settle(requirements, payload)
+                .await
+                .map(|(_, tx)| tx.to_string()),
+            ExactSettlement::Facilitator(client) => client.settle(requirements, payload).await,
+        }
+    }
+}
+
+/// x402's `exact` scheme offered beside the channel scheme: an EIP-3009
+/// transfer of the token per call, for routes priced per call (a metered
+/// route's cost is known only after the call, which one fixed transfer
+/// cannot pay without charging more than the price).
+#[derive(Debug)]
+pub struct ExactOffer {
+    terms: ExactTerms,
+    settlement: ExactSettlement,
+    store: ExactStore,
+    settle_before: bool,
+    /// Authorizations and payment ids of requests being served.
+    in_flight: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl ExactOffer {
+    /// Accepts `terms`, settled by `settlement`, remembering payments in
+    /// the store at `path` (a file).
+    pub fn open(
+        path: &std::path::Path,
+        terms: ExactTerms,
+        settlement: ExactSettlement,
+    ) -> Result<ExactOffer, crate::exact_store::StoreError> {
+        Ok(ExactOffer {
+            terms,
+            settlement,
+            store: ExactStore::open(path)?,
+            settle_before: false,
+            in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
+        })
+    }
+
+    /// Settles before the handler runs instead of after it succeeded: the
+    /// handler never runs unpaid, and a call whose handler fails is paid.
+    pub fn settle_before_handler(mut self) -> ExactOffer {
+        self.settle_before = true;
+        self
+    }
+
+    pub fn terms(&self) -> &ExactTerms {
+        &self.terms
+    }
+
+    /// Marks `keys` in flight, or says which one already is.
+    fn claim(self: &Arc<Self>, keys: Vec<String>) -> Option<InFlight> {
+        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+        if keys.iter().any(|key| in_flight.contains(key)) {
+            return None;
+        }
+        in_flight.extend(keys.iter().cloned());
+        Some(InFlight {
+            offer: Arc::clone(self),
+            keys,
+        })
+    }
+}
+
+/// Releases a request's authorization and id when it is answered.
+struct InFlight {
+    offer: Arc<ExactOffer>,
+    keys: Vec<String>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut in_flight = self.offer.in_flight.lock().expect("in-flight lock");
+        for key in &self.keys {
+            in_flight.remove(key);
+        }
+    }
 }
 
 /// CORS for x402 over HTTP: any origin; a page may send the payment
@@ -111,7 +226,14 @@ impl Paywall {
             network: network.to_owned(),
             routes: HashMap::new(),
             cors: x402_cors(),
+            exact: None,
         }
+    }
+
+    /// Offers x402's `exact` scheme too, on the routes priced per call.
+    pub fn exact(mut self, offer: ExactOffer) -> Paywall {
+        self.exact = Some(Arc::new(offer));
+        self
     }
 
     /// Prices `path` per call.
@@ -158,9 +280,8 @@ impl Paywall {
             Price::PerCall(amount) => (
                 *amount,
                 RequirementExtra {
-                    pricing: "per_call".into(),
-                    unit: None,
-                    max_amount_per_call: None,
+                    pricing: Some("per_call".into()),
+                    ..RequirementExtra::default()
                 },
             ),
             Price::PerUnit {
@@ -170,9 +291,10 @@ impl Paywall {
             } => (
                 *price,
                 RequirementExtra {
-                    pricing: "per_unit".into(),
+                    pricing: Some("per_unit".into()),
                     unit: Some(unit.clone()),
                     max_amount_per_call: Some(*max_per_call),
+                    ..RequirementExtra::default()
                 },
             ),
         };
@@ -187,6 +309,14 @@ impl Paywall {
         }
     }
 
+    /// The `exact` requirement of a route, when it has one.
+    fn exact_requirements(&self, price: &Price) -> Option<PaymentRequirements> {
+        match (price, &self.exact) {
+            (Price::PerCall(amount), Some(offer)) => Some(offer.terms.requirements(*amount)),
+            _ => None,
+        }
+    }
+
     fn payment_required(&self, path: &str, price: &Price, error: &str) -> Response<Body> {
         let required = PaymentRequired {
             x402_version: x402::X402_VERSION,
@@ -196,7 +326,12 @@ impl Paywall {
                 description: None,
                 mime_type: None,
             },
-            accepts: vec![self.requirements(price)],
+            accepts: std::iter::once(self.requirements(price))
+                .chain(self.exact_requirements(price))
+                .collect(),
+            extensions: self
+                .exact_requirements(price)
+                .map(|_| payment_identifier_declaration()),
         };
         let body = serde_json::json!({"error": {"code": "payment_required", "message": error}});
         let mut response = json_response(StatusCode::PAYMENT_REQUIRED, &body);
@@ -216,6 +351,7 @@ impl Paywall {
             network: self.network.clone(),
             payer: None,
             error_reason: Some(code.to_owned()),
+            error_message: Some(message.to_owned()),
             channel: None,
         };
         insert_header(
@@ -227,6 +363,26 @@ impl Paywall {
         *response.body_mut() = Body::from(body.to_string());
         response
     }
+}
+
+/// x402's `payment-identifier` extension, declared optional: a client that
+/// sends an id may retry a paid request with it and is not charged twice.
+fn payment_identifier_declaration() -> serde_json::Map<String, serde_json::Value> {
+    let declaration = serde_json::json!({
+        "info": {"required": false},
+        "schema": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {
+                "required": {"type": "boolean"},
+                "id": {"type": "string", "minLength": 16, "maxLength": 128, "pattern": "^[a-zA-Z0-9_-]+$"}
+            },
+            "required": ["required"]
+        }
+    });
+    let mut extensions = serde_json::Map::new();
+    extensions.insert(x402::PAYMENT_IDENTIFIER.into(), declaration);
+    extensions
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
@@ -338,20 +494,42 @@ where
             return Ok(json_response(StatusCode::BAD_REQUEST, &body));
         }
     };
+    if payload.scheme() == Some(x402::EXACT)
+        && let (Some(offer), Some(requirements)) =
+            (paywall.exact.clone(), paywall.exact_requirements(&price))
+    {
+        return serve_exact(
+            paywall,
+            offer,
+            inner,
+            request,
+            requirements,
+            price,
+            path,
+            payload,
+        )
+        .await;
+    }
     if payload.scheme() != Some(x402::SCHEME) || payload.network() != Some(paywall.network.as_str())
     {
         return Ok(paywall.refused(
             &path,
             &price,
             "unsupported_scheme",
-            "this server accepts the channel scheme on its own network only",
+            "this server accepts the schemes and networks its 402 lists only",
         ));
     }
     let ChannelPayload {
         receipt: voucher,
         payer_id,
         ..
-    } = payload.payload;
+    } = match payload.channel() {
+        Ok(channel) => channel,
+        Err(reason) => {
+            let body = serde_json::json!({"error": {"code": "invalid_payment", "message": reason}});
+            return Ok(json_response(StatusCode::BAD_REQUEST, &body));
+        }
+    };
     let accepted = match paywall.payee.accept_credit(&voucher).await {
         Ok(accepted) => accepted,
         // The server's own trouble, not the payment's: retry later.
@@ -430,6 +608,7 @@ where
         network: paywall.network.clone(),
         payer: Some(payer_id),
         error_reason: None,
+        error_message: None,
         channel: Some(ChannelState {
             channel_id: voucher.channel_id,
             sub_channel_id: voucher.sub_channel_id.clone(),
@@ -451,4 +630,189 @@ where
         &x402::encode_header(&settlement),
     );
     Ok(response)
+}
+
+/// A request paid with `exact`: checked, served at most once per
+/// authorization, and settled (after the handler succeeded, or before it).
+#[allow(clippy::too_many_arguments)]
+async fn serve_exact<S>(
+    paywall: Arc<Paywall>,
+    offer: Arc<ExactOffer>,
+    mut inner: S,
+    request: Request<Body>,
+    requirements: PaymentRequirements,
+    price: Price,
+    path: String,
+    payload: PaymentPayload,
+) -> Result<Response<Body>, S::Error>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Send,
+    S::Future: Send,
+{
+    let refuse = |error: ExactError| paywall.refused_exact(&path, &price, &error);
+    let checked = match exact::check(&requirements, &payload, exact::now_seconds()) {
+        Ok(checked) => checked,
+        Err(error) => return Ok(refuse(error)),
+    };
+    let payment_id = payload.payment_identifier().map(str::to_owned);
+    if let Some(id) = &payment_id
+        && !exact::identifier_valid(id)
+    {
+        return Ok(refuse(ExactError::IdentifierInvalid));
+    }
+    let key = checked.key();
+    let in_flight = offer.claim(
+        std::iter::once(key.clone())
+            .chain(payment_id.iter().map(|id| format!("id:{id}")))
+            .collect(),
+    );
+    let Some(_in_flight) = in_flight else {
+        return Ok(refuse(ExactError::InProgress));
+    };
+    let store_error = |error: crate::exact_store::StoreError| ExactError::Chain(error.to_string());
+    // A retry under a payment id already paid: served again, not charged.
+    if let Some(id) = &payment_id {
+        match offer.store.by_identifier(id) {
+            Ok(Some((_, record))) => {
+                if record.payer != checked.payer() || record.resource != path {
+                    return Ok(refuse(ExactError::IdentifierConflict));
+                }
+                let mut response = inner.ready().await?.call(request).await?;
+                paywall.attach_exact(&mut response, &record.tx, &record.payer);
+                return Ok(response);
+            }
+            Ok(None) => {}
+            Err(error) => return Ok(refuse(store_error(error))),
+        }
+    }
+    let known = match offer.store.get(&key) {
+        Ok(known) => known,
+        Err(error) => return Ok(refuse(store_error(error))),
+    };
+    let mut record = match known {
+        Some(record) if record.served => return Ok(refuse(ExactError::NonceUsed)),
+        // Settled, and its call never answered: this is that call.
+        Some(record) => Some(record),
+        None => None,
+    };
+    let new_record = |tx: String| Record {
+        tx,
+        payer: checked.payer(),
+        resource: path.clone(),
+        served: false,
+        payment_id: payment_id.clone(),
+    };
+    if record.is_none() {
+        match offer.settlement.verify(&requirements, &payload).await {
+            Ok(()) => {}
+            // Used on chain but not recorded here: settled by an earlier
+            // request whose answer never left (or by the payer itself). The
+            // settle finds its transaction; the call is served once.
+            Err(ExactError::NonceUsed) => {
+                match offer.settlement.settle(&requirements, &payload).await {
+                    Ok(tx) => record = Some(new_record(tx)),
+                    Err(error) => return Ok(refuse(error)),
+                }
+            }
+            Err(error) => return Ok(refuse(error)),
+        }
+    }
+    if record.is_none() && offer.settle_before {
+        match offer.settlement.settle(&requirements, &payload).await {
+            Ok(tx) => record = Some(new_record(tx)),
+            Err(error) => return Ok(refuse(error)),
+        }
+    }
+    if let Some(record) = &record
+        && let Err(error) = offer.store.put(&key, record)
+    {
+        return Ok(refuse(store_error(error)));
+    }
+    let mut response = inner.ready().await?.call(request).await?;
+    if response.status().is_client_error() || response.status().is_server_error() {
+        // Not settled when the handler failed (after); when settled
+        // before, a retry of the same payment is served.
+        return Ok(response);
+    }
+    let mut record = match record {
+        Some(record) => record,
+        None => match offer.settlement.settle(&requirements, &payload).await {
+            Ok(tx) => new_record(tx),
+            Err(error) => return Ok(refuse(error)),
+        },
+    };
+    record.served = true;
+    if let Err(error) = offer.store.put(&key, &record) {
+        // The money moved and the answer is ready: serve it, and say so.
+        tracing::error!(%error, key, "an exact payment's answer was not recorded");
+    }
+    paywall.attach_exact(&mut response, &record.tx, &record.payer);
+    Ok(response)
+}
+
+impl Paywall {
+    fn attach_exact(&self, response: &mut Response<Body>, tx: &str, payer: &str) {
+        let Some(offer) = &self.exact else { return };
+        let settlement = SettlementResponse {
+            success: true,
+            transaction: tx.to_owned(),
+            network: offer.terms.network(),
+            payer: Some(payer.to_owned()),
+            error_reason: None,
+            error_message: None,
+            channel: None,
+        };
+        insert_header(
+            response,
+            x402::PAYMENT_RESPONSE,
+            &x402::encode_header(&settlement),
+        );
+    }
+
+    /// An `exact` payment refused: a 402 with a fresh `PAYMENT-REQUIRED`
+    /// for the payment's own trouble; 400 for a malformed one; 409 for one
+    /// being served; 503 with `Retry-After` for the settling side's
+    /// trouble (a pending settlement names its transaction).
+    fn refused_exact(&self, path: &str, price: &Price, error: &ExactError) -> Response<Body> {
+        let code = error.code();
+        let message = error.to_string();
+        let status = match error {
+            ExactError::Payload(_) | ExactError::IdentifierInvalid => StatusCode::BAD_REQUEST,
+            ExactError::InProgress | ExactError::IdentifierConflict => StatusCode::CONFLICT,
+            error if error.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::PAYMENT_REQUIRED,
+        };
+        let mut response = if status == StatusCode::PAYMENT_REQUIRED {
+            self.payment_required(path, price, code)
+        } else {
+            json_response(status, &serde_json::json!({}))
+        };
+        *response.status_mut() = status;
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::CONFLICT {
+            insert_header(&mut response, "retry-after", "1");
+        }
+        let settlement = SettlementResponse {
+            success: false,
+            transaction: match error {
+                ExactError::Pending { tx } => tx.to_string(),
+                _ => String::new(),
+            },
+            network: self
+                .exact
+                .as_ref()
+                .map_or_else(|| self.network.clone(), |offer| offer.terms.network()),
+            payer: None,
+            error_reason: Some(code.to_owned()),
+            error_message: Some(message.clone()),
+            channel: None,
+        };
+        insert_header(
+            &mut response,
+            x402::PAYMENT_RESPONSE,
+            &x402::encode_header(&settlement),
+        );
+        let body = serde_json::json!({"error": {"code": code, "message": message}});
+        *response.body_mut() = Body::from(body.to_string());
+        response
+    }
 }

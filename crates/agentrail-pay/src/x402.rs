@@ -1,4 +1,5 @@
-//! x402 v2 messages for the `channel` scheme, agentrail binding.
+//! x402 v2 messages for the `channel` scheme (agentrail binding) and the
+//! `exact` scheme on EVM chains (x402's own).
 //!
 //! Shapes follow coinbase/x402 `specs/x402-specification-v2.md` and
 //! `specs/transports-v2/http.md`: a `402` carries a base64 `PAYMENT-REQUIRED`
@@ -24,6 +25,8 @@ use serde::{Deserialize, Serialize};
 
 pub const X402_VERSION: u32 = 2;
 pub const SCHEME: &str = "channel";
+/// x402's scheme of one EIP-3009 transfer per payment.
+pub const EXACT: &str = "exact";
 pub const ASSET: &str = "USD";
 /// Header of a 402: what the server requires.
 pub const PAYMENT_REQUIRED: &str = "payment-required";
@@ -56,20 +59,34 @@ pub struct PaymentRequirements {
     /// Per call, or per unit for metered routes; atomic units.
     pub amount: Amount,
     pub max_timeout_seconds: u64,
+    #[serde(default)]
     pub extra: RequirementExtra,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A requirement's `extra`: the channel scheme's pricing, or the `exact`
+/// scheme's EIP-712 domain of the token (`name`, `version`). Fields of other
+/// schemes are kept as they came, so a requirement echoed back in
+/// `accepted` is the one the server sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequirementExtra {
-    /// `per_call` or `per_unit`.
-    pub pricing: String,
+    /// `per_call` or `per_unit` (channel); absent means per call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
     /// For a metered route: the most one call may cost, so the payer can
     /// check it against its mandate before the first call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_amount_per_call: Option<Amount>,
+    /// `exact` on EVM: the token's EIP-712 domain name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `exact` on EVM: the token's EIP-712 domain version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +97,9 @@ pub struct PaymentRequired {
     pub error: Option<String>,
     pub resource: ResourceInfo,
     pub accepts: Vec<PaymentRequirements>,
+    /// Extensions the server declares (`payment-identifier`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,7 +116,11 @@ pub struct PaymentPayload {
     pub scheme: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
-    pub payload: ChannelPayload,
+    /// The scheme's payload: [`ChannelPayload`] or [`ExactPayload`].
+    pub payload: serde_json::Value,
+    /// Extensions the client answers (`payment-identifier`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl PaymentPayload {
@@ -113,6 +137,51 @@ impl PaymentPayload {
             .map(|a| a.network.as_str())
             .or(self.network.as_deref())
     }
+
+    /// The payload of the channel scheme.
+    pub fn channel(&self) -> Result<ChannelPayload, String> {
+        ChannelPayload::deserialize(&self.payload)
+            .map_err(|e| format!("the payload is not the channel scheme's: {e}"))
+    }
+
+    /// The payload of the `exact` scheme on EVM.
+    pub fn exact(&self) -> Result<ExactPayload, String> {
+        ExactPayload::deserialize(&self.payload)
+            .map_err(|e| format!("the payload is not the exact scheme's: {e}"))
+    }
+
+    /// The `payment-identifier` extension's id, when the client sent one.
+    pub fn payment_identifier(&self) -> Option<&str> {
+        self.extensions
+            .as_ref()?
+            .get(PAYMENT_IDENTIFIER)?
+            .get("info")?
+            .get("id")?
+            .as_str()
+    }
+}
+
+/// The x402 extension whose id makes a paid request idempotent.
+pub const PAYMENT_IDENTIFIER: &str = "payment-identifier";
+
+/// The `exact` scheme's payload on EVM: an EIP-3009 authorization and its
+/// signature, every number a decimal string and every byte string 0x hex.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExactPayload {
+    pub signature: String,
+    pub authorization: ExactAuthorization,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExactAuthorization {
+    pub from: String,
+    pub to: String,
+    pub value: String,
+    pub valid_after: String,
+    pub valid_before: String,
+    pub nonce: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +206,8 @@ pub struct SettlementResponse {
     pub payer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<ChannelState>,
 }

@@ -283,18 +283,33 @@ pub async fn run(command: ChannelCommand, client: &Client, json: bool) -> anyhow
     }
 }
 
+/// What `agentrail pay-url` fetches, and how it may pay.
+#[derive(Debug)]
+pub struct PayUrl {
+    pub url: String,
+    pub method: String,
+    pub data: String,
+    pub from: Option<Did>,
+    pub keep_open: bool,
+    pub evm_key: Option<std::path::PathBuf>,
+}
+
 /// `agentrail pay-url`: one request through the paying client.
-#[allow(clippy::too_many_arguments)]
 pub async fn pay_url(
     client: &Client,
-    url: &str,
     key: &std::path::Path,
-    method: &str,
-    data: String,
-    from: Option<Did>,
-    keep_open: bool,
+    request: PayUrl,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    let PayUrl {
+        url,
+        method,
+        data,
+        from,
+        keep_open,
+        evm_key,
+    } = request;
+    let url = url.as_str();
     let key = read_key(key)?;
     let from = match from {
         Some(from) => from,
@@ -303,8 +318,11 @@ pub async fn pay_url(
     let method: agentrail_pay::payer::Method = method
         .parse()
         .with_context(|| format!("{method:?} is not an HTTP method"))?;
-    let payer =
+    let mut payer =
         agentrail_pay::payer::Payer::new(client.clone(), key, from, Default::default()).await?;
+    if let Some(path) = evm_key {
+        payer = payer.with_exact_key(agentrail_chain::EvmKey::read(&path)?);
+    }
     let result = payer.fetch(method, url, data.into_bytes()).await;
     if !keep_open {
         payer.close_all().await?;

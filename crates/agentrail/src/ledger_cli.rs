@@ -149,7 +149,9 @@ pub enum LedgerCommand {
         #[command(subcommand)]
         command: crate::market_cli::MarketCommand,
     },
-    /// Fetch a URL, paying through a channel if it answers 402 (x402).
+    /// Fetch a URL, paying through a channel if it answers 402 (x402), or
+    /// with x402's `exact` scheme from --evm-key when it offers no channel
+    /// on this ledger.
     PayUrl {
         url: String,
         /// Key of the payer: a principal, an agent or a session.
@@ -166,6 +168,10 @@ pub enum LedgerCommand {
         /// Leave the channel open (default: start closing it when done).
         #[arg(long)]
         keep_open: bool,
+        /// An EVM key file that pays `exact` (EIP-3009) requirements, within
+        /// the mandate of --key.
+        #[arg(long)]
+        evm_key: Option<PathBuf>,
     },
 }
 
@@ -299,9 +305,17 @@ pub async fn run(command: LedgerCommand, client: Client, json: bool) -> anyhow::
             data,
             from,
             keep_open,
+            evm_key,
         } => {
-            crate::channel_cli::pay_url(&client, &url, &key, &method, data, from, keep_open, json)
-                .await
+            let request = crate::channel_cli::PayUrl {
+                url,
+                method,
+                data,
+                from,
+                keep_open,
+                evm_key,
+            };
+            crate::channel_cli::pay_url(&client, &key, request, json).await
         }
         LedgerCommand::Key {
             command: KeyCommand::Generate { out },

@@ -10,6 +10,7 @@ mod demo_cli;
 mod ledger_cli;
 mod log_cli;
 mod market_cli;
+mod x402_cli;
 
 use std::process::ExitCode;
 
@@ -130,6 +131,9 @@ enum Commands {
         #[command(subcommand)]
         command: chain_cli::ChainCommand,
     },
+    /// Serve x402's facilitator API (`/verify`, `/settle`, `/supported`)
+    /// for the `exact` scheme on an EVM chain, settling from --evm-key.
+    Facilitator(x402_cli::FacilitatorArgs),
     #[command(flatten)]
     Ledger(LedgerCommand),
     #[command(flatten)]
@@ -341,6 +345,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let client = agentrail_client::Client::connect(&cli.node, cli.ca_cert.as_deref())?;
             runtime()?.block_on(chain_cli::run(command, client, cli.json))
         }
+        Commands::Facilitator(args) => runtime()?.block_on(x402_cli::run(args, cli.json)),
         Commands::Ledger(command) => {
             let client = agentrail_client::Client::connect(&cli.node, cli.ca_cert.as_deref())?;
             runtime()?.block_on(ledger_cli::run(command, client, cli.json))

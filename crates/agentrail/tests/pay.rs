@@ -962,12 +962,14 @@ mod reasons {
                 accepted: (!v1).then(|| self.requirements.clone()),
                 scheme: v1.then(|| "channel".to_owned()),
                 network: v1.then(|| self.network.clone()),
-                payload: ChannelPayload {
+                payload: serde_json::to_value(ChannelPayload {
                     version: 1,
                     payer_id: did(&self.buyer).to_string(),
                     client_tx_ref: None,
                     receipt: voucher,
-                },
+                })
+                .unwrap(),
+                extensions: None,
             };
             let header = if v1 {
                 x402::X_PAYMENT

@@ -70,19 +70,26 @@ pub fn routes() -> axum::Router {
         .route("/stats/full", axum::routing::post(full))
 }
 
-/// The API priced in x402 channel payments to `payee`.
-pub fn paid_routes(payee: agentrail_pay::Payee, network: &str) -> axum::Router {
-    routes().layer(
-        agentrail_pay::paywall::Paywall::new(payee, network)
-            .per_call("/stats", STATS_PRICE)
-            .per_unit(
-                "/stats/full",
-                FULL_PRICE_PER_KB,
-                "kilobyte",
-                FULL_MAX_PER_CALL,
-            )
-            .layer(),
-    )
+/// The API priced in x402 channel payments to `payee`, and in x402's
+/// `exact` payments too for the route priced per call when `exact` is
+/// given.
+pub fn paid_routes(
+    payee: agentrail_pay::Payee,
+    network: &str,
+    exact: Option<agentrail_pay::paywall::ExactOffer>,
+) -> axum::Router {
+    let mut paywall = agentrail_pay::paywall::Paywall::new(payee, network)
+        .per_call("/stats", STATS_PRICE)
+        .per_unit(
+            "/stats/full",
+            FULL_PRICE_PER_KB,
+            "kilobyte",
+            FULL_MAX_PER_CALL,
+        );
+    if let Some(exact) = exact {
+        paywall = paywall.exact(exact);
+    }
+    routes().layer(paywall.layer())
 }
 
 /// Reads a key file, or writes a new key there first.

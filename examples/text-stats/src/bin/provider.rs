@@ -13,8 +13,17 @@ use std::path::PathBuf;
 
 use agentrail_client::Client;
 use agentrail_core::command::{Command, RegisterPrincipal};
+use agentrail_evm::alloy_primitives::Address;
+use agentrail_evm::alloy_sol_types::SolCall;
+use agentrail_evm::bindings::TestUSD;
+use agentrail_evm::eip3009::TokenDomain;
+use agentrail_evm::{EvmKey, Rpc};
 use agentrail_example_text_stats::{key_file, paid_routes};
+use agentrail_pay::exact::{ExactTerms, Settler};
+use agentrail_pay::facilitator::FacilitatorClient;
+use agentrail_pay::paywall::{ExactOffer, ExactSettlement};
 use agentrail_pay::{Payee, PayeeOptions};
+use anyhow::Context;
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -34,6 +43,26 @@ struct Args {
     /// a crash of this process can lose.
     #[arg(long, default_value = "1")]
     max_unsynced: agentrail_core::Amount,
+    /// Also accept x402's `exact` scheme on the EVM chain at this RPC
+    /// endpoint, for `/stats` (priced per call).
+    #[arg(long, value_name = "URL", requires_all = ["exact_token", "exact_pay_to"])]
+    exact_rpc: Option<String>,
+    /// The EIP-3009 token paid (its EIP-712 name and version are read from
+    /// it).
+    #[arg(long)]
+    exact_token: Option<Address>,
+    /// The address paid.
+    #[arg(long)]
+    exact_pay_to: Option<Address>,
+    /// Settle through this x402 facilitator ...
+    #[arg(long, value_name = "URL", conflicts_with = "settle_key")]
+    facilitator: Option<String>,
+    /// ... or from this EVM key, which pays the gas.
+    #[arg(long)]
+    settle_key: Option<PathBuf>,
+    /// Settle before the handler runs (default: after it succeeded).
+    #[arg(long)]
+    settle_before: bool,
 }
 
 #[tokio::main]
@@ -58,7 +87,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let payee = Payee::open(&args.store, client, key, options).await?;
     let collector = payee.spawn_collector();
-    let app = paid_routes(payee.clone(), &network);
+    let exact = match &args.exact_rpc {
+        None => None,
+        Some(url) => Some(exact_offer(&args, url).await?),
+    };
+    let app = paid_routes(payee.clone(), &network, exact);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!(
         "provider {did} listening on http://{}",
@@ -72,4 +105,42 @@ async fn main() -> anyhow::Result<()> {
     collector.abort();
     payee.shutdown().await?;
     Ok(())
+}
+
+/// The `exact` offer the arguments describe.
+async fn exact_offer(args: &Args, url: &str) -> anyhow::Result<ExactOffer> {
+    let http = agentrail_client::http_client(None)?;
+    let rpc = Rpc::new(url, http.clone())?;
+    let token = args.exact_token.context("--exact-token")?;
+    let name = TestUSD::nameCall::abi_decode_returns(
+        &rpc.view(token, &TestUSD::nameCall {}.abi_encode()).await?,
+    )?;
+    let version = TestUSD::versionCall::abi_decode_returns(
+        &rpc.view(token, &TestUSD::versionCall {}.abi_encode())
+            .await?,
+    )?;
+    let terms = ExactTerms {
+        domain: TokenDomain {
+            name,
+            version,
+            chain_id: rpc.chain_id().await?,
+            token,
+        },
+        pay_to: args.exact_pay_to.context("--exact-pay-to")?,
+        max_timeout_seconds: 60,
+    };
+    let settlement = match (&args.facilitator, &args.settle_key) {
+        (Some(url), _) => ExactSettlement::Facilitator(FacilitatorClient::new(url, http)),
+        (None, Some(key)) => {
+            let settler = Settler::connect(rpc, EvmKey::read(key)?).await?;
+            ExactSettlement::Local(std::sync::Arc::new(settler))
+        }
+        (None, None) => anyhow::bail!("--exact-rpc needs --facilitator or --settle-key"),
+    };
+    let offer = ExactOffer::open(&args.store.join("exact.redb"), terms, settlement)?;
+    Ok(if args.settle_before {
+        offer.settle_before_handler()
+    } else {
+        offer
+    })
 }
