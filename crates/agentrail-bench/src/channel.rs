@@ -12,7 +12,12 @@
 //!   through the node, which the provider looks up in the log before
 //!   answering (x402 `exact`'s one settlement per payment);
 //! - (e) ledger commands consumed by `payments` channel payments (open,
-//!   collect, close), and per million payments.
+//!   collect, close), and per million payments;
+//! - (f) x402 `exact` on a local anvil: the same paid calls, each paid by
+//!   an EIP-3009 authorization that the provider verifies (signature,
+//!   nonce and balance by RPC) and settles on chain, one transaction per
+//!   call, before it answers (anvil mines each on arrival: the floor of
+//!   any real chain's latency). Needs anvil (`scripts/evm-tools`).
 //!
 //! Node, provider and clients share this machine's cores.
 
@@ -88,6 +93,15 @@ pub struct ChannelBenchReport {
     /// times lower the p99 a channel payment adds is.
     pub channel_vs_transfer_rps: f64,
     pub transfer_p99_added_over_channel: f64,
+    /// (f): calls paid by x402 `exact`, one settlement on anvil each.
+    pub exact_calls: usize,
+    pub exact_rps: f64,
+    pub exact_p50_us: f64,
+    pub exact_p99_us: f64,
+    /// Channel payments ÷ `exact` payments, throughput; and how many times
+    /// lower the p99 a channel payment adds is.
+    pub channel_vs_exact_rps: f64,
+    pub exact_p99_added_over_channel: f64,
     /// (e): commands of one channel that carried `payments` payments.
     pub payments: usize,
     pub ledger_commands: u64,
@@ -506,6 +520,12 @@ pub fn run_channel_bench(
             })
             .await
         };
+        // (f): x402 exact on anvil, one settlement per call.
+        progress("exact");
+        let exact_calls = (config.calls / 4).max(1);
+        let (exact_rps, exact_p50_us, exact_p99_us) =
+            exact_on_anvil(&node, &payee, &network_id, &buyer, &text, exact_calls, config.clients)
+                .await;
         payer.close_all().await.expect("the payer closes");
         let _ = stop.send(());
         let _ = server.await;
@@ -513,6 +533,7 @@ pub fn run_channel_bench(
 
         let paid_p99_added_us = (paid_p99_us - unpaid_p99_us).max(0.0);
         let transfer_added = (per_payment_transfer_p99_us - unpaid_p99_us).max(0.0);
+        let exact_added = (exact_p99_us - unpaid_p99_us).max(0.0);
         ChannelBenchReport {
             bench: "channel",
             cores,
@@ -533,11 +554,112 @@ pub fn run_channel_bench(
             per_payment_transfer_p99_us,
             channel_vs_transfer_rps: paid_rps / per_payment_transfer_rps,
             transfer_p99_added_over_channel: transfer_added / paid_p99_added_us.max(1.0),
+            exact_calls,
+            exact_rps,
+            exact_p50_us,
+            exact_p99_us,
+            channel_vs_exact_rps: paid_rps / exact_rps,
+            exact_p99_added_over_channel: exact_added / paid_p99_added_us.max(1.0),
             payments: accepted,
             ledger_commands,
             ledger_commands_per_million: ledger_commands as f64 * 1e6 / accepted as f64,
         }
     })
+}
+
+/// (f): the example provider offering `exact` on a fresh anvil with
+/// TestUSD, settling from its own key; the buyer pays `exact` from a funded
+/// EVM key, `calls` times from `clients` tasks.
+#[allow(clippy::too_many_arguments)]
+async fn exact_on_anvil(
+    node: &Client,
+    payee: &Payee,
+    network_id: &str,
+    buyer: &SigningKey,
+    text: &Arc<Vec<u8>>,
+    calls: usize,
+    clients: usize,
+) -> (f64, f64, f64) {
+    use agentrail_chain::anvil::Anvil;
+    use agentrail_chain::vault;
+    use agentrail_evm::alloy_primitives::U256;
+    use agentrail_evm::eip3009::TokenDomain;
+    use agentrail_pay::exact::{ExactTerms, Settler};
+    use agentrail_pay::paywall::{ExactOffer, ExactSettlement};
+
+    let anvil = Anvil::start(3, None).unwrap_or_else(|e| panic!("(f) needs anvil: {e}"));
+    let http = node.http().clone();
+    let rpc = agentrail_chain::Rpc::new(anvil.url(), http.clone()).expect("anvil's URL");
+    let deployer = anvil.key(0);
+    let buyer_evm = anvil.key(1).clone();
+    let deployment = vault::deploy(&rpc, deployer, deployer.address(), U256::ZERO)
+        .await
+        .expect("TestUSD deploys");
+    vault::mint_to(
+        &rpc,
+        deployment.chain_id,
+        deployer,
+        deployment.token,
+        buyer_evm.address(),
+        U256::from(STATS_PRICE.atomic()) * U256::from(calls as u64 + 10),
+    )
+    .await
+    .expect("the buyer is funded");
+    let settler = Settler::connect(rpc, anvil.key(2).clone())
+        .await
+        .expect("the settler connects");
+    let terms = ExactTerms {
+        domain: TokenDomain {
+            name: "Test USD".into(),
+            version: "2".into(),
+            chain_id: deployment.chain_id,
+            token: deployment.token,
+        },
+        pay_to: anvil.key(2).address(),
+        max_timeout_seconds: 60,
+    };
+    let store = tempfile::tempdir().expect("a temporary directory");
+    let offer = ExactOffer::open(
+        &store.path().join("exact.redb"),
+        terms,
+        ExactSettlement::Local(Arc::new(settler)),
+    )
+    .expect("the exact store opens");
+    let url = format!(
+        "{}/stats",
+        serve(paid_routes(payee.clone(), network_id, Some(offer))).await
+    );
+    let payer = Arc::new(
+        Payer::new(
+            node.clone(),
+            buyer.clone(),
+            kit::did(buyer),
+            PayerOptions::default(),
+        )
+        .await
+        .expect("the payer starts")
+        .with_exact_key(buyer_evm)
+        .prefer_exact(true),
+    );
+    // The terms are asked once, outside the measurement.
+    let first = payer
+        .fetch(Method::POST, &url, text.to_vec())
+        .await
+        .expect("the first exact call");
+    assert!(first.settlement.is_some_and(|s| s.network.starts_with("eip155:")));
+    let text = Arc::clone(text);
+    let measured = load(calls, clients, move |_| {
+        let (payer, url, body) = (Arc::clone(&payer), url.clone(), text.to_vec());
+        async move {
+            payer
+                .fetch(Method::POST, &url, body)
+                .await
+                .is_ok_and(|paid| paid.status.is_success())
+        }
+    })
+    .await;
+    drop(anvil);
+    measured
 }
 
 #[cfg(test)]
@@ -557,6 +679,7 @@ mod tests {
         );
         assert!(report.ed25519_verify_per_s > 0.0 && report.paid_rps > 0.0);
         assert!(report.per_payment_transfer_rps > 0.0);
+        assert!(report.exact_rps > 0.0 && report.exact_calls == 5);
         assert_eq!(report.payments, 200);
         assert_eq!(
             report.ledger_commands, 2,

@@ -149,6 +149,8 @@ pub struct Payer {
     restricted: bool,
     /// What `exact` payments through this payer added up to.
     exact_spent: Mutex<Amount>,
+    /// Pay `exact` even where a channel is offered.
+    prefer_exact: bool,
 }
 
 /// URLs whose terms are remembered; the memory is emptied when full.
@@ -206,6 +208,7 @@ impl Payer {
             budget,
             restricted,
             exact_spent: Mutex::new(Amount::ZERO),
+            prefer_exact: false,
         })
     }
 
@@ -213,6 +216,14 @@ impl Payer {
     /// server offers no channel on this ledger.
     pub fn with_exact_key(mut self, key: EvmKey) -> Payer {
         self.exact_key = Some(key);
+        self
+    }
+
+    /// Pays `exact` (with the key of [`Payer::with_exact_key`]) even where
+    /// the server offers a channel too: for a one-off call, a transfer
+    /// locks no deposit.
+    pub fn prefer_exact(mut self, prefer: bool) -> Payer {
+        self.prefer_exact = prefer;
         self
     }
 
@@ -233,7 +244,7 @@ impl Payer {
             },
         };
         // Channel first; `exact` when the server offers no channel here.
-        if self.pick(&required).is_none()
+        if (self.prefer_exact || self.pick(&required).is_none())
             && let Some(key) = &self.exact_key
             && let Some(terms) = required.accepts.iter().find(|a| exact_payable(a))
         {

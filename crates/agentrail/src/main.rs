@@ -690,6 +690,15 @@ fn print_channel_report(r: &agentrail_bench::channel::ChannelBenchReport) {
         r.payments, r.ledger_commands, r.ledger_commands_per_million
     );
     println!(
+        "(f) x402 exact on anvil                   {:>10.0}/s  p50 {:.0} us, p99 {:.0} us  (channels {:.1}x the throughput, {:.1}x lower added p99; {} calls)",
+        r.exact_rps,
+        r.exact_p50_us,
+        r.exact_p99_us,
+        r.channel_vs_exact_rps,
+        r.exact_p99_added_over_channel,
+        r.exact_calls
+    );
+    println!(
         "node, provider and clients share this machine's {} cores",
         r.cores
     );
