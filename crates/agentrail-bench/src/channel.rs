@@ -523,9 +523,16 @@ pub fn run_channel_bench(
         // (f): x402 exact on anvil, one settlement per call.
         progress("exact");
         let exact_calls = (config.calls / 4).max(1);
-        let (exact_rps, exact_p50_us, exact_p99_us) =
-            exact_on_anvil(&node, &payee, &network_id, &buyer, &text, exact_calls, config.clients)
-                .await;
+        let (exact_rps, exact_p50_us, exact_p99_us) = exact_on_anvil(
+            &node,
+            &payee,
+            &network_id,
+            &buyer,
+            &text,
+            exact_calls,
+            config.clients,
+        )
+        .await;
         payer.close_all().await.expect("the payer closes");
         let _ = stop.send(());
         let _ = server.await;
@@ -646,7 +653,11 @@ async fn exact_on_anvil(
         .fetch(Method::POST, &url, text.to_vec())
         .await
         .expect("the first exact call");
-    assert!(first.settlement.is_some_and(|s| s.network.starts_with("eip155:")));
+    assert!(
+        first
+            .settlement
+            .is_some_and(|s| s.network.starts_with("eip155:"))
+    );
     let text = Arc::clone(text);
     let measured = load(calls, clients, move |_| {
         let (payer, url, body) = (Arc::clone(&payer), url.clone(), text.to_vec());

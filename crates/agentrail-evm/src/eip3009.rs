@@ -216,6 +216,21 @@ mod tests {
         (domain, authorization, key)
     }
 
+    /// docs/protocol.md's vector, as eth-account 0.14 (`encode_typed_data`,
+    /// `sign_message`) computes it.
+    #[test]
+    fn the_known_answer_vector_is_eth_accounts() {
+        let (domain, authorization, key) = example();
+        assert_eq!(
+            authorization.signing_hash(&domain).to_string(),
+            "0x86147a9cca5d76c89a1f2016ebf6ccd42de981280dba6ac89098821108e5e5c1"
+        );
+        assert_eq!(
+            format!("0x{}", hex::encode(authorization.sign(&domain, &key))),
+            "0x1b988cd0b74a93bd3a7114d05bb1843665500517f2ec7388e3c1fe63c6ecf1c50079d02baaf06095a95f4e8fb3b6424fcf8076f30231585687945be1011ac6d61b"
+        );
+    }
+
     #[test]
     fn a_signature_recovers_to_its_signer_and_nothing_else_passes() {
         let (domain, authorization, key) = example();

@@ -462,12 +462,13 @@ impl Settler {
                 match sent {
                     Some(tx) => tx,
                     None => {
-                        let tx = self.send_transfer(checked).await?;
-                        let mut pending = self.pending.lock().expect("pending lock");
-                        if pending.len() >= PENDING_MAX {
-                            return Err(ExactError::Pending { tx });
+                        if self.pending.lock().expect("pending lock").len() >= PENDING_MAX {
+                            return Err(ExactError::Chain(format!(
+                                "{PENDING_MAX} settlements are waiting to be mined"
+                            )));
                         }
-                        pending.insert(id, tx);
+                        let tx = self.send_transfer(checked).await?;
+                        self.pending.lock().expect("pending lock").insert(id, tx);
                         drop(guard);
                         tx
                     }

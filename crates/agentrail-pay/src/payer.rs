@@ -695,7 +695,9 @@ impl Payer {
             to: pay_to,
             value: U256::from(price.atomic()),
             valid_after: 0,
-            valid_before: now.saturating_add(terms.max_timeout_seconds.max(30)),
+            // As x402's clients sign: valid from the epoch until the
+            // server's timeout from now.
+            valid_before: now.saturating_add(terms.max_timeout_seconds),
             nonce: eip3009::random_nonce(),
         };
         let signature = authorization.sign(&domain, key);
