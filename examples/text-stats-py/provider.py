@@ -6,7 +6,8 @@
 
 Payments arrive as x402 `channel` vouchers; the provider checks them
 locally, keeps them in `--store`, and collects them from the ledger by
-itself.
+itself. With `--exact-network` and its companions, `/stats` takes x402's
+`exact` payments too, settled through `--facilitator`.
 
     python provider.py --node http://127.0.0.1:8402 --key provider.key
 """
@@ -74,6 +75,14 @@ async def main() -> None:
         "--collect-threshold", default="5", help="collect a channel once this much (USD) is earned"
     )
     parser.add_argument("--check-every", type=float, default=30.0, help="seconds between collector checks")
+    exact = parser.add_argument_group("x402's exact scheme on /stats (needs agentrail[x402])")
+    exact.add_argument("--exact-network", help="eip155:<chain id>")
+    exact.add_argument("--exact-asset", help="the EIP-3009 token")
+    exact.add_argument("--exact-name", help="the token's EIP-712 name")
+    exact.add_argument("--exact-version", help="the token's EIP-712 version")
+    exact.add_argument("--exact-pay-to", help="the address paid")
+    exact.add_argument("--facilitator", help="the x402 facilitator that verifies and settles")
+    exact.add_argument("--settle-before", action="store_true", help="settle before the handler runs")
     args = parser.parse_args()
     if not args.key.exists():
         Key.generate().save(args.key)
@@ -92,6 +101,20 @@ async def main() -> None:
         collect_threshold=args.collect_threshold,
         check_every=args.check_every,
     )
+    seller = None
+    if args.exact_network:
+        from agentrail.exact import ExactSeller
+
+        seller = ExactSeller(
+            network=args.exact_network,
+            asset=args.exact_asset,
+            pay_to=args.exact_pay_to,
+            name=args.exact_name,
+            version=args.exact_version,
+            facilitator=args.facilitator,
+            store=args.store.with_suffix(".exact.sqlite"),
+            settle_before=args.settle_before,
+        )
     priced = Paywall(
         app(),
         payee,
@@ -99,6 +122,7 @@ async def main() -> None:
             "/stats": PerCall(STATS_PRICE),
             "/stats/full": PerUnit(FULL_PRICE_PER_KB, "kilobyte", FULL_MAX_PER_CALL),
         },
+        exact=seller,
     )
     host, port = args.listen.rsplit(":", 1)
     config = uvicorn.Config(priced, host=host, port=int(port), log_level="warning", lifespan="on")

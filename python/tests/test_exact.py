@@ -1,8 +1,9 @@
 """x402's `exact` scheme on a real anvil, against code nobody here wrote: the
-official x402 SDK's client pays the Rust provider (examples/text-stats) by
-EIP-3009, and `agentrail pay-url` pays the SDK's FastAPI server, which
-settles through `agentrail facilitator`. Every header is checked against
-x402's published schema."""
+official x402 SDK's client pays the Rust provider (examples/text-stats) and
+the Python one (agentrail's ASGI paywall) by EIP-3009; `agentrail pay-url`
+and agentrail's Python x402 client pay the SDK's FastAPI server, which
+settles through `agentrail facilitator`, within the agent's mandate. Every
+header is checked against x402's published schema."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +32,13 @@ from x402.http.clients import x402HttpxClient
 from x402.http.middleware.fastapi import PaymentMiddlewareASGI
 from x402.mechanisms.evm.exact import ExactEvmServerScheme, register_exact_evm_client
 from x402.schemas import PaymentRequired
+from x402.http.clients.httpx import PaymentError as X402PaymentError
 
-from agentrail import Client, Key
+from agentrail import Client, Key, Limits
+from agentrail.payer import ChannelPayer
+from agentrail.x402_scheme import ExactMandate, paying_client
 
-from conftest import ROOT, free_port, node_binary
+from conftest import ROOT, Provider, free_port, node_binary
 from test_paywall import conforms
 
 NETWORK = "eip155:31337"
@@ -388,3 +393,127 @@ def test_the_facilitator_answers_x402s_shapes_and_settles_once(chain: Chain, fac
     assert chain.balance(payee.address) == 2500
     again = httpx.post(facilitator + "/verify", json=body).json()
     assert again["isValid"] is False and again["invalidReason"] == "invalid_exact_evm_nonce_already_used"
+
+
+@pytest.fixture()
+def python_exact_provider(node: str, chain: Chain, facilitator: str, tmp_path: Path) -> Iterator[RustProvider]:
+    """The Python example provider (agentrail's ASGI paywall) offering exact
+    beside channel, settling through `agentrail facilitator`."""
+    payee, _ = chain.account("py-payee")
+    running = Provider(
+        node, tmp_path, free_port(), "--exact-network", NETWORK, "--exact-asset", chain.token,
+        "--exact-name", "Test USD", "--exact-version", "2", "--exact-pay-to", payee.address,
+        "--facilitator", facilitator,
+    )
+    try:
+        yield RustProvider(running.url, payee.address, running.process)  # type: ignore[arg-type]
+    finally:
+        running.stop()
+
+
+def test_x402s_client_pays_the_python_paywall_by_exact_once_per_payment(
+    chain: Chain, python_exact_provider: RustProvider
+) -> None:
+    payer, _ = chain.account("py-payer", usd="1")
+    url = python_exact_provider.url + "/stats"
+    offered = httpx.post(url)
+    required = decode(offered.headers["PAYMENT-REQUIRED"])
+    conforms("PaymentRequired", required)
+    assert [a["scheme"] for a in required["accepts"]] == ["channel", "exact"]
+    client = sdk_client(chain, payer)
+
+    async def run() -> dict[str, Any]:
+        async with x402HttpxClient(client, timeout=60) as http:
+            answer = await http.post(url, content=b"paid by x402 in python")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["words"] == 5
+            return decode(answer.headers["PAYMENT-RESPONSE"])
+
+    settlement = asyncio.run(run())
+    conforms("SettlementResponse", settlement)
+    assert settlement["success"] and chain.web3.eth.get_transaction_receipt(settlement["transaction"])["status"] == 1
+    payload = asyncio.run(
+        client.create_payment_payload(PaymentRequired.model_validate(required))
+    ).model_dump(by_alias=True, exclude_none=True)
+    header = base64.b64encode(json.dumps(payload).encode()).decode()
+    first = httpx.post(url, content=b"a b", headers={"PAYMENT-SIGNATURE": header})
+    again = httpx.post(url, content=b"a b", headers={"PAYMENT-SIGNATURE": header})
+    assert first.status_code == 200, first.text
+    assert again.status_code == 402
+    assert decode(again.headers["PAYMENT-RESPONSE"])["errorReason"] == "invalid_exact_evm_nonce_already_used"
+    tampered = json.loads(json.dumps(payload))
+    tampered["payload"]["authorization"]["value"] = "999999"
+    tampered["accepted"]["amount"] = "999999"
+    wrong = httpx.post(url, headers={"PAYMENT-SIGNATURE": base64.b64encode(json.dumps(tampered).encode()).decode()})
+    assert wrong.status_code == 402
+    assert decode(wrong.headers["PAYMENT-RESPONSE"])["errorReason"] == "invalid_payment_requirements"
+    assert chain.balance(python_exact_provider.pay_to) == 2 * STATS_PRICE
+    assert chain.balance(payer.address) == 10**6 - 2 * STATS_PRICE
+
+
+def agent_with_mandate(node: str, max_per_payment: str, daily_budget: str) -> tuple[Client, Key]:
+    client = Client(node)
+    owner, agent = Key.generate(), Key.generate()
+    client.register_principal(owner)
+    client.register_agent(
+        owner, agent.did, Limits(max_per_payment=Decimal(max_per_payment), daily_budget=Decimal(daily_budget))
+    )
+    return client, agent
+
+
+def test_the_mandate_binds_exact_payments_from_python(node: str, chain: Chain, sdk_server: SdkServer) -> None:
+    """agentrail's x402 client (channel first, exact within the mandate)
+    against x402's server, which sells GET /paid for 0.01."""
+    payer, _ = chain.account("mandated", usd="1")
+    url = sdk_server.url + "/paid"
+
+    async def pay(x402: Any) -> httpx.Response:
+        async with x402HttpxClient(x402, timeout=60) as http:
+            return await http.get(url)
+
+    client, agent = agent_with_mandate(node, "0.005", "1")
+    small = ExactMandate.of(client, agent.did)
+    assert (small.per_payment, small.restricted) == (5_000, False)
+    # The per-payment limit is x402's spend control on the token: the
+    # requirement is filtered out before anything is signed.
+    with pytest.raises(X402PaymentError, match="rejected by spend_controls"):
+        asyncio.run(pay(paying_client(small, payer, assets=[(NETWORK, chain.token)])))
+    # And the hook holds it where spend controls are not set.
+    bare = x402Client()
+    register_exact_evm_client(bare, payer, networks=NETWORK)
+    bare.set_spend_controls({"allowed_assets": [{"network": NETWORK, "asset": chain.token}]})
+    small.install(bare)
+    with pytest.raises(X402PaymentError, match="over_mandate"):
+        asyncio.run(pay(bare))
+    client, agent = agent_with_mandate(node, "0.01", "0.025")
+    mandate = ExactMandate.of(client, agent.did)
+    x402 = paying_client(mandate, payer, assets=[(NETWORK, chain.token)])
+    for _ in range(2):
+        assert asyncio.run(pay(x402)).status_code == 200
+    assert mandate.spent() == 20_000
+    # A third payment would pass the day's budget of 0.025.
+    with pytest.raises(X402PaymentError, match="over_budget"):
+        asyncio.run(pay(x402))
+    assert chain.balance(sdk_server.pay_to) == 20_000
+
+
+def test_agentrails_x402_client_takes_the_channel_first(
+    node: str, chain: Chain, python_exact_provider: RustProvider, tmp_path: Path
+) -> None:
+    payer, _ = chain.account("both", usd="1")
+    client = Client(node)
+    key = Key.generate()
+    client.register_principal(key)
+    client.faucet(key.did, "1")
+    channels = ChannelPayer(client, key, tmp_path / "payer.sqlite", max_per_call="0.01", max_total="1")
+    x402 = paying_client(ExactMandate.of(client, key.did), payer, assets=[(NETWORK, chain.token)], channels=channels)
+
+    async def run() -> httpx.Response:
+        async with x402HttpxClient(x402, timeout=60) as http:
+            return await http.post(python_exact_provider.url + "/stats", content=b"by channel")
+
+    answer = asyncio.run(run())
+    assert answer.status_code == 200, answer.text
+    assert decode(answer.headers["PAYMENT-RESPONSE"])["network"].startswith("agentrail:")
+    assert channels.spent() == STATS_PRICE
+    assert chain.balance(python_exact_provider.pay_to) == 0

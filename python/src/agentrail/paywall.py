@@ -39,7 +39,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -48,6 +48,9 @@ from .api import USD, usd
 from .channels import verify_voucher
 from .client import AgentrailError, AsyncClient
 from .keys import Key, KeyFormatError
+
+if TYPE_CHECKING:
+    from .exact import Checked, ExactError, ExactSeller
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -829,14 +832,18 @@ CORS = [
 
 class Paywall:
     """ASGI middleware pricing `routes` (exact paths) in x402 `channel`
-    payments to `payee`. Priced routes answer CORS for any origin, so a
-    web page may pay."""
+    payments to `payee`, and in x402's `exact` payments too on the routes
+    priced per call when `exact` is given (`agentrail.exact`). Priced routes
+    answer CORS for any origin, so a web page may pay."""
 
-    def __init__(self, app: App, payee: Payee, routes: dict[str, Price]) -> None:
+    def __init__(
+        self, app: App, payee: Payee, routes: dict[str, Price], *, exact: ExactSeller | None = None
+    ) -> None:
         self.app = app
         self.payee = payee
         self.seller = Seller(payee)
         self.routes = dict(routes)
+        self.exact = exact
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -878,10 +885,19 @@ class Paywall:
 
         return wrapped
 
+    def _payment_required(self, path: str, price: Price, message: str) -> dict[str, Any]:
+        required = self.seller.payment_required(path, price, message)
+        if self.exact is not None and isinstance(price, PerCall):
+            from .exact import payment_identifier_declaration
+
+            required["accepts"].append(self.exact.requirements(price.price))
+            required["extensions"] = payment_identifier_declaration()
+        return required
+
     async def _required(
         self, send: Send, path: str, price: Price, message: str, refusal: str | None = None
     ) -> None:
-        extra = [(b"payment-required", _encode(self.seller.payment_required(path, price, message)))]
+        extra = [(b"payment-required", _encode(self._payment_required(path, price, message)))]
         if refusal is not None:
             extra.append((b"payment-response", _encode(self.seller.refusal(refusal))))
         body = json.dumps({"error": {"code": refusal or "payment_required", "message": message}}).encode()
@@ -899,6 +915,15 @@ class Paywall:
             if len(header) > HEADER_BYTES_MAX:
                 raise ValueError(f"a payment header is at most {HEADER_BYTES_MAX} bytes")
             payload = json.loads(base64.b64decode(header.strip(), validate=True))
+            accepted = payload.get("accepted") if isinstance(payload, dict) else None
+            if (
+                self.exact is not None
+                and isinstance(price, PerCall)
+                and isinstance(accepted, dict)
+                and accepted.get("scheme") == "exact"
+            ):
+                await self._paid_exact(scope, receive, send, price, payload)
+                return
             call = await self.seller.begin(payload, price)
         except (ValueError, RecursionError, PayeeError) as error:
             if not isinstance(error, PayeeError) or error.code == "invalid_payment":
@@ -931,6 +956,128 @@ class Paywall:
             await self.app(scope, receive, paid_send)
         finally:
             call.release()
+
+
+    async def _refuse_exact(self, send: Send, path: str, price: Price, error: ExactError) -> None:
+        assert self.exact is not None
+        headers = [(b"payment-response", _encode(self.exact.refusal(error)))]
+        if error.status == 402:
+            headers.append((b"payment-required", _encode(self._payment_required(path, price, error.code))))
+        else:
+            headers.append((b"retry-after", b"1"))
+        body = json.dumps({"error": {"code": error.code, "message": error.message}}).encode()
+        await _answer(send, error.status, body, headers)
+
+    async def _paid_exact(
+        self, scope: Scope, receive: Receive, send: Send, price: PerCall, payload: dict[str, Any]
+    ) -> None:
+        """A call paid with `exact`: checked, served at most once per
+        authorization, and settled (after a 2xx answer, or before the app)."""
+        from .exact import ExactError, Record
+
+        exact = self.exact
+        assert exact is not None
+        path = _route(scope)
+        requirements = exact.requirements(price.price)
+        try:
+            checked = exact.check(payload, price.price)
+        except ExactError as error:
+            await self._refuse_exact(send, path, price, error)
+            return
+        claimed = [checked.key] + ([f"id:{checked.payment_id}"] if checked.payment_id else [])
+        if not exact.claim(claimed):
+            busy = ExactError("payment_in_progress", "a request with this payment is being served", 409)
+            await self._refuse_exact(send, path, price, busy)
+            return
+        try:
+            await self._serve_exact(scope, receive, send, price, payload, requirements, checked)
+        except ExactError as error:
+            await self._refuse_exact(send, path, price, error)
+        finally:
+            exact.release(claimed)
+
+    async def _serve_exact(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        price: PerCall,
+        payload: dict[str, Any],
+        requirements: dict[str, Any],
+        checked: Checked,
+    ) -> None:
+        """Raises `ExactError` for a refusal found before the app runs."""
+        from .exact import ExactError, Record
+
+        exact = self.exact
+        assert exact is not None
+        path = _route(scope)
+        if checked.payment_id is not None:
+            replayed = exact.by_identifier(checked.payment_id)
+            if replayed is not None:
+                if replayed.payer != checked.payer or replayed.resource != path:
+                    raise ExactError(
+                        "payment_identifier_conflict", "the payment identifier was used by another payment", 409
+                    )
+                # The client's retry of a paid request: served, not charged.
+                settled = exact.settlement(replayed.tx, replayed.payer)
+                await self.app(scope, receive, _with_settlement(send, settled))
+                return
+        record = exact.get(checked.key)
+        if record is not None and record.served:
+            raise ExactError("invalid_exact_evm_nonce_already_used", "the authorization was already used")
+        if record is None:
+            try:
+                await exact.verify(payload, requirements)
+            except ExactError as error:
+                if error.code != "invalid_exact_evm_nonce_already_used":
+                    raise
+                # Used on chain, not recorded here: an earlier request's
+                # answer never left. The settle finds its transaction.
+                tx = await exact.settle(payload, requirements)
+                record = Record(tx, checked.payer, path, False, checked.payment_id)
+                exact.put(checked.key, record)
+        if record is None and exact.settle_before:
+            tx = await exact.settle(payload, requirements)
+            record = Record(tx, checked.payer, path, False, checked.payment_id)
+            exact.put(checked.key, record)
+        refused = False
+
+        async def paid_send(message: Message) -> None:
+            nonlocal record, refused
+            if refused:
+                return
+            if message["type"] == "http.response.start" and int(message["status"]) < 400:
+                if record is None:
+                    try:
+                        tx = await exact.settle(payload, requirements)
+                    except ExactError as error:
+                        # Settled after the app: its answer is withheld.
+                        refused = True
+                        await self._refuse_exact(send, path, price, error)
+                        return
+                    record = Record(tx, checked.payer, path, False, checked.payment_id)
+                record.served = True
+                exact.put(checked.key, record)
+                message = dict(message)
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *CORS,
+                    (b"payment-response", _encode(exact.settlement(record.tx, record.payer))),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, paid_send)
+
+
+def _with_settlement(send: Send, settlement: dict[str, Any]) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message)
+            message["headers"] = [*message.get("headers", []), *CORS, (b"payment-response", _encode(settlement))]
+        await send(message)
+
+    return wrapped
 
 
 async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -27,6 +27,13 @@ x402's `SettleResponse` keeps no `channel` member, so the payee's
 proposals are not followed here (the `ChannelPayer` as an `httpx.Auth`
 does follow them): each voucher adds the call's highest price, and credit
 a metered call left unused returns to the payer when the channel ends.
+
+x402's own `exact` scheme (an EIP-3009 transfer per call, x402's
+`ExactEvmScheme`) pays servers that offer no channel; `ExactMandate` binds
+it to the agent's mandate, which the ledger cannot see on chain::
+
+    x402 = paying_client(ExactMandate.of(client, key.did), account,
+                         assets=[("eip155:8453", USDC)], channels=payer)
 """
 
 from __future__ import annotations
@@ -34,8 +41,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from x402.schemas.hooks import RecoveredResponseResult
+from x402 import x402Client, x402ClientSync
+from x402.client_base import prefer_scheme
+from x402.mechanisms.evm.exact import register_exact_evm_client
+from x402.schemas.hooks import AbortResult, RecoveredResponseResult
 
+from .client import AgentrailError, Client
 from .payer import ChannelPayer, Payment, PaymentError
 
 SCHEME = "channel"
@@ -124,3 +135,122 @@ class ChannelScheme:
         finally:
             if not again:
                 payment.close()
+
+
+EXACT = "exact"
+# A refusal that says the authorization was used: its money moved.
+USED = "invalid_exact_evm_nonce_already_used"
+
+
+class ExactMandate:
+    """x402 hooks that bind `exact` payments to an agent's mandate, on the
+    payer's side (ARCHITECTURE.md, "The mandate binds exact payments"): no
+    payment above the least `max_per_payment` of the grants over `did`; the
+    sum of this process's `exact` payments within what the ledger reports
+    left of the grants' daily and total budgets when the mandate was read;
+    and none at all under a grant that names its payees or categories or
+    asks approval above a threshold, since an address on chain can be
+    checked against none of them. A principal (no grant) is bound by
+    x402's own spend controls only."""
+
+    def __init__(self, per_payment: int | None, budget: int | None, restricted: bool) -> None:
+        self.per_payment = per_payment
+        self.budget = budget
+        self.restricted = restricted
+        self._lock = threading.Lock()
+        self._spent = 0
+
+    @classmethod
+    def of(cls, client: Client, *dids: str) -> ExactMandate:
+        """The mandate of the grants over `dids` (a session key's, then its
+        agent's), as the node reports them."""
+        per_payment: int | None = None
+        budget: int | None = None
+        restricted = False
+        for did in dict.fromkeys(dids):
+            try:
+                status = client.grant_status(did)
+            except AgentrailError as error:
+                if error.code == "unknown_grant":
+                    continue
+                raise
+            limits = status.grant.grant.limits
+            room = int(status.remaining_today.root)
+            if status.remaining_total is not None:
+                room = min(room, int(status.remaining_total.root))
+            cap = int(limits.max_per_payment.root)
+            per_payment = cap if per_payment is None else min(per_payment, cap)
+            budget = room if budget is None else min(budget, room)
+            restricted |= (
+                limits.allowed_payees is not None
+                or limits.allowed_categories is not None
+                or limits.approval_threshold is not None
+            )
+        return cls(per_payment, budget, restricted)
+
+    def spent(self) -> int:
+        """What `exact` payments through these hooks took, atomic units."""
+        with self._lock:
+            return self._spent
+
+    def install(self, x402: x402Client | x402ClientSync) -> None:
+        x402.on_before_payment_creation(self.before_payment)
+        x402.on_payment_response(self.after_response)
+
+    def before_payment(self, ctx: Any) -> AbortResult | None:
+        """Refuses an `exact` payment the mandate does not allow, and takes
+        its amount from the budget before anything is signed."""
+        requirements = ctx.selected_requirements
+        if getattr(requirements, "scheme", None) != EXACT:
+            return None
+        amount = int(requirements.amount)
+        if self.restricted:
+            return AbortResult(reason="mandate_restricted", message="the mandate names payees or categories")
+        if self.per_payment is not None and amount > self.per_payment:
+            return AbortResult(reason="over_mandate", message=f"{amount} is above {self.per_payment} a payment")
+        with self._lock:
+            if self.budget is not None and self._spent + amount > self.budget:
+                return AbortResult(
+                    reason="over_budget", message=f"{amount} more would pass the budget of {self.budget}"
+                )
+            self._spent += amount
+        return None
+
+    def after_response(self, ctx: Any) -> None:
+        """Gives the amount back when the server did not take the payment."""
+        requirements = ctx.requirements
+        if getattr(requirements, "scheme", None) != EXACT:
+            return None
+        settled = ctx.settle_response
+        if settled is not None and not settled.success and settled.error_reason != USED:
+            with self._lock:
+                self._spent = max(0, self._spent - int(requirements.amount))
+        return None
+
+
+def paying_client(
+    mandate: ExactMandate,
+    account: Any,
+    *,
+    assets: list[tuple[str, str]],
+    channels: ChannelPayer | None = None,
+) -> x402Client:
+    """An x402 client that pays agentrail's channels first (when given) and
+    x402's `exact` from `account` (an eth-account `LocalAccount`) for the
+    `(network, token)` pairs in `assets`, within `mandate`."""
+    x402 = x402Client()
+    if channels is not None:
+        x402.register(NETWORKS, ChannelScheme(channels))
+        x402.register_policy(prefer_scheme(SCHEME))
+    for network in dict.fromkeys(network for network, _ in assets):
+        register_exact_evm_client(x402, account, networks=network)
+    cap = str(mandate.per_payment) if mandate.per_payment is not None else None
+    allowed = [
+        {"network": network, "asset": token, **({"max_amount_per_payment": cap} if cap else {})}
+        for network, token in assets
+    ]
+    if channels is not None:
+        allowed.append({"network": NETWORKS, "asset": "USD"})
+    x402.set_spend_controls({"allowed_assets": allowed})
+    mandate.install(x402)
+    return x402
