@@ -134,18 +134,15 @@ class RustProvider:
     process: subprocess.Popen[str]
 
 
-@pytest.fixture()
-def rust_exact_provider(node: str, chain: Chain, tmp_path: Path) -> Iterator[RustProvider]:
-    """The example provider offering exact beside channel, settling from its
-    own EVM key."""
-    payee, _ = chain.account("payee")
-    _, settle_key = chain.account("settler", eth=10)
+def start_rust_provider(node: str, chain: Chain, folder: Path, pay_to: str, *settling: str) -> RustProvider:
+    """The example provider offering exact beside channel; `settling` says
+    how it settles (`--settle-key FILE` or `--facilitator URL`, and
+    `--settle-before`)."""
     port = free_port()
     process = subprocess.Popen(
-        [str(node_binary().parent / "provider"), "--node", node, "--key", str(tmp_path / "provider.key"),
-         "--store", str(tmp_path / "store"), "--listen", f"127.0.0.1:{port}",
-         "--exact-rpc", chain.rpc, "--exact-token", chain.token, "--exact-pay-to", payee.address,
-         "--settle-key", str(settle_key)],
+        [str(node_binary().parent / "provider"), "--node", node, "--key", str(folder / "provider.key"),
+         "--store", str(folder / "store"), "--listen", f"127.0.0.1:{port}",
+         "--exact-rpc", chain.rpc, "--exact-token", chain.token, "--exact-pay-to", pay_to, *settling],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -154,11 +151,24 @@ def rust_exact_provider(node: str, chain: Chain, tmp_path: Path) -> Iterator[Rus
     line = process.stdout.readline()
     assert "listening on" in line, line
     threading.Thread(target=process.stdout.read, daemon=True).start()
+    return RustProvider(f"http://127.0.0.1:{port}", pay_to, process)
+
+
+def stop(provider: RustProvider) -> None:
+    provider.process.terminate()
+    provider.process.wait(timeout=30)
+
+
+@pytest.fixture()
+def rust_exact_provider(node: str, chain: Chain, tmp_path: Path) -> Iterator[RustProvider]:
+    """The example provider settling from its own EVM key."""
+    payee, _ = chain.account("payee")
+    _, settle_key = chain.account("settler", eth=10)
+    running = start_rust_provider(node, chain, tmp_path, payee.address, "--settle-key", str(settle_key))
     try:
-        yield RustProvider(f"http://127.0.0.1:{port}", payee.address, process)
+        yield running
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(running)
 
 
 def sdk_client(chain: Chain, account: Any) -> x402Client:
@@ -517,3 +527,33 @@ def test_agentrails_x402_client_takes_the_channel_first(
     assert decode(answer.headers["PAYMENT-RESPONSE"])["network"].startswith("agentrail:")
     assert channels.spent() == STATS_PRICE
     assert chain.balance(python_exact_provider.pay_to) == 0
+
+
+def test_the_rust_provider_settles_through_a_facilitator_before_serving_and_across_a_restart(
+    node: str, chain: Chain, facilitator: str, tmp_path: Path
+) -> None:
+    payee, _ = chain.account("restarted-payee")
+    payer, _ = chain.account("restarted-payer", usd="1")
+    settling = ("--facilitator", facilitator, "--settle-before")
+    running = start_rust_provider(node, chain, tmp_path, payee.address, *settling)
+    url = running.url + "/stats"
+    client = sdk_client(chain, payer)
+    required = PaymentRequired.model_validate(decode(httpx.post(url).headers["PAYMENT-REQUIRED"]))
+    payload = asyncio.run(client.create_payment_payload(required)).model_dump(by_alias=True, exclude_none=True)
+    header = {"PAYMENT-SIGNATURE": base64.b64encode(json.dumps(payload).encode()).decode()}
+    try:
+        first = httpx.post(url, content=b"x y z", headers=header, timeout=60)
+        assert first.status_code == 200, first.text
+        tx = decode(first.headers["PAYMENT-RESPONSE"])["transaction"]
+        assert chain.web3.eth.get_transaction_receipt(tx)["status"] == 1
+    finally:
+        stop(running)
+    # The same payment to the restarted provider: its record survived.
+    running = start_rust_provider(node, chain, tmp_path, payee.address, *settling)
+    try:
+        again = httpx.post(running.url + "/stats", content=b"x y z", headers=header, timeout=60)
+        assert again.status_code == 402, again.text
+        assert decode(again.headers["PAYMENT-RESPONSE"])["errorReason"] == "invalid_exact_evm_nonce_already_used"
+    finally:
+        stop(running)
+    assert chain.balance(payee.address) == STATS_PRICE
