@@ -353,7 +353,7 @@ def test_agentrail_pays_x402s_fastapi_server_through_agentrail_facilitator(
     conforms("PaymentRequired", decode(offered.headers["PAYMENT-REQUIRED"]))
     for _ in range(2):
         answer = agentrail("--node", node, "pay-url", sdk_server.url + "/paid", "--key", str(key_file),
-                           "--evm-key", str(evm_key))
+                           "--evm-key", str(evm_key), "--exact-asset", f"{NETWORK}:{chain.token}")
         assert answer["status"] == 200 and json.loads(answer["body"]) == {"paid": True}
         assert answer["paid"] == "10000"
         settlement = answer["settlement"]
@@ -473,7 +473,8 @@ def agent_with_mandate(node: str, max_per_payment: str, daily_budget: str) -> tu
 
 def test_the_mandate_binds_exact_payments_from_python(node: str, chain: Chain, sdk_server: SdkServer) -> None:
     """agentrail's x402 client (channel first, exact within the mandate)
-    against x402's server, which sells GET /paid for 0.01."""
+    against x402's server, which sells GET /paid for 0.01: each payment is
+    charged to the agent's grant on the ledger before it is signed."""
     payer, _ = chain.account("mandated", usd="1")
     url = sdk_server.url + "/paid"
 
@@ -482,29 +483,55 @@ def test_the_mandate_binds_exact_payments_from_python(node: str, chain: Chain, s
             return await http.get(url)
 
     client, agent = agent_with_mandate(node, "0.005", "1")
-    small = ExactMandate.of(client, agent.did)
-    assert (small.per_payment, small.restricted) == (5_000, False)
+    small = ExactMandate(client, agent)
+    assert (small.per_payment, small.mandated) == (5_000, True)
     # The per-payment limit is x402's spend control on the token: the
     # requirement is filtered out before anything is signed.
     with pytest.raises(X402PaymentError, match="rejected by spend_controls"):
         asyncio.run(pay(paying_client(small, payer, assets=[(NETWORK, chain.token)])))
-    # And the hook holds it where spend controls are not set.
+    # Without that control, the ledger refuses the charge.
     bare = x402Client()
     register_exact_evm_client(bare, payer, networks=NETWORK)
     bare.set_spend_controls({"allowed_assets": [{"network": NETWORK, "asset": chain.token}]})
     small.install(bare)
-    with pytest.raises(X402PaymentError, match="over_mandate"):
+    with pytest.raises(X402PaymentError, match="per_payment_limit_exceeded"):
         asyncio.run(pay(bare))
     client, agent = agent_with_mandate(node, "0.01", "0.025")
-    mandate = ExactMandate.of(client, agent.did)
+    mandate = ExactMandate(client, agent)
     x402 = paying_client(mandate, payer, assets=[(NETWORK, chain.token)])
     for _ in range(2):
         assert asyncio.run(pay(x402)).status_code == 200
-    assert mandate.spent() == 20_000
+    assert mandate.charged() == 20_000
+    status = client.grant_status(agent.did)
+    assert int(status.spent_today.root) == 20_000
     # A third payment would pass the day's budget of 0.025.
-    with pytest.raises(X402PaymentError, match="over_budget"):
+    with pytest.raises(X402PaymentError, match="budget_exceeded"):
         asyncio.run(pay(x402))
     assert chain.balance(sdk_server.pay_to) == 20_000
+
+
+def test_pay_url_charges_the_agents_mandate_before_it_signs(
+    node: str, chain: Chain, sdk_server: SdkServer, tmp_path: Path
+) -> None:
+    payer, evm_key = chain.account("cli-agent", usd="1")
+    client, agent = agent_with_mandate(node, "0.01", "0.015")
+    agent.save(tmp_path / "agent.key")
+    pay = ("--node", node, "pay-url", sdk_server.url + "/paid", "--key", str(tmp_path / "agent.key"),
+           "--evm-key", str(evm_key), "--exact-asset", f"{NETWORK}:{chain.token}")
+    assert agentrail(*pay)["status"] == 200
+    assert int(client.grant_status(agent.did).spent_today.root) == 10_000
+    # The second would pass the day's budget: refused by the ledger, unsigned.
+    refused = subprocess.run([str(node_binary()), "--json", *pay], capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "budget_exceeded" in refused.stderr, refused.stderr
+    assert chain.balance(sdk_server.pay_to) == 10_000
+    assert chain.balance(payer.address) == 10**6 - 10_000
+    # A token the payer was not told to pay in is never paid.
+    other = subprocess.run(
+        [str(node_binary()), "--node", node, "pay-url", sdk_server.url + "/paid", "--key", str(tmp_path / "agent.key"),
+         "--evm-key", str(evm_key), "--exact-asset", f"{NETWORK}:0x{'11' * 20}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert other.returncode != 0 and "no channel payment" in other.stderr, other.stderr
 
 
 def test_agentrails_x402_client_takes_the_channel_first(
@@ -516,7 +543,7 @@ def test_agentrails_x402_client_takes_the_channel_first(
     client.register_principal(key)
     client.faucet(key.did, "1")
     channels = ChannelPayer(client, key, tmp_path / "payer.sqlite", max_per_call="0.01", max_total="1")
-    x402 = paying_client(ExactMandate.of(client, key.did), payer, assets=[(NETWORK, chain.token)], channels=channels)
+    x402 = paying_client(ExactMandate(client, key), payer, assets=[(NETWORK, chain.token)], channels=channels)
 
     async def run() -> httpx.Response:
         async with x402HttpxClient(x402, timeout=60) as http:

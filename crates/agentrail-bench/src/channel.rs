@@ -645,7 +645,13 @@ async fn exact_on_anvil(
         )
         .await
         .expect("the payer starts")
-        .with_exact_key(buyer_evm)
+        .with_exact_key(
+            buyer_evm,
+            vec![(
+                agentrail_pay::exact::network(deployment.chain_id),
+                deployment.token,
+            )],
+        )
         .prefer_exact(true),
     );
     // The terms are asked once, outside the measurement.

@@ -108,6 +108,11 @@ pub enum Command {
     /// account; signed by that key. (An agent's key, whose account a
     /// principal opened: the vault's deposits to it wait for its consent.)
     ClaimDeposits(ClaimDeposits),
+    /// An agent (or a session) charges its mandate for a payment it makes
+    /// off the ledger, before making it (x402's `exact`, a token transfer
+    /// on a chain): the grants' limits apply and the amount counts against
+    /// their budgets. No ledger money moves.
+    ChargeMandate(ChargeMandate),
 }
 
 /// The clock's entry has no fields: the entry's time is what it records.
@@ -223,6 +228,23 @@ pub struct SettleWithdrawal {
     pub id: u64,
     pub tx: Hash32,
     pub block: u64,
+}
+
+/// A payment off the ledger, counted against the signer's mandate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChargeMandate {
+    /// The account whose grants are charged: the signer's own (an agent),
+    /// or its agent's (a session).
+    pub from: Did,
+    pub amount: Amount,
+    /// Who is paid, as a CAIP-10 account id (`eip155:8453:0x…`): 1-128
+    /// characters of A-Z, a-z, 0-9, ':', '-', '_', '.'.
+    pub payee: String,
+    /// The payment's own reference, the same character set (x402 `exact`:
+    /// the authorization's nonce).
+    pub reference: String,
+    pub idempotency_key: String,
 }
 
 /// The signer takes every chain deposit kept for its key into its account.

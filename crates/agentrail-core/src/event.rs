@@ -65,6 +65,15 @@ pub enum Event {
         from: Did,
         amount: Amount,
     },
+    /// A payment off the ledger counted against the mandate of `from`'s
+    /// grants; no ledger money moved.
+    MandateCharged {
+        from: Did,
+        signer: Did,
+        amount: Amount,
+        payee: String,
+        reference: String,
+    },
     /// A chain deposit to a did:key with no account yet: the ledger keeps
     /// it for that key, and credits it when the key registers.
     DepositUnclaimed {
@@ -299,6 +308,7 @@ impl Event {
             }
             Event::Deposited { to, .. } => out.push(*to),
             Event::Withdrawn { from, .. } => out.push(*from),
+            Event::MandateCharged { from, signer, .. } => out.extend([*from, *signer]),
             Event::DepositUnclaimed { to, .. } | Event::DepositClaimed { to, .. } => out.push(*to),
             Event::WithdrawalRequested { from, .. } | Event::WithdrawalPaid { from, .. } => {
                 out.push(*from)

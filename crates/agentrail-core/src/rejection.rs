@@ -196,6 +196,13 @@ pub enum Rejection {
     /// A claim found no chain deposit kept for the signer's key.
     #[error("no chain deposit is kept unclaimed for {did}")]
     NoUnclaimedDeposits { did: Did },
+    /// A grant limits what a payment off the ledger cannot be checked
+    /// against: its payees (did:keys), its categories, or its approvals.
+    #[error(
+        "{subject}'s grant sets {}, which a payment off the ledger cannot be checked against",
+        limit.as_str()
+    )]
+    OffLedgerPaymentNotAllowed { subject: Did, limit: Limit },
 }
 
 impl Rejection {
@@ -262,6 +269,7 @@ impl Rejection {
             Rejection::DepositOutOfOrder { .. } => "deposit_out_of_order",
             Rejection::WithdrawalNotFound { .. } => "withdrawal_not_found",
             Rejection::NoUnclaimedDeposits { .. } => "no_unclaimed_deposits",
+            Rejection::OffLedgerPaymentNotAllowed { .. } => "off_ledger_payment_not_allowed",
         }
     }
 

@@ -41,6 +41,7 @@ use crate::time::Timestamp;
 
 mod channels;
 mod custody;
+mod mandate;
 mod market;
 mod retention;
 
@@ -420,6 +421,9 @@ impl State {
             Command::SettleWithdrawal(settle) => self.settle_withdrawal(signer, settle)?,
             Command::ClaimDeposits(claim) => {
                 self.claim_chain_deposits(signer, claim, command.command())?
+            }
+            Command::ChargeMandate(charge) => {
+                self.charge_mandate(signer, charge, command.command(), now)?
             }
             Command::Transfer(transfer) => {
                 self.transfer(signer, transfer, command.command(), now)?
@@ -1243,9 +1247,32 @@ impl State {
             .get(from)
             .ok_or(Rejection::UnknownAccount { did: *from })?;
         let delegates = self.spending_chain(signer, from)?;
+        let needs_approval = self.check_grants(&delegates, amount, payee, category, now)?;
+        check_funds(account.balance, amount)?;
+        Ok(SpendPlan {
+            charge: Charge {
+                delegates,
+                day: now.utc_day(),
+                amount,
+            },
+            needs_approval,
+        })
+    }
+
+    /// Checks a spend of `amount` against every grant of `delegates`
+    /// (active, per-payment limit, payees, categories, daily and total
+    /// budgets); says whether an approval threshold is passed.
+    fn check_grants(
+        &self,
+        delegates: &[Did],
+        amount: Amount,
+        payee: Option<&Did>,
+        category: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, Rejection> {
         let day = now.utc_day();
         let mut needs_approval = false;
-        for subject in &delegates {
+        for subject in delegates {
             let delegate = self.delegate(subject);
             delegate.check_active(*subject, now)?;
             let limits = &delegate.grant.grant().limits;
@@ -1295,15 +1322,7 @@ impl State {
                     .is_none_or(|today| today > threshold)
             });
         }
-        check_funds(account.balance, amount)?;
-        Ok(SpendPlan {
-            charge: Charge {
-                delegates,
-                day,
-                amount,
-            },
-            needs_approval,
-        })
+        Ok(needs_approval)
     }
 
     /// The grants that bind `signer` when it acts for the account `from`

@@ -120,7 +120,7 @@ pub fn rejection_status(rejection: &Rejection) -> StatusCode {
 
 /// The state machine's rejection codes (`Rejection::code`); a test checks
 /// the list against the source.
-pub const REJECTION_CODES: [&str; 60] = [
+pub const REJECTION_CODES: [&str; 61] = [
     "already_registered",
     "amount_overflow",
     "amount_zero",
@@ -160,6 +160,7 @@ pub const REJECTION_CODES: [&str; 60] = [
     "not_authorized",
     "not_operator",
     "nothing_due",
+    "off_ledger_payment_not_allowed",
     "offer_out_of_turn",
     "own_side_role",
     "payee_denied",
@@ -369,6 +370,7 @@ pub fn status_of(code: &str) -> StatusCode {
         | "per_payment_limit_exceeded"
         | "budget_exceeded"
         | "payee_not_allowed"
+        | "off_ledger_payment_not_allowed"
         | "payee_denied"
         | "category_not_allowed"
         | "not_arbiter"

@@ -455,7 +455,7 @@ mod tests {
         let commands = variants("Command");
         // Every command, the clock's `tick` (which only the node journals) and the
         // operator's `settle_withdrawal` included.
-        assert_eq!(commands.len(), 31, "one schema per command");
+        assert_eq!(commands.len(), 32, "one schema per command");
         for command in commands.iter().chain(variants("Event").iter()) {
             let tag = &command["properties"]["type"];
             assert!(tag["const"].is_string(), "tagged by type: {command}");

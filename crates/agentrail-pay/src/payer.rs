@@ -26,7 +26,7 @@ use std::sync::Mutex;
 
 use agentrail_client::Client;
 use agentrail_core::channel::{ChannelId, VoucherTerms, network_hash};
-use agentrail_core::command::{ChannelRef, OpenChannel, TopUpChannel};
+use agentrail_core::command::{ChannelRef, ChargeMandate, OpenChannel, TopUpChannel};
 use agentrail_core::{Amount, Command, Did, Timestamp};
 use ed25519_dalek::SigningKey;
 pub use reqwest::{Method, StatusCode};
@@ -75,18 +75,6 @@ pub enum PayError {
     Refused(String),
     #[error("too many requests in flight on one channel")]
     Busy,
-    #[error(
-        "an exact payment of {price} would take on-chain spending past the mandate's budget of {budget} ({spent} paid)"
-    )]
-    OverBudget {
-        price: Amount,
-        spent: Amount,
-        budget: Amount,
-    },
-    #[error(
-        "the mandate names the payees or categories it may pay, which an on-chain payment to an address cannot be checked against"
-    )]
-    MandateRestricted,
 }
 
 /// One sub-channel's counters.
@@ -139,16 +127,13 @@ pub struct Payer {
     spent: Mutex<Amount>,
     /// The payment terms of URLs paid before.
     terms: Mutex<HashMap<String, PaymentRequired>>,
-    /// The EVM key that pays x402's `exact` scheme, when given.
+    /// The EVM key that pays x402's `exact` scheme, when given, and the
+    /// tokens it pays in (`eip155:<chain id>` and the token's address).
     exact_key: Option<EvmKey>,
-    /// The least of the signer's grants' daily and total budgets: what
-    /// `exact` payments through this payer may add up to.
-    budget: Option<Amount>,
-    /// Whether a grant names payees or categories (which an address on
-    /// chain cannot be checked against).
-    restricted: bool,
-    /// What `exact` payments through this payer added up to.
-    exact_spent: Mutex<Amount>,
+    exact_assets: Vec<(String, Address)>,
+    /// Whether the signer acts under a grant (an agent or a session), whose
+    /// mandate each `exact` payment is charged to first.
+    mandated: bool,
     /// Pay `exact` even where a channel is offered.
     prefer_exact: bool,
 }
@@ -168,7 +153,7 @@ impl Payer {
         let signer = Did::from_verifying_key(&key.verifying_key());
         let network = node.health().await?.network;
         let (mut per_payment, mut grant_ends_at) = (None, None::<Timestamp>);
-        let (mut budget, mut restricted) = (None::<Amount>, false);
+        let mut mandated = false;
         // The signer's grant, then the one above it (a session's agent).
         let mut subject = signer;
         for _ in 0..2 {
@@ -178,14 +163,7 @@ impl Payer {
                 Err(error) => return Err(error.into()),
             };
             per_payment.get_or_insert(grant.limits.max_per_payment);
-            let limits = &grant.limits;
-            let least = limits
-                .total_budget
-                .map_or(limits.daily_budget, |total| total.min(limits.daily_budget));
-            budget = Some(budget.map_or(least, |b| b.min(least)));
-            restricted |= limits.allowed_payees.is_some()
-                || limits.allowed_categories.is_some()
-                || limits.approval_threshold.is_some();
+            mandated = true;
             grant_ends_at =
                 Some(grant_ends_at.map_or(grant.expires_at, |t| t.min(grant.expires_at)));
             subject = grant.issuer;
@@ -205,17 +183,21 @@ impl Payer {
             spent: Mutex::new(Amount::ZERO),
             terms: Mutex::new(HashMap::new()),
             exact_key: None,
-            budget,
-            restricted,
-            exact_spent: Mutex::new(Amount::ZERO),
+            exact_assets: Vec::new(),
+            mandated,
             prefer_exact: false,
         })
     }
 
     /// Pays x402's `exact` scheme on EVM chains from `key` too, when a
-    /// server offers no channel on this ledger.
-    pub fn with_exact_key(mut self, key: EvmKey) -> Payer {
+    /// server offers no channel on this ledger, in the tokens of `assets`
+    /// only (`eip155:<chain id>` and the token's address): USD stablecoins
+    /// of 6 decimals, whose atomic units the mandate counts as its own. A
+    /// server asking another token is refused, so that no token of other
+    /// units or value is paid under a limit meant in USD.
+    pub fn with_exact_key(mut self, key: EvmKey, assets: Vec<(String, Address)>) -> Payer {
         self.exact_key = Some(key);
+        self.exact_assets = assets;
         self
     }
 
@@ -246,7 +228,10 @@ impl Payer {
         // Channel first; `exact` when the server offers no channel here.
         if (self.prefer_exact || self.pick(&required).is_none())
             && let Some(key) = &self.exact_key
-            && let Some(terms) = required.accepts.iter().find(|a| exact_payable(a))
+            && let Some(terms) = required
+                .accepts
+                .iter()
+                .find(|a| exact_payable(a) && self.pays_in(a))
         {
             return self
                 .pay_exact(key, &method, url, body, &required, terms)
@@ -620,6 +605,18 @@ impl Payer {
     }
 }
 
+impl Payer {
+    /// Whether `terms` names a token this payer pays `exact` in.
+    fn pays_in(&self, terms: &PaymentRequirements) -> bool {
+        let Ok(token) = terms.asset.parse::<Address>() else {
+            return false;
+        };
+        self.exact_assets
+            .iter()
+            .any(|(network, asset)| *network == terms.network && *asset == token)
+    }
+}
+
 /// Whether `terms` is `exact` on an EVM chain with a token domain.
 fn exact_payable(terms: &PaymentRequirements) -> bool {
     terms.scheme == x402::EXACT
@@ -634,8 +631,9 @@ const EXACT_RETRIES: usize = 5;
 
 impl Payer {
     /// Pays one call with an EIP-3009 authorization of exactly the price,
-    /// within the mandate: the per-payment limit and, summed over this
-    /// payer's `exact` payments, the least budget of its grants.
+    /// within the mandate: under a grant, the payment is first charged to
+    /// it on the ledger (`charge_mandate`: its limits and budgets, shared
+    /// with ledger payments), and nothing is signed if the ledger refuses.
     async fn pay_exact(
         &self,
         key: &EvmKey,
@@ -646,9 +644,6 @@ impl Payer {
         terms: &PaymentRequirements,
     ) -> Result<Paid, PayError> {
         let price = terms.amount;
-        if self.restricted {
-            return Err(PayError::MandateRestricted);
-        }
         if let Some(limit) = self.per_payment
             && price > limit
         {
@@ -673,22 +668,6 @@ impl Payer {
             chain_id,
             token,
         };
-        // The budget is taken before signing and given back when the
-        // server did not take the payment.
-        {
-            let mut spent = self.exact_spent.lock().expect("exact lock");
-            let after = spent.checked_add(price).unwrap_or(Amount::MAX);
-            if let Some(budget) = self.budget
-                && after > budget
-            {
-                return Err(PayError::OverBudget {
-                    price,
-                    spent: *spent,
-                    budget,
-                });
-            }
-            *spent = after;
-        }
         let now = crate::exact::now_seconds();
         let authorization = Authorization {
             from: key.address(),
@@ -700,6 +679,19 @@ impl Payer {
             valid_before: now.saturating_add(terms.max_timeout_seconds),
             nonce: eip3009::random_nonce(),
         };
+        if self.mandated {
+            // Counted once per authorization, whatever the server does: a
+            // payment that fails after this is sent again, never re-signed.
+            let nonce = hex::encode(authorization.nonce);
+            let charge = Command::ChargeMandate(ChargeMandate {
+                from: self.from,
+                amount: price,
+                payee: format!("{}:{}", terms.network, pay_to.to_checksum(None)),
+                reference: format!("0x{nonce}"),
+                idempotency_key: format!("x402-exact-{}", &nonce[..40]),
+            });
+            self.node.submit(&self.key, &charge).await?;
+        }
         let signature = authorization.sign(&domain, key);
         // The server's extensions echoed, with a payment id when it
         // declares payment-identifier: the retries below are one request.
@@ -800,19 +792,9 @@ impl Payer {
                 (Err(error), _) => break Err(error),
             }
         };
-        match &outcome {
-            Ok(_) => {
-                let mut spent = self.spent.lock().expect("spent lock");
-                *spent = spent.checked_add(price).unwrap_or(Amount::MAX);
-            }
-            // Refused: the authorization was not used, unless the refusal
-            // says it was; its budget comes back. An answer lost in
-            // transit keeps it taken (the payment may have settled).
-            Err(PayError::Refused(reason)) if reason != "invalid_exact_evm_nonce_already_used" => {
-                let mut spent = self.exact_spent.lock().expect("exact lock");
-                *spent = spent.checked_sub(price).unwrap_or(Amount::ZERO);
-            }
-            Err(_) => {}
+        if outcome.is_ok() {
+            let mut spent = self.spent.lock().expect("spent lock");
+            *spent = spent.checked_add(price).unwrap_or(Amount::MAX);
         }
         outcome
     }

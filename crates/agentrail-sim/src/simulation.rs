@@ -1477,6 +1477,7 @@ fn command_type(command: &Command) -> &'static str {
         Command::LicenseDataset(_) => "license_dataset",
         Command::Tick(_) => "tick",
         Command::ClaimDeposits(_) => "claim_deposits",
+        Command::ChargeMandate(_) => "charge_mandate",
         _ => "other",
     }
 }

@@ -292,6 +292,8 @@ pub struct PayUrl {
     pub from: Option<Did>,
     pub keep_open: bool,
     pub evm_key: Option<std::path::PathBuf>,
+    /// `eip155:<chain id>:<token address>`, each.
+    pub exact_assets: Vec<String>,
 }
 
 /// `agentrail pay-url`: one request through the paying client.
@@ -308,6 +310,7 @@ pub async fn pay_url(
         from,
         keep_open,
         evm_key,
+        exact_assets,
     } = request;
     let url = url.as_str();
     let key = read_key(key)?;
@@ -321,7 +324,18 @@ pub async fn pay_url(
     let mut payer =
         agentrail_pay::payer::Payer::new(client.clone(), key, from, Default::default()).await?;
     if let Some(path) = evm_key {
-        payer = payer.with_exact_key(agentrail_chain::EvmKey::read(&path)?);
+        let mut assets = Vec::new();
+        for asset in &exact_assets {
+            let (network, token) = asset
+                .rsplit_once(':')
+                .filter(|(network, _)| network.starts_with("eip155:"))
+                .with_context(|| format!("{asset:?} is not eip155:<chain id>:<token address>"))?;
+            let token = token
+                .parse()
+                .with_context(|| format!("{token:?} is not an address"))?;
+            assets.push((network.to_owned(), token));
+        }
+        payer = payer.with_exact_key(agentrail_chain::EvmKey::read(&path)?, assets);
     }
     let result = payer.fetch(method, url, data.into_bytes()).await;
     if !keep_open {

@@ -169,9 +169,13 @@ pub enum LedgerCommand {
         #[arg(long)]
         keep_open: bool,
         /// An EVM key file that pays `exact` (EIP-3009) requirements, within
-        /// the mandate of --key.
-        #[arg(long)]
+        /// the mandate of --key (each payment is charged to it first).
+        #[arg(long, requires = "exact_asset")]
         evm_key: Option<PathBuf>,
+        /// A token --evm-key pays in, as `eip155:<chain id>:<address>` (a
+        /// USD stablecoin of 6 decimals); repeatable.
+        #[arg(long, value_name = "CAIP-19")]
+        exact_asset: Vec<String>,
     },
 }
 
@@ -306,6 +310,7 @@ pub async fn run(command: LedgerCommand, client: Client, json: bool) -> anyhow::
             from,
             keep_open,
             evm_key,
+            exact_asset,
         } => {
             let request = crate::channel_cli::PayUrl {
                 url,
@@ -314,6 +319,7 @@ pub async fn run(command: LedgerCommand, client: Client, json: bool) -> anyhow::
                 from,
                 keep_open,
                 evm_key,
+                exact_assets: exact_asset,
             };
             crate::channel_cli::pay_url(&client, &key, request, json).await
         }

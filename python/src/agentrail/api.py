@@ -88,6 +88,37 @@ class Commands(Generic[R]):
             ),
         )
 
+    def charge_mandate(
+        self,
+        signer: Key,
+        *,
+        amount: USD,
+        payee: str,
+        reference: str,
+        from_: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        """An agent (or a session) charges its mandate for a payment it makes
+        off the ledger, before making it (x402's `exact`, a token transfer
+        on a chain): the grants' limits apply and the amount counts against
+        their budgets. No ledger money moves.
+        """
+        return self._command(
+            signer,
+            models.ChargeMandateCommand.model_validate(
+                _present(
+                    {
+                        "type": "charge_mandate",
+                        "amount": usd(amount),
+                        "from": from_ or signer.did,
+                        "idempotency_key": idempotency_key or new_id(),
+                        "payee": payee,
+                        "reference": reference,
+                    }
+                )
+            ),
+        )
+
     def claim_deposits(self, signer: Key, *, idempotency_key: str | None = None) -> R:
         """A key that chain deposits were kept for takes them into its own
         account; signed by that key. (An agent's key, whose account a

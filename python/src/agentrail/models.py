@@ -407,6 +407,7 @@ class ErrorCode(Enum):
     not_in_log = 'not_in_log'
     not_operator = 'not_operator'
     nothing_due = 'nothing_due'
+    off_ledger_payment_not_allowed = 'off_ledger_payment_not_allowed'
     offer_out_of_turn = 'offer_out_of_turn'
     outcome_unknown = 'outcome_unknown'
     overloaded = 'overloaded'
@@ -541,6 +542,23 @@ class WithdrawnEvent(BaseModel):
     amount: Amount
     from_: Did = Field(..., alias='from')
     type: Literal['withdrawn']
+
+
+class MandateChargedEvent(BaseModel):
+    """
+    A payment off the ledger counted against the mandate of `from`'s
+    grants; no ledger money moved.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    from_: Did = Field(..., alias='from')
+    payee: str
+    reference: str
+    signer: Did
+    type: Literal['mandate_charged']
 
 
 class DepositUnclaimedEvent(BaseModel):
@@ -1813,6 +1831,38 @@ class SettleWithdrawalCommand(BaseModel):
     type: Literal['settle_withdrawal']
 
 
+class ChargeMandateCommand(BaseModel):
+    """
+    An agent (or a session) charges its mandate for a payment it makes
+    off the ledger, before making it (x402's `exact`, a token transfer
+    on a chain): the grants' limits apply and the amount counts against
+    their budgets. No ledger money moves.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    amount: Amount
+    from_: Did = Field(..., alias='from')
+    """
+    The account whose grants are charged: the signer's own (an agent),
+    or its agent's (a session).
+    """
+    idempotency_key: str
+    payee: str
+    """
+    Who is paid, as a CAIP-10 account id (`eip155:8453:0x…`): 1-128
+    characters of A-Z, a-z, 0-9, ':', '-', '_', '.'.
+    """
+    reference: str
+    """
+    The payment's own reference, the same character set (x402 `exact`:
+    the authorization's nonce).
+    """
+    type: Literal['charge_mandate']
+
+
 class Delivery(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,
@@ -2509,6 +2559,7 @@ class Command(
         | TickCommand
         | SettleWithdrawalCommand
         | ClaimDepositsCommand
+        | ChargeMandateCommand
     ]
 ):
     root: (
@@ -2543,6 +2594,7 @@ class Command(
         | TickCommand
         | SettleWithdrawalCommand
         | ClaimDepositsCommand
+        | ChargeMandateCommand
     ) = Field(..., discriminator='type')
     """
     A request to change the ledger. Every variant names what it touches; the
@@ -2717,6 +2769,7 @@ class Event(
         | GrantRevokedEvent
         | DepositedEvent
         | WithdrawnEvent
+        | MandateChargedEvent
         | DepositUnclaimedEvent
         | DepositClaimedEvent
         | WithdrawalRequestedEvent
@@ -2757,6 +2810,7 @@ class Event(
         | GrantRevokedEvent
         | DepositedEvent
         | WithdrawnEvent
+        | MandateChargedEvent
         | DepositUnclaimedEvent
         | DepositClaimedEvent
         | WithdrawalRequestedEvent

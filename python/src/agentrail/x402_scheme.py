@@ -32,7 +32,7 @@ x402's own `exact` scheme (an EIP-3009 transfer per call, x402's
 `ExactEvmScheme`) pays servers that offer no channel; `ExactMandate` binds
 it to the agent's mandate, which the ledger cannot see on chain::
 
-    x402 = paying_client(ExactMandate.of(client, key.did), account,
+    x402 = paying_client(ExactMandate(client, key), account,
                          assets=[("eip155:8453", USDC)], channels=payer)
 """
 
@@ -46,8 +46,10 @@ from x402.client_base import prefer_scheme
 from x402.mechanisms.evm.exact import register_exact_evm_client
 from x402.schemas.hooks import AbortResult, RecoveredResponseResult
 
-from .client import AgentrailError, Client
+from .client import AgentrailError, Client, new_idempotency_key
+from .keys import Key
 from .payer import ChannelPayer, Payment, PaymentError
+from .units import to_usd
 
 SCHEME = "channel"
 NETWORKS = "agentrail:*"
@@ -138,93 +140,67 @@ class ChannelScheme:
 
 
 EXACT = "exact"
-# A refusal that says the authorization was used: its money moved.
-USED = "invalid_exact_evm_nonce_already_used"
 
 
 class ExactMandate:
-    """x402 hooks that bind `exact` payments to an agent's mandate, on the
-    payer's side (ARCHITECTURE.md, "The mandate binds exact payments"): no
-    payment above the least `max_per_payment` of the grants over `did`; the
-    sum of this process's `exact` payments within what the ledger reports
-    left of the grants' daily and total budgets when the mandate was read;
-    and none at all under a grant that names its payees or categories or
-    asks approval above a threshold, since an address on chain can be
-    checked against none of them. A principal (no grant) is bound by
-    x402's own spend controls only."""
+    """x402 hooks that bind `exact` payments to an agent's mandate on the
+    ledger (ARCHITECTURE.md, "The mandate binds exact payments"): before an
+    `exact` payment is signed, it is charged to the grants over the signer
+    (`charge_mandate`: their per-payment limits and daily and total budgets,
+    shared with ledger payments); the ledger's refusal aborts it. A grant
+    that names payees or categories, or asks approval above a threshold,
+    allows no payment off the ledger. A principal (no grant) is bound by
+    x402's own spend controls only. A charge counts whatever the server
+    does with the payment: the budget errs on the side of the principal."""
 
-    def __init__(self, per_payment: int | None, budget: int | None, restricted: bool) -> None:
-        self.per_payment = per_payment
-        self.budget = budget
-        self.restricted = restricted
-        self._lock = threading.Lock()
-        self._spent = 0
-
-    @classmethod
-    def of(cls, client: Client, *dids: str) -> ExactMandate:
-        """The mandate of the grants over `dids` (a session key's, then its
-        agent's), as the node reports them."""
-        per_payment: int | None = None
-        budget: int | None = None
-        restricted = False
-        for did in dict.fromkeys(dids):
+    def __init__(self, client: Client, key: Key, payer: str | None = None) -> None:
+        self.client = client
+        self.key = key
+        self.payer = payer or key.did
+        self.per_payment: int | None = None
+        self.mandated = False
+        for did in dict.fromkeys([key.did, self.payer]):
             try:
                 status = client.grant_status(did)
             except AgentrailError as error:
                 if error.code == "unknown_grant":
                     continue
                 raise
-            limits = status.grant.grant.limits
-            room = int(status.remaining_today.root)
-            if status.remaining_total is not None:
-                room = min(room, int(status.remaining_total.root))
-            cap = int(limits.max_per_payment.root)
-            per_payment = cap if per_payment is None else min(per_payment, cap)
-            budget = room if budget is None else min(budget, room)
-            restricted |= (
-                limits.allowed_payees is not None
-                or limits.allowed_categories is not None
-                or limits.approval_threshold is not None
-            )
-        return cls(per_payment, budget, restricted)
+            self.mandated = True
+            cap = int(status.grant.grant.limits.max_per_payment.root)
+            self.per_payment = cap if self.per_payment is None else min(self.per_payment, cap)
+        self._lock = threading.Lock()
+        self._charged = 0
 
-    def spent(self) -> int:
-        """What `exact` payments through these hooks took, atomic units."""
+    def charged(self) -> int:
+        """What `exact` payments through these hooks charged, atomic units."""
         with self._lock:
-            return self._spent
+            return self._charged
 
     def install(self, x402: x402Client | x402ClientSync) -> None:
         x402.on_before_payment_creation(self.before_payment)
-        x402.on_payment_response(self.after_response)
 
     def before_payment(self, ctx: Any) -> AbortResult | None:
-        """Refuses an `exact` payment the mandate does not allow, and takes
-        its amount from the budget before anything is signed."""
+        """Charges an `exact` payment to the mandate before it is signed;
+        the ledger's refusal (its code) aborts it."""
         requirements = ctx.selected_requirements
-        if getattr(requirements, "scheme", None) != EXACT:
+        if getattr(requirements, "scheme", None) != EXACT or not self.mandated:
             return None
         amount = int(requirements.amount)
-        if self.restricted:
-            return AbortResult(reason="mandate_restricted", message="the mandate names payees or categories")
-        if self.per_payment is not None and amount > self.per_payment:
-            return AbortResult(reason="over_mandate", message=f"{amount} is above {self.per_payment} a payment")
+        reference = "x402-exact-" + new_idempotency_key()
+        try:
+            self.client.charge_mandate(
+                self.key,
+                amount=to_usd(amount),
+                payee=f"{requirements.network}:{requirements.pay_to}",
+                reference=reference,
+                from_=self.payer,
+                idempotency_key=reference[:64],
+            )
+        except AgentrailError as error:
+            return AbortResult(reason=error.code, message=error.message)
         with self._lock:
-            if self.budget is not None and self._spent + amount > self.budget:
-                return AbortResult(
-                    reason="over_budget", message=f"{amount} more would pass the budget of {self.budget}"
-                )
-            self._spent += amount
-        return None
-
-    def after_response(self, ctx: Any) -> None:
-        """Gives the amount back when the server did not take the payment."""
-        requirements = ctx.requirements
-        if getattr(requirements, "scheme", None) != EXACT:
-            return None
-        settled = ctx.settle_response
-        if settled is not None and not settled.success and settled.error_reason != USED:
-            with self._lock:
-                self._spent = max(0, self._spent - int(requirements.amount))
+            self._charged += amount
         return None
 
 

@@ -9,6 +9,7 @@ use agentrail_core::{Authenticated, Command, Did, Event, Genesis, Rejection, Sta
 use agentrail_sim::kit::{self, T0, usd};
 use ed25519_dalek::SigningKey;
 
+#[derive(Clone)]
 pub struct Party {
     pub key: SigningKey,
     pub did: Did,
