@@ -252,6 +252,12 @@ def test_a_retried_payment_is_settled_and_served_once(chain: Chain, rust_exact_p
     assert third.status_code == 200, third.text
     transactions.add(decode(third.headers["PAYMENT-RESPONSE"])["transaction"])
     assert len(transactions) == 1
+    # A payment id recovers a lost answer; it is not a pass: after three
+    # retries the next one pays again.
+    assert httpx.post(url, content=b"one two", headers={"PAYMENT-SIGNATURE": with_id}).status_code == 200
+    spent = httpx.post(url, content=b"one two", headers={"PAYMENT-SIGNATURE": with_id})
+    assert spent.status_code == 402
+    assert decode(spent.headers["PAYMENT-RESPONSE"])["errorReason"] == "payment_identifier_spent"
     assert chain.balance(payer.address) == 10**6 - 2 * STATS_PRICE
     assert chain.balance(rust_exact_provider.pay_to) == 2 * STATS_PRICE
 
@@ -270,13 +276,12 @@ def test_x402s_client_is_refused_with_x402s_codes(chain: Chain, rust_exact_provi
     assert chain.balance(rust_exact_provider.pay_to) == 0
 
 
-@pytest.fixture()
-def facilitator(chain: Chain) -> Iterator[str]:
+def start_facilitator(chain: Chain, *extra: str) -> tuple[str, subprocess.Popen[str]]:
     _, key = chain.account("facilitator", eth=10)
     port = free_port()
     process = subprocess.Popen(
         [str(node_binary()), "--json", "facilitator", "--chain-rpc", chain.rpc, "--evm-key", str(key),
-         "--listen", f"127.0.0.1:{port}"],
+         "--listen", f"127.0.0.1:{port}", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -284,8 +289,14 @@ def facilitator(chain: Chain) -> Iterator[str]:
     assert process.stdout is not None
     started = json.loads(process.stdout.readline())
     assert started["network"] == NETWORK
+    return str(started["url"]), process
+
+
+@pytest.fixture()
+def facilitator(chain: Chain) -> Iterator[str]:
+    url, process = start_facilitator(chain)
     try:
-        yield str(started["url"])
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -403,6 +414,18 @@ def test_the_facilitator_answers_x402s_shapes_and_settles_once(chain: Chain, fac
     assert chain.balance(payee.address) == 2500
     again = httpx.post(facilitator + "/verify", json=body).json()
     assert again["isValid"] is False and again["invalidReason"] == "invalid_exact_evm_nonce_already_used"
+    # A facilitator told whom it settles for pays no one else's gas.
+    closed, process = start_facilitator(chain, "--pay-to", payer.address)
+    try:
+        fresh = asyncio.run(sdk_client(chain, payer).create_payment_payload(required))
+        body["paymentPayload"] = fresh.model_dump(by_alias=True, exclude_none=True)
+        refused = httpx.post(closed + "/settle", json=body, timeout=60).json()
+        assert refused["success"] is False and refused["errorReason"] == "recipient_not_served"
+        assert refused["transaction"] == ""
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert chain.balance(payee.address) == 2500
 
 
 @pytest.fixture()
@@ -457,8 +480,17 @@ def test_x402s_client_pays_the_python_paywall_by_exact_once_per_payment(
     wrong = httpx.post(url, headers={"PAYMENT-SIGNATURE": base64.b64encode(json.dumps(tampered).encode()).decode()})
     assert wrong.status_code == 402
     assert decode(wrong.headers["PAYMENT-RESPONSE"])["errorReason"] == "invalid_payment_requirements"
-    assert chain.balance(python_exact_provider.pay_to) == 2 * STATS_PRICE
-    assert chain.balance(payer.address) == 10**6 - 2 * STATS_PRICE
+    # Under a payment id, the retry is the same request: served, not charged.
+    with_id = asyncio.run(
+        client.create_payment_payload(PaymentRequired.model_validate(required))
+    ).model_dump(by_alias=True, exclude_none=True)
+    with_id["extensions"]["payment-identifier"]["info"]["id"] = "pay_python_paywall_retry_0001"
+    header = base64.b64encode(json.dumps(with_id).encode()).decode()
+    answers = [httpx.post(url, content=b"a b", headers={"PAYMENT-SIGNATURE": header}) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200], answers[1].text
+    assert len({decode(a.headers["PAYMENT-RESPONSE"])["transaction"] for a in answers}) == 1
+    assert chain.balance(python_exact_provider.pay_to) == 3 * STATS_PRICE
+    assert chain.balance(payer.address) == 10**6 - 3 * STATS_PRICE
 
 
 def agent_with_mandate(node: str, max_per_payment: str, daily_budget: str) -> tuple[Client, Key]:

@@ -101,6 +101,8 @@ pub enum ExactError {
     Payload(String),
     #[error("the authorization pays {0}, not the payee")]
     RecipientMismatch(String),
+    #[error("this facilitator settles payments to its own payees only, not to {0}")]
+    RecipientNotServed(Address),
     #[error("the authorization moves {value}, not the price of {amount}")]
     ValueMismatch { value: String, amount: Amount },
     #[error("the authorization expires at {valid_before}, too soon to settle (now {now})")]
@@ -125,6 +127,10 @@ pub enum ExactError {
     IdentifierInvalid,
     #[error("the payment identifier was used by another payment")]
     IdentifierConflict,
+    #[error(
+        "the request paid under this payment identifier was served and retried as often as allowed; pay again"
+    )]
+    IdentifierSpent,
     /// A remote facilitator's refusal, with its code.
     #[error("the facilitator refused: {message}")]
     Remote { code: String, message: String },
@@ -140,6 +146,7 @@ impl ExactError {
             ExactError::RequirementsMismatch(_) => "invalid_payment_requirements",
             ExactError::Payload(_) => "invalid_payload",
             ExactError::RecipientMismatch(_) => "invalid_exact_evm_payload_recipient_mismatch",
+            ExactError::RecipientNotServed(_) => "recipient_not_served",
             ExactError::ValueMismatch { .. } => {
                 "invalid_exact_evm_payload_authorization_value_mismatch"
             }
@@ -156,6 +163,7 @@ impl ExactError {
             ExactError::InProgress => "payment_in_progress",
             ExactError::IdentifierInvalid => "invalid_payment_identifier",
             ExactError::IdentifierConflict => "payment_identifier_conflict",
+            ExactError::IdentifierSpent => "payment_identifier_spent",
             ExactError::Remote { code, .. } => code,
         }
     }
@@ -338,6 +346,8 @@ pub struct Settler {
     /// Sent and not yet seen mined, by authorization.
     pending: Mutex<HashMap<(Address, B256), B256>>,
     confirm_timeout: Duration,
+    /// When set, the only payees whose payments are settled.
+    pay_to_only: Option<Vec<Address>>,
 }
 
 /// Sent transactions remembered while unconfirmed; beyond this a settle is
@@ -355,7 +365,16 @@ impl Settler {
             send: tokio::sync::Mutex::new(()),
             pending: Mutex::new(HashMap::new()),
             confirm_timeout: Duration::from_secs(30),
+            pay_to_only: None,
         })
+    }
+
+    /// Settles only payments to `payees`. Without it anyone may have this
+    /// settler send (and pay the gas of) any valid authorization, even one
+    /// of a single unit to the caller itself.
+    pub fn pay_to_only(mut self, payees: Vec<Address>) -> Settler {
+        self.pay_to_only = Some(payees);
+        self
     }
 
     /// How long a settle waits for its transaction before answering
@@ -412,7 +431,13 @@ impl Settler {
         if requirements.network != self.network() {
             return Err(ExactError::NetworkMismatch(requirements.network.clone()));
         }
-        check(requirements, payload, now_seconds())
+        let checked = check(requirements, payload, now_seconds())?;
+        if let Some(payees) = &self.pay_to_only
+            && !payees.contains(&checked.authorization.to)
+        {
+            return Err(ExactError::RecipientNotServed(checked.authorization.to));
+        }
+        Ok(checked)
     }
 
     /// Settles `payload`: the transaction that moved its money, sent now or
@@ -430,6 +455,11 @@ impl Settler {
             Err(error @ (ExactError::ValidBefore { .. } | ExactError::ValidAfter { .. })) => {
                 let checked = check(requirements, payload, self.window_time(payload))
                     .map_err(|_| ExactError::Payload(error.to_string()))?;
+                if let Some(payees) = &self.pay_to_only
+                    && !payees.contains(&checked.authorization.to)
+                {
+                    return Err(ExactError::RecipientNotServed(checked.authorization.to));
+                }
                 let tx = self.used_by(&checked).await?.ok_or(error)?;
                 return Ok((checked, tx));
             }
@@ -581,7 +611,8 @@ impl Settler {
 
 fn revert_is(data: &str, selector: [u8; 4]) -> bool {
     let expected = format!("0x{}", hex::encode(selector));
-    data.len() >= 10 && data[..10].eq_ignore_ascii_case(&expected)
+    data.get(..10)
+        .is_some_and(|head| head.eq_ignore_ascii_case(&expected))
 }
 
 #[cfg(test)]

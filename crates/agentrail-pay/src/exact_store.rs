@@ -7,7 +7,8 @@
 //! and answered is refused when it comes again (`invalid_exact_evm_nonce_
 //! already_used`), unless it comes with the id it was paid under: that is
 //! the client's retry of a request whose answer it lost, served again
-//! without a second settlement. An authorization settled whose call was not
+//! without a second settlement, a few times ([`REPLAYS_MAX`]) while the
+//! authorization is valid. An authorization settled whose call was not
 //! answered (a crash, a pending settlement) is served when it comes again.
 //! Each record stands for money that moved on chain to the payee, so the
 //! store grows only as fast as paid calls do.
@@ -35,7 +36,19 @@ pub struct Record {
     pub served: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_id: Option<String>,
+    /// When the authorization stops being valid (Unix seconds): a retry
+    /// under its payment id is served until then, at most
+    /// [`REPLAYS_MAX`] times.
+    #[serde(default)]
+    pub valid_before: u64,
+    /// Retries served under the payment id.
+    #[serde(default)]
+    pub replays: u32,
 }
+
+/// Retries of one paid request served under its payment id: the id makes a
+/// lost answer recoverable, not a call paid once served for ever.
+pub const REPLAYS_MAX: u32 = 3;
 
 /// The store's trouble.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +133,8 @@ mod tests {
             resource: "/stats".into(),
             served: false,
             payment_id: Some("pay_0123456789abcdef".into()),
+            valid_before: 1_800_000_000,
+            replays: 0,
         };
         {
             let store = ExactStore::open(&path).unwrap();

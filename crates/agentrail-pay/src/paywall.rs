@@ -670,12 +670,22 @@ where
         return Ok(refuse(ExactError::InProgress));
     };
     let store_error = |error: crate::exact_store::StoreError| ExactError::Chain(error.to_string());
-    // A retry under a payment id already paid: served again, not charged.
+    // A retry under a payment id already paid: served again, not charged,
+    // a few times while the first authorization is valid.
     if let Some(id) = &payment_id {
         match offer.store.by_identifier(id) {
-            Ok(Some((_, record))) => {
+            Ok(Some((replayed, mut record))) => {
                 if record.payer != checked.payer() || record.resource != path {
                     return Ok(refuse(ExactError::IdentifierConflict));
+                }
+                if record.replays >= crate::exact_store::REPLAYS_MAX
+                    || exact::now_seconds() >= record.valid_before
+                {
+                    return Ok(refuse(ExactError::IdentifierSpent));
+                }
+                record.replays += 1;
+                if let Err(error) = offer.store.put(&replayed, &record) {
+                    return Ok(refuse(store_error(error)));
                 }
                 let mut response = inner.ready().await?.call(request).await?;
                 paywall.attach_exact(&mut response, &record.tx, &record.payer);
@@ -701,6 +711,8 @@ where
         resource: path.clone(),
         served: false,
         payment_id: payment_id.clone(),
+        valid_before: checked.authorization.valid_before,
+        replays: 0,
     };
     if record.is_none() {
         match offer.settlement.verify(&requirements, &payload).await {

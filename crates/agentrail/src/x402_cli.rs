@@ -27,14 +27,24 @@ pub struct FacilitatorArgs {
     /// `settlement_pending`.
     #[arg(long, default_value = "30")]
     pub confirm_timeout: u64,
+    /// Settle only payments to this address (repeatable). Without it the
+    /// facilitator settles any valid authorization for anyone who asks,
+    /// paying the gas of each.
+    #[arg(long, value_name = "ADDRESS")]
+    pub pay_to: Vec<agentrail_chain::alloy_primitives::Address>,
 }
 
 pub async fn run(args: FacilitatorArgs, json: bool) -> anyhow::Result<ExitCode> {
     let key = EvmKey::read(&args.evm_key)?;
     let rpc = Rpc::new(&args.chain_rpc, agentrail_client::http_client(None)?)?;
-    let settler = Settler::connect(rpc, key)
+    let mut settler = Settler::connect(rpc, key)
         .await?
         .confirm_timeout(Duration::from_secs(args.confirm_timeout));
+    if args.pay_to.is_empty() {
+        tracing::warn!("no --pay-to: settling every valid authorization, at this key's gas");
+    } else {
+        settler = settler.pay_to_only(args.pay_to.clone());
+    }
     let (network, signer) = (settler.network(), settler.address());
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);

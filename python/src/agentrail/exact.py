@@ -44,6 +44,10 @@ IDENTIFIER = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 # Requests served at once, at most: past it an exact payment is a 503.
 IN_FLIGHT_MAX = 4096
+# Retries of one paid request served under its payment id, while its
+# authorization is valid: a lost answer is recoverable, a call paid once is
+# not served for ever.
+REPLAYS_MAX = 3
 
 
 class ExactError(Exception):
@@ -63,6 +67,7 @@ class Checked:
     payer: str
     key: str
     payment_id: str | None
+    valid_before: int
 
 
 @dataclass
@@ -72,6 +77,8 @@ class Record:
     resource: str
     served: bool
     payment_id: str | None
+    valid_before: int
+    replays: int = 0
 
 
 def payment_identifier_declaration() -> dict[str, Any]:
@@ -128,7 +135,8 @@ class ExactSeller:
         self._db.executescript("""
             CREATE TABLE IF NOT EXISTS exact_payments (
                 key TEXT PRIMARY KEY, tx TEXT NOT NULL, payer TEXT NOT NULL,
-                resource TEXT NOT NULL, served INTEGER NOT NULL, payment_id TEXT UNIQUE);
+                resource TEXT NOT NULL, served INTEGER NOT NULL, payment_id TEXT UNIQUE,
+                valid_before INTEGER NOT NULL, replays INTEGER NOT NULL);
             """)
 
     def requirements(self, amount: int) -> dict[str, Any]:
@@ -207,7 +215,7 @@ class ExactSeller:
             payment_id = info.get("id") if isinstance(info, dict) else None
             if payment_id is not None and (not isinstance(payment_id, str) or not IDENTIFIER.match(payment_id)):
                 raise ExactError("invalid_payment_identifier", "the payment identifier is not x402's", 400)
-        return Checked(payer, f"{payer.lower()}:0x{nonce.hex()}", payment_id)
+        return Checked(payer, f"{payer.lower()}:0x{nonce.hex()}", payment_id, valid_before)
 
     # --- the facilitator -------------------------------------------------------
 
@@ -251,23 +259,22 @@ class ExactSeller:
             self._in_flight.difference_update(keys_)
 
     def get(self, key: str) -> Record | None:
-        row = self._db.execute(
-            "SELECT tx, payer, resource, served, payment_id FROM exact_payments WHERE key = ?", (key,)
-        ).fetchone()
-        return Record(row[0], row[1], row[2], bool(row[3]), row[4]) if row else None
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM exact_payments WHERE key = ?", (key,)).fetchone()
+        return _record(row) if row else None
 
-    def by_identifier(self, payment_id: str) -> Record | None:
+    def by_identifier(self, payment_id: str) -> tuple[str, Record] | None:
         row = self._db.execute(
-            "SELECT tx, payer, resource, served, payment_id FROM exact_payments WHERE payment_id = ?",
-            (payment_id,),
+            f"SELECT {_COLUMNS}, key FROM exact_payments WHERE payment_id = ?", (payment_id,)
         ).fetchone()
-        return Record(row[0], row[1], row[2], bool(row[3]), row[4]) if row else None
+        return (str(row[7]), _record(row)) if row else None
 
     def put(self, key: str, record: Record) -> None:
         self._db.execute(
-            "INSERT INTO exact_payments (key, tx, payer, resource, served, payment_id) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET tx = excluded.tx, served = excluded.served",
-            (key, record.tx, record.payer, record.resource, int(record.served), record.payment_id),
+            f"INSERT INTO exact_payments (key, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET tx = excluded.tx, served = excluded.served,"
+            " replays = excluded.replays",
+            (key, record.tx, record.payer, record.resource, int(record.served), record.payment_id,
+             record.valid_before, record.replays),
         )
 
     def settlement(self, tx: str, payer: str) -> dict[str, Any]:
@@ -281,6 +288,13 @@ class ExactSeller:
             "errorReason": error.code,
             "errorMessage": error.message,
         }
+
+
+_COLUMNS = "tx, payer, resource, served, payment_id, valid_before, replays"
+
+
+def _record(row: Any) -> Record:
+    return Record(row[0], row[1], row[2], bool(row[3]), row[4], int(row[5]), int(row[6]))
 
 
 def recover(digest: bytes, signature: bytes) -> str | None:

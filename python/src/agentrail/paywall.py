@@ -1007,19 +1007,28 @@ class Paywall:
         checked: Checked,
     ) -> None:
         """Raises `ExactError` for a refusal found before the app runs."""
-        from .exact import ExactError, Record
+        from .exact import REPLAYS_MAX, ExactError, Record
 
         exact = self.exact
         assert exact is not None
         path = _route(scope)
         if checked.payment_id is not None:
-            replayed = exact.by_identifier(checked.payment_id)
-            if replayed is not None:
+            found = exact.by_identifier(checked.payment_id)
+            if found is not None:
+                replayed_key, replayed = found
                 if replayed.payer != checked.payer or replayed.resource != path:
                     raise ExactError(
                         "payment_identifier_conflict", "the payment identifier was used by another payment", 409
                     )
+                if replayed.replays >= REPLAYS_MAX or time.time() >= replayed.valid_before:
+                    raise ExactError(
+                        "payment_identifier_spent",
+                        "the request paid under this payment identifier was served and retried"
+                        " as often as allowed; pay again",
+                    )
                 # The client's retry of a paid request: served, not charged.
+                replayed.replays += 1
+                exact.put(replayed_key, replayed)
                 settled = exact.settlement(replayed.tx, replayed.payer)
                 await self.app(scope, receive, _with_settlement(send, settled))
                 return
@@ -1035,11 +1044,11 @@ class Paywall:
                 # Used on chain, not recorded here: an earlier request's
                 # answer never left. The settle finds its transaction.
                 tx = await exact.settle(payload, requirements)
-                record = Record(tx, checked.payer, path, False, checked.payment_id)
+                record = Record(tx, checked.payer, path, False, checked.payment_id, checked.valid_before)
                 exact.put(checked.key, record)
         if record is None and exact.settle_before:
             tx = await exact.settle(payload, requirements)
-            record = Record(tx, checked.payer, path, False, checked.payment_id)
+            record = Record(tx, checked.payer, path, False, checked.payment_id, checked.valid_before)
             exact.put(checked.key, record)
         refused = False
 
@@ -1056,7 +1065,7 @@ class Paywall:
                         refused = True
                         await self._refuse_exact(send, path, price, error)
                         return
-                    record = Record(tx, checked.payer, path, False, checked.payment_id)
+                    record = Record(tx, checked.payer, path, False, checked.payment_id, checked.valid_before)
                 record.served = True
                 exact.put(checked.key, record)
                 message = dict(message)
