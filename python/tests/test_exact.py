@@ -24,6 +24,7 @@ import httpx
 import pytest
 import uvicorn
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from fastapi import FastAPI
 from web3 import Web3
 from x402 import x402Client, x402ResourceServer
@@ -281,7 +282,7 @@ def start_facilitator(chain: Chain, *extra: str) -> tuple[str, subprocess.Popen[
     port = free_port()
     process = subprocess.Popen(
         [str(node_binary()), "--json", "facilitator", "--chain-rpc", chain.rpc, "--evm-key", str(key),
-         "--listen", f"127.0.0.1:{port}", *extra],
+         "--listen", f"127.0.0.1:{port}", "--token", chain.token, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -616,3 +617,68 @@ def test_the_rust_provider_settles_through_a_facilitator_before_serving_and_acro
     finally:
         stop(running)
     assert chain.balance(payee.address) == STATS_PRICE
+
+
+TRANSFER_WITH_AUTHORIZATION = [
+    {
+        "name": "transferWithAuthorization",
+        "type": "function",
+        "stateMutability": "nonpayable",
+        "inputs": [
+            {"name": "from", "type": "address"}, {"name": "to", "type": "address"},
+            {"name": "value", "type": "uint256"}, {"name": "validAfter", "type": "uint256"},
+            {"name": "validBefore", "type": "uint256"}, {"name": "nonce", "type": "bytes32"},
+            {"name": "v", "type": "uint8"}, {"name": "r", "type": "bytes32"}, {"name": "s", "type": "bytes32"},
+        ],
+        "outputs": [],
+    }
+]
+
+
+def test_a_nonce_spent_on_another_authorization_pays_nothing(
+    chain: Chain, rust_exact_provider: RustProvider, facilitator: str
+) -> None:
+    """The attacker spends the nonce first on a zero transfer to itself, then
+    offers the paywall and the facilitator a payment under the same nonce:
+    the used nonce is not taken for a payment, nothing is served."""
+    attacker, _ = chain.account("attacker", eth=1)
+    url = rust_exact_provider.url + "/stats"
+    required = PaymentRequired.model_validate(decode(httpx.post(url).headers["PAYMENT-REQUIRED"]))
+    payload = asyncio.run(sdk_client(chain, attacker).create_payment_payload(required)).model_dump(
+        by_alias=True, exclude_none=True
+    )
+    auth = payload["payload"]["authorization"]
+    decoy = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
+            ],
+            "TransferWithAuthorization": [
+                {"name": "from", "type": "address"}, {"name": "to", "type": "address"},
+                {"name": "value", "type": "uint256"}, {"name": "validAfter", "type": "uint256"},
+                {"name": "validBefore", "type": "uint256"}, {"name": "nonce", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "TransferWithAuthorization",
+        "domain": {"name": "Test USD", "version": "2", "chainId": 31337, "verifyingContract": chain.token},
+        "message": {"from": attacker.address, "to": attacker.address, "value": 0, "validAfter": 0,
+                    "validBefore": int(auth["validBefore"]), "nonce": auth["nonce"]},
+    }
+    signed = Account.sign_message(encode_typed_data(full_message=decoy), attacker.key)
+    chain.web3.provider.make_request("anvil_impersonateAccount", [attacker.address])
+    token = chain.web3.eth.contract(address=Web3.to_checksum_address(chain.token), abi=TRANSFER_WITH_AUTHORIZATION)
+    tx = token.functions.transferWithAuthorization(
+        attacker.address, attacker.address, 0, 0, int(auth["validBefore"]), bytes.fromhex(auth["nonce"][2:]),
+        signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big"),
+    ).transact({"from": attacker.address})
+    assert chain.web3.eth.wait_for_transaction_receipt(tx)["status"] == 1
+    header = {"PAYMENT-SIGNATURE": base64.b64encode(json.dumps(payload).encode()).decode()}
+    answer = httpx.post(url, content=b"free?", headers=header, timeout=60)
+    assert answer.status_code == 402, answer.text
+    assert decode(answer.headers["PAYMENT-RESPONSE"])["errorReason"] == "invalid_exact_evm_nonce_already_used"
+    requirements = required.accepts[1].model_dump(by_alias=True, exclude_none=True)
+    body = {"x402Version": 2, "paymentPayload": payload, "paymentRequirements": requirements}
+    settled = httpx.post(facilitator + "/settle", json=body, timeout=60).json()
+    assert settled["success"] is False and settled["errorReason"] == "invalid_exact_evm_nonce_already_used"
+    assert chain.balance(rust_exact_provider.pay_to) == 0

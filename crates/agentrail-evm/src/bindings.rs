@@ -31,6 +31,7 @@ sol! {
             bytes32 s
         ) external;
 
+        event Transfer(address indexed from, address indexed to, uint256 value);
         event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce);
 
         error InsufficientBalance();
@@ -200,11 +201,12 @@ mod tests {
             assert!(errors.iter().any(|s| s == signature), "{signature}");
         }
         let token_events = signatures(TEST_USD_ARTIFACT, "event");
-        assert!(
-            token_events
-                .iter()
-                .any(|s| s == TestUSD::AuthorizationUsed::SIGNATURE)
-        );
+        for signature in [
+            TestUSD::AuthorizationUsed::SIGNATURE,
+            TestUSD::Transfer::SIGNATURE,
+        ] {
+            assert!(token_events.iter().any(|s| s == signature), "{signature}");
+        }
         let token_errors = signatures(TEST_USD_ARTIFACT, "error");
         for signature in [
             TestUSD::InsufficientBalance::SIGNATURE,

@@ -41,6 +41,9 @@ use crate::x402::{
 /// A `validBefore` must leave at least this many seconds to settle in
 /// (x402's facilitators use the same margin).
 pub const VALID_BEFORE_MARGIN_SECONDS: u64 = 6;
+/// How far past the requirement's timeout a `validBefore` may reach (clock
+/// skew between payer and payee).
+pub const VALID_BEFORE_SLACK_SECONDS: u64 = 60;
 /// How far back, in blocks, the transaction that used an authorization is
 /// looked for.
 const USED_LOOKBACK_BLOCKS: u64 = 100_000;
@@ -103,6 +106,10 @@ pub enum ExactError {
     RecipientMismatch(String),
     #[error("this facilitator settles payments to its own payees only, not to {0}")]
     RecipientNotServed(Address),
+    #[error("this facilitator settles its own tokens only, not {0}")]
+    AssetNotServed(Address),
+    #[error("the payee's store: {0}")]
+    Storage(String),
     #[error("the authorization moves {value}, not the price of {amount}")]
     ValueMismatch { value: String, amount: Amount },
     #[error("the authorization expires at {valid_before}, too soon to settle (now {now})")]
@@ -147,6 +154,8 @@ impl ExactError {
             ExactError::Payload(_) => "invalid_payload",
             ExactError::RecipientMismatch(_) => "invalid_exact_evm_payload_recipient_mismatch",
             ExactError::RecipientNotServed(_) => "recipient_not_served",
+            ExactError::AssetNotServed(_) => "asset_not_served",
+            ExactError::Storage(_) => "payee_storage",
             ExactError::ValueMismatch { .. } => {
                 "invalid_exact_evm_payload_authorization_value_mismatch"
             }
@@ -173,7 +182,10 @@ impl ExactError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ExactError::Chain(_) | ExactError::Pending { .. } | ExactError::InProgress
+            ExactError::Chain(_)
+                | ExactError::Pending { .. }
+                | ExactError::InProgress
+                | ExactError::Storage(_)
         )
     }
 }
@@ -245,6 +257,11 @@ pub fn check(
     if authorization.to != pay_to {
         return Err(ExactError::RecipientMismatch(exact.authorization.to));
     }
+    if requirements.amount.is_zero() {
+        return Err(ExactError::RequirementsMismatch(
+            "an exact payment moves at least one unit".into(),
+        ));
+    }
     if authorization.value != U256::from(requirements.amount.atomic()) {
         return Err(ExactError::ValueMismatch {
             value: exact.authorization.value,
@@ -257,7 +274,20 @@ pub fn check(
             now,
         });
     }
-    if authorization.valid_after > now {
+    // Bounded by the requirement's timeout: an authorization valid for
+    // ever would keep a payment-identifier's retries (and the payer's
+    // exposure) open for ever.
+    let latest = now
+        .saturating_add(requirements.max_timeout_seconds)
+        .saturating_add(VALID_BEFORE_SLACK_SECONDS);
+    if authorization.valid_before > latest {
+        return Err(ExactError::ValidBefore {
+            valid_before: authorization.valid_before,
+            now,
+        });
+    }
+    // The token moves it only strictly after validAfter.
+    if authorization.valid_after >= now {
         return Err(ExactError::ValidAfter {
             valid_after: authorization.valid_after,
             now,
@@ -348,6 +378,8 @@ pub struct Settler {
     confirm_timeout: Duration,
     /// When set, the only payees whose payments are settled.
     pay_to_only: Option<Vec<Address>>,
+    /// When set, the only tokens settled.
+    tokens_only: Option<Vec<Address>>,
 }
 
 /// Sent transactions remembered while unconfirmed; beyond this a settle is
@@ -366,7 +398,30 @@ impl Settler {
             pending: Mutex::new(HashMap::new()),
             confirm_timeout: Duration::from_secs(30),
             pay_to_only: None,
+            tokens_only: None,
         })
+    }
+
+    /// Settles only authorizations of `tokens`: a caller naming its own
+    /// contract as the asset could otherwise have the settler run (and pay
+    /// for) whatever that contract does.
+    pub fn tokens_only(mut self, tokens: Vec<Address>) -> Settler {
+        self.tokens_only = Some(tokens);
+        self
+    }
+
+    fn serves(&self, checked: &Checked) -> Result<(), ExactError> {
+        if let Some(tokens) = &self.tokens_only
+            && !tokens.contains(&checked.domain.token)
+        {
+            return Err(ExactError::AssetNotServed(checked.domain.token));
+        }
+        if let Some(payees) = &self.pay_to_only
+            && !payees.contains(&checked.authorization.to)
+        {
+            return Err(ExactError::RecipientNotServed(checked.authorization.to));
+        }
+        Ok(())
     }
 
     /// Settles only payments to `payees`. Without it anyone may have this
@@ -432,11 +487,7 @@ impl Settler {
             return Err(ExactError::NetworkMismatch(requirements.network.clone()));
         }
         let checked = check(requirements, payload, now_seconds())?;
-        if let Some(payees) = &self.pay_to_only
-            && !payees.contains(&checked.authorization.to)
-        {
-            return Err(ExactError::RecipientNotServed(checked.authorization.to));
-        }
+        self.serves(&checked)?;
         Ok(checked)
     }
 
@@ -453,13 +504,10 @@ impl Settler {
         let checked = match self.check_here(requirements, payload) {
             Ok(checked) => checked,
             Err(error @ (ExactError::ValidBefore { .. } | ExactError::ValidAfter { .. })) => {
-                let checked = check(requirements, payload, self.window_time(payload))
-                    .map_err(|_| ExactError::Payload(error.to_string()))?;
-                if let Some(payees) = &self.pay_to_only
-                    && !payees.contains(&checked.authorization.to)
-                {
-                    return Err(ExactError::RecipientNotServed(checked.authorization.to));
-                }
+                let Ok(checked) = check(requirements, payload, self.window_time(payload)) else {
+                    return Err(error);
+                };
+                self.serves(&checked)?;
                 let tx = self.used_by(&checked).await?.ok_or(error)?;
                 return Ok((checked, tx));
             }
@@ -469,14 +517,16 @@ impl Settler {
         Ok((checked, tx))
     }
 
-    /// A time inside the payload's window, to check an expired payload's
-    /// other fields.
+    /// A time inside the payload's window (just before it closes), to
+    /// check an expired payload's other fields.
     fn window_time(&self, payload: &PaymentPayload) -> u64 {
         payload
             .exact()
             .ok()
-            .and_then(|exact| parse_seconds("validAfter", &exact.authorization.valid_after).ok())
-            .map_or(0, |after| after.saturating_add(1))
+            .and_then(|exact| parse_seconds("validBefore", &exact.authorization.valid_before).ok())
+            .map_or(0, |before| {
+                before.saturating_sub(VALID_BEFORE_MARGIN_SECONDS.saturating_add(1))
+            })
     }
 
     async fn settle_checked(&self, checked: &Checked) -> Result<B256, ExactError> {
@@ -580,10 +630,21 @@ impl Settler {
         ExactError::TransactionFailed(message)
     }
 
-    /// The transaction that used the authorization, if one did.
+    /// The transaction that used the authorization, if one did and it paid
+    /// what the authorization says: the event of a used nonce names no
+    /// recipient and no amount, and the payer may have spent the nonce on
+    /// another authorization (a zero transfer to itself), so the
+    /// transaction counts only if it carries the token's `Transfer(from,
+    /// to, value)`. Otherwise the nonce is used and nothing was paid.
     pub async fn used_by(&self, checked: &Checked) -> Result<Option<B256>, ExactError> {
         let token = checked.domain.token;
-        let Authorization { from, nonce, .. } = checked.authorization;
+        let Authorization {
+            from,
+            to,
+            value,
+            nonce,
+            ..
+        } = checked.authorization;
         if !eip3009::authorization_used(&self.rpc, token, from, nonce).await? {
             return Ok(None);
         }
@@ -601,10 +662,27 @@ impl Settler {
                 to: latest,
             })
             .await?;
-        match logs.first() {
-            Some(log) => Ok(Some(log.transaction_hash)),
+        let Some(log) = logs.first() else {
             // Used, but not by a transfer (cancelled) or too long ago.
-            None => Err(ExactError::NonceUsed),
+            return Err(ExactError::NonceUsed);
+        };
+        let tx = log.transaction_hash;
+        let Some(receipt) = self.rpc.receipt(tx).await? else {
+            return Err(ExactError::NonceUsed);
+        };
+        let paid = receipt.status == 1
+            && receipt.logs.iter().any(|log| {
+                log.address == token
+                    && log.topics.len() == 3
+                    && log.topics[0] == TestUSD::Transfer::SIGNATURE_HASH
+                    && log.topics[1] == from.into_word()
+                    && log.topics[2] == to.into_word()
+                    && log.data.as_ref() == value.to_be_bytes::<32>().as_slice()
+            });
+        if paid {
+            Ok(Some(tx))
+        } else {
+            Err(ExactError::NonceUsed)
         }
     }
 }
@@ -725,6 +803,19 @@ mod tests {
         assert_eq!(
             code(pay(&terms, 10_000, now, |a| a.valid_after = now + 5), now),
             "invalid_exact_evm_payload_authorization_valid_after"
+        );
+        // The token moves it only strictly after validAfter.
+        assert_eq!(
+            code(pay(&terms, 10_000, now, |a| a.valid_after = now), now),
+            "invalid_exact_evm_payload_authorization_valid_after"
+        );
+        // Valid far past the requirement's timeout: refused.
+        assert_eq!(
+            code(
+                pay(&terms, 10_000, now, |a| a.valid_before = now + 10_000),
+                now
+            ),
+            "invalid_exact_evm_payload_authorization_valid_before"
         );
         let mut channel = pay(&terms, 10_000, now, |_| {});
         channel.accepted.as_mut().unwrap().scheme = "channel".into();

@@ -269,10 +269,17 @@ impl FacilitatorClient {
     }
 }
 
+/// A facilitator's refusal: typed where the paywall acts on it (a nonce
+/// used, the settling side's trouble), kept as it came otherwise.
 fn remote(code: Option<String>, message: Option<String>) -> ExactError {
     let code = code.unwrap_or_else(|| "facilitator_refused".into());
-    ExactError::Remote {
-        message: message.unwrap_or_else(|| code.clone()),
-        code,
+    let message = message.unwrap_or_else(|| code.clone());
+    match code.as_str() {
+        "invalid_exact_evm_nonce_already_used" => ExactError::NonceUsed,
+        "chain_unavailable" | "unexpected_verify_error" | "unexpected_settle_error" => {
+            ExactError::Chain(message)
+        }
+        "payment_in_progress" => ExactError::InProgress,
+        _ => ExactError::Remote { code, message },
     }
 }

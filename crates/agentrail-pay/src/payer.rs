@@ -628,6 +628,10 @@ fn exact_payable(terms: &PaymentRequirements) -> bool {
 /// How often a paid `exact` request is sent again, the same payment each
 /// time, while the server answers that its settlement is pending.
 const EXACT_RETRIES: usize = 5;
+/// Longest an authorization the payer signs stays valid, whatever the
+/// server asks: a server that refused a payment cannot keep it to settle
+/// much later.
+const EXACT_VALIDITY_MAX_S: u64 = 300;
 
 impl Payer {
     /// Pays one call with an EIP-3009 authorization of exactly the price,
@@ -676,7 +680,7 @@ impl Payer {
             valid_after: 0,
             // As x402's clients sign: valid from the epoch until the
             // server's timeout from now.
-            valid_before: now.saturating_add(terms.max_timeout_seconds),
+            valid_before: now.saturating_add(terms.max_timeout_seconds.min(EXACT_VALIDITY_MAX_S)),
             nonce: eip3009::random_nonce(),
         };
         if self.mandated {
@@ -748,6 +752,11 @@ impl Payer {
                 Err(error) => break Err(PayError::Http(error)),
             };
             let status = response.status();
+            // The server's own trouble or this payment being served: the
+            // same payment again, which is settled at most once.
+            let again = status == StatusCode::SERVICE_UNAVAILABLE
+                || (status == StatusCode::CONFLICT
+                    && response.headers().contains_key("retry-after"));
             let settlement = header::<SettlementResponse>(&response, x402::PAYMENT_RESPONSE);
             let bytes = response.bytes().await.map(|b| b.to_vec());
             match (settlement, bytes) {
@@ -759,10 +768,7 @@ impl Payer {
                         settlement: Some(settlement),
                     });
                 }
-                _ if (status == StatusCode::SERVICE_UNAVAILABLE
-                    || status == StatusCode::CONFLICT)
-                    && attempt < EXACT_RETRIES =>
-                {
+                _ if again && attempt < EXACT_RETRIES => {
                     tokio::time::sleep(std::time::Duration::from_millis(500 * attempt as u64))
                         .await;
                 }

@@ -669,7 +669,8 @@ where
     let Some(_in_flight) = in_flight else {
         return Ok(refuse(ExactError::InProgress));
     };
-    let store_error = |error: crate::exact_store::StoreError| ExactError::Chain(error.to_string());
+    let store_error =
+        |error: crate::exact_store::StoreError| ExactError::Storage(error.to_string());
     // A retry under a payment id already paid: served again, not charged,
     // a few times while the first authorization is valid.
     if let Some(id) = &payment_id {
@@ -800,7 +801,7 @@ impl Paywall {
             json_response(status, &serde_json::json!({}))
         };
         *response.status_mut() = status;
-        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::CONFLICT {
+        if error.is_transient() {
             insert_header(&mut response, "retry-after", "1");
         }
         let settlement = SettlementResponse {

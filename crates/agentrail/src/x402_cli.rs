@@ -32,6 +32,10 @@ pub struct FacilitatorArgs {
     /// paying the gas of each.
     #[arg(long, value_name = "ADDRESS")]
     pub pay_to: Vec<agentrail_chain::alloy_primitives::Address>,
+    /// The EIP-3009 token it settles (repeatable; at least one): another
+    /// asset named by a caller could be any contract, run at this key's gas.
+    #[arg(long, value_name = "ADDRESS", required = true)]
+    pub token: Vec<agentrail_chain::alloy_primitives::Address>,
 }
 
 pub async fn run(args: FacilitatorArgs, json: bool) -> anyhow::Result<ExitCode> {
@@ -40,6 +44,7 @@ pub async fn run(args: FacilitatorArgs, json: bool) -> anyhow::Result<ExitCode> 
     let mut settler = Settler::connect(rpc, key)
         .await?
         .confirm_timeout(Duration::from_secs(args.confirm_timeout));
+    settler = settler.tokens_only(args.token.clone());
     if args.pay_to.is_empty() {
         tracing::warn!("no --pay-to: settling every valid authorization, at this key's gas");
     } else {

@@ -40,8 +40,13 @@ from x402.schemas import PaymentPayload, PaymentRequirements
 
 EXACT = "exact"
 VALID_BEFORE_MARGIN_S = 6
+# How far past the requirement's timeout a validBefore may reach.
+VALID_BEFORE_SLACK_S = 60
 IDENTIFIER = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+# A facilitator's refusals that are its own trouble, not the payment's: the
+# client sends the same payment again.
+TRANSIENT = {"settlement_pending": 503, "chain_unavailable": 503, "payment_in_progress": 409}
 # Requests served at once, at most: past it an exact payment is a 503.
 IN_FLIGHT_MAX = 4096
 # Retries of one paid request served under its payment id, while its
@@ -181,6 +186,8 @@ class ExactSeller:
                 raise ValueError("the nonce is not 32 bytes")
         except (KeyError, TypeError, ValueError) as error:
             raise ExactError("invalid_payload", f"not an exact payment: {error}", 400) from error
+        if amount <= 0:
+            raise ExactError("invalid_payment_requirements", "an exact payment moves at least one unit")
         if to != self.pay_to:
             raise ExactError("invalid_exact_evm_payload_recipient_mismatch", f"the authorization pays {to}")
         if value != amount:
@@ -190,7 +197,12 @@ class ExactSeller:
             )
         if valid_before < now + VALID_BEFORE_MARGIN_S:
             raise ExactError("invalid_exact_evm_payload_authorization_valid_before", "it expires too soon")
-        if valid_after > now:
+        if valid_before > now + self.max_timeout_seconds + VALID_BEFORE_SLACK_S:
+            raise ExactError(
+                "invalid_exact_evm_payload_authorization_valid_before", "it stays valid past the timeout"
+            )
+        # The token moves it only strictly after validAfter.
+        if valid_after >= now:
             raise ExactError("invalid_exact_evm_payload_authorization_valid_after", "it is not valid yet")
         digest = hash_eip3009_authorization(
             ExactEIP3009Authorization(
@@ -222,15 +234,15 @@ class ExactSeller:
     async def verify(self, payload: dict[str, Any], requirements: dict[str, Any]) -> None:
         answer = await self._call("verify", payload, requirements)
         if not answer.is_valid:
-            raise ExactError(answer.invalid_reason or "invalid_payment", answer.invalid_message or "")
+            code = answer.invalid_reason or "invalid_payment"
+            raise ExactError(code, answer.invalid_message or code, TRANSIENT.get(code, 402))
 
     async def settle(self, payload: dict[str, Any], requirements: dict[str, Any]) -> str:
         answer = await self._call("settle", payload, requirements)
         if answer.success:
             return str(answer.transaction)
         code = answer.error_reason or "transaction_failed"
-        status = 503 if code == "settlement_pending" else 402
-        raise ExactError(code, answer.error_message or code, status, str(answer.transaction or ""))
+        raise ExactError(code, answer.error_message or code, TRANSIENT.get(code, 402), str(answer.transaction or ""))
 
     async def _call(self, what: str, payload: dict[str, Any], requirements: dict[str, Any]) -> Any:
         try:

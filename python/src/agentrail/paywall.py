@@ -963,7 +963,7 @@ class Paywall:
         headers = [(b"payment-response", _encode(self.exact.refusal(error)))]
         if error.status == 402:
             headers.append((b"payment-required", _encode(self._payment_required(path, price, error.code))))
-        else:
+        elif error.status == 503 or error.code == "payment_in_progress":
             headers.append((b"retry-after", b"1"))
         body = json.dumps({"error": {"code": error.code, "message": error.message}}).encode()
         await _answer(send, error.status, body, headers)
