@@ -177,6 +177,14 @@ impl ExactError {
         }
     }
 
+    /// The transaction of a settlement still pending, or `""`.
+    pub fn pending_transaction(&self) -> String {
+        match self {
+            ExactError::Pending { tx } => tx.to_string(),
+            _ => String::new(),
+        }
+    }
+
     /// Whether the trouble is the settling side's, not the payment's (a
     /// server answers 503 and the client may retry the same payment).
     pub fn is_transient(&self) -> bool {

@@ -152,16 +152,13 @@ async fn settle(
             channel: None,
         },
         Err(error) => SettlementResponse {
-            success: false,
-            transaction: match &error {
-                ExactError::Pending { tx } => tx.to_string(),
-                _ => String::new(),
-            },
-            network,
             payer: claimed_payer(&request.payment_payload),
-            error_reason: Some(error.code().to_owned()),
-            error_message: Some(error.to_string()),
-            channel: None,
+            ..SettlementResponse::refusal(
+                &network,
+                error.code(),
+                &error.to_string(),
+                error.pending_transaction(),
+            )
         },
     };
     Json(answer).into_response()

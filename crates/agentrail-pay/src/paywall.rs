@@ -345,24 +345,26 @@ impl Paywall {
 
     fn refused(&self, path: &str, price: &Price, code: &str, message: &str) -> Response<Body> {
         let mut response = self.payment_required(path, price, message);
-        let settlement = SettlementResponse {
-            success: false,
-            transaction: String::new(),
-            network: self.network.clone(),
-            payer: None,
-            error_reason: Some(code.to_owned()),
-            error_message: Some(message.to_owned()),
-            channel: None,
-        };
-        insert_header(
-            &mut response,
-            x402::PAYMENT_RESPONSE,
-            &x402::encode_header(&settlement),
-        );
-        let body = serde_json::json!({"error": {"code": code, "message": message}});
-        *response.body_mut() = Body::from(body.to_string());
+        let settlement = SettlementResponse::refusal(&self.network, code, message, String::new());
+        refusal_answer(&mut response, &settlement, code, message);
         response
     }
+}
+
+/// Puts a refusal's `PAYMENT-RESPONSE` and its typed error body on `response`.
+fn refusal_answer(
+    response: &mut Response<Body>,
+    settlement: &SettlementResponse,
+    code: &str,
+    message: &str,
+) {
+    insert_header(
+        response,
+        x402::PAYMENT_RESPONSE,
+        &x402::encode_header(settlement),
+    );
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    *response.body_mut() = Body::from(body.to_string());
 }
 
 /// x402's `payment-identifier` extension, declared optional: a client that
@@ -804,28 +806,13 @@ impl Paywall {
         if error.is_transient() {
             insert_header(&mut response, "retry-after", "1");
         }
-        let settlement = SettlementResponse {
-            success: false,
-            transaction: match error {
-                ExactError::Pending { tx } => tx.to_string(),
-                _ => String::new(),
-            },
-            network: self
-                .exact
-                .as_ref()
-                .map_or_else(|| self.network.clone(), |offer| offer.terms.network()),
-            payer: None,
-            error_reason: Some(code.to_owned()),
-            error_message: Some(message.clone()),
-            channel: None,
-        };
-        insert_header(
-            &mut response,
-            x402::PAYMENT_RESPONSE,
-            &x402::encode_header(&settlement),
-        );
-        let body = serde_json::json!({"error": {"code": code, "message": message}});
-        *response.body_mut() = Body::from(body.to_string());
+        let network = self
+            .exact
+            .as_ref()
+            .map_or_else(|| self.network.clone(), |offer| offer.terms.network());
+        let settlement =
+            SettlementResponse::refusal(&network, code, &message, error.pending_transaction());
+        refusal_answer(&mut response, &settlement, code, &message);
         response
     }
 }

@@ -212,6 +212,22 @@ pub struct SettlementResponse {
     pub channel: Option<ChannelState>,
 }
 
+impl SettlementResponse {
+    /// A payment not taken: `transaction` is empty unless one was sent
+    /// (a settlement pending).
+    pub fn refusal(network: &str, code: &str, message: &str, transaction: String) -> Self {
+        SettlementResponse {
+            success: false,
+            transaction,
+            network: network.to_owned(),
+            payer: None,
+            error_reason: Some(code.to_owned()),
+            error_message: Some(message.to_owned()),
+            channel: None,
+        }
+    }
+}
+
 /// The sub-channel after the call, and the voucher the server proposes for
 /// the next one (unsigned).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
