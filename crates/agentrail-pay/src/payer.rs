@@ -273,21 +273,17 @@ impl Payer {
                 payee_id: payee,
             }
             .sign(&self.key, &network_hash(&self.network));
-            let payload = PaymentPayload {
-                x402_version: x402::X402_VERSION,
-                resource: Some(required.resource.clone()),
-                accepted: Some(terms.clone()),
-                scheme: None,
-                network: None,
-                payload: serde_json::to_value(ChannelPayload {
+            let payload = PaymentPayload::answering(
+                &required,
+                &terms,
+                &ChannelPayload {
                     version: 1,
                     payer_id: self.signer.to_string(),
                     client_tx_ref: None,
                     receipt: voucher,
-                })
-                .expect("a voucher is JSON"),
-                extensions: None,
-            };
+                },
+                None,
+            );
             let sent = self
                 .http
                 .request(method.clone(), url)
@@ -713,26 +709,18 @@ impl Payer {
                     .into(),
             );
         }
-        let payload = PaymentPayload {
-            x402_version: x402::X402_VERSION,
-            resource: Some(required.resource.clone()),
-            accepted: Some(terms.clone()),
-            scheme: None,
-            network: None,
-            payload: serde_json::to_value(ExactPayload {
-                signature: format!("0x{}", hex::encode(&signature)),
-                authorization: ExactAuthorization {
-                    from: authorization.from.to_checksum(None),
-                    to: terms.pay_to.clone(),
-                    value: authorization.value.to_string(),
-                    valid_after: authorization.valid_after.to_string(),
-                    valid_before: authorization.valid_before.to_string(),
-                    nonce: authorization.nonce.to_string(),
-                },
-            })
-            .expect("an authorization is JSON"),
-            extensions,
+        let exact = ExactPayload {
+            signature: format!("0x{}", hex::encode(&signature)),
+            authorization: ExactAuthorization {
+                from: authorization.from.to_checksum(None),
+                to: terms.pay_to.clone(),
+                value: authorization.value.to_string(),
+                valid_after: authorization.valid_after.to_string(),
+                valid_before: authorization.valid_before.to_string(),
+                nonce: authorization.nonce.to_string(),
+            },
         };
+        let payload = PaymentPayload::answering(required, terms, &exact, extensions);
         let header_value = x402::encode_header(&payload);
         let mut attempt = 0;
         let outcome = loop {

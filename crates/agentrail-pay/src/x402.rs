@@ -138,6 +138,24 @@ impl PaymentPayload {
             .or(self.network.as_deref())
     }
 
+    /// A v2 payment of `payload` answering `terms`, one of `required`'s.
+    pub fn answering<T: Serialize>(
+        required: &PaymentRequired,
+        terms: &PaymentRequirements,
+        payload: &T,
+        extensions: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> PaymentPayload {
+        PaymentPayload {
+            x402_version: X402_VERSION,
+            resource: Some(required.resource.clone()),
+            accepted: Some(terms.clone()),
+            scheme: None,
+            network: None,
+            payload: serde_json::to_value(payload).expect("x402 payloads are JSON"),
+            extensions,
+        }
+    }
+
     /// The payload of the channel scheme.
     pub fn channel(&self) -> Result<ChannelPayload, String> {
         ChannelPayload::deserialize(&self.payload)
