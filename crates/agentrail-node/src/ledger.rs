@@ -276,7 +276,11 @@ pub fn unix_now() -> Timestamp {
 /// checking that every entry replays to the events it recorded, after
 /// indexing the history of any entries a journal of an older version left
 /// unindexed.
-fn recover(store: &Store, genesis: Genesis) -> Result<(State, u64), LedgerError> {
+/// The state the journal holds, the journal's length, and the length the
+/// snapshot it started from covers (0 for none): a node that replayed a
+/// snapshot interval's worth takes its next snapshot at its next batch,
+/// so one that restarts often does not replay ever more of the journal.
+fn recover(store: &Store, genesis: Genesis) -> Result<(State, u64, u64), LedgerError> {
     let recovery = store.recovery()?;
     if !recovery.skipped_snapshots.is_empty() || recovery.snapshots_discarded {
         tracing::warn!(skipped = ?recovery.skipped_snapshots, discarded = recovery.snapshots_discarded, "damaged snapshots ignored; replaying more of the journal");
@@ -322,7 +326,7 @@ fn recover(store: &Store, genesis: Genesis) -> Result<(State, u64), LedgerError>
             index += 1;
         }
     }
-    Ok((state, index))
+    Ok((state, index, start))
 }
 
 fn divergence(index: u64, error: agentrail_wire::entry::EntryError) -> LedgerError {
@@ -435,7 +439,7 @@ impl Ledger {
             "snapshots need a positive interval"
         );
         let store = open_store()?;
-        let (mut state, journal_len) = recover(&store, genesis)?;
+        let (mut state, journal_len, snapshot_covers) = recover(&store, genesis)?;
         let unwritten = Unwritten::recovered(&mut state);
         tracing::info!(journal_len, "ledger recovered");
         let checkpoint = sign_checkpoint(&log, &store, journal_len)?;
@@ -449,7 +453,7 @@ impl Ledger {
             unwritten: Mutex::new(unwritten),
             journal_len: AtomicU64::new(journal_len),
             applied_len: AtomicU64::new(journal_len),
-            last_snapshot: AtomicU64::new(journal_len),
+            last_snapshot: AtomicU64::new(snapshot_covers),
             epoch: AtomicU64::new(0),
             durable: watch::Sender::new(Mark {
                 epoch: 0,
@@ -1141,7 +1145,7 @@ impl Ledger {
     /// nothing. Called with the state's write lock held.
     fn reopen(&self, state: &mut State) -> Result<u64, LedgerError> {
         let store = (self.open_store)()?;
-        let (mut recovered, len) = recover(&store, self.genesis)?;
+        let (mut recovered, len, snapshot_covers) = recover(&store, self.genesis)?;
         *self.unwritten.lock().expect("unwritten lock") = Unwritten::recovered(&mut recovered);
         *self.checkpoint.write().expect("checkpoint lock") =
             Arc::new(sign_checkpoint(&self.log, &store, len)?);
@@ -1151,7 +1155,7 @@ impl Ledger {
         // old state are refused.
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.applied_len.store(len, Ordering::Release);
-        self.last_snapshot.fetch_min(len, Ordering::AcqRel);
+        self.last_snapshot.store(snapshot_covers, Ordering::Release);
         self.publish(len);
         self.degraded.store(false, Ordering::Release);
         tracing::info!(journal_len = len, "store reopened");

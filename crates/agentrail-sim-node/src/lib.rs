@@ -26,8 +26,10 @@
 //! in [`NODE_SIGNED_EVERY`] goes as a command the node signed itself, as
 //! its faucet does, so that both kinds of entry are recovered). The same
 //! request check run for another network id (a second ledger where the
-//! same keys exist) must refuse each of them, as sent and with its tag
-//! rewritten to that network. After every restart each such request
+//! same keys exist) must refuse them, as sent and with its tag rewritten
+//! to that network (one request in [`CROSS_LEDGER_EVERY`]: the check is
+//! the same for every request, and two more signature verifications for
+//! each would double the run). After every restart each such request
 //! journaled lately must be refused as a replay: by the nonce window the
 //! node rebuilds from its journal when it was created since the start (a
 //! restart within its tick), as created before the start otherwise.
@@ -88,6 +90,8 @@ const COMPARE_EVERY: u64 = 64;
 /// signed itself; the others go as signed HTTP requests.
 pub const NODE_SIGNED_EVERY: u64 = 8;
 /// A second ledger's network id: nothing signed for the node verifies there.
+/// One signed request in this many is checked against it.
+pub const CROSS_LEDGER_EVERY: u64 = 7;
 const OTHER_NETWORK: &str = "agentrail:other.test/log";
 /// Signed requests journaled lately, replayed after each restart.
 const REPLAYS_KEPT: usize = 16;
@@ -351,7 +355,14 @@ impl SimulatedNode {
                 let disks = lock(&disks);
                 (disks.journal.clone(), disks.snapshots.clone())
             };
-            Store::open_with_backends(journal, snapshots, || FaultyDisk::new(DISK_BYTES))
+            // A damaged snapshot file is replaced by an empty one, which
+            // the node keeps from then on, as the real store does on a
+            // file system (the damaged file renamed, a new one created).
+            Store::open_with_backends(journal, snapshots, || {
+                let replacement = FaultyDisk::new(DISK_BYTES);
+                lock(&disks).snapshots = replacement.clone();
+                replacement
+            })
         });
         let log = LogSigner::new(LOG_NAME, SigningKey::from_bytes(&self.log_key))
             .expect("a valid log name");
@@ -837,7 +848,22 @@ impl SimulatedNode {
         if admitted.signer() != command.signer() || admitted.command() != command.command() {
             return Err("the node admitted another command than the one signed".to_owned());
         }
-        // A second ledger's request check: its own network id and nonces.
+        self.report.signed_requests += 1;
+        let signed = SignedRequest {
+            headers,
+            body,
+            created: now.0,
+        };
+        if self.sent.is_multiple_of(CROSS_LEDGER_EVERY) {
+            Self::check_elsewhere(&signed, &self.network)?;
+        }
+        Ok((request, signed))
+    }
+
+    /// A second ledger's request check, with its own network id and nonces,
+    /// refuses a request signed for the node, as sent and retagged.
+    fn check_elsewhere(signed: &SignedRequest, network: &str) -> Result<(), String> {
+        let (headers, body, now) = (&signed.headers, &signed.body, signed.created);
         let elsewhere = |headers: &SignatureHeaders| {
             authenticate_request(
                 &Nonces::default(),
@@ -845,19 +871,19 @@ impl SimulatedNode {
                 COMMANDS_PATH,
                 Some(headers.clone()),
                 true,
-                &body,
-                now.0,
+                body,
+                now,
                 OTHER_NETWORK,
             )
             .err()
             .map(|error| error.code().to_owned())
         };
-        if elsewhere(&headers).as_deref() != Some(SignatureError::WrongNetwork.code()) {
+        if elsewhere(headers).as_deref() != Some(SignatureError::WrongNetwork.code()) {
             return Err("a request signed for the node was not refused by another ledger".into());
         }
         let retagged = SignatureHeaders {
             signature_input: headers.signature_input.replace(
-                &format!("tag=\"{}\"", self.network),
+                &format!("tag=\"{network}\""),
                 &format!("tag=\"{OTHER_NETWORK}\""),
             ),
             ..headers.clone()
@@ -865,15 +891,7 @@ impl SimulatedNode {
         if elsewhere(&retagged).as_deref() != Some(SignatureError::Invalid.code()) {
             return Err("a request retagged for another ledger verified there".into());
         }
-        self.report.signed_requests += 1;
-        Ok((
-            request,
-            SignedRequest {
-                headers,
-                body,
-                created: now.0,
-            },
-        ))
+        Ok(())
     }
 
     /// Changes one random byte of the journal or the snapshot file, then
