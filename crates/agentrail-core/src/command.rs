@@ -18,6 +18,10 @@ use crate::canonical::CanonicalError;
 use crate::chain::{ChainDeposit, EvmAddress, Hash32};
 use crate::channel::{ChannelId, Voucher};
 use crate::did::Did;
+use crate::economy::{
+    ApproveLeg, CancelSubscription, CollectSubscription, DeliverLeg, DisputeLeg, LegRef,
+    PlaceOrder, PostBounty, ResolveLeg, ScoreContribution, SubmitContribution, Subscribe,
+};
 use crate::grant::SignedGrant;
 use crate::market::{
     AcceptQuote, ApproveTask, CounterQuote, DeliverTask, DisputeTask, LicenseDataset, ListingRef,
@@ -113,6 +117,26 @@ pub enum Command {
     /// on a chain): the grants' limits apply and the amount counts against
     /// their budgets. No ledger money moves.
     ChargeMandate(ChargeMandate),
+    /// A payer's side lets a payee collect at most so much per period.
+    Subscribe(Subscribe),
+    /// The payee's side collects this period's money.
+    CollectSubscription(CollectSubscription),
+    /// Either side ends a subscription.
+    CancelSubscription(CancelSubscription),
+    /// A lead locks a bounty's budget for contributions a validator scores.
+    PostBounty(PostBounty),
+    SubmitContribution(SubmitContribution),
+    /// The bounty's validator scores a contribution; its payout follows.
+    ScoreContribution(ScoreContribution),
+    /// A buyer's side binds several legs into one escrowed order.
+    PlaceOrder(PlaceOrder),
+    DeliverLeg(DeliverLeg),
+    ApproveLeg(ApproveLeg),
+    /// The leg's provider declines it: the leg fails.
+    DeclineLeg(LegRef),
+    DisputeLeg(DisputeLeg),
+    /// The order's arbiter rules on a disputed leg.
+    ResolveLeg(ResolveLeg),
 }
 
 /// The clock's entry has no fields: the entry's time is what it records.
@@ -169,6 +193,11 @@ pub struct CollectChannel {
     /// that voucher's total.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub amounts: BTreeMap<String, Amount>,
+    /// One of the payee's listings: what is collected is split by its
+    /// revenue share (a model's creator and its host, say) in this
+    /// command. The payee alone if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -107,6 +107,10 @@ pub const REVIEW_WINDOW_MAX_S: u64 = 7 * DAY_S;
 pub const REVIEW_WINDOW_DEFAULT_S: u64 = DAY_S;
 /// How long an arbiter keeps to rule; then the escrow returns to the buyer.
 pub const ARBITRATION_WINDOW_S: u64 = 7 * DAY_S;
+/// Contributions one bounty pays at most.
+pub const BOUNTY_CONTRIBUTIONS_MAX: u32 = 1_000;
+/// Legs (or milestones) of one order.
+pub const ORDER_LEGS_MAX: usize = 16;
 /// Listings one discovery page returns.
 pub const DISCOVERY_PAGE_MAX: usize = 100;
 

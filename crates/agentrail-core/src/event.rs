@@ -9,6 +9,7 @@ use crate::chain::{EvmAddress, Hash32};
 use crate::channel::ChannelId;
 use crate::command::Split;
 use crate::did::Did;
+use crate::economy::{LegFailure, Period};
 use crate::grant::GrantId;
 use crate::market::{Approver, ListingKind, RefundReason, Side};
 use crate::time::Timestamp;
@@ -176,6 +177,10 @@ pub enum Event {
         payee: Did,
         amount: Amount,
         collected: Amount,
+        /// The collect split by the payee's listing: who received what
+        /// (the payee alone received `amount` if empty).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        parts: Vec<Part>,
     },
     /// The payer started a close: the payee may collect until `closes_at`.
     ChannelClosing {
@@ -279,6 +284,113 @@ pub enum Event {
         price: Amount,
         parts: Vec<Part>,
     },
+    /// A payer's side let `payee` collect at most `amount` per period.
+    SubscriptionCreated {
+        subscription_id: String,
+        from: Did,
+        payee: Did,
+        amount: Amount,
+        period: Period,
+    },
+    /// One period's collect: `amount` moved from `from` to `payee`.
+    SubscriptionCollected {
+        subscription_id: String,
+        from: Did,
+        payee: Did,
+        amount: Amount,
+        /// The period's number ([`Period::index`]).
+        period_index: u64,
+    },
+    SubscriptionCancelled {
+        subscription_id: String,
+        by: Did,
+    },
+    /// `budget` (price × contributions) is held from the lead.
+    BountyPosted {
+        bounty_id: String,
+        lead: Did,
+        budget: Amount,
+        closes_at: Timestamp,
+    },
+    ContributionSubmitted {
+        bounty_id: String,
+        contribution_id: String,
+        contributor: Did,
+        speed_bps: u16,
+    },
+    /// The validator's score, and the payout it earned (`parts`, from the
+    /// lead's held budget).
+    ContributionScored {
+        bounty_id: String,
+        contribution_id: String,
+        lead: Did,
+        score_bps: u16,
+        parts: Vec<Part>,
+    },
+    /// Every slot scored or the scoring window ended: `refunded` returned
+    /// to the lead.
+    BountyClosed {
+        bounty_id: String,
+        lead: Did,
+        paid: Amount,
+        refunded: Amount,
+    },
+    /// The legs' total is held from the buyer.
+    OrderPlaced {
+        order_id: String,
+        buyer: Did,
+        total: Amount,
+        legs: u8,
+        atomic: bool,
+    },
+    LegDelivered {
+        order_id: String,
+        leg: u8,
+        provider: Did,
+        result_hash: String,
+        review_ends_at: Timestamp,
+    },
+    LegDisputed {
+        order_id: String,
+        leg: u8,
+        arbiter: Did,
+        arbitration_ends_at: Timestamp,
+    },
+    /// The leg was accepted with `provider_bps` of its price due to its
+    /// provider's side (10,000 unless an arbiter ruled).
+    LegApproved {
+        order_id: String,
+        leg: u8,
+        by: Approver,
+        provider_bps: u16,
+    },
+    /// The leg's money left the escrow: `parts` to the provider's side,
+    /// `refunded` to the buyer.
+    LegPaid {
+        order_id: String,
+        leg: u8,
+        buyer: Did,
+        parts: Vec<Part>,
+        refunded: Amount,
+    },
+    LegFailed {
+        order_id: String,
+        leg: u8,
+        reason: LegFailure,
+    },
+    /// A leg failed: `refunded` (the price of every leg not paid, the
+    /// failed one included unless its `LegPaid` settled it) returned to the
+    /// buyer.
+    OrderUnwound {
+        order_id: String,
+        buyer: Did,
+        refunded: Amount,
+    },
+    /// Every leg was paid.
+    OrderCompleted {
+        order_id: String,
+        buyer: Did,
+    },
     /// The command repeated an idempotency key with identical content:
     /// nothing was applied again, and this is the original outcome.
     Duplicate {
@@ -323,7 +435,12 @@ impl Event {
                 out.extend(parts.iter().map(|part| part.to));
             }
             Event::ChannelOpened { from, payee, .. } => out.extend([*from, *payee]),
-            Event::ChannelCollected { from, payee, .. } => out.extend([*from, *payee]),
+            Event::ChannelCollected {
+                from, payee, parts, ..
+            } => {
+                out.extend([*from, *payee]);
+                out.extend(parts.iter().map(|part| part.to));
+            }
             Event::ChannelClosed { from, .. } => out.push(*from),
             Event::ListingPublished { provider, .. } | Event::ListingWithdrawn { provider, .. } => {
                 out.push(*provider)
@@ -356,6 +473,25 @@ impl Event {
                 out.push(*licensee);
                 out.extend(parts.iter().map(|part| part.to));
             }
+            Event::SubscriptionCreated { from, payee, .. }
+            | Event::SubscriptionCollected { from, payee, .. } => out.extend([*from, *payee]),
+            Event::SubscriptionCancelled { by, .. } => out.push(*by),
+            Event::BountyPosted { lead, .. } | Event::BountyClosed { lead, .. } => out.push(*lead),
+            Event::ContributionSubmitted { contributor, .. } => out.push(*contributor),
+            Event::ContributionScored { lead, parts, .. } => {
+                out.push(*lead);
+                out.extend(parts.iter().map(|part| part.to));
+            }
+            Event::OrderPlaced { buyer, .. }
+            | Event::OrderUnwound { buyer, .. }
+            | Event::OrderCompleted { buyer, .. } => out.push(*buyer),
+            Event::LegDelivered { provider, .. } => out.push(*provider),
+            Event::LegDisputed { arbiter, .. } => out.push(*arbiter),
+            Event::LegPaid { buyer, parts, .. } => {
+                out.push(*buyer);
+                out.extend(parts.iter().map(|part| part.to));
+            }
+            Event::LegApproved { .. } | Event::LegFailed { .. } => {}
             Event::Duplicate { original } => original.iter().for_each(|event| event.parties(out)),
             Event::PaymentDeclined { from, .. }
             | Event::PaymentExpired { from, .. }

@@ -18,6 +18,8 @@
 //! - [`state`]: the ledger itself;
 //! - [`market`]: listings, quotes, escrowed tasks, licences; [`reputation`]:
 //!   the score, a pure function of the record;
+//! - [`economy`]: subscriptions, bounties paid by score and speed, orders
+//!   over several legs (and milestones);
 //! - [`split`]: exact basis-point splits;
 //! - [`constants`]: every bound;
 //! - [`text`]: which characters a human-readable field refuses.
@@ -31,6 +33,7 @@ pub mod channel;
 pub mod command;
 pub mod constants;
 pub mod did;
+pub mod economy;
 pub mod ed25519;
 pub mod event;
 pub mod grant;

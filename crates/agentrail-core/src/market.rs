@@ -336,6 +336,8 @@ pub enum Approver {
     Validator,
     /// The buyer stayed silent past the review window.
     ReviewWindowEnded,
+    /// The arbiter ruled at least half of the price due (an order's leg).
+    Arbiter,
 }
 
 /// Why escrow returned to the buyer.

@@ -156,6 +156,51 @@ pub enum Rejection {
     NotArbiter { task_id: String },
     #[error("the result hash does not match what was delivered for task {task_id:?}")]
     ResultHashMismatch { task_id: String },
+    #[error("no subscription with id {subscription_id:?}")]
+    SubscriptionNotFound { subscription_id: String },
+    #[error("subscription {subscription_id:?} is {status}: nothing more is collected")]
+    SubscriptionNotActive {
+        subscription_id: String,
+        status: &'static str,
+    },
+    #[error(
+        "subscription {subscription_id:?} was already collected in this period ({period_index}); the next period begins at {next_at}"
+    )]
+    SubscriptionAlreadyCollected {
+        subscription_id: String,
+        period_index: u64,
+        next_at: crate::time::Timestamp,
+    },
+    #[error("{amount} is above the {limit} a period of this subscription allows")]
+    SubscriptionAmountExceeded { amount: Amount, limit: Amount },
+    #[error("no bounty with id {bounty_id:?}")]
+    BountyNotFound { bounty_id: String },
+    #[error("bounty {bounty_id:?} is {status}; this needs it {expected}")]
+    BountyWrongState {
+        bounty_id: String,
+        status: &'static str,
+        expected: &'static str,
+    },
+    #[error("bounty {bounty_id:?} has all its contributions")]
+    BountyFull { bounty_id: String },
+    #[error("bounty {bounty_id:?} has no contribution {contribution_id:?}")]
+    ContributionNotFound {
+        bounty_id: String,
+        contribution_id: String,
+    },
+    #[error("contribution {contribution_id:?} is already scored")]
+    ContributionScored { contribution_id: String },
+    #[error("only the validator named by bounty {bounty_id:?} scores its contributions")]
+    NotValidator { bounty_id: String },
+    #[error("no order with id {order_id:?}")]
+    OrderNotFound { order_id: String },
+    #[error("leg {leg} of order {order_id:?} is {status}; this needs it {expected}")]
+    LegWrongState {
+        order_id: String,
+        leg: u8,
+        status: &'static str,
+        expected: &'static str,
+    },
     #[error(
         "{amount} is above the approval threshold of {subject}: only the principal may commit it"
     )]
@@ -270,6 +315,18 @@ impl Rejection {
             Rejection::WithdrawalNotFound { .. } => "withdrawal_not_found",
             Rejection::NoUnclaimedDeposits { .. } => "no_unclaimed_deposits",
             Rejection::OffLedgerPaymentNotAllowed { .. } => "off_ledger_payment_not_allowed",
+            Rejection::SubscriptionNotFound { .. } => "subscription_not_found",
+            Rejection::SubscriptionNotActive { .. } => "subscription_not_active",
+            Rejection::SubscriptionAlreadyCollected { .. } => "subscription_already_collected",
+            Rejection::SubscriptionAmountExceeded { .. } => "subscription_amount_exceeded",
+            Rejection::BountyNotFound { .. } => "bounty_not_found",
+            Rejection::BountyWrongState { .. } => "bounty_wrong_state",
+            Rejection::BountyFull { .. } => "bounty_full",
+            Rejection::ContributionNotFound { .. } => "contribution_not_found",
+            Rejection::ContributionScored { .. } => "contribution_scored",
+            Rejection::NotValidator { .. } => "not_validator",
+            Rejection::OrderNotFound { .. } => "order_not_found",
+            Rejection::LegWrongState { .. } => "leg_wrong_state",
         }
     }
 
@@ -320,6 +377,19 @@ impl Rejection {
             Rejection::IdRetired { field, .. } => Some(field),
             Rejection::ChainDepositRequired | Rejection::DepositOutOfOrder { .. } => Some("chain"),
             Rejection::WithdrawalNotFound { .. } => Some("id"),
+            Rejection::SubscriptionNotFound { .. }
+            | Rejection::SubscriptionNotActive { .. }
+            | Rejection::SubscriptionAlreadyCollected { .. } => Some("subscription_id"),
+            Rejection::SubscriptionAmountExceeded { .. } => Some("amount"),
+            Rejection::BountyNotFound { .. }
+            | Rejection::BountyWrongState { .. }
+            | Rejection::BountyFull { .. }
+            | Rejection::NotValidator { .. } => Some("bounty_id"),
+            Rejection::ContributionNotFound { .. } | Rejection::ContributionScored { .. } => {
+                Some("contribution_id")
+            }
+            Rejection::OrderNotFound { .. } => Some("order_id"),
+            Rejection::LegWrongState { .. } => Some("leg"),
             _ => None,
         }
     }

@@ -39,11 +39,14 @@ use crate::rejection::{Budget, Rejection};
 use crate::split::split_largest_remainder;
 use crate::time::Timestamp;
 
+mod bounty;
 mod channels;
 mod custody;
 mod mandate;
 mod market;
+mod order;
 mod retention;
+mod subscription;
 
 use channels::ChannelRecord;
 pub use channels::{ChannelStatus, ChannelView, Redeemed};
@@ -269,6 +272,10 @@ enum Expiry {
     Channel(crate::channel::ChannelId),
     /// A task's delivery deadline, end of review or end of arbitration.
     Task(String),
+    /// A bounty's end of scoring.
+    Bounty(String),
+    /// The earliest time one of an order's open legs falls due.
+    Order(String),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
@@ -355,6 +362,12 @@ pub struct State {
     /// Withdrawal ids given out (the last one).
     #[serde(default)]
     withdrawals: u64,
+    #[serde(default)]
+    subscriptions: BTreeMap<String, subscription::SubscriptionRecord>,
+    #[serde(default)]
+    bounties: BTreeMap<String, bounty::BountyRecord>,
+    #[serde(default)]
+    orders: BTreeMap<String, order::OrderRecord>,
 }
 
 impl State {
@@ -389,6 +402,9 @@ impl State {
             unclaimed: BTreeMap::new(),
             pending_withdrawals: BTreeMap::new(),
             withdrawals: 0,
+            subscriptions: BTreeMap::new(),
+            bounties: BTreeMap::new(),
+            orders: BTreeMap::new(),
         }
     }
 
@@ -425,6 +441,22 @@ impl State {
             Command::ChargeMandate(charge) => {
                 self.charge_mandate(signer, charge, command.command(), now)?
             }
+            Command::Subscribe(subscribe) => self.subscribe(signer, subscribe, now)?,
+            Command::CollectSubscription(collect) => {
+                self.collect_subscription(signer, collect, now)?
+            }
+            Command::CancelSubscription(cancel) => {
+                self.cancel_subscription(signer, cancel, command.command(), now)?
+            }
+            Command::PostBounty(post) => self.post_bounty(signer, post, now)?,
+            Command::SubmitContribution(submit) => self.submit_contribution(signer, submit, now)?,
+            Command::ScoreContribution(score) => self.score_contribution(signer, score, now)?,
+            Command::PlaceOrder(place) => self.place_order(signer, place, now)?,
+            Command::DeliverLeg(deliver) => self.deliver_leg(signer, deliver, now)?,
+            Command::ApproveLeg(approve) => self.approve_leg(signer, approve, now)?,
+            Command::DeclineLeg(decline) => self.decline_leg(signer, decline, now)?,
+            Command::DisputeLeg(dispute) => self.dispute_leg(signer, dispute, now)?,
+            Command::ResolveLeg(resolve) => self.resolve_leg(signer, resolve, now)?,
             Command::Transfer(transfer) => {
                 self.transfer(signer, transfer, command.command(), now)?
             }
@@ -560,6 +592,11 @@ impl State {
                 }
                 Expiry::Channel(channel_id) => events.push(self.channel_deadline(channel_id)),
                 Expiry::Task(task_id) => events.push(self.task_deadline(task_id)),
+                Expiry::Bounty(bounty_id) => events.push(self.close_bounty(&bounty_id)),
+                Expiry::Order(order_id) => {
+                    let clock = self.clock;
+                    events.extend(self.order_deadline(order_id, clock));
+                }
             }
         }
         self.forget_ended();
@@ -1832,6 +1869,23 @@ impl State {
                     }
                     task.escrow()
                 }
+                Expiry::Bounty(bounty_id) => {
+                    let bounty = &self.bounties[bounty_id];
+                    if bounty.deadline() != Some(*expires_at) {
+                        return fail(format!("bounty {bounty_id} in the expiry index is closed"));
+                    }
+                    bounty.escrow()
+                }
+                Expiry::Order(order_id) => {
+                    let order = &self.orders[order_id];
+                    if order.deadline() != Some(*expires_at) {
+                        return fail(format!(
+                            "order {order_id} waits in the expiry index at {expires_at}, not at {:?}",
+                            order.deadline()
+                        ));
+                    }
+                    order.escrow()
+                }
             };
             *reserved.entry(from).or_default() += amount.atomic();
         }
@@ -1852,6 +1906,18 @@ impl State {
             return fail(format!(
                 "{waiting} tasks hold money but {indexed} wait in the expiry index"
             ));
+        }
+        // Every bounty and order that holds money waits in the index (the
+        // loop above counted what those entries hold).
+        let open_bounties = self.bounties.values().filter(|b| b.deadline().is_some());
+        let open_orders = self.orders.values().filter(|o| !o.escrow().1.is_zero());
+        let indexed = self
+            .expiries
+            .iter()
+            .filter(|(_, expiry)| matches!(expiry, Expiry::Bounty(_) | Expiry::Order(_)))
+            .count();
+        if open_bounties.count() + open_orders.count() != indexed {
+            return fail("a bounty or an order holds money outside the expiry index".to_owned());
         }
         for (did, account) in &self.accounts {
             let expected = reserved.get(did).copied().unwrap_or(0);

@@ -50,6 +50,7 @@ fn collect(channel_id: ChannelId, vouchers: Vec<Voucher>) -> Command {
         channel_id,
         vouchers,
         amounts: Default::default(),
+        listing_id: None,
     })
 }
 
@@ -58,6 +59,7 @@ fn close(channel_id: ChannelId, vouchers: Vec<Voucher>) -> Command {
         channel_id,
         vouchers,
         amounts: Default::default(),
+        listing_id: None,
     })
 }
 
@@ -163,6 +165,7 @@ fn collect_up_to(
         channel_id,
         vouchers,
         amounts: [(sub.to_owned(), amount)].into(),
+        listing_id: None,
     })
 }
 
@@ -246,6 +249,7 @@ fn a_payee_collects_what_it_charged_and_the_credit_signed_ahead_returns_to_the_p
             channel_id: id,
             vouchers: vec![last],
             amounts: [("a".to_owned(), usd(5))].into(),
+            listing_id: None,
         }),
     );
     assert!(matches!(

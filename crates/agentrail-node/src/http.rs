@@ -120,13 +120,16 @@ pub fn rejection_status(rejection: &Rejection) -> StatusCode {
 
 /// The state machine's rejection codes (`Rejection::code`); a test checks
 /// the list against the source.
-pub const REJECTION_CODES: [&str; 61] = [
+pub const REJECTION_CODES: [&str; 73] = [
     "already_registered",
     "amount_overflow",
     "amount_zero",
     "approval_not_found",
     "approval_not_pending",
     "approval_required",
+    "bounty_full",
+    "bounty_not_found",
+    "bounty_wrong_state",
     "budget_exceeded",
     "category_not_allowed",
     "chain_deposit_required",
@@ -136,6 +139,8 @@ pub const REJECTION_CODES: [&str; 61] = [
     "channel_expired",
     "channel_not_found",
     "channel_outlives_grant",
+    "contribution_not_found",
+    "contribution_scored",
     "deposit_out_of_order",
     "grant_expired",
     "grant_not_yet_valid",
@@ -151,6 +156,7 @@ pub const REJECTION_CODES: [&str; 61] = [
     "invalid_grant_signature",
     "invalid_signature",
     "invalid_split",
+    "leg_wrong_state",
     "listing_busy",
     "listing_not_found",
     "listing_withdrawn",
@@ -159,9 +165,11 @@ pub const REJECTION_CODES: [&str; 61] = [
     "not_arbiter",
     "not_authorized",
     "not_operator",
+    "not_validator",
     "nothing_due",
     "off_ledger_payment_not_allowed",
     "offer_out_of_turn",
+    "order_not_found",
     "own_side_role",
     "payee_denied",
     "payee_not_allowed",
@@ -174,6 +182,10 @@ pub const REJECTION_CODES: [&str; 61] = [
     "rfq_closed",
     "rfq_not_found",
     "same_account",
+    "subscription_already_collected",
+    "subscription_amount_exceeded",
+    "subscription_not_active",
+    "subscription_not_found",
     "task_not_found",
     "task_wrong_state",
     "too_many_delegations",
@@ -334,7 +346,11 @@ pub fn status_of(code: &str) -> StatusCode {
         | "quote_not_found"
         | "task_not_found"
         | "channel_not_found"
-        | "withdrawal_not_found" => StatusCode::NOT_FOUND,
+        | "withdrawal_not_found"
+        | "subscription_not_found"
+        | "bounty_not_found"
+        | "contribution_not_found"
+        | "order_not_found" => StatusCode::NOT_FOUND,
         "already_registered"
         | "idempotency_conflict"
         | "hold_not_active"
@@ -359,7 +375,13 @@ pub fn status_of(code: &str) -> StatusCode {
         | "channel_closing"
         | "voucher_stale"
         | "channel_exhausted"
-        | "deposit_out_of_order" => StatusCode::CONFLICT,
+        | "deposit_out_of_order"
+        | "subscription_not_active"
+        | "subscription_already_collected"
+        | "bounty_wrong_state"
+        | "bounty_full"
+        | "contribution_scored"
+        | "leg_wrong_state" => StatusCode::CONFLICT,
         "not_authorized"
         | "not_operator"
         | "grant_not_yet_valid"
@@ -377,7 +399,9 @@ pub fn status_of(code: &str) -> StatusCode {
         | "own_side_role"
         | "channel_outlives_grant"
         | "chain_deposit_required"
-        | "approval_required" => StatusCode::FORBIDDEN,
+        | "approval_required"
+        | "not_validator"
+        | "subscription_amount_exceeded" => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -580,6 +604,12 @@ pub fn router(app: App) -> Router {
         .route("/v1/rfqs", get(crate::market_http::get_rfqs))
         .route("/v1/rfqs/{id}", get(crate::market_http::get_rfq))
         .route("/v1/tasks/{id}", get(crate::market_http::get_task))
+        .route(
+            "/v1/subscriptions/{id}",
+            get(crate::market_http::get_subscription),
+        )
+        .route("/v1/bounties/{id}", get(crate::market_http::get_bounty))
+        .route("/v1/orders/{id}", get(crate::market_http::get_order))
         .route("/v1/licenses/{id}", get(crate::market_http::get_license))
         .route(
             "/v1/reputation/{did}",

@@ -914,6 +914,24 @@ impl Ledger {
                 &license.license_id,
                 state.license(&license.license_id).is_some(),
             ),
+            C::Subscribe(subscribe) => (
+                ArchiveKind::Subscription,
+                "subscription_id",
+                &subscribe.subscription_id,
+                state.subscription(&subscribe.subscription_id).is_some(),
+            ),
+            C::PostBounty(post) => (
+                ArchiveKind::Bounty,
+                "bounty_id",
+                &post.bounty_id,
+                state.bounty(&post.bounty_id).is_some(),
+            ),
+            C::PlaceOrder(place) => (
+                ArchiveKind::Order,
+                "order_id",
+                &place.order_id,
+                state.order(&place.order_id).is_some(),
+            ),
             _ => return None,
         };
         if live {

@@ -3,6 +3,7 @@
 //! `/v1/commands` like every other.
 
 use agentrail_core::constants::{CATEGORY_BYTES_MAX, DISCOVERY_PAGE_MAX, KEY_BYTES_MAX};
+use agentrail_core::economy::{BountyView, OrderView, SubscriptionView};
 use agentrail_core::market::{
     Discovery, DiscoveryPage, LicenseView, ListingKind, ListingStatus, ListingView, RfqPage,
     RfqQuery, RfqView, TaskView,
@@ -246,6 +247,60 @@ pub async fn get_license(
         })),
         "license_not_found",
         "licence",
+    )
+    .await
+}
+
+pub async fn get_subscription(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<SubscriptionView>, ApiError> {
+    by_id_or_archived(
+        &app,
+        path,
+        |state, id| state.subscription(id),
+        Some((ArchiveKind::Subscription, |archived| match archived {
+            Archived::Subscription { view, .. } => Some(view),
+            _ => None,
+        })),
+        "subscription_not_found",
+        "subscription",
+    )
+    .await
+}
+
+pub async fn get_bounty(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<BountyView>, ApiError> {
+    by_id_or_archived(
+        &app,
+        path,
+        |state, id| state.bounty(id),
+        Some((ArchiveKind::Bounty, |archived| match archived {
+            Archived::Bounty { view, .. } => Some(view),
+            _ => None,
+        })),
+        "bounty_not_found",
+        "bounty",
+    )
+    .await
+}
+
+pub async fn get_order(
+    State(app): State<App>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<OrderView>, ApiError> {
+    by_id_or_archived(
+        &app,
+        path,
+        |state, id| state.order(id),
+        Some((ArchiveKind::Order, |archived| match archived {
+            Archived::Order { view, .. } => Some(view),
+            _ => None,
+        })),
+        "order_not_found",
+        "order",
     )
     .await
 }

@@ -7,7 +7,7 @@ use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
 /// (method, path, summary, request schema, response schema).
-pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 26] = [
+pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 29] = [
     (
         "post",
         "/v1/commands",
@@ -115,6 +115,27 @@ pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 26] = [
     ),
     (
         "get",
+        "/v1/subscriptions/{id}",
+        "A subscription: terms, the key whose mandate pays, what was collected and when",
+        None,
+        "SubscriptionView",
+    ),
+    (
+        "get",
+        "/v1/bounties/{id}",
+        "A bounty: terms, budget, each contribution with its speed, score and payout",
+        None,
+        "BountyView",
+    ),
+    (
+        "get",
+        "/v1/orders/{id}",
+        "An order: its legs (or milestones), each leg's state, what the escrow holds",
+        None,
+        "OrderView",
+    ),
+    (
+        "get",
         "/v1/licenses/{id}",
         "A dataset licence: content hash, licensee, royalties paid",
         None,
@@ -211,6 +232,11 @@ fn content(name: &str, generator: &mut SchemaGenerator) -> (&'static str, Value)
         "RfqPage" => generator.subschema_for::<RfqPage>(),
         "RfqView" => generator.subschema_for::<RfqView>(),
         "TaskView" => generator.subschema_for::<TaskView>(),
+        "SubscriptionView" => {
+            generator.subschema_for::<agentrail_core::economy::SubscriptionView>()
+        }
+        "BountyView" => generator.subschema_for::<agentrail_core::economy::BountyView>(),
+        "OrderView" => generator.subschema_for::<agentrail_core::economy::OrderView>(),
         "LicenseView" => generator.subschema_for::<LicenseView>(),
         "Reputation" => generator.subschema_for::<agentrail_core::reputation::Reputation>(),
         "AgentCard" => generator.subschema_for::<api::AgentCard>(),
@@ -455,7 +481,7 @@ mod tests {
         let commands = variants("Command");
         // Every command, the clock's `tick` (which only the node journals) and the
         // operator's `settle_withdrawal` included.
-        assert_eq!(commands.len(), 32, "one schema per command");
+        assert_eq!(commands.len(), 44, "one schema per command");
         for command in commands.iter().chain(variants("Event").iter()) {
             let tag = &command["properties"]["type"];
             assert!(tag["const"].is_string(), "tagged by type: {command}");

@@ -1026,6 +1026,7 @@ impl Payee {
             channel_id: *channel_id,
             vouchers,
             amounts,
+            listing_id: None,
         };
         let command = if close {
             Command::CloseChannel(body)

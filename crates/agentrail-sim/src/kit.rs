@@ -209,6 +209,7 @@ pub fn collect_channel(channel_id: ChannelId, vouchers: Vec<Voucher>) -> Command
         channel_id,
         vouchers,
         amounts: Default::default(),
+        listing_id: None,
     })
 }
 
@@ -225,6 +226,7 @@ pub fn collect_channel_up_to(
             .iter()
             .map(|(sub, amount)| ((*sub).to_owned(), *amount))
             .collect(),
+        listing_id: None,
     })
 }
 
@@ -233,6 +235,7 @@ pub fn close_channel(channel_id: ChannelId, vouchers: Vec<Voucher>) -> Command {
         channel_id,
         vouchers,
         amounts: Default::default(),
+        listing_id: None,
     })
 }
 

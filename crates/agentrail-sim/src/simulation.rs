@@ -1478,6 +1478,18 @@ fn command_type(command: &Command) -> &'static str {
         Command::Tick(_) => "tick",
         Command::ClaimDeposits(_) => "claim_deposits",
         Command::ChargeMandate(_) => "charge_mandate",
+        Command::Subscribe(_) => "subscribe",
+        Command::CollectSubscription(_) => "collect_subscription",
+        Command::CancelSubscription(_) => "cancel_subscription",
+        Command::PostBounty(_) => "post_bounty",
+        Command::SubmitContribution(_) => "submit_contribution",
+        Command::ScoreContribution(_) => "score_contribution",
+        Command::PlaceOrder(_) => "place_order",
+        Command::DeliverLeg(_) => "deliver_leg",
+        Command::ApproveLeg(_) => "approve_leg",
+        Command::DeclineLeg(_) => "decline_leg",
+        Command::DisputeLeg(_) => "dispute_leg",
+        Command::ResolveLeg(_) => "resolve_leg",
         _ => "other",
     }
 }

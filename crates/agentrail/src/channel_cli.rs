@@ -224,6 +224,7 @@ pub async fn run(command: ChannelCommand, client: &Client, json: bool) -> anyhow
                 channel_id,
                 vouchers,
                 amounts: up_to.into_iter().collect(),
+                listing_id: None,
             });
             report(
                 json,
@@ -248,6 +249,7 @@ pub async fn run(command: ChannelCommand, client: &Client, json: bool) -> anyhow
                     channel_id: channel,
                     vouchers,
                     amounts: up_to.into_iter().collect(),
+                    listing_id: None,
                 })
             } else {
                 anyhow::ensure!(

@@ -73,6 +73,24 @@ class Commands(Generic[R]):
             ),
         )
 
+    def approve_leg(
+        self, signer: Key, *, leg: int, order_id: str, result_hash: str
+    ) -> R:
+        """The buyer's side accepts a delivered leg (naming the hash it checked)."""
+        return self._command(
+            signer,
+            models.ApproveLegCommand.model_validate(
+                _present(
+                    {
+                        "type": "approve_leg",
+                        "leg": leg,
+                        "order_id": order_id,
+                        "result_hash": result_hash,
+                    }
+                )
+            ),
+        )
+
     def approve_task(self, signer: Key, *, result_hash: str, task_id: str) -> R:
         """The buyer or the validator approves a delivery: the escrow pays out."""
         return self._command(
@@ -84,6 +102,17 @@ class Commands(Generic[R]):
                         "result_hash": result_hash,
                         "task_id": task_id,
                     }
+                )
+            ),
+        )
+
+    def cancel_subscription(self, signer: Key, *, subscription_id: str) -> R:
+        """Either side ends a subscription."""
+        return self._command(
+            signer,
+            models.CancelSubscriptionCommand.model_validate(
+                _present(
+                    {"type": "cancel_subscription", "subscription_id": subscription_id}
                 )
             ),
         )
@@ -143,6 +172,7 @@ class Commands(Generic[R]):
         channel_id: str,
         vouchers: list[models.Voucher | dict[str, Any]],
         amounts: dict[str, USD] | None = None,
+        listing_id: str | None = None,
     ) -> R:
         """The payee redeems its last vouchers and closes the channel at once;
         the rest of the deposit returns to the payer.
@@ -159,6 +189,7 @@ class Commands(Generic[R]):
                             else {k: usd(v) for k, v in amounts.items()}
                         ),
                         "channel_id": channel_id,
+                        "listing_id": listing_id,
                         "vouchers": vouchers,
                     }
                 )
@@ -172,6 +203,7 @@ class Commands(Generic[R]):
         channel_id: str,
         vouchers: list[models.Voucher | dict[str, Any]],
         amounts: dict[str, USD] | None = None,
+        listing_id: str | None = None,
     ) -> R:
         """The payee redeems its best vouchers; the channel stays open."""
         return self._command(
@@ -186,7 +218,25 @@ class Commands(Generic[R]):
                             else {k: usd(v) for k, v in amounts.items()}
                         ),
                         "channel_id": channel_id,
+                        "listing_id": listing_id,
                         "vouchers": vouchers,
+                    }
+                )
+            ),
+        )
+
+    def collect_subscription(
+        self, signer: Key, *, amount: USD, subscription_id: str
+    ) -> R:
+        """The payee's side collects this period's money."""
+        return self._command(
+            signer,
+            models.CollectSubscriptionCommand.model_validate(
+                _present(
+                    {
+                        "type": "collect_subscription",
+                        "amount": usd(amount),
+                        "subscription_id": subscription_id,
                     }
                 )
             ),
@@ -209,6 +259,42 @@ class Commands(Generic[R]):
             signer,
             models.DeclineCommand.model_validate(
                 _present({"type": "decline", "approval_id": approval_id})
+            ),
+        )
+
+    def decline_leg(self, signer: Key, *, leg: int, order_id: str) -> R:
+        """The leg's provider declines it: the leg fails."""
+        return self._command(
+            signer,
+            models.DeclineLegCommand.model_validate(
+                _present({"type": "decline_leg", "leg": leg, "order_id": order_id})
+            ),
+        )
+
+    def deliver_leg(
+        self,
+        signer: Key,
+        *,
+        leg: int,
+        order_id: str,
+        result_hash: str,
+        manifest: list[models.Split | dict[str, Any]] | None = None,
+    ) -> R:
+        """The leg's provider delivers: the result's hash, and who shares its
+        price (the provider alone if empty).
+        """
+        return self._command(
+            signer,
+            models.DeliverLegCommand.model_validate(
+                _present(
+                    {
+                        "type": "deliver_leg",
+                        "leg": leg,
+                        "manifest": manifest,
+                        "order_id": order_id,
+                        "result_hash": result_hash,
+                    }
+                )
             ),
         )
 
@@ -257,6 +343,24 @@ class Commands(Generic[R]):
                         "chain": chain,
                         "idempotency_key": idempotency_key or new_id(),
                         "to": to,
+                    }
+                )
+            ),
+        )
+
+    def dispute_leg(self, signer: Key, *, leg: int, order_id: str, reason: str) -> R:
+        """A request to change the ledger. Every variant names what it touches; the
+        signer is carried beside it (see [`Authenticated`]).
+        """
+        return self._command(
+            signer,
+            models.DisputeLegCommand.model_validate(
+                _present(
+                    {
+                        "type": "dispute_leg",
+                        "leg": leg,
+                        "order_id": order_id,
+                        "reason": reason,
                     }
                 )
             ),
@@ -351,6 +455,74 @@ class Commands(Generic[R]):
                         "idempotency_key": idempotency_key or new_id(),
                         "payee": payee,
                         "voucher_key": voucher_key,
+                    }
+                )
+            ),
+        )
+
+    def place_order(
+        self,
+        signer: Key,
+        *,
+        legs: list[models.OrderLeg | dict[str, Any]],
+        order_id: str,
+        arbiter: str | None = None,
+        atomic: bool | None = None,
+        category: str | None = None,
+        from_: str | None = None,
+        review_window_s: int | None = None,
+    ) -> R:
+        """A buyer's side binds several legs into one escrowed order."""
+        return self._command(
+            signer,
+            models.PlaceOrderCommand.model_validate(
+                _present(
+                    {
+                        "type": "place_order",
+                        "arbiter": arbiter,
+                        "atomic": atomic,
+                        "category": category,
+                        "from": from_ or signer.did,
+                        "legs": legs,
+                        "order_id": order_id,
+                        "review_window_s": review_window_s,
+                    }
+                )
+            ),
+        )
+
+    def post_bounty(
+        self,
+        signer: Key,
+        *,
+        bounty_id: str,
+        close_s: int,
+        contributions: int,
+        full_pay_s: int,
+        price: USD,
+        validator: str,
+        category: str | None = None,
+        description: str | None = None,
+        from_: str | None = None,
+        scoring_window_s: int | None = None,
+    ) -> R:
+        """A lead locks a bounty's budget for contributions a validator scores."""
+        return self._command(
+            signer,
+            models.PostBountyCommand.model_validate(
+                _present(
+                    {
+                        "type": "post_bounty",
+                        "bounty_id": bounty_id,
+                        "category": category,
+                        "close_s": close_s,
+                        "contributions": contributions,
+                        "description": description,
+                        "from": from_ or signer.did,
+                        "full_pay_s": full_pay_s,
+                        "price": usd(price),
+                        "scoring_window_s": scoring_window_s,
+                        "validator": validator,
                     }
                 )
             ),
@@ -470,6 +642,24 @@ class Commands(Generic[R]):
             ),
         )
 
+    def resolve_leg(
+        self, signer: Key, *, leg: int, order_id: str, provider_bps: int
+    ) -> R:
+        """The order's arbiter rules on a disputed leg."""
+        return self._command(
+            signer,
+            models.ResolveLegCommand.model_validate(
+                _present(
+                    {
+                        "type": "resolve_leg",
+                        "leg": leg,
+                        "order_id": order_id,
+                        "provider_bps": provider_bps,
+                    }
+                )
+            ),
+        )
+
     def revoke(self, signer: Key, *, subject: str) -> R:
         """Ends a grant and every grant below it; signed by its issuer or the
         principal above it.
@@ -478,6 +668,31 @@ class Commands(Generic[R]):
             signer,
             models.RevokeCommand.model_validate(
                 _present({"type": "revoke", "subject": subject})
+            ),
+        )
+
+    def score_contribution(
+        self,
+        signer: Key,
+        *,
+        bounty_id: str,
+        contribution_id: str,
+        result_hash: str,
+        score_bps: int,
+    ) -> R:
+        """The bounty's validator scores a contribution; its payout follows."""
+        return self._command(
+            signer,
+            models.ScoreContributionCommand.model_validate(
+                _present(
+                    {
+                        "type": "score_contribution",
+                        "bounty_id": bounty_id,
+                        "contribution_id": contribution_id,
+                        "result_hash": result_hash,
+                        "score_bps": score_bps,
+                    }
+                )
             ),
         )
 
@@ -505,6 +720,35 @@ class Commands(Generic[R]):
             ),
         )
 
+    def submit_contribution(
+        self,
+        signer: Key,
+        *,
+        bounty_id: str,
+        contribution_id: str,
+        contributor: str,
+        result_hash: str,
+        manifest: list[models.Split | dict[str, Any]] | None = None,
+    ) -> R:
+        """A contributor's result: its hash, and who shares the payout (the
+        contributor alone if empty).
+        """
+        return self._command(
+            signer,
+            models.SubmitContributionCommand.model_validate(
+                _present(
+                    {
+                        "type": "submit_contribution",
+                        "bounty_id": bounty_id,
+                        "contribution_id": contribution_id,
+                        "contributor": contributor,
+                        "manifest": manifest,
+                        "result_hash": result_hash,
+                    }
+                )
+            ),
+        )
+
     def submit_quote(
         self,
         signer: Key,
@@ -529,6 +773,37 @@ class Commands(Generic[R]):
                         "provider": provider,
                         "quote_id": quote_id or new_id(),
                         "rfq_id": rfq_id,
+                    }
+                )
+            ),
+        )
+
+    def subscribe(
+        self,
+        signer: Key,
+        *,
+        amount: USD,
+        payee: str,
+        period: models.Period | str,
+        subscription_id: str,
+        category: str | None = None,
+        ends_at: int | None = None,
+        from_: str | None = None,
+    ) -> R:
+        """A payer's side lets a payee collect at most so much per period."""
+        return self._command(
+            signer,
+            models.SubscribeCommand.model_validate(
+                _present(
+                    {
+                        "type": "subscribe",
+                        "amount": usd(amount),
+                        "category": category,
+                        "ends_at": ends_at,
+                        "from": from_ or signer.did,
+                        "payee": payee,
+                        "period": period,
+                        "subscription_id": subscription_id,
                     }
                 )
             ),

@@ -70,6 +70,13 @@ class Approver(Enum):
     buyer = 'buyer'
     validator = 'validator'
     review_window_ended = 'review_window_ended'
+    arbiter = 'arbiter'
+
+
+class BountyStatus(Enum):
+    open = 'open'
+    closed = 'closed'
+    scoring = 'scoring'
 
 
 class ChannelId(RootModel[str]):
@@ -311,6 +318,115 @@ class ClaimDepositsCommand(BaseModel):
     type: Literal['claim_deposits']
 
 
+class CollectSubscriptionCommand(BaseModel):
+    """
+    The payee's side collects this period's money.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    amount: Amount
+    subscription_id: str
+    type: Literal['collect_subscription']
+
+
+class CancelSubscriptionCommand(BaseModel):
+    """
+    Either side ends a subscription.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    subscription_id: str
+    type: Literal['cancel_subscription']
+
+
+class ScoreContributionCommand(BaseModel):
+    """
+    The bounty's validator scores a contribution; its payout follows.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    bounty_id: str
+    contribution_id: str
+    result_hash: str
+    """
+    The hash the validator checked.
+    """
+    score_bps: int = Field(..., ge=0, le=65535)
+    type: Literal['score_contribution']
+
+
+class ApproveLegCommand(BaseModel):
+    """
+    The buyer's side accepts a delivered leg (naming the hash it checked).
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    leg: int = Field(..., ge=0, le=255)
+    order_id: str
+    result_hash: str
+    type: Literal['approve_leg']
+
+
+class DeclineLegCommand(BaseModel):
+    """
+    The leg's provider declines it: the leg fails.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    leg: int = Field(..., ge=0, le=255)
+    order_id: str
+    type: Literal['decline_leg']
+
+
+class DisputeLegCommand(BaseModel):
+    """
+    A request to change the ledger. Every variant names what it touches; the
+    signer is carried beside it (see [`Authenticated`]).
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    leg: int = Field(..., ge=0, le=255)
+    order_id: str
+    reason: str
+    """
+    At most 256 bytes.
+    """
+    type: Literal['dispute_leg']
+
+
+class ResolveLegCommand(BaseModel):
+    """
+    The order's arbiter rules on a disputed leg.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    leg: int = Field(..., ge=0, le=255)
+    order_id: str
+    provider_bps: int = Field(..., ge=0, le=65535)
+    type: Literal['resolve_leg']
+
+
 class ConsistencyProof(BaseModel):
     """
     `GET /v1/log/proof/consistency?from=M&to=N`.
@@ -358,6 +474,9 @@ class ErrorCode(Enum):
     approval_not_pending = 'approval_not_pending'
     approval_required = 'approval_required'
     body_too_large = 'body_too_large'
+    bounty_full = 'bounty_full'
+    bounty_not_found = 'bounty_not_found'
+    bounty_wrong_state = 'bounty_wrong_state'
     budget_exceeded = 'budget_exceeded'
     category_not_allowed = 'category_not_allowed'
     chain_deposit_required = 'chain_deposit_required'
@@ -367,6 +486,8 @@ class ErrorCode(Enum):
     channel_expired = 'channel_expired'
     channel_not_found = 'channel_not_found'
     channel_outlives_grant = 'channel_outlives_grant'
+    contribution_not_found = 'contribution_not_found'
+    contribution_scored = 'contribution_scored'
     deposit_out_of_order = 'deposit_out_of_order'
     digest_mismatch = 'digest_mismatch'
     digest_missing = 'digest_missing'
@@ -392,6 +513,7 @@ class ErrorCode(Enum):
     invalid_request = 'invalid_request'
     invalid_signature = 'invalid_signature'
     invalid_split = 'invalid_split'
+    leg_wrong_state = 'leg_wrong_state'
     listing_busy = 'listing_busy'
     listing_not_found = 'listing_not_found'
     listing_withdrawn = 'listing_withdrawn'
@@ -406,9 +528,11 @@ class ErrorCode(Enum):
     not_found = 'not_found'
     not_in_log = 'not_in_log'
     not_operator = 'not_operator'
+    not_validator = 'not_validator'
     nothing_due = 'nothing_due'
     off_ledger_payment_not_allowed = 'off_ledger_payment_not_allowed'
     offer_out_of_turn = 'offer_out_of_turn'
+    order_not_found = 'order_not_found'
     outcome_unknown = 'outcome_unknown'
     overloaded = 'overloaded'
     own_side_role = 'own_side_role'
@@ -432,6 +556,10 @@ class ErrorCode(Enum):
     signature_missing = 'signature_missing'
     signature_wrong_network = 'signature_wrong_network'
     storage_unavailable = 'storage_unavailable'
+    subscription_already_collected = 'subscription_already_collected'
+    subscription_amount_exceeded = 'subscription_amount_exceeded'
+    subscription_not_active = 'subscription_not_active'
+    subscription_not_found = 'subscription_not_found'
     task_not_found = 'task_not_found'
     task_wrong_state = 'task_wrong_state'
     too_many_connections = 'too_many_connections'
@@ -684,23 +812,6 @@ class ChannelToppedUpEvent(BaseModel):
     type: Literal['channel_topped_up']
 
 
-class ChannelCollectedEvent(BaseModel):
-    """
-    `amount` of `from`'s held deposit moved to the payee now;
-    `collected` is the channel's total.
-    """
-
-    model_config = ConfigDict(
-        populate_by_name=True,
-    )
-    amount: Amount
-    channel_id: ChannelId
-    collected: Amount
-    from_: Did = Field(..., alias='from')
-    payee: Did
-    type: Literal['channel_collected']
-
-
 class ChannelClosedEvent(BaseModel):
     """
     The channel ended: the payee received `paid` in all, `refunded`
@@ -745,6 +856,130 @@ class QuoteSubmittedEvent(BaseModel):
     quote_id: str
     rfq_id: str
     type: Literal['quote_submitted']
+
+
+class SubscriptionCollectedEvent(BaseModel):
+    """
+    One period's collect: `amount` moved from `from` to `payee`.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    from_: Did = Field(..., alias='from')
+    payee: Did
+    period_index: int = Field(..., ge=0)
+    """
+    The period's number ([`Period::index`]).
+    """
+    subscription_id: str
+    type: Literal['subscription_collected']
+
+
+class SubscriptionCancelledEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    by: Did
+    subscription_id: str
+    type: Literal['subscription_cancelled']
+
+
+class ContributionSubmittedEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    bounty_id: str
+    contribution_id: str
+    contributor: Did
+    speed_bps: int = Field(..., ge=0, le=65535)
+    type: Literal['contribution_submitted']
+
+
+class BountyClosedEvent(BaseModel):
+    """
+    Every slot scored or the scoring window ended: `refunded` returned
+    to the lead.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    bounty_id: str
+    lead: Did
+    paid: Amount
+    refunded: Amount
+    type: Literal['bounty_closed']
+
+
+class OrderPlacedEvent(BaseModel):
+    """
+    The legs' total is held from the buyer.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    atomic: bool
+    buyer: Did
+    legs: int = Field(..., ge=0, le=255)
+    order_id: str
+    total: Amount
+    type: Literal['order_placed']
+
+
+class LegApprovedEvent(BaseModel):
+    """
+    The leg was accepted with `provider_bps` of its price due to its
+    provider's side (10,000 unless an arbiter ruled).
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    by: Approver
+    leg: int = Field(..., ge=0, le=255)
+    order_id: str
+    provider_bps: int = Field(..., ge=0, le=65535)
+    type: Literal['leg_approved']
+
+
+class OrderUnwoundEvent(BaseModel):
+    """
+    A leg failed: `refunded` (the price of every leg not paid, the
+    failed one included unless its `LegPaid` settled it) returned to the
+    buyer.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    buyer: Did
+    order_id: str
+    refunded: Amount
+    type: Literal['order_unwound']
+
+
+class OrderCompletedEvent(BaseModel):
+    """
+    Every leg was paid.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    buyer: Did
+    order_id: str
+    type: Literal['order_completed']
 
 
 class EvmAddress(RootModel[str]):
@@ -860,6 +1095,51 @@ class IdentityKind(Enum):
     session = 'session'
 
 
+class LegFailure(Enum):
+    """
+    Why a leg failed.
+    """
+
+    declined = 'declined'
+    deadline_missed = 'deadline_missed'
+    dispute_lost = 'dispute_lost'
+    arbitration_lapsed = 'arbitration_lapsed'
+
+
+class FundedStatus(BaseModel):
+    """
+    Where a leg stands.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    state: Literal['funded']
+
+
+class FailedStatus(BaseModel):
+    """
+    Where a leg stands.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    reason: LegFailure
+    state: Literal['failed']
+
+
+class UnwoundStatus(BaseModel):
+    """
+    Another leg failed, and this one's price returned to the buyer.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    state: Literal['unwound']
+
+
 class Limits(BaseModel):
     """
     The spending limits of a grant. Absent options mean "no limit of this
@@ -932,6 +1212,33 @@ class LogEntry(BaseModel):
     """
 
 
+class OrderLeg(BaseModel):
+    """
+    One leg of an order: who delivers it, for how much, by when.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    deadline_s: int = Field(..., ge=0)
+    """
+    Seconds from the order for the delivery: 60 s to 90 days.
+    """
+    description: str | None = None
+    """
+    What the leg is, at most 256 bytes (a milestone's name).
+    """
+    price: Amount
+    provider: Did
+
+
+class OrderStatus(Enum):
+    open = 'open'
+    completed = 'completed'
+    unwound = 'unwound'
+
+
 class Part(BaseModel):
     """
     One payee's part of a released hold.
@@ -942,6 +1249,64 @@ class Part(BaseModel):
     )
     amount: Amount
     to: Did
+
+
+class Period(Enum):
+    """
+    How often a subscription may be collected. Days and weeks count from
+    the Unix epoch in UTC (weeks start on Thursdays, as the epoch did);
+    months are UTC calendar months.
+    """
+
+    day = 'day'
+    week = 'week'
+    month = 'month'
+
+
+class PostBounty(BaseModel):
+    """
+    A lead locks `price × contributions` for up to `contributions`
+    results; `validator` scores each. A contribution submitted by
+    `full_pay_until` earns `price × score`; later, the share falls linearly
+    to zero at `closes_at`, when submissions end. The validator scores
+    until `closes_at + scoring_window_s`; then, or once every slot is
+    scored, the rest returns to `from`.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    bounty_id: str
+    """
+    Chosen by the client (the same characters as a subscription id).
+    """
+    category: str | None = None
+    close_s: int = Field(..., ge=0)
+    """
+    Seconds from now, after `full_pay_s`, at most 90 days: submissions
+    end, at zero pay.
+    """
+    contributions: int = Field(..., ge=0)
+    """
+    1 to 1,000 ([`crate::constants::BOUNTY_CONTRIBUTIONS_MAX`]).
+    """
+    description: str | None = None
+    """
+    What is asked, at most 512 bytes.
+    """
+    from_: Did = Field(..., alias='from')
+    full_pay_s: int = Field(..., ge=0)
+    """
+    Seconds from now: full pay for results submitted until then.
+    """
+    price: Amount
+    scoring_window_s: int | None = Field(None, ge=0)
+    """
+    Seconds the validator has after the close: 60 s to 7 days, one day
+    if absent.
+    """
+    validator: Did
 
 
 class PerCallPricing(BaseModel):
@@ -1159,7 +1524,13 @@ class Split(BaseModel):
     to: Did
 
 
-class FundedStatus(BaseModel):
+class SubscriptionStatus(Enum):
+    active = 'active'
+    cancelled = 'cancelled'
+    ended = 'ended'
+
+
+class FundedStatus1(BaseModel):
     """
     Where a task stands; the variants own what each state knows.
     """
@@ -1600,6 +1971,12 @@ class CollectChannelCommand(BaseModel):
     that voucher's total.
     """
     channel_id: ChannelId
+    listing_id: str | None = None
+    """
+    One of the payee's listings: what is collected is split by its
+    revenue share (a model's creator and its host, say) in this
+    command. The payee alone if absent.
+    """
     type: Literal['collect_channel']
     vouchers: list[Voucher]
     """
@@ -1629,6 +2006,12 @@ class CloseChannelCommand(BaseModel):
     that voucher's total.
     """
     channel_id: ChannelId
+    listing_id: str | None = None
+    """
+    One of the payee's listings: what is collected is split by its
+    revenue share (a model's creator and its host, say) in this
+    command. The payee alone if absent.
+    """
     type: Literal['close_channel']
     vouchers: list[Voucher]
     """
@@ -1863,6 +2246,164 @@ class ChargeMandateCommand(BaseModel):
     type: Literal['charge_mandate']
 
 
+class SubscribeCommand(BaseModel):
+    """
+    A payer's side lets a payee collect at most so much per period.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    amount: Amount
+    """
+    The most one period's collect takes.
+    """
+    category: str | None = None
+    """
+    Checked against the mandate's categories at every collect.
+    """
+    ends_at: Timestamp | None = None
+    """
+    When collecting stops; open-ended if absent.
+    """
+    from_: Did = Field(..., alias='from')
+    payee: Did
+    period: Period
+    subscription_id: str
+    """
+    Chosen by the client: 1-64 characters of A-Z, a-z, 0-9, '_', '-',
+    '.', ':'. Also the idempotency key.
+    """
+    type: Literal['subscribe']
+
+
+class PostBountyCommand(BaseModel):
+    """
+    A lead locks a bounty's budget for contributions a validator scores.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    bounty_id: str
+    """
+    Chosen by the client (the same characters as a subscription id).
+    """
+    category: str | None = None
+    close_s: int = Field(..., ge=0)
+    """
+    Seconds from now, after `full_pay_s`, at most 90 days: submissions
+    end, at zero pay.
+    """
+    contributions: int = Field(..., ge=0)
+    """
+    1 to 1,000 ([`crate::constants::BOUNTY_CONTRIBUTIONS_MAX`]).
+    """
+    description: str | None = None
+    """
+    What is asked, at most 512 bytes.
+    """
+    from_: Did = Field(..., alias='from')
+    full_pay_s: int = Field(..., ge=0)
+    """
+    Seconds from now: full pay for results submitted until then.
+    """
+    price: Amount
+    scoring_window_s: int | None = Field(None, ge=0)
+    """
+    Seconds the validator has after the close: 60 s to 7 days, one day
+    if absent.
+    """
+    type: Literal['post_bounty']
+    validator: Did
+
+
+class SubmitContributionCommand(BaseModel):
+    """
+    A contributor's result: its hash, and who shares the payout (the
+    contributor alone if empty).
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    bounty_id: str
+    contribution_id: str
+    """
+    Unique within the bounty; also the idempotency key.
+    """
+    contributor: Did
+    manifest: list[Split] | None = None
+    result_hash: str
+    type: Literal['submit_contribution']
+
+
+class PlaceOrderCommand(BaseModel):
+    """
+    A buyer's side binds several legs into one escrowed order.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    arbiter: Did | None = None
+    """
+    Who resolves a disputed leg; disputes are impossible without one.
+    """
+    atomic: bool | None = False
+    category: str | None = None
+    from_: Did = Field(..., alias='from')
+    legs: list[OrderLeg]
+    order_id: str
+    """
+    Chosen by the client (the same characters as a subscription id).
+    """
+    review_window_s: int | None = Field(None, ge=0)
+    """
+    Seconds the buyer has to approve or dispute a delivery: 60 s to 7
+    days, one day if absent. Silence approves.
+    """
+    type: Literal['place_order']
+
+
+class DeliverLegCommand(BaseModel):
+    """
+    The leg's provider delivers: the result's hash, and who shares its
+    price (the provider alone if empty).
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    leg: int = Field(..., ge=0, le=255)
+    manifest: list[Split] | None = None
+    order_id: str
+    result_hash: str
+    type: Literal['deliver_leg']
+
+
+class ContributionView(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    contribution_id: str
+    contributor: Did
+    manifest: list[Split]
+    parts: list[Part] | None = None
+    result_hash: str
+    score_bps: int | None = Field(None, ge=0, le=65535)
+    speed_bps: int = Field(..., ge=0, le=65535)
+    """
+    The speed factor its submission time earned, in basis points.
+    """
+    submitted_at: Timestamp
+
+
 class Delivery(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,
@@ -1979,6 +2520,28 @@ class ChannelOpenedEvent(BaseModel):
     payee: Did
     type: Literal['channel_opened']
     voucher_key: Did
+
+
+class ChannelCollectedEvent(BaseModel):
+    """
+    `amount` of `from`'s held deposit moved to the payee now;
+    `collected` is the channel's total.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    channel_id: ChannelId
+    collected: Amount
+    from_: Did = Field(..., alias='from')
+    parts: list[Part] | None = None
+    """
+    The collect split by the payee's listing: who received what
+    (the payee alone received `amount` if empty).
+    """
+    payee: Did
+    type: Literal['channel_collected']
 
 
 class ChannelClosingEvent(BaseModel):
@@ -2156,6 +2719,116 @@ class DatasetLicensedEvent(BaseModel):
     type: Literal['dataset_licensed']
 
 
+class SubscriptionCreatedEvent(BaseModel):
+    """
+    A payer's side let `payee` collect at most `amount` per period.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    from_: Did = Field(..., alias='from')
+    payee: Did
+    period: Period
+    subscription_id: str
+    type: Literal['subscription_created']
+
+
+class BountyPostedEvent(BaseModel):
+    """
+    `budget` (price × contributions) is held from the lead.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    bounty_id: str
+    budget: Amount
+    closes_at: Timestamp
+    lead: Did
+    type: Literal['bounty_posted']
+
+
+class ContributionScoredEvent(BaseModel):
+    """
+    The validator's score, and the payout it earned (`parts`, from the
+    lead's held budget).
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    bounty_id: str
+    contribution_id: str
+    lead: Did
+    parts: list[Part]
+    score_bps: int = Field(..., ge=0, le=65535)
+    type: Literal['contribution_scored']
+
+
+class LegDeliveredEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    leg: int = Field(..., ge=0, le=255)
+    order_id: str
+    provider: Did
+    result_hash: str
+    review_ends_at: Timestamp
+    type: Literal['leg_delivered']
+
+
+class LegDisputedEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    arbiter: Did
+    arbitration_ends_at: Timestamp
+    leg: int = Field(..., ge=0, le=255)
+    order_id: str
+    type: Literal['leg_disputed']
+
+
+class LegPaidEvent(BaseModel):
+    """
+    The leg's money left the escrow: `parts` to the provider's side,
+    `refunded` to the buyer.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    buyer: Did
+    leg: int = Field(..., ge=0, le=255)
+    order_id: str
+    parts: list[Part]
+    refunded: Amount
+    type: Literal['leg_paid']
+
+
+class LegFailedEvent(BaseModel):
+    """
+    Something the ledger did.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    leg: int = Field(..., ge=0, le=255)
+    order_id: str
+    reason: LegFailure
+    type: Literal['leg_failed']
+
+
 class Exposure(BaseModel):
     """
     The most money that can still leave through a grant before it expires,
@@ -2227,6 +2900,97 @@ class HoldResponse(BaseModel):
     status: HoldStatus
 
 
+class DeliveredStatus(BaseModel):
+    """
+    Where a leg stands.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    manifest: list[Split]
+    result_hash: str
+    review_ends_at: Timestamp
+    state: Literal['delivered']
+
+
+class DisputedStatus(BaseModel):
+    """
+    Where a leg stands.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    arbitration_ends_at: Timestamp
+    manifest: list[Split]
+    reason: str
+    result_hash: str
+    state: Literal['disputed']
+
+
+class ApprovedStatus(BaseModel):
+    """
+    Accepted (by the buyer, its silence, or the arbiter) and waiting for
+    the rest of an atomic order: `provider_bps` of its price is due.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    manifest: list[Split]
+    provider_bps: int = Field(..., ge=0, le=65535)
+    state: Literal['approved']
+
+
+class PaidStatus(BaseModel):
+    """
+    Paid out: `parts` to the provider's side, `refunded` to the buyer.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    parts: list[Part]
+    refunded: Amount
+    state: Literal['paid']
+
+
+class LegStatus(
+    RootModel[
+        FundedStatus
+        | DeliveredStatus
+        | DisputedStatus
+        | ApprovedStatus
+        | PaidStatus
+        | FailedStatus
+        | UnwoundStatus
+    ]
+):
+    root: (
+        FundedStatus
+        | DeliveredStatus
+        | DisputedStatus
+        | ApprovedStatus
+        | PaidStatus
+        | FailedStatus
+        | UnwoundStatus
+    ) = Field(..., discriminator='state')
+    """
+    Where a leg stands.
+    """
+
+
+class LegView(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    deadline: Timestamp
+    leg: int = Field(..., ge=0, le=255)
+    status: LegStatus
+    terms: OrderLeg
+
+
 class LicenseView(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,
@@ -2295,6 +3059,25 @@ class ListingView(BaseModel):
     What the stake still holds (zero once slashed or withdrawn).
     """
     status: ListingStatus
+
+
+class OrderView(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    arbiter: Did | None = None
+    atomic: bool
+    buyer: Did
+    held: Amount
+    """
+    What the escrow still holds.
+    """
+    legs: list[LegView]
+    order_id: str
+    placed_at: Timestamp
+    review_window_s: int = Field(..., ge=0)
+    status: OrderStatus
+    total: Amount
 
 
 class QuoteView(BaseModel):
@@ -2387,7 +3170,59 @@ class SignedGrant(BaseModel):
     signature: Signature
 
 
-class DeliveredStatus(BaseModel):
+class Subscribe(BaseModel):
+    """
+    A payer's side lets `payee` collect at most `amount` per `period` from
+    `from`, until `ends_at` or a cancellation. Each collect is charged to
+    the mandate of the key that subscribed, as a payment to `payee` is.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    amount: Amount
+    """
+    The most one period's collect takes.
+    """
+    category: str | None = None
+    """
+    Checked against the mandate's categories at every collect.
+    """
+    ends_at: Timestamp | None = None
+    """
+    When collecting stops; open-ended if absent.
+    """
+    from_: Did = Field(..., alias='from')
+    payee: Did
+    period: Period
+    subscription_id: str
+    """
+    Chosen by the client: 1-64 characters of A-Z, a-z, 0-9, '_', '-',
+    '.', ':'. Also the idempotency key.
+    """
+
+
+class SubscriptionView(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    collected: Amount
+    collects: int = Field(..., ge=0)
+    created_at: Timestamp
+    last_period: int | None = Field(None, ge=0)
+    """
+    The period number ([`Period::index`]) of the last collect.
+    """
+    status: SubscriptionStatus
+    subscriber: Did
+    """
+    The key whose mandate each collect is charged to.
+    """
+    terms: Subscribe
+
+
+class DeliveredStatus1(BaseModel):
     """
     Where a task stands; the variants own what each state knows.
     """
@@ -2400,7 +3235,7 @@ class DeliveredStatus(BaseModel):
     state: Literal['delivered']
 
 
-class ApprovedStatus(BaseModel):
+class ApprovedStatus1(BaseModel):
     """
     Where a task stands; the variants own what each state knows.
     """
@@ -2414,7 +3249,7 @@ class ApprovedStatus(BaseModel):
     state: Literal['approved']
 
 
-class DisputedStatus(BaseModel):
+class DisputedStatus1(BaseModel):
     """
     Where a task stands; the variants own what each state knows.
     """
@@ -2446,19 +3281,19 @@ class ResolvedStatus(BaseModel):
 
 class TaskStatus(
     RootModel[
-        FundedStatus
-        | DeliveredStatus
-        | ApprovedStatus
-        | DisputedStatus
+        FundedStatus1
+        | DeliveredStatus1
+        | ApprovedStatus1
+        | DisputedStatus1
         | ResolvedStatus
         | RefundedStatus
     ]
 ):
     root: (
-        FundedStatus
-        | DeliveredStatus
-        | ApprovedStatus
-        | DisputedStatus
+        FundedStatus1
+        | DeliveredStatus1
+        | ApprovedStatus1
+        | DisputedStatus1
         | ResolvedStatus
         | RefundedStatus
     ) = Field(..., discriminator='state')
@@ -2498,6 +3333,28 @@ class TaskView(BaseModel):
     status: TaskStatus
     terms: TaskTerms
     terms_hash: str
+
+
+class BountyView(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    budget: Amount
+    """
+    `price × contributions`.
+    """
+    closes_at: Timestamp
+    contributions: list[ContributionView]
+    full_pay_until: Timestamp
+    lead: Did
+    paid: Amount
+    refunded: Amount
+    """
+    Returned to the lead when the bounty closed.
+    """
+    scoring_ends_at: Timestamp
+    status: BountyStatus
+    terms: PostBounty
 
 
 class RegisterAgentCommand(BaseModel):
@@ -2560,6 +3417,18 @@ class Command(
         | SettleWithdrawalCommand
         | ClaimDepositsCommand
         | ChargeMandateCommand
+        | SubscribeCommand
+        | CollectSubscriptionCommand
+        | CancelSubscriptionCommand
+        | PostBountyCommand
+        | SubmitContributionCommand
+        | ScoreContributionCommand
+        | PlaceOrderCommand
+        | DeliverLegCommand
+        | ApproveLegCommand
+        | DeclineLegCommand
+        | DisputeLegCommand
+        | ResolveLegCommand
     ]
 ):
     root: (
@@ -2595,6 +3464,18 @@ class Command(
         | SettleWithdrawalCommand
         | ClaimDepositsCommand
         | ChargeMandateCommand
+        | SubscribeCommand
+        | CollectSubscriptionCommand
+        | CancelSubscriptionCommand
+        | PostBountyCommand
+        | SubmitContributionCommand
+        | ScoreContributionCommand
+        | PlaceOrderCommand
+        | DeliverLegCommand
+        | ApproveLegCommand
+        | DeclineLegCommand
+        | DisputeLegCommand
+        | ResolveLegCommand
     ) = Field(..., discriminator='type')
     """
     A request to change the ledger. Every variant names what it touches; the
@@ -2800,6 +3681,21 @@ class Event(
         | DisputeResolvedEvent
         | TaskRefundedEvent
         | DatasetLicensedEvent
+        | SubscriptionCreatedEvent
+        | SubscriptionCollectedEvent
+        | SubscriptionCancelledEvent
+        | BountyPostedEvent
+        | ContributionSubmittedEvent
+        | ContributionScoredEvent
+        | BountyClosedEvent
+        | OrderPlacedEvent
+        | LegDeliveredEvent
+        | LegDisputedEvent
+        | LegApprovedEvent
+        | LegPaidEvent
+        | LegFailedEvent
+        | OrderUnwoundEvent
+        | OrderCompletedEvent
         | DuplicateEvent
     ]
 ):
@@ -2841,6 +3737,21 @@ class Event(
         | DisputeResolvedEvent
         | TaskRefundedEvent
         | DatasetLicensedEvent
+        | SubscriptionCreatedEvent
+        | SubscriptionCollectedEvent
+        | SubscriptionCancelledEvent
+        | BountyPostedEvent
+        | ContributionSubmittedEvent
+        | ContributionScoredEvent
+        | BountyClosedEvent
+        | OrderPlacedEvent
+        | LegDeliveredEvent
+        | LegDisputedEvent
+        | LegApprovedEvent
+        | LegPaidEvent
+        | LegFailedEvent
+        | OrderUnwoundEvent
+        | OrderCompletedEvent
         | DuplicateEvent
     ) = Field(..., discriminator='type')
     """

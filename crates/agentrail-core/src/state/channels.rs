@@ -358,6 +358,23 @@ impl State {
             });
         }
         let redeemed = self.redeem(record, channel_id, &collect.vouchers, &collect.amounts)?;
+        let share = match &collect.listing_id {
+            None => None,
+            Some(listing_id) => {
+                let listing =
+                    self.listings
+                        .get(listing_id)
+                        .ok_or_else(|| Rejection::ListingNotFound {
+                            listing_id: listing_id.clone(),
+                        })?;
+                if listing.request.provider != payee {
+                    return Err(Rejection::NotAuthorized {
+                        reason: "a collect is split only by a listing of the channel's payee",
+                    });
+                }
+                Some(listing.request.revenue_share.clone()).filter(|share| !share.is_empty())
+            }
+        };
 
         let from = record.request.from;
         let before = record.collected;
@@ -369,13 +386,20 @@ impl State {
         let amount = collected.checked_sub(before).expect("a collect only adds");
         if !amount.is_zero() {
             self.take_held(&from, amount);
-            self.credit(&payee, amount);
+            let parts = match &share {
+                Some(share) => self.pay_out(amount, share),
+                None => {
+                    self.credit(&payee, amount);
+                    Vec::new()
+                }
+            };
             events.push(Event::ChannelCollected {
                 channel_id,
                 from,
                 payee,
                 amount,
                 collected,
+                parts,
             });
         }
         if close {

@@ -45,7 +45,7 @@ use crate::time::Timestamp;
 #[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub(super) struct ListingRecord {
     creator: Did,
-    request: PublishListing,
+    pub(super) request: PublishListing,
     outcome: Vec<Event>,
     status: ListingStatus,
     published_at: Timestamp,
@@ -130,7 +130,7 @@ pub(super) struct LicenseRecord {
     view: LicenseView,
 }
 
-fn check_text(
+pub(super) fn check_text(
     field: &'static str,
     text: &str,
     max: usize,
@@ -142,7 +142,7 @@ fn check_text(
     Ok(())
 }
 
-fn check_hash(field: &'static str, text: &str) -> Result<(), Rejection> {
+pub(super) fn check_hash(field: &'static str, text: &str) -> Result<(), Rejection> {
     let valid = text.len() == 64
         && text
             .bytes()
@@ -172,7 +172,7 @@ fn check_uri(field: &'static str, uri: Option<&str>) -> Result<(), Rejection> {
     }
 }
 
-fn check_window(
+pub(super) fn check_window(
     field: &'static str,
     seconds: u64,
     min: u64,
@@ -205,7 +205,7 @@ fn recall_id<R: PartialEq>(
     }
 }
 
-fn sole(provider: Did) -> Vec<Split> {
+pub(super) fn sole(provider: Did) -> Vec<Split> {
     vec![Split {
         to: provider,
         bps: BPS_WHOLE,
@@ -429,7 +429,12 @@ impl State {
     /// Checks that `signer` may act for `account` (a principal for its own
     /// and its agents' accounts, an agent for its own, a session for its
     /// agent's) and that every grant on the way is live.
-    fn check_acts_for(&self, signer: Did, account: &Did, now: Timestamp) -> Result<(), Rejection> {
+    pub(super) fn check_acts_for(
+        &self,
+        signer: Did,
+        account: &Did,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         if !self.accounts.contains_key(account) {
             return Err(Rejection::UnknownAccount { did: *account });
         }
@@ -439,11 +444,11 @@ impl State {
         Ok(())
     }
 
-    fn acts_for(&self, signer: Did, account: &Did, now: Timestamp) -> bool {
+    pub(super) fn acts_for(&self, signer: Did, account: &Did, now: Timestamp) -> bool {
         self.check_acts_for(signer, account, now).is_ok()
     }
 
-    fn principal_of(&self, account: &Did) -> Did {
+    pub(super) fn principal_of(&self, account: &Did) -> Did {
         self.accounts
             .get(account)
             .expect("market parties have accounts")
@@ -1218,7 +1223,7 @@ impl State {
     }
 
     /// Credits `amount`, already taken from its holder, by `manifest`.
-    fn pay_out(&mut self, amount: Amount, manifest: &[Split]) -> Vec<Part> {
+    pub(super) fn pay_out(&mut self, amount: Amount, manifest: &[Split]) -> Vec<Part> {
         if amount.is_zero() {
             return Vec::new();
         }

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApprovalStatus, HoldStatus, InvariantViolation, State};
 use crate::constants::RECORD_RETENTION_S;
+use crate::economy::{BountyView, OrderView, SubscriptionView};
 use crate::market::{LicenseView, RfqStatus, RfqView, TaskView};
 use crate::time::Timestamp;
 
@@ -41,6 +42,9 @@ pub(super) enum Forget {
     Task(String),
     Rfq(String),
     License(String),
+    Subscription(String),
+    Bounty(String),
+    Order(String),
 }
 
 /// A record the state forgot, as its read showed it last.
@@ -67,6 +71,18 @@ pub enum Archived {
         license_id: String,
         view: LicenseView,
     },
+    Subscription {
+        subscription_id: String,
+        view: SubscriptionView,
+    },
+    Bounty {
+        bounty_id: String,
+        view: BountyView,
+    },
+    Order {
+        order_id: String,
+        view: OrderView,
+    },
 }
 
 /// Which kind of record an archive key names.
@@ -77,6 +93,9 @@ pub enum ArchiveKind {
     Task,
     Rfq,
     License,
+    Subscription,
+    Bounty,
+    Order,
 }
 
 impl ArchiveKind {
@@ -87,6 +106,9 @@ impl ArchiveKind {
             ArchiveKind::Task => "task",
             ArchiveKind::Rfq => "rfq",
             ArchiveKind::License => "license",
+            ArchiveKind::Subscription => "subscription",
+            ArchiveKind::Bounty => "bounty",
+            ArchiveKind::Order => "order",
         }
     }
 
@@ -107,6 +129,11 @@ impl Archived {
             Archived::Task { task_id, .. } => (ArchiveKind::Task, task_id.clone()),
             Archived::Rfq { rfq_id, .. } => (ArchiveKind::Rfq, rfq_id.clone()),
             Archived::License { license_id, .. } => (ArchiveKind::License, license_id.clone()),
+            Archived::Subscription {
+                subscription_id, ..
+            } => (ArchiveKind::Subscription, subscription_id.clone()),
+            Archived::Bounty { bounty_id, .. } => (ArchiveKind::Bounty, bounty_id.clone()),
+            Archived::Order { order_id, .. } => (ArchiveKind::Order, order_id.clone()),
         }
     }
 
@@ -130,6 +157,18 @@ impl State {
     pub(super) fn forget_later(&mut self, what: Forget) {
         let inserted = self.forget_at.insert((forget_time(self.clock), what));
         assert!(inserted, "a record ends once");
+    }
+
+    /// Schedules `what`, which ends at `ends_at` by its own terms, to be
+    /// forgotten a retention after that.
+    pub(super) fn forget_after(&mut self, ends_at: Timestamp, what: Forget) {
+        self.forget_at.insert((forget_time(ends_at), what));
+    }
+
+    /// Takes back a [`State::forget_after`]: the record ended earlier.
+    pub(super) fn unforget_after(&mut self, ends_at: Timestamp, what: &Forget) {
+        let removed = self.forget_at.remove(&(forget_time(ends_at), what.clone()));
+        assert!(removed, "scheduled when it was created");
     }
 
     /// Schedules a new request for quotes to be forgotten after its expiry,
@@ -183,6 +222,26 @@ impl State {
                     self.licenses.remove(&license_id);
                     self.archived.push(Archived::License { license_id, view });
                 }
+                Forget::Subscription(subscription_id) => {
+                    let view = self
+                        .subscription(&subscription_id)
+                        .expect("forget names a subscription");
+                    self.subscriptions.remove(&subscription_id);
+                    self.archived.push(Archived::Subscription {
+                        subscription_id,
+                        view,
+                    });
+                }
+                Forget::Bounty(bounty_id) => {
+                    let view = self.bounty(&bounty_id).expect("forget names a bounty");
+                    self.bounties.remove(&bounty_id);
+                    self.archived.push(Archived::Bounty { bounty_id, view });
+                }
+                Forget::Order(order_id) => {
+                    let view = self.order(&order_id).expect("forget names an order");
+                    self.orders.remove(&order_id);
+                    self.archived.push(Archived::Order { order_id, view });
+                }
             }
         }
     }
@@ -216,7 +275,7 @@ impl State {
     /// O(records).
     pub fn check_retention_invariants(&self) -> Result<(), InvariantViolation> {
         let fail = |message: String| Err(InvariantViolation(message));
-        let mut counts = [0usize; 4];
+        let mut counts = [0usize; 7];
         for (at, what) in &self.forget_at {
             if *at <= self.clock {
                 return fail(format!("{what:?} outlived its retention"));
@@ -245,6 +304,23 @@ impl State {
                     self.licenses.contains_key(id)
                 }
                 Forget::Rfq(id) => self.rfqs.contains_key(id),
+                Forget::Subscription(id) => {
+                    counts[4] += 1;
+                    self.subscriptions.get(id).is_some_and(|record| {
+                        // Cancelled, or scheduled by its own end.
+                        record.is_cancelled() || record.ends_at().map(forget_time) == Some(*at)
+                    })
+                }
+                Forget::Bounty(id) => {
+                    counts[5] += 1;
+                    self.bounties
+                        .get(id)
+                        .is_some_and(|b| b.deadline().is_none())
+                }
+                Forget::Order(id) => {
+                    counts[6] += 1;
+                    self.orders.get(id).is_some_and(|o| o.has_ended())
+                }
             };
             if !ended {
                 return fail(format!("{what:?} is scheduled but not an ended record"));
@@ -264,6 +340,15 @@ impl State {
                 .filter(|t| t.deadline().is_none())
                 .count(),
             self.licenses.len(),
+            self.subscriptions
+                .values()
+                .filter(|s| s.is_cancelled() || s.ends_at().is_some())
+                .count(),
+            self.bounties
+                .values()
+                .filter(|b| b.deadline().is_none())
+                .count(),
+            self.orders.values().filter(|o| o.has_ended()).count(),
         ];
         if counts != ended {
             return fail(format!(
