@@ -507,7 +507,7 @@ async fn openapi_lists_every_route_and_every_listed_route_answers() {
         .unwrap();
     assert_eq!(document["openapi"], "3.1.0");
     let paths = document["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 26);
+    assert_eq!(paths.len(), 29);
     let someone = "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp";
     for (path, operations) in paths {
         let url = format!("{}{}", node.url, path.replace("{did}", someone));
