@@ -397,6 +397,26 @@ impl Client {
             .await
     }
 
+    pub async fn subscription(
+        &self,
+        id: &str,
+    ) -> Result<agentrail_core::economy::SubscriptionView, ClientError> {
+        self.get(&format!("/v1/subscriptions/{}", path_segment(id)))
+            .await
+    }
+
+    pub async fn bounty(
+        &self,
+        id: &str,
+    ) -> Result<agentrail_core::economy::BountyView, ClientError> {
+        self.get(&format!("/v1/bounties/{}", path_segment(id)))
+            .await
+    }
+
+    pub async fn order(&self, id: &str) -> Result<agentrail_core::economy::OrderView, ClientError> {
+        self.get(&format!("/v1/orders/{}", path_segment(id))).await
+    }
+
     pub async fn reputation(&self, did: &Did) -> Result<Reputation, ClientError> {
         self.get(&format!("/v1/reputation/{did}")).await
     }

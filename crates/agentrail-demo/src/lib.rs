@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod chain;
+mod economy;
 mod scenarios;
 
 pub use chain::CONFIRMATIONS as CHAIN_CONFIRMATIONS;
@@ -149,6 +150,8 @@ pub(crate) struct World {
     pub withdrawn: Amount,
     /// The dev chain, with `--chain`.
     pub chain: Option<chain::ChainWorld>,
+    /// A dev node's scaled clock, which the players sign by.
+    pub clock: Option<agentrail_core::time::TimeScale>,
 }
 
 fn unix_now() -> Timestamp {
@@ -157,6 +160,12 @@ fn unix_now() -> Timestamp {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     )
+}
+
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `whole` dollars and `micros` millionths.
@@ -176,13 +185,30 @@ impl World {
         self.actor(name).did
     }
 
+    /// The ledger's time now: the real one, or the node's scaled clock.
+    pub fn now(&self) -> Timestamp {
+        match self.clock {
+            Some(clock) => clock.at(unix_ms()),
+            None => unix_now(),
+        }
+    }
+
+    /// A client of the node that signs by the node's clock.
+    pub fn client(&self) -> Client {
+        match self.clock {
+            Some(clock) => Client::new(&self.url).with_clock(move || clock.at(unix_ms()).0),
+            None => Client::new(&self.url),
+        }
+    }
+
     fn add(&mut self, name: &str, key: SigningKey, has_account: bool) -> Did {
         let did = Did::from_verifying_key(&key.verifying_key());
+        let client = self.client();
         self.actors.push(Actor {
             name: name.to_owned(),
             key,
             did,
-            client: Client::new(&self.url),
+            client,
             has_account,
             principal: None,
         });
@@ -207,7 +233,7 @@ impl World {
         if let Some(actor) = self.actors.last_mut() {
             actor.principal = Some(principal.to_owned());
         }
-        let now = unix_now();
+        let now = self.now();
         let grant = kit::grant(
             &self.actor(principal).key,
             did,
@@ -240,7 +266,7 @@ impl World {
         subject: Did,
         limits: Limits,
     ) -> agentrail_core::SignedGrant {
-        let now = unix_now();
+        let now = self.now();
         kit::grant(
             &self.actor(agent).key,
             subject,
@@ -296,11 +322,19 @@ impl World {
     pub async fn submit(&self, name: &str, command: Command) -> anyhow::Result<CommandResponse> {
         let actor = self.actor(name);
         let kind = command_kind(&command);
-        actor
-            .client
-            .submit(&actor.key, &command)
-            .await
-            .with_context(|| format!("{name}'s {kind} was refused"))
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match actor.client.submit(&actor.key, &command).await {
+                // A scaled clock makes the signature window milliseconds of
+                // real time: a request that waited too long is signed again.
+                Err(ClientError::Api { error, .. })
+                    if self.clock.is_some()
+                        && error.code == "signature_expired"
+                        && attempts < 5 => {}
+                other => return other.with_context(|| format!("{name}'s {kind} was refused")),
+            }
+        }
     }
 
     /// `name` submits `command`, which must be refused; returns the
@@ -337,6 +371,93 @@ pub(crate) fn expect(condition: bool, message: impl Into<String>) -> anyhow::Res
     Ok(())
 }
 
+/// A dev node the demo started.
+pub(crate) struct RunningNode {
+    pub address: std::net::SocketAddr,
+    pub handle: agentrail_node::NodeHandle,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), agentrail_node::NodeError>>,
+}
+
+impl RunningNode {
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .context("the node task")?
+            .context("the node")
+    }
+}
+
+/// Starts a dev node on a loopback port over `data`: on a chain's vault
+/// with `chain`, on a scaled clock with `time_scale`.
+pub(crate) async fn start_node(
+    data: &std::path::Path,
+    chain: Option<agentrail_core::chain::ChainBinding>,
+    time_scale: Option<agentrail_core::time::TimeScale>,
+) -> anyhow::Result<RunningNode> {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let config = agentrail_node::NodeConfig {
+        data_dir: data.to_owned(),
+        listen: "127.0.0.1:0".parse().expect("a loopback address"),
+        dev: true,
+        operator: None,
+        snapshot_every: agentrail_node::ledger::SNAPSHOT_EVERY,
+        limits: agentrail_node::limits::ServeLimits::default(),
+        journal_cache_bytes: agentrail_node::JOURNAL_CACHE_BYTES,
+        time_scale,
+        cors_origins: Vec::new(),
+        tls: None,
+        chain,
+    };
+    let (handle_tx, handle_rx) = oneshot::channel();
+    let task = tokio::spawn(agentrail_node::run_with(
+        config,
+        move |handle| {
+            let _ = handle_tx.send(handle);
+        },
+        move |address| {
+            let _ = ready_tx.send(address);
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let address = ready_rx.await.context("the node did not start")?;
+    let handle = handle_rx.await.context("the node did not start")?;
+    Ok(RunningNode {
+        address,
+        handle,
+        stop,
+        task,
+    })
+}
+
+/// Every receipt of the log's first `entries` leaves, checked offline
+/// against `log_key`: how many verified, and what did not.
+pub(crate) async fn verify_receipts(
+    observer: &Client,
+    log_key: &LogKey,
+    entries: u64,
+) -> (u64, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut verified = 0;
+    for index in 0..entries {
+        match observer
+            .receipt(index)
+            .await
+            .map(|receipt| receipt.verify(log_key))
+        {
+            Ok(Ok(proven)) if proven.index == index => verified += 1,
+            Ok(Ok(_)) => errors.push(format!("receipt {index} proves another leaf")),
+            Ok(Err(error)) => errors.push(format!("receipt {index} does not verify: {error}")),
+            Err(error) => errors.push(format!("receipt {index} could not be fetched: {error}")),
+        }
+    }
+    (verified, errors)
+}
+
 /// Runs the demo on its own runtime and node; see the crate docs.
 pub fn run(
     options: DemoOptions,
@@ -360,36 +481,13 @@ async fn run_async(
     } else {
         None
     };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let config = agentrail_node::NodeConfig {
-        data_dir: data.path().to_owned(),
-        listen: "127.0.0.1:0".parse().expect("a loopback address"),
-        dev: true,
-        operator: None,
-        snapshot_every: agentrail_node::ledger::SNAPSHOT_EVERY,
-        limits: agentrail_node::limits::ServeLimits::default(),
-        journal_cache_bytes: agentrail_node::JOURNAL_CACHE_BYTES,
-        time_scale: None,
-        cors_origins: Vec::new(),
-        tls: None,
-        chain: chain.as_ref().map(chain::ChainWorld::binding),
-    };
-    let (handle_tx, handle_rx) = oneshot::channel();
-    let node = tokio::spawn(agentrail_node::run_with(
-        config,
-        move |handle| {
-            let _ = handle_tx.send(handle);
-        },
-        move |address| {
-            let _ = ready_tx.send(address);
-        },
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let address = ready_rx.await.context("the node did not start")?;
-    let handle = handle_rx.await.context("the node did not start")?;
+    let running = start_node(
+        data.path(),
+        chain.as_ref().map(chain::ChainWorld::binding),
+        None,
+    )
+    .await?;
+    let (address, handle) = (running.address, running.handle.clone());
     if let Some(chain) = &chain {
         chain.spawn_follower(handle)?;
         progress(Progress::ChainStarted {
@@ -410,6 +508,7 @@ async fn run_async(
         deposited: Amount::ZERO,
         withdrawn: Amount::ZERO,
         chain,
+        clock: None,
     };
     let mut reports = Vec::new();
     let count = scenarios::ALL.len();
@@ -457,24 +556,12 @@ async fn run_async(
         reports.push(report);
     }
 
-    let mut errors = Vec::new();
     let journal_entries = observer.health().await?.journal_len;
     progress(Progress::Verifying {
         entries: journal_entries,
     });
-    let mut receipts_verified = 0;
-    for index in 0..journal_entries {
-        match observer
-            .receipt(index)
-            .await
-            .map(|receipt| receipt.verify(&log_key))
-        {
-            Ok(Ok(proven)) if proven.index == index => receipts_verified += 1,
-            Ok(Ok(_)) => errors.push(format!("receipt {index} proves another leaf")),
-            Ok(Err(error)) => errors.push(format!("receipt {index} does not verify: {error}")),
-            Err(error) => errors.push(format!("receipt {index} could not be fetched: {error}")),
-        }
-    }
+    let (receipts_verified, mut errors) =
+        verify_receipts(&observer, &log_key, journal_entries).await;
 
     let mut balances = Vec::new();
     let mut total = Amount::ZERO;
@@ -520,8 +607,7 @@ async fn run_async(
     }
     reputations.sort_by(|a, b| b.score.cmp(&a.score).then(a.name.cmp(&b.name)));
 
-    let _ = stop.send(());
-    node.await.context("the node task")?.context("the node")?;
+    running.stop().await?;
     let passed = errors.is_empty()
         && receipts_verified == journal_entries
         && reports.iter().all(|report| report.passed);

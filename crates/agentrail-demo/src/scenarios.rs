@@ -30,7 +30,7 @@ type Outcome<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
 type Scenario = for<'a> fn(&'a mut World, &'a mut Vec<Figure>, DemoOptions) -> Outcome<'a>;
 
 /// Every scenario, in the order they run (later ones meet earlier players).
-pub const ALL: [(&str, Scenario); 7] = [
+pub const ALL: [(&str, Scenario); 11] = [
     ("3 a.m. renewal", |w, f, o| Box::pin(renewal(w, f, o))),
     ("pay-per-call API", |w, f, o| {
         Box::pin(pay_per_call(w, f, o))
@@ -42,6 +42,18 @@ pub const ALL: [(&str, Scenario); 7] = [
     ("creator royalties", |w, f, o| Box::pin(royalties(w, f, o))),
     ("dispute", |w, f, o| Box::pin(dispute(w, f, o))),
     ("rogue agent", |w, f, o| Box::pin(rogue(w, f, o))),
+    ("supply_chain", |w, f, o| {
+        Box::pin(crate::economy::supply_chain(w, f, o))
+    }),
+    ("crowdsourcing", |w, f, o| {
+        Box::pin(crate::economy::crowdsourcing(w, f, o))
+    }),
+    ("subscription", |w, f, o| {
+        Box::pin(crate::economy::subscription(w, f, o))
+    }),
+    ("model_platform", |w, f, o| {
+        Box::pin(crate::economy::model_platform(w, f, o))
+    }),
 ];
 
 fn figure(figures: &mut Vec<Figure>, label: &str, value: impl std::fmt::Display) {

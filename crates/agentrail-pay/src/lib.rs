@@ -434,6 +434,8 @@ struct Inner {
     /// The highest sequence number committed.
     durable: watch::Sender<u64>,
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The listing whose revenue share splits every collect.
+    listing: std::sync::OnceLock<String>,
 }
 
 /// A payee: accepts, keeps and collects vouchers. Cheap to clone.
@@ -522,6 +524,7 @@ impl Payee {
             to_flusher,
             durable: watch::Sender::new(0),
             flusher: Mutex::new(None),
+            listing: std::sync::OnceLock::new(),
         });
         let weak = Arc::downgrade(&inner);
         let handle = std::thread::Builder::new()
@@ -1007,6 +1010,13 @@ impl Payee {
         self.settle(channel_id, false).await
     }
 
+    /// From now on every collect is split by the payee's listing
+    /// `listing_id` and its revenue share (a model's creator and its host),
+    /// in the collect's own command. Set once; `false` if it was set.
+    pub fn split_by_listing(&self, listing_id: &str) -> bool {
+        self.inner.listing.set(listing_id.to_owned()).is_ok()
+    }
+
     /// Redeems the best vouchers and closes the channel: the rest of the
     /// deposit returns to the payer.
     pub async fn close(&self, channel_id: &ChannelId) -> Result<Option<Amount>, PaymentError> {
@@ -1026,7 +1036,7 @@ impl Payee {
             channel_id: *channel_id,
             vouchers,
             amounts,
-            listing_id: None,
+            listing_id: self.inner.listing.get().cloned(),
         };
         let command = if close {
             Command::CloseChannel(body)

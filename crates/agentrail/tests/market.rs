@@ -23,16 +23,30 @@ fn the_demo_passes_every_scenario_and_verifies_every_receipt() {
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert_eq!(report["passed"], true);
     let scenarios = report["scenarios"].as_array().unwrap();
-    assert_eq!(scenarios.len(), 7);
+    assert_eq!(scenarios.len(), 11);
     assert!(
         scenarios.iter().all(|s| s["passed"] == true),
         "{scenarios:?}"
     );
+    let names: Vec<&str> = scenarios
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    for name in [
+        "supply_chain",
+        "crowdsourcing",
+        "subscription",
+        "model_platform",
+    ] {
+        let scenario = scenarios.iter().find(|s| s["name"] == name);
+        let figures = scenario.map_or(0, |s| s["figures"].as_array().map_or(0, Vec::len));
+        assert!(figures >= 3, "{name} reports its figures: {names:?}");
+    }
     assert_eq!(report["receipts_verified"], report["journal_entries"]);
     assert_eq!(report["money_conserved"], true);
     // Progress went to stderr, one line per scenario.
     let progress = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(progress.matches("… ok").count(), 7, "{progress}");
+    assert_eq!(progress.matches("… ok").count(), 11, "{progress}");
 }
 
 async fn get(node: &Node, path: &str) -> (u16, serde_json::Value) {
