@@ -88,6 +88,10 @@ pub enum ChannelCommand {
         /// not its voucher's whole total: `SUB_CHANNEL=USD`, repeatable.
         #[arg(long = "up-to", value_name = "SUB_CHANNEL=USD", value_parser = parse_up_to)]
         up_to: Vec<(String, Amount)>,
+        /// Split what is collected by this listing's revenue share (one of
+        /// the payee's listings), in the same command.
+        #[arg(long)]
+        listing: Option<String>,
     },
     /// The payee closes at once (redeeming any vouchers given); the payer
     /// starts a close, which ends after the dispute window.
@@ -214,6 +218,7 @@ pub async fn run(command: ChannelCommand, client: &Client, json: bool) -> anyhow
             key,
             vouchers,
             up_to,
+            listing,
         } => {
             let vouchers = vouchers
                 .iter()
@@ -224,7 +229,7 @@ pub async fn run(command: ChannelCommand, client: &Client, json: bool) -> anyhow
                 channel_id,
                 vouchers,
                 amounts: up_to.into_iter().collect(),
-                listing_id: None,
+                listing_id: listing,
             });
             report(
                 json,

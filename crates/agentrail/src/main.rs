@@ -7,6 +7,7 @@ mod chain_cli;
 mod channel_cli;
 mod cli_support;
 mod demo_cli;
+mod economy_cli;
 mod ledger_cli;
 mod log_cli;
 mod market_cli;

@@ -202,10 +202,12 @@ pub enum MarketCommand {
     Task { id: String },
     /// An identity's listings as an A2A Agent Card (JSON).
     Card { did: Did },
+    #[command(flatten)]
+    Economy(crate::economy_cli::EconomyCommand),
 }
 
 /// `DID=BPS` pairs into splits.
-fn parse_shares(shares: &[String]) -> anyhow::Result<Vec<Split>> {
+pub(crate) fn parse_shares(shares: &[String]) -> anyhow::Result<Vec<Split>> {
     shares
         .iter()
         .map(|share| {
@@ -224,7 +226,7 @@ fn parse_shares(shares: &[String]) -> anyhow::Result<Vec<Split>> {
         .collect()
 }
 
-fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
@@ -244,7 +246,7 @@ fn pricing(model: &str, price: Option<Amount>) -> anyhow::Result<Pricing> {
 
 /// Signs and submits the command built for the signer's account (its own,
 /// or its agent's for a session) and reports the answer.
-async fn submit(
+pub(crate) async fn submit(
     client: &Client,
     key: &Path,
     json: bool,
@@ -256,7 +258,7 @@ async fn submit(
     report(json, client.submit(&key, &command).await, summarize)
 }
 
-fn pretty<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn pretty<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
 }
 
@@ -505,5 +507,6 @@ pub async fn run(command: MarketCommand, client: &Client, json: bool) -> anyhow:
         }
         MarketCommand::Task { id } => report(json, client.task(&id).await, pretty),
         MarketCommand::Card { did } => report(json, client.agent_card(&did).await, pretty),
+        MarketCommand::Economy(command) => crate::economy_cli::run(command, client, json).await,
     }
 }

@@ -498,6 +498,155 @@ async fn market_attacks_are_refused() {
 /// outliving the session, a spoofing memo, and a stake or a split paid to
 /// a payee the spender's mandate excludes.
 #[tokio::test(flavor = "multi_thread")]
+async fn economy_attacks_are_refused() {
+    use agentrail_core::economy::{
+        ApproveLeg, CollectSubscription, DeliverLeg, OrderLeg, Period, PlaceOrder, PostBounty,
+        ScoreContribution, SubmitContribution, Subscribe,
+    };
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let client = node.client.clone();
+    let owner = principal(&client, "eco-owner").await;
+    let host = principal(&client, "eco-host").await;
+    let validator = principal(&client, "eco-validator").await;
+    let worker = principal(&client, "eco-worker").await;
+    let assistant = agent(
+        &client,
+        &owner,
+        "eco-assistant",
+        kit::limits(usd(10), usd(30)),
+    )
+    .await;
+    client.faucet(did(&assistant), usd(50)).await.unwrap();
+    client.faucet(did(&owner), usd(50)).await.unwrap();
+    let hash = |text: &str| kit::sha256_hex(text.as_bytes());
+
+    // A subscription collected twice in one period, above its amount, or
+    // by someone other than the payee.
+    let subscribe = Command::Subscribe(Subscribe {
+        subscription_id: "eco-sub".into(),
+        from: did(&assistant),
+        payee: did(&host),
+        amount: usd(5),
+        period: Period::Month,
+        ends_at: None,
+        category: None,
+    });
+    client.submit(&assistant, &subscribe).await.unwrap();
+    let collect = |amount| {
+        Command::CollectSubscription(CollectSubscription {
+            subscription_id: "eco-sub".into(),
+            amount,
+        })
+    };
+    attack(
+        &client,
+        &host,
+        collect(usd(6)),
+        "subscription_amount_exceeded",
+    )
+    .await;
+    attack(&client, &worker, collect(usd(5)), "not_authorized").await;
+    client.submit(&host, &collect(usd(5))).await.unwrap();
+    attack(
+        &client,
+        &host,
+        collect(usd(4)),
+        "subscription_already_collected",
+    )
+    .await;
+
+    // A bounty scored by someone other than its validator, or twice.
+    let post = Command::PostBounty(PostBounty {
+        bounty_id: "eco-bounty".into(),
+        from: did(&owner),
+        price: usd(4),
+        contributions: 2,
+        validator: did(&validator),
+        full_pay_s: 600,
+        close_s: 3_600,
+        scoring_window_s: None,
+        category: None,
+        description: String::new(),
+    });
+    client.submit(&owner, &post).await.unwrap();
+    let submit = Command::SubmitContribution(SubmitContribution {
+        bounty_id: "eco-bounty".into(),
+        contribution_id: "w1".into(),
+        contributor: did(&worker),
+        result_hash: hash("w1"),
+        manifest: vec![],
+    });
+    client.submit(&worker, &submit).await.unwrap();
+    let score = |bps| {
+        Command::ScoreContribution(ScoreContribution {
+            bounty_id: "eco-bounty".into(),
+            contribution_id: "w1".into(),
+            result_hash: hash("w1"),
+            score_bps: bps,
+        })
+    };
+    attack(&client, &worker, score(10_000), "not_validator").await;
+    attack(&client, &owner, score(0), "not_validator").await;
+    client.submit(&validator, &score(5_000)).await.unwrap();
+    attack(&client, &validator, score(10_000), "contribution_scored").await;
+    attack(&client, &validator, score(10_001), "contribution_scored").await;
+
+    // An atomic order's leg paid early: the provider approving its own
+    // leg, the buyer approving what was not delivered.
+    let order = Command::PlaceOrder(PlaceOrder {
+        order_id: "eco-order".into(),
+        from: did(&owner),
+        legs: vec![
+            OrderLeg {
+                provider: did(&host),
+                price: usd(3),
+                deadline_s: 3_600,
+                description: "hosting".into(),
+            },
+            OrderLeg {
+                provider: did(&worker),
+                price: usd(2),
+                deadline_s: 3_600,
+                description: "labelling".into(),
+            },
+        ],
+        atomic: true,
+        review_window_s: None,
+        arbiter: None,
+        category: None,
+    });
+    client.submit(&owner, &order).await.unwrap();
+    let approve = |leg| {
+        Command::ApproveLeg(ApproveLeg {
+            order_id: "eco-order".into(),
+            leg,
+            result_hash: hash("delivered"),
+        })
+    };
+    attack(&client, &owner, approve(0), "leg_wrong_state").await;
+    let deliver = Command::DeliverLeg(DeliverLeg {
+        order_id: "eco-order".into(),
+        leg: 0,
+        result_hash: hash("delivered"),
+        manifest: vec![],
+    });
+    attack(&client, &worker, deliver.clone(), "not_authorized").await;
+    client.submit(&host, &deliver).await.unwrap();
+    attack(&client, &host, approve(0), "not_authorized").await;
+    let before = client.balance(&did(&host)).await.unwrap().available;
+    client.submit(&owner, &approve(0)).await.unwrap();
+    assert_eq!(
+        client.balance(&did(&host)).await.unwrap().available,
+        before,
+        "an atomic order pays no leg before every leg is approved"
+    );
+    // A subscription, bounty or order id taken by someone else.
+    attack(&client, &owner, subscribe.clone(), "idempotency_conflict").await;
+    finish("economy", node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn probe_attacks_are_refused() {
     let data = tempfile::tempdir().unwrap();
     let node = Node::start(data.path());

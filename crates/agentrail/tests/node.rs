@@ -162,6 +162,168 @@ async fn the_cli_exits_non_zero_with_the_code_of_a_refused_transfer() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_market_cli_places_orders_posts_bounties_and_runs_subscriptions() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .arg("--json")
+            .args(args)
+            .env("AGENTRAIL_NODE", &node.url)
+            .output()
+            .expect("the CLI runs");
+        let body: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.code(), body)
+    };
+    let mut dids = Vec::new();
+    let mut keys = Vec::new();
+    for name in ["buyer", "provider", "validator"] {
+        let path = dir.path().join(format!("{name}.key"));
+        let out = std::process::Command::new(BIN)
+            .args(["key", "generate", "--out", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        dids.push(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+        let path = path.to_str().unwrap().to_owned();
+        assert_eq!(run(&["principal", "register", "--key", &path]).0, Some(0));
+        keys.push(path);
+    }
+    let (buyer, provider, validator) = (&keys[0], &keys[1], &keys[2]);
+    node.client
+        .faucet(dids[0].parse().unwrap(), usd(20))
+        .await
+        .unwrap();
+    let result = dir.path().join("result.txt");
+    std::fs::write(&result, "the parts").unwrap();
+    let result = result.to_str().unwrap();
+
+    let leg = format!("{}=3@1h:parts", dids[1]);
+    let (code, _) = run(&[
+        "market", "order", "--key", buyer, "--id", "o1", "--leg", &leg, "--atomic",
+    ]);
+    assert_eq!(code, Some(0));
+    let deliver = [
+        "market",
+        "deliver-leg",
+        "--key",
+        provider,
+        "--order",
+        "o1",
+        "--leg",
+        "0",
+        "--result",
+        result,
+    ];
+    assert_eq!(run(&deliver).0, Some(0));
+    let approve = [
+        "market",
+        "approve-leg",
+        "--key",
+        buyer,
+        "--order",
+        "o1",
+        "--leg",
+        "0",
+        "--result",
+        result,
+    ];
+    assert_eq!(run(&approve).0, Some(0));
+    let (_, order) = run(&["market", "show-order", "o1"]);
+    assert_eq!(order["status"], "completed", "{order}");
+
+    let (code, _) = run(&[
+        "market",
+        "subscribe",
+        "--key",
+        buyer,
+        "--id",
+        "s1",
+        "--payee",
+        &dids[1],
+        "--amount",
+        "1",
+        "--period",
+        "day",
+    ]);
+    assert_eq!(code, Some(0));
+    let collect = |amount: &str| {
+        run(&[
+            "market",
+            "collect-subscription",
+            "--key",
+            provider,
+            "--subscription",
+            "s1",
+            "--amount",
+            amount,
+        ])
+    };
+    assert_eq!(collect("1").0, Some(0));
+    let (code, refused) = collect("0.5");
+    assert_eq!(code, Some(1));
+    assert_eq!(refused["error"]["code"], "subscription_already_collected");
+    assert_eq!(
+        run(&["market", "cancel", "--key", buyer, "--subscription", "s1"]).0,
+        Some(0)
+    );
+    let (_, view) = run(&["market", "show-subscription", "s1"]);
+    assert_eq!(view["status"], "cancelled", "{view}");
+
+    let (code, _) = run(&[
+        "market",
+        "bounty",
+        "--key",
+        buyer,
+        "--id",
+        "b1",
+        "--price",
+        "2",
+        "--contributions",
+        "1",
+        "--validator",
+        &dids[2],
+        "--full-pay",
+        "1h",
+        "--close",
+        "2h",
+    ]);
+    assert_eq!(code, Some(0));
+    let (code, _) = run(&[
+        "market", "submit", "--key", provider, "--bounty", "b1", "--id", "c1", "--result", result,
+    ]);
+    assert_eq!(code, Some(0));
+    let score = |key: &str| {
+        run(&[
+            "market",
+            "score",
+            "--key",
+            key,
+            "--bounty",
+            "b1",
+            "--contribution",
+            "c1",
+            "--result",
+            result,
+            "--score-bps",
+            "5000",
+        ])
+    };
+    assert_eq!(score(buyer).1["error"]["code"], "not_validator");
+    assert_eq!(score(validator).0, Some(0));
+    let (_, bounty) = run(&["market", "show-bounty", "b1"]);
+    assert_eq!(
+        (bounty["status"].as_str(), bounty["paid"].as_str()),
+        (Some("closed"), Some("1000000")),
+        "{bounty}"
+    );
+    // 20 in, 3 to the order, 1 to the subscription, 1 to the bounty.
+    let (_, balance) = run(&["balance", &dids[1]]);
+    assert_eq!(balance["available"], "5000000", "{balance}");
+}
+
 /// Sends a request with explicit signature headers and returns (status, code).
 async fn raw(url: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, String) {
     let mut request = reqwest::Client::new()
