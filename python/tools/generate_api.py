@@ -61,6 +61,9 @@ READS = {
     "/v1/rfqs": "rfqs",
     "/v1/rfqs/{id}": "rfq",
     "/v1/tasks/{id}": "task",
+    "/v1/subscriptions/{id}": "subscription",
+    "/v1/bounties/{id}": "bounty",
+    "/v1/orders/{id}": "order",
 }
 PYTHON_NAMES = {"from": "from_", "id": "id_"}
 KINDS = {"integer": "int", "string": "str", "number": "float", "boolean": "bool"}

@@ -109,6 +109,9 @@ pub const REVIEW_WINDOW_DEFAULT_S: u64 = DAY_S;
 pub const ARBITRATION_WINDOW_S: u64 = 7 * DAY_S;
 /// Contributions one bounty pays at most.
 pub const BOUNTY_CONTRIBUTIONS_MAX: u32 = 1_000;
+/// Live subscriptions one account pays at most (each is a record the
+/// state keeps until it ends).
+pub const SUBSCRIPTIONS_PER_ACCOUNT_MAX: usize = 64;
 /// Legs (or milestones) of one order.
 pub const ORDER_LEGS_MAX: usize = 16;
 /// Listings one discovery page returns.

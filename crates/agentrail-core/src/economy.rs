@@ -14,8 +14,9 @@
 //!                 … ─▶ every slot scored, or the scoring window ends: the rest returns
 //!   order leg:    funded ─▶ delivered ─▶ approved (paid, or awaiting the others if atomic)
 //!                    │          └──▶ disputed ─▶ resolved (≥ 50 % to the provider: approved)
-//!                    └─ declined by its provider, or past its deadline: the leg fails,
-//!                       and every leg not yet paid is refunded (an atomic order: all of them)
+//!                    └─ declined by its provider, or past its deadline: the leg fails;
+//!                       every leg not yet delivered is refunded, delivered ones still
+//!                       settle (an atomic order: every leg not paid is refunded)
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -321,7 +322,9 @@ pub struct OrderLeg {
 /// A buyer's side binds 1 to 16 legs into one order and locks their total
 /// in escrow. `atomic`: nothing is paid until every leg is approved, and
 /// everything is refunded if one fails; otherwise each leg is paid when
-/// approved, and a failed leg refunds every leg not yet paid.
+/// approved, and a failed leg refunds every leg not yet delivered (those
+/// delivered still settle by review or arbitration). No provider may be
+/// on the buyer's own side.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrder {
@@ -464,6 +467,10 @@ impl LegStatus {
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     Open,
+    /// A leg failed: what was funded and not delivered returned; legs
+    /// delivered before the failure still settle by review or arbitration
+    /// (an ordinary order), so no provider loses work it handed over.
+    Unwinding,
     /// Every leg was paid.
     Completed,
     /// A leg failed; what was not paid returned to the buyer.

@@ -173,6 +173,10 @@ pub enum Rejection {
     },
     #[error("{amount} is above the {limit} a period of this subscription allows")]
     SubscriptionAmountExceeded { amount: Amount, limit: Amount },
+    #[error("{from} has {max} live subscriptions, the most one account may pay")]
+    TooManySubscriptions { from: Did, max: usize },
+    #[error("bounty {bounty_id:?} already has a contribution from this contributor's side")]
+    AlreadyContributed { bounty_id: String },
     #[error("no bounty with id {bounty_id:?}")]
     BountyNotFound { bounty_id: String },
     #[error("bounty {bounty_id:?} is {status}; this needs it {expected}")]
@@ -319,6 +323,8 @@ impl Rejection {
             Rejection::SubscriptionNotActive { .. } => "subscription_not_active",
             Rejection::SubscriptionAlreadyCollected { .. } => "subscription_already_collected",
             Rejection::SubscriptionAmountExceeded { .. } => "subscription_amount_exceeded",
+            Rejection::TooManySubscriptions { .. } => "too_many_subscriptions",
+            Rejection::AlreadyContributed { .. } => "already_contributed",
             Rejection::BountyNotFound { .. } => "bounty_not_found",
             Rejection::BountyWrongState { .. } => "bounty_wrong_state",
             Rejection::BountyFull { .. } => "bounty_full",
@@ -389,6 +395,8 @@ impl Rejection {
                 Some("contribution_id")
             }
             Rejection::OrderNotFound { .. } => Some("order_id"),
+            Rejection::TooManySubscriptions { .. } => Some("from"),
+            Rejection::AlreadyContributed { .. } => Some("contributor"),
             Rejection::LegWrongState { .. } => Some("leg"),
             _ => None,
         }

@@ -445,9 +445,7 @@ impl State {
             Command::CollectSubscription(collect) => {
                 self.collect_subscription(signer, collect, now)?
             }
-            Command::CancelSubscription(cancel) => {
-                self.cancel_subscription(signer, cancel, command.command(), now)?
-            }
+            Command::CancelSubscription(cancel) => self.cancel_subscription(signer, cancel, now)?,
             Command::PostBounty(post) => self.post_bounty(signer, post, now)?,
             Command::SubmitContribution(submit) => self.submit_contribution(signer, submit, now)?,
             Command::ScoreContribution(score) => self.score_contribution(signer, score, now)?,

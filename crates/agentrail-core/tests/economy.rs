@@ -335,6 +335,12 @@ fn the_validators_side_does_not_contribute_and_the_leads_does_not_validate() {
         e.refused("c1", submit("b", "two", e.contributors[1].did)),
         "bounty_full"
     );
+    e.ok("principal", bounty("b2", lead, validator, usd(1), 3));
+    e.ok("c0", submit("b2", "first", e.contributors[0].did));
+    assert_eq!(
+        e.refused("c0", submit("b2", "again", e.contributors[0].did)),
+        "already_contributed"
+    );
 }
 
 fn leg(provider: Did, price: u128, deadline_s: u64, description: &str) -> OrderLeg {
@@ -469,15 +475,62 @@ fn an_ordinary_order_keeps_what_it_paid_and_refunds_the_rest_when_a_leg_misses_i
         "paid on approval"
     );
     e.ok("c2", deliver("o", 2));
-    // Logistics never delivers: at its deadline the order unwinds.
+    // Logistics never delivers: at its deadline the order unwinds; the
+    // warehouse delivered before, and its review ended in silence first.
     let events = e.advance(DAY);
+    assert!(
+        events.iter().any(
+            |event| matches!(event, Event::OrderUnwound { refunded, .. } if *refunded == usd(5))
+        )
+    );
+    assert_eq!(e.world.available(&e.contributors[2].did), usd(3).atomic());
+    assert_eq!(e.world.available(&buyer), before - usd(13).atomic());
+    assert_eq!(e.world.held(&buyer), 0);
+    assert_eq!(
+        e.world.state.order("o").unwrap().status,
+        OrderStatus::Unwound
+    );
+}
+
+#[test]
+fn a_failed_leg_does_not_take_a_delivered_ones_pay() {
+    let mut e = Economy::new();
+    let buyer = e.world.principal.did;
+    e.ok("principal", supply_chain(&e, false));
+    e.ok("c0", deliver("o", 0));
+    // The warehouse declines after the supplier delivered: the supplier's
+    // delivery still settles (by review), logistics and the warehouse return.
+    let events = e.ok(
+        "c2",
+        Command::DeclineLeg(LegRef {
+            order_id: "o".into(),
+            leg: 2,
+        }),
+    );
     assert!(
         events.iter().any(
             |event| matches!(event, Event::OrderUnwound { refunded, .. } if *refunded == usd(8))
         )
     );
-    assert_eq!(e.world.available(&buyer), before - usd(10).atomic());
+    let view = e.world.state.order("o").unwrap();
+    assert_eq!(view.status, OrderStatus::Unwinding);
+    assert_eq!(e.refused("c1", deliver("o", 1)), "leg_wrong_state");
+    e.advance(3_600);
+    assert_eq!(e.world.available(&e.contributors[0].did), usd(10).atomic());
     assert_eq!(e.world.held(&buyer), 0);
+    assert_eq!(
+        e.world.state.order("o").unwrap().status,
+        OrderStatus::Unwound
+    );
+    // No provider on the buyer's own side; no delivery share to the arbiter's.
+    let own = order(
+        "own",
+        buyer,
+        vec![leg(e.world.thrifty.did, 1, DAY, "")],
+        false,
+        None,
+    );
+    assert_eq!(e.refused("principal", own), "own_side_role");
 }
 
 #[test]

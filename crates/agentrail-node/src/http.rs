@@ -120,7 +120,8 @@ pub fn rejection_status(rejection: &Rejection) -> StatusCode {
 
 /// The state machine's rejection codes (`Rejection::code`); a test checks
 /// the list against the source.
-pub const REJECTION_CODES: [&str; 73] = [
+pub const REJECTION_CODES: [&str; 75] = [
+    "already_contributed",
     "already_registered",
     "amount_overflow",
     "amount_zero",
@@ -189,6 +190,7 @@ pub const REJECTION_CODES: [&str; 73] = [
     "task_not_found",
     "task_wrong_state",
     "too_many_delegations",
+    "too_many_subscriptions",
     "unknown_account",
     "unknown_identity",
     "voucher_signature_invalid",
@@ -381,7 +383,9 @@ pub fn status_of(code: &str) -> StatusCode {
         | "bounty_wrong_state"
         | "bounty_full"
         | "contribution_scored"
-        | "leg_wrong_state" => StatusCode::CONFLICT,
+        | "leg_wrong_state"
+        | "too_many_subscriptions"
+        | "already_contributed" => StatusCode::CONFLICT,
         "not_authorized"
         | "not_operator"
         | "grant_not_yet_valid"

@@ -29,6 +29,7 @@ use ed25519_dalek::SigningKey;
 use crate::kit::{self, T0, usd};
 use crate::rng::Rng;
 
+mod economy;
 mod markets;
 
 /// What to simulate.
@@ -300,6 +301,7 @@ struct Simulation {
     next_id: u64,
     report: SimReport,
     market: markets::Book,
+    economy: economy::Book,
     /// Commands for the follower, when there is one.
     followed: Option<Vec<Followed>>,
 }
@@ -339,6 +341,7 @@ impl Simulation {
                 ..SimReport::default()
             },
             market: markets::Book::default(),
+            economy: economy::Book::default(),
             followed: None,
         }
     }
@@ -652,6 +655,7 @@ impl Simulation {
             .2
             .clone();
         self.report.expirations += events.len() as u64;
+        self.check_economy_events(&events)?;
         for event in &events {
             self.check_payout(event)?;
             let name = match event {
@@ -677,8 +681,9 @@ impl Simulation {
     }
 
     fn next_command(&mut self) -> (Result<Authenticated, Rejection>, Expect) {
-        let roll = self.rng.below(1_250);
+        let roll = self.rng.below(1_400);
         match roll {
+            1_250.. => self.gen_economy(),
             1_000.. => self.gen_market(),
             0..=379 => self.gen_transfer(),
             380..=469 => self.gen_hold(),
@@ -1334,7 +1339,11 @@ impl Simulation {
                     }
                 }
             }
-            _ => self.market_accepted(command, events)?,
+            _ => {
+                if !self.economy_accepted(command, events)? {
+                    self.market_accepted(command, events)?;
+                }
+            }
         }
         Ok(())
     }

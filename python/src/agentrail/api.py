@@ -1008,6 +1008,18 @@ class Reads:
         """An escrowed task: terms, terms hash, state"""
         return self._get(f"/v1/tasks/{id_}", models.TaskView, None)
 
+    def subscription(self, id_: str) -> models.SubscriptionView:
+        """A subscription: terms, the key whose mandate pays, what was collected and when"""
+        return self._get(f"/v1/subscriptions/{id_}", models.SubscriptionView, None)
+
+    def bounty(self, id_: str) -> models.BountyView:
+        """A bounty: terms, budget, each contribution with its speed, score and payout"""
+        return self._get(f"/v1/bounties/{id_}", models.BountyView, None)
+
+    def order(self, id_: str) -> models.OrderView:
+        """An order: its legs (or milestones), each leg's state, what the escrow holds"""
+        return self._get(f"/v1/orders/{id_}", models.OrderView, None)
+
 
 class AsyncReads:
     """The reads of `Reads`, awaited."""
@@ -1142,3 +1154,17 @@ class AsyncReads:
     async def task(self, id_: str) -> models.TaskView:
         """An escrowed task: terms, terms hash, state"""
         return await self._get(f"/v1/tasks/{id_}", models.TaskView, None)
+
+    async def subscription(self, id_: str) -> models.SubscriptionView:
+        """A subscription: terms, the key whose mandate pays, what was collected and when"""
+        return await self._get(
+            f"/v1/subscriptions/{id_}", models.SubscriptionView, None
+        )
+
+    async def bounty(self, id_: str) -> models.BountyView:
+        """A bounty: terms, budget, each contribution with its speed, score and payout"""
+        return await self._get(f"/v1/bounties/{id_}", models.BountyView, None)
+
+    async def order(self, id_: str) -> models.OrderView:
+        """An order: its legs (or milestones), each leg's state, what the escrow holds"""
+        return await self._get(f"/v1/orders/{id_}", models.OrderView, None)

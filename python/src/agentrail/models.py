@@ -467,6 +467,7 @@ class ErrorCode(Enum):
     Stable machine code, e.g. `budget_exceeded`.
     """
 
+    already_contributed = 'already_contributed'
     already_registered = 'already_registered'
     amount_overflow = 'amount_overflow'
     amount_zero = 'amount_zero'
@@ -564,6 +565,7 @@ class ErrorCode(Enum):
     task_wrong_state = 'task_wrong_state'
     too_many_connections = 'too_many_connections'
     too_many_delegations = 'too_many_delegations'
+    too_many_subscriptions = 'too_many_subscriptions'
     unavailable = 'unavailable'
     unknown_account = 'unknown_account'
     unknown_grant = 'unknown_grant'
@@ -1235,6 +1237,7 @@ class OrderLeg(BaseModel):
 
 class OrderStatus(Enum):
     open = 'open'
+    unwinding = 'unwinding'
     completed = 'completed'
     unwound = 'unwound'
 

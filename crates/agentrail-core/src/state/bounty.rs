@@ -14,7 +14,8 @@
 //! and the bounty waits in the expiry index at its scoring end; the
 //! payouts plus the refund equal the budget exactly; a contribution is
 //! scored once, only by the validator, and earns at most the price; the
-//! validator's side never contributes.
+//! validator's side never contributes nor shares a payout; each side
+//! (a principal with its agents and sessions) contributes once.
 
 use std::collections::BTreeMap;
 
@@ -291,9 +292,21 @@ impl State {
             });
         }
         self.check_acts_for(signer, &submit.contributor, now)?;
-        if self.owner_root(&submit.contributor) == self.owner_root(&bounty.terms.validator) {
+        let contributor_root = self.owner_root(&submit.contributor);
+        let validator_root = self.owner_root(&bounty.terms.validator);
+        if contributor_root == validator_root {
             return Err(Rejection::OwnSideRole {
                 field: "contributor",
+            });
+        }
+        // One contribution per side: slots are not for one party to fill.
+        if bounty
+            .contributions
+            .values()
+            .any(|c| self.owner_root(&c.request.contributor) == contributor_root)
+        {
+            return Err(Rejection::AlreadyContributed {
+                bounty_id: submit.bounty_id.clone(),
             });
         }
         check_hash("result_hash", &submit.result_hash)?;
@@ -306,6 +319,9 @@ impl State {
         for split in &manifest {
             if !self.accounts.contains_key(&split.to) {
                 return Err(Rejection::UnknownAccount { did: split.to });
+            }
+            if self.owner_root(&split.to) == validator_root {
+                return Err(Rejection::OwnSideRole { field: "manifest" });
             }
         }
         // The budget is the lead's money: each part goes to a payee the

@@ -372,7 +372,18 @@ impl State {
                         reason: "a collect is split only by a listing of the channel's payee",
                     });
                 }
-                Some(listing.request.revenue_share.clone()).filter(|share| !share.is_empty())
+                if listing.status != crate::market::ListingStatus::Listed {
+                    return Err(Rejection::ListingWithdrawn {
+                        listing_id: listing_id.clone(),
+                    });
+                }
+                let share = listing.request.revenue_share.clone();
+                // The deposit is the payer's money: each part goes to a
+                // payee every mandate that funded the channel allows.
+                for charge in &record.charges {
+                    self.check_payees(&charge.delegates, share.iter().map(|split| &split.to))?;
+                }
+                Some(share).filter(|share| !share.is_empty())
             }
         };
 

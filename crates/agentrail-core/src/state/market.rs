@@ -47,7 +47,7 @@ pub(super) struct ListingRecord {
     creator: Did,
     pub(super) request: PublishListing,
     outcome: Vec<Event>,
-    status: ListingStatus,
+    pub(super) status: ListingStatus,
     published_at: Timestamp,
     pub(super) stake_held: Amount,
     /// What the stake was counted against, until it returns or is slashed.

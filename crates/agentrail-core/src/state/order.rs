@@ -12,11 +12,14 @@
 //! does not rule in time. Then:
 //! - an ordinary order has paid each approved leg when it was approved;
 //!   the failed leg pays what the arbiter gave its provider (if anything),
-//!   and every other leg not yet paid is unwound: its price returns;
+//!   every leg not yet delivered is unwound (its price returns), and legs
+//!   delivered before the failure still settle by review or arbitration;
 //! - an atomic order has paid nothing: every leg, approved or not, is
 //!   unwound and the whole total returns.
 //!
-//! An atomic order whose every leg is approved pays them all at once.
+//! An atomic order whose every leg is approved pays them all at once. No
+//! provider is on the buyer's own side (it could decline its leg to
+//! unwind the others), and no part of a delivery goes to the arbiter's.
 //!
 //! Invariants: the buyer's held money for an order is the sum of the
 //! prices of its legs neither paid, failed nor unwound; such an order waits
@@ -85,7 +88,7 @@ impl OrderRecord {
     }
 
     pub(super) fn has_ended(&self) -> bool {
-        self.status != OrderStatus::Open
+        matches!(self.status, OrderStatus::Completed | OrderStatus::Unwound)
     }
 }
 
@@ -236,6 +239,11 @@ impl State {
             if leg.provider == place.from {
                 return Err(Rejection::SameAccount);
             }
+            // A provider of the buyer's own side could decline its leg to
+            // unwind the order after the others delivered.
+            if self.owner_root(&leg.provider) == Some(buyer_root) {
+                return Err(Rejection::OwnSideRole { field: "provider" });
+            }
         }
         if let Some(arbiter) = place.arbiter {
             let root = self
@@ -343,6 +351,15 @@ impl State {
             &order.charge.delegates,
             manifest.iter().map(|split| &split.to),
         )?;
+        if let Some(arbiter) = order.request.arbiter {
+            let arbiter_root = self.owner_root(&arbiter);
+            if manifest
+                .iter()
+                .any(|split| self.owner_root(&split.to) == arbiter_root)
+            {
+                return Err(Rejection::OwnSideRole { field: "manifest" });
+            }
+        }
         let review_ends_at = now
             .checked_add_seconds(order.review_window_s)
             .expect("clock is bounded");
@@ -527,8 +544,16 @@ impl State {
                 .legs
                 .iter()
                 .zip(&order.deadlines)
-                .position(|(leg, deadline)| leg_due(leg, *deadline).is_some_and(|at| at <= now));
-            let Some(leg) = due else { break };
+                .enumerate()
+                .filter_map(|(index, (leg, deadline))| {
+                    leg_due(leg, *deadline)
+                        .filter(|at| *at <= now)
+                        .map(|at| (at, index))
+                })
+                .min();
+            // The earliest due first (then the lowest position): the same
+            // outcome whether the clock stopped at each due time or not.
+            let Some((_, leg)) = due else { break };
             let leg = leg as u8;
             events.extend(match order.legs[usize::from(leg)] {
                 LegStatus::Funded => self.fail_leg(&order_id, leg, LegFailure::DeadlineMissed, 0),
@@ -586,21 +611,33 @@ impl State {
                 events.push(self.pay_leg(order_id, leg as u8));
             }
         }
+        events.extend(self.end_if_settled(order_id));
+        events
+    }
+
+    /// Ends an order none of whose legs holds money any more: completed
+    /// if every leg was paid, unwound otherwise (its `OrderUnwound` came
+    /// with the failure).
+    fn end_if_settled(&mut self, order_id: &str) -> Option<Event> {
         let order = &self.orders[order_id];
-        if order
+        if order.has_ended() || order.legs.iter().any(holds_money) {
+            return None;
+        }
+        let buyer = order.request.from;
+        let completed = order
             .legs
             .iter()
-            .all(|leg| matches!(leg, LegStatus::Paid { .. }))
-        {
-            let buyer = order.request.from;
-            self.orders.get_mut(order_id).expect("exists").status = OrderStatus::Completed;
-            self.forget_later(Forget::Order(order_id.to_owned()));
-            events.push(Event::OrderCompleted {
-                order_id: order_id.to_owned(),
-                buyer,
-            });
-        }
-        events
+            .all(|leg| matches!(leg, LegStatus::Paid { .. }));
+        self.orders.get_mut(order_id).expect("exists").status = if completed {
+            OrderStatus::Completed
+        } else {
+            OrderStatus::Unwound
+        };
+        self.forget_later(Forget::Order(order_id.to_owned()));
+        completed.then(|| Event::OrderCompleted {
+            order_id: order_id.to_owned(),
+            buyer,
+        })
     }
 
     /// Pays an approved leg out of the escrow: its provider's share by
@@ -704,14 +741,21 @@ impl State {
         let order = self.orders.get_mut(order_id).expect("exists");
         order.legs[index] = LegStatus::Failed { reason };
         for (other, status) in order.legs.iter_mut().enumerate() {
-            if other != index && holds_money(status) {
+            // An ordinary order keeps what was delivered: it settles by
+            // review or arbitration. An atomic one returns everything.
+            let unwinds = if atomic {
+                holds_money(status)
+            } else {
+                *status == LegStatus::Funded
+            };
+            if other != index && unwinds {
                 *status = LegStatus::Unwound;
                 to_return = to_return
                     .checked_add(order.request.legs[other].price)
                     .expect("within the order's total");
             }
         }
-        order.status = OrderStatus::Unwound;
+        order.status = OrderStatus::Unwinding;
         if !to_return.is_zero() {
             self.refund(&Charge {
                 amount: to_return,
@@ -719,12 +763,12 @@ impl State {
             });
             self.unreserve(&buyer, to_return);
         }
-        self.forget_later(Forget::Order(order_id.to_owned()));
         events.push(Event::OrderUnwound {
             order_id: order_id.to_owned(),
             buyer,
             refunded: to_return,
         });
+        events.extend(self.end_if_settled(order_id));
         events
     }
 }

@@ -10,6 +10,10 @@
 //! collect that would need a principal's approval is refused: a payee
 //! cannot wait for one.
 //!
+//! A payer's account has at most 64 live subscriptions
+//! ([`SUBSCRIPTIONS_PER_ACCOUNT_MAX`]): each is a record the state keeps
+//! until it ends.
+//!
 //! Invariants: no money is held (a collect moves money at once, so
 //! conservation is a transfer's); one collect per period number; no
 //! collect above the subscription's amount, after its end or after a
@@ -19,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::retention::Forget;
 use super::{State, check_category_field, check_key, check_nonzero};
-use crate::command::Command;
+use crate::constants::SUBSCRIPTIONS_PER_ACCOUNT_MAX;
 use crate::did::Did;
 use crate::economy::{
     CancelSubscription, CollectSubscription, Subscribe, SubscriptionStatus, SubscriptionView,
@@ -40,6 +44,9 @@ pub(super) struct SubscriptionRecord {
     last_period: Option<u64>,
     /// The last collect and what it did, so that its retry gets it back.
     last_collect: Option<(Did, CollectSubscription, Vec<Event>)>,
+    /// Who cancelled it and what that did, for the same reason.
+    #[serde(default)]
+    cancel: Option<(Did, Vec<Event>)>,
 }
 
 impl SubscriptionRecord {
@@ -126,6 +133,18 @@ impl State {
             });
         }
         self.check_acts_for(signer, &subscribe.from, now)?;
+        let live = self
+            .subscriptions
+            .values()
+            .filter(|record| record.terms.from == subscribe.from)
+            .filter(|record| record.status(now) == SubscriptionStatus::Active)
+            .count();
+        if live >= SUBSCRIPTIONS_PER_ACCOUNT_MAX {
+            return Err(Rejection::TooManySubscriptions {
+                from: subscribe.from,
+                max: SUBSCRIPTIONS_PER_ACCOUNT_MAX,
+            });
+        }
         // What a period's collect will be checked against, checked now too:
         // a subscription its own mandate could never pay is refused here.
         let delegates = self.spending_chain(signer, &subscribe.from)?;
@@ -167,6 +186,7 @@ impl State {
                 collects: 0,
                 last_period: None,
                 last_collect: None,
+                cancel: None,
             },
         );
         Ok(outcome)
@@ -260,7 +280,6 @@ impl State {
         &mut self,
         signer: Did,
         cancel: &CancelSubscription,
-        command: &Command,
         now: Timestamp,
     ) -> Result<Vec<Event>, Rejection> {
         let record = self.subscription_record(&cancel.subscription_id)?;
@@ -270,8 +289,12 @@ impl State {
                 reason: "only the subscription's payer or payee (or their principals) cancels it",
             });
         }
-        if let Some(original) = self.recall(signer, &cancel.subscription_id, command)? {
-            return Ok(original);
+        if let Some((by, outcome)) = &record.cancel
+            && *by == signer
+        {
+            return Ok(vec![Event::Duplicate {
+                original: outcome.clone(),
+            }]);
         }
         let status = record.status(now);
         if status != SubscriptionStatus::Active {
@@ -285,16 +308,14 @@ impl State {
         if let Some(ends_at) = ends_at {
             self.unforget_after(ends_at, &Forget::Subscription(id.clone()));
         }
-        self.subscriptions
-            .get_mut(&id)
-            .expect("found above")
-            .cancelled = true;
-        self.forget_later(Forget::Subscription(id.clone()));
         let outcome = vec![Event::SubscriptionCancelled {
             subscription_id: id.clone(),
             by: signer,
         }];
-        self.remember(signer, &id, command, &outcome);
+        let record = self.subscriptions.get_mut(&id).expect("found above");
+        record.cancelled = true;
+        record.cancel = Some((signer, outcome.clone()));
+        self.forget_later(Forget::Subscription(id));
         Ok(outcome)
     }
 }
