@@ -539,5 +539,10 @@ mod tests {
             "no overflow at the largest amount"
         );
         assert!(bounty_payout(Amount::MAX, 9_999, 10_000) < Amount::MAX);
+        // The vectors of docs/protocol.md.
+        assert_eq!(
+            bounty_payout(Amount::from_atomic(10_000_000), 7_000, 7_500),
+            Amount::from_atomic(5_250_000)
+        );
     }
 }
