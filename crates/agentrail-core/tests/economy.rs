@@ -640,9 +640,11 @@ enum Step {
         contribution: u8,
         bps: u16,
     },
+    /// `milestones`: every leg names one provider.
     Order {
         legs: u8,
         atomic: bool,
+        milestones: bool,
     },
     Deliver {
         order: u8,
@@ -691,7 +693,11 @@ fn step() -> impl Strategy<Value = Step> {
             contribution,
             bps
         }),
-        (1u8..4, any::<bool>()).prop_map(|(legs, atomic)| Step::Order { legs, atomic }),
+        (1u8..4, any::<bool>(), any::<bool>()).prop_map(|(legs, atomic, milestones)| Step::Order {
+            legs,
+            atomic,
+            milestones
+        }),
         (0u8..4, 0u8..3).prop_map(|(order, leg)| Step::Deliver { order, leg }),
         (0u8..4, 0u8..3).prop_map(|(order, leg)| Step::Approve { order, leg }),
         (0u8..4, 0u8..3).prop_map(|(order, leg)| Step::Decline { order, leg }),
@@ -739,12 +745,20 @@ proptest! {
                     (who, submit(&format!("b{bounty}"), &format!("b{bounty}-c{contributor}"), c(contributor)))
                 }
                 Step::Score { bounty, contribution, bps } => ("validator", score(&format!("b{bounty}"), &format!("b{bounty}-c{contribution}"), bps)),
-                Step::Order { legs, atomic } => {
+                                Step::Order { legs, atomic, milestones } => {
                     orders += 1;
-                    let legs = (0..legs).map(|i| leg(c(i), u128::from(i) + 2, DAY * (u64::from(i) + 1), "")).collect();
+                    let provider = |i: u8| if milestones { c(0) } else { c(i) };
+                    let legs = (0..legs).map(|i| leg(provider(i), u128::from(i) + 2, DAY * (u64::from(i) + 1), "")).collect();
                     ("principal", order(&format!("o{}", orders - 1), buyer, legs, atomic, Some(e.arbiter.did)))
                 }
-                Step::Deliver { order, leg } => (["c0", "c1", "c2"][usize::from(leg)], deliver(&format!("o{order}"), leg)),
+                                // A milestone plan's provider is c0; the others' is the leg's.
+                Step::Deliver { order, leg } => {
+                    let id = format!("o{order}");
+                    let milestone = e.world.state.order(&id).is_some_and(|view| {
+                        view.legs.len() > 1 && view.legs.iter().all(|l| l.terms.provider == e.contributors[0].did)
+                    });
+                    (if milestone { "c0" } else { ["c0", "c1", "c2"][usize::from(leg)] }, deliver(&id, leg))
+                }
                 Step::Approve { order, leg } => ("principal", approve(&format!("o{order}"), leg)),
                 Step::Decline { order, leg } => (["c0", "c1", "c2"][usize::from(leg)], Command::DeclineLeg(LegRef { order_id: format!("o{order}"), leg })),
                 Step::Dispute { order, leg } => ("principal", Command::DisputeLeg(DisputeLeg { order_id: format!("o{order}"), leg, reason: "no".into() })),

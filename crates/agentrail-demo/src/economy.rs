@@ -586,16 +586,7 @@ pub(crate) async fn model_platform(
         )?;
     }
     payer.close_all().await?;
-    let history = buyer.client.history(&buyer.did, None, 20).await?;
-    let channel_id = history
-        .items
-        .iter()
-        .flat_map(|item| &item.events)
-        .find_map(|event| match event {
-            Event::ChannelOpened { channel_id, .. } => Some(*channel_id),
-            _ => None,
-        })
-        .context("the app opened a channel")?;
+    let channel_id = crate::channel_opened_by(&buyer.client, &buyer.did).await?;
     server.abort();
     payee.close(&channel_id).await?;
     payee.shutdown().await?;

@@ -365,6 +365,23 @@ fn command_kind(command: &Command) -> String {
         .unwrap_or_else(|| "command".into())
 }
 
+/// The first channel `payer` opened, from its history.
+pub(crate) async fn channel_opened_by(
+    client: &Client,
+    payer: &Did,
+) -> anyhow::Result<agentrail_core::channel::ChannelId> {
+    let history = client.history(payer, None, 20).await?;
+    history
+        .items
+        .iter()
+        .flat_map(|item| &item.events)
+        .find_map(|event| match event {
+            agentrail_core::Event::ChannelOpened { channel_id, .. } => Some(*channel_id),
+            _ => None,
+        })
+        .context("the payer opened a channel")
+}
+
 /// Fails with `message` unless `condition` holds.
 pub(crate) fn expect(condition: bool, message: impl Into<String>) -> anyhow::Result<()> {
     ensure!(condition, "{}", message.into());

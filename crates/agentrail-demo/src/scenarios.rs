@@ -528,16 +528,7 @@ async fn pay_per_call(
         format!("spent {} for {} calls", money(payer.spent()), options.calls),
     )?;
     payer.close_all().await?;
-    let history = buyer.client.history(&buyer.did, None, 20).await?;
-    let channel_id = history
-        .items
-        .iter()
-        .flat_map(|item| &item.events)
-        .find_map(|event| match event {
-            Event::ChannelOpened { channel_id, .. } => Some(*channel_id),
-            _ => None,
-        })
-        .context("the buyer opened a channel")?;
+    let channel_id = crate::channel_opened_by(&buyer.client, &buyer.did).await?;
     server.abort();
     collector.abort();
     payee.close(&channel_id).await?;

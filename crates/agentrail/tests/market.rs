@@ -46,7 +46,9 @@ fn the_demo_passes_every_scenario_and_verifies_every_receipt() {
     assert_eq!(report["money_conserved"], true);
     // Progress went to stderr, one line per scenario.
     let progress = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(progress.matches("… ok").count(), 11, "{progress}");
+    // "… ok (s)" ends each scenario's line (a node's warning may come
+    // in between: the subscription's second node runs a scaled clock).
+    assert_eq!(progress.matches("ok (").count(), 11, "{progress}");
 }
 
 async fn get(node: &Node, path: &str) -> (u16, serde_json::Value) {

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::market::{check_hash, check_text, check_window, sole};
 use super::retention::Forget;
-use super::{Charge, Expiry, State, check_category_field, check_key, check_nonzero, check_splits};
+use super::{Charge, Expiry, State, check_category_field, check_key, check_nonzero};
 use crate::amount::{Amount, BPS_WHOLE};
 use crate::command::Split;
 use crate::constants::{
@@ -310,25 +310,11 @@ impl State {
             });
         }
         check_hash("result_hash", &submit.result_hash)?;
-        let manifest = if submit.manifest.is_empty() {
-            sole(submit.contributor)
-        } else {
-            check_splits(&submit.manifest)?;
-            submit.manifest.clone()
-        };
-        for split in &manifest {
-            if !self.accounts.contains_key(&split.to) {
-                return Err(Rejection::UnknownAccount { did: split.to });
-            }
-            if self.owner_root(&split.to) == validator_root {
-                return Err(Rejection::OwnSideRole { field: "manifest" });
-            }
-        }
-        // The budget is the lead's money: each part goes to a payee the
-        // lead's mandate allows.
-        self.check_payees(
+        let manifest = self.delivery_manifest(
+            &submit.manifest,
+            || sole(submit.contributor),
             &bounty.charge.delegates,
-            manifest.iter().map(|split| &split.to),
+            Some(bounty.terms.validator),
         )?;
         let speed = speed_bps(now, bounty.full_pay_until, bounty.closes_at);
         let outcome = vec![Event::ContributionSubmitted {

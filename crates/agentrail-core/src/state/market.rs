@@ -1104,27 +1104,18 @@ impl State {
         }
         check_hash("result_hash", &deliver.result_hash)?;
         check_uri("uri", deliver.uri.as_deref())?;
-        let manifest = if deliver.manifest.is_empty() {
-            task.terms
-                .listing_id
-                .as_ref()
-                .map(|id| self.listings[id].request.revenue_share.clone())
-                .filter(|share| !share.is_empty())
-                .unwrap_or_else(|| sole(task.terms.provider))
-        } else {
-            check_splits(&deliver.manifest)?;
-            deliver.manifest.clone()
-        };
-        for split in &manifest {
-            if !self.accounts.contains_key(&split.to) {
-                return Err(Rejection::UnknownAccount { did: split.to });
-            }
-        }
-        // The escrow is the buyer's money: each part goes to a payee the
-        // buyer's mandate allows.
-        self.check_payees(
+        let manifest = self.delivery_manifest(
+            &deliver.manifest,
+            || {
+                task.terms
+                    .listing_id
+                    .as_ref()
+                    .map(|id| self.listings[id].request.revenue_share.clone())
+                    .filter(|share| !share.is_empty())
+                    .unwrap_or_else(|| sole(task.terms.provider))
+            },
             &task.charge.delegates,
-            manifest.iter().map(|split| &split.to),
+            None,
         )?;
         let review_ends_at = now
             .checked_add_seconds(task.terms.review_window_s)
@@ -1151,6 +1142,36 @@ impl State {
             manifest,
             review_ends_at,
         }])
+    }
+
+    /// A delivery's manifest: the one given (checked), or `default`'s.
+    /// Every part goes to an account, and (the escrow being the payer's
+    /// money) to a payee every grant of `delegates` allows; none to the
+    /// side of `judge`, the validator or arbiter who rules on the work.
+    pub(super) fn delivery_manifest(
+        &self,
+        given: &[Split],
+        default: impl FnOnce() -> Vec<Split>,
+        delegates: &[Did],
+        judge: Option<Did>,
+    ) -> Result<Vec<Split>, Rejection> {
+        let manifest = if given.is_empty() {
+            default()
+        } else {
+            check_splits(given)?;
+            given.to_vec()
+        };
+        let judge_root = judge.and_then(|judge| self.owner_root(&judge));
+        for split in &manifest {
+            if !self.accounts.contains_key(&split.to) {
+                return Err(Rejection::UnknownAccount { did: split.to });
+            }
+            if judge_root.is_some() && self.owner_root(&split.to) == judge_root {
+                return Err(Rejection::OwnSideRole { field: "manifest" });
+            }
+        }
+        self.check_payees(delegates, manifest.iter().map(|split| &split.to))?;
+        Ok(manifest)
     }
 
     pub(super) fn approve_task(

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::market::{check_hash, check_text, check_window, sole};
 use super::retention::Forget;
-use super::{Charge, Expiry, State, check_category_field, check_key, check_nonzero, check_splits};
+use super::{Charge, Expiry, State, check_category_field, check_key, check_nonzero};
 use crate::amount::{Amount, BPS_WHOLE};
 use crate::command::Split;
 use crate::constants::{
@@ -336,30 +336,12 @@ impl State {
             ));
         }
         check_hash("result_hash", &deliver.result_hash)?;
-        let manifest = if deliver.manifest.is_empty() {
-            sole(provider)
-        } else {
-            check_splits(&deliver.manifest)?;
-            deliver.manifest.clone()
-        };
-        for split in &manifest {
-            if !self.accounts.contains_key(&split.to) {
-                return Err(Rejection::UnknownAccount { did: split.to });
-            }
-        }
-        self.check_payees(
+        let manifest = self.delivery_manifest(
+            &deliver.manifest,
+            || sole(provider),
             &order.charge.delegates,
-            manifest.iter().map(|split| &split.to),
+            order.request.arbiter,
         )?;
-        if let Some(arbiter) = order.request.arbiter {
-            let arbiter_root = self.owner_root(&arbiter);
-            if manifest
-                .iter()
-                .any(|split| self.owner_root(&split.to) == arbiter_root)
-            {
-                return Err(Rejection::OwnSideRole { field: "manifest" });
-            }
-        }
         let review_ends_at = now
             .checked_add_seconds(order.review_window_s)
             .expect("clock is bounded");
