@@ -236,8 +236,8 @@ pub(crate) async fn crowdsourcing(
                 price,
                 contributions: 3,
                 validator,
-                full_pay_s: 1,
-                close_s: 9,
+                full_pay_s: 3,
+                close_s: 13,
                 scoring_window_s: Some(600),
                 category: None,
                 description: "retail prices of 200 staples, one region each".into(),
@@ -248,7 +248,7 @@ pub(crate) async fn crowdsourcing(
     for (index, name) in regions.iter().enumerate() {
         if index == 2 {
             // The last region arrives after the full-pay window.
-            tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
         }
         let result = format!("{name}: 200 prices, 2026-Q4");
         let response = world
@@ -381,6 +381,15 @@ pub(crate) async fn subscription(
     Ok(())
 }
 
+/// Waits until a tenth of the next ledger day has passed.
+async fn next_day(world: &World) {
+    let now = world.now();
+    let start = Period::Day.next_start(now);
+    let ledger_ms = (start.0 - now.0 + 8_640) * 1_000;
+    let real_ms = ledger_ms * DAY_MS / 86_400_000;
+    tokio::time::sleep(std::time::Duration::from_millis(real_ms)).await;
+}
+
 async fn renew_monthly(world: &mut World, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     world.principal("sub-owner").await?;
     let limits = Limits {
@@ -413,16 +422,11 @@ async fn renew_monthly(world: &mut World, figures: &mut Vec<Figure>) -> anyhow::
     };
     let mut collected = 0;
     let mut refusals = Vec::new();
-    for period in 0..4 {
-        if period > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(DAY_MS)).await;
-        }
-        match world
-            .actor("vm-host")
-            .client
-            .submit(&world.actor("vm-host").key, &collect(usd(20, 0)))
-            .await
-        {
+    for _ in 0..4 {
+        // Each collect just after a ledger day begins: its retry and the
+        // second collect land in the same day.
+        next_day(world).await;
+        match world.attempt("vm-host", &collect(usd(20, 0))).await {
             Ok(_) => {
                 collected += 1;
                 // A second collect in the same period is refused.
@@ -458,7 +462,7 @@ async fn renew_monthly(world: &mut World, figures: &mut Vec<Figure>) -> anyhow::
             Command::Revoke(agentrail_core::command::Revoke { subject: payer }),
         )
         .await?;
-    tokio::time::sleep(std::time::Duration::from_millis(DAY_MS)).await;
+    next_day(world).await;
     let (code, _) = world.refused("vm-host", collect(usd(1, 0))).await?;
     expect(
         code == "grant_revoked",

@@ -320,19 +320,30 @@ impl World {
 
     /// `name` signs and submits `command`, which must be accepted.
     pub async fn submit(&self, name: &str, command: Command) -> anyhow::Result<CommandResponse> {
-        let actor = self.actor(name);
         let kind = command_kind(&command);
+        self.attempt(name, &command)
+            .await
+            .with_context(|| format!("{name}'s {kind} was refused"))
+    }
+
+    /// `name` signs and submits `command`. On a scaled clock the signature
+    /// window is milliseconds of real time: a request that waited too long
+    /// (`signature_expired`) is signed again, a few times.
+    pub async fn attempt(
+        &self,
+        name: &str,
+        command: &Command,
+    ) -> Result<CommandResponse, ClientError> {
+        let actor = self.actor(name);
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match actor.client.submit(&actor.key, &command).await {
-                // A scaled clock makes the signature window milliseconds of
-                // real time: a request that waited too long is signed again.
+            match actor.client.submit(&actor.key, command).await {
                 Err(ClientError::Api { error, .. })
                     if self.clock.is_some()
                         && error.code == "signature_expired"
-                        && attempts < 5 => {}
-                other => return other.with_context(|| format!("{name}'s {kind} was refused")),
+                        && attempts < 8 => {}
+                other => return other,
             }
         }
     }
@@ -340,9 +351,8 @@ impl World {
     /// `name` submits `command`, which must be refused; returns the
     /// refusal's code and message.
     pub async fn refused(&self, name: &str, command: Command) -> anyhow::Result<(String, String)> {
-        let actor = self.actor(name);
         let kind = command_kind(&command);
-        match actor.client.submit(&actor.key, &command).await {
+        match self.attempt(name, &command).await {
             Ok(response) => bail!(
                 "{name}'s {kind} was accepted (entry {}) but must be refused",
                 response.index
@@ -365,7 +375,7 @@ fn command_kind(command: &Command) -> String {
         .unwrap_or_else(|| "command".into())
 }
 
-/// The first channel `payer` opened, from its history.
+/// The newest channel `payer` opened, from its latest history.
 pub(crate) async fn channel_opened_by(
     client: &Client,
     payer: &Did,

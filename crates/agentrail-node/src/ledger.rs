@@ -35,6 +35,7 @@ use agentrail_log::{Checkpoint, LogSigner};
 use agentrail_store::{Store, StoreError};
 use agentrail_wire::api::{CommandResponse, HistoryItem, ReceiptRef};
 use agentrail_wire::entry::{EntryRequest, JournalEntry, encode_entry};
+use agentrail_wire::httpsig::SignatureError;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tokio::sync::{oneshot, watch};
@@ -833,6 +834,24 @@ impl Ledger {
             reply,
         } in jobs
         {
+            // A signed request that waited in the queue past the window its
+            // receipt is checked against offline is refused, not journaled:
+            // its client signs it again.
+            if let EntryRequest::Http {
+                signature_input, ..
+            } = &request
+                && !agentrail_wire::httpsig::recorded_in_window(
+                    signature_input,
+                    now.0,
+                    &self.network,
+                )
+            {
+                self.metrics.reject(SignatureError::Expired.code());
+                let _ = reply.send(Err(Refusal::Request(crate::http::from_signature(
+                    SignatureError::Expired,
+                ))));
+                continue;
+            }
             let result = match self.retired_id(&state, command.command()) {
                 Some(rejection) => Err(rejection),
                 None => state.apply(&command, now),

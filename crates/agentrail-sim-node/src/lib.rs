@@ -27,7 +27,7 @@
 //! its faucet does, so that both kinds of entry are recovered). The same
 //! request check run for another network id (a second ledger where the
 //! same keys exist) must refuse them, as sent and with its tag rewritten
-//! to that network (one request in [`CROSS_LEDGER_EVERY`]: the check is
+//! to that network (about one request in eight, [`CROSS_LEDGER_EVERY`]: the check is
 //! the same for every request, and two more signature verifications for
 //! each would double the run). After every restart each such request
 //! journaled lately must be refused as a replay: by the nonce window the
@@ -90,8 +90,11 @@ const COMPARE_EVERY: u64 = 64;
 /// signed itself; the others go as signed HTTP requests.
 pub const NODE_SIGNED_EVERY: u64 = 8;
 /// A second ledger's network id: nothing signed for the node verifies there.
-/// One signed request in this many is checked against it.
+/// The client commands numbered by a multiple of this (and not of
+/// [`NODE_SIGNED_EVERY`]: about one signed request in eight) are checked
+/// against it.
 pub const CROSS_LEDGER_EVERY: u64 = 7;
+const _: () = assert!(!CROSS_LEDGER_EVERY.is_multiple_of(NODE_SIGNED_EVERY));
 const OTHER_NETWORK: &str = "agentrail:other.test/log";
 /// Signed requests journaled lately, replayed after each restart.
 const REPLAYS_KEPT: usize = 16;

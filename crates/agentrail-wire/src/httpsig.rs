@@ -476,6 +476,40 @@ pub fn verify_recorded(
     prepared.check()
 }
 
+/// Whether a request the writer records at `time` keeps to the window
+/// [`verify_recorded`] allows (its signature was checked on arrival): the
+/// writer refuses one that does not (it waited too long in the queue), so
+/// that every journaled request verifies offline. Cheap: the times are
+/// read from the one signature's parameters, or parsed when there are
+/// several.
+pub fn recorded_in_window(signature_input: &str, time: u64, network: &str) -> bool {
+    fn number_after(text: &str, key: &str) -> Option<Option<u64>> {
+        let mut found = text.match_indices(key);
+        let Some((at, _)) = found.next() else {
+            return Some(None);
+        };
+        if found.next().is_some() {
+            return None;
+        }
+        let digits: &str = &text[at + key.len()..];
+        let end = digits
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(digits.len());
+        digits[..end].parse().ok().map(Some)
+    }
+    let quick = number_after(signature_input, ";created=")
+        .and_then(|created| Some((created?, number_after(signature_input, ";expires=")?)));
+    let (created, expires) = match quick {
+        Some(times) => times,
+        None => match parse_params(signature_input, Some(network)) {
+            Ok(params) => (params.created, params.expires),
+            Err(_) => return false,
+        },
+    };
+    let expired = expires.is_some_and(|expires| time >= expires.saturating_add(RECORDED_SLACK_S));
+    !expired && time.abs_diff(created) <= SIGNATURE_WINDOW_S + RECORDED_SLACK_S
+}
+
 fn prepare_at(
     method: &str,
     path: &str,
@@ -598,6 +632,46 @@ mod tests {
             signature_input: format!("{label}={inner}"),
             signature: format!("{label}=:{}:", STANDARD.encode(signature.to_bytes())),
         }
+    }
+
+    #[test]
+    fn the_writer_keeps_only_requests_whose_receipts_verify_offline() {
+        let keyid = Did::from_verifying_key(&key(1).verifying_key());
+        let body = br#"{"type":"transfer"}"#;
+        let signed = sign(&key(1), "POST", "/v1/commands", body, params(1_000, "n1"));
+        let window = SIGNATURE_WINDOW_S + RECORDED_SLACK_S;
+        for (time, kept) in [
+            (1_000 + window, true),
+            (1_000 + window + 1, false),
+            (1_000 - window, true),
+        ] {
+            assert_eq!(
+                recorded_in_window(&signed.signature_input, time, NETWORK),
+                kept
+            );
+            let offline = verify_recorded("POST", "/v1/commands", body, &signed, time, NETWORK);
+            assert_eq!(
+                offline.is_ok(),
+                kept,
+                "the same window as offline at {time}"
+            );
+        }
+        let expiring = sign_as(
+            "sig1",
+            &["@method", "@path", "content-digest"],
+            &format!(r#";created=1000;expires=1005;nonce="n1";keyid="{keyid}";tag="{NETWORK}""#),
+            body,
+        );
+        assert!(recorded_in_window(
+            &expiring.signature_input,
+            1_064,
+            NETWORK
+        ));
+        assert!(!recorded_in_window(
+            &expiring.signature_input,
+            1_065,
+            NETWORK
+        ));
     }
 
     #[test]

@@ -105,6 +105,10 @@ pub enum ChannelCommand {
         /// As for `collect`: redeem a sub-channel only up to this total.
         #[arg(long = "up-to", value_name = "SUB_CHANNEL=USD", value_parser = parse_up_to)]
         up_to: Vec<(String, Amount)>,
+        /// As for `collect`: split what is redeemed by this listing's
+        /// revenue share (the payee's close).
+        #[arg(long)]
+        listing: Option<String>,
     },
     /// Where a channel stands.
     Show { channel: ChannelId },
@@ -242,6 +246,7 @@ pub async fn run(command: ChannelCommand, client: &Client, json: bool) -> anyhow
             channel,
             vouchers,
             up_to,
+            listing,
         } => {
             let key = read_key(&key)?;
             let facts = client.channel(&channel).await?;
@@ -254,11 +259,11 @@ pub async fn run(command: ChannelCommand, client: &Client, json: bool) -> anyhow
                     channel_id: channel,
                     vouchers,
                     amounts: up_to.into_iter().collect(),
-                    listing_id: None,
+                    listing_id: listing,
                 })
             } else {
                 anyhow::ensure!(
-                    vouchers.is_empty() && up_to.is_empty(),
+                    vouchers.is_empty() && up_to.is_empty() && listing.is_none(),
                     "only the payee redeems vouchers; the payer's close takes none"
                 );
                 Command::StartChannelClose(ChannelRef {

@@ -207,7 +207,8 @@ impl Simulation {
     }
 
     fn gen_score(&mut self) -> Step {
-        let candidates: Vec<usize> = (0..self.economy.bounties.len())
+        let len = self.economy.bounties.len();
+        let candidates: Vec<usize> = (len.saturating_sub(RECENT)..len)
             .filter(|&i| !self.economy.bounties[i].contributions.is_empty())
             .collect();
         if candidates.is_empty() {
