@@ -27,34 +27,11 @@ use agentrail_pay::payer::{Method, Payer, PayerOptions};
 use agentrail_pay::{Payee, PayeeOptions};
 use anyhow::Context;
 
+use crate::scenarios::{figure, limits, money};
 use crate::{DemoOptions, Figure, World, expect, start_node, unix_ms, usd, verify_receipts};
-
-fn figure(figures: &mut Vec<Figure>, label: &str, value: impl std::fmt::Display) {
-    figures.push(Figure {
-        label: label.to_owned(),
-        value: value.to_string(),
-    });
-}
-
-fn money(amount: Amount) -> String {
-    format!("{} USD", amount.to_decimal_string())
-}
 
 fn hash(bytes: &[u8]) -> String {
     agentrail_sim::kit::sha256_hex(bytes)
-}
-
-fn open_limits(max_per_payment: Amount, daily_budget: Amount) -> Limits {
-    Limits {
-        max_per_payment,
-        daily_budget,
-        total_budget: None,
-        allowed_payees: None,
-        denied_payees: Vec::new(),
-        allowed_categories: None,
-        approval_threshold: None,
-        daily_approval_threshold: None,
-    }
 }
 
 // ----- supply chain -----------------------------------------------------------
@@ -394,7 +371,7 @@ async fn renew_monthly(world: &mut World, figures: &mut Vec<Figure>) -> anyhow::
     world.principal("sub-owner").await?;
     let limits = Limits {
         total_budget: Some(usd(60, 0)),
-        ..open_limits(usd(25, 0), usd(25, 0))
+        ..limits(usd(25, 0), usd(25, 0))
     };
     world.agent("sub-assistant", "sub-owner", limits).await?;
     world.fund("sub-assistant", usd(100, 0)).await?;
@@ -522,7 +499,7 @@ pub(crate) async fn model_platform(
     let host = world.principal("model-host").await?;
     world.principal("app-owner").await?;
     world
-        .agent("app-agent", "app-owner", open_limits(usd(5, 0), usd(50, 0)))
+        .agent("app-agent", "app-owner", limits(usd(5, 0), usd(50, 0)))
         .await?;
     world.fund("app-agent", usd(20, 0)).await?;
     let listing = PublishListing {

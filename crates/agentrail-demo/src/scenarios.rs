@@ -56,18 +56,18 @@ pub const ALL: [(&str, Scenario); 11] = [
     }),
 ];
 
-fn figure(figures: &mut Vec<Figure>, label: &str, value: impl std::fmt::Display) {
+pub(crate) fn figure(figures: &mut Vec<Figure>, label: &str, value: impl std::fmt::Display) {
     figures.push(Figure {
         label: label.to_owned(),
         value: value.to_string(),
     });
 }
 
-fn money(amount: Amount) -> String {
+pub(crate) fn money(amount: Amount) -> String {
     format!("{} USD", amount.to_decimal_string())
 }
 
-fn limits(max_per_payment: Amount, daily_budget: Amount) -> Limits {
+pub(crate) fn limits(max_per_payment: Amount, daily_budget: Amount) -> Limits {
     kit::limits(max_per_payment, daily_budget)
 }
 

@@ -64,7 +64,7 @@ pub(super) struct BountyRecord {
     paid: Amount,
     closed: bool,
     refunded: Amount,
-    /// In submission order.
+    /// By contribution id (the view lists them in submission order).
     contributions: BTreeMap<String, ContributionRecord>,
 }
 

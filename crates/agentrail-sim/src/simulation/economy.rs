@@ -22,6 +22,7 @@ use agentrail_core::economy::{
 };
 use agentrail_core::{Amount, Authenticated, Command, Event, Rejection};
 
+use super::markets::{RECENT, recent};
 use super::{Expect, Simulation, check_eq};
 use crate::kit;
 
@@ -58,13 +59,6 @@ struct Order {
     providers: Vec<usize>,
     arbiter: Option<usize>,
     atomic: bool,
-}
-
-const RECENT: usize = 8;
-
-fn recent(rng: &mut crate::rng::Rng, len: usize) -> usize {
-    let window = len.min(RECENT);
-    len - 1 - rng.below(window as u64) as usize
 }
 
 fn result_hash(id: &str) -> String {
@@ -109,16 +103,8 @@ impl Simulation {
             ends_at,
             category: None,
         });
-        let expect = self.spend_expectation_of(actor);
+        let expect = self.spend_expectation(actor);
         (self.sign(actor, command), expect)
-    }
-
-    fn spend_expectation_of(&self, actor: usize) -> Expect {
-        if self.chain_usable(actor) {
-            Expect::Anything
-        } else {
-            Expect::RefusedAny
-        }
     }
 
     fn gen_collect(&mut self) -> Step {
@@ -160,7 +146,7 @@ impl Simulation {
 
     fn gen_bounty(&mut self) -> Step {
         let (actor, from) = self.spender();
-        let validator = self.principal_actor_any();
+        let validator = self.principal_actor();
         let id = self.fresh_key("bounty");
         let price = Amount::from_atomic(self.spend_amount(actor).atomic() / 4 + 1);
         let full_pay_s = self.rng.between(0, 6 * 3_600);
@@ -176,17 +162,8 @@ impl Simulation {
             category: None,
             description: String::new(),
         });
-        let expect = self.spend_expectation_of(actor);
+        let expect = self.spend_expectation(actor);
         (self.sign(actor, command), expect)
-    }
-
-    fn principal_actor_any(&mut self) -> usize {
-        loop {
-            let actor = self.rng.below(self.actors.len() as u64) as usize;
-            if self.actors[actor].kind == super::Kind::Principal {
-                return actor;
-            }
-        }
     }
 
     fn gen_submit(&mut self) -> Step {
@@ -261,7 +238,7 @@ impl Simulation {
         let arbiter = self
             .rng
             .chance(2, 3)
-            .then(|| self.principal_actor_any())
+            .then(|| self.principal_actor())
             .map(|arbiter| self.actors[arbiter].did);
         let command = Command::PlaceOrder(PlaceOrder {
             order_id: id,
@@ -272,7 +249,7 @@ impl Simulation {
             arbiter,
             category: None,
         });
-        let expect = self.spend_expectation_of(actor);
+        let expect = self.spend_expectation(actor);
         (self.sign(actor, command), expect)
     }
 

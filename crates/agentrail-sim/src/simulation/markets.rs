@@ -66,10 +66,10 @@ type Step = (Result<Authenticated, Rejection>, Expect);
 
 /// Steps pick among the newest entries: old requests have closed and old
 /// tasks have settled, so this keeps most steps meaningful.
-const RECENT: usize = 12;
+pub(super) const RECENT: usize = 12;
 
 /// An index among the last [`RECENT`] of `len` entries (`len` > 0).
-fn recent(rng: &mut crate::rng::Rng, len: usize) -> usize {
+pub(super) fn recent(rng: &mut crate::rng::Rng, len: usize) -> usize {
     let window = len.min(RECENT);
     len - 1 - rng.below(window as u64) as usize
 }
@@ -95,7 +95,7 @@ impl Simulation {
         }
     }
 
-    fn principal_actor(&mut self) -> usize {
+    pub(super) fn principal_actor(&mut self) -> usize {
         loop {
             let actor = self.rng.below(self.actors.len() as u64) as usize;
             if self.actors[actor].kind == Kind::Principal {
@@ -105,7 +105,7 @@ impl Simulation {
     }
 
     /// A spend is expected to be refused when the signer's chain is dead.
-    fn spend_expectation(&self, actor: usize) -> Expect {
+    pub(super) fn spend_expectation(&self, actor: usize) -> Expect {
         if self.chain_usable(actor) {
             Expect::Anything
         } else {
