@@ -64,6 +64,8 @@ READS = {
     "/v1/subscriptions/{id}": "subscription",
     "/v1/bounties/{id}": "bounty",
     "/v1/orders/{id}": "order",
+    "/v1/principals/{did}/agents": "agents_of",
+    "/v1/principals/{did}/approvals": "pending_approvals",
 }
 PYTHON_NAMES = {"from": "from_", "id": "id_"}
 KINDS = {"integer": "int", "string": "str", "number": "float", "boolean": "bool"}

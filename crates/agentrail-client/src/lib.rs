@@ -322,6 +322,33 @@ impl Client {
         self.get(&path).await
     }
 
+    /// A page of a principal's agents, oldest first, from `offset`.
+    pub async fn agents_of(
+        &self,
+        principal: &Did,
+        offset: u64,
+        limit: usize,
+    ) -> Result<agentrail_wire::api::AgentsPage, ClientError> {
+        self.get(&format!(
+            "/v1/principals/{principal}/agents?offset={offset}&limit={limit}"
+        ))
+        .await
+    }
+
+    /// A page of the payments waiting for a principal's approval, with ids
+    /// above `after`.
+    pub async fn pending_approvals(
+        &self,
+        principal: &Did,
+        after: u64,
+        limit: usize,
+    ) -> Result<agentrail_wire::api::ApprovalsPage, ClientError> {
+        self.get(&format!(
+            "/v1/principals/{principal}/approvals?after={after}&limit={limit}"
+        ))
+        .await
+    }
+
     pub async fn grant(&self, did: &Did) -> Result<GrantStatus, ClientError> {
         self.get(&format!("/v1/grants/{did}")).await
     }

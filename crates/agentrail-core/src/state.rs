@@ -45,12 +45,14 @@ mod custody;
 mod mandate;
 mod market;
 mod order;
+mod owner;
 mod retention;
 mod subscription;
 
 use channels::ChannelRecord;
 pub use channels::{ChannelStatus, ChannelView, Redeemed};
 use market::{LicenseRecord, ListingRecord, QuoteRecord, RfqRecord, TaskRecord};
+pub use owner::PendingApproval;
 use retention::Forget;
 pub use retention::{ArchiveKind, Archived};
 

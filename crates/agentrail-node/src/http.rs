@@ -603,6 +603,14 @@ pub fn router(app: App) -> Router {
         .route("/v1/holds/{id}", get(get_hold))
         .route("/v1/channels/{id}", get(get_channel))
         .route("/v1/approvals/{index}", get(get_approval))
+        .route(
+            "/v1/principals/{did}/agents",
+            get(crate::owner_http::get_agents),
+        )
+        .route(
+            "/v1/principals/{did}/approvals",
+            get(crate::owner_http::get_approvals),
+        )
         .route("/v1/listings", get(crate::market_http::get_listings))
         .route("/v1/listings/{id}", get(crate::market_http::get_listing))
         .route("/v1/rfqs", get(crate::market_http::get_rfqs))
@@ -632,6 +640,7 @@ pub fn router(app: App) -> Router {
         .route("/tile/{*path}", get(get_tile))
         .route("/v1/openapi.json", get(get_openapi))
         .route("/metrics", get(get_metrics))
+        .merge(agentrail_dashboard::router())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -740,6 +749,7 @@ async fn post_command(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let _in_flight = app.ledger.metrics.command_started();
     let (reply, answer) = oneshot::channel();
     match prepare(&app.ledger, &method, &uri, &headers, body, reply).await {
         Ok(check) => {
@@ -1392,6 +1402,7 @@ async fn get_metrics(State(app): State<App>) -> Response {
     let mut text = app.ledger.metrics.render(
         app.ledger.journal_len(),
         &app.ledger.read(|state| state.sizes()).unwrap_or_default(),
+        &app.ledger.store_files(),
     );
     if let Some(chain) = app
         .ledger

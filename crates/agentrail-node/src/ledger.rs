@@ -150,6 +150,8 @@ fn parties(signer: Did, events: &[Event], out: &mut Vec<Did>) {
 pub struct Ledger {
     /// Opens the store; called again to learn what landed after a failure.
     open_store: StoreOpener,
+    /// The store's directory, for a store on disk ([`Ledger::open`]).
+    directory: Option<PathBuf>,
     genesis: Genesis,
     /// `agentrail:<log origin>`: what signed requests and vouchers bind.
     network: String,
@@ -416,12 +418,36 @@ impl Ledger {
         options: LedgerOptions,
     ) -> Result<Ledger, LedgerError> {
         let directory: PathBuf = directory.to_owned();
-        Ledger::open_with(
-            Box::new(move || Store::open(&directory)),
+        let opened = directory.clone();
+        let mut ledger = Ledger::open_with(
+            Box::new(move || Store::open(&opened)),
             genesis,
             log,
             options,
-        )
+        )?;
+        ledger.set_store_directory(directory);
+        Ok(ledger)
+    }
+
+    /// Names the directory the store's files are in, for their sizes in
+    /// the metrics.
+    pub fn set_store_directory(&mut self, directory: PathBuf) {
+        self.directory = Some(directory);
+    }
+
+    /// The store's files and their sizes in bytes (none for a store that
+    /// is not a directory of files).
+    pub fn store_files(&self) -> Vec<(&'static str, u64)> {
+        let Some(directory) = &self.directory else {
+            return Vec::new();
+        };
+        ["journal.redb", "snapshots.redb"]
+            .into_iter()
+            .filter_map(|file| {
+                let bytes = std::fs::metadata(directory.join(file)).ok()?.len();
+                Some((file, bytes))
+            })
+            .collect()
     }
 
     /// [`Ledger::open`] on any store (tests use a fault-injecting disk).
@@ -466,6 +492,7 @@ impl Ledger {
             checkpoint: RwLock::new(Arc::new(checkpoint)),
             clock: Box::new(unix_now),
             snapshot_buffer: Mutex::new(SnapshotBuffer::default()),
+            directory: None,
             metrics: Metrics::default(),
             chain_health: Mutex::new(None),
         })
@@ -890,6 +917,7 @@ impl Ledger {
             state.write_snapshot(&mut buffer.bytes);
             buffer.covers = applied;
             let serialized_us = started.elapsed().as_micros() as u64;
+            self.metrics.snapshot_serialized(serialized_us);
             tracing::info!(
                 covers = applied,
                 bytes = buffer.bytes.len(),
@@ -1220,7 +1248,12 @@ impl Ledger {
             return;
         };
         match store.save_snapshot(covers, &buffer.bytes) {
-            Ok(()) => tracing::info!(covers, bytes = buffer.bytes.len(), "snapshot saved"),
+            Ok(()) => {
+                self.metrics
+                    .snapshot_bytes
+                    .store(buffer.bytes.len() as u64, Ordering::Relaxed);
+                tracing::info!(covers, bytes = buffer.bytes.len(), "snapshot saved");
+            }
             Err(error) => tracing::warn!(%error, "snapshot not saved"),
         }
     }

@@ -12,6 +12,7 @@ pub mod limits;
 mod market_http;
 pub mod metrics;
 pub mod openapi;
+mod owner_http;
 mod service;
 pub mod tls;
 pub mod verifier;
@@ -256,6 +257,7 @@ pub async fn run_with(
         chain,
     };
     let data_dir = config.data_dir.clone();
+    let store_dir = data_dir.clone();
     let options = LedgerOptions {
         snapshot_every: config.snapshot_every,
         ..LedgerOptions::default()
@@ -272,6 +274,7 @@ pub async fn run_with(
     })
     .await
     .map_err(|e| NodeError::Setup(format!("recovery stopped: {e}")))??;
+    ledger.set_store_directory(store_dir);
     if let Some(scale) = config.time_scale {
         tracing::warn!(
             scale = scale.scale,

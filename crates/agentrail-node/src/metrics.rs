@@ -18,9 +18,65 @@ pub struct Metrics {
     pub signatures_checked: AtomicU64,
     pub rate_limited: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Signed commands received over HTTP and not answered yet: waiting
+    /// for the verifier or the writer, or being committed.
+    pub in_flight: AtomicU64,
+    /// How long signed commands took from their arrival to their
+    /// answer, as a histogram over [`LATENCY_BUCKETS_US`].
+    latency: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    latency_sum_us: AtomicU64,
+    /// The last snapshot saved, and how long the writer held the state
+    /// still to serialize it (the longest such pause since the start too).
+    pub snapshot_bytes: AtomicU64,
+    pub snapshot_pause_us_last: AtomicU64,
+    pub snapshot_pause_us_max: AtomicU64,
+}
+
+/// The upper bounds (µs) of the command latency histogram's buckets.
+pub const LATENCY_BUCKETS_US: [u64; 12] = [
+    500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    5_000_000,
+];
+
+/// Counts a signed command in flight until it is dropped (answered, or
+/// abandoned by its client), then records its latency.
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    metrics: &'a Metrics,
+    started: std::time::Instant,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let bucket = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.metrics.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        self.metrics.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
+    /// Starts counting one signed command (see [`InFlight`]).
+    pub fn command_started(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            metrics: self,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Records a snapshot the writer serialized in `pause_us`.
+    pub fn snapshot_serialized(&self, pause_us: u64) {
+        self.snapshot_pause_us_last
+            .store(pause_us, Ordering::Relaxed);
+        self.snapshot_pause_us_max
+            .fetch_max(pause_us, Ordering::Relaxed);
+    }
+
     pub fn reject(&self, code: &'static str) {
         *self
             .rejected
@@ -33,7 +89,14 @@ impl Metrics {
     /// The Prometheus exposition text.
     /// The metrics in Prometheus' text format, with the journal's length
     /// and the state's record counts as gauges.
-    pub fn render(&self, journal_len: u64, sizes: &[(&str, usize)]) -> String {
+    /// `files` are the store's files and their sizes in bytes, where the
+    /// store is on disk.
+    pub fn render(
+        &self,
+        journal_len: u64,
+        sizes: &[(&str, usize)],
+        files: &[(&str, u64)],
+    ) -> String {
         let mut out = String::new();
         let counters = [
             (
@@ -110,6 +173,59 @@ impl Metrics {
         for (kind, count) in sizes {
             let _ = writeln!(out, "agentrail_state_records{{kind=\"{kind}\"}} {count}");
         }
+        let gauges = [
+            (
+                "agentrail_commands_in_flight",
+                "Signed commands received and not answered yet (queued, verifying or committing).",
+                self.in_flight.load(Ordering::Relaxed),
+            ),
+            (
+                "agentrail_snapshot_bytes",
+                "Size of the last snapshot saved.",
+                self.snapshot_bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "agentrail_snapshot_pause_microseconds",
+                "How long the writer held the state still to serialize the last snapshot.",
+                self.snapshot_pause_us_last.load(Ordering::Relaxed),
+            ),
+            (
+                "agentrail_snapshot_pause_max_microseconds",
+                "The longest snapshot pause of the writer since the node started.",
+                self.snapshot_pause_us_max.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP agentrail_store_file_bytes Size of the store's files on disk.\n# TYPE agentrail_store_file_bytes gauge"
+        );
+        for (file, bytes) in files {
+            let _ = writeln!(out, "agentrail_store_file_bytes{{file=\"{file}\"}} {bytes}");
+        }
+        let name = "agentrail_command_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Signed commands over HTTP, from the request's arrival to its answer.\n# TYPE {name} histogram"
+        );
+        let mut cumulative = 0;
+        for (i, bucket) in self.latency.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = LATENCY_BUCKETS_US
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |us| format!("{}", *us as f64 / 1e6));
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_sum {}\n{name}_count {cumulative}",
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
         out
     }
 }

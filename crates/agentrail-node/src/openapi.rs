@@ -7,7 +7,7 @@ use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
 /// (method, path, summary, request schema, response schema).
-pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 29] = [
+pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 31] = [
     (
         "post",
         "/v1/commands",
@@ -77,6 +77,20 @@ pub const ROUTES: [(&str, &str, &str, Option<&str>, &str); 29] = [
         "Where a payment awaiting approval stands",
         None,
         "ApprovalResponse",
+    ),
+    (
+        "get",
+        "/v1/principals/{did}/agents",
+        "A principal's agents, oldest first: each grant with spending and exposure, account and sessions",
+        None,
+        "AgentsPage",
+    ),
+    (
+        "get",
+        "/v1/principals/{did}/approvals",
+        "Payments from a principal's accounts that wait for its approval, in id order",
+        None,
+        "ApprovalsPage",
     ),
     (
         "get",
@@ -227,6 +241,8 @@ fn content(name: &str, generator: &mut SchemaGenerator) -> (&'static str, Value)
         "HoldResponse" => generator.subschema_for::<api::HoldResponse>(),
         "ChannelView" => generator.subschema_for::<agentrail_core::state::ChannelView>(),
         "ApprovalResponse" => generator.subschema_for::<api::ApprovalResponse>(),
+        "AgentsPage" => generator.subschema_for::<api::AgentsPage>(),
+        "ApprovalsPage" => generator.subschema_for::<api::ApprovalsPage>(),
         "DiscoveryPage" => generator.subschema_for::<DiscoveryPage>(),
         "ListingView" => generator.subschema_for::<ListingView>(),
         "RfqPage" => generator.subschema_for::<RfqPage>(),
@@ -308,6 +324,18 @@ fn operation(
         ] {
             parameters.push(json!({"name": name, "in": "query", "schema": schema}));
         }
+    }
+    if path.ends_with("/agents") {
+        parameters.push(
+            json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}),
+        );
+        parameters.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": agentrail_wire::api::AGENTS_PAGE_MAX}}));
+    }
+    if path.ends_with("/approvals") {
+        parameters.push(
+            json!({"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}}),
+        );
+        parameters.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": agentrail_wire::api::APPROVALS_PAGE_MAX}}));
     }
     if path.ends_with("/history") {
         parameters.push(json!({"name": "before", "in": "query", "schema": {"type": "integer"}}));

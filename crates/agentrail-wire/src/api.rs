@@ -18,6 +18,10 @@ pub const FAUCET_PATH: &str = "/v1/faucet";
 pub const BODY_BYTES_MAX: usize = 32 * 1024;
 /// Largest page of history.
 pub const HISTORY_PAGE_MAX: usize = 200;
+/// The most agents one page of `GET /v1/principals/{did}/agents` holds.
+pub const AGENTS_PAGE_MAX: usize = 50;
+/// The most approvals one page of `GET /v1/principals/{did}/approvals` holds.
+pub const APPROVALS_PAGE_MAX: usize = 100;
 
 /// Every error: `{"error":{"code":"…","message":"…","param":"…"}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -247,4 +251,35 @@ pub struct ChainHealth {
     /// The last RPC error, if the last call failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+}
+
+/// One agent of a principal (`GET /v1/principals/{did}/agents`): its grant
+/// with spending and exposure, its account and the sessions it issued.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AgentSummary {
+    pub did: Did,
+    pub grant: GrantStatus,
+    pub balance: Option<BalanceResponse>,
+    /// Sessions that were live when the agent's newest session was issued,
+    /// oldest first (`GET /v1/grants/{did}` tells where each stands).
+    pub sessions: Vec<Did>,
+}
+
+/// A page of a principal's agents, oldest first; pass `next_offset` as
+/// `offset` for the next page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AgentsPage {
+    pub principal: Did,
+    /// How many agents the principal registered in all.
+    pub total: u64,
+    pub items: Vec<AgentSummary>,
+    pub next_offset: Option<u64>,
+}
+
+/// A page of the payments waiting for a principal's approval, in id order;
+/// pass `next_after` as `after` for the next page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ApprovalsPage {
+    pub items: Vec<agentrail_core::state::PendingApproval>,
+    pub next_after: Option<u64>,
 }

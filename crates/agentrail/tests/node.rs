@@ -112,6 +112,82 @@ async fn a_mandate_is_granted_funded_spent_within_limits_and_survives_a_restart(
         node.client.health().await.unwrap().journal_len,
         again.index + 1
     );
+
+    let client = node.client.clone();
+    // What the dashboard polls: the principal's tree and what waits for it.
+    let tree = client.agents_of(&did(&principal), 0, 10).await.unwrap();
+    assert_eq!((tree.total, tree.next_offset), (1, None));
+    assert_eq!(tree.items[0].did, did(&agent));
+    assert_eq!(tree.items[0].sessions, vec![did(&session)]);
+    assert_eq!(tree.items[0].grant.spent_total, usd(4));
+    assert_eq!(tree.items[0].balance.as_ref().unwrap().available, usd(96));
+    let mut waiting = Vec::new();
+    for key in ["w1", "w2"] {
+        let amount = Amount::from_atomic(8_500_000);
+        let pending = client
+            .submit(
+                &agent,
+                &kit::transfer(did(&agent), did(&vendor), amount, key),
+            )
+            .await
+            .unwrap();
+        let Some(Event::PaymentPending { approval_id, .. }) = pending.events.first() else {
+            panic!("{key} waits for approval: {:?}", pending.events);
+        };
+        waiting.push(*approval_id);
+    }
+    let first = client
+        .pending_approvals(&did(&principal), 0, 1)
+        .await
+        .unwrap();
+    assert_eq!(first.items[0].approval_id, waiting[0]);
+    assert_eq!(first.items[0].signer, did(&agent));
+    assert_eq!(first.items[0].amount, Amount::from_atomic(8_500_000));
+    assert_eq!(first.next_after, Some(waiting[0]));
+    let rest = client
+        .pending_approvals(&did(&principal), waiting[0], 1)
+        .await
+        .unwrap();
+    assert_eq!(rest.items[0].approval_id, waiting[1]);
+    assert_eq!(rest.next_after, None);
+    client
+        .submit(&principal, &kit::approve(waiting[0]))
+        .await
+        .unwrap();
+    // The approved one is no longer waiting.
+    let left = client
+        .pending_approvals(&did(&principal), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        left.items.iter().map(|a| a.approval_id).collect::<Vec<_>>(),
+        vec![waiting[1]]
+    );
+    let none = client
+        .pending_approvals(&did(&vendor), 0, 10)
+        .await
+        .unwrap();
+    assert!(none.items.is_empty());
+    for refused in [
+        client.agents_of(&did(&agent), 0, 10).await.unwrap_err(),
+        client
+            .pending_approvals(&did(&agent), 0, 10)
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(refused.code(), Some("unknown_identity"));
+    }
+    let too_many = client.agents_of(&did(&principal), 0, 51).await.unwrap_err();
+    assert_eq!(too_many.code(), Some("invalid_query"));
+    client
+        .submit(&principal, &kit::decline(waiting[1]))
+        .await
+        .unwrap();
+    let left = client
+        .pending_approvals(&did(&principal), 0, 10)
+        .await
+        .unwrap();
+    assert!(left.items.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -669,7 +745,7 @@ async fn openapi_lists_every_route_and_every_listed_route_answers() {
         .unwrap();
     assert_eq!(document["openapi"], "3.1.0");
     let paths = document["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 29);
+    assert_eq!(paths.len(), 31);
     let someone = "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp";
     for (path, operations) in paths {
         let url = format!("{}{}", node.url, path.replace("{did}", someone));

@@ -1020,6 +1020,26 @@ class Reads:
         """An order: its legs (or milestones), each leg's state, what the escrow holds"""
         return self._get(f"/v1/orders/{id_}", models.OrderView, None)
 
+    def agents_of(
+        self, did: str, *, offset: int | None = None, limit: int | None = None
+    ) -> models.AgentsPage:
+        """A principal's agents, oldest first: each grant with spending and exposure, account and sessions"""
+        return self._get(
+            f"/v1/principals/{did}/agents",
+            models.AgentsPage,
+            _present({"offset": offset, "limit": limit}),
+        )
+
+    def pending_approvals(
+        self, did: str, *, after: int | None = None, limit: int | None = None
+    ) -> models.ApprovalsPage:
+        """Payments from a principal's accounts that wait for its approval, in id order"""
+        return self._get(
+            f"/v1/principals/{did}/approvals",
+            models.ApprovalsPage,
+            _present({"after": after, "limit": limit}),
+        )
+
 
 class AsyncReads:
     """The reads of `Reads`, awaited."""
@@ -1168,3 +1188,23 @@ class AsyncReads:
     async def order(self, id_: str) -> models.OrderView:
         """An order: its legs (or milestones), each leg's state, what the escrow holds"""
         return await self._get(f"/v1/orders/{id_}", models.OrderView, None)
+
+    async def agents_of(
+        self, did: str, *, offset: int | None = None, limit: int | None = None
+    ) -> models.AgentsPage:
+        """A principal's agents, oldest first: each grant with spending and exposure, account and sessions"""
+        return await self._get(
+            f"/v1/principals/{did}/agents",
+            models.AgentsPage,
+            _present({"offset": offset, "limit": limit}),
+        )
+
+    async def pending_approvals(
+        self, did: str, *, after: int | None = None, limit: int | None = None
+    ) -> models.ApprovalsPage:
+        """Payments from a principal's accounts that wait for its approval, in id order"""
+        return await self._get(
+            f"/v1/principals/{did}/approvals",
+            models.ApprovalsPage,
+            _present({"after": after, "limit": limit}),
+        )

@@ -3083,6 +3083,33 @@ class OrderView(BaseModel):
     total: Amount
 
 
+class PendingApproval(BaseModel):
+    """
+    A payment above an approval threshold that waits for the principal.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    amount: Amount
+    approval_id: int = Field(..., ge=0)
+    """
+    What `approve` and `decline` name.
+    """
+    category: str | None = None
+    expires_at: Timestamp
+    """
+    When the held amount returns to `from` if nobody decides.
+    """
+    from_: Did = Field(..., alias='from')
+    memo: str | None = None
+    signer: Did
+    """
+    The key that asked for the payment (an agent or a session).
+    """
+    to: Did
+
+
 class QuoteView(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,
@@ -3338,6 +3365,19 @@ class TaskView(BaseModel):
     terms_hash: str
 
 
+class ApprovalsPage(BaseModel):
+    """
+    A page of the payments waiting for a principal's approval, in id order;
+    pass `next_after` as `after` for the next page.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    items: list[PendingApproval]
+    next_after: int | None = Field(None, ge=0)
+
+
 class BountyView(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,
@@ -3547,6 +3587,43 @@ class RfqPage(BaseModel):
     Latest expiry first.
     """
     total: int = Field(..., ge=0)
+
+
+class AgentSummary(BaseModel):
+    """
+    One agent of a principal (`GET /v1/principals/{did}/agents`): its grant
+    with spending and exposure, its account and the sessions it issued.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    balance: BalanceResponse | None = None
+    did: Did
+    grant: GrantStatus
+    sessions: list[Did]
+    """
+    Sessions that were live when the agent's newest session was issued,
+    oldest first (`GET /v1/grants/{did}` tells where each stands).
+    """
+
+
+class AgentsPage(BaseModel):
+    """
+    A page of a principal's agents, oldest first; pass `next_offset` as
+    `offset` for the next page.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    items: list[AgentSummary]
+    next_offset: int | None = Field(None, ge=0)
+    principal: Did
+    total: int = Field(..., ge=0)
+    """
+    How many agents the principal registered in all.
+    """
 
 
 class CommandResponse(BaseModel):
