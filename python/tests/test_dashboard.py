@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -174,6 +175,20 @@ def test_an_owner_runs_its_agents_from_the_dashboard(node: str, browser: Browser
     page.get_by_role("button", name="Sign and issue").click()
     expect(notice).to_have_text("Session issued.")
     assert client.grant_status(session.did).active
+    page.locator(f'#agents-list article[data-did="{agent.did}"]').scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")
+    # README's picture (docs/dashboard.png is one of these).
+    page.screenshot(path=str(SHOTS / "readme.png"))
+
+    # The owner revokes the session from the agent's card.
+    ops = page.locator("#agents-list > article", has_text="ops bot")
+    ops.locator("details.sessions > summary").click()
+    session_card = ops.locator(f'article[data-did="{session.did}"]')
+    expect(session_card).to_contain_text("active")
+    page.once("dialog", lambda dialog: dialog.accept())
+    session_card.get_by_role("button", name="Revoke session").click()
+    expect(notice).to_have_text("Revoked.")
+    assert client.grant_status(session.did).revoked_at is not None
 
     # The script's agent pays above its threshold: the payment waits.
     client.faucet(agent.did, "50")
@@ -197,9 +212,17 @@ def test_an_owner_runs_its_agents_from_the_dashboard(node: str, browser: Browser
     assert to_usd(client.balance(agent.did).available.root) == Decimal("43")
 
     # A second one declined: its money returns.
-    pending = client.transfer(agent, vendor.did, "6", memo="too much", category="data")
+    # A memo is the agent's text, shown as text: never markup, never script.
+    hostile = '<img src=x onerror="window.pwned=1">too much'
+    pending = client.transfer(agent, vendor.did, "6", memo=hostile, category="data")
     declined = next(e.root.approval_id for e in pending.events if e.root.type == "payment_pending")
-    page.locator(f'#approvals-table tr[data-approval="{declined}"]').get_by_role("button", name="Decline").click()
+    waiting_row = page.locator(f'#approvals-table tr[data-approval="{declined}"]')
+    expect(waiting_row).to_contain_text(hostile)
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("#approvals-table img").count() == 0
+    # Times in the viewer's zone, UTC on hover.
+    assert waiting_row.locator("time").get_attribute("title").endswith("UTC")
+    waiting_row.get_by_role("button", name="Decline").click()
     expect(notice).to_have_text(f"Payment #{declined} declined.")
     assert to_usd(client.balance(agent.did).available.root) == Decimal("43")
 
@@ -218,7 +241,17 @@ def test_an_owner_runs_its_agents_from_the_dashboard(node: str, browser: Browser
     expect(page.locator("#chart-payees")).to_contain_text("7.00 USD")
     shot(page, "4-activity")
 
+    # What the agent opened shows with what the ledger holds of it now.
+    client.open_channel(
+        agent, deposit="3", payee=vendor.did, category="compute", expires_at=int(time.time()) + 7 * 86400
+    )
+    client.subscribe(
+        agent, amount="1", payee=vendor.did, period="month", subscription_id="dash-sub", category="data"
+    )
     view(page, "Channels")
+    records = page.locator("#records")
+    expect(records.locator("article", has_text="Channel")).to_contain_text("3.00 USD")
+    expect(records.locator("article", has_text="Subscription")).to_contain_text("dash-sub")
     shot(page, "5-records")
 
     view(page, "Morning report")
@@ -227,7 +260,9 @@ def test_an_owner_runs_its_agents_from_the_dashboard(node: str, browser: Browser
     expect(page.locator("#report-summary")).to_contain_text("7.00 USD")
     shot(page, "6-report")
 
-    view(page, "Operator")
+    # The keyboard reaches every view.
+    page.get_by_role("link", name="Operator").focus()
+    page.keyboard.press("Enter")
     expect(page.locator("#checkpoint-proof")).to_contain_text("✓ size")
     expect(page.locator("#operator")).to_contain_text("journal.redb")
     shot(page, "7-operator")
@@ -257,3 +292,104 @@ def test_the_page_refuses_to_be_framed_and_runs_no_inline_script(node: str) -> N
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert page.headers["x-frame-options"] == "DENY"
     assert httpx.get(node + "/dashboard/nope.js").status_code == 404
+
+
+def test_the_page_speaks_the_wire_format_of_docs_vectors(node: str, browser: Browser) -> None:
+    """The browser's own implementation (wire.js, WebCrypto) against the
+    known answers the Rust and Python implementations are held to, and the
+    receipt check against a node's real receipts, tampered with."""
+    vectors = json.loads((ROOT / "docs" / "vectors.json").read_text())
+    client = Client(node)
+    principal = Key.generate()
+    client.register_principal(principal)
+    index = client.faucet(principal.did, "1").index
+    receipt = httpx_json(f"{node}/v1/receipts/{index}")
+    page = browser.new_page()
+    page.goto(node + "/")
+    answers = page.evaluate(
+        """async ({ v, receipt, logKey }) => {
+        const w = await import("/dashboard/wire.js");
+        const enc = new TextEncoder();
+        const out = {};
+        out.dids = v.keys.map((k) => w.didOfPublic(w.fromHex(k.public_key_hex)));
+        out.publics = v.keys.map((k) => w.toHex(w.publicOfDid(k.did)));
+        const key = async (seed) => {
+          const k = v.keys.find((k) => k.seed_hex === seed);
+          return (await w.importKeyFile(JSON.stringify({ did: k.did, seed }))).privateKey;
+        };
+        try {
+          await w.importKeyFile(JSON.stringify({ did: v.keys[1].did, seed: v.keys[0].seed_hex }));
+          out.mismatchedKeyFile = "accepted";
+        } catch (e) { out.mismatchedKeyFile = e.message; }
+        out.grantBytes = w.GRANT_PREFIX + w.canonical(v.grant.document);
+        out.grantId = w.toHex(await w.sha256(enc.encode(out.grantBytes)));
+        out.grantSignature = (await w.signGrant(await key(v.keys[0].seed_hex), v.grant.document)).signature;
+        out.commandBytes = w.COMMAND_PREFIX + w.canonical(v.node_signed_command.signed.command);
+        const r = v.request;
+        out.request = await w.signRequest(await key(r.signer_seed_hex), v.keys.find((k) => k.seed_hex === r.signer_seed_hex).did,
+          v.network.network_id, r.method, r.path, enc.encode(r.body_utf8), r.created, r.nonce);
+        out.leafHashes = await Promise.all(v.merkle.entries_utf8.map(async (e) => w.toBase64(await w.leafHash(enc.encode(e)))));
+        const proof = v.merkle.inclusion_proof_of_1_b64.map(w.fromBase64);
+        const root = w.fromBase64(v.merkle.root_b64);
+        const leaf1 = w.fromBase64(v.merkle.leaf_hashes_b64[1]);
+        out.inclusion = await w.verifyInclusion(leaf1, 1n, 3n, proof, root);
+        out.inclusionWrongIndex = await w.verifyInclusion(leaf1, 2n, 3n, proof, root);
+        out.amounts = ["2.5", "0.000001", "1000000", "007.10"].map(w.toAtomic);
+        out.refusedAmounts = ["1.0000001", "-1", "1e3", "", "0x10", "1,5"].map((a) => { try { w.toAtomic(a); return "accepted"; } catch { return "refused"; } });
+        out.formatted = ["2500000", "1", "0", "123456789000000"].map(w.formatUsd);
+        const pinned = await w.parseLogKey(logKey);
+        out.receipt = (await w.verifyReceipt(receipt, pinned)).entry.events;
+        const tamper = async (change) => {
+          const copy = structuredClone(receipt);
+          await change(copy);
+          try { await w.verifyReceipt(copy, pinned); return "accepted"; } catch (e) { return e.message; }
+        };
+        const leaf = w.fromBase64(receipt.leaf);
+        out.tampered = {
+          leaf: await tamper((c) => { const b = leaf.slice(); b[b.length - 3] ^= 1; c.leaf = w.toBase64(b); }),
+          leafAndHash: await tamper(async (c) => { const b = leaf.slice(); b[b.length - 3] ^= 1; c.leaf = w.toBase64(b); c.leaf_hash = w.toBase64(await w.leafHash(b)); }),
+          index: await tamper((c) => { c.index = c.index === 0 ? 1 : c.index - 1; }),
+          size: await tamper((c) => { c.tree_size += 1; }),
+          checkpoint: await tamper((c) => { c.checkpoint = c.checkpoint.replace(/\\n(\\d+)\\n/, (m, n) => `\\n${Number(n) + 1}\\n`); }),
+        };
+        const other = await w.generateKey();
+        try { await w.parseLogKey(logKey.replace(/\\+[0-9a-f]{8}\\+/, "+00000000+")); out.badKeyId = "accepted"; } catch (e) { out.badKeyId = e.message; }
+        out.otherKey = other.did.startsWith("did:key:z");
+        return out;
+      }""",
+        {"v": vectors, "receipt": receipt, "logKey": client.log_key().strip()},
+    )
+    assert answers["dids"] == [k["did"] for k in vectors["keys"]]
+    assert answers["publics"] == [k["public_key_hex"] for k in vectors["keys"]]
+    assert "is not the key of" in answers["mismatchedKeyFile"]
+    assert answers["grantBytes"] == vectors["grant"]["signing_bytes_utf8"]
+    assert answers["grantId"] == vectors["grant"]["grant_id"]
+    assert answers["grantSignature"] == vectors["grant"]["signature_hex"]
+    assert answers["commandBytes"] == vectors["node_signed_command"]["signing_bytes_utf8"]
+    request = vectors["request"]
+    assert answers["request"]["content-digest"] == request["content_digest"]
+    assert answers["request"]["signature-input"] == request["signature_input"]
+    assert answers["request"]["signature"] == request["signature"]
+    assert answers["leafHashes"] == vectors["merkle"]["leaf_hashes_b64"]
+    assert answers["inclusion"] is True and answers["inclusionWrongIndex"] is False
+    assert answers["amounts"] == ["2500000", "1", "1000000000000", "7100000"]
+    assert answers["refusedAmounts"] == ["refused"] * 6
+    assert answers["formatted"] == ["2.50", "0.000001", "0.00", "123,456,789.00"]
+    assert answers["receipt"] == [{"type": "deposited", "to": principal.did, "amount": "1000000"}]
+    tampered = answers["tampered"]
+    assert tampered["leaf"] == "the leaf hash is not the hash of the leaf"
+    assert tampered["leafAndHash"] == "the inclusion proof does not lead to the signed root"
+    assert tampered["index"] == "the inclusion proof does not lead to the signed root"
+    assert tampered["size"] == "the receipt's tree size is not its checkpoint's"
+    assert tampered["checkpoint"] == "the checkpoint's signature does not verify"
+    assert answers["badKeyId"] == "the log key's id does not match its key"
+    page.close()
+
+
+def httpx_json(url: str) -> dict[str, object]:
+    import httpx
+
+    response = httpx.get(url)
+    response.raise_for_status()
+    result: dict[str, object] = response.json()
+    return result

@@ -856,14 +856,25 @@ const RECORD_KINDS = [
   ["hold_id", "Hold", "/v1/holds/"],
 ];
 
+// A record's plain fields (and those of its nested objects, such as its
+// terms), each shown as what it is: an identity, a time or an amount.
 function summaryOf(view) {
   const pairs = [];
+  const add = (key, value) => {
+    if (value === null || typeof value === "object") return;
+    const text = String(value);
+    let shown = text;
+    if (wire.isDid(text)) shown = who(text);
+    else if (/(_at|deadline|_until)$/.test(key) && /^\d+$/.test(text)) shown = when(value);
+    else if (/^(deposit|collected|amount|price|budget|paid|refunded|held|total|stake|payout|refund)$/.test(key) && /^\d+$/.test(text)) shown = usd(text);
+    pairs.push([key.replaceAll("_", " "), shown]);
+  };
   for (const [key, value] of Object.entries(view)) {
-    if (value === null || typeof value === "object") continue;
-    const amountLike = /^(deposit|collected|amount|price|budget|paid|refunded|held|total|stake)$/.test(key) && /^\d+$/.test(String(value));
-    pairs.push([key.replaceAll("_", " "), amountLike ? usd(String(value)) : String(value)]);
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      for (const [inner, innerValue] of Object.entries(value)) add(inner, innerValue);
+    } else add(key, value);
   }
-  return dl(pairs.slice(0, 14));
+  return dl(pairs.slice(0, 16));
 }
 
 async function renderRecords() {
@@ -1010,12 +1021,13 @@ async function renderOperator() {
       ["Chain id", String(c.binding?.chain_id ?? "—")],
       ["Vault", c.binding?.vault ?? "—"],
       ["Following", c.following ? "yes" : "no"],
-      ["RPC", c.rpc_ok ? "up" : "down"],
+      ["RPC", c.rpc_ok ? "up" : `down${c.last_error ? `: ${c.last_error}` : ""}`],
       ["Head block", String(c.head ?? "—")],
-      ["Anchored size", String(m.one("agentrail_chain_anchored_size"))],
-      ["Deposits credited", String(c.deposits_credited ?? "—")],
-      ["Withdrawals pending", String(m.one("agentrail_chain_withdrawals_pending"))],
-      ["Alarm", c.alarm ? String(c.alarm) : "none"],
+      ["Safe block", `${c.safe ?? "—"} (${c.confirmations} confirmations)`],
+      ["Log size anchored in the vault", String(c.anchored_size ?? "none yet")],
+      ["Vault deposits credited", String(c.deposits_credited)],
+      ["Withdrawals not yet paid", String(c.pending_withdrawals)],
+      ["Alarm", c.alarm ? c.alarm : "none"],
     ])));
   }
   $("#operator").replaceChildren(...cards);

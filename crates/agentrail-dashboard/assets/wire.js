@@ -260,10 +260,10 @@ export function signatureBase(method, path, digest, params) {
 }
 
 // The headers of a signed request over `body` (docs/protocol.md).
-export async function signRequest(privateKey, did, network, method, path, body, created) {
+export async function signRequest(privateKey, did, network, method, path, body, created, nonce = randomNonce()) {
   const digest = await contentDigest(body);
   const params =
-    `${COVERED};created=${created};nonce="${randomNonce()}";keyid="${did}";` +
+    `${COVERED};created=${created};nonce="${nonce}";keyid="${did}";` +
     `alg="ed25519";tag="${network}"`;
   const base = signatureBase(method, path, digest, params);
   const signature = await sign(privateKey, encoder.encode(base));

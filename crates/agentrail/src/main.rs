@@ -331,6 +331,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let ready = |address: std::net::SocketAddr| {
                     // Scripts and tests read this line to find the port.
                     println!("agentrail node listening on {scheme}://{address}");
+                    println!("dashboard: {scheme}://{address}/");
                 };
                 let services = |node: agentrail_node::NodeHandle| {
                     if let Some(prepared) = prepared {
