@@ -239,7 +239,15 @@ def test_an_owner_runs_its_agents_from_the_dashboard(node: str, browser: Browser
     expect(paid).to_contain_text("✓ proven")
     expect(page.locator("#chart-agents svg rect")).to_have_count(1)
     expect(page.locator("#chart-payees")).to_contain_text("7.00 USD")
+    page.locator("#chart-group").select_option("payee")
+    expect(page.locator("#chart-agents .legend")).to_contain_text("Vendor")
     shot(page, "4-activity")
+    # The owner withdraws (a dev ledger has no chain to pay out to).
+    page.locator("#withdraw-amount").fill("10")
+    page.get_by_role("button", name="Sign and withdraw").click()
+    expect(notice).to_have_text("Withdrawal signed and accepted.")
+    assert to_usd(client.balance(owner_did).available.root) == Decimal("90")
+    expect(page.locator("#balances")).to_contain_text("90.00 USD")
 
     # What the agent opened shows with what the ledger holds of it now.
     client.open_channel(

@@ -747,14 +747,27 @@ async function renderActivity(more = false) {
   await renderCharts(accounts);
 }
 
-// Spending per UTC day per agent, and per payee, from the accounts'
-// history (payments out of the principal's accounts to anyone else).
+// What an event paid out of an account: transfers, channel and
+// subscription collects, and mandate charges for payments off the ledger.
+function spending(e) {
+  switch (e.type) {
+    case "transferred": return { from: e.from, to: e.to, amount: BigInt(e.amount) };
+    case "channel_collected": case "subscription_collected": case "mandate_charged":
+      return { from: e.from, to: e.payee, amount: BigInt(e.amount) };
+    default: return null;
+  }
+}
+
+// Spending per UTC day per agent (or per payee), and per payee, from the
+// accounts' history: payments out of the principal's accounts to others.
 async function renderCharts(accounts) {
   const days = Number($("#chart-days").value);
   const today = Math.floor(Date.now() / 1000 / DAY_S);
   const since = (today - days + 1) * DAY_S;
   const mine = new Set(accounts);
-  const perDay = new Map(); // "day|from" -> atomic
+  const byPayee = $("#chart-group").value === "payee";
+  const perDay = new Map(); // "day|group" -> atomic
+  const perGroup = new Map();
   const perPayee = new Map();
   for (const did of accounts) {
     let before;
@@ -763,19 +776,31 @@ async function renderCharts(accounts) {
       for (const item of page.items) {
         if (item.time < since) continue;
         for (const e of item.events) {
-          if (e.type !== "transferred" || e.from !== did || mine.has(e.to)) continue;
-          const day = Math.floor(item.time / DAY_S);
-          const key = `${day}|${did}`;
-          perDay.set(key, (perDay.get(key) || 0n) + BigInt(e.amount));
-          perPayee.set(e.to, (perPayee.get(e.to) || 0n) + BigInt(e.amount));
+          const spent = spending(e);
+          if (!spent || spent.from !== did || mine.has(spent.to)) continue;
+          const group = byPayee ? spent.to : did;
+          const key = `${Math.floor(item.time / DAY_S)}|${group}`;
+          perDay.set(key, (perDay.get(key) || 0n) + spent.amount);
+          perGroup.set(group, (perGroup.get(group) || 0n) + spent.amount);
+          perPayee.set(spent.to, (perPayee.get(spent.to) || 0n) + spent.amount);
         }
       }
-      if (page.next_before === null || page.items.at(-1)?.time < since) break;
+      if (page.next_before === null || !(page.items.at(-1)?.time >= since)) break;
       before = page.next_before;
     }
   }
   const colors = ["#1f6feb", "#d97706", "#059669", "#9333ea", "#dc2626", "#0891b2", "#65a30d", "#db2777"];
-  const spenders = accounts.filter((did) => [...perDay.keys()].some((k) => k.endsWith(`|${did}`)));
+  // The largest groups get a colour each; the rest share the last one.
+  const ranked = [...perGroup.entries()].sort((a, b) => (b[1] > a[1] ? 1 : b[1] < a[1] ? -1 : 0)).map(([g]) => g);
+  const spenders = ranked.slice(0, colors.length - 1);
+  const others = ranked.slice(colors.length - 1);
+  if (others.length) {
+    for (const [key, value] of [...perDay.entries()]) {
+      const [day, group] = key.split("|");
+      if (others.includes(group)) perDay.set(`${day}|others`, (perDay.get(`${day}|others`) || 0n) + value);
+    }
+    spenders.push("others");
+  }
   const dayTotals = [];
   for (let d = today - days + 1; d <= today; d++) {
     dayTotals.push(spenders.reduce((sum, did) => sum + (perDay.get(`${d}|${did}`) || 0n), 0n));
@@ -819,19 +844,19 @@ async function renderCharts(accounts) {
     }
   }
   const legend = el("ul", { class: "legend" }, spenders.map((did, s) =>
-    el("li", {}, el("span", { class: "swatch", "data-color": s % colors.length }), nameOf(did) || did.slice(0, 16))));
+    el("li", {}, el("span", { class: "swatch", "data-color": s % colors.length }), did === "others" ? `${others.length} others` : nameOf(did) || did.slice(0, 16))));
   const rows = [];
   for (let d = today; d > today - days; d--) {
     for (const did of spenders) {
       const value = perDay.get(`${d}|${did}`);
-      if (value) rows.push(el("tr", {}, el("td", { text: new Date(d * DAY_S * 1000).toISOString().slice(0, 10) }), el("td", {}, who(did)), el("td", {}, usd(value.toString()))));
+      if (value) rows.push(el("tr", {}, el("td", { text: new Date(d * DAY_S * 1000).toISOString().slice(0, 10) }), el("td", {}, did === "others" ? "others" : who(did)), el("td", {}, usd(value.toString()))));
     }
   }
   $("#chart-agents").replaceChildren(
     spenders.length ? svg : el("p", { class: "empty", text: "No payments in this window." }),
     legend,
     rows.length ? el("details", {}, el("summary", { text: "The figures" }),
-      el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "UTC day" }), el("th", { text: "Agent" }), el("th", { text: "Spent" }))), el("tbody", {}, rows))) : null,
+      el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "UTC day" }), el("th", { text: byPayee ? "Payee" : "Agent" }), el("th", { text: "Spent" }))), el("tbody", {}, rows))) : null,
   );
   const payees = [...perPayee.entries()].sort((a, b) => (b[1] > a[1] ? 1 : b[1] < a[1] ? -1 : 0));
   const top = payees[0]?.[1] || 0n;
@@ -934,8 +959,9 @@ async function buildReport(event) {
     let waiting = 0;
     for (const item of items) {
       for (const e of item.events) {
-        if (e.type === "transferred" && mine.has(e.from) && !mine.has(e.to)) spent += BigInt(e.amount);
-        if (e.type === "transferred" && mine.has(e.to) && !mine.has(e.from)) received += BigInt(e.amount);
+        const paid = spending(e);
+        if (paid && mine.has(paid.from) && !mine.has(paid.to)) spent += paid.amount;
+        if (paid && mine.has(paid.to) && !mine.has(paid.from)) received += paid.amount;
         if (e.type === "payment_pending") waiting++;
       }
     }
@@ -1219,7 +1245,9 @@ function bindForms() {
     });
   });
   $("#history-more").addEventListener("click", () => guarded(() => renderActivity(true)));
-  $("#chart-days").addEventListener("change", () => guarded(() => renderActivity(false)));
+  for (const select of ["#chart-days", "#chart-group"]) {
+    $(select).addEventListener("change", () => guarded(() => renderActivity(false)));
+  }
   $("#report-form").addEventListener("submit", buildReport);
   $("#principal-select").addEventListener("change", (event) => choosePrincipal(event.target.value));
   const since = new Date(Date.now() - DAY_S * 1000);
