@@ -204,6 +204,8 @@ def test_an_owner_runs_its_agents_from_the_dashboard(node: str, browser: Browser
     expect(row).to_contain_text("7.00 USD")
     expect(row).to_contain_text("gpu hours")
     expect(page.locator("#approvals-badge")).to_have_text("1")
+    # What it asks is checked against the log before it can be approved.
+    expect(row.locator(".proof")).to_have_text(re.compile(r"^✓ proven: leaf \d+$"))
     shot(page, "3-approvals")
     row.get_by_role("button", name=f"Approve payment {approval}").click()
     expect(notice).to_have_text(f"Payment #{approval} approved.")
@@ -300,6 +302,104 @@ def test_the_page_refuses_to_be_framed_and_runs_no_inline_script(node: str) -> N
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert page.headers["x-frame-options"] == "DENY"
     assert httpx.get(node + "/dashboard/nope.js").status_code == 404
+    # The API's answers too: never sniffed into a page, never framed.
+    health = httpx.get(node + "/v1/health")
+    assert health.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in health.headers["content-security-policy"]
+
+
+FORGED_LOG = r"""async () => {
+  const w = await import("/dashboard/wire.js");
+  const enc = new TextEncoder();
+  // A log of one's own: its key, one leaf, its checkpoint.
+  const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]);
+  const pub = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+  const name = "attacker.example/log";
+  const raw = new Uint8Array([1, ...pub]);
+  const keyId = (await w.sha256(new Uint8Array([...enc.encode(name + "\n"), ...raw]))).slice(0, 4);
+  const logKey = await w.parseLogKey(`${name}+${w.toHex(keyId)}+${w.toBase64(raw)}`);
+  const operator = w.didOfPublic(pub);
+  const receiptOf = async (entry) => {
+    const leaf = enc.encode(JSON.stringify(entry));
+    const root = await w.leafHash(leaf);
+    const text = `${name}\n1\n${w.toBase64(root)}\n`;
+    const sig = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, enc.encode(text)));
+    const note = `${text}\n\u2014 ${name} ${w.toBase64(new Uint8Array([...keyId, ...sig]))}\n`;
+    return { index: 0, tree_size: 1, leaf: w.toBase64(leaf), leaf_hash: w.toBase64(root), inclusion_proof: [], checkpoint: note };
+  };
+  const attempt = async (entry) => {
+    try {
+      const proven = await w.verifyReceipt(await receiptOf(entry), logKey, operator);
+      return { ok: true, contradiction: w.contradicts(proven.command, proven.entry.events) };
+    } catch (e) { return { ok: false, error: e.message }; }
+  };
+  const owner = await w.generateKey();
+  const payee = (await w.generateKey()).did;
+  const time = 1800000000;
+  const signed = async (command, created = time) => {
+    const body = enc.encode(JSON.stringify(command));
+    const h = await w.signRequest(owner.privateKey, owner.did, "agentrail:" + name, "POST", "/v1/commands", body, created);
+    return { kind: "http", method: "POST", path: "/v1/commands", content_digest: h["content-digest"],
+             signature_input: h["signature-input"], signature: h.signature, body: w.toBase64(body) };
+  };
+  const pay = { type: "transfer", from: owner.did, to: payee, amount: "1000000", idempotency_key: "k" };
+  const paid = (amount) => [{ type: "transferred", from: owner.did, to: payee, amount, signer: owner.did }];
+  return {
+    unknownKind: await attempt({ version: 1, time, signer: owner.did, request: { kind: "x" }, events: paid("1000000") }),
+    noRequest: await attempt({ version: 1, time, signer: owner.did, events: paid("1000000") }),
+    otherVersion: await attempt({ version: 2, time, signer: owner.did, request: await signed(pay), events: paid("1000000") }),
+    honest: await attempt({ version: 1, time, signer: owner.did, request: await signed(pay), events: paid("1000000") }),
+    inflated: await attempt({ version: 1, time, signer: owner.did, request: await signed(pay), events: paid("1000000000") }),
+    stale: await attempt({ version: 1, time, signer: owner.did, request: await signed(pay, time - 3600), events: paid("1000000") }),
+    clockByOwner: await attempt({ version: 1, time, signer: owner.did, request: { kind: "clock" }, events: [] }),
+    clockByOperator: await attempt({ version: 1, time, signer: operator, request: { kind: "clock" }, events: [] }),
+  };
+}"""
+
+
+def test_the_page_refuses_what_a_forged_log_would_have_it_show(node: str, browser: Browser) -> None:
+    """A log whose key one holds can sign anything: the page still refuses
+    an entry with no verifiable request, an old signature replayed into a
+    new entry, a clock entry that is not the operator's, and events that
+    contradict the command its signer signed."""
+    page = browser.new_page()
+    page.goto(node + "/")
+    result = page.evaluate(FORGED_LOG)
+    assert result["unknownKind"] == {"ok": False, "error": "the entry's request is of no known kind"}
+    assert result["noRequest"] == {"ok": False, "error": "the entry's request is of no known kind"}
+    assert result["otherVersion"] == {"ok": False, "error": "the leaf is not a journal entry of version 1"}
+    assert result["honest"] == {"ok": True, "contradiction": None}
+    assert result["inflated"] == {"ok": True, "contradiction": "its events are not the payment its signer signed"}
+    assert result["stale"] == {"ok": False, "error": "the recorded request was not signed when the entry says"}
+    assert result["clockByOwner"] == {"ok": False, "error": "a clock entry is the operator's and carries nothing"}
+    assert result["clockByOperator"] == {"ok": True, "contradiction": None}
+    page.close()
+
+
+def test_the_page_notices_a_rewritten_log(node: str, browser: Browser) -> None:
+    """The largest checkpoint the browser verified is kept: a log that does
+    not extend it (here: a root for its size that the log never had) is
+    called rewritten, and a log that does passes its consistency proof."""
+    client = Client(node)
+    principal = Key.generate()
+    client.register_principal(principal)
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(node + "/#operator")
+    expect(page.locator("#checkpoint-proof")).to_contain_text("extends every checkpoint")
+    seen = json.loads(page.evaluate("localStorage.getItem('agentrail.checkpoint')"))
+    # The log grows: the newer checkpoint must extend the one kept.
+    client.faucet(principal.did, "1")
+    page.reload()
+    expect(page.locator("#checkpoint-proof")).to_contain_text("extends every checkpoint")
+    grown = json.loads(page.evaluate("localStorage.getItem('agentrail.checkpoint')"))
+    assert int(grown["size"]) > int(seen["size"])
+    # A kept checkpoint the log does not extend.
+    forged = {"size": seen["size"], "root": "A" * 43 + "="}
+    page.evaluate(f"localStorage.setItem('agentrail.checkpoint', {json.dumps(json.dumps(forged))})")
+    page.reload()
+    expect(page.locator("#checkpoint-proof")).to_contain_text("the log was rewritten")
+    context.close()
 
 
 def test_the_page_speaks_the_wire_format_of_docs_vectors(node: str, browser: Browser) -> None:

@@ -15,6 +15,9 @@ pub const SESSION_GRANT_DURATION_MAX_S: u64 = 31 * DAY_S;
 pub const SESSIONS_PER_AGENT_MAX: usize = 1_024;
 /// Agents one principal may register.
 pub const AGENTS_PER_PRINCIPAL_MAX: usize = 4_096;
+/// Approvals one read of a principal's pending approvals looks at (the
+/// state holds decided ones too, for a retention, of every principal).
+pub const APPROVALS_SCANNED_MAX: usize = 4_096;
 
 /// Entries in a grant's payee allow or deny list.
 pub const PAYEES_PER_LIST_MAX: usize = 64;

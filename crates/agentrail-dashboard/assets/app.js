@@ -18,10 +18,19 @@ const app = {
   principal: "",
   journalLen: -1,
   view: "keys",
-  historyBefore: new Map(), // did -> next `before` for older entries
+  history: new Map(), // did -> {buffer, before, done}: the activity list's paging
   receipts: new Map(), // index -> Promise<{ok, text}>
   metricsBefore: null,
+  openSessions: new Set(), // agents whose sessions are shown
+  pendingProofs: new Map(), // approval id -> Promise<{ok, text}>
+  agents: [],
+  logKeyMismatch: false,
+  shown: new Set(), // history entries listed in the activity view
 };
+
+// Views redrawn by themselves when the ledger changes; the others (long
+// lists one reads) say that there is news and wait for the reader.
+const LIVE = new Set(["keys", "agents", "approvals", "operator"]);
 
 // ---- rendering helpers ----------------------------------------------------------
 
@@ -47,6 +56,7 @@ function usd(atomic) {
 
 function when(seconds) {
   const date = new Date(Number(seconds) * 1000);
+  if (!Number.isSafeInteger(Number(seconds)) || Number.isNaN(date.getTime())) return el("span", { text: "—" });
   return el(
     "time",
     { datetime: date.toISOString(), title: date.toISOString().replace(".000Z", " UTC").replace("T", " ") },
@@ -135,7 +145,7 @@ class Refusal extends Error {
 
 function explain(error) {
   if (error instanceof Refusal) {
-    const plain = PLAIN[error.code];
+    const plain = Object.hasOwn(PLAIN, error.code) ? PLAIN[error.code] : null;
     const param = error.param ? ` (field: ${error.param})` : "";
     return `Refused: ${plain ? plain + " " : ""}The node said: “${error.message}”${param} [${error.code}]`;
   }
@@ -189,6 +199,9 @@ async function getOrNull(path) {
 // the node says (a node must not choose which ledger a signature is for).
 function network() {
   if (!app.logKey) throw new Error("Pin the log key first (Keys view).");
+  if (app.logKeyMismatch) {
+    throw new Error("The node serves another log key than the one pinned here: nothing is signed until you pin the key you trust (Keys view).");
+  }
   const pinned = "agentrail:" + app.logKey.name;
   if (app.health && app.health.network !== pinned) {
     throw new Error(`The node speaks for ${app.health.network}, not the pinned ${pinned}: nothing is signed.`);
@@ -269,10 +282,22 @@ function offerBackup(name, did, backup) {
     id: "backup-link",
   }, `Download the key file of ${name}`);
   const where = $("#backup");
+  // The seed lives in this link until the owner says the file is safe.
+  const done = el("button", {
+    type: "button",
+    class: "danger",
+    onclick: () => {
+      URL.revokeObjectURL(link.href);
+      where.replaceChildren();
+      where.hidden = true;
+    },
+  }, "I saved it: forget the backup");
   where.replaceChildren(
     el("strong", { text: "Back it up now. " }),
     "This page cannot show this key again. ",
     link,
+    " ",
+    done,
     el("br"),
     el("code", { class: "wrap", text: did }),
   );
@@ -293,7 +318,10 @@ async function pinLogKey(text, how) {
   localStorage.setItem("agentrail.logKey", parsed.text);
   localStorage.setItem("agentrail.logKeyPinned", JSON.stringify({ at: Date.now(), how }));
   app.logKey = parsed;
+  app.logKeyMismatch = false;
   app.receipts.clear();
+  // Another log: what the page saw of the old one says nothing of it.
+  localStorage.removeItem("agentrail.checkpoint");
 }
 
 async function checkLogKey() {
@@ -303,7 +331,8 @@ async function checkLogKey() {
     await pinLogKey(served, "first use");
   } else {
     app.logKey = await wire.parseLogKey(pinned);
-    if (pinned !== served) {
+    app.logKeyMismatch = pinned !== served;
+    if (app.logKeyMismatch) {
       notify(`The node now serves another log key than the one pinned here. Receipts are checked against the pinned key, and nothing is signed until you pin one (Keys view). Served: ${served}`);
     }
   }
@@ -320,34 +349,67 @@ function sameJson(a, b) {
   return wire.canonical(a) === wire.canonical(b);
 }
 
-// Verifies the receipt of entry `index` and that it states `item`.
-function proveEntry(item) {
-  if (!app.receipts.has(item.index)) {
-    app.receipts.set(
-      item.index,
-      (async () => {
-        try {
-          const receipt = await get(`/v1/receipts/${item.index}`);
-          const { entry, treeSize } = await wire.verifyReceipt(receipt, app.logKey);
-          if (entry.signer !== item.signer || entry.time !== item.time || !sameJson(entry.events, item.events)) {
-            return { ok: false, text: "the proven entry is not what the history shows" };
-          }
-          return { ok: true, text: `proven: leaf ${item.index} of ${treeSize}`, receipt };
-        } catch (error) {
-          app.receipts.delete(item.index);
-          return { ok: false, text: explain(error) };
-        }
-      })(),
-    );
+// The largest checkpoint this browser verified, {size, root}, kept across
+// visits: every newer one must extend it (a consistency proof), every
+// older one must be a prefix of it, or the log was rewritten.
+async function trackCheckpoint(checkpoint) {
+  const seen = JSON.parse(localStorage.getItem("agentrail.checkpoint") || "null");
+  const root = wire.toBase64(checkpoint.root);
+  if (!seen) {
+    localStorage.setItem("agentrail.checkpoint", JSON.stringify({ size: String(checkpoint.size), root }));
+    return;
   }
-  return app.receipts.get(item.index);
+  const seenSize = BigInt(seen.size);
+  if (seenSize === checkpoint.size) {
+    if (seen.root !== root) throw new Error(`the log was rewritten: two different roots for size ${seen.size}`);
+    return;
+  }
+  const [small, large] = seenSize < checkpoint.size
+    ? [{ size: seenSize, root: wire.fromBase64(seen.root) }, checkpoint]
+    : [checkpoint, { size: seenSize, root: wire.fromBase64(seen.root) }];
+  const proof = await get(`/v1/log/proof/consistency?from=${small.size}&to=${large.size}`);
+  const hashes = proof.proof.map(wire.fromBase64);
+  if (!(await wire.verifyConsistency(small.size, large.size, small.root, large.root, hashes))) {
+    app.rewritten = true;
+    throw new Error(`the log was rewritten: size ${large.size} does not extend size ${small.size}`);
+  }
+  if (checkpoint.size > seenSize) {
+    localStorage.setItem("agentrail.checkpoint", JSON.stringify({ size: String(checkpoint.size), root }));
+  }
+}
+
+// Verifies the receipt of entry `item.index` once, then checks every time
+// that the proven entry is exactly `item`.
+async function proveEntry(item) {
+  if (!app.receipts.has(item.index)) {
+    const proving = (async () => {
+      const receipt = await get(`/v1/receipts/${encodeURIComponent(item.index)}`);
+      if (receipt.index !== item.index) throw new Error("the node sent the receipt of another entry");
+      const proven = await wire.verifyReceipt(receipt, app.logKey, app.health?.operator);
+      await trackCheckpoint(proven.checkpoint);
+      return proven;
+    })();
+    app.receipts.set(item.index, proving);
+    proving.catch(() => app.receipts.delete(item.index));
+  }
+  try {
+    const { entry, command, treeSize } = await app.receipts.get(item.index);
+    if (entry.signer !== item.signer || entry.time !== item.time || !sameJson(entry.events, item.events)) {
+      return { ok: false, text: "the proven entry is not what the history shows" };
+    }
+    const contradiction = wire.contradicts(command, entry.events);
+    if (contradiction) return { ok: false, text: contradiction };
+    return { ok: true, text: `in the log: leaf ${item.index} of ${treeSize}, signed by ${nameOf(entry.signer) || entry.signer}`, entry };
+  } catch (error) {
+    return { ok: false, text: explain(error) };
+  }
 }
 
 function proofBadge(item) {
   const badge = el("span", { class: "proof pending", role: "status", text: "checking proof…" });
   proveEntry(item).then(({ ok, text }) => {
     badge.className = `proof ${ok ? "ok" : "bad"}`;
-    badge.textContent = ok ? `✓ ${text}` : `✗ not proven: ${text}`;
+    badge.textContent = ok ? `✓ proven ${text}` : `✗ not proven: ${text}`;
     badge.dataset.verified = ok ? "yes" : "no";
   });
   return badge;
@@ -375,7 +437,7 @@ function describe(event) {
     case "hold_reserved": return parts("Held ", usd(e.amount), ` (hold ${e.hold_id})`);
     case "hold_released": return parts(`Hold ${e.hold_id} paid out`);
     case "hold_voided": case "hold_expired": return parts(`Hold ${e.hold_id} returned`);
-    case "channel_opened": return parts(`Channel ${e.channel_id.slice(0, 12)}… opened to `, who(e.payee), " with ", usd(e.deposit));
+    case "channel_opened": return parts(`Channel ${String(e.channel_id).slice(0, 12)}… opened to `, who(e.payee), " with ", usd(e.deposit));
     case "channel_collected": return parts("Channel payee collected ", usd(e.amount));
     case "channel_closed": return parts("Channel closed: ", usd(e.paid), " paid, ", usd(e.refunded), " returned");
     case "task_funded": return parts(`Task ${e.task_id} funded with `, usd(e.price ?? e.amount ?? "0"));
@@ -385,11 +447,19 @@ function describe(event) {
     case "subscription_collected": return parts(`Subscription ${e.subscription_id} collected `, usd(e.amount));
     case "order_placed": return parts(`Order ${e.order_id} placed`);
     case "bounty_posted": return parts(`Bounty ${e.bounty_id} posted`);
-    default: return parts(e.type.replaceAll("_", " "));
+    default: return parts(String(e.type).replaceAll("_", " "));
   }
 }
 
 function entryItem(item) {
+  try {
+    return entryView(item);
+  } catch (error) {
+    return el("li", { class: "entry" }, `Entry #${item.index}: unreadable (${explain(error)})`);
+  }
+}
+
+function entryView(item) {
   return el(
     "li",
     { class: "entry", "data-index": item.index },
@@ -405,11 +475,14 @@ async function agentsOf(principal) {
   const agents = [];
   let offset = 0;
   for (let pages = 0; pages < 20 && offset !== null; pages++) {
-    const page = await getOrNull(`/v1/principals/${principal}/agents?offset=${offset}&limit=50`);
+    const page = await getOrNull(`/v1/principals/${encodeURIComponent(principal)}/agents?offset=${offset}&limit=50`);
     if (!page) return null;
     agents.push(...page.items);
     offset = page.next_offset;
   }
+  // More than this page shows: said, not hidden.
+  agents.truncated = offset !== null;
+  app.agents = agents;
   return agents;
 }
 
@@ -502,19 +575,23 @@ async function renderAgents() {
     return;
   }
   const live = (agents || []).filter((a) => a.grant.active);
-  const worst = live.reduce((sum, a) => sum + BigInt(a.grant.exposure.amount), 0n);
+  const worst = live.reduce((sum, a) => sum + wire.atomic(a.grant.exposure.amount), 0n);
   summary.replaceChildren(
     card("Principal", who(principal)),
     card("Available", usd(passport.balance?.available ?? "0")),
     card("Held", usd(passport.balance?.held ?? "0")),
-    card("Agents", el("span", { text: `${live.length} active of ${(agents || []).length}` })),
+    card("Agents", el("span", { text: `${live.length} active of ${(agents || []).length}${agents?.truncated ? " (the first 1,000 shown)" : ""}` })),
     card("Worst case, all agents", usd(worst.toString())),
   );
   const cards = [];
   for (const agent of agents || []) {
     const sessions = el("details", { class: "sessions" },
       el("summary", { text: `${agent.sessions.length} session(s)` }));
+    // Kept open across redraws.
+    sessions.open = app.openSessions.has(agent.did);
     sessions.addEventListener("toggle", async () => {
+      if (sessions.open) app.openSessions.add(agent.did);
+      else app.openSessions.delete(agent.did);
       if (!sessions.open || sessions.dataset.loaded) return;
       sessions.dataset.loaded = "yes";
       const grants = await Promise.all(agent.sessions.slice(0, 100).map((s) => getOrNull(`/v1/grants/${s}`)));
@@ -609,15 +686,16 @@ async function registerAgent(event) {
     const name = $("#agent-name").value.trim() || "agent";
     const subject = await chosenSubject("agent-key", "#agent-did", name, "agent");
     remember(subject, name);
-    const now = Math.floor(Date.now() / 1000);
+    // A minute back: valid at once on a node whose clock is a little behind.
+    const start = Math.floor(Date.now() / 1000) - 60;
     const document = {
       version: 1,
       issuer: app.principal,
       subject,
       role: "agent",
       limits,
-      not_before: now,
-      expires_at: now + days * DAY_S,
+      not_before: start,
+      expires_at: start + days * DAY_S,
       nonce: wire.randomNonce(),
     };
     const grant = await wire.signGrant(keyOf(app.principal).privateKey, document);
@@ -637,15 +715,18 @@ async function issueSession(event) {
     const sessionName = `${nameOf(agent) || "agent"} session`;
     const subject = await chosenSubject("session-key", "#session-did", sessionName, "session");
     remember(subject, sessionName);
-    const now = Math.floor(Date.now() / 1000);
+    // Within the agent's own window, or the node refuses it as wider.
+    const window = app.agents.find((a) => a.did === agent)?.grant.grant;
+    const start = Math.max(Math.floor(Date.now() / 1000) - 60, window?.not_before ?? 0);
+    const end = Math.min(start + hours * 3600, window?.expires_at ?? Infinity);
     const document = {
       version: 1,
       issuer: agent,
       subject,
       role: "session",
       limits,
-      not_before: now,
-      expires_at: now + hours * 3600,
+      not_before: start,
+      expires_at: end,
       nonce: wire.randomNonce(),
     };
     const grant = await wire.signGrant(keyOf(agent).privateKey, document);
@@ -660,12 +741,13 @@ async function pendingApprovals() {
   if (!app.principal) return [];
   const items = [];
   let after = 0;
-  for (let pages = 0; pages < 10 && after !== null; pages++) {
-    const page = await getOrNull(`/v1/principals/${app.principal}/approvals?after=${after}&limit=100`);
+  for (let pages = 0; pages < 50 && after !== null && items.length < 500; pages++) {
+    const page = await getOrNull(`/v1/principals/${encodeURIComponent(app.principal)}/approvals?after=${after}&limit=100`);
     if (!page) return items;
     items.push(...page.items);
     after = page.next_after;
   }
+  items.truncated = after !== null;
   return items;
 }
 
@@ -676,30 +758,77 @@ async function decide(approvalId, type) {
   });
 }
 
+// A pending payment as the log has it: the entry that asked for it, found
+// in the paying account's history and proven, must state the amount, payee
+// and signer the list shows (a node must not show 1 USD for 1,000).
+function provePending(approval) {
+  const id = approval.approval_id;
+  if (!app.pendingProofs.has(id)) {
+    app.pendingProofs.set(id, (async () => {
+      let before;
+      for (let pages = 0; pages < 5; pages++) {
+        const page = await historyOf(approval.from, before, 200);
+        const item = page.items.find((i) => i.events.some((e) => e.type === "payment_pending" && e.approval_id === id));
+        if (item) {
+          const proof = await proveEntry(item);
+          if (!proof.ok) return proof;
+          const e = item.events.find((x) => x.type === "payment_pending" && x.approval_id === id);
+          if (e.from !== approval.from || e.to !== approval.to || e.amount !== approval.amount || item.signer !== approval.signer) {
+            return { ok: false, text: "the log states another payment than this list" };
+          }
+          return { ok: true, text: `proven: leaf ${item.index}` };
+        }
+        if (page.next_before === null) break;
+        before = page.next_before;
+      }
+      return { ok: false, text: "the entry that asked for it was not found" };
+    })());
+  }
+  return app.pendingProofs.get(id);
+}
+
+function approvalRow(a) {
+  const proof = el("span", { class: "proof pending", text: "checking…" });
+  const approve = el("button", {
+    type: "button",
+    disabled: true,
+    "aria-label": `Approve payment ${a.approval_id}`,
+    onclick: async () => {
+      const checked = await provePending(a);
+      if (!checked.ok && !confirm(`This payment is not proven by the log (${checked.text}). Approve it anyway?`)) return;
+      decide(a.approval_id, "approve");
+    },
+  }, "Approve");
+  provePending(a).then((checked) => {
+    proof.className = `proof ${checked.ok ? "ok" : "bad"}`;
+    proof.textContent = checked.ok ? `✓ ${checked.text}` : `✗ ${checked.text}`;
+    proof.dataset.verified = checked.ok ? "yes" : "no";
+    approve.disabled = false;
+  });
+  return el("tr", { "data-approval": a.approval_id },
+    el("td", { text: String(a.approval_id) }),
+    el("td", {}, usd(a.amount), el("br"), proof),
+    el("td", {}, who(a.from)),
+    el("td", {}, who(a.to)),
+    el("td", { text: [a.memo, a.category && `(${a.category})`].filter(Boolean).join(" ") }),
+    el("td", {}, who(a.signer)),
+    el("td", {}, when(a.expires_at)),
+    el("td", { class: "actions" },
+      approve,
+      el("button", { type: "button", class: "danger", onclick: () => decide(a.approval_id, "decline"), "aria-label": `Decline payment ${a.approval_id}` }, "Decline"),
+    ),
+  );
+}
+
 async function renderApprovals(items) {
   const badge = $("#approvals-badge");
   badge.hidden = items.length === 0;
-  badge.textContent = String(items.length);
+  badge.textContent = items.truncated ? `${items.length}+` : String(items.length);
   badge.setAttribute("aria-label", `${items.length} waiting`);
   if (app.view !== "approvals") return;
   $("#approvals-empty").hidden = items.length > 0;
-  $("#approvals-table tbody").replaceChildren(
-    ...items.map((a) =>
-      el("tr", { "data-approval": a.approval_id },
-        el("td", { text: String(a.approval_id) }),
-        el("td", {}, usd(a.amount)),
-        el("td", {}, who(a.from)),
-        el("td", {}, who(a.to)),
-        el("td", { text: a.memo || "" }),
-        el("td", {}, who(a.signer)),
-        el("td", {}, when(a.expires_at)),
-        el("td", { class: "actions" },
-          el("button", { type: "button", onclick: () => decide(a.approval_id, "approve"), "aria-label": `Approve payment ${a.approval_id}` }, "Approve"),
-          el("button", { type: "button", class: "danger", onclick: () => decide(a.approval_id, "decline"), "aria-label": `Decline payment ${a.approval_id}` }, "Decline"),
-        ),
-      ),
-    ),
-  );
+  $("#approvals-more").hidden = !items.truncated;
+  $("#approvals-table tbody").replaceChildren(...items.map(approvalRow));
 }
 
 // ---- activity --------------------------------------------------------------------------------
@@ -729,34 +858,55 @@ async function renderActivity(more = false) {
     ...balances.filter(Boolean).map((b) =>
       card(nameOf(b.did) || "account", who(b.did), el("p", {}, usd(b.available), " available"), el("p", {}, usd(b.held), " held"))),
   );
-  if (!more) app.historyBefore.clear();
-  const pages = await Promise.all(
-    accounts.map(async (did) => {
-      if (more && app.historyBefore.get(did) === null) return [];
-      const page = await historyOf(did, more ? app.historyBefore.get(did) : undefined, 50);
-      // A short page is the last one.
-      app.historyBefore.set(did, page.items.length === 50 ? page.next_before : null);
-      return page.items;
-    }),
-  );
-  const items = merge(pages);
-  const list = $("#history");
-  if (!more) list.replaceChildren();
-  list.append(...items.map(entryItem));
-  $("#history-more").hidden = ![...app.historyBefore.values()].some((b) => b !== null);
+  // One list merged from every account's history, newest first. An entry
+  // is shown only once every account's older pages could hold nothing
+  // newer: each account's unseen entries wait in its buffer.
+  const PAGE = 50;
+  if (!more) {
+    app.history = new Map(accounts.map((did) => [did, { buffer: [], before: undefined, done: false }]));
+    app.shown = new Set();
+    $("#history").replaceChildren();
+  }
+  await Promise.all([...app.history.entries()].map(async ([did, account]) => {
+    if (account.done || account.buffer.length >= PAGE) return;
+    const page = await historyOf(did, account.before, PAGE);
+    account.buffer.push(...page.items);
+    account.before = page.next_before;
+    account.done = page.items.length < PAGE || page.next_before === null;
+  }));
+  const open = [...app.history.values()].filter((a) => !a.done);
+  const cutoff = open.length ? Math.max(...open.map((a) => a.buffer.at(-1)?.index ?? -1)) : -1;
+  const ready = [];
+  for (const account of app.history.values()) {
+    while (account.buffer.length && account.buffer[0].index >= cutoff) ready.push(account.buffer.shift());
+  }
+  const items = merge([ready]).filter((item) => !app.shown.has(item.index));
+  for (const item of items) app.shown.add(item.index);
+  $("#history").append(...items.map(entryItem));
+  $("#history-more").hidden = !open.length && [...app.history.values()].every((a) => !a.buffer.length);
   await renderCharts(accounts);
 }
 
 // What an event paid out of an account: transfers, channel and
 // subscription collects, and mandate charges for payments off the ledger.
+// A collect split by a listing pays its parts, not the payee alone.
 function spending(e) {
   switch (e.type) {
-    case "transferred": return { from: e.from, to: e.to, amount: BigInt(e.amount) };
-    case "channel_collected": case "subscription_collected": case "mandate_charged":
-      return { from: e.from, to: e.payee, amount: BigInt(e.amount) };
-    default: return null;
+    case "transferred": return [{ from: e.from, to: e.to, amount: wire.atomic(e.amount) }];
+    case "channel_collected":
+      if (Array.isArray(e.parts) && e.parts.length) {
+        return e.parts.map((part) => ({ from: e.from, to: part.to, amount: wire.atomic(part.amount) }));
+      }
+      return [{ from: e.from, to: e.payee, amount: wire.atomic(e.amount) }];
+    case "subscription_collected": case "mandate_charged":
+      return [{ from: e.from, to: e.payee, amount: wire.atomic(e.amount) }];
+    default: return [];
   }
 }
+
+// The chart's group for payees past the largest few (no did:key or
+// address can be spelled so).
+const OTHERS = "(others)";
 
 // Spending per UTC day per agent (or per payee), and per payee, from the
 // accounts' history: payments out of the principal's accounts to others.
@@ -766,18 +916,22 @@ async function renderCharts(accounts) {
   const since = (today - days + 1) * DAY_S;
   const mine = new Set(accounts);
   const byPayee = $("#chart-group").value === "payee";
+  let truncated = false;
   const perDay = new Map(); // "day|group" -> atomic
   const perGroup = new Map();
   const perPayee = new Map();
   for (const did of accounts) {
     let before;
-    for (let pages = 0; pages < 10; pages++) {
+    for (let pages = 0; ; pages++) {
+      if (pages === 10) {
+        truncated = true;
+        break;
+      }
       const page = await historyOf(did, before, 200);
       for (const item of page.items) {
         if (item.time < since) continue;
-        for (const e of item.events) {
-          const spent = spending(e);
-          if (!spent || spent.from !== did || mine.has(spent.to)) continue;
+        for (const spent of item.events.flatMap(spending)) {
+          if (spent.from !== did || mine.has(spent.to)) continue;
           const group = byPayee ? spent.to : did;
           const key = `${Math.floor(item.time / DAY_S)}|${group}`;
           perDay.set(key, (perDay.get(key) || 0n) + spent.amount);
@@ -797,9 +951,9 @@ async function renderCharts(accounts) {
   if (others.length) {
     for (const [key, value] of [...perDay.entries()]) {
       const [day, group] = key.split("|");
-      if (others.includes(group)) perDay.set(`${day}|others`, (perDay.get(`${day}|others`) || 0n) + value);
+      if (others.includes(group)) perDay.set(`${day}|${OTHERS}`, (perDay.get(`${day}|${OTHERS}`) || 0n) + value);
     }
-    spenders.push("others");
+    spenders.push(OTHERS);
   }
   const dayTotals = [];
   for (let d = today - days + 1; d <= today; d++) {
@@ -844,16 +998,17 @@ async function renderCharts(accounts) {
     }
   }
   const legend = el("ul", { class: "legend" }, spenders.map((did, s) =>
-    el("li", {}, el("span", { class: "swatch", "data-color": s % colors.length }), did === "others" ? `${others.length} others` : nameOf(did) || did.slice(0, 16))));
+    el("li", {}, el("span", { class: "swatch", "data-color": s % colors.length }), did === OTHERS ? `${others.length} others` : nameOf(did) || did.slice(0, 16))));
   const rows = [];
   for (let d = today; d > today - days; d--) {
     for (const did of spenders) {
       const value = perDay.get(`${d}|${did}`);
-      if (value) rows.push(el("tr", {}, el("td", { text: new Date(d * DAY_S * 1000).toISOString().slice(0, 10) }), el("td", {}, did === "others" ? "others" : who(did)), el("td", {}, usd(value.toString()))));
+      if (value) rows.push(el("tr", {}, el("td", { text: new Date(d * DAY_S * 1000).toISOString().slice(0, 10) }), el("td", {}, did === OTHERS ? OTHERS : who(did)), el("td", {}, usd(value.toString()))));
     }
   }
   $("#chart-agents").replaceChildren(
     spenders.length ? svg : el("p", { class: "empty", text: "No payments in this window." }),
+    truncated ? el("p", { class: "hint bad", text: "An account has more than 2,000 entries in this window: only the newest are counted." }) : null,
     legend,
     rows.length ? el("details", {}, el("summary", { text: "The figures" }),
       el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "UTC day" }), el("th", { text: byPayee ? "Payee" : "Agent" }), el("th", { text: "Spent" }))), el("tbody", {}, rows))) : null,
@@ -941,13 +1096,18 @@ async function buildReport(event) {
     const since = Math.floor(new Date($("#report-since").value).getTime() / 1000);
     if (!Number.isFinite(since)) throw new Error("Pick a time.");
     const accounts = await accountsOfPrincipal();
+    let incomplete = false;
     const pages = await Promise.all(accounts.map(async (did) => {
       const items = [];
       let before;
-      for (let pages = 0; pages < 5; pages++) {
+      for (let pages = 0; ; pages++) {
         const page = await historyOf(did, before, 200);
         items.push(...page.items.filter((i) => i.time >= since));
-        if (page.next_before === null || page.items.at(-1)?.time < since) break;
+        if (page.next_before === null || !(page.items.at(-1)?.time >= since)) break;
+        if (pages === 4) {
+          incomplete = true;
+          break;
+        }
         before = page.next_before;
       }
       return items;
@@ -959,9 +1119,10 @@ async function buildReport(event) {
     let waiting = 0;
     for (const item of items) {
       for (const e of item.events) {
-        const paid = spending(e);
-        if (paid && mine.has(paid.from) && !mine.has(paid.to)) spent += paid.amount;
-        if (paid && mine.has(paid.to) && !mine.has(paid.from)) received += paid.amount;
+        for (const paid of spending(e)) {
+          if (mine.has(paid.from) && !mine.has(paid.to)) spent += paid.amount;
+          if (mine.has(paid.to) && !mine.has(paid.from)) received += paid.amount;
+        }
         if (e.type === "payment_pending") waiting++;
       }
     }
@@ -975,6 +1136,7 @@ async function buildReport(event) {
       card("Received", usd(received.toString())),
       card("Asked for approval", el("span", { text: String(waiting) })),
       card("Proven", el("span", { id: "report-proven", class: proven === items.length ? "ok" : "bad", text: `${proven} of ${items.length} against the pinned log key` })),
+      incomplete ? card("Not all read", el("span", { class: "bad", text: "An account has more than 1,000 entries since then: pick a later time." })) : null,
     );
   });
 }
@@ -1027,7 +1189,8 @@ async function renderOperator() {
   let proven = "not checked";
   try {
     const opened = await wire.openCheckpoint(checkpoint, app.logKey);
-    proven = `✓ size ${opened.size}, signed by the pinned key`;
+    await trackCheckpoint(opened);
+    proven = `✓ size ${opened.size}, signed by the pinned key, extends every checkpoint this browser saw`;
   } catch (error) {
     proven = `✗ ${error.message}`;
   }
@@ -1126,38 +1289,61 @@ const RENDER = {
   operator: renderOperator,
 };
 
-let refreshing = null;
+// One redraw at a time: a call while one runs asks for one more after it
+// (forced if any caller forced it), so no older answer is drawn last.
+let running = null;
+let again = null; // null, or whether the next run is forced
 
-// Redraws the current view (and the approvals badge) when the journal grew,
-// or at once when `force`.
 async function refresh(force = false) {
-  if (refreshing) {
-    await refreshing;
-    if (!force) return;
+  if (running) {
+    again = again === null ? force : again || force;
+    return running;
   }
-  refreshing = (async () => {
-    try {
-      app.health = await get("/v1/health");
-      $("#node-status").textContent = `Node ${app.health.status} · ${app.health.network} · ${app.health.journal_len} entries${app.health.dev ? " · dev mode" : ""}`;
-      const grew = app.health.journal_len !== app.journalLen;
-      app.journalLen = app.health.journal_len;
-      if (force || grew || app.view === "operator") {
-        await renderApprovals(await pendingApprovals());
-        if (app.view !== "approvals") await RENDER[app.view]();
-      }
-    } catch (error) {
-      $("#node-status").textContent = `The node does not answer: ${explain(error)}`;
+  running = (async () => {
+    let forced = force;
+    for (;;) {
+      await refreshOnce(forced);
+      if (again === null) break;
+      forced = again;
+      again = null;
     }
   })();
   try {
-    await refreshing;
+    await running;
   } finally {
-    refreshing = null;
+    running = null;
+  }
+}
+
+// Redraws the current view (and the approvals badge) when the journal
+// grew, or at once when `force`.
+async function refreshOnce(force) {
+  try {
+    app.health = await get("/v1/health");
+  } catch (error) {
+    $("#node-status").textContent = `The node does not answer: ${explain(error)}`;
+    return;
+  }
+  $("#node-status").textContent = `Node ${app.health.status} · ${app.health.network} · ${app.health.journal_len} entries${app.health.dev ? " · dev mode" : ""}`;
+  const grew = app.health.journal_len !== app.journalLen;
+  if (!(force || grew || app.view === "operator")) return;
+  try {
+    await renderApprovals(await pendingApprovals());
+    if (force || LIVE.has(app.view)) {
+      $("#stale").hidden = true;
+      if (app.view !== "approvals") await RENDER[app.view]();
+    } else {
+      $("#stale").hidden = false;
+    }
+    // Only once drawn: a redraw that failed is tried again.
+    app.journalLen = app.health.journal_len;
+  } catch (error) {
+    notify(`This view could not be drawn: ${explain(error)}`);
   }
 }
 
 function show(view) {
-  app.view = RENDER[view] ? view : "keys";
+  app.view = Object.hasOwn(RENDER, view) ? view : "keys";
   for (const section of document.querySelectorAll(".view")) section.hidden = section.id !== `view-${app.view}`;
   for (const link of document.querySelectorAll("nav a")) {
     if (link.dataset.view === app.view) link.setAttribute("aria-current", "page");
@@ -1195,9 +1381,12 @@ function bindForms() {
   $("#import-form").addEventListener("submit", (event) => {
     event.preventDefault();
     guarded(async () => {
-      const { did, privateKey } = await wire.importKeyFile($("#import-text").value);
-      await keepKey({ did, name: $("#import-name").value.trim(), role: $("#import-role").value, privateKey });
+      const text = $("#import-text").value;
+      // The seed does not stay on the page, whatever happens next.
       $("#import-text").value = "";
+      $("#import-file").value = "";
+      const { did, privateKey } = await wire.importKeyFile(text);
+      await keepKey({ did, name: $("#import-name").value.trim(), role: $("#import-role").value, privateKey });
       await refresh(true);
       notify("Key imported.", "ok");
     });
@@ -1249,6 +1438,7 @@ function bindForms() {
     $(select).addEventListener("change", () => guarded(() => renderActivity(false)));
   }
   $("#report-form").addEventListener("submit", buildReport);
+  $("#stale").addEventListener("click", () => (app.view === "report" ? buildReport() : refresh(true)));
   $("#principal-select").addEventListener("change", (event) => choosePrincipal(event.target.value));
   const since = new Date(Date.now() - DAY_S * 1000);
   since.setMinutes(since.getMinutes() - since.getTimezoneOffset());

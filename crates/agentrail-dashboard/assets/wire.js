@@ -144,9 +144,18 @@ export function toAtomic(text) {
   return atomic.toString();
 }
 
+// An amount of atomic units as the node writes it: decimal digits only
+// (BigInt alone would also take "", "0x10" and " 1").
+export function atomic(text) {
+  if (typeof text !== "string" || !/^\d{1,39}$/.test(text)) {
+    throw new WireError(`${JSON.stringify(text)} is not an amount of atomic units`);
+  }
+  return BigInt(text);
+}
+
 // "2500000" -> "2.50": two decimals at least, all that are not zero.
-export function formatUsd(atomic) {
-  const n = BigInt(atomic);
+export function formatUsd(atomicText) {
+  const n = typeof atomicText === "bigint" ? atomicText : atomic(String(atomicText));
   const sign = n < 0n ? "-" : "";
   const abs = n < 0n ? -n : n;
   const whole = abs / UNITS_PER_USD;
@@ -194,10 +203,16 @@ async function importSeed(seed, extractable) {
 export async function generateKey() {
   const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]);
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", pair.privateKey));
-  const seed = pkcs8.slice(pkcs8.length - 32);
+  if (pkcs8.length !== 48 || !equalBytes(pkcs8.slice(0, 16), PKCS8_ED25519_PREFIX)) {
+    throw new WireError("this browser exported an Ed25519 key in an unexpected form");
+  }
+  const seed = pkcs8.slice(16);
   const publicKey = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
   const did = didOfPublic(publicKey);
   const privateKey = await importSeed(seed, false);
+  // The backup must be the key of the did: the kept copy signs, the did's
+  // public key verifies.
+  await probe(privateKey, did);
   const backup = JSON.stringify({ did, seed: toHex(seed) }, null, 2) + "\n";
   seed.fill(0);
   pkcs8.fill(0);
@@ -216,15 +231,19 @@ export async function importKeyFile(text) {
   if (typeof document?.did !== "string" || typeof document?.seed !== "string") {
     throw new WireError('a key file is JSON: {"did": …, "seed": …}');
   }
-  const seed = fromHex(document.seed);
+  const seed = fromHex(document.seed.toLowerCase());
   const privateKey = await importSeed(seed, false);
   seed.fill(0);
-  const probe = encoder.encode("agentrail key file check");
-  const signature = await crypto.subtle.sign({ name: "Ed25519" }, privateKey, probe);
-  if (!(await verifyBy(publicOfDid(document.did), signature, probe))) {
-    throw new WireError(`the seed is not the key of ${document.did}`);
-  }
+  await probe(privateKey, document.did);
   return { did: document.did, privateKey };
+}
+
+async function probe(privateKey, did) {
+  const message = encoder.encode("agentrail key check");
+  const signature = await crypto.subtle.sign({ name: "Ed25519" }, privateKey, message);
+  if (!(await verifyBy(publicOfDid(did), signature, message))) {
+    throw new WireError(`the seed is not the key of ${did}`);
+  }
 }
 
 export async function sign(privateKey, message) {
@@ -283,6 +302,11 @@ export async function parseLogKey(text) {
   const [name, keyId, ...rest] = text.trim().split("+");
   const key = rest.join("+");
   if (!name || !keyId || !key) throw new WireError("a log key is <name>+<key id>+<base64 key>");
+  // The name becomes the network id signatures are tagged with: printable
+  // ASCII with nothing a structured field would read as syntax.
+  if (!/^[\x21-\x7e]+$/.test(name) || /["\\+]/.test(name)) {
+    throw new WireError("a log key's name is printable ASCII without spaces, quotes, backslashes or +");
+  }
   const raw = fromBase64(key);
   if (raw.length !== 33 || raw[0] !== 1) throw new WireError("the log key is not an Ed25519 note key");
   const expected = (await sha256(concat(encoder.encode(name + "\n"), raw))).slice(0, 4);
@@ -342,6 +366,40 @@ export async function verifyInclusion(hash, index, size, proof, root) {
   return sn === 0n && equalBytes(result, root);
 }
 
+// RFC 9162 §2.1.4.2: `second` extends `first`.
+export async function verifyConsistency(first, second, firstRoot, secondRoot, proof) {
+  if (first > second) return false;
+  if (first === second) return proof.length === 0 && equalBytes(firstRoot, secondRoot);
+  if (first === 0n) return proof.length === 0;
+  if (proof.length === 0) return false;
+  let path = proof;
+  if ((first & (first - 1n)) === 0n) path = [firstRoot, ...proof];
+  let fn = first - 1n;
+  let sn = second - 1n;
+  while (fn & 1n) {
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0n) return false;
+    if (fn & 1n || fn === sn) {
+      fr = await node(c, fr);
+      sr = await node(c, sr);
+      while (!(fn & 1n) && fn !== 0n) {
+        fn >>= 1n;
+        sn >>= 1n;
+      }
+    } else {
+      sr = await node(sr, c);
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  return sn === 0n && equalBytes(fr, firstRoot) && equalBytes(sr, secondRoot);
+}
+
 // Splits an RFC 8941 dictionary at its top-level commas (none inside a
 // quoted string or an inner list).
 function dictionaryMembers(text) {
@@ -369,36 +427,75 @@ function dictionaryMembers(text) {
   });
 }
 
-// Checks the signed HTTP request a journal entry recorded: its digest and
-// its Ed25519 signature by the entry's signer, for this network.
-async function verifyRecordedRequest(request, signer, network) {
+// The parameters after a signature's inner list: `;key=value` pairs, a
+// value a quoted string or a bare token (RFC 8941), each key once.
+function signatureParams(text) {
+  const params = new Map();
+  const pattern = /;([a-z*][a-z0-9_.*-]*)=("(?:[^"\\]|\\.)*"|[^;"]*)/y;
+  let match;
+  let at = 0;
+  while (at < text.length && (match = pattern.exec(text))) {
+    if (params.has(match[1])) throw new WireError(`the signature repeats ${match[1]}`);
+    params.set(match[1], match[2].startsWith('"') ? match[2].slice(1, -1).replace(/\\(.)/g, "$1") : match[2]);
+    at = pattern.lastIndex;
+  }
+  if (at !== text.length) throw new WireError("the signature's parameters are malformed");
+  return params;
+}
+
+const RECORDED_WINDOW_S = 300 + 60;
+
+// Checks the signed HTTP request a journal entry recorded: a POST of a
+// command, its digest, its Ed25519 signature by the entry's signer for this
+// network, made within the window of the entry's time. Returns the command.
+async function verifyRecordedRequest(request, signer, network, time) {
+  if (request.method !== "POST" || request.path !== "/v1/commands") {
+    throw new WireError("the recorded request is not a command");
+  }
   const body = fromBase64(request.body);
   if (request.content_digest !== (await contentDigest(body))) {
     throw new WireError("the recorded body does not match its digest");
   }
   const inputs = dictionaryMembers(request.signature_input);
   const signatures = new Map(dictionaryMembers(request.signature));
-  const [label, params] =
-    inputs.find(([, params]) => params.includes(`;tag="${network}"`)) || [];
-  if (!label) throw new WireError("the recorded request is not signed for this network");
-  const components = /^\(([^)]*)\)/.exec(params)?.[1].split(" ") || [];
-  const values = {
-    '"@method"': request.method.toUpperCase(),
-    '"@path"': request.path,
-    '"content-digest"': request.content_digest,
-  };
-  if (components.length !== 3 || !components.every((c) => c in values)) {
+  let chosen = null;
+  for (const [label, value] of inputs) {
+    const inner = /^\(([^)]*)\)(.*)$/.exec(value);
+    if (!inner) continue;
+    const params = signatureParams(inner[2]);
+    if (params.get("tag") === network) chosen = { label, value, components: inner[1], params };
+  }
+  if (!chosen) throw new WireError("the recorded request is not signed for this network");
+  const values = new Map([
+    ['"@method"', "POST"],
+    ['"@path"', request.path],
+    ['"content-digest"', request.content_digest],
+  ]);
+  const components = chosen.components.split(" ");
+  if (components.length !== 3 || new Set(components).size !== 3 || !components.every((c) => values.has(c))) {
     throw new WireError("the recorded request covers other components");
   }
-  if (!params.includes(`;keyid="${signer}"`)) {
-    throw new WireError("the recorded request is signed by another key");
+  const { params } = chosen;
+  if (params.get("keyid") !== signer) throw new WireError("the recorded request is signed by another key");
+  if (params.has("alg") && params.get("alg") !== "ed25519") throw new WireError("the recorded request names another algorithm");
+  const created = Number(params.get("created"));
+  if (!Number.isSafeInteger(created) || Math.abs(time - created) > RECORDED_WINDOW_S) {
+    throw new WireError("the recorded request was not signed when the entry says");
+  }
+  if (params.has("expires") && !(time < Number(params.get("expires")) + 60)) {
+    throw new WireError("the recorded request had expired when it was journaled");
   }
   const base =
-    components.map((c) => `${c}: ${values[c]}`).join("\n") + `\n"@signature-params": ${params}`;
-  const signature = /^:([A-Za-z0-9+/=]*):$/.exec(signatures.get(label) || "")?.[1];
+    components.map((c) => `${c}: ${values.get(c)}`).join("\n") + `\n"@signature-params": ${chosen.value}`;
+  const signature = /^:([A-Za-z0-9+/=]*):$/.exec(signatures.get(chosen.label) || "")?.[1];
   if (!signature) throw new WireError("the recorded signature is malformed");
   if (!(await verifyBy(publicOfDid(signer), fromBase64(signature), encoder.encode(base)))) {
     throw new WireError("the recorded request's signature does not verify");
+  }
+  try {
+    return JSON.parse(decoder.decode(body));
+  } catch {
+    throw new WireError("the recorded body is not a command");
   }
 }
 
@@ -406,8 +503,15 @@ export const COMMAND_PREFIX = "agentrail command v1\n";
 
 // A receipt: the checkpoint signed by the pinned key, the leaf included
 // under its root, and the entry's own signed request (or node-signed
-// command) made by the entry's signer. Returns the journal entry.
-export async function verifyReceipt(receipt, key) {
+// command) made by the entry's signer; a clock entry must be the
+// operator's. Returns the journal entry, the command its signer signed
+// (none for the clock), and the checkpoint it is proven under.
+export async function verifyReceipt(receipt, key, operator) {
+  for (const field of ["index", "tree_size"]) {
+    if (!Number.isSafeInteger(receipt[field]) || receipt[field] < 0) {
+      throw new WireError(`the receipt's ${field} is not a position in a log`);
+    }
+  }
   const checkpoint = await openCheckpoint(receipt.checkpoint, key);
   if (checkpoint.size !== BigInt(receipt.tree_size)) {
     throw new WireError("the receipt's tree size is not its checkpoint's");
@@ -427,10 +531,14 @@ export async function verifyReceipt(receipt, key) {
   } catch {
     throw new WireError("the leaf is not a journal entry");
   }
+  if (entry?.version !== 1 || !Number.isSafeInteger(entry.time) || !Array.isArray(entry.events)) {
+    throw new WireError("the leaf is not a journal entry of version 1");
+  }
   const network = "agentrail:" + checkpoint.origin;
   const request = entry.request || {};
+  let command = null;
   if (request.kind === "http") {
-    await verifyRecordedRequest(request, entry.signer, network);
+    command = await verifyRecordedRequest(request, entry.signer, network, entry.time);
   } else if (request.kind === "node") {
     const signed = request.command;
     if (signed?.signer !== entry.signer) throw new WireError("the command was signed by another key");
@@ -438,8 +546,43 @@ export async function verifyReceipt(receipt, key) {
     if (!(await verifyBy(publicOfDid(entry.signer), fromHex(signed.signature), bytes))) {
       throw new WireError("the node-signed command's signature does not verify");
     }
+    command = signed.command;
+  } else if (request.kind === "clock") {
+    if (Object.keys(request).length !== 1 || entry.signer !== operator) {
+      throw new WireError("a clock entry is the operator's and carries nothing");
+    }
+  } else {
+    throw new WireError("the entry's request is of no known kind");
   }
-  return { entry, treeSize: checkpoint.size };
+  return { entry, command, checkpoint, treeSize: checkpoint.size };
+}
+
+// What a command's own events must say, for the commands an owner reads
+// most: a proven entry whose events contradict its signed command is not
+// shown as proven. (Everything else the events say is the ledger's rules
+// applied; `agentrail audit` replays them all.)
+export function contradicts(command, events) {
+  const first = events[0];
+  if (!command || !first || first.type === "duplicate") return null;
+  const same = (a, b) => String(a) === String(b);
+  switch (command.type) {
+    case "transfer":
+      return ["transferred", "payment_pending"].includes(first.type) && same(first.from, command.from) && same(first.to, command.to) && same(first.amount, command.amount)
+        ? null : "its events are not the payment its signer signed";
+    case "approve":
+      return first.type === "payment_approved" && same(first.approval_id, command.approval_id) ? null : "its events are not the approval signed";
+    case "decline":
+      return first.type === "payment_declined" && same(first.approval_id, command.approval_id) ? null : "its events are not the decline signed";
+    case "withdraw":
+      return ["withdrawn", "withdrawal_requested"].includes(first.type) && same(first.from, command.from) && same(first.amount, command.amount)
+        ? null : "its events are not the withdrawal signed";
+    case "register_agent":
+      return first.type === "agent_registered" && same(first.agent, command.grant?.grant?.subject) ? null : "its events are not the agent signed";
+    case "revoke":
+      return first.type === "grant_revoked" && same(first.subject, command.subject) ? null : "its events are not the revocation signed";
+    default:
+      return null;
+  }
 }
 
 export { encoder, decoder };

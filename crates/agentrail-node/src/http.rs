@@ -651,7 +651,23 @@ pub fn router(app: App) -> Router {
                 "this endpoint does not take that method",
             )
         })
+        .layer(axum::middleware::map_response(harden))
         .with_state(app)
+}
+
+/// Every answer, JSON and text alike, is never to be sniffed as a page or
+/// framed (the dashboard's own files carry their stricter policy).
+async fn harden(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    response
 }
 
 async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {

@@ -331,7 +331,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let ready = |address: std::net::SocketAddr| {
                     // Scripts and tests read this line to find the port.
                     println!("agentrail node listening on {scheme}://{address}");
-                    println!("dashboard: {scheme}://{address}/");
+                    // Not a second line on stdout: a script that read the
+                    // first and closed the pipe would stop the node.
+                    tracing::info!("the dashboard: {scheme}://{address}/");
                 };
                 let services = |node: agentrail_node::NodeHandle| {
                     if let Some(prepared) = prepared {
