@@ -3368,7 +3368,9 @@ class TaskView(BaseModel):
 class ApprovalsPage(BaseModel):
     """
     A page of the payments waiting for a principal's approval, in id order;
-    pass `next_after` as `after` for the next page.
+    pass `next_after` as `after` for the next page. One read looks at a
+    bounded number of approvals, so a page may hold fewer than asked (even
+    none) while `next_after` says there may be more; `null` is the end.
     """
 
     model_config = ConfigDict(
