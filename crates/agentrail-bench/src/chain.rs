@@ -165,6 +165,7 @@ async fn run(
         cors_origins: Vec::new(),
         tls: None,
         chain: Some(binding),
+        replication: None,
     };
     let follower = FollowerConfig {
         binding,

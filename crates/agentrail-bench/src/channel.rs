@@ -324,6 +324,7 @@ pub fn run_channel_bench(
             cors_origins: Vec::new(),
             tls: None,
             chain: None,
+            replication: None,
         };
         let server = tokio::spawn(agentrail_node::run(
             node_config,

@@ -545,6 +545,7 @@ fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
             cors_origins: Vec::new(),
             tls: None,
             chain: None,
+            replication: None,
         };
         let server = tokio::spawn(agentrail_node::run(
             config,

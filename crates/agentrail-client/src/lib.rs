@@ -114,10 +114,11 @@ impl ClientError {
     }
 }
 
-/// A connection to one node.
+/// A connection to one node, or to the nodes of one ledger that share a
+/// journal ([`Client::with_nodes`]).
 #[derive(Clone, Debug)]
 pub struct Client {
-    base: String,
+    nodes: Arc<Nodes>,
     http: reqwest::Client,
     /// Why the CA file of `AGENTRAIL_CA_CERT` could not be used: every
     /// call answers it rather than trying without the file.
@@ -129,6 +130,19 @@ pub struct Client {
     /// The network id requests are signed for, once known.
     network: Arc<OnceLock<String>>,
 }
+
+/// The nodes a client may talk to, and the one it talks to now.
+#[derive(Debug)]
+struct Nodes {
+    bases: Vec<String>,
+    current: std::sync::atomic::AtomicUsize,
+}
+
+/// How long a client of several nodes looks for the one that leads before
+/// it answers what the last one said.
+pub const FAILOVER_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
+/// The pause between two nodes asked in turn.
+const FAILOVER_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The time a client signs its requests with (Unix seconds).
 #[derive(Clone)]
@@ -200,7 +214,10 @@ impl Client {
     /// and timeouts).
     pub fn with_http(base: &str, http: reqwest::Client) -> Client {
         Client {
-            base: base.trim_end_matches('/').to_owned(),
+            nodes: Arc::new(Nodes {
+                bases: vec![base.trim_end_matches('/').to_owned()],
+                current: 0.into(),
+            }),
             http,
             tls_error: None,
             observer: None,
@@ -251,8 +268,45 @@ impl Client {
         self
     }
 
+    /// The same client for a ledger served by several nodes sharing one
+    /// journal (`agentrail serve --store postgres://…`), `base` first: a
+    /// command a node refuses as `not_leader`, or that cannot reach a node
+    /// at all, is signed again and sent to the next, in turn, for up to
+    /// [`FAILOVER_WITHIN`]; reads go to the node commands last reached.
+    /// A command whose connection failed after it was sent is not sent
+    /// again (its outcome is unknown): its caller retries it with the same
+    /// idempotency key, which returns the original outcome if it landed.
+    pub fn with_nodes(mut self, others: &[&str]) -> Client {
+        let mut bases = self.nodes.bases.clone();
+        bases.extend(
+            others
+                .iter()
+                .map(|base| base.trim_end_matches('/').to_owned()),
+        );
+        self.nodes = Arc::new(Nodes {
+            bases,
+            current: 0.into(),
+        });
+        self
+    }
+
+    /// The node this client talks to now.
     pub fn base(&self) -> &str {
-        &self.base
+        let current = self
+            .nodes
+            .current
+            .load(std::sync::atomic::Ordering::Relaxed);
+        &self.nodes.bases[current % self.nodes.bases.len()]
+    }
+
+    /// Talks to the next node from now on.
+    fn next_node(&self, from: usize) {
+        let _ = self.nodes.current.compare_exchange(
+            from,
+            (from + 1) % self.nodes.bases.len(),
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Signs `command` with `key` and submits it.
@@ -272,12 +326,47 @@ impl Client {
         path: &str,
         body: Vec<u8>,
     ) -> Result<T, ClientError> {
-        let network = self.network().await?;
+        let deadline = std::time::Instant::now() + FAILOVER_WITHIN;
+        loop {
+            let current = self
+                .nodes
+                .current
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let (result, unsent) = self.post_signed_once(key, path, &body).await;
+            let refused_unapplied =
+                unsent || matches!(&result, Err(error) if error.code() == Some("not_leader"));
+            if result.is_ok()
+                || !refused_unapplied
+                || self.nodes.bases.len() == 1
+                || std::time::Instant::now() >= deadline
+            {
+                let bytes = result?;
+                return serde_json::from_slice(&bytes)
+                    .map_err(|e| ClientError::Decode(e.to_string()));
+            }
+            self.next_node(current);
+            tokio::time::sleep(FAILOVER_PAUSE).await;
+        }
+    }
+
+    /// One signed post to the current node; `true` beside the result when
+    /// the request did not reach the node at all.
+    async fn post_signed_once(
+        &self,
+        key: &SigningKey,
+        path: &str,
+        body: &[u8],
+    ) -> (Result<Vec<u8>, ClientError>, bool) {
+        let network = match self.network().await {
+            Ok(network) => network,
+            // Nothing of the command was sent.
+            Err(error) => return (Err(error), true),
+        };
         let headers = httpsig::sign(
             key,
             "POST",
             path,
-            &body,
+            body,
             httpsig::SignParams {
                 created: (self.clock.0)(),
                 nonce: &random_nonce(),
@@ -286,20 +375,20 @@ impl Client {
         );
         let request = self
             .http
-            .post(format!("{}{path}", self.base))
+            .post(format!("{}{path}", self.base()))
             .header("content-type", "application/json")
             .header("content-digest", headers.content_digest)
             .header("signature-input", headers.signature_input)
             .header("signature", headers.signature)
-            .body(body);
-        self.send(request).await
+            .body(body.to_vec());
+        self.send_classified(request).await
     }
 
     /// Dev mode only: the node deposits `amount` to `to` from its operator key.
     pub async fn faucet(&self, to: Did, amount: Amount) -> Result<CommandResponse, ClientError> {
         let request = self
             .http
-            .post(format!("{}{FAUCET_PATH}", self.base))
+            .post(format!("{}{FAUCET_PATH}", self.base()))
             .json(&FaucetRequest { to, amount });
         self.send(request).await
     }
@@ -499,12 +588,12 @@ impl Client {
     }
 
     async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
-        self.send_raw(self.http.get(format!("{}{path}", self.base)))
+        self.send_raw(self.http.get(format!("{}{path}", self.base())))
             .await
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.send(self.http.get(format!("{}{path}", self.base)))
+        self.send(self.http.get(format!("{}{path}", self.base())))
             .await
     }
 
@@ -518,18 +607,40 @@ impl Client {
 
     /// The body of a successful answer; a refusal as [`ClientError::Api`].
     async fn send_raw(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
+        self.send_classified(request).await.0
+    }
+
+    /// [`Client::send_raw`], and whether the request failed before it
+    /// reached the node (no connection could be made).
+    async fn send_classified(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> (Result<Vec<u8>, ClientError>, bool) {
         if let Some(error) = &self.tls_error {
-            return Err(ClientError::Tls(format!("{CA_CERT_ENV}: {error}")));
+            return (
+                Err(ClientError::Tls(format!("{CA_CERT_ENV}: {error}"))),
+                false,
+            );
         }
-        let request = request
-            .build()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let request = match request.build() {
+            Ok(request) => request,
+            Err(e) => return (Err(ClientError::Transport(e.to_string())), false),
+        };
         let (method, url) = (request.method().clone(), request.url().clone());
-        let response = self
-            .http
-            .execute(request)
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = match self.http.execute(request).await {
+            Ok(response) => response,
+            Err(e) => return (Err(ClientError::Transport(e.to_string())), e.is_connect()),
+        };
+        (self.answer_of(method, url, response).await, false)
+    }
+
+    /// The body of a successful answer; a refusal as [`ClientError::Api`].
+    async fn answer_of(
+        &self,
+        method: reqwest::Method,
+        url: reqwest::Url,
+        response: reqwest::Response,
+    ) -> Result<Vec<u8>, ClientError> {
         let status = response.status();
         let content_type = response
             .headers()

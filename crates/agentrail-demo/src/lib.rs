@@ -437,6 +437,7 @@ pub(crate) async fn start_node(
         cors_origins: Vec::new(),
         tls: None,
         chain,
+        replication: None,
     };
     let (handle_tx, handle_rx) = oneshot::channel();
     let task = tokio::spawn(agentrail_node::run_with(

@@ -200,7 +200,7 @@ pub const REJECTION_CODES: [&str; 75] = [
 
 /// The HTTP layer's own codes, with their status: request signatures and
 /// bodies, paths and queries, limits, storage and the faucet.
-pub const HTTP_CODES: [(&str, u16, &str); 32] = [
+pub const HTTP_CODES: [(&str, u16, &str); 33] = [
     (
         "invalid_range",
         400,
@@ -328,6 +328,11 @@ pub const HTTP_CODES: [(&str, u16, &str); 32] = [
         "the node is stopping; the command was not applied",
     ),
     ("unavailable", 503, "the node cannot serve this now; retry"),
+    (
+        "not_leader",
+        503,
+        "this node is a standby: send commands to the node that leads (the message names it), or retry after Retry-After",
+    ),
     (
         "invalid_signature",
         401,
@@ -466,8 +471,8 @@ fn parse_did(text: &str) -> Result<Did, ApiError> {
 #[derive(Debug, Default)]
 pub struct Nonces {
     inner: Mutex<NonceWindow>,
-    /// The ledger clock when the node started.
-    started_at: u64,
+    /// The ledger clock when the node started (or took the lead).
+    started_at: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -477,10 +482,8 @@ struct NonceWindow {
     by_time: BTreeMap<u64, Vec<(Did, String)>>,
 }
 
-impl Nonces {
-    /// The window of a node that started at `started_at` and whose journal
-    /// accepted `recent` requests (signer, nonce, `created`) lately.
-    pub fn after_start(started_at: u64, recent: Vec<(Did, String, u64)>) -> Nonces {
+impl NonceWindow {
+    fn of(recent: Vec<(Did, String, u64)>) -> NonceWindow {
         let mut window = NonceWindow::default();
         for (signer, nonce, created) in recent {
             let key = (signer, nonce);
@@ -488,10 +491,28 @@ impl Nonces {
                 window.by_time.entry(created).or_default().push(key);
             }
         }
+        window
+    }
+}
+
+impl Nonces {
+    /// The window of a node that started at `started_at` and whose journal
+    /// accepted `recent` requests (signer, nonce, `created`) lately.
+    pub fn after_start(started_at: u64, recent: Vec<(Did, String, u64)>) -> Nonces {
         Nonces {
-            inner: Mutex::new(window),
-            started_at,
+            inner: Mutex::new(NonceWindow::of(recent)),
+            started_at: started_at.into(),
         }
+    }
+
+    /// Starts again, as [`Nonces::after_start`] does: what a standby does
+    /// when it takes the lead, since the nonces the old leader saw and
+    /// refused are known only to it.
+    pub fn restart(&self, started_at: u64, recent: Vec<(Did, String, u64)>) {
+        let mut window = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        *window = NonceWindow::of(recent);
+        self.started_at
+            .store(started_at, std::sync::atomic::Ordering::Release);
     }
 
     /// Records a nonce; false when it was already used.
@@ -502,7 +523,7 @@ impl Nonces {
         created: u64,
         now: u64,
     ) -> Result<bool, ApiError> {
-        if created < self.started_at {
+        if created < self.started_at.load(std::sync::atomic::Ordering::Acquire) {
             return Err(from_signature(SignatureError::BeforeStart));
         }
         let mut window = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -750,6 +771,15 @@ async fn answer_when_done(
             "the journal could not be written; the command was not applied",
         )
         .into_response(),
+        Refusal::NotLeader => {
+            let leader = app.ledger.leader_url().unwrap_or_default();
+            let message = if leader.is_empty() {
+                "this node is a standby and no node leads yet; the command was not applied: retry shortly".to_owned()
+            } else {
+                format!("this node is a standby; the command was not applied: send it to the leader at {leader}")
+            };
+            ApiError::busy("not_leader", &message).into_response()
+        }
         Refusal::Unknown => ApiError::busy(
             "outcome_unknown",
             "the storage failed while the command was being committed and it may have landed; retry with the same idempotency key, or look for it in the journal",
@@ -1215,6 +1245,7 @@ async fn get_health(State(app): State<App>) -> axum::Json<Health> {
         dev: app.faucet_key.is_some(),
         operator: app.ledger.genesis().operator,
         network: app.ledger.network().to_owned(),
+        replication: app.ledger.replication_health(),
     })
 }
 

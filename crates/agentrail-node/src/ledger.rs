@@ -32,6 +32,7 @@ use agentrail_core::state::{ArchiveKind, Archived};
 use agentrail_core::{Authenticated, Did, Event, Genesis, Rejection, State, Timestamp};
 use agentrail_log::merkle::{self, Hash, Nodes, TreeError};
 use agentrail_log::{Checkpoint, LogSigner};
+use agentrail_postgres::{Head, Journal, JournalError};
 use agentrail_store::{Store, StoreError};
 use agentrail_wire::api::{CommandResponse, HistoryItem, ReceiptRef};
 use agentrail_wire::entry::{EntryRequest, JournalEntry, encode_entry};
@@ -79,6 +80,12 @@ pub enum LedgerError {
     Store(#[from] StoreError),
     #[error("journal entry {index} does not replay to what was recorded: {reason}")]
     Divergence { index: u64, reason: String },
+    /// The replicated journal (PostgreSQL) refused or could not be reached.
+    #[error(transparent)]
+    Replica(#[from] JournalError),
+    /// The local copy and the replicated journal disagree.
+    #[error("the local journal and the database disagree: {0}")]
+    Diverged(String),
 }
 
 /// Where the writer reads the time from: the system clock in a node, a
@@ -111,6 +118,8 @@ pub enum Refusal {
     Overloaded,
     /// The node is stopping.
     Stopped,
+    /// The node is a standby (or its lead just ended): another node writes.
+    NotLeader,
 }
 
 /// One command on its way to the writer.
@@ -129,7 +138,7 @@ pub enum QueueError {
 }
 
 /// Appends to `out` the identities an entry concerns, sorted, once each.
-fn parties(signer: Did, events: &[Event], out: &mut Vec<Did>) {
+pub(crate) fn parties(signer: Did, events: &[Event], out: &mut Vec<Did>) {
     let start = out.len();
     out.push(signer);
     for event in events {
@@ -183,6 +192,14 @@ pub struct Ledger {
     pub metrics: Metrics,
     /// What the chain follower last reported, on a node that runs one.
     pub chain_health: Mutex<Option<agentrail_wire::api::ChainHealth>>,
+    /// The replicated journal every batch is committed to first, on a
+    /// node of several ([`Ledger::with_replica`]).
+    replica: Option<Arc<Journal>>,
+    /// Whether this node writes: always on a node of its own; on a node
+    /// of several, while it holds the lead in the replicated journal.
+    leading: AtomicBool,
+    /// What the replication loop last learned of the journal's head.
+    replication: Mutex<Option<agentrail_wire::api::ReplicationHealth>>,
 }
 
 /// A snapshot the writer serialized: the state after the first `covers`
@@ -306,30 +323,36 @@ fn recover(store: &Store, genesis: Genesis) -> Result<(State, u64, u64), LedgerE
             break;
         }
         for bytes in chunk {
-            let entry = JournalEntry::decode(&bytes).map_err(|e| divergence(index, e))?;
-            let command = entry.command().map_err(|e| divergence(index, e))?;
-            // The journal holds only commands verified on their way in. No
-            // `advance` before it: whatever fell due was journaled as a
-            // clock entry first, so a replay that finds expiries due
-            // anywhere else yields other events than recorded (divergence).
-            let command = Authenticated::assume_verified(entry.signer, command);
-            let events =
-                state
-                    .apply(&command, entry.time)
-                    .map_err(|r| LedgerError::Divergence {
-                        index,
-                        reason: format!("refused on replay: {r}"),
-                    })?;
-            if events != entry.events {
-                return Err(LedgerError::Divergence {
-                    index,
-                    reason: "different events on replay".into(),
-                });
-            }
+            replay_entry(&mut state, index, &bytes)?;
             index += 1;
         }
     }
     Ok((state, index, start))
+}
+
+/// Applies journal entry `index` to `state` as it was applied when it was
+/// journaled, and checks that it yields the events recorded.
+fn replay_entry(state: &mut State, index: u64, bytes: &[u8]) -> Result<JournalEntry, LedgerError> {
+    let entry = JournalEntry::decode(bytes).map_err(|e| divergence(index, e))?;
+    let command = entry.command().map_err(|e| divergence(index, e))?;
+    // The journal holds only commands verified on their way in. No
+    // `advance` before it: whatever fell due was journaled as a clock
+    // entry first, so a replay that finds expiries due anywhere else
+    // yields other events than recorded (divergence).
+    let command = Authenticated::assume_verified(entry.signer, command);
+    let events = state
+        .apply(&command, entry.time)
+        .map_err(|r| LedgerError::Divergence {
+            index,
+            reason: format!("refused on replay: {r}"),
+        })?;
+    if events != entry.events {
+        return Err(LedgerError::Divergence {
+            index,
+            reason: "different events on replay".into(),
+        });
+    }
+    Ok(entry)
 }
 
 fn divergence(index: u64, error: agentrail_wire::entry::EntryError) -> LedgerError {
@@ -495,7 +518,191 @@ impl Ledger {
             directory: None,
             metrics: Metrics::default(),
             chain_health: Mutex::new(None),
+            replica: None,
+            leading: AtomicBool::new(true),
+            replication: Mutex::new(None),
         })
+    }
+
+    /// The same ledger as one node of several: every batch is committed to
+    /// `journal` before the local store, and it writes only while it
+    /// leads ([`Ledger::lead`]); until then it follows ([`Ledger::follow`]).
+    /// Its store opener must bring the local store up to the journal
+    /// ([`crate::replication::catch_up`]).
+    pub fn with_replica(mut self, journal: Arc<Journal>) -> Ledger {
+        self.replica = Some(journal);
+        self.leading = AtomicBool::new(false);
+        self
+    }
+
+    /// The replicated journal, on a node of several.
+    pub fn replica(&self) -> Option<&Arc<Journal>> {
+        self.replica.as_ref()
+    }
+
+    /// How this node fares in the replicated journal, on a node of several.
+    pub fn replication_health(&self) -> Option<agentrail_wire::api::ReplicationHealth> {
+        self.replica.as_ref()?;
+        let mut health = self
+            .replication
+            .lock()
+            .expect("replication lock")
+            .clone()
+            .unwrap_or_default();
+        health.role = if self.is_leading() {
+            "leader"
+        } else {
+            "standby"
+        }
+        .to_owned();
+        health.behind = health.head_size.saturating_sub(self.journal_len());
+        Some(health)
+    }
+
+    /// Records what the replication loop last learned of the journal's head.
+    pub fn report_replication(&self, health: agentrail_wire::api::ReplicationHealth) {
+        *self.replication.lock().expect("replication lock") = Some(health);
+    }
+
+    /// Where the leader takes commands, if a node of several knows one.
+    pub fn leader_url(&self) -> Option<String> {
+        let health = self.replication.lock().expect("replication lock");
+        health
+            .as_ref()
+            .map(|health| health.leader_url.clone())
+            .filter(|url| !url.is_empty())
+    }
+
+    /// Whether this node writes (see [`Ledger::with_replica`]).
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Acquire)
+    }
+
+    /// Applies what the replicated journal holds beyond this node's
+    /// journal, batch by batch, to the state and the local store, each
+    /// replayed as recovery replays (the same events, or divergence) and
+    /// each batch's root checked against the one the leader committed.
+    /// Returns the entries applied. A standby runs this continually.
+    pub fn follow(&self) -> Result<u64, LedgerError> {
+        let Some(journal) = &self.replica else {
+            return Ok(0);
+        };
+        let mut state = self.state.write().expect("state lock");
+        if self.degraded.load(Ordering::Acquire) {
+            self.reopen(&mut state)?;
+        }
+        let mut followed = 0;
+        loop {
+            let from = self.journal_len();
+            let batches = journal.read(from)?;
+            if batches.is_empty() {
+                break;
+            }
+            for batch in batches {
+                if batch.first != self.journal_len() {
+                    return Err(LedgerError::Diverged(format!(
+                        "the database's batch starts at {}, the local journal holds {}",
+                        batch.first,
+                        self.journal_len()
+                    )));
+                }
+                if let Err(error) = self.follow_batch(&mut state, &batch) {
+                    // The state may hold part of the batch: rebuilt before
+                    // anything else reads or follows.
+                    self.degraded.store(true, Ordering::Release);
+                    return Err(error);
+                }
+                followed += batch.entries.len() as u64;
+            }
+        }
+        if followed > 0 {
+            let len = self.journal_len();
+            if len - self.last_snapshot.load(Ordering::Acquire) >= self.options.snapshot_every
+                && let Ok(mut buffer) = self.snapshot_buffer.try_lock()
+            {
+                state.write_snapshot(&mut buffer.bytes);
+                buffer.covers = len;
+                self.last_snapshot.store(len, Ordering::Release);
+                drop(buffer);
+                drop(state);
+                self.save_snapshot(len);
+            }
+        }
+        Ok(followed)
+    }
+
+    /// One batch of the replicated journal, applied and stored locally.
+    fn follow_batch(
+        &self,
+        state: &mut State,
+        batch: &agentrail_postgres::Batch,
+    ) -> Result<(), LedgerError> {
+        let mut dids = Vec::new();
+        let mut ends = Vec::with_capacity(batch.entries.len());
+        for (offset, bytes) in batch.entries.iter().enumerate() {
+            let entry = replay_entry(state, batch.first + offset as u64, bytes)?;
+            parties(entry.signer, &entry.events, &mut dids);
+            ends.push(dids.len());
+        }
+        let archive = {
+            let mut unwritten = self.unwritten.lock().expect("unwritten lock");
+            unwritten.add(state);
+            unwritten.assign()
+        };
+        let keys: Vec<[u8; 32]> = dids.iter().map(|did| *did.public_key_bytes()).collect();
+        let archived: Vec<(&str, &[u8])> = archive
+            .iter()
+            .map(|(key, bytes)| (key.as_str(), bytes.as_slice()))
+            .collect();
+        let appended = {
+            let slot = self.store.read().expect("store lock");
+            let store = slot.as_ref().ok_or(StoreError::NeedsReopen)?;
+            store.append_logged(&batch.entries, &slices(&keys, &ends), &archived)?
+        };
+        self.unwritten
+            .lock()
+            .expect("unwritten lock")
+            .written(&archive);
+        if appended.root != batch.root {
+            return Err(LedgerError::Diverged(format!(
+                "the batch at {} has another root here",
+                batch.first
+            )));
+        }
+        let len = batch.first + batch.entries.len() as u64;
+        *self.checkpoint.write().expect("checkpoint lock") =
+            Arc::new(checkpoint_of(&self.log, len, appended.root));
+        self.applied_len.store(len, Ordering::Release);
+        self.publish(len);
+        Ok(())
+    }
+
+    /// Starts writing, in the term `head` names (just taken with
+    /// [`Journal::acquire`]): follows the journal to the head's size, checks
+    /// that this node's root is the head's, and only then leads.
+    pub fn lead(&self, head: &Head) -> Result<(), LedgerError> {
+        self.follow()?;
+        let checkpoint = self.checkpoint();
+        if checkpoint.size != head.size || checkpoint.root != head.root {
+            return Err(LedgerError::Diverged(format!(
+                "the head is {} entries with root {}, this node has {} with root {}",
+                head.size,
+                hex::encode(head.root),
+                checkpoint.size,
+                hex::encode(checkpoint.root)
+            )));
+        }
+        self.leading.store(true, Ordering::Release);
+        tracing::info!(term = head.term, size = head.size, "leading");
+        Ok(())
+    }
+
+    /// Stops writing: another node leads. Batches in the pipeline are
+    /// refused by the journal (this node's term is over).
+    pub fn step_down(&self) {
+        if self.leading.swap(false, Ordering::AcqRel) {
+            tracing::warn!("stepped down: another node leads");
+        }
     }
 
     /// The same ledger reading the time from `clock` instead of the system
@@ -731,7 +938,8 @@ impl Ledger {
                     Err(RecvTimeoutError::Timeout) => {
                         // Idle: what falls due is journaled when it does,
                         // not at the next command.
-                        if self.is_due()
+                        if self.is_leading()
+                            && self.is_due()
                             && let Some(batch) = self.apply_batch(Vec::new())
                             && let Err(lost) = to_committer.send(batch)
                         {
@@ -805,6 +1013,12 @@ impl Ledger {
     /// the ledger is degraded and could not recover (every job is refused).
     fn apply_batch(&self, jobs: Vec<Job>) -> Option<AppliedBatch> {
         let mut state = self.state.write().expect("state lock");
+        if !self.is_leading() {
+            for job in jobs {
+                let _ = job.reply.send(Err(Refusal::NotLeader));
+            }
+            return None;
+        }
         if self.degraded.load(Ordering::Acquire)
             && let Err(error) = self.reopen(&mut state)
         {
@@ -1098,6 +1312,12 @@ impl Ledger {
                 }
                 return Vec::new();
             }
+            Err(Unlanded::NotLeader) => {
+                for batch in group {
+                    batch.refuse(|| Refusal::NotLeader);
+                }
+                return Vec::new();
+            }
         };
         if !entries.is_empty() {
             self.metrics.batches.fetch_add(1, Ordering::Relaxed);
@@ -1158,11 +1378,31 @@ impl Ledger {
         archive: &[(&str, &[u8])],
         expected_first: u64,
     ) -> Result<Landed, Unlanded> {
+        // Set when the replicated journal says another node leads, or could
+        // not tell whether the batch landed.
+        let mut fenced = false;
+        let mut unknown = false;
         let result = {
             let slot = self.store.read().expect("store lock");
             slot.as_ref()
                 .ok_or(StoreError::NeedsReopen)
-                .and_then(|store| store.append_logged(entries, parties, archive))
+                .and_then(|store| match &self.replica {
+                    None => store.append_logged(entries, parties, archive),
+                    Some(journal) => {
+                        store.append_replicated(entries, parties, archive, &mut |appended| {
+                            journal
+                                .append(appended.first, entries, &appended.root)
+                                .map_err(|error| {
+                                    fenced = matches!(
+                                        error,
+                                        JournalError::Fenced { .. } | JournalError::NotLeader
+                                    );
+                                    unknown = matches!(error, JournalError::Unreachable(_));
+                                    StoreError::Replica(error.to_string())
+                                })
+                        })
+                    }
+                })
         };
         match result {
             Ok(appended) => {
@@ -1181,7 +1421,37 @@ impl Ledger {
                 let mut state = self.state.write().expect("state lock");
                 self.degraded.store(true, Ordering::Release);
                 *self.store.write().expect("store lock") = None;
+                if fenced {
+                    self.step_down();
+                }
                 let len = self.reopen(&mut state).map_err(Unlanded::Unknown)?;
+                if self.replica.is_some() {
+                    // What the journal holds there may be another leader's.
+                    let ours = len >= expected_first + entries.len() as u64
+                        && self
+                            .with_store(|store| store.read(expected_first, entries.len()))
+                            .and_then(Result::ok)
+                            .is_some_and(|found| {
+                                found.len() == entries.len()
+                                    && found.iter().zip(entries).all(|(a, b)| a == b)
+                            });
+                    if ours {
+                        tracing::warn!("the failed batch was committed after all");
+                        return Ok(Landed::AfterRecovery {
+                            leaf_hashes: entries.iter().map(|e| merkle::leaf_hash(e)).collect(),
+                        });
+                    }
+                    if fenced || len != expected_first {
+                        self.step_down();
+                        return Err(Unlanded::NotLeader);
+                    }
+                    if unknown {
+                        // Not there yet, but a transaction of ours may
+                        // still be in flight.
+                        return Err(Unlanded::Unknown(error.into()));
+                    }
+                    return Err(Unlanded::No(error.into()));
+                }
                 if len == expected_first + entries.len() as u64 {
                     // The reopen re-signed the checkpoint.
                     tracing::warn!("the failed batch was durable after all");
@@ -1290,6 +1560,8 @@ enum Unlanded {
     /// The commit failed and the store could not be reopened: they may
     /// have landed.
     Unknown(LedgerError),
+    /// Another node leads: the replicated journal refused them.
+    NotLeader,
 }
 
 /// A batch applied to the state, on its way to the journal.

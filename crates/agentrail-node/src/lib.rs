@@ -13,6 +13,7 @@ mod market_http;
 pub mod metrics;
 pub mod openapi;
 mod owner_http;
+pub mod replication;
 mod service;
 pub mod tls;
 pub mod verifier;
@@ -63,6 +64,25 @@ pub struct NodeConfig {
     /// The EVM chain a new ledger is bound to (its vault and the
     /// operator's address); an existing ledger must name the same.
     pub chain: Option<ChainBinding>,
+    /// A node of several: the journal they share, in PostgreSQL.
+    pub replication: Option<ReplicationConfig>,
+}
+
+/// How a node of several shares its journal ([`replication`]).
+#[derive(Clone, Debug)]
+pub struct ReplicationConfig {
+    /// The database: a `postgres://` URL or `key=value` string, which may
+    /// name several hosts (the writable one is used).
+    pub url: String,
+    /// Start as a standby: take the lead only after a whole lease has
+    /// passed since start, so that a leader starting beside it wins.
+    pub standby: bool,
+    /// How long the leader's lead outlives its last write or renewal: a
+    /// standby takes over about this long after the leader died.
+    pub lease: std::time::Duration,
+    /// Where this node takes commands while it leads, as standbys tell
+    /// clients (default: `http://` and the address it listens on).
+    pub advertise: Option<String>,
 }
 
 /// The files of a node's TLS identity.
@@ -268,12 +288,47 @@ pub async fn run_with(
         ));
     }
     let cache = config.journal_cache_bytes;
+    let replica = match &config.replication {
+        None => None,
+        Some(replication) => {
+            let advertise = replication
+                .advertise
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.listen));
+            let mut tag = [0u8; 4];
+            getrandom::fill(&mut tag)
+                .map_err(|e| NodeError::Setup(format!("no randomness: {e}")))?;
+            let holder = format!("{advertise}#{}", hex::encode(tag));
+            let (url, origin, lease) = (
+                replication.url.clone(),
+                log.name().to_owned(),
+                replication.lease,
+            );
+            let journal = tokio::task::spawn_blocking(move || {
+                agentrail_postgres::Journal::connect(&url, &origin, &holder, &advertise, lease)
+            })
+            .await
+            .map_err(|e| NodeError::Setup(format!("connecting stopped: {e}")))?
+            .map_err(|e| NodeError::Setup(format!("the replicated journal: {e}")))?;
+            Some(Arc::new(journal))
+        }
+    };
+    let opener_replica = replica.clone();
     let mut ledger = tokio::task::spawn_blocking(move || {
-        let open_store = Box::new(move || Store::open_with_cache(&data_dir, cache));
+        let open_store = Box::new(move || {
+            let store = Store::open_with_cache(&data_dir, cache)?;
+            if let Some(journal) = &opener_replica {
+                replication::catch_up(&store, journal)?;
+            }
+            Ok(store)
+        });
         Ledger::open_with(open_store, genesis, log, options)
     })
     .await
     .map_err(|e| NodeError::Setup(format!("recovery stopped: {e}")))??;
+    if let Some(journal) = &replica {
+        ledger = ledger.with_replica(Arc::clone(journal));
+    }
     ledger.set_store_directory(store_dir);
     if let Some(scale) = config.time_scale {
         tracing::warn!(
@@ -300,7 +355,7 @@ pub async fn run_with(
         recent = recent.len(),
         "nonces of the last window read from the journal"
     );
-    let nonces = Nonces::after_start(started_at.0, recent);
+    let nonces = Arc::new(Nonces::after_start(started_at.0, recent));
     let (sender, receiver) = sync_channel(QUEUE_MAX);
     let writer = {
         let ledger = Arc::clone(&ledger);
@@ -312,7 +367,7 @@ pub async fn run_with(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (verifier, verifiers) = Verifier::start(
         threads,
-        Arc::new(nonces),
+        Arc::clone(&nonces),
         Arc::new(limits::IdentityLimiter::new(&config.limits)),
         queue.clone(),
         Arc::clone(&ledger),
@@ -340,6 +395,44 @@ pub async fn run_with(
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     tracing::info!(%address, dev = config.dev, operator = %genesis.operator, "node listening");
+    if let (Some(journal), Some(replication)) = (&replica, &config.replication)
+        && replication.advertise.is_none()
+    {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        journal.set_leader_url(&format!("{scheme}://{address}"));
+    }
+    let stop_replication = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let replication = match &config.replication {
+        None => None,
+        Some(replication) => {
+            let (ledger, nonces, stop) = (
+                Arc::clone(&ledger),
+                Arc::clone(&nonces),
+                Arc::clone(&stop_replication),
+            );
+            let (lease, standby) = (replication.lease, replication.standby);
+            Some(
+                std::thread::Builder::new()
+                    .name("agentrail-replication".into())
+                    .spawn(move || {
+                        if standby {
+                            // Follow for a lease before taking the lead.
+                            let until = std::time::Instant::now() + lease;
+                            while std::time::Instant::now() < until
+                                && !stop.load(std::sync::atomic::Ordering::Acquire)
+                            {
+                                if let Err(error) = ledger.follow() {
+                                    tracing::warn!(%error, "following the journal failed");
+                                }
+                                std::thread::sleep(replication::FOLLOW_EVERY);
+                            }
+                        }
+                        replication::run(ledger, nonces, lease, stop)
+                    })?,
+            )
+        }
+    };
+
     ready(address);
     services(handle);
     let listener = limits::LimitedListener::new(listener, config.limits);
@@ -365,7 +458,13 @@ pub async fn run_with(
         for verifier in verifiers {
             let _ = verifier.join();
         }
-        writer.join()
+        let stopped = writer.join();
+        // Written and answered: the lead is handed over.
+        stop_replication.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(replication) = replication {
+            let _ = replication.join();
+        }
+        stopped
     })
     .await
     .ok();

@@ -132,6 +132,10 @@ pub enum StoreError {
     /// The caller asked for something outside the store's bounds.
     #[error("invalid request: {0}")]
     Invalid(&'static str),
+    /// The replica a replicated batch goes to first refused it or could
+    /// not be reached ([`Store::append_replicated`]).
+    #[error("the replica: {0}")]
+    Replica(String),
 }
 
 impl From<redb::Error> for StoreError {
@@ -188,6 +192,10 @@ pub struct Appended {
     pub root: Hash,
 }
 
+/// What takes a batch before the store commits it
+/// ([`Store::append_replicated`]).
+pub type Replicate<'a> = &'a mut dyn FnMut(&Appended) -> Result<(), StoreError>;
+
 fn tree_error(error: TreeError) -> StoreError {
     match error {
         TreeError::Storage(message) => StoreError::Io(message),
@@ -207,6 +215,34 @@ fn check_parties(entries: usize, parties: &[&[[u8; 32]]]) -> Result<(), StoreErr
     }
     if parties.iter().any(|p| p.len() > PARTIES_PER_ENTRY_MAX) {
         return Err(StoreError::Invalid("an entry names more than 256 parties"));
+    }
+    Ok(())
+}
+
+/// Checks a batch against the store's bounds.
+fn check_batch<E: AsRef<[u8]>>(
+    entries: &[E],
+    parties: &[&[[u8; 32]]],
+    archive: &[(&str, &[u8])],
+) -> Result<(), StoreError> {
+    if entries.is_empty() || entries.len() > BATCH_ENTRIES_MAX {
+        return Err(StoreError::Invalid("a batch holds 1 to 8192 entries"));
+    }
+    if entries
+        .iter()
+        .any(|entry| entry.as_ref().len() > ENTRY_BYTES_MAX)
+    {
+        return Err(StoreError::Invalid("an entry is larger than 1 MiB"));
+    }
+    check_parties(entries.len(), parties)?;
+    if archive.len() > BATCH_ENTRIES_MAX
+        || archive.iter().any(|(key, bytes)| {
+            key.len() > ARCHIVE_KEY_BYTES_MAX || bytes.len() > ARCHIVED_BYTES_MAX
+        })
+    {
+        return Err(StoreError::Invalid(
+            "at most 8192 archived records a batch, keys of 256 bytes, records of 1 MiB",
+        ));
     }
     Ok(())
 }
@@ -559,26 +595,30 @@ impl Store {
         archive: &[(&str, &[u8])],
     ) -> Result<Appended, StoreError> {
         self.check_writable()?;
-        if entries.is_empty() || entries.len() > BATCH_ENTRIES_MAX {
-            return Err(StoreError::Invalid("a batch holds 1 to 8192 entries"));
+        check_batch(entries, parties, archive)?;
+        match self.write_batch(entries, parties, archive, None) {
+            Ok(first) => Ok(first),
+            Err(error) => self.poison(error),
         }
-        if entries
-            .iter()
-            .any(|entry| entry.as_ref().len() > ENTRY_BYTES_MAX)
-        {
-            return Err(StoreError::Invalid("an entry is larger than 1 MiB"));
-        }
-        check_parties(entries.len(), parties)?;
-        if archive.len() > BATCH_ENTRIES_MAX
-            || archive.iter().any(|(key, bytes)| {
-                key.len() > ARCHIVE_KEY_BYTES_MAX || bytes.len() > ARCHIVED_BYTES_MAX
-            })
-        {
-            return Err(StoreError::Invalid(
-                "at most 8192 archived records a batch, keys of 256 bytes, records of 1 MiB",
-            ));
-        }
-        match self.write_batch(entries, parties, archive) {
+    }
+
+    /// [`Store::append_logged`] for a journal replicated elsewhere:
+    /// `replicate` is called inside the batch's transaction once its leaf
+    /// hashes and root are known, and the batch is committed here only if
+    /// it returns `Ok` (the replica is the source of truth, this store its
+    /// local copy). An error from it aborts the batch: nothing of it is
+    /// written here, and the store must be reopened, as after any failed
+    /// write, before it writes again.
+    pub fn append_replicated<E: AsRef<[u8]>>(
+        &self,
+        entries: &[E],
+        parties: &[&[[u8; 32]]],
+        archive: &[(&str, &[u8])],
+        replicate: Replicate<'_>,
+    ) -> Result<Appended, StoreError> {
+        self.check_writable()?;
+        check_batch(entries, parties, archive)?;
+        match self.write_batch(entries, parties, archive, Some(replicate)) {
             Ok(first) => Ok(first),
             Err(error) => self.poison(error),
         }
@@ -663,6 +703,7 @@ impl Store {
         entries: &[E],
         parties: &[&[[u8; 32]]],
         archive: &[(&str, &[u8])],
+        replicate: Option<Replicate<'_>>,
     ) -> Result<Appended, StoreError> {
         let mut txn = self.db.begin_write().map_err(err)?;
         txn.set_durability(Durability::Immediate)
@@ -720,6 +761,10 @@ impl Store {
                     .insert(*key, seal(archived_checksum(key, bytes), bytes).as_slice())
                     .map_err(err)?;
             }
+        }
+        if let Some(replicate) = replicate {
+            // Dropping `txn` on an error aborts it.
+            replicate(&appended.0)?;
         }
         txn.commit().map_err(err)?;
         let (appended, edge) = appended;
@@ -881,6 +926,44 @@ mod tests {
             store.append_logged(&[b"c".to_vec()], &[], &[(long.as_str(), b"x")]),
             Err(StoreError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_replicated_batch_lands_here_only_after_the_replica_took_it() {
+        let disk = || fault::FaultyDisk::new(64 << 20);
+        let journal = disk();
+        let store = Store::open_with_backends(journal.clone(), disk(), disk).expect("open");
+        let mut seen = Vec::new();
+        let appended = store
+            .append_replicated(&[b"a".to_vec(), b"b".to_vec()], &[], &[], &mut |batch| {
+                seen.push((batch.first, batch.root));
+                Ok(())
+            })
+            .expect("replicated");
+        assert_eq!(
+            seen,
+            vec![(0, appended.root)],
+            "the replica saw the root first"
+        );
+        // The replica refuses: nothing lands here, and the store wants a
+        // reopen, as after any failed write.
+        let refused = store.append_replicated(&[b"c".to_vec()], &[], &[("k", b"v")], &mut |_| {
+            Err(StoreError::Replica("fenced".into()))
+        });
+        assert!(matches!(refused, Err(StoreError::Replica(_))));
+        assert_eq!(store.len().expect("len"), 2);
+        assert!(matches!(
+            store.append_batch(&[b"d".to_vec()]),
+            Err(StoreError::NeedsReopen)
+        ));
+        drop(store);
+        let store = Store::open_with_backends(journal, disk(), disk).expect("reopen");
+        assert_eq!(store.len().expect("len"), 2);
+        assert_eq!(store.archived("k").expect("read"), None);
+        let root = store
+            .with_tree(|nodes| merkle::root(nodes, 2))
+            .expect("root");
+        assert_eq!(root, appended.root);
     }
 
     #[test]

@@ -220,6 +220,29 @@ pub struct Health {
     /// absent on a ledger with no chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainHealth>,
+    /// On a node of several sharing a journal in PostgreSQL: whether this
+    /// one leads and how far behind the journal it is; absent on a node of
+    /// its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationHealth>,
+}
+
+/// How a node of several fares in the journal they share.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ReplicationHealth {
+    /// `leader` (this node takes commands) or `standby` (it follows and
+    /// serves reads; commands are answered `not_leader`).
+    pub role: String,
+    /// The term of the journal's head when this node last read it.
+    pub term: u64,
+    /// Entries the journal's head holds, when this node last read it.
+    pub head_size: u64,
+    /// Entries the head holds that this node has not applied yet.
+    pub behind: u64,
+    /// Where the leader takes commands (empty while none leads).
+    pub leader_url: String,
+    /// Whether this node's last call to the database succeeded.
+    pub database_ok: bool,
 }
 
 /// How a node bound to an EVM chain follows it.

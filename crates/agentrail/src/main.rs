@@ -125,6 +125,25 @@ enum Commands {
         tls_key: Option<std::path::PathBuf>,
         #[command(flatten)]
         chain: chain_cli::ServeChain,
+        /// Where the journal lives: `embedded` (this machine's disk), or a
+        /// PostgreSQL URL (`postgres://user@host1,host2/db`) shared by
+        /// several nodes, of which one writes and the others follow.
+        #[arg(long, default_value = "embedded", value_name = "embedded|postgres://…")]
+        store: String,
+        /// With a PostgreSQL store: follow for a lease before taking the
+        /// lead, so that a leader starting beside this node wins.
+        #[arg(long)]
+        standby: bool,
+        /// With a PostgreSQL store: how long the leader's lead outlives its
+        /// last write or renewal (a standby takes over about this long
+        /// after the leader dies), in milliseconds.
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+        lease_ms: u64,
+        /// With a PostgreSQL store: the URL clients reach this node at,
+        /// which standbys name in their `not_leader` answers (default:
+        /// http:// and --listen).
+        #[arg(long)]
+        advertise: Option<String>,
     },
     /// The vault on an EVM chain: deploy (dev chains), mint test tokens,
     /// deposit, status.
@@ -289,7 +308,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tls_cert,
             tls_key,
             chain,
+            store,
+            standby,
+            lease_ms,
+            advertise,
         } => {
+            let replication = if store == "embedded" {
+                if standby || advertise.is_some() {
+                    anyhow::bail!("--standby and --advertise need --store postgres://…");
+                }
+                None
+            } else if store.starts_with("postgres://") || store.starts_with("postgresql://") {
+                Some(agentrail_node::ReplicationConfig {
+                    url: store,
+                    standby,
+                    lease: std::time::Duration::from_millis(lease_ms),
+                    advertise,
+                })
+            } else {
+                anyhow::bail!("--store is `embedded` or a postgres:// URL");
+            };
             let limits = agentrail_node::limits::ServeLimits {
                 connections_max: connections_max as usize,
                 connections_per_ip_max: connections_per_ip as usize,
@@ -318,6 +356,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .zip(tls_key)
                     .map(|(cert, key)| agentrail_node::TlsFiles { cert, key }),
                 chain: None,
+                replication,
             };
             let scheme = if config.tls.is_some() {
                 "https"

@@ -57,6 +57,7 @@ async fn a_killed_provider_loses_at_most_its_bound_and_collects_the_rest() {
         cors_origins: Vec::new(),
         tls: None,
         chain: None,
+        replication: None,
     };
     tokio::spawn(agentrail_node::run(
         config,

@@ -528,6 +528,7 @@ class ErrorCode(Enum):
     not_authorized = 'not_authorized'
     not_found = 'not_found'
     not_in_log = 'not_in_log'
+    not_leader = 'not_leader'
     not_operator = 'not_operator'
     not_validator = 'not_validator'
     nothing_due = 'nothing_due'
@@ -1445,6 +1446,41 @@ class RefundReason(Enum):
 
     deadline_missed = 'deadline_missed'
     arbitration_lapsed = 'arbitration_lapsed'
+
+
+class ReplicationHealth(BaseModel):
+    """
+    How a node of several fares in the journal they share.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    behind: int = Field(..., ge=0)
+    """
+    Entries the head holds that this node has not applied yet.
+    """
+    database_ok: bool
+    """
+    Whether this node's last call to the database succeeded.
+    """
+    head_size: int = Field(..., ge=0)
+    """
+    Entries the journal's head holds, when this node last read it.
+    """
+    leader_url: str
+    """
+    Where the leader takes commands (empty while none leads).
+    """
+    role: str
+    """
+    `leader` (this node takes commands) or `standby` (it follows and
+    serves reads; commands are answered `not_leader`).
+    """
+    term: int = Field(..., ge=0)
+    """
+    The term of the journal's head when this node last read it.
+    """
 
 
 class Reputation(BaseModel):
@@ -2886,6 +2922,12 @@ class Health(BaseModel):
     operator: Did
     """
     The ledger's operator (its genesis): what an audit replays from.
+    """
+    replication: ReplicationHealth | None = None
+    """
+    On a node of several sharing a journal in PostgreSQL: whether this
+    one leads and how far behind the journal it is; absent on a node of
+    its own.
     """
     status: str
 

@@ -36,6 +36,11 @@ impl Node {
 
     /// [`Node::start`] with extra `serve` arguments.
     pub fn start_with(data: &Path, extra: &[&str]) -> Node {
+        Node::start_on(data, "127.0.0.1:0", extra)
+    }
+
+    /// [`Node::start_with`] listening on `listen`.
+    pub fn start_on(data: &Path, listen: &str, extra: &[&str]) -> Node {
         // The node's log goes next to its data, appended across restarts,
         // so a test can look for panics afterwards.
         std::fs::create_dir_all(data).expect("the data directory");
@@ -45,7 +50,7 @@ impl Node {
             .open(data.join(NODE_LOG))
             .expect("the node's log file");
         let mut child = Command::new(BIN)
-            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data"])
+            .args(["serve", "--dev", "--listen", listen, "--data"])
             .arg(data)
             .args(extra)
             .stdout(Stdio::piped())
