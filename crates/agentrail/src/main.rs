@@ -39,7 +39,8 @@ struct Cli {
     /// Log more (repeat for more detail).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// The node to talk to.
+    /// The node to talk to; several, comma-separated, for nodes sharing one
+    /// journal (commands go to the one that leads).
     #[arg(long, global = true, env = "AGENTRAIL_NODE", default_value = agentrail_client::DEFAULT_NODE)]
     node: String,
     /// A PEM file of CA certificates to trust besides the system's (an
@@ -287,6 +288,23 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// A client of the node `nodes` names, or of the comma-separated nodes it
+/// names (a ledger served by several nodes: see `serve --store`).
+fn node_client(
+    nodes: &str,
+    ca_cert: Option<&std::path::Path>,
+) -> anyhow::Result<agentrail_client::Client> {
+    let mut urls = nodes
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty());
+    let first = urls
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("--node names no node"))?;
+    let others: Vec<&str> = urls.collect();
+    Ok(agentrail_client::Client::connect(first, ca_cert)?.with_nodes(&others))
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Commands::Demo { calls, chain } => demo_cli::run(calls as usize, chain, cli.json),
@@ -385,16 +403,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Chain { command } => {
-            let client = agentrail_client::Client::connect(&cli.node, cli.ca_cert.as_deref())?;
+            let client = node_client(&cli.node, cli.ca_cert.as_deref())?;
             runtime()?.block_on(chain_cli::run(command, client, cli.json))
         }
         Commands::Facilitator(args) => runtime()?.block_on(x402_cli::run(args, cli.json)),
         Commands::Ledger(command) => {
-            let client = agentrail_client::Client::connect(&cli.node, cli.ca_cert.as_deref())?;
+            let client = node_client(&cli.node, cli.ca_cert.as_deref())?;
             runtime()?.block_on(ledger_cli::run(command, client, cli.json))
         }
         Commands::Proof(command) => {
-            let client = agentrail_client::Client::connect(&cli.node, cli.ca_cert.as_deref())?;
+            let client = node_client(&cli.node, cli.ca_cert.as_deref())?;
             runtime()?.block_on(log_cli::run(command, client, cli.json))
         }
         Commands::Simulate {

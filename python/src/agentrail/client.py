@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -20,7 +20,7 @@ from .signing import random_nonce, sign_request
 T = TypeVar("T", bound=BaseModel)
 
 # 503 codes that did not apply the command, and the one that may have.
-RETRY_CODES = {"overloaded", "storage_unavailable", "shutting_down", "outcome_unknown"}
+RETRY_CODES = {"overloaded", "storage_unavailable", "shutting_down", "outcome_unknown", "not_leader"}
 
 
 class AgentrailError(Exception):
@@ -71,6 +71,12 @@ def _retryable(response: httpx.Response, error: AgentrailError) -> bool:
 
 
 COMMANDS_PATH = "/v1/commands"
+
+
+def _next_node(nodes: list[str], current: str) -> str:
+    """The node after `current` in `nodes`, in turn."""
+    index = nodes.index(current) if current in nodes else -1
+    return nodes[(index + 1) % len(nodes)]
 
 
 class _Api(Commands[R]):
@@ -132,6 +138,11 @@ class Client(_Api[models.CommandResponse], Reads):
     outcome_unknown` is sent again with the same command (so the same
     idempotency key) under a new signature and nonce, which returns the
     first outcome if it landed. Refusals raise `AgentrailError`.
+
+    `nodes` names further nodes of the same ledger (nodes sharing one
+    journal, `agentrail serve --store postgres://…`): a command a node
+    refuses as `not_leader`, or that finds no node listening, goes to the
+    next one; reads go to the node commands last reached.
     """
 
     def __init__(
@@ -141,8 +152,10 @@ class Client(_Api[models.CommandResponse], Reads):
         network: str | None = None,
         http: httpx.Client | None = None,
         retries: int = 4,
+        nodes: Sequence[str] = (),
     ) -> None:
         self.base = base.rstrip("/")
+        self._nodes = [self.base, *(node.rstrip("/") for node in nodes)]
         self._http = http or httpx.Client(timeout=30.0)
         self._network = network
         self.retries = retries
@@ -183,12 +196,21 @@ class Client(_Api[models.CommandResponse], Reads):
         for attempt in range(self.retries + 1):
             headers = sign_request(signer, self.network(), "POST", COMMANDS_PATH, body)
             headers["Content-Type"] = "application/json"
-            response = self._http.post(self.base + COMMANDS_PATH, content=body, headers=headers)
+            try:
+                response = self._http.post(self.base + COMMANDS_PATH, content=body, headers=headers)
+            except httpx.ConnectError:
+                if len(self._nodes) == 1 or attempt == self.retries:
+                    raise
+                self.base = _next_node(self._nodes, self.base)
+                time.sleep(0.1)
+                continue
             if response.status_code == 200:
                 return models.CommandResponse.model_validate(response.json())
             error = _error_of(response)
             if not _retryable(response, error) or attempt == self.retries:
                 raise error
+            if error.code == "not_leader":
+                self.base = _next_node(self._nodes, self.base)
             time.sleep(_retry_after(response))
         raise AssertionError("unreachable")
 
@@ -219,8 +241,10 @@ class AsyncClient(_Api[Coroutine[Any, Any, models.CommandResponse]], AsyncReads)
         network: str | None = None,
         http: httpx.AsyncClient | None = None,
         retries: int = 4,
+        nodes: Sequence[str] = (),
     ) -> None:
         self.base = base.rstrip("/")
+        self._nodes = [self.base, *(node.rstrip("/") for node in nodes)]
         self._http = http or httpx.AsyncClient(timeout=30.0)
         self._network = network
         self.retries = retries
@@ -260,12 +284,21 @@ class AsyncClient(_Api[Coroutine[Any, Any, models.CommandResponse]], AsyncReads)
         for attempt in range(self.retries + 1):
             headers = sign_request(signer, network, "POST", COMMANDS_PATH, body)
             headers["Content-Type"] = "application/json"
-            response = await self._http.post(self.base + COMMANDS_PATH, content=body, headers=headers)
+            try:
+                response = await self._http.post(self.base + COMMANDS_PATH, content=body, headers=headers)
+            except httpx.ConnectError:
+                if len(self._nodes) == 1 or attempt == self.retries:
+                    raise
+                self.base = _next_node(self._nodes, self.base)
+                await asyncio.sleep(0.1)
+                continue
             if response.status_code == 200:
                 return models.CommandResponse.model_validate(response.json())
             error = _error_of(response)
             if not _retryable(response, error) or attempt == self.retries:
                 raise error
+            if error.code == "not_leader":
+                self.base = _next_node(self._nodes, self.base)
             await asyncio.sleep(_retry_after(response))
         raise AssertionError("unreachable")
 
