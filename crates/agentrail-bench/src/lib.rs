@@ -10,7 +10,12 @@
 //!   transaction per transfer that updates two balance rows and inserts a
 //!   journal row holding the request body (storage only: no signature check);
 //! - (d) `http`: the real node over HTTP on loopback, concurrent clients,
-//!   with latency percentiles.
+//!   with latency percentiles;
+//! - (e) `postgres` (with `--store postgres://…`): (a) on a ledger whose
+//!   every batch is committed to PostgreSQL first (and to its synchronous
+//!   standby, as the database is configured), in a schema of its own that
+//!   is dropped afterwards; then a standby ledger on the same journal, and
+//!   the time from the leader's last write until the standby leads.
 //!
 //! Every transfer is acknowledged only once durable, in every case.
 
@@ -40,7 +45,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 /// What to measure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LedgerBenchConfig {
     /// Transfers for (a) and (d).
     pub transfers: usize,
@@ -50,6 +55,9 @@ pub struct LedgerBenchConfig {
     pub clients: usize,
     /// Rounds of (a) and (a'), alternating; the report gives medians.
     pub rounds: usize,
+    /// A PostgreSQL database for (e), which creates and drops a schema in
+    /// it; `None` skips (e).
+    pub postgres: Option<String>,
 }
 
 impl Default for LedgerBenchConfig {
@@ -59,6 +67,7 @@ impl Default for LedgerBenchConfig {
             slow_transfers: 2_000,
             clients: 256,
             rounds: 3,
+            postgres: None,
         }
     }
 }
@@ -97,6 +106,34 @@ pub struct LedgerBenchReport {
     pub group_commit_vs_fsync_each: f64,
     /// (a, pre-verified) ÷ (c): storage against storage.
     pub preverified_vs_sqlite: f64,
+    /// Latency of one transfer in (a), submission to durable answer.
+    pub group_commit_p50_us: f64,
+    pub group_commit_p99_us: f64,
+    /// (e), when a database was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresFigures>,
+}
+
+/// (e): the ledger on PostgreSQL, beside (a) in the same run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PostgresFigures {
+    pub tps: f64,
+    pub mean_batch: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub cpu_us: f64,
+    /// (e) ÷ (a).
+    pub vs_group_commit: f64,
+    /// The database's `synchronous_standby_names`: empty means no standby
+    /// flush was awaited.
+    pub synchronous_standby_names: String,
+    /// The lease the leader held.
+    pub lease_ms: u64,
+    /// From the leader's last write until a standby ledger on the same
+    /// journal leads: the lease lapsing, and a standby started only then
+    /// copying and replaying every entry of (e) first (a warm standby
+    /// skips that: `tests/failover.rs` measures one).
+    pub takeover_ms: f64,
 }
 
 const PAYERS: usize = 64;
@@ -206,27 +243,63 @@ struct Embedded {
     _dir: tempfile::TempDir,
 }
 
-impl Embedded {
-    fn start(world: &World, batch_max: usize) -> Embedded {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let genesis = Genesis {
-            operator: kit::did(&world.operator),
-            network: kit::network(),
-            chain: None,
-        };
-        let ledger = Arc::new(
-            Ledger::open(
-                dir.path(),
+/// A ledger of the benchmark's log on a fresh directory, alone or as one
+/// node of several on `journal`.
+fn bench_ledger(
+    world: &World,
+    batch_max: usize,
+    journal: Option<Arc<agentrail_postgres::Journal>>,
+) -> (Ledger, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let genesis = Genesis {
+        operator: kit::did(&world.operator),
+        network: kit::network(),
+        chain: None,
+    };
+    let log = agentrail_log::LogSigner::new(BENCH_LOG, kit::key("bench-ledger-log"))
+        .expect("a valid log name");
+    let options = LedgerOptions {
+        batch_max,
+        ..LedgerOptions::default()
+    };
+    let ledger = match journal {
+        None => Ledger::open(dir.path(), genesis, log, options),
+        Some(journal) => {
+            let (path, opener_journal) = (dir.path().to_owned(), Arc::clone(&journal));
+            Ledger::open_with(
+                Box::new(move || {
+                    let store = agentrail_store::Store::open(&path)?;
+                    agentrail_node::replication::catch_up(&store, &opener_journal)?;
+                    Ok(store)
+                }),
                 genesis,
-                agentrail_log::LogSigner::new(BENCH_LOG, kit::key("bench-ledger-log"))
-                    .expect("a valid log name"),
-                LedgerOptions {
-                    batch_max,
-                    ..LedgerOptions::default()
-                },
+                log,
+                options,
             )
-            .expect("a fresh ledger opens"),
-        );
+            .map(|ledger| ledger.with_replica(journal))
+        }
+    }
+    .expect("a fresh ledger opens");
+    (ledger, dir)
+}
+
+impl Embedded {
+    /// The ledger and its writer and verifier threads, funded; leading on
+    /// `journal` when one is given.
+    fn start_on(
+        world: &World,
+        batch_max: usize,
+        journal: Option<Arc<agentrail_postgres::Journal>>,
+    ) -> Embedded {
+        let (ledger, dir) = bench_ledger(world, batch_max, journal.clone());
+        if let Some(journal) = &journal {
+            let head = journal
+                .acquire()
+                .expect("the database answers")
+                .expect("the bench's schema is fresh: nobody leads");
+            ledger.lead(&head).expect("a fresh ledger leads");
+        }
+        let ledger = Arc::new(ledger);
         let (sender, receiver) = sync_channel(QUEUE_MAX);
         let writer = {
             let ledger = Arc::clone(&ledger);
@@ -348,7 +421,21 @@ fn in_process(
     tag: &str,
     verification: Verification,
 ) -> InProcess {
-    let embedded = Embedded::start(world, batch_max);
+    in_process_on(world, batch_max, count, clients, tag, verification, None).0
+}
+
+/// [`in_process`] on a ledger that leads on `journal`, if one is given;
+/// the ledger is handed back for what follows.
+fn in_process_on(
+    world: &World,
+    batch_max: usize,
+    count: usize,
+    clients: usize,
+    tag: &str,
+    verification: Verification,
+    journal: Option<Arc<agentrail_postgres::Journal>>,
+) -> (InProcess, Embedded) {
+    let embedded = Embedded::start_on(world, batch_max, journal);
     let early_nonces = Nonces::default();
     let requests = world.requests(count, tag, &bench_network());
     let verified: Arc<Vec<_>> = Arc::new(match verification {
@@ -369,7 +456,7 @@ fn in_process(
         .expect("a runtime");
     let cpu_before = process_cpu_seconds();
     let started = Instant::now();
-    runtime.block_on(async {
+    let mut latencies = runtime.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..clients {
             let (requests, verified, next, queue, verifier) = (
@@ -380,11 +467,13 @@ fn in_process(
                 embedded.verifier().clone(),
             );
             tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some((body, headers)) = requests.get(index) else {
                         break;
                     };
+                    let sent = Instant::now();
                     let (reply, answer) = oneshot::channel();
                     match verified.get(index) {
                         Some(Some((command, request))) => queue.submit(Job {
@@ -417,12 +506,16 @@ fn in_process(
                         Ok(_) => {}
                         Err(refusal) => panic!("a benchmark transfer was refused: {refusal:?}"),
                     }
+                    latencies.push(sent.elapsed().as_secs_f64() * 1e6);
                 }
+                latencies
             }));
         }
+        let mut latencies = Vec::with_capacity(count);
         for task in tasks {
-            task.await.expect("client task");
+            latencies.extend(task.await.expect("client task"));
         }
+        latencies
     });
     let elapsed = started.elapsed().as_secs_f64();
     let batches = metrics.batches.load(Ordering::Relaxed) - batches_before;
@@ -436,12 +529,19 @@ fn in_process(
         (Some(before), Some(after)) => (after - before) * 1e6 / count as f64,
         _ => f64::NAN,
     };
-    InProcess {
-        tps: count as f64 / elapsed,
-        mean_batch: mean(batches),
-        mean_signature_batch: mean(signature_batches),
-        cpu_us,
-    }
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+    (
+        InProcess {
+            tps: count as f64 / elapsed,
+            mean_batch: mean(batches),
+            mean_signature_batch: mean(signature_batches),
+            cpu_us,
+            p50_us: percentile(0.50),
+            p99_us: percentile(0.99),
+        },
+        embedded,
+    )
 }
 
 /// What one in-process run measured.
@@ -451,6 +551,8 @@ struct InProcess {
     mean_signature_batch: f64,
     /// Processor time of the whole process per transfer, all threads.
     cpu_us: f64,
+    p50_us: f64,
+    p99_us: f64,
 }
 
 impl InProcess {
@@ -466,6 +568,8 @@ impl InProcess {
             mean_batch: median(|r| r.mean_batch),
             mean_signature_batch: median(|r| r.mean_signature_batch),
             cpu_us: median(|r| r.cpu_us),
+            p50_us: median(|r| r.p50_us),
+            p99_us: median(|r| r.p99_us),
         }
     }
 }
@@ -674,6 +778,10 @@ pub fn run_ledger_bench(
     let sqlite_tps = sqlite(&world, config.slow_transfers).expect("SQLite runs");
     progress("http");
     let (http_tps, http_p50_us, http_p99_us) = http(&world, config.transfers, config.clients);
+    let postgres = config.postgres.as_deref().map(|url| {
+        progress("postgres");
+        on_postgres(&world, url, &config, group_commit.tps)
+    });
     LedgerBenchReport {
         bench: "ledger",
         transfers: config.transfers,
@@ -695,6 +803,105 @@ pub fn run_ledger_bench(
         group_commit_vs_sqlite: group_commit.tps / sqlite_tps,
         group_commit_vs_fsync_each: group_commit.tps / fsync_each_tps,
         preverified_vs_sqlite: preverified.tps / sqlite_tps,
+        group_commit_p50_us: group_commit.p50_us,
+        group_commit_p99_us: group_commit.p99_us,
+        postgres,
+    }
+}
+
+/// The lease of (e)'s leader.
+const BENCH_LEASE: Duration = Duration::from_millis(1_000);
+
+/// (e): see the crate docs. Panics with the database's words when it
+/// cannot be used.
+fn on_postgres(
+    world: &World,
+    url: &str,
+    config: &LedgerBenchConfig,
+    group_commit_tps: f64,
+) -> PostgresFigures {
+    let schema = format!("agentrail_bench_{}_{}", std::process::id(), unix_now());
+    let mut admin =
+        postgres::Client::connect(url, postgres::NoTls).expect("the benchmark's database answers");
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .expect("a schema for the benchmark");
+    let synchronous_standby_names: String = admin
+        .query_one("SHOW synchronous_standby_names", &[])
+        .map(|row| row.get(0))
+        .unwrap_or_default();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let journal = |holder: &str| {
+        Arc::new(
+            agentrail_postgres::Journal::connect(
+                &scoped,
+                BENCH_LOG,
+                holder,
+                &format!("http://{holder}"),
+                BENCH_LEASE,
+            )
+            .expect("the benchmark's journal"),
+        )
+    };
+    let (figures, leader) = in_process_on(
+        world,
+        agentrail_node::ledger::BATCH_MAX,
+        config.transfers,
+        config.clients,
+        "postgres",
+        Verification::Timed,
+        Some(journal("bench-leader")),
+    );
+    let last_write = Instant::now();
+    // A standby on the same journal: it follows, and leads once the
+    // leader's lease lapsed (the leader never renews it here: it is as
+    // good as dead after its last write).
+    let (standby, _standby_dir) = bench_ledger(
+        world,
+        agentrail_node::ledger::BATCH_MAX,
+        Some(journal("bench-standby")),
+    );
+    let standby = Arc::new(standby);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follower = {
+        let (standby, stop) = (Arc::clone(&standby), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            agentrail_node::replication::run(
+                standby,
+                Arc::new(Nonces::default()),
+                BENCH_LEASE,
+                stop,
+            )
+        })
+    };
+    while !standby.is_leading() {
+        assert!(
+            last_write.elapsed() < Duration::from_secs(60),
+            "the standby did not take the lead"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let takeover_ms = last_write.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(
+        standby.journal_len(),
+        leader.ledger.journal_len(),
+        "the standby leads with every entry"
+    );
+    stop.store(true, Ordering::Release);
+    let _ = follower.join();
+    drop(leader);
+    let _ = admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+    PostgresFigures {
+        tps: figures.tps,
+        mean_batch: figures.mean_batch,
+        p50_us: figures.p50_us,
+        p99_us: figures.p99_us,
+        cpu_us: figures.cpu_us,
+        vs_group_commit: figures.tps / group_commit_tps,
+        synchronous_standby_names,
+        lease_ms: BENCH_LEASE.as_millis() as u64,
+        takeover_ms,
     }
 }
 
@@ -702,14 +909,59 @@ pub fn run_ledger_bench(
 mod tests {
     use super::*;
 
+    /// A private PostgreSQL primary and synchronous standby for (e),
+    /// stopped when dropped.
+    struct Database(tempfile::TempDir, String);
+
+    impl Database {
+        fn start() -> Database {
+            const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres");
+            let dir = tempfile::tempdir().expect("a directory");
+            let port = loop {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+                let port = listener.local_addr().expect("bound").port();
+                if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+                    break port;
+                }
+            };
+            let output = std::process::Command::new(SCRIPT)
+                .arg("start")
+                .arg(dir.path().join("pg"))
+                .arg(port.to_string())
+                .output()
+                .expect("scripts/postgres runs");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let url = String::from_utf8(output.stdout).expect("a URL");
+            Database(dir, url.trim().to_owned())
+        }
+    }
+
+    impl Drop for Database {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../scripts/postgres"
+            ))
+            .arg("stop")
+            .arg(self.0.path().join("pg"))
+            .status();
+        }
+    }
+
     #[test]
     fn every_case_moves_the_money_it_claims() {
+        let database = Database::start();
         let report = run_ledger_bench(
             LedgerBenchConfig {
                 transfers: 200,
                 slow_transfers: 20,
                 clients: 8,
                 rounds: 1,
+                postgres: Some(database.1.clone()),
             },
             &mut |_| {},
         );
@@ -720,5 +972,10 @@ mod tests {
                 && report.http_tps > 0.0
         );
         assert!(report.http_p50_us <= report.http_p99_us);
+        assert!(report.group_commit_p50_us <= report.group_commit_p99_us);
+        let postgres = report.postgres.expect("(e) ran");
+        assert!(postgres.tps > 0.0 && postgres.p50_us <= postgres.p99_us);
+        assert_eq!(postgres.synchronous_standby_names, "FIRST 1 (standby)");
+        assert!(postgres.takeover_ms >= postgres.lease_ms as f64 / 2.0);
     }
 }

@@ -254,13 +254,16 @@ impl Journal {
         // timeout: cancelling a commit that waits for the synchronous
         // standby would leave it committed locally while reported failed.
         let lease_ms = lease.as_millis();
+        // After the URL's own `options` (a `search_path`, say).
+        let options = format!(
+            "{} -c idle_in_transaction_session_timeout={lease_ms} -c lock_timeout={lease_ms}",
+            config.get_options().unwrap_or_default()
+        );
         config
             .target_session_attrs(TargetSessionAttrs::ReadWrite)
             .connect_timeout(CONNECT_TIMEOUT)
             .application_name("agentrail")
-            .options(&format!(
-                "-c idle_in_transaction_session_timeout={lease_ms} -c lock_timeout={lease_ms}"
-            ));
+            .options(options.trim_start());
         let journal = Journal {
             config,
             client: Mutex::new(None),

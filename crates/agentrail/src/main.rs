@@ -234,6 +234,11 @@ enum BenchTarget {
         /// alternating; their medians are reported.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Also (e): group commit on this PostgreSQL database (a
+        /// `postgres://` URL; the benchmark works in a schema of its own
+        /// and drops it), and a standby's takeover.
+        #[arg(long, value_name = "postgres://…")]
+        store: Option<String>,
     },
     /// The transparency log: tree appends, proofs, checkpoint signing, and
     /// its share of durable appends.
@@ -427,6 +432,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     slow_transfers,
                     clients,
                     rounds,
+                    store,
                 },
         } => {
             anyhow::ensure!(
@@ -437,11 +443,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     && (1..=100).contains(&rounds),
                 "counts must be above zero; at most 16384 clients and 100 rounds"
             );
+            if let Some(store) = &store {
+                anyhow::ensure!(
+                    store.starts_with("postgres://") || store.starts_with("postgresql://"),
+                    "--store names a postgres:// database"
+                );
+            }
             let config = agentrail_bench::LedgerBenchConfig {
                 transfers,
                 slow_transfers,
                 clients,
                 rounds,
+                postgres: store,
             };
             let report = agentrail_bench::run_ledger_bench(config, &mut |stage| {
                 tracing::info!(stage, "measuring")
@@ -768,12 +781,14 @@ fn print_channel_report(r: &agentrail_bench::channel::ChannelBenchReport) {
 fn print_ledger_report(report: &agentrail_bench::LedgerBenchReport) {
     println!("{:<34} {:>12}", "case", "transfers/s");
     println!(
-        "{:<34} {:>12.0}   (mean {:.0} per fsync, {:.0} signatures per batch check, {:.1} us CPU each)",
+        "{:<34} {:>12.0}   (mean {:.0} per fsync, {:.0} signatures per batch check, {:.1} us CPU each, p50 {:.0} us, p99 {:.0} us)",
         "(a) group commit, in process",
         report.group_commit_tps,
         report.group_commit_mean_batch,
         report.group_commit_mean_signature_batch,
-        report.group_commit_cpu_us
+        report.group_commit_cpu_us,
+        report.group_commit_p50_us,
+        report.group_commit_p99_us
     );
     println!(
         "{:<34} {:>12.0}   ({:.1} us CPU each)",
@@ -793,6 +808,26 @@ fn print_ledger_report(report: &agentrail_bench::LedgerBenchReport) {
         "{:<34} {:>12.0}   (p50 {:.0} us, p99 {:.0} us)",
         "(d) HTTP on loopback", report.http_tps, report.http_p50_us, report.http_p99_us
     );
+    if let Some(postgres) = &report.postgres {
+        println!(
+            "{:<34} {:>12.0}   (mean {:.0} per commit, {:.1} us CPU each, p50 {:.0} us, p99 {:.0} us; synchronous standby: {})",
+            "(e) group commit on PostgreSQL",
+            postgres.tps,
+            postgres.mean_batch,
+            postgres.cpu_us,
+            postgres.p50_us,
+            postgres.p99_us,
+            if postgres.synchronous_standby_names.is_empty() {
+                "none"
+            } else {
+                &postgres.synchronous_standby_names
+            }
+        );
+        println!(
+            "    takeover after the leader's last write: {:.0} ms (lease {} ms); (e)/(a) = {:.2}x",
+            postgres.takeover_ms, postgres.lease_ms, postgres.vs_group_commit
+        );
+    }
     println!(
         "(a)/(c) = {:.1}x, (a')/(c) = {:.1}x, (a)/(b) = {:.1}x on {} cores",
         report.group_commit_vs_sqlite,
