@@ -146,6 +146,7 @@ fn report(ledger: &Ledger, journal: &Journal) -> Option<agentrail_postgres::Head
     let head = journal.head();
     let mut health = ledger.replication_health().unwrap_or_default();
     health.database_ok = head.is_ok();
+    health.synchronous_standby = journal.synchronous().waits_for_a_standby();
     match &head {
         Ok(head) => {
             health.term = head.term;

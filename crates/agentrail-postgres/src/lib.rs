@@ -201,6 +201,26 @@ pub struct Journal {
     lease: Duration,
     /// The term this node leads in; 0 while it does not.
     term: AtomicU64,
+    /// What the database said at connect of its synchronous replication.
+    synchronous: Synchronous,
+}
+
+/// How the database replicates a commit before it answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Synchronous {
+    /// `synchronous_commit` (`on` or `remote_apply` wait for the standby's
+    /// flush when one is named).
+    pub commit: String,
+    /// `synchronous_standby_names` (empty: no standby is waited for).
+    pub standby_names: String,
+}
+
+impl Synchronous {
+    /// Whether a commit waits for a synchronous standby's flush.
+    pub fn waits_for_a_standby(&self) -> bool {
+        !self.standby_names.trim().is_empty()
+            && matches!(self.commit.as_str(), "on" | "remote_apply")
+    }
 }
 
 impl fmt::Debug for Journal {
@@ -272,6 +292,7 @@ impl Journal {
             leader_url: Mutex::new(leader_url.to_owned()),
             lease,
             term: AtomicU64::new(0),
+            synchronous: Synchronous::default(),
         };
         journal.run(|client| {
             let mut tx = client.transaction()?;
@@ -301,7 +322,25 @@ impl Journal {
                 expected: origin.to_owned(),
             });
         }
-        Ok(journal)
+        let synchronous = journal.run(|client| {
+            let commit = client.query_one("SHOW synchronous_commit", &[])?;
+            let names = client.query_one("SHOW synchronous_standby_names", &[])?;
+            Ok(Synchronous {
+                commit: commit.get(0),
+                standby_names: names.get(0),
+            })
+        })?;
+        if !synchronous.waits_for_a_standby() {
+            tracing::warn!(
+                synchronous_commit = %synchronous.commit,
+                synchronous_standby_names = %synchronous.standby_names,
+                "the database does not wait for a synchronous standby: an acknowledged batch lives on one machine until it is replicated"
+            );
+        }
+        Ok(Journal {
+            synchronous,
+            ..journal
+        })
     }
 
     /// Runs `work` on the connection, connecting first if there is none; a
@@ -338,6 +377,11 @@ impl Journal {
             0 => None,
             term => Some(term),
         }
+    }
+
+    /// How the database said it replicates commits, at connect.
+    pub fn synchronous(&self) -> &Synchronous {
+        &self.synchronous
     }
 
     /// How this node is named in the head while it leads.

@@ -243,6 +243,11 @@ pub struct ReplicationHealth {
     pub leader_url: String,
     /// Whether this node's last call to the database succeeded.
     pub database_ok: bool,
+    /// Whether the database waits for a synchronous standby's flush before
+    /// a commit returns (`synchronous_commit` and
+    /// `synchronous_standby_names`, read at start): without one, an
+    /// acknowledged batch lives on one machine until it is replicated.
+    pub synchronous_standby: bool,
 }
 
 /// How a node bound to an EVM chain follows it.

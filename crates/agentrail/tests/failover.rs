@@ -232,6 +232,11 @@ async fn a_standby_takes_over_and_nothing_acknowledged_is_lost() {
     let mut nodes: [Option<Node>; 2] = [Some(start(dirs[0].as_path(), &database.url, false)), None];
     let first = nodes[0].as_ref().unwrap();
     until_leading(&first.client, Duration::from_secs(10)).await;
+    let replication = first.client.health().await.unwrap().replication.unwrap();
+    assert!(
+        replication.synchronous_standby && replication.database_ok,
+        "the database waits for its standby: {replication:?}"
+    );
     // The second node is the same ledger: its genesis and log key.
     for file in ["genesis.json", "log.key", "operator.key"] {
         std::fs::copy(dirs[0].as_path().join(file), dirs[1].as_path().join(file)).unwrap();

@@ -1477,6 +1477,13 @@ class ReplicationHealth(BaseModel):
     `leader` (this node takes commands) or `standby` (it follows and
     serves reads; commands are answered `not_leader`).
     """
+    synchronous_standby: bool
+    """
+    Whether the database waits for a synchronous standby's flush before
+    a commit returns (`synchronous_commit` and
+    `synchronous_standby_names`, read at start): without one, an
+    acknowledged batch lives on one machine until it is replicated.
+    """
     term: int = Field(..., ge=0)
     """
     The term of the journal's head when this node last read it.
