@@ -473,6 +473,10 @@ pub struct Nonces {
     inner: Mutex<NonceWindow>,
     /// The ledger clock when the node started (or took the lead).
     started_at: std::sync::atomic::AtomicU64,
+    /// Refusing every request: a standby's window does not hold the nonces
+    /// of what the leader journals, so it admits nothing until it leads
+    /// and starts afresh ([`Nonces::restart`]).
+    closed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -502,7 +506,14 @@ impl Nonces {
         Nonces {
             inner: Mutex::new(NonceWindow::of(recent)),
             started_at: started_at.into(),
+            closed: false.into(),
         }
+    }
+
+    /// Admits nothing until the next [`Nonces::restart`] (a standby).
+    pub fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Starts again, as [`Nonces::after_start`] does: what a standby does
@@ -513,6 +524,8 @@ impl Nonces {
         *window = NonceWindow::of(recent);
         self.started_at
             .store(started_at, std::sync::atomic::Ordering::Release);
+        self.closed
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 
     /// Records a nonce; false when it was already used.
@@ -523,6 +536,12 @@ impl Nonces {
         created: u64,
         now: u64,
     ) -> Result<bool, ApiError> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(ApiError::busy(
+                "not_leader",
+                "this node is a standby; the command was not applied: send it to the node that leads",
+            ));
+        }
         if created < self.started_at.load(std::sync::atomic::Ordering::Acquire) {
             return Err(from_signature(SignatureError::BeforeStart));
         }

@@ -587,17 +587,22 @@ impl Ledger {
         let Some(journal) = &self.replica else {
             return Ok(0);
         };
-        let mut state = self.state.write().expect("state lock");
         if self.degraded.load(Ordering::Acquire) {
+            let mut state = self.state.write().expect("state lock");
             self.reopen(&mut state)?;
         }
         let mut followed = 0;
         loop {
+            // Read without the state's lock, and take it batch read by
+            // batch read: readers are served between them, also while a
+            // standby far behind catches up with a busy leader. The
+            // replication thread is the only one that follows.
             let from = self.journal_len();
             let batches = journal.read(from)?;
             if batches.is_empty() {
                 break;
             }
+            let mut state = self.state.write().expect("state lock");
             for batch in batches {
                 if batch.first != self.journal_len() {
                     return Err(LedgerError::Diverged(format!(
@@ -615,18 +620,20 @@ impl Ledger {
                 followed += batch.entries.len() as u64;
             }
         }
-        if followed > 0 {
-            let len = self.journal_len();
-            if len - self.last_snapshot.load(Ordering::Acquire) >= self.options.snapshot_every
-                && let Ok(mut buffer) = self.snapshot_buffer.try_lock()
-            {
-                state.write_snapshot(&mut buffer.bytes);
-                buffer.covers = len;
-                self.last_snapshot.store(len, Ordering::Release);
-                drop(buffer);
-                drop(state);
-                self.save_snapshot(len);
-            }
+        let len = self.journal_len();
+        if followed > 0
+            && len.saturating_sub(self.last_snapshot.load(Ordering::Acquire))
+                >= self.options.snapshot_every
+            && let Ok(mut buffer) = self.snapshot_buffer.try_lock()
+        {
+            self.state
+                .read()
+                .expect("state lock")
+                .write_snapshot(&mut buffer.bytes);
+            buffer.covers = len;
+            self.last_snapshot.store(len, Ordering::Release);
+            drop(buffer);
+            self.save_snapshot(len);
         }
         Ok(followed)
     }
@@ -697,10 +704,14 @@ impl Ledger {
         Ok(())
     }
 
-    /// Stops writing: another node leads. Batches in the pipeline are
-    /// refused by the journal (this node's term is over).
+    /// Stops writing: another node leads (or this one lost the database
+    /// for longer than its lease). Batches in the pipeline are refused by
+    /// the journal (their term is over), and the state, which may hold
+    /// them, is rebuilt from the store and the journal before this node
+    /// follows or leads again.
     pub fn step_down(&self) {
         if self.leading.swap(false, Ordering::AcqRel) {
+            self.degraded.store(true, Ordering::Release);
             tracing::warn!("stepped down: another node leads");
         }
     }
@@ -1033,6 +1044,7 @@ impl Ledger {
         let now = state.clock().max((self.clock)());
         let mut batch = AppliedBatch {
             epoch: self.epoch.load(Ordering::Acquire),
+            term: self.replica.as_ref().and_then(|journal| journal.term()),
             time: now,
             entries: Vec::new(),
             parties: Vec::new(),
@@ -1253,6 +1265,14 @@ impl Ledger {
         for batch in stale {
             batch.refuse(|| Refusal::Unavailable);
         }
+        // On a node of several, one commit holds batches of one term: the
+        // term they were applied in, which the journal checks.
+        let term = group.first().and_then(|batch| batch.term);
+        let (group, other_term): (Vec<_>, Vec<_>) =
+            group.into_iter().partition(|batch| batch.term == term);
+        for batch in other_term {
+            batch.refuse(|| Refusal::NotLeader);
+        }
         let entries: Vec<&[u8]> = group
             .iter()
             .flat_map(|batch| batch.entries.iter().map(Vec::as_slice))
@@ -1280,7 +1300,13 @@ impl Ledger {
         let landed = if entries.is_empty() {
             Ok(Landed::Nothing)
         } else {
-            self.append(&entries, &slices(&keys, &ends), &archive, expected_first)
+            self.append(
+                &entries,
+                &slices(&keys, &ends),
+                &archive,
+                expected_first,
+                term,
+            )
         };
         let leaf_hashes = match landed {
             Err(Unlanded::Unknown(error)) => {
@@ -1377,6 +1403,7 @@ impl Ledger {
         parties: &[&[[u8; 32]]],
         archive: &[(&str, &[u8])],
         expected_first: u64,
+        term: Option<u64>,
     ) -> Result<Landed, Unlanded> {
         // Set when the replicated journal says another node leads, or could
         // not tell whether the batch landed.
@@ -1391,7 +1418,7 @@ impl Ledger {
                     Some(journal) => {
                         store.append_replicated(entries, parties, archive, &mut |appended| {
                             journal
-                                .append(appended.first, entries, &appended.root)
+                                .append(term.unwrap_or(0), appended.first, entries, &appended.root)
                                 .map_err(|error| {
                                     fenced = matches!(
                                         error,
@@ -1479,6 +1506,13 @@ impl Ledger {
     /// that never became durable, so reads answer 503 and the writer applies
     /// nothing. Called with the state's write lock held.
     fn reopen(&self, state: &mut State) -> Result<u64, LedgerError> {
+        // The files are opened once at a time; and a snapshot serialized
+        // from the state being replaced is not saved.
+        *self.store.write().expect("store lock") = None;
+        self.snapshot_buffer
+            .lock()
+            .expect("snapshot buffer lock")
+            .covers = u64::MAX;
         let store = (self.open_store)()?;
         let (mut recovered, len, snapshot_covers) = recover(&store, self.genesis)?;
         *self.unwritten.lock().expect("unwritten lock") = Unwritten::recovered(&mut recovered);
@@ -1568,6 +1602,8 @@ enum Unlanded {
 struct AppliedBatch {
     /// The recovery epoch it was applied in.
     epoch: u64,
+    /// On a node of several, the term it was applied in.
+    term: Option<u64>,
     time: Timestamp,
     entries: Vec<Vec<u8>>,
     /// The identities each entry concerns, for the store's history index:

@@ -356,6 +356,10 @@ pub async fn run_with(
         "nonces of the last window read from the journal"
     );
     let nonces = Arc::new(Nonces::after_start(started_at.0, recent));
+    if replica.is_some() {
+        // A node of several admits commands once it leads.
+        nonces.close();
+    }
     let (sender, receiver) = sync_channel(QUEUE_MAX);
     let writer = {
         let ledger = Arc::clone(&ledger);

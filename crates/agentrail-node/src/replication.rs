@@ -112,23 +112,42 @@ pub fn run(ledger: Arc<Ledger>, nonces: Arc<Nonces>, lease: Duration, stop: Arc<
         return;
     };
     let renew_every = lease / 3;
+    // When the lease was last renewed, on this machine's clock, from the
+    // start of the renewal: past a lease without one, another node may
+    // lead already.
+    let mut renewed = std::time::Instant::now();
     while !stop.load(Ordering::Acquire) {
         if ledger.is_leading() {
+            let attempt = std::time::Instant::now();
             match journal.renew() {
-                Ok(()) => {}
+                Ok(()) => renewed = attempt,
                 Err(JournalError::Fenced { .. } | JournalError::NotLeader) => ledger.step_down(),
-                Err(error) => tracing::warn!(%error, "the lease could not be renewed"),
+                Err(error) => {
+                    tracing::warn!(%error, "the lease could not be renewed");
+                    if renewed.elapsed() >= lease {
+                        tracing::warn!("no renewal for a lease: stepping down");
+                        ledger.step_down();
+                    }
+                }
+            }
+            if !ledger.is_leading() {
+                nonces.close();
             }
             report(&ledger, &journal);
             std::thread::sleep(renew_every.min(FOLLOW_EVERY * 5));
             continue;
         }
+        nonces.close();
         if let Err(error) = ledger.follow() {
             tracing::warn!(%error, "following the journal failed");
         }
         let head = report(&ledger, &journal);
         if head.is_some_and(|head| head.lease_left_ms < 0 || head.holder == journal.holder()) {
+            let attempt = std::time::Instant::now();
             take_lead(&ledger, &nonces, &journal);
+            if ledger.is_leading() {
+                renewed = attempt;
+            }
         }
         std::thread::sleep(FOLLOW_EVERY);
     }
@@ -189,6 +208,9 @@ fn take_lead(ledger: &Ledger, nonces: &Nonces, journal: &Journal) {
         nonces.restart(started.0, recent);
         ledger.lead(&head).map_err(|error| error.to_string())
     });
+    if result.is_err() {
+        nonces.close();
+    }
     if let Err(error) = result {
         tracing::error!(%error, "took the lead but cannot lead; giving it up");
         if let Err(error) = journal.release() {

@@ -279,10 +279,19 @@ impl Journal {
             "{} -c idle_in_transaction_session_timeout={lease_ms} -c lock_timeout={lease_ms}",
             config.get_options().unwrap_or_default()
         );
+        // A host that vanishes without closing the connection (a dead
+        // machine, a partition) is noticed within a few leases, not after
+        // the system's two hours of TCP keepalive.
+        let probe = lease.max(Duration::from_secs(1));
         config
             .target_session_attrs(TargetSessionAttrs::ReadWrite)
             .connect_timeout(CONNECT_TIMEOUT)
             .application_name("agentrail")
+            .keepalives(true)
+            .keepalives_idle(probe)
+            .keepalives_interval(probe)
+            .keepalives_retries(3)
+            .tcp_user_timeout(probe * 3)
             .options(options.trim_start());
         let journal = Journal {
             config,
@@ -470,7 +479,7 @@ impl Journal {
         let Some(term) = self.term() else {
             return Ok(());
         };
-        self.term.store(0, Ordering::Release);
+        self.forget(term);
         self.run(|client| {
             client.execute(
                 "UPDATE agentrail_head SET lease_until = '-infinity' WHERE term = $1",
@@ -481,21 +490,46 @@ impl Journal {
         Ok(())
     }
 
-    /// This node's term is over: it leads no more.
+    /// Forgets term `ours`, if it is still the one this node leads in (a
+    /// newer term it took since stays).
+    fn forget(&self, ours: u64) {
+        let _ = self
+            .term
+            .compare_exchange(ours, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// This node's term `ours` is over.
     fn fenced(&self, ours: u64) -> JournalError {
-        self.term.store(0, Ordering::Release);
+        self.forget(ours);
         let head = self.head().map(|head| head.term).unwrap_or(0);
         tracing::warn!(ours, head, "fenced: another node took the lead");
         JournalError::Fenced { ours, head }
     }
 
-    /// Commits `entries` as the batch at `first`, whose tree root is
-    /// `root`: moves the head from `(term, first)` to `(term, first +
-    /// entries.len(), root)` and stores the batch, in one transaction.
-    /// `Ok` once committed; an outcome the connection lost is resolved
-    /// (see the crate's promises) for up to [`RESOLVE_WITHIN`].
-    pub fn append(&self, first: u64, entries: &[&[u8]], root: &Hash) -> Result<(), JournalError> {
-        let term = self.term().ok_or(JournalError::NotLeader)?;
+    /// Commits `entries`, applied while this node led in `term`, as the
+    /// batch at `first`, whose tree root is `root`: moves the head from
+    /// `(term, first)` to `(term, first + entries.len(), root)` and stores
+    /// the batch, in one transaction. `Ok` once committed; an outcome the
+    /// connection lost is resolved (see the crate's promises) for up to
+    /// [`RESOLVE_WITHIN`]. A batch of a term this node no longer leads in
+    /// is refused here, even if it leads again in a newer one.
+    pub fn append(
+        &self,
+        term: u64,
+        first: u64,
+        entries: &[&[u8]],
+        root: &Hash,
+    ) -> Result<(), JournalError> {
+        match self.term() {
+            Some(current) if current == term => {}
+            Some(current) => {
+                return Err(JournalError::Fenced {
+                    ours: term,
+                    head: current,
+                });
+            }
+            None => return Err(JournalError::NotLeader),
+        }
         if entries.is_empty() || entries.len() > BATCH_ENTRIES_MAX {
             return Err(JournalError::Invalid("a batch holds 1 to 8192 entries"));
         }
@@ -568,7 +602,12 @@ impl Journal {
                      WHERE first = $1",
                     &[&first_i],
                 )?;
-                tx.rollback()?;
+                // A write, so that this commit waits for the synchronous
+                // standby like any other: the batch seen here (perhaps
+                // committed locally by a backend ended while it waited
+                // for the standby) is on the standby once it returns.
+                tx.execute("UPDATE agentrail_head SET term = term", &[])?;
+                tx.commit()?;
                 Ok((
                     head.get::<_, i64>(0),
                     batch.map(|row| {
@@ -594,7 +633,7 @@ impl Journal {
                     // it never will be.
                     let head = to_u64(head_term, "the head's term")?;
                     if head != term {
-                        self.term.store(0, Ordering::Release);
+                        self.forget(term);
                         return Err(JournalError::Fenced { ours: term, head });
                     }
                     return Err(JournalError::Database(format!(

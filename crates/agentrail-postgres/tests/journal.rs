@@ -77,15 +77,15 @@ fn one_leader_at_a_time_and_a_fenced_writer_is_refused_by_the_database() {
     assert_eq!((head.term, head.size), (1, 0));
     assert!(b.acquire().unwrap().is_none());
     assert!(matches!(
-        b.append(0, &[b"x".as_slice()], &root(9)),
+        b.append(1, 0, &[b"x".as_slice()], &root(9)),
         Err(JournalError::NotLeader)
     ));
 
-    a.append(0, &[b"e0".as_slice(), b"e1", b"e2"], &root(1))
+    a.append(1, 0, &[b"e0".as_slice(), b"e1", b"e2"], &root(1))
         .unwrap();
-    a.append(3, &[b"e3".as_slice()], &root(2)).unwrap();
+    a.append(1, 3, &[b"e3".as_slice()], &root(2)).unwrap();
     // A batch that would fork the journal (not at the head's size).
-    assert!(a.append(2, &[b"fork".as_slice()], &root(7)).is_err());
+    assert!(a.append(1, 2, &[b"fork".as_slice()], &root(7)).is_err());
 
     // Reads from any index, cut inside a batch.
     let batches = b.read(1).unwrap();
@@ -106,13 +106,19 @@ fn one_leader_at_a_time_and_a_fenced_writer_is_refused_by_the_database() {
     assert_eq!(head.holder, "b");
 
     // a's next batch, at the right size, is refused: its term is over.
-    match a.append(4, &[b"late".as_slice()], &root(3)) {
+    match a.append(1, 4, &[b"late".as_slice()], &root(3)) {
         Err(JournalError::Fenced { ours: 1, head: 2 }) => {}
         other => panic!("a fenced writer's batch: {other:?}"),
     }
     assert!(a.term().is_none(), "a knows it no longer leads");
     assert!(matches!(a.renew(), Err(JournalError::NotLeader)));
-    b.append(4, &[b"e4".as_slice()], &root(4)).unwrap();
+    b.append(2, 4, &[b"e4".as_slice()], &root(4)).unwrap();
+    // A batch applied in a term its node no longer leads in is refused,
+    // even when the node leads again later.
+    assert!(matches!(
+        b.append(1, 5, &[b"old".as_slice()], &root(5)),
+        Err(JournalError::Fenced { ours: 1, head: 2 })
+    ));
     b.renew().unwrap();
     assert_eq!(a.head().unwrap().size, 5);
     assert_eq!(a.read(4).unwrap()[0].entries, vec![b"e4".to_vec()]);
