@@ -79,6 +79,18 @@ class Pair:
         self.bases.append(base)
         return base
 
+    def start_both(self) -> tuple[str, str]:
+        """Node `a`, which leads, then node `b` of the same ledger (its
+        genesis and keys), a standby; their URLs."""
+        leader = self.start("a")
+        until(lambda: role(leader) == "leader", "the first node leads")
+        (self.folder / "b").mkdir()
+        for file in ("genesis.json", "log.key", "operator.key"):
+            shutil.copy(self.folder / "a" / file, self.folder / "b" / file)
+        standby = self.start("b", "--standby")
+        assert role(standby) == "standby"
+        return leader, standby
+
     def stop(self) -> None:
         for process in self.processes:
             process.kill()
@@ -97,13 +109,7 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
 
 
 def test_commands_find_the_leader_and_survive_its_death(pair: Pair) -> None:
-    leader = pair.start("a")
-    until(lambda: role(leader) == "leader", "the first node leads")
-    (pair.folder / "b").mkdir()
-    for file in ("genesis.json", "log.key", "operator.key"):
-        shutil.copy(pair.folder / "a" / file, pair.folder / "b" / file)
-    standby = pair.start("b", "--standby")
-    assert role(standby) == "standby"
+    leader, standby = pair.start_both()
 
     # The standby first: its not_leader answer sends the command on.
     with Client(standby, nodes=[leader]) as client:
@@ -133,12 +139,7 @@ def test_commands_find_the_leader_and_survive_its_death(pair: Pair) -> None:
 
 
 def test_the_async_client_finds_the_leader(pair: Pair) -> None:
-    leader = pair.start("a")
-    until(lambda: role(leader) == "leader", "the first node leads")
-    (pair.folder / "b").mkdir()
-    for file in ("genesis.json", "log.key", "operator.key"):
-        shutil.copy(pair.folder / "a" / file, pair.folder / "b" / file)
-    standby = pair.start("b", "--standby")
+    leader, standby = pair.start_both()
 
     async def register() -> tuple[int, str]:
         async with AsyncClient(standby, nodes=[leader]) as client:

@@ -909,59 +909,16 @@ fn on_postgres(
 mod tests {
     use super::*;
 
-    /// A private PostgreSQL primary and synchronous standby for (e),
-    /// stopped when dropped.
-    struct Database(tempfile::TempDir, String);
-
-    impl Database {
-        fn start() -> Database {
-            const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres");
-            let dir = tempfile::tempdir().expect("a directory");
-            let port = loop {
-                let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-                let port = listener.local_addr().expect("bound").port();
-                if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-                    break port;
-                }
-            };
-            let output = std::process::Command::new(SCRIPT)
-                .arg("start")
-                .arg(dir.path().join("pg"))
-                .arg(port.to_string())
-                .output()
-                .expect("scripts/postgres runs");
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let url = String::from_utf8(output.stdout).expect("a URL");
-            Database(dir, url.trim().to_owned())
-        }
-    }
-
-    impl Drop for Database {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../scripts/postgres"
-            ))
-            .arg("stop")
-            .arg(self.0.path().join("pg"))
-            .status();
-        }
-    }
-
     #[test]
     fn every_case_moves_the_money_it_claims() {
-        let database = Database::start();
+        let database = agentrail_postgres::cluster::Cluster::start().expect("a database");
         let report = run_ledger_bench(
             LedgerBenchConfig {
                 transfers: 200,
                 slow_transfers: 20,
                 clients: 8,
                 rounds: 1,
-                postgres: Some(database.1.clone()),
+                postgres: Some(database.url().to_owned()),
             },
             &mut |_| {},
         );

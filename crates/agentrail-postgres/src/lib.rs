@@ -38,6 +38,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cluster;
+
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Mutex;

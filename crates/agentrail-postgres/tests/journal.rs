@@ -2,52 +2,10 @@
 //! synchronous standby from `scripts/postgres`): the lease, the term's
 //! fence, reads cut at any index, and a database of another log refused.
 
-use std::process::Command;
 use std::time::Duration;
 
+use agentrail_postgres::cluster::Cluster;
 use agentrail_postgres::{Journal, JournalError};
-
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres");
-
-struct Database {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Database {
-    fn start() -> Database {
-        let dir = tempfile::tempdir().unwrap();
-        let port = loop {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = listener.local_addr().unwrap().port();
-            if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-                break port;
-            }
-        };
-        let output = Command::new(SCRIPT)
-            .arg("start")
-            .arg(dir.path().join("pg"))
-            .arg(port.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let url = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-        Database { dir, url }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = Command::new(SCRIPT)
-            .arg("stop")
-            .arg(self.dir.path().join("pg"))
-            .status();
-    }
-}
 
 const LEASE: Duration = Duration::from_millis(300);
 
@@ -68,9 +26,9 @@ fn root(n: u8) -> [u8; 32] {
 
 #[test]
 fn one_leader_at_a_time_and_a_fenced_writer_is_refused_by_the_database() {
-    let database = Database::start();
-    let a = journal(&database.url, "a");
-    let b = journal(&database.url, "b");
+    let database = Cluster::start().unwrap();
+    let a = journal(database.url(), "a");
+    let b = journal(database.url(), "b");
 
     // Nobody leads yet: a takes the lead, b cannot while a's lease runs.
     let head = a.acquire().unwrap().expect("a free lease");
@@ -131,9 +89,9 @@ fn one_leader_at_a_time_and_a_fenced_writer_is_refused_by_the_database() {
 
 #[test]
 fn a_database_of_another_log_is_refused() {
-    let database = Database::start();
-    journal(&database.url, "a");
-    match Journal::connect(&database.url, "other.log/2", "c", "http://c", LEASE) {
+    let database = Cluster::start().unwrap();
+    journal(database.url(), "a");
+    match Journal::connect(database.url(), "other.log/2", "c", "http://c", LEASE) {
         Err(JournalError::OtherLog { found, expected }) => {
             assert_eq!(
                 (found.as_str(), expected.as_str()),

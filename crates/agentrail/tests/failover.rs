@@ -33,6 +33,7 @@ use agentrail_core::grant::Role;
 use agentrail_core::{Amount, Event, Timestamp};
 use agentrail_log::merkle;
 use agentrail_log::{Checkpoint, LogKey};
+use agentrail_postgres::cluster::Cluster;
 use agentrail_sim::kit;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -41,63 +42,6 @@ use support::{Node, did, key, now, usd};
 
 const CLIENTS: usize = 4;
 const LEASE_MS: &str = "1000";
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres");
-
-/// A private primary and synchronous standby; stopped when dropped.
-struct Database {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Database {
-    fn start() -> Database {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port_pair();
-        let output = Command::new(SCRIPT)
-            .args(["start"])
-            .arg(dir.path().join("pg"))
-            .arg(port.to_string())
-            .output()
-            .expect("scripts/postgres runs");
-        assert!(
-            output.status.success(),
-            "scripts/postgres start failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let url = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-        Database { dir, url }
-    }
-
-    fn script(&self, action: &str) {
-        let status = Command::new(SCRIPT)
-            .arg(action)
-            .arg(self.dir.path().join("pg"))
-            .status()
-            .expect("scripts/postgres runs");
-        assert!(status.success(), "scripts/postgres {action} failed");
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = Command::new(SCRIPT)
-            .arg("stop")
-            .arg(self.dir.path().join("pg"))
-            .status();
-    }
-}
-
-/// A port whose successor is free too (the standby's).
-fn free_port_pair() -> u16 {
-    loop {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
-
 fn signal(node: &Node, signal: &str) {
     let status = Command::new("kill")
         .args([signal, &node.child.id().to_string()])
@@ -224,12 +168,9 @@ async fn a_standby_takes_over_and_nothing_acknowledged_is_lost() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3)
         .max(1);
-    let database = Database::start();
-    let dirs = [
-        tempfile::TempDir::with_prefix("fo").unwrap().keep(),
-        tempfile::TempDir::with_prefix("fo").unwrap().keep(),
-    ];
-    let mut nodes: [Option<Node>; 2] = [Some(start(dirs[0].as_path(), &database.url, false)), None];
+    let database = Cluster::start().unwrap();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut nodes: [Option<Node>; 2] = [Some(start(dirs[0].path(), database.url(), false)), None];
     let first = nodes[0].as_ref().unwrap();
     until_leading(&first.client, Duration::from_secs(10)).await;
     let replication = first.client.health().await.unwrap().replication.unwrap();
@@ -239,9 +180,9 @@ async fn a_standby_takes_over_and_nothing_acknowledged_is_lost() {
     );
     // The second node is the same ledger: its genesis and log key.
     for file in ["genesis.json", "log.key", "operator.key"] {
-        std::fs::copy(dirs[0].as_path().join(file), dirs[1].as_path().join(file)).unwrap();
+        std::fs::copy(dirs[0].path().join(file), dirs[1].path().join(file)).unwrap();
     }
-    nodes[1] = Some(start(dirs[1].as_path(), &database.url, true));
+    nodes[1] = Some(start(dirs[1].path(), database.url(), true));
     let urls = [
         nodes[0].as_ref().unwrap().url.clone(),
         nodes[1].as_ref().unwrap().url.clone(),
@@ -322,9 +263,9 @@ async fn a_standby_takes_over_and_nothing_acknowledged_is_lost() {
         let last = round + 1 == rounds;
         if last && rounds >= 3 {
             // The database fails over; the nodes carry on, whichever leads.
-            database.script("kill-primary");
+            database.kill_primary().unwrap();
             tokio::time::sleep(Duration::from_millis(300)).await;
-            database.script("promote");
+            database.promote().unwrap();
         } else if round % 2 == 0 {
             let killed = nodes[leader].take().unwrap();
             killed.kill();
@@ -334,11 +275,11 @@ async fn a_standby_takes_over_and_nothing_acknowledged_is_lost() {
             // Back as a standby, on the same directory and address.
             let address = urls[leader].trim_start_matches("http://").to_owned();
             let restarted = Node::start_on(
-                dirs[leader].as_path(),
+                dirs[leader].path(),
                 &address,
                 &[
                     "--store",
-                    &database.url,
+                    database.url(),
                     "--lease-ms",
                     LEASE_MS,
                     "--standby",
@@ -456,7 +397,7 @@ async fn a_standby_takes_over_and_nothing_acknowledged_is_lost() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let panics: usize = dirs.iter().map(|dir| support::panics(dir)).sum();
+    let panics: usize = dirs.iter().map(|dir| support::panics(dir.path())).sum();
     let server_errors = *server_errors.lock().unwrap();
     eprintln!(
         "failover: rounds={rounds} acknowledged={} lost={lost} invariant_violations={invariant_violations} panics={panics} server_errors={server_errors} takeover_ms={}",
