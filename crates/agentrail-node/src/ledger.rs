@@ -710,9 +710,12 @@ impl Ledger {
     /// them, is rebuilt from the store and the journal before this node
     /// follows or leads again.
     pub fn step_down(&self) {
+        if let Some(journal) = &self.replica {
+            journal.resign();
+        }
         if self.leading.swap(false, Ordering::AcqRel) {
             self.degraded.store(true, Ordering::Release);
-            tracing::warn!("stepped down: another node leads");
+            tracing::warn!("stepped down: this node no longer writes");
         }
     }
 
@@ -1448,7 +1451,15 @@ impl Ledger {
                 let mut state = self.state.write().expect("state lock");
                 self.degraded.store(true, Ordering::Release);
                 *self.store.write().expect("store lock") = None;
-                if fenced {
+                // A batch of an older term, refused while this node leads
+                // again in a newer one, does not end the newer lead.
+                let leads_newer = || {
+                    self.replica
+                        .as_ref()
+                        .and_then(|journal| journal.term())
+                        .is_some_and(|current| Some(current) != term)
+                };
+                if fenced && !leads_newer() {
                     self.step_down();
                 }
                 let len = self.reopen(&mut state).map_err(Unlanded::Unknown)?;
@@ -1469,7 +1480,9 @@ impl Ledger {
                         });
                     }
                     if fenced || len != expected_first {
-                        self.step_down();
+                        if !leads_newer() {
+                            self.step_down();
+                        }
                         return Err(Unlanded::NotLeader);
                     }
                     if unknown {

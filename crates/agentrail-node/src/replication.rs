@@ -151,12 +151,12 @@ pub fn run(ledger: Arc<Ledger>, nonces: Arc<Nonces>, lease: Duration, stop: Arc<
         }
         std::thread::sleep(FOLLOW_EVERY);
     }
-    // A clean stop hands the lead over at once.
+    // A clean stop (the writer has stopped) hands the lead over at once.
     if ledger.is_leading() {
-        ledger.step_down();
         if let Err(error) = journal.release() {
             tracing::warn!(%error, "the lead could not be given up");
         }
+        ledger.step_down();
     }
 }
 

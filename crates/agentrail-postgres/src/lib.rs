@@ -236,6 +236,23 @@ impl fmt::Debug for Journal {
     }
 }
 
+impl Drop for Journal {
+    /// The connection is closed on a thread of its own: the synchronous
+    /// client drives its connection with a runtime of its own, which must
+    /// not start inside another (a node's last reference to its journal
+    /// may go in async code).
+    fn drop(&mut self) {
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(client) = client {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
 fn to_u64(value: i64, what: &str) -> Result<u64, JournalError> {
     u64::try_from(value).map_err(|_| JournalError::Corrupt(format!("{what} is negative")))
 }
@@ -348,10 +365,9 @@ impl Journal {
                 "the database does not wait for a synchronous standby: an acknowledged batch lives on one machine until it is replicated"
             );
         }
-        Ok(Journal {
-            synchronous,
-            ..journal
-        })
+        let mut journal = journal;
+        journal.synchronous = synchronous;
+        Ok(journal)
     }
 
     /// Runs `work` on the connection, connecting first if there is none; a
@@ -498,6 +514,12 @@ impl Journal {
         let _ = self
             .term
             .compare_exchange(ours, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Stops leading without a word to the database (which this node may
+    /// not reach): batches of the term it led in are refused from now on.
+    pub fn resign(&self) {
+        self.term.store(0, Ordering::Release);
     }
 
     /// This node's term `ours` is over.
