@@ -397,7 +397,7 @@ fn index_history(store: &Store, journal_len: u64) -> Result<(), LedgerError> {
 }
 
 /// `items` cut at `ends`: slice `i` is `items[ends[i - 1]..ends[i]]`.
-fn slices<'a, T>(items: &'a [T], ends: &[usize]) -> Vec<&'a [T]> {
+pub(crate) fn slices<'a, T>(items: &'a [T], ends: &[usize]) -> Vec<&'a [T]> {
     let mut start = 0;
     ends.iter()
         .map(|&end| {

@@ -23,7 +23,7 @@ use agentrail_store::{Store, StoreError};
 use agentrail_wire::entry::JournalEntry;
 
 use crate::http::Nonces;
-use crate::ledger::{Ledger, parties};
+use crate::ledger::{Ledger, parties, slices};
 
 /// How often a standby looks for new batches and for a lapsed lease.
 pub const FOLLOW_EVERY: Duration = Duration::from_millis(100);
@@ -76,16 +76,7 @@ pub fn catch_up(store: &Store, journal: &Journal) -> Result<u64, StoreError> {
                 ends.push(dids.len());
             }
             let keys: Vec<[u8; 32]> = dids.iter().map(|did| *did.public_key_bytes()).collect();
-            let mut start = 0;
-            let slices: Vec<&[[u8; 32]]> = ends
-                .iter()
-                .map(|&end| {
-                    let slice = &keys[start..end];
-                    start = end;
-                    slice
-                })
-                .collect();
-            let landed = store.append_logged(&batch.entries, &slices, &[])?;
+            let landed = store.append_logged(&batch.entries, &slices(&keys, &ends), &[])?;
             if landed.root != batch.root {
                 return Err(StoreError::Corrupt(format!(
                     "the database's batch at {} has another root than its entries",

@@ -32,8 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agentrail_client::{Client, ClientError};
-use agentrail_core::grant::Role;
-use agentrail_core::{Amount, Event, Timestamp};
+use agentrail_core::{Amount, Event};
 use agentrail_log::merkle;
 use agentrail_log::{Checkpoint, LogKey};
 use agentrail_postgres::cluster::Cluster;
@@ -41,7 +40,7 @@ use agentrail_sim::kit;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::SigningKey;
-use support::{Node, did, key, now, usd};
+use support::{Node, did, key, usd};
 
 const CLIENTS: usize = 4;
 const LEASE_MS: &str = "1000";
@@ -200,27 +199,15 @@ async fn a_standby_takes_over_and_nothing_acknowledged_is_lost() {
             .collect(),
     );
     let funding = usd(1_000);
-    client
-        .submit(&principal, &kit::register_principal(did(&principal)))
-        .await
-        .unwrap();
-    let t = now();
-    for agent in agents.iter() {
-        let grant = kit::grant(
-            &principal,
-            did(agent),
-            Role::Agent,
-            kit::limits(usd(1_000), usd(1_000_000)),
-            t,
-            Timestamp(t.0 + 86_400),
-            "failover",
-        );
-        client
-            .submit(&principal, &kit::register_agent(grant))
-            .await
-            .unwrap();
-        client.faucet(did(agent), funding).await.unwrap();
-    }
+    support::register_funded_agents(
+        &client,
+        &principal,
+        &agents,
+        kit::limits(usd(1_000), usd(1_000_000)),
+        funding,
+        "failover",
+    )
+    .await;
 
     let acknowledged: Arc<Mutex<Vec<Acknowledged>>> = Arc::default();
     let server_errors: Arc<Mutex<u64>> = Arc::default();

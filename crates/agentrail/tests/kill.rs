@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use agentrail_client::{Client, ClientError};
 use agentrail_core::channel::{ChannelId, network_hash};
-use agentrail_core::grant::Role;
 use agentrail_core::market::TaskStatus;
 use agentrail_core::{Amount, Command, Event, Timestamp};
 use agentrail_log::merkle;
@@ -169,30 +168,15 @@ async fn acknowledged_commands_survive_kill_9() {
     // Frequent snapshots, so that restarts recover through them too.
     let start = |data: &std::path::Path| Node::start_with(data, &["--snapshot-every", "300"]);
     let node = start(data.path());
-    node.client
-        .submit(&principal, &kit::register_principal(did(&principal)))
-        .await
-        .unwrap();
-    let t = now();
-    for agent in &agents {
-        let grant = kit::grant(
-            &principal,
-            did(agent),
-            Role::Agent,
-            kit::limits(usd(1_000), usd(10_000_000)),
-            t,
-            Timestamp(t.0 + 86_400),
-            "kill",
-        );
-        node.client
-            .submit(&principal, &kit::register_agent(grant))
-            .await
-            .unwrap();
-        node.client
-            .faucet(did(agent), funding_per_agent)
-            .await
-            .unwrap();
-    }
+    support::register_funded_agents(
+        &node.client,
+        &principal,
+        &agents,
+        kit::limits(usd(1_000), usd(10_000_000)),
+        funding_per_agent,
+        "kill",
+    )
+    .await;
     let deposited = funding_per_agent.checked_mul(CLIENTS as u128).unwrap();
     let log_key = LogKey::parse(&node.client.log_key().await.unwrap()).unwrap();
     let network = network_hash(&node.client.health().await.unwrap().network);

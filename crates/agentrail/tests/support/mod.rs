@@ -105,6 +105,41 @@ impl Drop for Node {
     }
 }
 
+/// Registers `principal` and each of `agents` under a one-day grant of
+/// `limits` (tagged `tag`), and funds each agent with `funding` from the
+/// dev faucet.
+pub async fn register_funded_agents(
+    client: &Client,
+    principal: &SigningKey,
+    agents: &[SigningKey],
+    limits: agentrail_core::grant::Limits,
+    funding: Amount,
+    tag: &str,
+) {
+    use agentrail_sim::kit;
+    client
+        .submit(principal, &kit::register_principal(did(principal)))
+        .await
+        .unwrap();
+    let t = now();
+    for agent in agents {
+        let grant = kit::grant(
+            principal,
+            did(agent),
+            agentrail_core::grant::Role::Agent,
+            limits.clone(),
+            t,
+            agentrail_core::Timestamp(t.0 + 86_400),
+            tag,
+        );
+        client
+            .submit(principal, &kit::register_agent(grant))
+            .await
+            .unwrap();
+        client.faucet(did(agent), funding).await.unwrap();
+    }
+}
+
 pub fn key(label: &str) -> SigningKey {
     agentrail_sim::kit::key(label)
 }
