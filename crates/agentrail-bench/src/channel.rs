@@ -19,6 +19,12 @@
 //!   call, before it answers (anvil mines each on arrival: the floor of
 //!   any real chain's latency). Needs anvil (`scripts/evm-tools`).
 //!
+//! - (g) hash chains: the paid calls of (c) when the payer commits to a
+//!   hash chain once per 1,024 calls and each call reveals the next link
+//!   (one SHA-256 for the payee, no signature on either side), with the
+//!   payee's processor time per paid call over an unpaid one, from its
+//!   threads' accounting (the provider runs on a runtime of its own).
+//!
 //! Node, provider and clients share this machine's cores.
 
 use std::collections::HashSet;
@@ -102,6 +108,23 @@ pub struct ChannelBenchReport {
     /// lower the p99 a channel payment adds is.
     pub channel_vs_exact_rps: f64,
     pub exact_p99_added_over_channel: f64,
+    /// (g): calls paid by the links of hash chains.
+    pub hash_chain_rps: f64,
+    pub hash_chain_p50_us: f64,
+    pub hash_chain_p99_us: f64,
+    /// (g) ÷ unpaid throughput, and the p99 it adds.
+    pub hash_chain_vs_unpaid: f64,
+    pub hash_chain_p99_added_us: f64,
+    /// Links of one chain (one commitment signed and checked per chain).
+    pub hash_chain_length: u32,
+    /// The provider's processor time per call (its runtime's threads and
+    /// the payee's), unpaid, paid by vouchers and by hash-chain links; and
+    /// what a payment adds to a call, for the payee.
+    pub unpaid_provider_cpu_us: f64,
+    pub paid_provider_cpu_us: f64,
+    pub hash_chain_provider_cpu_us: f64,
+    pub paid_payee_cpu_us: f64,
+    pub hash_chain_payee_cpu_us: f64,
     /// (e): commands of one channel that carried `payments` payments.
     pub payments: usize,
     pub ledger_commands: u64,
@@ -240,6 +263,23 @@ async fn serve(router: axum::Router) -> String {
     let address = listener.local_addr().expect("an address");
     tokio::spawn(async move { axum::serve(listener, router).await });
     format!("http://{address}")
+}
+
+/// [`serve`] on `runtime`: the provider's threads apart from its clients'.
+async fn serve_on(runtime: &tokio::runtime::Runtime, router: axum::Router) -> String {
+    runtime
+        .spawn(serve(router))
+        .await
+        .expect("the provider starts")
+}
+
+/// The provider's processor time (µs) per call while `run` ran.
+async fn provider_cpu<T>(calls: usize, run: impl std::future::Future<Output = T>) -> (T, f64) {
+    let before = crate::threads::Sample::now();
+    let out = run.await;
+    let roles = crate::threads::Sample::now().since(&before);
+    let us = roles.get("provider").copied().unwrap_or(0.0) * 1e6 / calls as f64;
+    (out, us)
 }
 
 /// (d)'s provider check: the request names a journal entry whose transfer
@@ -428,52 +468,82 @@ pub fn run_channel_bench(
         let text: Arc<Vec<u8>> =
             Arc::new(b"Agents pay each other per call, a fraction of a cent at a time.".to_vec());
         let http = node.http().clone();
-        let free = serve(routes()).await;
-        let (unpaid_rps, unpaid_p50_us, unpaid_p99_us) = {
+        let provider = tokio::runtime::Builder::new_multi_thread()
+            .thread_name(crate::threads::PROVIDER_THREADS)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let free = serve_on(&provider, routes()).await;
+        let ((unpaid_rps, unpaid_p50_us, unpaid_p99_us), unpaid_provider_cpu_us) = {
             let (http, url, text) = (http.clone(), format!("{free}/stats"), Arc::clone(&text));
-            load(config.calls, config.clients, move |_| {
-                let request = http.post(&url).body(text.to_vec());
-                async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
-            })
+            provider_cpu(
+                config.calls,
+                load(config.calls, config.clients, move |_| {
+                    let request = http.post(&url).body(text.to_vec());
+                    async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
+                }),
+            )
             .await
         };
         progress("paid");
-        let paid = serve(paid_routes(payee.clone(), &network_id, None)).await;
-        let payer = Arc::new(
-            Payer::new(
-                node.clone(),
-                buyer.clone(),
-                kit::did(&buyer),
-                PayerOptions {
-                    deposit_calls: 1_000_000,
-                    streams_max: 64,
-                },
-            )
-            .await
-            .expect("the payer starts"),
-        );
-        // The first call opens the channel: not part of the measurement.
-        payer
-            .fetch(Method::POST, &format!("{paid}/stats"), text.to_vec())
-            .await
-            .expect("the first paid call");
-        let (paid_rps, paid_p50_us, paid_p99_us) = {
-            let (payer, url, text) = (
-                Arc::clone(&payer),
-                format!("{paid}/stats"),
-                Arc::clone(&text),
-            );
-            load(config.calls, config.clients, move |_| {
-                let (payer, url, body) = (Arc::clone(&payer), url.clone(), text.to_vec());
-                async move {
-                    payer
-                        .fetch(Method::POST, &url, body)
-                        .await
-                        .is_ok_and(|paid| paid.status.is_success())
-                }
-            })
-            .await
+        let paid = serve_on(&provider, paid_routes(payee.clone(), &network_id, None)).await;
+        // (c) pays every call with a signed voucher, (g) with hash-chain
+        // links; one payer each, on one paid provider.
+        let paid_with = |chain_length: u32| {
+            let (node, buyer) = (node.clone(), buyer.clone());
+            async move {
+                Arc::new(
+                    Payer::new(
+                        node,
+                        buyer.clone(),
+                        kit::did(&buyer),
+                        PayerOptions {
+                            deposit_calls: 1_000_000,
+                            streams_max: 64,
+                            chain_length,
+                        },
+                    )
+                    .await
+                    .expect("the payer starts"),
+                )
+            }
         };
+        let measure_paid = |payer: Arc<Payer>| {
+            let (url, text) = (format!("{paid}/stats"), Arc::clone(&text));
+            async move {
+                // The first call opens the channel: not part of the
+                // measurement.
+                payer
+                    .fetch(Method::POST, &url, text.to_vec())
+                    .await
+                    .expect("the first paid call");
+                let measured = {
+                    let payer = Arc::clone(&payer);
+                    provider_cpu(
+                        config.calls,
+                        load(config.calls, config.clients, move |_| {
+                            let (payer, url, body) =
+                                (Arc::clone(&payer), url.clone(), text.to_vec());
+                            async move {
+                                payer
+                                    .fetch(Method::POST, &url, body)
+                                    .await
+                                    .is_ok_and(|paid| paid.status.is_success())
+                            }
+                        }),
+                    )
+                    .await
+                };
+                payer.close_all().await.expect("the payer closes");
+                measured
+            }
+        };
+        let ((paid_rps, paid_p50_us, paid_p99_us), paid_provider_cpu_us) =
+            measure_paid(paid_with(0).await).await;
+        progress("hash_chain");
+        let hash_chain_length = PayerOptions::default().chain_length;
+        let ((hash_chain_rps, hash_chain_p50_us, hash_chain_p99_us), hash_chain_provider_cpu_us) =
+            measure_paid(paid_with(hash_chain_length).await).await;
 
         // (d): one ledger transfer per call.
         progress("per_payment_transfer");
@@ -534,7 +604,6 @@ pub fn run_channel_bench(
             config.clients,
         )
         .await;
-        payer.close_all().await.expect("the payer closes");
         let _ = stop.send(());
         let _ = server.await;
         payee.shutdown().await.expect("the payee stops");
@@ -542,6 +611,7 @@ pub fn run_channel_bench(
         let paid_p99_added_us = (paid_p99_us - unpaid_p99_us).max(0.0);
         let transfer_added = (per_payment_transfer_p99_us - unpaid_p99_us).max(0.0);
         let exact_added = (exact_p99_us - unpaid_p99_us).max(0.0);
+        provider.shutdown_background();
         ChannelBenchReport {
             bench: "channel",
             cores,
@@ -568,6 +638,17 @@ pub fn run_channel_bench(
             exact_p99_us,
             channel_vs_exact_rps: paid_rps / exact_rps,
             exact_p99_added_over_channel: exact_added / paid_p99_added_us.max(1.0),
+            hash_chain_rps,
+            hash_chain_p50_us,
+            hash_chain_p99_us,
+            hash_chain_vs_unpaid: hash_chain_rps / unpaid_rps,
+            hash_chain_p99_added_us: (hash_chain_p99_us - unpaid_p99_us).max(0.0),
+            hash_chain_length,
+            unpaid_provider_cpu_us,
+            paid_provider_cpu_us,
+            hash_chain_provider_cpu_us,
+            paid_payee_cpu_us: paid_provider_cpu_us - unpaid_provider_cpu_us,
+            hash_chain_payee_cpu_us: hash_chain_provider_cpu_us - unpaid_provider_cpu_us,
             payments: accepted,
             ledger_commands,
             ledger_commands_per_million: ledger_commands as f64 * 1e6 / accepted as f64,

@@ -24,6 +24,7 @@
 pub mod chain;
 pub mod channel;
 pub mod log;
+pub mod threads;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,6 +44,8 @@ use axum::body::Bytes;
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use tokio::sync::oneshot;
+
+use crate::threads::CpuByStage;
 
 /// What to measure.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,11 +98,28 @@ pub struct LedgerBenchReport {
     /// figure.
     pub group_commit_preverified_tps: f64,
     pub group_commit_preverified_cpu_us: f64,
+    /// (a)'s processor time per transfer by stage, from each thread's
+    /// accounting (`clients` are the benchmark's own tasks).
+    pub group_commit_cpu_by_stage_us: CpuByStage,
+    pub group_commit_preverified_cpu_by_stage_us: CpuByStage,
+    /// How long the writer held the state per batch in (a), a snapshot
+    /// every [`BENCH_SNAPSHOT_EVERY`] entries included: the 99th
+    /// percentile (the upper bound of its histogram bucket) and the
+    /// longest, over every round.
+    pub writer_pause_p99_us: f64,
+    pub writer_pause_max_us: f64,
+    /// Entries between two snapshots in (a) and (a').
+    pub snapshot_every: u64,
     pub fsync_each_tps: f64,
     pub sqlite_tps: f64,
     pub http_tps: f64,
     pub http_p50_us: f64,
     pub http_p99_us: f64,
+    /// (d)'s processor time per transfer of the node alone (its HTTP
+    /// runtime, verifier, writer, committer and snapshot threads), beside
+    /// (a)'s `node` figure: what HTTP costs the node, not its clients.
+    pub http_node_cpu_us: f64,
+    pub http_cpu_by_stage_us: CpuByStage,
     /// (a) ÷ (c).
     pub group_commit_vs_sqlite: f64,
     /// (a) ÷ (b).
@@ -137,6 +157,10 @@ pub struct PostgresFigures {
 }
 
 const PAYERS: usize = 64;
+
+/// Entries between two snapshots of the in-process ledgers: several per
+/// round, so that the writer's pauses include snapshots.
+pub const BENCH_SNAPSHOT_EVERY: u64 = 10_000;
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -260,7 +284,7 @@ fn bench_ledger(
         .expect("a valid log name");
     let options = LedgerOptions {
         batch_max,
-        ..LedgerOptions::default()
+        snapshot_every: BENCH_SNAPSHOT_EVERY,
     };
     let ledger = match journal {
         None => Ledger::open(dir.path(), genesis, log, options),
@@ -454,6 +478,8 @@ fn in_process_on(
         .enable_all()
         .build()
         .expect("a runtime");
+    let pauses_before = metrics.writer_pauses();
+    let threads_before = threads::Sample::now();
     let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     let mut latencies = runtime.block_on(async {
@@ -518,6 +544,13 @@ fn in_process_on(
         latencies
     });
     let elapsed = started.elapsed().as_secs_f64();
+    let stages = CpuByStage::per_command(&threads::Sample::now().since(&threads_before), count);
+    let pauses: Vec<u64> = metrics
+        .writer_pauses()
+        .iter()
+        .zip(&pauses_before)
+        .map(|(after, before)| after - before)
+        .collect();
     let batches = metrics.batches.load(Ordering::Relaxed) - batches_before;
     let signature_batches =
         metrics.signature_batches.load(Ordering::Relaxed) - signature_batches_before;
@@ -539,6 +572,9 @@ fn in_process_on(
             cpu_us,
             p50_us: percentile(0.50),
             p99_us: percentile(0.99),
+            stages,
+            pause_p99_us: pause_percentile(&pauses, 0.99),
+            pause_max_us: metrics.writer_pause_us_max.load(Ordering::Relaxed) as f64,
         },
         embedded,
     )
@@ -553,6 +589,10 @@ struct InProcess {
     cpu_us: f64,
     p50_us: f64,
     p99_us: f64,
+    stages: CpuByStage,
+    pause_p99_us: f64,
+    /// The longest pause of the ledger's writer (its setup included).
+    pause_max_us: f64,
 }
 
 impl InProcess {
@@ -570,8 +610,34 @@ impl InProcess {
             cpu_us: median(|r| r.cpu_us),
             p50_us: median(|r| r.p50_us),
             p99_us: median(|r| r.p99_us),
+            stages: CpuByStage::median(
+                &rounds.iter().map(|r| r.stages.clone()).collect::<Vec<_>>(),
+            ),
+            pause_p99_us: median(|r| r.pause_p99_us),
+            pause_max_us: rounds.iter().map(|r| r.pause_max_us).fold(0.0, f64::max),
         }
     }
+}
+
+/// The upper bound (µs) of the bucket of the writer pause histogram
+/// (`counts` over [`agentrail_node::metrics::PAUSE_BUCKETS_US`]) that holds
+/// the `p` quantile; infinite past the last bound, 0 when empty.
+fn pause_percentile(counts: &[u64], p: f64) -> f64 {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = ((total as f64 * p).ceil() as u64).max(1);
+    let mut cumulative = 0;
+    for (bucket, count) in counts.iter().enumerate() {
+        cumulative += count;
+        if cumulative >= rank {
+            return agentrail_node::metrics::PAUSE_BUCKETS_US
+                .get(bucket)
+                .map_or(f64::INFINITY, |&bound| bound as f64);
+        }
+    }
+    f64::INFINITY
 }
 
 /// User plus system processor time of this process so far, all threads;
@@ -628,9 +694,16 @@ fn sqlite(world: &World, count: usize) -> rusqlite::Result<f64> {
 }
 
 /// (d): the real node over HTTP on loopback.
-fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
+fn http(world: &World, count: usize, clients: usize) -> Http {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    // The node on a runtime of its own, so that its threads' time is told
+    // apart from its clients'.
+    let node_runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(threads::NODE_THREADS)
         .enable_all()
         .build()
         .expect("a runtime");
@@ -651,7 +724,7 @@ fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
             chain: None,
             replication: None,
         };
-        let server = tokio::spawn(agentrail_node::run(
+        let server = node_runtime.spawn(agentrail_node::run(
             config,
             move |address| {
                 let _ = ready_tx.send(address);
@@ -670,6 +743,7 @@ fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
         let next = Arc::new(AtomicUsize::new(0));
         let http = client.http().clone();
         let url = format!("http://{address}{COMMANDS_PATH}");
+        let threads_before = threads::Sample::now();
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..clients {
@@ -713,6 +787,7 @@ fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
             latencies.extend(task.await.expect("client task"));
         }
         let elapsed = started.elapsed().as_secs_f64();
+        let stages = CpuByStage::per_command(&threads::Sample::now().since(&threads_before), count);
         let _ = stop.send(());
         let _ = server.await;
         latencies.sort();
@@ -721,8 +796,21 @@ fn http(world: &World, count: usize, clients: usize) -> (f64, f64, f64) {
                 .as_secs_f64()
                 * 1e6
         };
-        (count as f64 / elapsed, percentile(0.50), percentile(0.99))
+        Http {
+            tps: count as f64 / elapsed,
+            p50_us: percentile(0.50),
+            p99_us: percentile(0.99),
+            stages,
+        }
     })
+}
+
+/// What (d) measured.
+struct Http {
+    tps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    stages: CpuByStage,
 }
 
 /// Runs (a) to (d); `progress(stage)` is called before each.
@@ -777,7 +865,7 @@ pub fn run_ledger_bench(
     progress("sqlite");
     let sqlite_tps = sqlite(&world, config.slow_transfers).expect("SQLite runs");
     progress("http");
-    let (http_tps, http_p50_us, http_p99_us) = http(&world, config.transfers, config.clients);
+    let http = http(&world, config.transfers, config.clients);
     let postgres = config.postgres.as_deref().map(|url| {
         progress("postgres");
         on_postgres(&world, url, &config, group_commit.tps)
@@ -795,11 +883,18 @@ pub fn run_ledger_bench(
         group_commit_cpu_us: group_commit.cpu_us,
         group_commit_preverified_tps: preverified.tps,
         group_commit_preverified_cpu_us: preverified.cpu_us,
+        group_commit_cpu_by_stage_us: group_commit.stages.clone(),
+        group_commit_preverified_cpu_by_stage_us: preverified.stages.clone(),
+        writer_pause_p99_us: group_commit.pause_p99_us,
+        writer_pause_max_us: group_commit.pause_max_us,
+        snapshot_every: BENCH_SNAPSHOT_EVERY,
         fsync_each_tps,
         sqlite_tps,
-        http_tps,
-        http_p50_us,
-        http_p99_us,
+        http_tps: http.tps,
+        http_p50_us: http.p50_us,
+        http_p99_us: http.p99_us,
+        http_node_cpu_us: http.stages.node,
+        http_cpu_by_stage_us: http.stages,
         group_commit_vs_sqlite: group_commit.tps / sqlite_tps,
         group_commit_vs_fsync_each: group_commit.tps / fsync_each_tps,
         preverified_vs_sqlite: preverified.tps / sqlite_tps,

@@ -37,6 +37,7 @@ pub mod economy;
 pub mod ed25519;
 pub mod event;
 pub mod grant;
+pub mod hashchain;
 pub mod market;
 pub mod rejection;
 pub mod reputation;

@@ -1027,6 +1027,8 @@ impl Ledger {
     /// the ledger is degraded and could not recover (every job is refused).
     fn apply_batch(&self, jobs: Vec<Job>) -> Option<AppliedBatch> {
         let mut state = self.state.write().expect("state lock");
+        // Dropped before `state`: the time the state was held.
+        let _pause = PauseTimer::start(&self.metrics);
         if !self.is_leading() {
             for job in jobs {
                 let _ = job.reply.send(Err(Refusal::NotLeader));
@@ -1573,6 +1575,28 @@ impl Ledger {
             }
             Err(error) => tracing::warn!(%error, "snapshot not saved"),
         }
+    }
+}
+
+/// Records, when dropped, how long the writer held the state.
+struct PauseTimer<'a> {
+    metrics: &'a Metrics,
+    started: std::time::Instant,
+}
+
+impl<'a> PauseTimer<'a> {
+    fn start(metrics: &'a Metrics) -> PauseTimer<'a> {
+        PauseTimer {
+            metrics,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for PauseTimer<'_> {
+    fn drop(&mut self) {
+        let us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.metrics.writer_paused(us);
     }
 }
 

@@ -30,7 +30,18 @@ pub struct Metrics {
     pub snapshot_bytes: AtomicU64,
     pub snapshot_pause_us_last: AtomicU64,
     pub snapshot_pause_us_max: AtomicU64,
+    /// How long the writer held the state for each batch (applying it,
+    /// and serializing a snapshot when one fell due), as a histogram over
+    /// [`PAUSE_BUCKETS_US`]; reads and the next batch wait that long.
+    writer_pause: [AtomicU64; PAUSE_BUCKETS_US.len() + 1],
+    pub writer_pause_us_max: AtomicU64,
 }
+
+/// The upper bounds (µs) of the writer pause histogram's buckets.
+pub const PAUSE_BUCKETS_US: [u64; 19] = [
+    10, 20, 50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 7_500, 10_000, 20_000,
+    50_000, 100_000, 1_000_000,
+];
 
 /// The upper bounds (µs) of the command latency histogram's buckets.
 pub const LATENCY_BUCKETS_US: [u64; 12] = [
@@ -75,6 +86,25 @@ impl Metrics {
             .store(pause_us, Ordering::Relaxed);
         self.snapshot_pause_us_max
             .fetch_max(pause_us, Ordering::Relaxed);
+    }
+
+    /// Records one batch for which the writer held the state `us`.
+    pub fn writer_paused(&self, us: u64) {
+        let bucket = PAUSE_BUCKETS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(PAUSE_BUCKETS_US.len());
+        self.writer_pause[bucket].fetch_add(1, Ordering::Relaxed);
+        self.writer_pause_us_max.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// The writer's pauses so far: per bucket of [`PAUSE_BUCKETS_US`] (and
+    /// one past the last), how many batches.
+    pub fn writer_pauses(&self) -> Vec<u64> {
+        self.writer_pause
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .collect()
     }
 
     pub fn reject(&self, code: &'static str) {
@@ -190,6 +220,11 @@ impl Metrics {
                 self.snapshot_pause_us_last.load(Ordering::Relaxed),
             ),
             (
+                "agentrail_writer_pause_max_microseconds",
+                "The longest the writer held the state for one batch since the node started.",
+                self.writer_pause_us_max.load(Ordering::Relaxed),
+            ),
+            (
                 "agentrail_snapshot_pause_max_microseconds",
                 "The longest snapshot pause of the writer since the node started.",
                 self.snapshot_pause_us_max.load(Ordering::Relaxed),
@@ -208,6 +243,20 @@ impl Metrics {
         for (file, bytes) in files {
             let _ = writeln!(out, "agentrail_store_file_bytes{{file=\"{file}\"}} {bytes}");
         }
+        let name = "agentrail_writer_pause_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} How long the writer held the state for each batch (reads and the next batch wait).\n# TYPE {name} histogram"
+        );
+        let mut cumulative = 0;
+        for (i, bucket) in self.writer_pause.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = PAUSE_BUCKETS_US
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |us| format!("{}", *us as f64 / 1e6));
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_count {cumulative}");
         let name = "agentrail_command_seconds";
         let _ = writeln!(
             out,

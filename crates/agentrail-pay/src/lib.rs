@@ -58,6 +58,7 @@ use agentrail_client::{Client, ClientError};
 use agentrail_core::channel::{ChannelId, Voucher, check_sub_channel_id, network_hash};
 use agentrail_core::command::CollectChannel;
 use agentrail_core::ed25519::{self, Item, PublicKey};
+use agentrail_core::hashchain::{ChainCommitment, Link};
 use agentrail_core::state::{ChannelStatus, ChannelView, Redeemed};
 use agentrail_core::{Amount, Command, Did, Timestamp};
 use ed25519_dalek::SigningKey;
@@ -141,6 +142,25 @@ pub enum PaymentError {
     Storage(String),
     #[error("the node: {0}")]
     Node(#[from] ClientError),
+    /// A hash-chain commitment refused before its signature was checked.
+    #[error("the hash-chain commitment is refused: {0}")]
+    ChainCommitment(#[from] agentrail_core::hashchain::CommitmentError),
+    /// The commitment is not signed by the channel's voucher key.
+    #[error("the hash-chain commitment is not signed by the channel's voucher key")]
+    ChainSignatureInvalid,
+    /// A link revealed on a sub-channel without a commitment here (the
+    /// payee restarted, or never saw one): commit to a new chain.
+    #[error("no hash chain is committed on this sub-channel; send a new commitment")]
+    ChainUnknown,
+    /// A link that is not the next one of the sub-channel's chain.
+    #[error("the link is not link {expected} of the sub-channel's chain")]
+    ChainLinkInvalid { expected: u32 },
+    /// Every link of the chain was revealed: commit to a new one.
+    #[error("the sub-channel's hash chain is used up; send a new commitment")]
+    ChainExhausted,
+    /// The chain's unit is not the price of the call it would pay.
+    #[error("the chain pays {unit} per call; this call costs {price}")]
+    ChainPrice { unit: Amount, price: Amount },
 }
 
 impl PaymentError {
@@ -160,6 +180,12 @@ impl PaymentError {
             PaymentError::Busy => "payee_busy",
             PaymentError::Storage(_) => "payee_storage",
             PaymentError::Node(_) => "node_unavailable",
+            PaymentError::ChainCommitment(_) => "chain_commitment_invalid",
+            PaymentError::ChainSignatureInvalid => "chain_signature_invalid",
+            PaymentError::ChainUnknown => "chain_unknown",
+            PaymentError::ChainLinkInvalid { .. } => "chain_link_invalid",
+            PaymentError::ChainExhausted => "chain_exhausted",
+            PaymentError::ChainPrice { .. } => "chain_price_mismatch",
         }
     }
 }
@@ -295,10 +321,25 @@ impl SubChannel {
     }
 }
 
+/// A sub-channel's committed hash chain, as far as it was revealed.
+#[derive(Clone, Copy, Debug)]
+struct ChainState {
+    /// The deepest link revealed (the tip before the first call).
+    last: Link,
+    /// Links revealed.
+    depth: u32,
+    length: u32,
+    unit: Amount,
+}
+
 #[derive(Debug, Default)]
 struct ChannelBook {
     facts: Option<Facts>,
     subs: BTreeMap<String, SubChannel>,
+    /// Per sub-channel, the hash chain committed last (memory only: after
+    /// a restart the payer commits to a new chain; the credit and charges
+    /// are durable with the vouchers).
+    chains: BTreeMap<String, ChainState>,
     /// Sum of the best vouchers' totals.
     claimed: Amount,
     /// Sum of the sub-channels' charges.
@@ -585,6 +626,134 @@ impl Payee {
     /// earned only as calls charge it ([`Payee::reserve`]).
     pub async fn accept_credit(&self, voucher: &Voucher) -> Result<Accepted, PaymentError> {
         self.accept_as(voucher, Earn::AsCharged).await
+    }
+
+    /// Accepts a hash-chain commitment and the voucher it is bound to (as
+    /// credit: [`Payee::accept_credit`]): two signatures, once per chain.
+    /// The sub-channel's calls then pay with [`Payee::reveal`]. A newer
+    /// commitment on the sub-channel replaces the older one; the credit
+    /// the older one left stays credit.
+    pub async fn accept_commitment(
+        &self,
+        voucher: &Voucher,
+        commitment: &ChainCommitment,
+    ) -> Result<Accepted, PaymentError> {
+        commitment.check(voucher)?;
+        let facts = self.precheck(voucher).await?;
+        let Some(key) = facts.public else {
+            return Err(PaymentError::SignatureInvalid);
+        };
+        let message = voucher.signing_bytes(&self.inner.network);
+        let signature = voucher.payer_signature.0.to_bytes();
+        if !key.verify(&message, &signature) {
+            return Err(PaymentError::SignatureInvalid);
+        }
+        if !commitment.verify(voucher, &key, &self.inner.network) {
+            return Err(PaymentError::ChainSignatureInvalid);
+        }
+        let accepted = self.keep(voucher, facts, Earn::AsCharged).await?;
+        let mut book = self.inner.book.lock().expect("book lock");
+        let channel = book.channels.entry(voucher.channel_id).or_default();
+        // Only the sub-channel's best voucher binds its chain: a retry of
+        // an older commitment does not rewind a newer one.
+        if channel
+            .subs
+            .get(&voucher.sub_channel_id)
+            .is_some_and(|sub| sub.best == *voucher)
+            && channel
+                .chains
+                .get(&voucher.sub_channel_id)
+                .is_none_or(|chain| chain.last != commitment.tip || chain.depth != 0)
+        {
+            channel.chains.insert(
+                voucher.sub_channel_id.clone(),
+                ChainState {
+                    last: commitment.tip,
+                    depth: 0,
+                    length: commitment.length,
+                    unit: commitment.unit,
+                },
+            );
+        }
+        Ok(accepted)
+    }
+
+    /// A call paid by link `index` of the sub-channel's chain: one SHA-256,
+    /// no signature. The link must be the next one (`index` one past the
+    /// links revealed) and hash to the last; the chain's unit is reserved
+    /// from the sub-channel's credit, to be charged once the call's outcome
+    /// is known ([`Reservation::charge`]). A refused link changes nothing.
+    pub fn reveal(
+        &self,
+        channel_id: ChannelId,
+        sub_channel_id: &str,
+        index: u32,
+        link: Link,
+        price: Amount,
+    ) -> Result<Reservation, PaymentError> {
+        let time = now();
+        let mut book = self.inner.book.lock().expect("book lock");
+        let channel = book
+            .channels
+            .get_mut(&channel_id)
+            .ok_or(PaymentError::ChainUnknown)?;
+        match channel.facts.as_ref().map(|facts| facts.status) {
+            Some(ChannelStatus::Closed) => return Err(PaymentError::ChannelClosed),
+            Some(ChannelStatus::Expired) => return Err(PaymentError::ChannelExpired),
+            Some(ChannelStatus::Closing { .. }) => return Err(PaymentError::ChannelClosing),
+            Some(ChannelStatus::Open) => {}
+            None => return Err(PaymentError::ChainUnknown),
+        }
+        if channel
+            .facts
+            .as_ref()
+            .is_some_and(|facts| time >= facts.expires_at)
+        {
+            return Err(PaymentError::ChannelExpired);
+        }
+        let chain = channel
+            .chains
+            .get_mut(sub_channel_id)
+            .ok_or(PaymentError::ChainUnknown)?;
+        if chain.depth >= chain.length {
+            return Err(PaymentError::ChainExhausted);
+        }
+        if chain.unit != price {
+            return Err(PaymentError::ChainPrice {
+                unit: chain.unit,
+                price,
+            });
+        }
+        let expected = chain.depth + 1;
+        if index != expected || link.parent() != chain.last {
+            return Err(PaymentError::ChainLinkInvalid { expected });
+        }
+        let unit = chain.unit;
+        let sub = channel
+            .subs
+            .get_mut(sub_channel_id)
+            .ok_or(PaymentError::ChainUnknown)?;
+        let credit = sub.credit();
+        if credit < unit {
+            return Err(PaymentError::Insufficient {
+                credit,
+                needed: unit,
+            });
+        }
+        sub.reserved = sub.reserved.checked_add(unit).expect("≤ the credit");
+        let chain = channel
+            .chains
+            .get_mut(sub_channel_id)
+            .expect("looked up above");
+        chain.last = link;
+        chain.depth = expected;
+        Ok(Reservation {
+            payee: self.clone(),
+            channel_id,
+            sub_channel_id: sub_channel_id.to_owned(),
+            needed: unit,
+            open: true,
+        })
     }
 
     async fn accept_as(&self, voucher: &Voucher, earn: Earn) -> Result<Accepted, PaymentError> {

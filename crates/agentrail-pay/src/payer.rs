@@ -27,6 +27,7 @@ use std::sync::Mutex;
 use agentrail_client::Client;
 use agentrail_core::channel::{ChannelId, VoucherTerms, network_hash};
 use agentrail_core::command::{ChannelRef, ChargeMandate, OpenChannel, TopUpChannel};
+use agentrail_core::hashchain::{ChainTerms, HashChain};
 use agentrail_core::{Amount, Command, Did, Timestamp};
 use ed25519_dalek::SigningKey;
 pub use reqwest::{Method, StatusCode};
@@ -36,8 +37,8 @@ use agentrail_evm::alloy_primitives::{Address, U256};
 use agentrail_evm::eip3009::{self, Authorization, TokenDomain};
 
 use crate::x402::{
-    self, ChannelPayload, ExactAuthorization, ExactPayload, PaymentPayload, PaymentRequired,
-    PaymentRequirements, SettlementResponse,
+    self, ChainPayload, ChainStart, ChannelPayload, ExactAuthorization, ExactPayload,
+    PaymentPayload, PaymentRequired, PaymentRequirements, SettlementResponse,
 };
 
 /// How the payer opens channels.
@@ -48,6 +49,12 @@ pub struct PayerOptions {
     pub deposit_calls: u64,
     /// Concurrent streams (sub-channels) per channel.
     pub streams_max: usize,
+    /// Links of a hash chain committed at once where a server offers
+    /// hash-chain payments (capped by its `maxLength`): calls priced per
+    /// call then cost a hash, not a signature. The chain's calls are
+    /// signed ahead as credit, which the payee earns only link by link.
+    /// 0 pays every call with a signed voucher.
+    pub chain_length: u32,
 }
 
 impl Default for PayerOptions {
@@ -55,6 +62,7 @@ impl Default for PayerOptions {
         PayerOptions {
             deposit_calls: 10_000,
             streams_max: 64,
+            chain_length: 1_024,
         }
     }
 }
@@ -86,6 +94,18 @@ struct Stream {
     /// The server's proposal for this stream's next total, and the
     /// resource it was made for.
     proposal: Option<(String, Amount)>,
+    /// The hash chain committed on this stream, if any.
+    chain: Option<StreamChain>,
+}
+
+/// A stream's committed hash chain and how far it was revealed.
+#[derive(Clone, Debug)]
+struct StreamChain {
+    chain: HashChain,
+    /// Links revealed (the next call reveals link `revealed + 1`).
+    revealed: u32,
+    /// What one link pays.
+    unit: Amount,
 }
 
 #[derive(Debug)]
@@ -97,6 +117,9 @@ struct Channel {
     live: usize,
     /// The number of the next new stream.
     next_stream: u64,
+    /// The sum of the streams' totals: what vouchers (and the credit of
+    /// hash chains) claim of the deposit.
+    claimed: Amount,
 }
 
 /// An answer to a paid (or free) request.
@@ -136,6 +159,21 @@ pub struct Payer {
     mandated: bool,
     /// Pay `exact` even where a channel is offered.
     prefer_exact: bool,
+}
+
+/// A stream's chain signs ahead at most this fraction (1/n) of its
+/// channel's deposit.
+const CHAIN_DEPOSIT_SHARE: u128 = 8;
+
+/// How a call fared on a stream's hash chain.
+enum LinkPaid {
+    Paid(Box<Paid>),
+    /// Sent, and failed for another reason than the chain.
+    Failed(PayError),
+    /// The payee refused the chain: commit to a new one.
+    Refused,
+    /// The stream has no chain for this call.
+    None,
 }
 
 /// URLs whose terms are remembered; the memory is emptied when full.
@@ -246,14 +284,86 @@ impl Payer {
         // What the next voucher adds: a call's price, then at most the
         // difference to a price the server advertised since.
         let mut price = advertised;
-        let (channel_id, mut stream) = self.checkout(payee, price).await?;
+        // Hash chains, where the server offers them on a route priced per
+        // call: the stream's chain pays, or a new one is committed.
+        let chain_offer = match &terms.extra.hash_chain {
+            Some(offer)
+                if offer.version == 1
+                    && offer.max_length > 0
+                    && self.options.chain_length > 0
+                    && terms.extra.pricing.as_deref().unwrap_or("per_call") == "per_call" =>
+            {
+                Some(offer.max_length.min(self.options.chain_length))
+            }
+            _ => None,
+        };
+        let (channel_id, mut stream) = self.checkout(payee, price, chain_offer.is_some()).await?;
         let (mut topped_up, mut paid_more) = (false, false);
         // Money given in earlier attempts of this call.
         let mut paid_before = Amount::ZERO;
+        // A chain signs its links ahead as credit: at most an eighth of the
+        // channel's deposit per stream, so that a few concurrent streams'
+        // chains fit in it (the payee refuses credit beyond the deposit).
+        let (mut chain_refused, mut chains_off) = (false, false);
+        // The credit a chain being committed claimed of the deposit ahead
+        // of its answer; given back when the commitment is not taken.
+        let mut pre_claimed = Amount::ZERO;
         let result = loop {
+            if !pre_claimed.is_zero() {
+                self.unclaim(payee, std::mem::replace(&mut pre_claimed, Amount::ZERO))
+                    .await;
+            }
+            if chain_offer.is_some() && !chain_refused && !paid_more && !chains_off {
+                match self
+                    .pay_link(
+                        &method,
+                        url,
+                        &body,
+                        (&required, &terms),
+                        &mut stream,
+                        channel_id,
+                        price,
+                    )
+                    .await
+                {
+                    LinkPaid::Paid(paid) => break Ok(*paid),
+                    LinkPaid::Failed(error) => {
+                        self.retire(payee).await;
+                        return Err(error);
+                    }
+                    // The chain is gone (the payee restarted) or used up:
+                    // a new commitment, once, in a fresh stream (the
+                    // credit a chain left is spent by no other call).
+                    LinkPaid::Refused => {
+                        chain_refused = true;
+                        self.retire(payee).await;
+                        stream = self.checkout(payee, price, chain_offer.is_some()).await?.1;
+                    }
+                    LinkPaid::None => {}
+                }
+            }
             // The server's proposal, when it was made for this resource and
             // asks no more than a call's price; the price otherwise.
             let full = stream.total.checked_add(price).unwrap_or(Amount::MAX);
+            // A new chain's voucher signs its links ahead as credit.
+            let chain = match chain_offer {
+                Some(length) if !paid_more && !chains_off => {
+                    match self.claim_chain(payee, price, length).await {
+                        Some((length, credit)) => {
+                            pre_claimed = credit;
+                            let mut seed = [0u8; 32];
+                            getrandom::fill(&mut seed)
+                                .expect("the operating system provides randomness");
+                            stream
+                                .total
+                                .checked_add(credit)
+                                .map(|total| (HashChain::from_seed(seed, length), total))
+                        }
+                        None => None,
+                    }
+                }
+                _ => None,
+            };
             let total = match &stream.proposal {
                 Some((resource, proposed))
                     if *resource == required.resource.url
@@ -264,15 +374,26 @@ impl Payer {
                 }
                 _ => full,
             };
-            let voucher = VoucherTerms {
+            let total = chain.as_ref().map_or(total, |(_, total)| *total);
+            let voucher_terms = VoucherTerms {
                 channel_id,
                 epoch: 0,
                 sub_channel_id: stream.id.clone(),
                 accumulated_amount: total,
                 nonce: stream.nonce + 1,
                 payee_id: payee,
-            }
-            .sign(&self.key, &network_hash(&self.network));
+            };
+            let network = network_hash(&self.network);
+            let hash_chain = chain.as_ref().map(|(chain, _)| ChainStart {
+                commitment: ChainTerms {
+                    tip: chain.tip(),
+                    unit: price,
+                    length: chain.length(),
+                }
+                .sign(&voucher_terms, &self.key, &network),
+                link: chain.link(1).expect("a chain has a first link"),
+            });
+            let voucher = voucher_terms.sign(&self.key, &network);
             let payload = PaymentPayload::answering(
                 &required,
                 &terms,
@@ -281,6 +402,7 @@ impl Payer {
                     payer_id: self.signer.to_string(),
                     client_tx_ref: None,
                     receipt: voucher,
+                    hash_chain,
                 },
                 None,
             );
@@ -316,7 +438,24 @@ impl Payer {
             };
             match settlement {
                 Some(settlement) if settlement.success => {
-                    let paid = total.checked_sub(stream.total).unwrap_or(Amount::ZERO);
+                    // A chain's voucher is credit: its first link paid one
+                    // call's price. Its credit was claimed ahead.
+                    let paid = match &chain {
+                        Some(_) => {
+                            pre_claimed = Amount::ZERO;
+                            price
+                        }
+                        None => {
+                            let paid = total.checked_sub(stream.total).unwrap_or(Amount::ZERO);
+                            self.claim(payee, paid).await;
+                            paid
+                        }
+                    };
+                    stream.chain = chain.map(|(chain, _)| StreamChain {
+                        chain,
+                        revealed: 1,
+                        unit: price,
+                    });
                     stream.nonce += 1;
                     stream.total = total;
                     stream.proposal = settlement
@@ -331,6 +470,24 @@ impl Payer {
                         paid: paid.checked_add(paid_before).unwrap_or(Amount::MAX),
                         settlement: Some(settlement),
                     });
+                }
+                // A chain the server does not take (another price than the
+                // one advertised, say): this call pays with a voucher, and
+                // the stale terms are handled as for vouchers.
+                Some(settlement)
+                    if chain.is_some()
+                        && settlement
+                            .error_reason
+                            .as_deref()
+                            .is_some_and(|code| code.starts_with("chain_")) =>
+                {
+                    chains_off = true;
+                    // Credit a chain left on the stream is not spent by
+                    // vouchers: this call goes on in a fresh stream.
+                    if stream.chain.take().is_some() {
+                        self.retire(payee).await;
+                        stream = self.checkout(payee, price, chain_offer.is_some()).await?.1;
+                    }
                 }
                 Some(settlement)
                     if settlement.error_reason.as_deref() == Some("channel_exhausted")
@@ -350,7 +507,16 @@ impl Payer {
                     // given, and pay more only up to a price the server
                     // advertises now.
                     paid_more = true;
-                    let paid = total.checked_sub(stream.total).unwrap_or(Amount::ZERO);
+                    // A chain's voucher is credit, not payment.
+                    let paid = match &chain {
+                        Some(_) => Amount::ZERO,
+                        None => total.checked_sub(stream.total).unwrap_or(Amount::ZERO),
+                    };
+                    self.claim(
+                        payee,
+                        total.checked_sub(stream.total).unwrap_or(Amount::ZERO),
+                    )
+                    .await;
                     stream.nonce += 1;
                     stream.total = total;
                     stream.proposal = None;
@@ -389,8 +555,130 @@ impl Payer {
                 }
             }
         };
+        if !pre_claimed.is_zero() {
+            self.unclaim(payee, pre_claimed).await;
+        }
         self.checkin(payee, stream).await;
         result
+    }
+
+    /// Pays one call with the next link of the stream's chain, when it has
+    /// one for `price` with links left.
+    #[allow(clippy::too_many_arguments)]
+    async fn pay_link(
+        &self,
+        method: &Method,
+        url: &str,
+        body: &[u8],
+        (required, terms): (&PaymentRequired, &PaymentRequirements),
+        stream: &mut Stream,
+        channel_id: ChannelId,
+        price: Amount,
+    ) -> LinkPaid {
+        let Some(chain) = stream.chain.as_mut() else {
+            return LinkPaid::None;
+        };
+        let index = chain.revealed + 1;
+        let (Some(link), true) = (chain.chain.link(index), chain.unit == price) else {
+            stream.chain = None;
+            return LinkPaid::None;
+        };
+        let payload = PaymentPayload::answering(
+            required,
+            terms,
+            &ChainPayload {
+                version: 1,
+                payer_id: self.signer.to_string(),
+                channel_id,
+                sub_channel_id: stream.id.clone(),
+                index,
+                link,
+            },
+            None,
+        );
+        let sent = self
+            .http
+            .request(method.clone(), url)
+            .header(x402::PAYMENT_SIGNATURE, x402::encode_header(&payload))
+            .body(body.to_vec())
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            // Whether the server took the link is unknown: the stream is
+            // retired with it.
+            Err(error) => return LinkPaid::Failed(error.into()),
+        };
+        let settlement = header::<SettlementResponse>(&response, x402::PAYMENT_RESPONSE);
+        let status = response.status();
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes.to_vec(),
+            Err(error) => return LinkPaid::Failed(error.into()),
+        };
+        match settlement {
+            Ok(Some(settlement)) if settlement.success => {
+                chain.revealed = index;
+                let mut spent = self.spent.lock().expect("spent lock");
+                *spent = spent.checked_add(price).unwrap_or(Amount::MAX);
+                LinkPaid::Paid(Box::new(Paid {
+                    status,
+                    body: bytes,
+                    paid: price,
+                    settlement: Some(settlement),
+                }))
+            }
+            // The payee lost or used up the chain, or took another link:
+            // the link was not spent; a new commitment pays the call.
+            Ok(Some(settlement))
+                if settlement
+                    .error_reason
+                    .as_deref()
+                    .is_some_and(|code| code.starts_with("chain_")) =>
+            {
+                stream.chain = None;
+                LinkPaid::Refused
+            }
+            Ok(Some(settlement)) => LinkPaid::Failed(PayError::Refused(
+                settlement
+                    .error_reason
+                    .unwrap_or_else(|| status.to_string()),
+            )),
+            Ok(None) => LinkPaid::Failed(PayError::Refused(format!(
+                "{status} without PAYMENT-RESPONSE"
+            ))),
+            Err(error) => LinkPaid::Failed(error),
+        }
+    }
+
+    /// Claims ahead the credit of a new chain of at most `length` links at
+    /// `price` on the channel to `payee`: its length and credit, or `None`
+    /// when not one link fits.
+    async fn claim_chain(&self, payee: Did, price: Amount, length: u32) -> Option<(u32, Amount)> {
+        let mut channels = self.channels.lock().await;
+        let channel = channels.get_mut(&payee)?;
+        let available = channel.deposit.saturating_sub(channel.claimed);
+        let fits = (available.atomic() / price.atomic().max(1) / CHAIN_DEPOSIT_SHARE)
+            .min(u128::from(length));
+        let credit = price.checked_mul(fits)?;
+        if fits == 0 {
+            return None;
+        }
+        channel.claimed = channel.claimed.checked_add(credit)?;
+        Some((fits as u32, credit))
+    }
+
+    /// Gives back credit claimed ahead for a chain the payee did not take.
+    async fn unclaim(&self, payee: Did, credit: Amount) {
+        if let Some(channel) = self.channels.lock().await.get_mut(&payee) {
+            channel.claimed = channel.claimed.saturating_sub(credit);
+        }
+    }
+
+    /// Counts `more` of the channel to `payee` as claimed by its streams.
+    async fn claim(&self, payee: Did, more: Amount) {
+        if let Some(channel) = self.channels.lock().await.get_mut(&payee) {
+            channel.claimed = channel.claimed.checked_add(more).unwrap_or(Amount::MAX);
+        }
     }
 
     /// What one call may cost under `terms`, within the mandate.
@@ -480,7 +768,16 @@ impl Payer {
     }
 
     /// A stream of the channel to `payee`, opening the channel if needed.
-    async fn checkout(&self, payee: Did, price: Amount) -> Result<(ChannelId, Stream), PayError> {
+    /// Idle streams that carry a hash chain go to calls that pay with
+    /// chains (`chains`), the others to calls that pay with vouchers, so
+    /// that a chain's credit is not spent by a voucher's call; a stream of
+    /// the other kind is taken only when no new one may be opened.
+    async fn checkout(
+        &self,
+        payee: Did,
+        price: Amount,
+        chains: bool,
+    ) -> Result<(ChannelId, Stream), PayError> {
         let mut channels = self.channels.lock().await;
         if let std::collections::hash_map::Entry::Vacant(slot) = channels.entry(payee) {
             let deposit = self.deposit_for(price).await?;
@@ -503,11 +800,19 @@ impl Payer {
                 idle: Vec::new(),
                 live: 0,
                 next_stream: 1,
+                claimed: Amount::ZERO,
             });
         }
         let channel = channels.get_mut(&payee).expect("inserted above");
-        let stream = match channel.idle.pop() {
-            Some(stream) => stream,
+        let fitting = channel
+            .idle
+            .iter()
+            .rposition(|stream| stream.chain.is_some() == chains);
+        let stream = match fitting {
+            Some(position) => channel.idle.swap_remove(position),
+            None if channel.live >= self.options.streams_max && !channel.idle.is_empty() => {
+                channel.idle.pop().expect("not empty")
+            }
             None if channel.live < self.options.streams_max => {
                 channel.live += 1;
                 channel.next_stream += 1;
@@ -516,6 +821,7 @@ impl Payer {
                     nonce: 0,
                     total: Amount::ZERO,
                     proposal: None,
+                    chain: None,
                 }
             }
             None => return Err(PayError::Busy),

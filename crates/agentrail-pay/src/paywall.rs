@@ -58,8 +58,8 @@ use crate::exact::{self, ExactError, ExactTerms, Settler};
 use crate::exact_store::{ExactStore, Record};
 use crate::facilitator::FacilitatorClient;
 use crate::x402::{
-    self, ChannelPayload, ChannelState, PaymentPayload, PaymentRequired, PaymentRequirements,
-    RequirementExtra, ResourceInfo, SettlementResponse,
+    self, ChainPayload, ChannelPayload, ChannelState, HashChainOffer, PaymentPayload,
+    PaymentRequired, PaymentRequirements, RequirementExtra, ResourceInfo, SettlementResponse,
 };
 use crate::{Payee, PaymentError};
 
@@ -87,7 +87,13 @@ pub struct Paywall {
     routes: HashMap<String, Price>,
     cors: CorsLayer,
     exact: Option<Arc<ExactOffer>>,
+    /// The longest hash chain a commitment may name on routes priced per
+    /// call; 0 offers none.
+    chain_max: u32,
 }
+
+/// The longest hash chain a paywall takes by default.
+pub const CHAIN_MAX_DEFAULT: u32 = 4_096;
 
 /// Who settles the `exact` payments a paywall accepts.
 #[derive(Debug)]
@@ -227,7 +233,17 @@ impl Paywall {
             routes: HashMap::new(),
             cors: x402_cors(),
             exact: None,
+            chain_max: CHAIN_MAX_DEFAULT,
         }
+    }
+
+    /// The longest hash chain (docs/protocol.md, "Hash-chain payments") a
+    /// payer may commit to on the routes priced per call, at most
+    /// [`agentrail_core::hashchain::CHAIN_LENGTH_MAX`]; 0 offers none, and
+    /// every call then pays with a signed voucher.
+    pub fn hash_chains(mut self, max_length: u32) -> Paywall {
+        self.chain_max = max_length.min(agentrail_core::hashchain::CHAIN_LENGTH_MAX);
+        self
     }
 
     /// Offers x402's `exact` scheme too, on the routes priced per call.
@@ -281,6 +297,10 @@ impl Paywall {
                 *amount,
                 RequirementExtra {
                     pricing: Some("per_call".into()),
+                    hash_chain: (self.chain_max > 0).then_some(HashChainOffer {
+                        version: 1,
+                        max_length: self.chain_max,
+                    }),
                     ..RequirementExtra::default()
                 },
             ),
@@ -521,9 +541,13 @@ where
             "this server accepts the schemes and networks its 402 lists only",
         ));
     }
+    if let Some(link) = payload.chain_link() {
+        return serve_link(paywall, inner, request, price, path, link).await;
+    }
     let ChannelPayload {
         receipt: voucher,
         payer_id,
+        hash_chain,
         ..
     } = match payload.channel() {
         Ok(channel) => channel,
@@ -532,7 +556,51 @@ where
             return Ok(json_response(StatusCode::BAD_REQUEST, &body));
         }
     };
-    let accepted = match paywall.payee.accept_credit(&voucher).await {
+    let needed = match &price {
+        Price::PerCall(amount) => *amount,
+        Price::PerUnit { max_per_call, .. } => *max_per_call,
+    };
+    if let Some(start) = &hash_chain {
+        match &price {
+            Price::PerCall(_) if paywall.chain_max > 0 => {}
+            _ => {
+                return Ok(paywall.refused(
+                    &path,
+                    &price,
+                    "unsupported_scheme",
+                    "this route takes no hash chains (its 402 offers none)",
+                ));
+            }
+        }
+        if start.commitment.length > paywall.chain_max {
+            return Ok(paywall.refused(
+                &path,
+                &price,
+                "chain_commitment_invalid",
+                &format!(
+                    "this route takes chains of at most {} links",
+                    paywall.chain_max
+                ),
+            ));
+        }
+        if start.commitment.unit != needed {
+            let error = PaymentError::ChainPrice {
+                unit: start.commitment.unit,
+                price: needed,
+            };
+            return Ok(paywall.refused(&path, &price, error.code(), &error.to_string()));
+        }
+    }
+    let accepted = match &hash_chain {
+        Some(start) => {
+            paywall
+                .payee
+                .accept_commitment(&voucher, &start.commitment)
+                .await
+        }
+        None => paywall.payee.accept_credit(&voucher).await,
+    };
+    let accepted = match accepted {
         Ok(accepted) => accepted,
         // The server's own trouble, not the payment's: retry later.
         Err(error @ (PaymentError::Busy | PaymentError::Storage(_) | PaymentError::Node(_))) => {
@@ -547,24 +615,28 @@ where
             return Ok(paywall.refused(&path, &price, code, &error.to_string()));
         }
     };
-    let needed = match &price {
-        Price::PerCall(amount) => *amount,
-        Price::PerUnit { max_per_call, .. } => *max_per_call,
-    };
     // The voucher's money joined the credit; the call is served only
     // if the credit covers it, and reserves what it needs until its
     // cost is known, so that concurrent calls on one sub-channel
-    // cannot spend it twice.
-    let reservation =
-        match paywall
+    // cannot spend it twice. A chain's first call pays with link 1.
+    let reserved = match &hash_chain {
+        Some(start) => paywall.payee.reveal(
+            voucher.channel_id,
+            &voucher.sub_channel_id,
+            1,
+            start.link,
+            needed,
+        ),
+        None => paywall
             .payee
-            .reserve(voucher.channel_id, &voucher.sub_channel_id, needed)
-        {
-            Ok(reservation) => reservation,
-            Err(error) => {
-                return Ok(paywall.refused(&path, &price, error.code(), &error.to_string()));
-            }
-        };
+            .reserve(voucher.channel_id, &voucher.sub_channel_id, needed),
+    };
+    let reservation = match reserved {
+        Ok(reservation) => reservation,
+        Err(error) => {
+            return Ok(paywall.refused(&path, &price, error.code(), &error.to_string()));
+        }
+    };
     // A clone of the inner service: made ready before it is called.
     let mut response = inner.ready().await?.call(request).await?;
     let cost = if response.status().is_client_error() || response.status().is_server_error() {
@@ -625,6 +697,81 @@ where
                 payee_id: paywall.payee.did(),
             },
         }),
+    };
+    insert_header(
+        &mut response,
+        x402::PAYMENT_RESPONSE,
+        &x402::encode_header(&settlement),
+    );
+    Ok(response)
+}
+
+/// A request paid by the next link of a committed hash chain: one SHA-256
+/// and no signature, then served and charged one unit (nothing when the
+/// handler fails: the link is spent, its unit stays the payer's credit).
+async fn serve_link<S>(
+    paywall: Arc<Paywall>,
+    mut inner: S,
+    request: Request<Body>,
+    price: Price,
+    path: String,
+    link: Result<ChainPayload, String>,
+) -> Result<Response<Body>, S::Error>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Send,
+    S::Future: Send,
+{
+    let link = match link {
+        Ok(link) => link,
+        Err(reason) => {
+            let body = serde_json::json!({"error": {"code": "invalid_payment", "message": reason}});
+            return Ok(json_response(StatusCode::BAD_REQUEST, &body));
+        }
+    };
+    let amount = match &price {
+        Price::PerCall(amount) if paywall.chain_max > 0 => *amount,
+        _ => {
+            return Ok(paywall.refused(
+                &path,
+                &price,
+                "unsupported_scheme",
+                "this route takes no hash chains (its 402 offers none)",
+            ));
+        }
+    };
+    let reservation = match paywall.payee.reveal(
+        link.channel_id,
+        &link.sub_channel_id,
+        link.index,
+        link.link,
+        amount,
+    ) {
+        Ok(reservation) => reservation,
+        Err(error) => {
+            return Ok(paywall.refused(&path, &price, error.code(), &error.to_string()));
+        }
+    };
+    let mut response = inner.ready().await?.call(request).await?;
+    let cost = if response.status().is_client_error() || response.status().is_server_error() {
+        Amount::ZERO
+    } else {
+        amount
+    };
+    if let Err(error) = reservation.charge(cost).await {
+        // Served and charged in memory; written with the next row.
+        tracing::error!(code = error.code(), %error, "a charge was not written");
+    }
+    let settlement = SettlementResponse {
+        success: true,
+        transaction: format!(
+            "{}/{}/link/{}",
+            link.channel_id, link.sub_channel_id, link.index
+        ),
+        network: paywall.network.clone(),
+        payer: Some(link.payer_id),
+        error_reason: None,
+        error_message: None,
+        channel: None,
     };
     insert_header(
         &mut response,

@@ -18,6 +18,7 @@
 
 use agentrail_core::Amount;
 use agentrail_core::channel::{ChannelId, Voucher, VoucherTerms};
+use agentrail_core::hashchain::{ChainCommitment, Link};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
@@ -79,6 +80,10 @@ pub struct RequirementExtra {
     /// check it against its mandate before the first call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_amount_per_call: Option<Amount>,
+    /// Channel, per call: the server takes hash-chain payments (an
+    /// agentrail extension, docs/protocol.md "Hash-chain payments").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_chain: Option<HashChainOffer>,
     /// `exact` on EVM: the token's EIP-712 domain name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -162,6 +167,19 @@ impl PaymentPayload {
             .map_err(|e| format!("the payload is not the channel scheme's: {e}"))
     }
 
+    /// The payload of a call paid by a chain's next link, when it is one
+    /// (it names a `link` and no `receipt`).
+    pub fn chain_link(&self) -> Option<Result<ChainPayload, String>> {
+        let object = self.payload.as_object()?;
+        if !object.contains_key("link") || object.contains_key("receipt") {
+            return None;
+        }
+        Some(
+            ChainPayload::deserialize(&self.payload)
+                .map_err(|e| format!("the payload is not a hash-chain link: {e}")),
+        )
+    }
+
     /// The payload of the `exact` scheme on EVM.
     pub fn exact(&self) -> Result<ExactPayload, String> {
         ExactPayload::deserialize(&self.payload)
@@ -210,6 +228,41 @@ pub struct ChannelPayload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_tx_ref: Option<String>,
     pub receipt: Voucher,
+    /// A hash chain bound to `receipt`, whose first link pays this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_chain: Option<ChainStart>,
+}
+
+/// A server's offer of hash-chain payments in a requirement's `extra`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HashChainOffer {
+    pub version: u32,
+    /// The longest chain one commitment may name.
+    pub max_length: u32,
+}
+
+/// The first call of a chain: the commitment, and link 1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChainStart {
+    pub commitment: ChainCommitment,
+    pub link: Link,
+}
+
+/// A call paid by the next link of a sub-channel's committed chain: the
+/// scheme's payload with no voucher and no signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChainPayload {
+    pub version: u32,
+    pub payer_id: String,
+    pub channel_id: ChannelId,
+    pub sub_channel_id: String,
+    /// Which link: 1 for the first call of the chain (sent with the
+    /// commitment), 2 for the next, up to the chain's length.
+    pub index: u32,
+    pub link: Link,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

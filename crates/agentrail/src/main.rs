@@ -773,6 +773,23 @@ fn print_channel_report(r: &agentrail_bench::channel::ChannelBenchReport) {
         r.exact_calls
     );
     println!(
+        "(g) hash-chain links                      {:>10.0}/s  p50 {:.0} us, p99 {:.0} us  ({:.2}x unpaid, +{:.0} us p99; {} links per commitment)",
+        r.hash_chain_rps,
+        r.hash_chain_p50_us,
+        r.hash_chain_p99_us,
+        r.hash_chain_vs_unpaid,
+        r.hash_chain_p99_added_us,
+        r.hash_chain_length
+    );
+    println!(
+        "    payee CPU per paid call over an unpaid one: {:.1} us (hash chain), {:.1} us (voucher); provider CPU per call {:.1} unpaid, {:.1} voucher, {:.1} hash chain",
+        r.hash_chain_payee_cpu_us,
+        r.paid_payee_cpu_us,
+        r.unpaid_provider_cpu_us,
+        r.paid_provider_cpu_us,
+        r.hash_chain_provider_cpu_us
+    );
+    println!(
         "node, provider and clients share this machine's {} cores",
         r.cores
     );
@@ -796,6 +813,24 @@ fn print_ledger_report(report: &agentrail_bench::LedgerBenchReport) {
         report.group_commit_preverified_tps,
         report.group_commit_preverified_cpu_us
     );
+    for (case, stages) in [
+        ("(a)", &report.group_commit_cpu_by_stage_us),
+        ("(a')", &report.group_commit_preverified_cpu_by_stage_us),
+    ] {
+        println!(
+            "    {case:<5} us CPU per transfer: node {:.1} (verifier {:.1}, writer {:.1}, committer {:.1}, snapshot {:.1}), clients {:.1}",
+            stages.node,
+            stages.verifier,
+            stages.writer,
+            stages.committer,
+            stages.snapshot,
+            stages.clients
+        );
+    }
+    println!(
+        "    writer's pause per batch: p99 <= {:.0} us, longest {:.0} us (a snapshot every {} entries)",
+        report.writer_pause_p99_us, report.writer_pause_max_us, report.snapshot_every
+    );
     println!(
         "{:<34} {:>12.0}",
         "(b) one fsync per command", report.fsync_each_tps
@@ -807,6 +842,18 @@ fn print_ledger_report(report: &agentrail_bench::LedgerBenchReport) {
     println!(
         "{:<34} {:>12.0}   (p50 {:.0} us, p99 {:.0} us)",
         "(d) HTTP on loopback", report.http_tps, report.http_p50_us, report.http_p99_us
+    );
+    let http = &report.http_cpu_by_stage_us;
+    println!(
+        "    us CPU per transfer: node {:.1} (HTTP {:.1}, verifier {:.1}, writer {:.1}, committer {:.1}, snapshot {:.1}) beside (a)'s {:.1}; clients {:.1}",
+        report.http_node_cpu_us,
+        http.http,
+        http.verifier,
+        http.writer,
+        http.committer,
+        http.snapshot,
+        report.group_commit_cpu_by_stage_us.node,
+        http.clients
     );
     if let Some(postgres) = &report.postgres {
         println!(

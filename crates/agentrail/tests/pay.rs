@@ -129,6 +129,143 @@ async fn vouchers_are_checked_locally_and_each_bad_one_has_its_reason() {
     );
 }
 
+/// Hash chains: a commitment is checked once, each link with one hash; a
+/// replayed, skipped, forged or foreign link changes nothing; the payee
+/// earns only the links revealed, and collects exactly that.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hash_chain_pays_link_by_link_and_refuses_every_link_it_did_not_commit_to() {
+    use agentrail_core::channel::VoucherTerms;
+    use agentrail_core::hashchain::{ChainCommitment, ChainTerms, HashChain, Link};
+
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path());
+    let (buyer, seller, id) = world(&node, "chain").await;
+    let store = tempfile::tempdir().unwrap();
+    let payee = Payee::open(
+        store.path(),
+        node.client.clone(),
+        seller.clone(),
+        PayeeOptions::default(),
+    )
+    .await
+    .unwrap();
+    let network = *payee.network();
+    let unit = cents(1);
+    let terms = |sub: &str, nonce: u64, total: Amount| VoucherTerms {
+        channel_id: id,
+        epoch: 0,
+        sub_channel_id: sub.to_owned(),
+        accumulated_amount: total,
+        nonce,
+        payee_id: did(&seller),
+    };
+    let commit = |sub: &str, nonce: u64, chain: &HashChain, signer: &ed25519_dalek::SigningKey| {
+        let voucher_terms = terms(sub, nonce, cents(u128::from(chain.length())));
+        let commitment = ChainTerms {
+            tip: chain.tip(),
+            unit,
+            length: chain.length(),
+        }
+        .sign(&voucher_terms, signer, &network);
+        (voucher_terms.sign(&buyer, &network), commitment)
+    };
+    fn reason<T: std::fmt::Debug>(result: Result<T, PaymentError>) -> &'static str {
+        result.unwrap_err().code()
+    }
+
+    let chain = HashChain::from_seed([5; 32], 4);
+    let (voucher, commitment) = commit("a", 1, &chain, &buyer);
+    // A commitment signed by another key than the channel's voucher key.
+    let (_, forged) = commit("a", 1, &chain, &seller);
+    assert_eq!(
+        reason(payee.accept_commitment(&voucher, &forged).await),
+        "chain_signature_invalid"
+    );
+    // A chain its voucher's total does not cover.
+    let uncovered = ChainCommitment {
+        length: 5,
+        ..commitment.clone()
+    };
+    assert_eq!(
+        reason(payee.accept_commitment(&voucher, &uncovered).await),
+        "chain_commitment_invalid"
+    );
+    payee
+        .accept_commitment(&voucher, &commitment)
+        .await
+        .unwrap();
+    assert_eq!(payee.uncollected(&id), Amount::ZERO, "credit, not payment");
+
+    let link = |k: u32| chain.link(k).unwrap();
+    let reveal =
+        |sub: &str, k: u32, link: Link, price: Amount| payee.reveal(id, sub, k, link, price);
+    // Skipping ahead, a link of another chain, another price, another
+    // sub-channel: refused, and nothing moves.
+    assert_eq!(reason(reveal("a", 2, link(2), unit)), "chain_link_invalid");
+    let other = HashChain::from_seed([6; 32], 4);
+    assert_eq!(
+        reason(reveal("a", 1, other.link(1).unwrap(), unit)),
+        "chain_link_invalid"
+    );
+    assert_eq!(
+        reason(reveal("a", 1, link(1), cents(2))),
+        "chain_price_mismatch"
+    );
+    assert_eq!(reason(reveal("b", 1, link(1), unit)), "chain_unknown");
+    // The tip itself is no payment: it was never secret.
+    assert_eq!(
+        reason(reveal("a", 1, chain.tip(), unit)),
+        "chain_link_invalid"
+    );
+
+    for k in 1..=3 {
+        reveal("a", k, link(k), unit)
+            .unwrap()
+            .charge(unit)
+            .await
+            .unwrap();
+    }
+    // A replayed link is refused.
+    assert_eq!(reason(reveal("a", 3, link(3), unit)), "chain_link_invalid");
+    // A call that failed is charged nothing; its link is spent.
+    reveal("a", 4, link(4), unit)
+        .unwrap()
+        .charge(Amount::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        reason(reveal("a", 5, link(4).parent(), unit)),
+        "chain_exhausted"
+    );
+    assert_eq!(payee.uncollected(&id), cents(3));
+
+    // A new commitment on the sub-channel, over a higher voucher.
+    let next = HashChain::from_seed([7; 32], 2);
+    let voucher_terms = terms("a", 2, cents(6));
+    let commitment = ChainTerms {
+        tip: next.tip(),
+        unit,
+        length: 2,
+    }
+    .sign(&voucher_terms, &buyer, &network);
+    payee
+        .accept_commitment(&voucher_terms.sign(&buyer, &network), &commitment)
+        .await
+        .unwrap();
+    reveal("a", 1, next.link(1).unwrap(), unit)
+        .unwrap()
+        .charge(unit)
+        .await
+        .unwrap();
+    assert_eq!(payee.uncollected(&id), cents(4));
+    assert_eq!(payee.close(&id).await.unwrap(), Some(cents(4)));
+    assert_eq!(
+        node.client.balance(&did(&buyer)).await.unwrap().available,
+        usd(50).checked_sub(cents(4)).unwrap(),
+        "the links not revealed returned to the payer"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_channel_takes_no_more_sub_channels_than_the_ledger_redeems() {
     let data = tempfile::tempdir().unwrap();
@@ -637,6 +774,98 @@ mod http402 {
         );
     }
 
+    /// The payer commits to a hash chain where the paywall offers one, pays
+    /// each call with its next link, and commits again when the chain is
+    /// used up or the payee forgot it (a restart); a paywall offering no
+    /// chains is paid with vouchers.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn calls_pay_with_hash_chain_links_where_offered_and_vouchers_elsewhere() {
+        let data = tempfile::tempdir().unwrap();
+        let node = Node::start(data.path());
+        let client = node.client.clone();
+        let (buyer, seller) = super::funded_pair(&client, "links").await;
+        let network = client.health().await.unwrap().network;
+        let store = tempfile::tempdir().unwrap();
+        let open = || {
+            Payee::open(
+                store.path(),
+                client.clone(),
+                seller.clone(),
+                PayeeOptions::default(),
+            )
+        };
+        let payee = open().await.unwrap();
+        let base = provider(payee.clone(), &network).await;
+        let payer = Payer::new(
+            client.clone(),
+            buyer.clone(),
+            did(&buyer),
+            PayerOptions {
+                chain_length: 4,
+                ..PayerOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut links = 0;
+        for _ in 0..10 {
+            let paid = payer
+                .fetch(Method::POST, &format!("{base}/echo"), b"hi".to_vec())
+                .await
+                .unwrap();
+            assert_eq!((paid.status.as_u16(), paid.paid), (200, cents(1)));
+            let settlement = paid.settlement.unwrap();
+            links += usize::from(settlement.transaction.contains("/link/"));
+        }
+        // Calls 1, 5 and 9 committed (and paid with link 1); the others
+        // paid with links alone.
+        assert_eq!(links, 7);
+        assert_eq!(payer.spent(), cents(10));
+        let id = channel_of(&client, &buyer, &seller).await;
+        assert_eq!(payee.uncollected(&id), cents(10));
+
+        // Restarted, the payee forgot the chain: the payer commits anew.
+        payee.shutdown().await.unwrap();
+        let payee = open().await.unwrap();
+        let base = provider(payee.clone(), &network).await;
+        let paid = payer
+            .fetch(Method::POST, &format!("{base}/echo"), b"hi".to_vec())
+            .await
+            .unwrap();
+        assert_eq!((paid.status.as_u16(), paid.paid), (200, cents(1)));
+        assert_eq!(payee.uncollected(&id), cents(11));
+
+        // A paywall that offers no chains is paid with vouchers.
+        let vouchers_only = {
+            let app = Router::new().route("/echo", post(echo)).layer(
+                Paywall::new(payee.clone(), &network)
+                    .per_call("/echo", cents(1))
+                    .hash_chains(0)
+                    .layer(),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            format!("http://{address}")
+        };
+        let paid = payer
+            .fetch(
+                Method::POST,
+                &format!("{vouchers_only}/echo"),
+                b"hi".to_vec(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(paid.status, 200);
+        assert!(!paid.settlement.unwrap().transaction.contains("/link/"));
+        assert_eq!(payee.close(&id).await.unwrap(), Some(cents(12)));
+        assert_eq!(
+            client.balance(&did(&buyer)).await.unwrap().available,
+            usd(50).checked_sub(cents(12)).unwrap(),
+            "only the calls were paid; the credit signed ahead returned"
+        );
+    }
+
     /// A web page may pay: the preflight allows the payment headers, and
     /// the 402 exposes its own to the page.
     #[tokio::test(flavor = "multi_thread")]
@@ -967,6 +1196,7 @@ mod reasons {
                     payer_id: did(&self.buyer).to_string(),
                     client_tx_ref: None,
                     receipt: voucher,
+                    hash_chain: None,
                 })
                 .unwrap(),
                 extensions: None,
