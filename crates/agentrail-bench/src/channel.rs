@@ -779,6 +779,13 @@ mod tests {
         assert!(report.ed25519_verify_per_s > 0.0 && report.paid_rps > 0.0);
         assert!(report.per_payment_transfer_rps > 0.0);
         assert!(report.exact_rps > 0.0 && report.exact_calls == 5);
+        assert!(
+            report.hash_chain_rps > 0.0 && report.hash_chain_p50_us <= report.hash_chain_p99_us
+        );
+        assert!(
+            report.hash_chain_provider_cpu_us > 0.0 && report.unpaid_provider_cpu_us > 0.0,
+            "the provider's threads are accounted"
+        );
         assert_eq!(report.payments, 200);
         assert_eq!(
             report.ledger_commands, 2,

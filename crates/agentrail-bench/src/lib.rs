@@ -1005,6 +1005,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_pause_percentile_is_the_bound_of_its_bucket() {
+        let buckets = agentrail_node::metrics::PAUSE_BUCKETS_US.len() + 1;
+        let mut counts = vec![0u64; buckets];
+        assert_eq!(pause_percentile(&counts, 0.99), 0.0);
+        // 99 pauses of at most 10 us and one past the last bound.
+        counts[0] = 99;
+        counts[buckets - 1] = 1;
+        assert_eq!(pause_percentile(&counts, 0.99), 10.0);
+        assert_eq!(pause_percentile(&counts, 1.0), f64::INFINITY);
+        counts[0] = 98;
+        counts[3] = 1;
+        assert_eq!(pause_percentile(&counts, 0.99), 100.0);
+    }
+
+    #[test]
     fn every_case_moves_the_money_it_claims() {
         let database = agentrail_postgres::cluster::Cluster::start().expect("a database");
         let report = run_ledger_bench(
@@ -1025,6 +1040,13 @@ mod tests {
         );
         assert!(report.http_p50_us <= report.http_p99_us);
         assert!(report.group_commit_p50_us <= report.group_commit_p99_us);
+        // Each stage's threads are accounted, and the writer's pauses too.
+        let stages = &report.group_commit_cpu_by_stage_us;
+        assert!(stages.verifier > 0.0 && stages.writer > 0.0 && stages.committer > 0.0);
+        assert!(report.group_commit_preverified_cpu_by_stage_us.verifier < stages.verifier);
+        assert!(report.http_cpu_by_stage_us.http > 0.0 && report.http_node_cpu_us > 0.0);
+        assert!(report.writer_pause_max_us > 0.0);
+        assert!(report.writer_pause_p99_us > 0.0);
         let postgres = report.postgres.expect("(e) ran");
         assert!(postgres.tps > 0.0 && postgres.p50_us <= postgres.p99_us);
         assert_eq!(postgres.synchronous_standby_names, "FIRST 1 (standby)");

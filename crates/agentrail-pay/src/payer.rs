@@ -583,7 +583,7 @@ impl Payer {
             stream.chain = None;
             return LinkPaid::None;
         };
-        let payload = PaymentPayload::answering(
+        let mut payload = PaymentPayload::answering(
             required,
             terms,
             &ChainPayload {
@@ -596,6 +596,8 @@ impl Payer {
             },
             None,
         );
+        // The resource is optional in x402 v2; a link's header stays short.
+        payload.resource = None;
         let sent = self
             .http
             .request(method.clone(), url)

@@ -469,6 +469,11 @@ where
             let Some(price) = paywall.routes.get(&path).cloned() else {
                 return inner.call(request).await;
             };
+            // A request without an Origin is not a page's: CORS has
+            // nothing to say to it, and it skips the layer.
+            if !request.headers().contains_key(axum::http::header::ORIGIN) {
+                return serve_paid(paywall, inner, request, price, path).await;
+            }
             // A priced route answers CORS by x402's rules (a page may pay);
             // the app's other routes keep their own.
             let cors = paywall.cors.clone();
@@ -505,11 +510,30 @@ where
     let Some(header) = header else {
         return Ok(paywall.payment_required(&path, &price, "PAYMENT-SIGNATURE header is required"));
     };
-    let payload: PaymentPayload = match header
+    let bytes = match header
         .to_str()
         .map_err(|e| e.to_string())
-        .and_then(x402::decode_header)
+        .and_then(x402::header_bytes)
     {
+        Ok(bytes) => bytes,
+        Err(reason) => {
+            let body = serde_json::json!({"error": {"code": "invalid_payment", "message": reason}});
+            return Ok(json_response(StatusCode::BAD_REQUEST, &body));
+        }
+    };
+    // Most calls of a chain: read in one pass.
+    if let Some(link) = x402::LinkPayment::parse(&bytes) {
+        if link.scheme() != Some(x402::SCHEME) || link.network() != Some(paywall.network.as_str()) {
+            return Ok(paywall.refused(
+                &path,
+                &price,
+                "unsupported_scheme",
+                "this server accepts the schemes and networks its 402 lists only",
+            ));
+        }
+        return serve_link(paywall, inner, request, price, path, Ok(link.payload)).await;
+    }
+    let payload: PaymentPayload = match x402::parse_header(&bytes) {
         Ok(payload) => payload,
         Err(reason) => {
             let body = serde_json::json!({"error": {"code": "invalid_payment", "message": reason}});

@@ -318,13 +318,69 @@ pub fn encode_header<T: Serialize>(value: &T) -> String {
 
 /// Reads a base64 JSON header, bounded in size.
 pub fn decode_header<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    parse_header(&header_bytes(text)?)
+}
+
+/// The JSON bytes of a base64 header, bounded in size.
+pub fn header_bytes(text: &str) -> Result<Vec<u8>, String> {
     if text.len() > HEADER_BYTES_MAX {
         return Err(format!(
             "the header is larger than {HEADER_BYTES_MAX} bytes"
         ));
     }
-    let bytes = STANDARD
+    STANDARD
         .decode(text.trim())
-        .map_err(|e| format!("the header is not base64: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("the header is not the expected JSON: {e}"))
+        .map_err(|e| format!("the header is not base64: {e}"))
+}
+
+/// A header's JSON ([`header_bytes`]) read as `T`.
+pub fn parse_header<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("the header is not the expected JSON: {e}"))
+}
+
+/// A payment by a chain's next link, read in one pass without the
+/// generic payload tree of [`PaymentPayload`] (what a paywall reads on
+/// nearly every call of a chain). Fields it does not need are skipped.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkPayment<'a> {
+    pub x402_version: u32,
+    #[serde(borrow, default)]
+    pub accepted: Option<AcceptedRef<'a>>,
+    #[serde(borrow, default)]
+    pub scheme: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub network: Option<std::borrow::Cow<'a, str>>,
+    pub payload: ChainPayload,
+}
+
+/// The scheme and network of the requirement a payment answers.
+#[derive(Debug, Deserialize)]
+pub struct AcceptedRef<'a> {
+    #[serde(borrow)]
+    pub scheme: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub network: std::borrow::Cow<'a, str>,
+}
+
+impl LinkPayment<'_> {
+    /// Reads `bytes` as a link payment, if they are one (a payload with a
+    /// `link` and no voucher).
+    pub fn parse(bytes: &[u8]) -> Option<LinkPayment<'_>> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    pub fn scheme(&self) -> Option<&str> {
+        self.accepted
+            .as_ref()
+            .map(|a| a.scheme.as_ref())
+            .or(self.scheme.as_deref())
+    }
+
+    pub fn network(&self) -> Option<&str> {
+        self.accepted
+            .as_ref()
+            .map(|a| a.network.as_ref())
+            .or(self.network.as_deref())
+    }
 }
