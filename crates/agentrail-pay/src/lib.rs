@@ -324,6 +324,9 @@ impl SubChannel {
 /// A sub-channel's committed hash chain, as far as it was revealed.
 #[derive(Clone, Copy, Debug)]
 struct ChainState {
+    /// The chain's tip: a commitment to it again (a retry, or a replay by
+    /// whoever saw it) leaves the chain where it is.
+    tip: Link,
     /// The deepest link revealed (the tip before the first call).
     last: Link,
     /// Links revealed.
@@ -654,8 +657,10 @@ impl Payee {
         let accepted = self.keep(voucher, facts, Earn::AsCharged).await?;
         let mut book = self.inner.book.lock().expect("book lock");
         let channel = book.channels.entry(voucher.channel_id).or_default();
-        // Only the sub-channel's best voucher binds its chain: a retry of
-        // an older commitment does not rewind a newer one.
+        // Only the sub-channel's best voucher binds its chain, and a chain
+        // is never rewound: the same commitment again (a retry, or a replay
+        // of a captured request) leaves it where it is, so that no link is
+        // taken twice.
         if channel
             .subs
             .get(&voucher.sub_channel_id)
@@ -663,11 +668,12 @@ impl Payee {
             && channel
                 .chains
                 .get(&voucher.sub_channel_id)
-                .is_none_or(|chain| chain.last != commitment.tip || chain.depth != 0)
+                .is_none_or(|chain| chain.tip != commitment.tip)
         {
             channel.chains.insert(
                 voucher.sub_channel_id.clone(),
                 ChainState {
+                    tip: commitment.tip,
                     last: commitment.tip,
                     depth: 0,
                     length: commitment.length,

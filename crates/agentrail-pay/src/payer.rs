@@ -161,8 +161,9 @@ pub struct Payer {
     prefer_exact: bool,
 }
 
-/// A stream's chain signs ahead at most this fraction (1/n) of its
-/// channel's deposit.
+/// A chain signs its links ahead as credit: at most this fraction (1/n)
+/// of its channel's unclaimed deposit, so that a few concurrent streams'
+/// chains fit in it (the payee refuses credit beyond the deposit).
 const CHAIN_DEPOSIT_SHARE: u128 = 8;
 
 /// How a call fared on a stream's hash chain.
@@ -301,9 +302,8 @@ impl Payer {
         let (mut topped_up, mut paid_more) = (false, false);
         // Money given in earlier attempts of this call.
         let mut paid_before = Amount::ZERO;
-        // A chain signs its links ahead as credit: at most an eighth of the
-        // channel's deposit per stream, so that a few concurrent streams'
-        // chains fit in it (the payee refuses credit beyond the deposit).
+        // Whether the payee refused this call's chain (a new one is then
+        // committed once), and whether this call pays with vouchers only.
         let (mut chain_refused, mut chains_off) = (false, false);
         // The credit a chain being committed claimed of the deposit ahead
         // of its answer; given back when the commitment is not taken.

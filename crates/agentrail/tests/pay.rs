@@ -227,6 +227,13 @@ async fn a_hash_chain_pays_link_by_link_and_refuses_every_link_it_did_not_commit
     }
     // A replayed link is refused.
     assert_eq!(reason(reveal("a", 3, link(3), unit)), "chain_link_invalid");
+    // The same commitment again (a retry, or a replay of the captured
+    // request) does not rewind the chain: its links stay spent.
+    payee
+        .accept_commitment(&voucher, &commitment)
+        .await
+        .unwrap();
+    assert_eq!(reason(reveal("a", 1, link(1), unit)), "chain_link_invalid");
     // A call that failed is charged nothing; its link is spent.
     reveal("a", 4, link(4), unit)
         .unwrap()
