@@ -663,24 +663,7 @@ where
     };
     // A clone of the inner service: made ready before it is called.
     let mut response = inner.ready().await?.call(request).await?;
-    let cost = if response.status().is_client_error() || response.status().is_server_error() {
-        Amount::ZERO
-    } else {
-        match &price {
-            Price::PerCall(amount) => *amount,
-            Price::PerUnit {
-                price,
-                max_per_call,
-                ..
-            } => {
-                let units = response.extensions().get::<Units>().map_or(0, |u| u.0);
-                price
-                    .checked_mul(u128::from(units))
-                    .unwrap_or(Amount::MAX)
-                    .min(*max_per_call)
-            }
-        }
-    };
+    let cost = call_cost(&response, &price);
     let left = match reservation.charge(cost).await {
         Ok(left) => left,
         // Served and charged in memory; the store's trouble is logged
@@ -730,6 +713,29 @@ where
     Ok(response)
 }
 
+/// What a served call costs at `price`: nothing when the handler answered
+/// 4xx or 5xx; the units it reported at a per-unit price, at most the most
+/// a call may cost.
+fn call_cost(response: &Response<Body>, price: &Price) -> Amount {
+    if response.status().is_client_error() || response.status().is_server_error() {
+        return Amount::ZERO;
+    }
+    match price {
+        Price::PerCall(amount) => *amount,
+        Price::PerUnit {
+            price,
+            max_per_call,
+            ..
+        } => {
+            let units = response.extensions().get::<Units>().map_or(0, |u| u.0);
+            price
+                .checked_mul(u128::from(units))
+                .unwrap_or(Amount::MAX)
+                .min(*max_per_call)
+        }
+    }
+}
+
 /// A request paid by the next link of a committed hash chain: one SHA-256
 /// and no signature, then served and charged one unit (nothing when the
 /// handler fails: the link is spent, its unit stays the payer's credit).
@@ -776,11 +782,7 @@ where
         }
     };
     let mut response = inner.ready().await?.call(request).await?;
-    let cost = if response.status().is_client_error() || response.status().is_server_error() {
-        Amount::ZERO
-    } else {
-        amount
-    };
+    let cost = call_cost(&response, &price);
     if let Err(error) = reservation.charge(cost).await {
         // Served and charged in memory; written with the next row.
         tracing::error!(code = error.code(), %error, "a charge was not written");
