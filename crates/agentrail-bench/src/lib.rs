@@ -598,11 +598,7 @@ struct InProcess {
 impl InProcess {
     /// Each figure's median over `rounds` (not empty).
     fn median(rounds: &[InProcess]) -> InProcess {
-        let median = |figure: fn(&InProcess) -> f64| {
-            let mut values: Vec<f64> = rounds.iter().map(figure).collect();
-            values.sort_by(f64::total_cmp);
-            values[values.len() / 2]
-        };
+        let median = |figure: fn(&InProcess) -> f64| threads::median_by(rounds, figure);
         InProcess {
             tps: median(|r| r.tps),
             mean_batch: median(|r| r.mean_batch),
@@ -610,9 +606,7 @@ impl InProcess {
             cpu_us: median(|r| r.cpu_us),
             p50_us: median(|r| r.p50_us),
             p99_us: median(|r| r.p99_us),
-            stages: CpuByStage::median(
-                &rounds.iter().map(|r| r.stages.clone()).collect::<Vec<_>>(),
-            ),
+            stages: CpuByStage::median(rounds, |r| &r.stages),
             pause_p99_us: median(|r| r.pause_p99_us),
             pause_max_us: rounds.iter().map(|r| r.pause_max_us).fold(0.0, f64::max),
         }

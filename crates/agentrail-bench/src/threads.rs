@@ -131,13 +131,9 @@ impl CpuByStage {
         stages
     }
 
-    /// Each figure's median over `rounds` (not empty).
-    pub fn median(rounds: &[CpuByStage]) -> CpuByStage {
-        let median = |figure: fn(&CpuByStage) -> f64| {
-            let mut values: Vec<f64> = rounds.iter().map(figure).collect();
-            values.sort_by(f64::total_cmp);
-            values[values.len() / 2]
-        };
+    /// Each figure's median over the stages of `rounds` (not empty).
+    pub fn median<T>(rounds: &[T], stages: impl Fn(&T) -> &CpuByStage) -> CpuByStage {
+        let median = |figure: fn(&CpuByStage) -> f64| median_by(rounds, |r| figure(stages(r)));
         CpuByStage {
             verifier: median(|r| r.verifier),
             writer: median(|r| r.writer),
@@ -148,6 +144,14 @@ impl CpuByStage {
             node: median(|r| r.node),
         }
     }
+}
+
+/// The median of `figure` over `rounds` (not empty): the upper one of an
+/// even count.
+pub fn median_by<T>(rounds: &[T], figure: impl Fn(&T) -> f64) -> f64 {
+    let mut values: Vec<f64> = rounds.iter().map(figure).collect();
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 #[cfg(test)]
